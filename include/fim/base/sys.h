@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Thin helpers around the OS and the clock that several modules share.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <string>
+
+#include "fim/base/bytes.h"
+#include "fim/base/result.h"
+
+namespace fim {
+
+/// Lexically normalised absolute path: relative paths are taken against the working
+/// directory; "//", "/./" and trailing slashes are folded, ".." is resolved by name.
+/// Symlinks are not resolved: a root that is a symlink stays the symlink it is.
+Result<Bytes> absolute_path(std::string_view path);
+
+/// The parent directory and last component of an absolute normalised path;
+/// for "/" they are "/" and ".".
+void split_path(std::string_view path, Bytes* dir, Bytes* name);
+
+/// Nanoseconds since the epoch of a stat timestamp.
+inline int64_t timespec_ns(const struct timespec& ts) {
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+/// ISO 8601 UTC with nanoseconds: 2024-01-01T00:00:00.000000000Z.
+std::string format_time_ns(int64_t ns);
+int64_t now_ns();
+double monotonic_seconds();
+
+/// The symbolic errno name ("EACCES"), or the number when unknown.
+std::string errno_name(int err);
+
+/// Raises the soft open-file limit to the hard limit: deep trees hold one fd per level.
+void raise_fd_limit();
+
+/// Contents of a small file (at most `limit` bytes), e.g. /etc/machine-id.
+Result<std::string> read_small_file(const char* path, size_t limit);
+
+}  // namespace fim

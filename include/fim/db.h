@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The baseline: one SQLite file, frozen once written (DESIGN.md, Baseline).
+//
+// Format: rollback-journal mode (never WAL), application_id kBaselineAppId, user_version the
+// schema version, entries keyed by path BLOB in memcmp order (the walk order). `meta` holds
+// the manifest: a SHA-256 over the canonical encoding of every entry row in key order, the
+// entry count, the roots, the policy digest, host, time and version. Readers verify that
+// digest while they stream the rows and fail closed on a mismatch. Signing the manifest is
+// the next layer (Ed25519); until then a baseline is unsigned and every command needs
+// --unsigned to use it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fim/attr.h"
+#include "fim/base/fd.h"
+#include "fim/base/result.h"
+
+namespace fim {
+
+inline constexpr int32_t kBaselineAppId = 0x46494d63;  // "FIMc"
+inline constexpr int kSchemaVersion = 1;
+
+struct BaselineMeta {
+  int64_t created_ns = 0;
+  std::string fimctl_version;
+  std::string host_id;
+  std::string policy_digest;
+  std::string policy_source;
+  std::string roots_source;  ///< "cli" (init PATH...) or "policy"
+  std::vector<Bytes> roots;
+  uint64_t entry_count = 0;
+  std::string content_sha256;  ///< hex
+  bool is_signed = false;
+  uint64_t sequence = 1;
+};
+
+/// Writes a new baseline next to `path` and replaces `path` atomically on commit: temp file
+/// in the same directory, fsync, rename, fsync of the directory. Destroying an uncommitted
+/// writer removes the temp file, so a failed init leaves the previous baseline in force.
+class BaselineWriter {
+ public:
+  static Result<std::unique_ptr<BaselineWriter>> create(const Bytes& path);
+  ~BaselineWriter();
+  BaselineWriter(const BaselineWriter&) = delete;
+  BaselineWriter& operator=(const BaselineWriter&) = delete;
+
+  /// Records must come in strictly increasing path order (the walk order).
+  Status add(const Record& r);
+  /// Fills meta.entry_count and meta.content_sha256, writes the manifest, and installs the file.
+  Status commit(BaselineMeta meta);
+
+ private:
+  struct Impl;
+  explicit BaselineWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Opens a baseline for reading, refusing anything that is not exactly a fimctl baseline of a
+/// schema this build knows: a missing file, a foreign or corrupt database, a newer schema
+/// (Errc::Database), or a -wal/-journal file beside it that SQLite would replay (Errc::Trust).
+/// Opened read-only with immutable=1, defensive, trusted_schema off.
+class BaselineReader {
+ public:
+  static Result<std::unique_ptr<BaselineReader>> open(const Bytes& path);
+  ~BaselineReader();
+  BaselineReader(const BaselineReader&) = delete;
+  BaselineReader& operator=(const BaselineReader&) = delete;
+
+  const BaselineMeta& meta() const;
+  const Bytes& path() const;
+  /// The next entry in path order; false at the end.
+  Result<bool> next(Record* out);
+  /// After the last next(): fails with Errc::Trust unless the rows read match the manifest.
+  Status verify() const;
+
+ private:
+  struct Impl;
+  explicit BaselineReader(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Exclusive writer lock: flock on "<baseline>.lock". Errc::Locked names the holder's pid.
+class BaselineLock {
+ public:
+  static Result<BaselineLock> acquire(const Bytes& baseline_path);
+
+ private:
+  explicit BaselineLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+/// The schema's SQL statements, generated from the attribute table.
+std::vector<std::string> baseline_schema();
+/// The canonical encoding of one row, as covered by the content digest.
+Bytes canonical_row(const Record& r);
+
+}  // namespace fim

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// pipeline: the one path every entry takes (DESIGN.md, Architecture). scan() runs the walker
+// and a pool of collectors and hands Records back in path order on the calling thread;
+// run_init() and run_check() are the two consumers of that stream.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "fim/attr.h"
+#include "fim/base/result.h"
+#include "fim/report.h"
+#include "fim/rules.h"
+#include "fim/walk.h"
+
+namespace fim {
+
+struct ScanProgress {
+  uint64_t entries = 0;  ///< entries handed to the consumer so far
+};
+
+struct ScanOptions {
+  std::vector<Bytes> roots;
+  WalkOptions walk;
+  CollectOptions collect;
+  unsigned jobs = 1;  ///< collector threads
+};
+
+/// One result: a collected entry, or (subtree_incomplete) a directory whose contents could
+/// not be listed, with the reason in rec.status/rec.sys_errno.
+struct ScanEntry {
+  Record rec;
+  bool subtree_incomplete = false;
+};
+
+/// Walks and collects in parallel with bounded memory (a fixed window of work in flight);
+/// `consume` sees entries in bytewise path order. Stops at the first error from the walk or
+/// from `consume`. Adds the bytes hashed to *bytes_hashed.
+Status scan(const ScanOptions& opts, const std::function<Status(ScanEntry&)>& consume,
+            uint64_t* bytes_hashed);
+
+struct RunOptions {
+  Policy policy;
+  Bytes db_path;
+  std::vector<Bytes> paths;  ///< command-line PATHs (absolute, normalised); empty: policy/baseline roots
+  unsigned jobs = 1;
+  bool allow_unsigned = false;
+  std::function<void(const ScanProgress&)> progress;  ///< called every ~250 ms, on the calling thread
+};
+
+/// fimctl init: scans the roots and installs a new baseline atomically. Returns the summary
+/// (exit bits: 8 when some entries could not be fully read).
+Result<Summary> run_init(const RunOptions& opts, Sink& sink);
+
+/// fimctl check: compares the tree with the baseline; with `paths`, only those subtrees
+/// (each must lie within the baseline's roots).
+Result<Summary> run_check(const RunOptions& opts, Sink& sink);
+
+}  // namespace fim

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// walk::Walker: the producer of Targets for init and check.
+//
+// Order: entries are emitted in bytewise order of their full paths (the order of the
+// baseline's primary key), so check is a streaming merge of two sorted sequences and needs
+// no index of either in memory. A directory's own entry comes at its name, its contents at
+// name + "/": "a", "a.b", "a/x" (because '.' < '/'), which is exactly memcmp order.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "fim/attr.h"
+#include "fim/base/result.h"
+
+namespace fim {
+
+struct WalkOptions {
+  bool cross_fs = false;     ///< descend into other mounts below a root
+  bool roots_must_exist = false;  ///< a missing root is fatal (command-line PATHs) or absent (policy)
+};
+
+struct WalkItem {
+  enum class Kind : uint8_t {
+    Entry,              ///< an entry to inspect; `target` is valid
+    StatFailed,         ///< lstat failed with `err`: the entry exists but cannot be inspected
+    SubtreeIncomplete,  ///< the directory at target.path could not be listed (`err`)
+  };
+  Kind kind = Kind::Entry;
+  int err = 0;
+  Target target;
+};
+
+/// Walks `roots` (absolute, normalised; see normalize_roots) depth-first, iteratively, holding
+/// one directory fd per level and opening each entry relative to its parent; never follows a
+/// symlink below a root. Returns an error only for fatal problems (a root that must exist and
+/// does not, a root that cannot be read); per-entry problems become items. `emit` returns
+/// false to stop early.
+Status walk(const std::vector<Bytes>& roots, const WalkOptions& opts,
+            const std::function<bool(WalkItem&&)>& emit);
+
+}  // namespace fim

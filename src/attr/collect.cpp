@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// attr::Collector: everything fimctl records about one entry, read relative to the parent
+// directory fd the walker holds (STYLE.md convention 5).
+//
+// Safety rules, each from a measured attack (notes/reliability.md §1.6, §5 B):
+//  - only regular files are opened for reading, with O_NOFOLLOW|O_NONBLOCK|O_NOCTTY, and the
+//    fd is fstat'ed before any read: a symlink or FIFO swapped in after the walk's lstat is
+//    never followed or read;
+//  - the digest is kept only when (dev, ino, size, mtime, ctime) are the same before and after
+//    the read and the byte count equals the size; otherwise the file is re-read, and after
+//    `max_attempts` it is `unstable` with no digest (a torn hash is never stored);
+//  - xattrs use the f*/l* calls (AIDE issue #156: getxattr followed symlinks).
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "fim/attr.h"
+#include "hash.h"
+
+namespace fim {
+namespace {
+
+constexpr size_t kReadBuffer = 256 * 1024;
+constexpr AttrMask kXattrFamily = attr_bit(Attr::Xattrs) | attr_bit(Attr::AclAccess) |
+                                  attr_bit(Attr::AclDefault) | attr_bit(Attr::Caps) |
+                                  attr_bit(Attr::Selinux);
+
+bool same_file_state(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
+         a.st_ctim.tv_sec == b.st_ctim.tv_sec && a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
+}
+
+/// Where xattrs are read from: an open fd, or a path that does not follow its last
+/// component ("/proc/self/fd/DIRFD/NAME": still relative to the directory fd we hold).
+struct XattrSource {
+  int fd = -1;
+  std::string path;
+
+  ssize_t list(char* buf, size_t n) const {
+    return fd >= 0 ? ::flistxattr(fd, buf, n) : ::llistxattr(path.c_str(), buf, n);
+  }
+  ssize_t get(const char* name, void* buf, size_t n) const {
+    return fd >= 0 ? ::fgetxattr(fd, name, buf, n) : ::lgetxattr(path.c_str(), name, buf, n);
+  }
+};
+
+bool xattr_unsupported(int err) { return err == ENOTSUP || err == ENOSYS; }
+
+/// Reads every xattr. Returns 0 or an errno; ENOTSUP means "no xattrs here".
+int read_xattrs(const XattrSource& src, std::vector<XattrEntry>* out) {
+  std::vector<char> names;
+  for (int tries = 0;; ++tries) {
+    const ssize_t n = src.list(nullptr, 0);
+    if (n < 0) return xattr_unsupported(errno) ? 0 : errno;
+    if (n == 0) return 0;
+    names.resize(static_cast<size_t>(n));
+    const ssize_t m = src.list(names.data(), names.size());
+    if (m >= 0) {
+      names.resize(static_cast<size_t>(m));
+      break;
+    }
+    if (errno != ERANGE || tries > 8) return errno;  // the list grew meanwhile: try again
+  }
+  std::vector<char> value;
+  for (size_t off = 0; off < names.size();) {
+    const char* name = names.data() + off;
+    const size_t len = ::strnlen(name, names.size() - off);
+    off += len + 1;
+    if (len == 0 || off > names.size() + 1) continue;
+    XattrEntry e;
+    e.name.assign(name, len);
+    for (int tries = 0;; ++tries) {
+      const ssize_t n = src.get(e.name.c_str(), nullptr, 0);
+      if (n < 0 && errno == ENODATA) break;  // removed meanwhile
+      if (n < 0) return errno;
+      value.resize(static_cast<size_t>(n));
+      const ssize_t m = src.get(e.name.c_str(), value.data(), value.size());
+      if (m >= 0) {
+        e.value.assign(value.data(), static_cast<size_t>(m));
+        out->push_back(std::move(e));
+        break;
+      }
+      if (errno != ERANGE || tries > 8) return errno;
+    }
+  }
+  return 0;
+}
+
+/// Splits the xattrs into the attributes that have their own meaning and the rest.
+void store_xattrs(std::vector<XattrEntry> all, FileType type, AttrMask mask, Record* r) {
+  const auto want = [&](Attr a) { return (mask & attr_bit(a)) != 0; };
+  Bytes acl_access, acl_default, caps, selinux;
+  std::vector<XattrEntry> rest;
+  for (auto& e : all) {
+    if (e.name == "system.posix_acl_access")
+      acl_access = std::move(e.value);
+    else if (e.name == "system.posix_acl_default")
+      acl_default = std::move(e.value);
+    else if (e.name == "security.capability")
+      caps = std::move(e.value);
+    else if (e.name == "security.selinux")
+      selinux = std::move(e.value);
+    else
+      rest.push_back(std::move(e));
+  }
+  // The label is a C string; the trailing NUL is an encoding detail, not part of the label.
+  while (!selinux.empty() && selinux.back() == '\0') selinux.pop_back();
+  if (want(Attr::Xattrs)) r->set_bytes(Attr::Xattrs, encode_xattrs(std::move(rest)));
+  if (want(Attr::AclAccess)) r->set_bytes(Attr::AclAccess, std::move(acl_access));
+  if (want(Attr::AclDefault) && type == FileType::Dir)
+    r->set_bytes(Attr::AclDefault, std::move(acl_default));
+  if (want(Attr::Caps) && type == FileType::File) r->set_bytes(Attr::Caps, std::move(caps));
+  if (want(Attr::Selinux)) r->set_bytes(Attr::Selinux, std::move(selinux));
+}
+
+void set_failure(Record* r, EntryStatus s, int err) {
+  r->status = s;
+  r->sys_errno = err;
+}
+
+EntryStatus status_for_open_errno(int err) {
+  switch (err) {
+    case ENOENT: return EntryStatus::Vanished;
+    case ELOOP:      // became a symlink
+    case ENOTDIR:    // became something else
+    case ENXIO:      // became a socket or a device without a driver
+      return EntryStatus::Unstable;
+    default: return EntryStatus::Unreadable;
+  }
+}
+
+}  // namespace
+
+struct Collector::Impl {
+  std::vector<char> buf = std::vector<char>(kReadBuffer);
+  attr::Digester digester;
+  bool noatime = true;  // O_NOATIME needs ownership or CAP_FOWNER; dropped after one EPERM
+
+  int open_file(int dirfd, const char* name) {
+    constexpr int kFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    if (noatime) {
+      const int fd = ::openat(dirfd, name, kFlags | O_NOATIME);
+      if (fd >= 0 || errno != EPERM) return fd;
+      noatime = false;
+    }
+    return ::openat(dirfd, name, kFlags);
+  }
+};
+
+Collector::Collector() : impl_(new Impl) {}
+Collector::~Collector() { delete impl_; }
+
+void Collector::collect(const Target& t, const CollectOptions& opts, Record* out) {
+  *out = Record{};
+  out->path = t.path;
+  const AttrMask mask = opts.mask;
+  const FileType type = file_type_of(t.st.st_mode);
+  fill_stat_attrs(t.st, mask, out);
+  const int dirfd = t.dir->get();
+  const char* name = t.name.c_str();
+
+  UniqueFd fd;  // for regular files and directories: the source of xattrs and flags
+  if (type == FileType::File) {
+    const bool want_sha = mask & attr_bit(Attr::Sha256);
+    const bool want_xxh = mask & attr_bit(Attr::Xxh128);
+    const bool want_content = want_sha || want_xxh;
+    const bool want_fd = want_content || (mask & (kXattrFamily | attr_bit(Attr::Flags)));
+    bool done = !want_fd;
+    for (int attempt = 0; !done && attempt < std::max(1, opts.max_attempts); ++attempt) {
+      fd.reset(impl_->open_file(dirfd, name));
+      if (!fd.valid()) {
+        set_failure(out, status_for_open_errno(errno), errno);
+        return;
+      }
+      struct stat before, after;
+      if (::fstat(fd.get(), &before) != 0) {
+        set_failure(out, EntryStatus::Unreadable, errno);
+        return;
+      }
+      if (!S_ISREG(before.st_mode)) {  // swapped for something else after the walk's lstat
+        fill_stat_attrs(before, mask, out);
+        set_failure(out, EntryStatus::Unstable, 0);
+        fd.reset();
+        return;
+      }
+      if (!want_content) {
+        fill_stat_attrs(before, mask, out);
+        done = true;
+        break;
+      }
+      if (opts.max_hash_bytes && static_cast<uint64_t>(before.st_size) > opts.max_hash_bytes) {
+        fill_stat_attrs(before, mask, out);
+        set_failure(out, EntryStatus::TooLarge, 0);
+        done = true;
+        break;
+      }
+      impl_->digester.begin(want_sha, want_xxh);
+      uint64_t total = 0;
+      int read_errno = 0;
+      for (;;) {
+        const ssize_t n = ::read(fd.get(), impl_->buf.data(), impl_->buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          read_errno = errno;
+          break;
+        }
+        if (n == 0) break;
+        impl_->digester.update(impl_->buf.data(), static_cast<size_t>(n));
+        total += static_cast<uint64_t>(n);
+        // A short read of a regular file is end of file; the fstat below proves the size.
+        if (static_cast<size_t>(n) < impl_->buf.size() &&
+            total == static_cast<uint64_t>(before.st_size))
+          break;
+      }
+      if (read_errno) {
+        fill_stat_attrs(before, mask, out);
+        set_failure(out, EntryStatus::Unreadable, read_errno);
+        return;
+      }
+      if (::fstat(fd.get(), &after) != 0) {
+        set_failure(out, EntryStatus::Unreadable, errno);
+        return;
+      }
+      fill_stat_attrs(after, mask, out);  // metadata of exactly the inode that was hashed
+      bytes_hashed_ += total;
+      if (same_file_state(before, after) && total == static_cast<uint64_t>(after.st_size)) {
+        Bytes sha, xxh;
+        impl_->digester.finish(&sha, &xxh);
+        if (want_sha) out->set_bytes(Attr::Sha256, std::move(sha));
+        if (want_xxh) out->set_bytes(Attr::Xxh128, std::move(xxh));
+        done = true;
+      }
+    }
+    if (!done) set_failure(out, EntryStatus::Unstable, 0);
+  } else if (type == FileType::Dir && (mask & (kXattrFamily | attr_bit(Attr::Flags)))) {
+    fd.reset(::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd.valid()) {
+      set_failure(out, status_for_open_errno(errno), errno);
+      return;
+    }
+    struct stat now;
+    if (::fstat(fd.get(), &now) != 0 || now.st_ino != t.st.st_ino || now.st_dev != t.st.st_dev) {
+      set_failure(out, EntryStatus::Unstable, 0);
+      return;
+    }
+  } else if (type == FileType::Symlink && (mask & attr_bit(Attr::Link))) {
+    Bytes target(256, '\0');
+    for (;;) {
+      const ssize_t n = ::readlinkat(dirfd, name, target.data(), target.size());
+      if (n < 0) {
+        set_failure(out, errno == EINVAL ? EntryStatus::Unstable : status_for_open_errno(errno),
+                    errno == EINVAL ? 0 : errno);
+        return;
+      }
+      if (static_cast<size_t>(n) < target.size()) {
+        target.resize(static_cast<size_t>(n));
+        break;
+      }
+      target.resize(target.size() * 2);
+    }
+    out->set_bytes(Attr::Link, std::move(target));
+  }
+
+  if (mask & kXattrFamily) {
+    XattrSource src;
+    if (fd.valid()) {
+      src.fd = fd.get();
+    } else {
+      char prefix[64];
+      std::snprintf(prefix, sizeof prefix, "/proc/self/fd/%d/", dirfd);
+      src.path = prefix + t.name;
+    }
+    std::vector<XattrEntry> xattrs;
+    if (const int err = read_xattrs(src, &xattrs); err == 0) {
+      store_xattrs(std::move(xattrs), type, mask, out);
+    } else if (out->status == EntryStatus::Ok) {
+      set_failure(out, err == ENOENT ? EntryStatus::Vanished : EntryStatus::Unreadable, err);
+    }
+  }
+  if (fd.valid() && (mask & attr_bit(Attr::Flags))) {
+    int flags = 0;
+    if (::ioctl(fd.get(), FS_IOC_GETFLAGS, &flags) == 0)
+      out->set_num(Attr::Flags, static_cast<uint32_t>(flags));
+    // ENOTTY/EOPNOTSUPP: this filesystem has no such flags; the attribute is simply absent.
+  }
+}
+
+}  // namespace fim

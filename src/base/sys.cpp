@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "fim/base/sys.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include "fim/base/fd.h"
+
+namespace fim {
+
+Result<Bytes> absolute_path(std::string_view path) {
+  if (path.empty()) return make_error(Errc::Usage, "empty path");
+  Bytes input;
+  if (path[0] != '/') {
+    std::vector<char> buf(4096);
+    while (!::getcwd(buf.data(), buf.size())) {
+      if (errno != ERANGE) return make_error(Errc::Io, "cannot read the working directory", errno);
+      buf.resize(buf.size() * 2);
+    }
+    input = buf.data();
+    input += '/';
+  }
+  input.append(path);
+  std::vector<std::string_view> parts;
+  std::string_view rest = input;
+  while (!rest.empty()) {
+    const size_t slash = rest.find('/');
+    const std::string_view part = rest.substr(0, slash);
+    rest = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  Bytes out;
+  for (const auto part : parts) {
+    out += '/';
+    out.append(part);
+  }
+  return out.empty() ? Bytes("/") : out;
+}
+
+void split_path(std::string_view path, Bytes* dir, Bytes* name) {
+  if (path == "/") {
+    *dir = "/";
+    *name = ".";
+    return;
+  }
+  const size_t slash = path.rfind('/');
+  *dir = slash == 0 ? Bytes("/") : Bytes(path.substr(0, slash));
+  *name = Bytes(path.substr(slash + 1));
+}
+
+std::string format_time_ns(int64_t ns) {
+  int64_t sec = ns / 1000000000;
+  int64_t frac = ns % 1000000000;
+  if (frac < 0) {
+    frac += 1000000000;
+    --sec;
+  }
+  const time_t t = static_cast<time_t>(sec);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(frac));
+  return buf;
+}
+
+int64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return timespec_ns(ts);
+}
+
+double monotonic_seconds() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+std::string errno_name(int err) {
+  if (const char* name = strerrorname_np(err)) return name;
+  return std::to_string(err);
+}
+
+void raise_fd_limit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+Result<std::string> read_small_file(const char* path, size_t limit) {
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!fd.valid()) return make_error(Errc::Io, std::string("cannot open '") + path + "'", errno);
+  std::string out(limit, '\0');
+  size_t have = 0;
+  while (have < limit) {
+    const ssize_t n = ::read(fd.get(), out.data() + have, limit - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(Errc::Io, std::string("cannot read '") + path + "'", errno);
+    if (n == 0) break;
+    have += static_cast<size_t>(n);
+  }
+  out.resize(have);
+  return out;
+}
+
+}  // namespace fim

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// fimctl init / check / version: options -> RunOptions -> pipeline -> report -> exit code.
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "commands.h"
+#include "fim/base/sys.h"
+#include "fim/db.h"
+#include "fim/pipeline.h"
+#include "fim_config.h"
+
+namespace fim::cli {
+namespace {
+
+Result<RunOptions> run_options(const Options& o) {
+  RunOptions r;
+  r.policy = default_policy();
+  auto db = absolute_path(o.db);
+  if (!db) return db.error();
+  r.db_path = *db;
+  for (const auto& p : o.paths) {
+    auto abs = absolute_path(p);
+    if (!abs) return abs.error();
+    r.paths.push_back(*abs);
+  }
+  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  r.jobs = o.jobs ? o.jobs : static_cast<unsigned>(cpus > 0 ? cpus : 1);
+  r.allow_unsigned = o.allow_unsigned;
+  if (!o.quiet && ::isatty(STDERR_FILENO)) {
+    // Progress on a terminal only: "\r" updates one line, cleared before the report prints.
+    r.progress = [](const ScanProgress& p) {
+      std::fprintf(stderr, "\rfimctl: %llu entries...", static_cast<unsigned long long>(p.entries));
+      std::fflush(stderr);
+    };
+  }
+  return r;
+}
+
+std::unique_ptr<Sink> make_sink(const Options& o) {
+  if (o.format == "json") return make_json_sink(stdout, false);
+  if (o.format == "ndjson") return make_json_sink(stdout, true);
+  return make_plain_sink(stdout, !o.no_color && ::isatty(STDOUT_FILENO));
+}
+
+int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
+  auto ro = run_options(o);
+  if (!ro) return report_error(ro.error());
+  auto sink = make_sink(o);
+  auto summary = fn(*ro, *sink);
+  if (ro->progress) std::fputs("\r\x1b[K", stderr);
+  if (!summary) return report_error(summary.error());
+  if (auto st = sink->finish(*summary); !st) return report_error(st.error());
+  return summary->exit_code;
+}
+
+}  // namespace
+
+int cmd_init(const Options& o) { return run(o, run_init); }
+int cmd_check(const Options& o) { return run(o, run_check); }
+
+int cmd_version(const Options&) {
+  std::printf("fimctl %s (baseline schema %d, report schema %s)\n", FIM_VERSION, kSchemaVersion, kReportSchema);
+  return 0;
+}
+
+}  // namespace fim::cli

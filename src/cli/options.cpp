@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The command surface of DESIGN.md (Decisions) that this build implements. CLI11 throws; the
+// exceptions stay in this file.
+#include "options.h"
+
+#include <CLI/CLI.hpp>
+
+#include "fim_config.h"
+
+namespace fim::cli {
+
+namespace {
+
+constexpr const char* kFooter = R"(Exit status:
+  0   no differences
+  1   entries were added        (bits combine: 6 = removed and changed)
+  2   entries were removed
+  4   entries were changed
+  8   incomplete: some entries could not be read, changed while hashed, or the policy changed
+  16  usage or policy error      17  baseline missing, corrupt, foreign or newer
+  18  baseline failed verification or is unsigned without --unsigned
+  19  baseline locked by another fimctl    20  I/O error    22  internal error
+
+Files:
+  )" FIM_DEFAULT_DB R"(   the baseline (--db moves it; a .lock file sits beside it)
+
+See fimctl(1).)";
+
+}  // namespace
+
+int parse_options(int argc, char** argv, Options* o) {
+  CLI::App app{"fimctl: file integrity monitor. Records what files are (content digest, owner, mode,\n"
+               "xattrs, ACLs, capabilities, ...) in a baseline and reports what changed since.",
+               "fimctl"};
+  app.footer(kFooter);
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the subcommand
+  o->db = FIM_DEFAULT_DB;
+
+  app.add_option("--db", o->db, "baseline file")->type_name("FILE")->capture_default_str();
+  app.add_option("--format", o->format, "report format: plain (for people), json (one document), "
+                                        "ndjson (one record per line)")
+      ->check(CLI::IsMember({"plain", "json", "ndjson"}))
+      ->capture_default_str();
+  app.add_option("-j,--jobs", o->jobs, "hashing threads (default: number of CPUs)")
+      ->check(CLI::Range(1u, 1024u))
+      ->type_name("N");
+  app.add_flag("-q,--quiet", o->quiet, "no progress, no notices on stderr");
+  app.add_flag("-v,--verbose", o->verbose, "more detail on stderr");
+  app.add_flag("--no-color", o->no_color, "never colour the plain report");
+  app.add_flag("--unsigned", o->allow_unsigned,
+               "use an unsigned baseline (this build cannot sign yet; reports say UNSIGNED)");
+
+  auto* init = app.add_subcommand("init", "scan the roots and write a new baseline (replaces the old one atomically)");
+  init->add_option("PATH", o->paths,
+                   "roots to record instead of the built-in policy's; stored in the baseline, so a later "
+                   "'check' without PATHs checks exactly these")
+      ->type_name("PATH");
+  init->footer("Without PATHs the built-in default policy's roots are recorded: /usr/bin, /usr/sbin,\n"
+               "/usr/lib, cron, ssh, accounts, sudoers, ld.so, PAM, systemd units and more.\n"
+               "A PATH that does not exist is an error; a policy root that does not exist is\n"
+               "recorded as absent and reported as added if it appears.");
+
+  auto* check = app.add_subcommand("check", "compare the filesystem with the baseline and report differences");
+  check->add_option("PATH", o->paths,
+                    "check only these subtrees (each must lie within the baseline's roots)")
+      ->type_name("PATH");
+  check->footer("Every selected regular file is re-hashed. The baseline's content digest is verified\n"
+                "while it is read; a baseline that fails verification ends the run with exit 18 and\n"
+                "no report.");
+
+  app.add_subcommand("version", "print the version and the formats this build reads and writes");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 16;
+  }
+  for (const auto* sub : app.get_subcommands()) o->command = sub->get_name();
+  return -1;
+}
+
+}  // namespace fim::cli

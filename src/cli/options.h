@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The command line, parsed by CLI11 in options.cpp only (it is slow to compile; STYLE.md §12).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace fim::cli {
+
+struct Options {
+  std::string command;  ///< "init", "check", "version"
+  std::string db;
+  std::string format = "plain";
+  unsigned jobs = 0;  ///< 0: number of online CPUs
+  bool quiet = false;
+  int verbose = 0;
+  bool no_color = false;
+  bool allow_unsigned = false;
+  std::vector<std::string> paths;
+};
+
+/// Parses argv. Returns -1 to go on, or the exit code to end with (0 after --help, 16 after
+/// a usage error, which CLI11 has already printed).
+int parse_options(int argc, char** argv, Options* out);
+
+}  // namespace fim::cli

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Reading a baseline as untrusted input (sqlite.org security.html §1.2; notes/reliability.md
+// §3): refuse side files SQLite would replay, open immutable and read-only, defensive, no
+// triggers or views, exact schema and identity checks, and a content digest recomputed over
+// exactly the rows returned. Verified before any result is trusted (the caller holds its
+// report until verify() passes).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <map>
+
+#include "../attr/hash.h"
+#include "fim/base/sys.h"
+#include "fim/db.h"
+#include "schema.h"
+
+namespace fim {
+namespace {
+
+std::string uri_for(const Bytes& path) {
+  std::string uri = "file:";
+  for (const char ch : path) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (isalnum(c) || c == '/' || c == '.' || c == '-' || c == '_' || c == '~') {
+      uri += ch;
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      uri += buf;
+    }
+  }
+  return uri + "?mode=ro&immutable=1";
+}
+
+std::string q(const Bytes& path) { return "'" + escape_terminal(path) + "'"; }
+
+/// The schema SQLite reports for a freshly created baseline (so comparison is exact).
+Result<std::vector<std::string>> expected_schema() {
+  sqlite3* raw = nullptr;
+  sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE, nullptr);
+  db::DbPtr mem(raw);
+  for (const auto& stmt : baseline_schema()) FIM_TRY(db::exec(mem.get(), stmt.c_str(), Errc::Bug));
+  auto st = db::prepare(mem.get(), "SELECT type || ' ' || name || ' ' || tbl_name || ' ' || ifnull(sql, '') FROM sqlite_schema ORDER BY name", Errc::Bug);
+  if (!st) return st.error();
+  std::vector<std::string> out;
+  while (sqlite3_step(st->get()) == SQLITE_ROW)
+    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st->get(), 0)));
+  return out;
+}
+
+}  // namespace
+
+struct BaselineReader::Impl {
+  Bytes path;
+  db::DbPtr db;
+  db::StmtPtr cursor;
+  BaselineMeta meta;
+  attr::Sha256Stream content;
+  uint64_t rows = 0;
+  Bytes last_path;
+  Bytes digest;  // set when the cursor is exhausted
+};
+
+BaselineReader::BaselineReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BaselineReader::~BaselineReader() = default;
+const BaselineMeta& BaselineReader::meta() const { return impl_->meta; }
+const Bytes& BaselineReader::path() const { return impl_->path; }
+
+Result<std::unique_ptr<BaselineReader>> BaselineReader::open(const Bytes& path) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return make_error(Errc::Database, "no baseline at " + q(path) + " (run 'fimctl init' first)");
+    return make_error(Errc::Database, "cannot read baseline " + q(path), errno);
+  }
+  if (!S_ISREG(st.st_mode)) return make_error(Errc::Database, "baseline " + q(path) + " is not a regular file");
+  if (::access(path.c_str(), R_OK) != 0) return make_error(Errc::Database, "cannot read baseline " + q(path), errno);
+  for (const char* suffix : {"-journal", "-wal"}) {
+    const Bytes side = path + suffix;
+    if (::lstat(side.c_str(), &st) == 0)
+      return make_error(Errc::Trust, "refusing baseline " + q(path) + ": " + q(side) +
+                                         " exists beside it and SQLite would replay it; "
+                                         "a baseline never has one (remove it after investigating)");
+  }
+
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(uri_for(path).c_str(), &raw,
+                                 SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr);
+  impl->db.reset(raw);
+  if (rc != SQLITE_OK) return db::sqlite_error(raw, Errc::Database, "cannot open baseline " + q(path));
+  sqlite3* db = raw;
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_VIEW, 0, nullptr);
+  const auto not_ours = [&](const std::string& why) {
+    return make_error(Errc::Database, q(path) + " is not a fimctl baseline (" + why + ")");
+  };
+  if (sqlite3_exec(db, "PRAGMA cell_size_check=ON; PRAGMA mmap_size=0; PRAGMA query_only=ON;", nullptr, nullptr, nullptr) != SQLITE_OK)
+    return not_ours(sqlite3_errmsg(db));
+
+  const auto pragma_int = [&](const char* sql, int64_t* out) -> Status {
+    auto st = db::prepare(db, sql);
+    if (!st) return not_ours(sqlite3_errmsg(db));
+    if (sqlite3_step(st->get()) != SQLITE_ROW) return not_ours(sqlite3_errmsg(db));
+    *out = sqlite3_column_int64(st->get(), 0);
+    return {};
+  };
+  int64_t app_id = 0, version = 0;
+  FIM_TRY(pragma_int("PRAGMA application_id", &app_id));
+  if (app_id != kBaselineAppId) return not_ours("wrong application id");
+  FIM_TRY(pragma_int("PRAGMA user_version", &version));
+  if (version > kSchemaVersion)
+    return make_error(Errc::Database, "baseline " + q(path) + " was written by a newer fimctl (schema " +
+                                          std::to_string(version) + "; this fimctl reads up to " +
+                                          std::to_string(kSchemaVersion) + ")");
+  if (version < 1) return not_ours("no schema version");
+
+  auto expected = expected_schema();
+  if (!expected) return expected.error();
+  {
+    auto st = db::prepare(db, "SELECT type || ' ' || name || ' ' || tbl_name || ' ' || ifnull(sql, '') FROM sqlite_schema ORDER BY name");
+    if (!st) return not_ours(sqlite3_errmsg(db));
+    std::vector<std::string> actual;
+    int step;
+    while ((step = sqlite3_step(st->get())) == SQLITE_ROW)
+      actual.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st->get(), 0)));
+    if (step != SQLITE_DONE) return not_ours(sqlite3_errmsg(db));
+    if (actual != *expected) return not_ours("unexpected schema");
+  }
+
+  std::map<std::string, std::string> kv;
+  {
+    auto st = db::prepare(db, "SELECT key, value FROM meta");
+    if (!st) return st.error();
+    int step;
+    while ((step = sqlite3_step(st->get())) == SQLITE_ROW)
+      kv[std::string(db::column_blob(st->get(), 0))] = std::string(db::column_blob(st->get(), 1));
+    if (step != SQLITE_DONE) return db::sqlite_error(db, Errc::Database, "baseline " + q(path) + " is corrupt");
+  }
+  for (const char* key : {"format", "created_at", "entry_count", "content_sha256", "signed", "policy_digest", "roots_source"}) {
+    if (!kv.count(key)) return not_ours(std::string("manifest lacks '") + key + "'");
+  }
+  if (kv["format"] != "fimctl-baseline") return not_ours("wrong format tag");
+  BaselineMeta& m = impl->meta;
+  char* end = nullptr;
+  m.created_ns = std::strtoll(kv["created_at"].c_str(), &end, 10);
+  m.entry_count = std::strtoull(kv["entry_count"].c_str(), &end, 10);
+  m.content_sha256 = kv["content_sha256"];
+  m.is_signed = kv["signed"] == "1";
+  m.policy_digest = kv["policy_digest"];
+  m.policy_source = kv["policy_source"];
+  m.roots_source = kv["roots_source"];
+  m.fimctl_version = kv["fimctl_version"];
+  m.host_id = kv["host_id"];
+  m.sequence = std::strtoull(kv["sequence"].c_str(), &end, 10);
+  {
+    auto st = db::prepare(db, "SELECT path FROM roots ORDER BY path");
+    if (!st) return st.error();
+    int step;
+    while ((step = sqlite3_step(st->get())) == SQLITE_ROW) m.roots.emplace_back(db::column_blob(st->get(), 0));
+    if (step != SQLITE_DONE) return db::sqlite_error(db, Errc::Database, "baseline " + q(path) + " is corrupt");
+  }
+
+  auto cursor = db::prepare(db, "SELECT " + db::entry_columns() + " FROM entries ORDER BY path");
+  if (!cursor) return cursor.error();
+  impl->cursor = std::move(cursor.value());
+  impl->content.update(db::kContentDigestPrefix);
+  return std::unique_ptr<BaselineReader>(new BaselineReader(std::move(impl)));
+}
+
+Result<bool> BaselineReader::next(Record* out) {
+  if (!impl_->cursor) return false;
+  const int rc = sqlite3_step(impl_->cursor.get());
+  if (rc == SQLITE_DONE) {
+    impl_->digest = impl_->content.finish();
+    impl_->cursor.reset();
+    return false;
+  }
+  if (rc != SQLITE_ROW)
+    return db::sqlite_error(impl_->db.get(), Errc::Database, "baseline " + q(impl_->path) + " is corrupt");
+  if (!db::read_record(impl_->cursor.get(), out))
+    return make_error(Errc::Database, "baseline " + q(impl_->path) + " is corrupt: malformed entry");
+  if (impl_->rows > 0 && !(impl_->last_path < out->path))
+    return make_error(Errc::Database, "baseline " + q(impl_->path) + " is corrupt: entries out of order");
+  impl_->content.update(canonical_row(*out));
+  impl_->last_path = out->path;
+  ++impl_->rows;
+  return true;
+}
+
+Status BaselineReader::verify() const {
+  if (impl_->cursor) return make_error(Errc::Bug, "baseline verified before it was read to the end");
+  if (impl_->rows != impl_->meta.entry_count || hex_encode(impl_->digest) != impl_->meta.content_sha256)
+    return make_error(Errc::Trust, "baseline " + q(impl_->path) +
+                                       " failed verification: its entries do not match its manifest "
+                                       "(edited, truncated or corrupted); no result of this run can be trusted");
+  return {};
+}
+
+}  // namespace fim

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Writing a baseline: one transaction of prepared inserts into a temp file, then an atomic
+// install (notes/reliability.md §3.4). The temp file is disposable until renamed, so it is
+// written with journal_mode=OFF and synchronous=OFF and made durable by one fsync at the end.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "../attr/hash.h"
+#include "fim/base/sys.h"
+#include "fim/db.h"
+#include "schema.h"
+
+namespace fim {
+
+struct BaselineWriter::Impl {
+  Bytes final_path;
+  Bytes temp_path;
+  db::DbPtr db;
+  db::StmtPtr insert;
+  attr::Sha256Stream content;
+  uint64_t count = 0;
+  Bytes last_path;
+  bool committed = false;
+
+  ~Impl() {
+    insert.reset();
+    db.reset();
+    if (!committed && !temp_path.empty()) ::unlink(temp_path.c_str());
+  }
+};
+
+BaselineWriter::BaselineWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BaselineWriter::~BaselineWriter() = default;
+
+Result<std::unique_ptr<BaselineWriter>> BaselineWriter::create(const Bytes& path) {
+  auto impl = std::make_unique<Impl>();
+  impl->final_path = path;
+  Bytes dir, name;
+  split_path(path, &dir, &name);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return make_error(Errc::Io, "cannot create the baseline directory '" + escape_terminal(dir) + "'", errno);
+  Bytes templ = path + ".tmp.XXXXXX";
+  const int fd = ::mkostemp(templ.data(), O_CLOEXEC);
+  if (fd < 0)
+    return make_error(Errc::Io, "cannot create a temporary baseline beside '" + escape_terminal(path) + "'", errno);
+  ::close(fd);  // SQLite opens it by name; mkostemp made it 0600 and exclusively ours
+  impl->temp_path = templ;
+
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(templ.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  impl->db.reset(raw);
+  if (rc != SQLITE_OK) return db::sqlite_error(raw, Errc::Io, "cannot create '" + escape_terminal(templ) + "'");
+  sqlite3* db = impl->db.get();
+  FIM_TRY(db::exec(db,
+                   "PRAGMA page_size=8192; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+                   "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-8192;",
+                   Errc::Io));
+  const std::string ids = "PRAGMA application_id=" + std::to_string(kBaselineAppId) +
+                          "; PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";";
+  FIM_TRY(db::exec(db, ids.c_str(), Errc::Io));
+  FIM_TRY(db::exec(db, "BEGIN", Errc::Io));
+  for (const auto& stmt : baseline_schema()) FIM_TRY(db::exec(db, stmt.c_str(), Errc::Io));
+  std::string sql = "INSERT INTO entries(" + db::entry_columns() + ") VALUES(?";
+  for (size_t i = 1; i < 4 + kAttrCount; ++i) sql += ",?";
+  sql += ")";
+  auto st = db::prepare(db, sql, Errc::Io);
+  if (!st) return st.error();
+  impl->insert = std::move(st.value());
+  impl->content.update(db::kContentDigestPrefix);
+  return std::unique_ptr<BaselineWriter>(new BaselineWriter(std::move(impl)));
+}
+
+Status BaselineWriter::add(const Record& r) {
+  if (impl_->count > 0 && !(impl_->last_path < r.path))
+    return make_error(Errc::Bug, "baseline rows out of order at '" + escape_terminal(r.path) + "'");
+  sqlite3_stmt* st = impl_->insert.get();
+  db::bind_record(st, r);
+  const int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot write the baseline");
+  impl_->content.update(canonical_row(r));
+  impl_->last_path = r.path;
+  ++impl_->count;
+  return {};
+}
+
+Status BaselineWriter::commit(BaselineMeta meta) {
+  sqlite3* db = impl_->db.get();
+  meta.entry_count = impl_->count;
+  meta.content_sha256 = hex_encode(impl_->content.finish());
+  auto roots = db::prepare(db, "INSERT INTO roots(path) VALUES(?)", Errc::Io);
+  if (!roots) return roots.error();
+  for (const auto& root : meta.roots) {
+    sqlite3_bind_blob(roots->get(), 1, root.data(), static_cast<int>(root.size()), SQLITE_STATIC);
+    if (sqlite3_step(roots->get()) != SQLITE_DONE) return db::sqlite_error(db, Errc::Io, "cannot write the roots");
+    sqlite3_reset(roots->get());
+  }
+  auto put = db::prepare(db, "INSERT INTO meta(key, value) VALUES(?, ?)", Errc::Io);
+  if (!put) return put.error();
+  const std::pair<const char*, std::string> rows[] = {
+      {"format", "fimctl-baseline"},
+      {"schema_version", std::to_string(kSchemaVersion)},
+      {"created_at", std::to_string(meta.created_ns)},
+      {"fimctl_version", meta.fimctl_version},
+      {"host_id", meta.host_id},
+      {"policy_digest", meta.policy_digest},
+      {"policy_source", meta.policy_source},
+      {"roots_source", meta.roots_source},
+      {"entry_count", std::to_string(meta.entry_count)},
+      {"content_sha256", meta.content_sha256},
+      {"signed", meta.is_signed ? "1" : "0"},
+      {"sequence", std::to_string(meta.sequence)},
+  };
+  for (const auto& [key, value] : rows) {
+    sqlite3_bind_text(put->get(), 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(put->get(), 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+    if (sqlite3_step(put->get()) != SQLITE_DONE) return db::sqlite_error(db, Errc::Io, "cannot write the manifest");
+    sqlite3_reset(put->get());
+  }
+  roots->reset();
+  put->reset();
+  FIM_TRY(db::exec(db, "COMMIT", Errc::Io));
+  impl_->insert.reset();
+  if (sqlite3_close_v2(impl_->db.release()) != SQLITE_OK)
+    return make_error(Errc::Io, "cannot close '" + escape_terminal(impl_->temp_path) + "'");
+
+  // Durable before visible: fsync the file, rename over the old baseline, fsync the directory.
+  UniqueFd fd(::open(impl_->temp_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid() || ::fsync(fd.get()) != 0)
+    return make_error(Errc::Io, "cannot sync '" + escape_terminal(impl_->temp_path) + "'", errno);
+  if (::rename(impl_->temp_path.c_str(), impl_->final_path.c_str()) != 0)
+    return make_error(Errc::Io, "cannot install '" + escape_terminal(impl_->final_path) + "'", errno);
+  impl_->committed = true;
+  Bytes dir, name;
+  split_path(impl_->final_path, &dir, &name);
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd.valid() || ::fsync(dfd.get()) != 0)
+    return make_error(Errc::Io, "cannot sync directory '" + escape_terminal(dir) + "'", errno);
+  return {};
+}
+
+}  // namespace fim

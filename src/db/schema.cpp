@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The baseline schema, generated from FIM_ATTRIBUTES so a new attribute is one table row.
+//
+//   meta     the manifest: key/value pairs (format, schema, created_at, host_id, policy,
+//            roots_source, entry_count, content_sha256, signed, sequence, fimctl_version)
+//   roots    the roots the baseline covers; check without PATHs walks exactly these
+//   entries  one row per path: status and errno (why an entry could not be fully read), the
+//            mask of attributes collected ("have"), then one column per attribute (NULL when
+//            not collected). WITHOUT ROWID on path: the table is stored in walk order.
+#include "schema.h"
+
+#include <cstring>
+
+#include "fim/db.h"
+
+namespace fim {
+
+std::vector<std::string> baseline_schema() {
+  std::string entries =
+      "CREATE TABLE entries(\n"
+      "  path BLOB PRIMARY KEY NOT NULL,\n"
+      "  status INTEGER NOT NULL,\n"
+      "  errno INTEGER NOT NULL,\n"
+      "  have INTEGER NOT NULL";
+  for (size_t i = 0; i < kAttrCount; ++i) {
+    const Attr a = static_cast<Attr>(i);
+    entries += ",\n  ";
+    entries += attr_info(a).key;
+    entries += attr_is_integer(a) ? " INTEGER" : " BLOB";
+  }
+  entries += "\n) WITHOUT ROWID";
+  return {
+      "CREATE TABLE meta(\n  key TEXT PRIMARY KEY NOT NULL,\n  value BLOB NOT NULL\n) WITHOUT ROWID",
+      "CREATE TABLE roots(\n  path BLOB PRIMARY KEY NOT NULL\n) WITHOUT ROWID",
+      entries,
+  };
+}
+
+Bytes canonical_row(const Record& r) {
+  // path length + bytes, status u8, errno i32, have u64, then for each collected attribute in
+  // table order: id u8 and either i64 or length + bytes. All little-endian.
+  Bytes out;
+  out.reserve(64 + r.path.size());
+  const auto put = [&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); };
+  const auto put_u32 = [&](uint32_t v) { v = htole32(v); put(&v, 4); };
+  const auto put_u64 = [&](uint64_t v) { v = htole64(v); put(&v, 8); };
+  put_u32(static_cast<uint32_t>(r.path.size()));
+  out += r.path;
+  out += static_cast<char>(r.status);
+  put_u32(static_cast<uint32_t>(r.sys_errno));
+  put_u64(r.have);
+  for (size_t i = 0; i < kAttrCount; ++i) {
+    const Attr a = static_cast<Attr>(i);
+    if (!r.has(a)) continue;
+    out += static_cast<char>(i);
+    if (attr_is_integer(a)) {
+      put_u64(static_cast<uint64_t>(r.get(a).num));
+    } else {
+      put_u32(static_cast<uint32_t>(r.get(a).bytes.size()));
+      out += r.get(a).bytes;
+    }
+  }
+  return out;
+}
+
+namespace db {
+
+const std::string& entry_columns() {
+  static const std::string cols = [] {
+    std::string s = "path, status, errno, have";
+    for (size_t i = 0; i < kAttrCount; ++i) {
+      s += ", ";
+      s += attr_info(static_cast<Attr>(i)).key;
+    }
+    return s;
+  }();
+  return cols;
+}
+
+void bind_record(sqlite3_stmt* st, const Record& r) {
+  sqlite3_bind_blob(st, 1, r.path.data(), static_cast<int>(r.path.size()), SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, static_cast<int>(r.status));
+  sqlite3_bind_int(st, 3, r.sys_errno);
+  sqlite3_bind_int64(st, 4, static_cast<sqlite3_int64>(r.have));
+  for (size_t i = 0; i < kAttrCount; ++i) {
+    const Attr a = static_cast<Attr>(i);
+    const int col = kFirstAttrColumn + 1 + static_cast<int>(i);
+    if (!r.has(a)) {
+      sqlite3_bind_null(st, col);
+    } else if (attr_is_integer(a)) {
+      sqlite3_bind_int64(st, col, r.get(a).num);
+    } else {
+      const Bytes& b = r.get(a).bytes;
+      // zeroblob-safe: an empty value is an empty BLOB, not NULL (NULL means "not collected")
+      sqlite3_bind_blob(st, col, b.empty() ? "" : b.data(), static_cast<int>(b.size()), SQLITE_STATIC);
+    }
+  }
+}
+
+bool read_record(sqlite3_stmt* st, Record* r) {
+  *r = Record{};
+  if (sqlite3_column_type(st, 0) != SQLITE_BLOB && sqlite3_column_type(st, 0) != SQLITE_TEXT) return false;
+  r->path.assign(column_blob(st, 0));
+  const int status = sqlite3_column_int(st, 1);
+  if (status < 0 || status >= kEntryStatusCount) return false;
+  r->status = static_cast<EntryStatus>(status);
+  r->sys_errno = sqlite3_column_int(st, 2);
+  const auto have = static_cast<AttrMask>(sqlite3_column_int64(st, 3));
+  if (have & ~kAllAttrs) return false;
+  for (size_t i = 0; i < kAttrCount; ++i) {
+    const Attr a = static_cast<Attr>(i);
+    const int col = kFirstAttrColumn + static_cast<int>(i);
+    const int type = sqlite3_column_type(st, col);
+    const bool present = have & attr_bit(a);
+    if (present != (type != SQLITE_NULL)) return false;
+    if (!present) continue;
+    if (attr_is_integer(a)) {
+      if (type != SQLITE_INTEGER) return false;
+      r->set_num(a, sqlite3_column_int64(st, col));
+    } else {
+      if (type != SQLITE_BLOB) return false;
+      r->set_bytes(a, Bytes(column_blob(st, col)));
+    }
+  }
+  return r->has(Attr::Type);
+}
+
+}  // namespace db
+}  // namespace fim

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "fim/diff.h"
+
+namespace fim {
+
+std::string_view change_kind_name(ChangeKind k) {
+  switch (k) {
+    case ChangeKind::Added: return "added";
+    case ChangeKind::Removed: return "removed";
+    case ChangeKind::Changed: return "changed";
+  }
+  return "unknown";
+}
+
+AttrMask compare(const Record& old_rec, const Record& new_rec) {
+  const bool type_changed = old_rec.type() != new_rec.type();
+  AttrMask changed = 0;
+  for (size_t i = 0; i < kAttrCount; ++i) {
+    const Attr a = static_cast<Attr>(i);
+    const bool in_old = old_rec.has(a), in_new = new_rec.has(a);
+    if (in_old && in_new) {
+      if (!(old_rec.get(a) == new_rec.get(a))) changed |= attr_bit(a);
+    } else if (type_changed && (in_old || in_new)) {
+      changed |= attr_bit(a);
+    }
+  }
+  return changed;
+}
+
+}  // namespace fim

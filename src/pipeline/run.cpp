@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// init and check: the two consumers of scan().
+//
+// check is a streaming merge of two sequences sorted the same way: the walk (bytewise path
+// order) and the baseline's primary key. Memory stays flat however large the tree, and an
+// entry missing from either side is found in the same pass. The baseline's content digest is
+// recomputed over the rows as they are merged; the sink holds the report until verify()
+// passes, so a tampered baseline yields an error and no report at all.
+#include <algorithm>
+#include <optional>
+
+#include "fim/base/sys.h"
+#include "fim/db.h"
+#include "fim/pipeline.h"
+#include "fim_config.h"
+
+namespace fim {
+namespace {
+
+std::string quoted(const Bytes& p) { return "'" + escape_terminal(p) + "'"; }
+
+/// Calls `progress` at most every 250 ms.
+class Ticker {
+ public:
+  explicit Ticker(const std::function<void(const ScanProgress&)>& f) : f_(f) {}
+  void tick(uint64_t entries) {
+    if (!f_ || (++calls_ & 255) != 0) return;
+    const double now = monotonic_seconds();
+    if (now - last_ < 0.25) return;
+    last_ = now;
+    f_(ScanProgress{entries});
+  }
+
+ private:
+  const std::function<void(const ScanProgress&)>& f_;
+  uint64_t calls_ = 0;
+  double last_ = 0;
+};
+
+std::string host_id() {
+  auto id = read_small_file("/etc/machine-id", 128);
+  if (!id) return "unknown";
+  std::string s = *id;
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s.empty() ? "unknown" : s;
+}
+
+/// Counts an entry's status into the summary and reports it when it is not ok.
+void note_status(const ScanEntry& e, Summary* s, Sink& sink) {
+  if (e.rec.status == EntryStatus::Ok) return;
+  if (entry_status_is_failure(e.rec.status))
+    ++s->incomplete;
+  else
+    ++s->skipped;
+  sink.entry_status(e.rec, e.subtree_incomplete);
+}
+
+ScanOptions scan_options(const RunOptions& opts, std::vector<Bytes> roots, bool must_exist) {
+  ScanOptions so;
+  so.roots = std::move(roots);
+  so.walk.cross_fs = opts.policy.cross_fs;
+  so.walk.roots_must_exist = must_exist;
+  so.collect.mask = opts.policy.attrs;
+  so.collect.max_hash_bytes = opts.policy.max_hash_bytes;
+  so.jobs = opts.jobs;
+  return so;
+}
+
+BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m) {
+  return BaselineFacts{path, m.is_signed, m.created_ns, m.entry_count, m.content_sha256};
+}
+
+}  // namespace
+
+Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
+  if (!opts.allow_unsigned)
+    return make_error(Errc::Usage,
+                      "this fimctl cannot sign baselines yet; pass --unsigned to write an unsigned "
+                      "baseline (every later command then needs --unsigned and every report says so)");
+  const double t0 = monotonic_seconds();
+  const bool from_cli = !opts.paths.empty();
+  const std::vector<Bytes> roots = normalize_roots(from_cli ? opts.paths : opts.policy.roots);
+  auto lock = BaselineLock::acquire(opts.db_path);
+  if (!lock) return lock.error();
+  auto writer = BaselineWriter::create(opts.db_path);
+  if (!writer) return writer.error();
+
+  Summary s;
+  s.command = "init";
+  Ticker ticker(opts.progress);
+  const Status st = scan(scan_options(opts, roots, from_cli), [&](ScanEntry& e) -> Status {
+    note_status(e, &s, sink);
+    if (e.subtree_incomplete) return {};
+    ++s.entries;
+    ticker.tick(s.entries);
+    return (*writer)->add(e.rec);
+  }, &s.bytes_hashed);
+  if (!st) return st.error();
+
+  BaselineMeta meta;
+  meta.created_ns = now_ns();
+  meta.fimctl_version = FIM_VERSION;
+  meta.host_id = host_id();
+  meta.policy_digest = policy_digest(opts.policy);
+  meta.policy_source = opts.policy.source;
+  meta.roots_source = from_cli ? "cli" : "policy";
+  meta.roots = roots;
+  meta.is_signed = false;
+  FIM_TRY((*writer)->commit(meta));
+  // commit() filled these in its own copy; read the installed manifest's facts back.
+  auto reader = BaselineReader::open(opts.db_path);
+  if (!reader) return reader.error();
+  sink.alert("unsigned", "the baseline is not signed: anyone who can write it can rewrite it undetected");
+  s.baseline = facts_of(opts.db_path, (*reader)->meta());
+  s.seconds = monotonic_seconds() - t0;
+  s.exit_code = exit_code_for(s);
+  return s;
+}
+
+Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
+  const double t0 = monotonic_seconds();
+  auto opened = BaselineReader::open(opts.db_path);
+  if (!opened) return opened.error();
+  BaselineReader& base = **opened;
+  const BaselineMeta& meta = base.meta();
+  if (!meta.is_signed && !opts.allow_unsigned)
+    return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) +
+                                       " is not signed; pass --unsigned to use an unsigned baseline");
+  if (!meta.is_signed)
+    sink.alert("unsigned", "the baseline is not signed: anyone who can write it can rewrite it undetected");
+
+  Summary s;
+  s.command = "check";
+  s.baseline = facts_of(opts.db_path, meta);
+
+  // Which subtrees: the command line's (each within the baseline's roots) or all of them.
+  std::vector<Bytes> roots = meta.roots;
+  const bool subset = !opts.paths.empty();
+  if (subset) {
+    for (const auto& p : opts.paths) {
+      const bool inside = std::any_of(meta.roots.begin(), meta.roots.end(), [&](const Bytes& r) { return path_within(p, r); });
+      if (!inside)
+        return make_error(Errc::Usage, quoted(p) + " is not covered by the baseline (its roots: " +
+                                           [&] {
+                                             std::string l;
+                                             for (const auto& r : meta.roots) l += (l.empty() ? "" : ", ") + quoted(r);
+                                             return l;
+                                           }() + ")");
+    }
+    roots = normalize_roots(opts.paths);
+  }
+  const bool roots_changed = meta.roots_source == "policy" && normalize_roots(opts.policy.roots) != meta.roots;
+  if (meta.policy_digest != policy_digest(opts.policy) || roots_changed) {
+    s.policy_changed = true;
+    sink.alert("policy_changed",
+               "the policy changed since the baseline was written (" + meta.policy_source + " -> " +
+                   opts.policy.source + "); results may include differences the new policy explains. "
+                   "Re-baseline with 'fimctl init' once the changes below are reviewed");
+  }
+  const auto selected = [&](const Bytes& path) {
+    return !subset || std::any_of(roots.begin(), roots.end(), [&](const Bytes& r) { return path_within(path, r); });
+  };
+
+  // The baseline side of the merge: the next selected row, if any.
+  Record old_rec;
+  bool have_old = false;
+  const auto advance = [&]() -> Status {
+    for (;;) {
+      auto more = base.next(&old_rec);
+      if (!more) return more.error();
+      have_old = *more;
+      if (!have_old || selected(old_rec.path)) return {};
+    }
+  };
+  std::vector<Bytes> unreadable_dirs;  // contents not listed: their baseline entries are unverified
+  const auto missing = [&](const Record& r) {
+    const bool unknown = std::any_of(unreadable_dirs.begin(), unreadable_dirs.end(),
+                                     [&](const Bytes& d) { return r.path != d && path_within(r.path, d); });
+    if (unknown) {
+      ++s.unverified;
+    } else {
+      ++s.removed;
+      sink.change(ChangeKind::Removed, &r, nullptr, 0);
+    }
+  };
+  FIM_TRY(advance());
+
+  Ticker ticker(opts.progress);
+  const Status st = scan(scan_options(opts, roots, subset), [&](ScanEntry& e) -> Status {
+    const Bytes& path = e.rec.path;
+    while (have_old && old_rec.path < path) {  // in the baseline, not on disk (any more)
+      missing(old_rec);
+      FIM_TRY(advance());
+    }
+    note_status(e, &s, sink);
+    if (e.subtree_incomplete) {
+      unreadable_dirs.push_back(path);
+      return {};
+    }
+    ++s.entries;
+    ticker.tick(s.entries);
+    if (have_old && old_rec.path == path) {
+      // An entry that could not even be lstat'ed has nothing to compare; its status says so.
+      const bool comparable = !(e.rec.status != EntryStatus::Ok && e.rec.type() == FileType::Unknown);
+      if (const AttrMask changed = comparable ? compare(old_rec, e.rec) : 0; changed) {
+        ++s.changed;
+        sink.change(ChangeKind::Changed, &old_rec, &e.rec, changed);
+      }
+      return advance();
+    }
+    ++s.added;
+    sink.change(ChangeKind::Added, nullptr, &e.rec, 0);
+    return {};
+  }, &s.bytes_hashed);
+  if (!st) return st.error();
+  while (have_old) {
+    missing(old_rec);
+    FIM_TRY(advance());
+  }
+  FIM_TRY(base.verify());
+  s.seconds = monotonic_seconds() - t0;
+  s.exit_code = exit_code_for(s);
+  return s;
+}
+
+}  // namespace fim

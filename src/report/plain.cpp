@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The report for people: summary first, then one block per entry. Every byte that came from
+// the filesystem goes through escape_terminal(): a file name cannot move the cursor, recolour
+// the terminal or fake a line of the report (CVE-2025-54389).
+#include <cerrno>
+#include <cstring>
+
+#include "fim/base/sys.h"
+#include "fim/report.h"
+#include "spool.h"
+
+namespace fim {
+namespace {
+
+std::string human_bytes(uint64_t n) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1000 && u < 4) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+class PlainSink final : public Sink {
+ public:
+  PlainSink(FILE* out, bool color) : out_(out), color_(color) {}
+
+  void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed) override {
+    const Record& any = n ? *n : *o;
+    std::string line = paint(kind == ChangeKind::Added ? "32" : kind == ChangeKind::Removed ? "31" : "33",
+                             std::string(change_kind_name(kind)) + ":");
+    line += ' ' + escape_terminal(any.path);
+    if (kind != ChangeKind::Changed) {
+      line += " (" + std::string(file_type_name(any.type())) + ")";
+    } else {
+      for (size_t i = 0; i < kAttrCount; ++i) {
+        const Attr a = static_cast<Attr>(i);
+        if (!(changed & attr_bit(a))) continue;
+        line += "\n  " + std::string(attr_info(a).key) + ": ";
+        line += o->has(a) ? escape_terminal(render_attr(a, o->get(a))) : "(none)";
+        line += " -> ";
+        line += n->has(a) ? escape_terminal(render_attr(a, n->get(a))) : "(none)";
+      }
+    }
+    details_.line(line);
+  }
+
+  void entry_status(const Record& r, bool subtree) override {
+    std::string line = paint("35", entry_status_is_failure(r.status) ? "incomplete:" : "skipped:");
+    line += ' ' + escape_terminal(r.path) + ": " + std::string(entry_status_name(r.status));
+    if (subtree) line += " (contents not read)";
+    if (r.sys_errno) line += " (" + errno_name(r.sys_errno) + ": " + std::strerror(r.sys_errno) + ")";
+    details_.line(line);
+  }
+
+  void alert(std::string_view code, std::string_view message) override {
+    (void)code;
+    alerts_.push_back("warning: " + std::string(message));
+  }
+
+  Status finish(const Summary& s) override {
+    char head[512];
+    if (s.command == "init") {
+      std::snprintf(head, sizeof head, "fimctl init: %llu entries recorded, %llu incomplete, %llu skipped (%s hashed, %.2f s)\n",
+                    ull(s.entries), ull(s.incomplete), ull(s.skipped), human_bytes(s.bytes_hashed).c_str(), s.seconds);
+    } else {
+      std::snprintf(head, sizeof head,
+                    "fimctl %s: %llu added, %llu removed, %llu changed, %llu incomplete (%llu entries, %s hashed, %.2f s)\n",
+                    s.command.c_str(), ull(s.added), ull(s.removed), ull(s.changed), ull(s.incomplete), ull(s.entries),
+                    human_bytes(s.bytes_hashed).c_str(), s.seconds);
+    }
+    std::fputs(head, out_);
+    std::fprintf(out_, "baseline: %s%s, created %s, %llu entries, content sha256 %s\n",
+                 escape_terminal(s.baseline.path).c_str(), s.baseline.is_signed ? "" : " (UNSIGNED)",
+                 format_time_ns(s.baseline.created_ns).c_str(), ull(s.baseline.entries),
+                 s.baseline.content_sha256.c_str());
+    if (s.unverified)
+      std::fprintf(out_, "unverified: %llu baseline entries below directories that could not be read\n",
+                   ull(s.unverified));
+    for (const auto& a : alerts_) std::fprintf(out_, "%s\n", escape_terminal(a).c_str());
+    if (details_.count() > 0) {
+      std::fputc('\n', out_);
+      FIM_TRY(details_.copy_to(out_, nullptr));
+    }
+    if (std::fflush(out_) != 0) return make_error(Errc::Io, "cannot write the report", errno);
+    return {};
+  }
+
+ private:
+  static unsigned long long ull(uint64_t v) { return v; }
+  std::string paint(const char* sgr, const std::string& s) const {
+    return color_ ? "\x1b[" + std::string(sgr) + "m" + s + "\x1b[0m" : s;
+  }
+
+  FILE* out_;
+  bool color_;
+  report::Spool details_;
+  std::vector<std::string> alerts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Sink> make_plain_sink(FILE* out, bool color) { return std::make_unique<PlainSink>(out, color); }
+
+}  // namespace fim

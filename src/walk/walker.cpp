@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Iterative, dirfd-relative directory walk (STYLE.md convention 5).
+//
+// Memory: one frame per directory level holding that directory's names (needed to sort
+// them); nothing else grows with the tree. Per entry: one getdents64 share and one
+// fstatat(AT_SYMLINK_NOFOLLOW); per directory: openat(O_DIRECTORY|O_NOFOLLOW), fstat, statx
+// for the mount id. Mount boundaries are found by mount id, not st_dev: a bind mount has the
+// same st_dev and inode as its source (notes/reliability.md T27).
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "fim/base/sys.h"
+#include "fim/walk.h"
+
+namespace fim {
+namespace {
+
+struct Event {
+  uint32_t idx;
+  bool descend;  // false: emit the entry itself; true: walk its contents
+};
+
+struct Frame {
+  SharedFd fd;                  // the directory being listed (unset for the roots frame)
+  Bytes path;                   // its path
+  std::vector<Bytes> names;     // for the roots frame: full root paths
+  std::vector<SharedFd> root_parents;  // roots frame only: parent of each root
+  std::vector<Event> events;    // sorted: the order entries are emitted in
+  size_t next = 0;
+  uint64_t mnt_id = 0;          // mount of this directory (subdirectories on another are not crossed)
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool is_roots = false;
+};
+
+/// Compares name_a + (dir_a ? "/" : "") with name_b + (dir_b ? "/" : "") bytewise.
+bool event_less(std::string_view a, bool da, std::string_view b, bool db) {
+  const size_t la = a.size() + da, lb = b.size() + db;
+  const size_t common = std::min(a.size(), b.size());
+  if (const int c = std::memcmp(a.data(), b.data(), common); c != 0) return c < 0;
+  for (size_t i = common; i < std::min(la, lb); ++i) {
+    const auto ca = static_cast<unsigned char>(i < a.size() ? a[i] : '/');
+    const auto cb = static_cast<unsigned char>(i < b.size() ? b[i] : '/');
+    if (ca != cb) return ca < cb;
+  }
+  return la < lb;
+}
+
+void sort_events(Frame* f, const std::vector<bool>& is_dir) {
+  f->events.clear();
+  f->events.reserve(f->names.size() * 2);
+  for (uint32_t i = 0; i < f->names.size(); ++i) {
+    f->events.push_back({i, false});
+    if (is_dir[i]) f->events.push_back({i, true});
+  }
+  // Root names are full paths; the same rule orders them ("/a" < "/a.b" < "/a/").
+  std::sort(f->events.begin(), f->events.end(), [&](const Event& x, const Event& y) {
+    return event_less(f->names[x.idx], x.descend, f->names[y.idx], y.descend);
+  });
+}
+
+uint64_t mount_id_of(int fd, dev_t fallback) {
+  struct statx stx;
+  if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) == 0 &&
+      (stx.stx_mask & STATX_MNT_ID))
+    return stx.stx_mnt_id;
+  return static_cast<uint64_t>(fallback) | (uint64_t{1} << 63);  // kernels before 5.8
+}
+
+/// Reads all names of a directory (without "." and ".."); `is_dir` from d_type, or lstat
+/// when the filesystem does not fill d_type.
+int list_directory(int fd, std::vector<Bytes>* names, std::vector<bool>* is_dir) {
+  alignas(8) static thread_local char buf[64 * 1024];
+  for (;;) {
+    const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return 0;
+    for (long off = 0; off < n;) {
+      struct linux_dirent64 {
+        ino64_t d_ino;
+        off64_t d_off;
+        unsigned short d_reclen;
+        unsigned char d_type;
+        char d_name[];
+      };
+      const auto* d = reinterpret_cast<const linux_dirent64*>(buf + off);
+      off += d->d_reclen;
+      const char* nm = d->d_name;
+      if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
+      bool dir = d->d_type == DT_DIR;
+      if (d->d_type == DT_UNKNOWN) {
+        struct stat st;
+        dir = ::fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+      }
+      names->emplace_back(nm);
+      is_dir->push_back(dir);
+    }
+  }
+}
+
+class Walk {
+ public:
+  Walk(const WalkOptions& opts, const std::function<bool(WalkItem&&)>& emit)
+      : opts_(opts), emit_(emit) {}
+
+  Status run(const std::vector<Bytes>& roots) {
+    Frame top;
+    top.is_roots = true;
+    std::vector<bool> is_dir;
+    for (const auto& root : roots) {
+      Bytes dir, name;
+      split_path(root, &dir, &name);
+      UniqueFd parent(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      struct stat st;
+      int err = parent.valid() ? 0 : errno;
+      if (!err && ::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) err = errno;
+      if (err == ENOENT || err == ENOTDIR) {
+        if (opts_.roots_must_exist) return make_error(Errc::Usage, "'" + escape_terminal(root) + "' does not exist");
+        continue;  // recorded as absent: it shows up as added if it appears later
+      }
+      if (err) {
+        return make_error(err == EACCES || err == EPERM ? Errc::Usage : Errc::Io,
+                          "cannot read root '" + escape_terminal(root) + "'", err);
+      }
+      if (S_ISDIR(st.st_mode)) {  // a root directory that cannot be listed is fatal, not partial
+        UniqueFd probe(::openat(parent.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!probe.valid())
+          return make_error(errno == EACCES || errno == EPERM ? Errc::Usage : Errc::Io,
+                            "cannot read root '" + escape_terminal(root) + "'", errno);
+      }
+      top.names.push_back(root);
+      top.root_parents.push_back(std::make_shared<const UniqueFd>(std::move(parent)));
+      is_dir.push_back(S_ISDIR(st.st_mode));
+    }
+    sort_events(&top, is_dir);
+    stack_.push_back(std::move(top));
+
+    while (!stack_.empty()) {
+      Frame& f = stack_.back();
+      if (f.next == f.events.size()) {
+        stack_.pop_back();
+        continue;
+      }
+      const Event ev = f.events[f.next++];
+      SharedFd parent = f.is_roots ? f.root_parents[ev.idx] : f.fd;
+      Bytes name, path;
+      if (f.is_roots) {
+        Bytes dir;
+        path = f.names[ev.idx];
+        split_path(path, &dir, &name);
+      } else {
+        name = f.names[ev.idx];
+        path = join_path(f.path, name);
+      }
+      const bool is_root = f.is_roots;
+      const uint64_t parent_mnt = f.mnt_id;
+      if (!(ev.descend ? descend(std::move(parent), std::move(name), std::move(path), is_root, parent_mnt)
+                       : emit_entry(std::move(parent), std::move(name), std::move(path))))
+        return {};  // the consumer stopped us
+    }
+    return {};
+  }
+
+ private:
+  bool emit_entry(SharedFd parent, Bytes name, Bytes path) {
+    WalkItem item;
+    if (::fstatat(parent->get(), name.c_str(), &item.target.st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) return true;  // gone since the listing: absent, like any removed entry
+      item.kind = WalkItem::Kind::StatFailed;
+      item.err = errno;
+    }
+    item.target.dir = std::move(parent);
+    item.target.name = std::move(name);
+    item.target.path = std::move(path);
+    return emit_(std::move(item));
+  }
+
+  bool incomplete(Bytes path, int err) {
+    WalkItem item;
+    item.kind = WalkItem::Kind::SubtreeIncomplete;
+    item.err = err;
+    item.target.path = std::move(path);
+    return emit_(std::move(item));
+  }
+
+  bool descend(SharedFd parent, Bytes name, Bytes path, bool is_root, uint64_t parent_mnt) {
+    UniqueFd fd(::openat(parent->get(), name.c_str(),
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd.valid()) {
+      // Replaced by a non-directory or removed since its own entry was emitted: that entry
+      // already says what it is now, and its old contents are absent.
+      if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) return true;
+      return incomplete(std::move(path), errno);
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return incomplete(std::move(path), errno);
+    const uint64_t mnt = mount_id_of(fd.get(), st.st_dev);
+    if (!is_root && mnt != parent_mnt && !opts_.cross_fs) return true;  // a mount point: not crossed
+    for (const auto& anc : stack_) {  // only reachable through bind mounts, with cross_fs
+      if (!anc.is_roots && anc.dev == st.st_dev && anc.ino == st.st_ino)
+        return incomplete(std::move(path), ELOOP);
+    }
+    Frame f;
+    f.path = std::move(path);
+    f.mnt_id = mnt;
+    f.dev = st.st_dev;
+    f.ino = st.st_ino;
+    std::vector<bool> is_dir;
+    if (const int err = list_directory(fd.get(), &f.names, &is_dir); err != 0)
+      return incomplete(std::move(f.path), err);
+    f.fd = std::make_shared<const UniqueFd>(std::move(fd));
+    sort_events(&f, is_dir);
+    stack_.push_back(std::move(f));
+    return true;
+  }
+
+  const WalkOptions& opts_;
+  const std::function<bool(WalkItem&&)>& emit_;
+  std::vector<Frame> stack_;
+};
+
+}  // namespace
+
+Status walk(const std::vector<Bytes>& roots, const WalkOptions& opts,
+            const std::function<bool(WalkItem&&)>& emit) {
+  return Walk(opts, emit).run(roots);
+}
+
+}  // namespace fim
