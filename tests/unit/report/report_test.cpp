@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+
+#include "fim/report.h"
+
+using namespace fim;
+
+namespace {
+
+Record rec(const Bytes& path, int64_t mode) {
+  Record r;
+  r.path = path;
+  r.set_num(Attr::Type, static_cast<int64_t>(FileType::File));
+  r.set_num(Attr::Mode, mode);
+  r.set_num(Attr::Uid, 1000);
+  return r;
+}
+
+std::string run_sink(std::unique_ptr<Sink> (*make)(FILE*, bool), bool flag, const Summary& s,
+                     const std::function<void(Sink&)>& feed) {
+  char* buf = nullptr;
+  size_t len = 0;
+  FILE* mem = open_memstream(&buf, &len);
+  auto sink = make(mem, flag);
+  feed(*sink);
+  REQUIRE(sink->finish(s).has_value());
+  std::fclose(mem);
+  std::string out(buf, len);
+  std::free(buf);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("exit code bits") {
+  struct {
+    uint64_t added, removed, changed, incomplete;
+    bool policy;
+    int want;
+  } cases[] = {
+      {0, 0, 0, 0, false, 0}, {1, 0, 0, 0, false, 1}, {0, 3, 0, 0, false, 2}, {0, 0, 1, 0, false, 4},
+      {0, 0, 0, 1, false, 8}, {0, 0, 0, 0, true, 8},  {1, 1, 1, 1, false, 15},
+  };
+  for (const auto& c : cases) {
+    Summary s;
+    s.added = c.added, s.removed = c.removed, s.changed = c.changed, s.incomplete = c.incomplete;
+    s.policy_changed = c.policy;
+    s.skipped = 5;  // policy choices never set a bit
+    CHECK(exit_code_for(s) == c.want);
+  }
+}
+
+TEST_CASE("JSON records: numbers stay numbers, bytes stay exact") {
+  const Record a = rec("/x/\xff\x01", 0644), b = rec("/x/\xff\x01", 0600);
+  const std::string c = json::change_record(ChangeKind::Changed, &a, &b, attr_bit(Attr::Mode));
+  CHECK(c.find("\"schema\":\"fimctl.v1\",\"type\":\"change\",\"kind\":\"changed\"") != std::string::npos);
+  CHECK(c.find("\"path\":\"/x/\\u00ff\\u0001\",\"path_b64\":\"L3gv/wE=\"") != std::string::npos);
+  CHECK(c.find("{\"attr\":\"mode\",\"old\":\"0644\",\"new\":\"0600\"}") != std::string::npos);
+  const std::string added = json::change_record(ChangeKind::Added, nullptr, &a, 0);
+  CHECK(added.find("\"uid\":1000") != std::string::npos);
+  CHECK(added.find("\"new\":{\"type\":\"file\"") != std::string::npos);
+  Record bad = rec("/ok", 0644);
+  bad.status = EntryStatus::Unreadable;
+  bad.sys_errno = EACCES;
+  const std::string st = json::status_record(bad, false);
+  CHECK(st.find("\"status\":\"unreadable\",\"errno\":\"EACCES\"") != std::string::npos);
+  CHECK(st.find("path_b64") == std::string::npos);
+}
+
+TEST_CASE("plain report: summary first, escaped names, nothing raw") {
+  Summary s;
+  s.command = "check";
+  s.changed = 1;
+  s.entries = 2;
+  s.baseline.path = "/db";
+  const Record a = rec("/x/\x1b[31mOK\n", 0644), b = rec("/x/\x1b[31mOK\n", 0600);
+  const std::string out = run_sink(make_plain_sink, false, s, [&](Sink& sink) {
+    sink.change(ChangeKind::Changed, &a, &b, attr_bit(Attr::Mode));
+    sink.alert("unsigned", "not signed");
+  });
+  CHECK(out.rfind("fimctl check: 0 added, 0 removed, 1 changed, 0 incomplete", 0) == 0);
+  CHECK(out.find("(UNSIGNED)") != std::string::npos);
+  CHECK(out.find("warning: not signed") != std::string::npos);
+  CHECK(out.find("changed: /x/\\x1b[31mOK\\n\n  mode: 0644 -> 0600\n") != std::string::npos);
+  for (const char ch : out) CHECK((ch == '\n' || static_cast<unsigned char>(ch) >= 0x20));
+}
+
+TEST_CASE("JSON document and ndjson hold every record and end with the summary") {
+  Summary s;
+  s.command = "check";
+  s.added = 2;
+  const Record a = rec("/a", 0644), b = rec("/b", 0644);
+  const auto feed = [&](Sink& sink) {
+    sink.change(ChangeKind::Added, nullptr, &a, 0);
+    sink.change(ChangeKind::Added, nullptr, &b, 0);
+  };
+  const std::string nd = run_sink(make_json_sink, true, s, feed);
+  CHECK(std::count(nd.begin(), nd.end(), '\n') == 3);
+  CHECK(nd.find("{\"schema\":\"fimctl.v1\",\"type\":\"summary\"") != std::string::npos);
+  const std::string doc = run_sink(make_json_sink, false, s, feed);
+  CHECK(doc.rfind("{\"schema\":\"fimctl.v1\",\"type\":\"report\",\"summary\":{", 0) == 0);
+  CHECK(doc.find("},\n{") != std::string::npos);
+  CHECK(doc.substr(doc.size() - 4) == "\n]}\n");
+}

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "fim/walk.h"
+#include "testutil.h"
+
+using namespace fim;
+using fim::test::TempDir;
+
+namespace {
+std::vector<Bytes> walk_paths(const std::vector<Bytes>& roots, WalkOptions opts = {}, Status* status = nullptr) {
+  std::vector<Bytes> out;
+  Status st = walk(roots, opts, [&](WalkItem&& item) {
+    out.push_back(item.target.path);
+    return true;
+  });
+  if (status) *status = st;
+  else REQUIRE(st.has_value());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("entries come in bytewise path order: the baseline's key order") {
+  TempDir d;
+  // '-' (0x2d) < '.' (0x2e) < '/' (0x2f) < '0': a directory's contents sort between siblings.
+  for (const char* dir : {"a", "a/x", "b", "a0"}) REQUIRE(::mkdir((d / dir).c_str(), 0755) == 0);
+  for (const char* f : {"a-", "a.b", "a/x/1", "a/y", "b/\xff", "b/\n", "a0/z", "aa"}) test::write_file(d / f, "");
+  const auto paths = walk_paths({d.path()});
+  CHECK(std::is_sorted(paths.begin(), paths.end()));
+  CHECK(std::adjacent_find(paths.begin(), paths.end()) == paths.end());
+  CHECK(paths.size() == 13);  // root + 4 dirs + 8 files
+  CHECK(paths.front() == d.path());
+}
+
+TEST_CASE("several roots interleave in path order; a root's symlink is not descended") {
+  TempDir d;
+  REQUIRE(::mkdir((d / "r").c_str(), 0755) == 0);
+  REQUIRE(::mkdir((d / "r.x").c_str(), 0755) == 0);
+  test::write_file(d / "r/f", "");
+  test::write_file(d / "r.x/g", "");
+  REQUIRE(::symlink((d / "r").c_str(), (d / "link").c_str()) == 0);
+  const auto paths = walk_paths({d / "link", d / "r", d / "r.x"});
+  CHECK(std::is_sorted(paths.begin(), paths.end()));
+  CHECK(paths == std::vector<Bytes>{d / "link", d / "r", d / "r.x", d / "r.x/g", d / "r/f"});
+}
+
+TEST_CASE("missing roots: absent for the policy, fatal for command-line paths") {
+  TempDir d;
+  CHECK(walk_paths({d / "nope"}).empty());
+  WalkOptions must;
+  must.roots_must_exist = true;
+  Status st;
+  walk_paths({d / "nope"}, must, &st);
+  REQUIRE_FALSE(st.has_value());
+  CHECK(st.error().code == Errc::Usage);
+}
+
+TEST_CASE("deep trees do not recurse on the stack and keep full paths") {
+  TempDir d;
+  std::string rel;
+  int fd = ::open(d.path().c_str(), O_RDONLY | O_DIRECTORY);
+  const std::string name(200, 'n');
+  for (int i = 0; i < 40; ++i) {  // 40 x 201 bytes: a path far past PATH_MAX
+    REQUIRE(::mkdirat(fd, name.c_str(), 0755) == 0);
+    const int next = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY);
+    ::close(fd);
+    fd = next;
+    rel += "/" + name;
+  }
+  ::close(fd);
+  const auto paths = walk_paths({d.path()});
+  CHECK(paths.size() == 41);
+  CHECK(paths.back() == d.path() + rel);
+  CHECK(paths.back().size() > 8000);
+}
+
+TEST_CASE("a directory that cannot be listed is reported as an incomplete subtree") {
+  if (::geteuid() == 0) {
+    MESSAGE("root reads any directory; covered by the cli tests through setpriv");
+    return;
+  }
+  TempDir d;
+  REQUIRE(::mkdir((d / "locked").c_str(), 0) == 0);
+  bool saw = false;
+  Status st = walk({d.path()}, {}, [&](WalkItem&& item) {
+    if (item.kind == WalkItem::Kind::SubtreeIncomplete) saw = item.err == EACCES;
+    return true;
+  });
+  CHECK(st.has_value());
+  CHECK(saw);
+  ::chmod((d / "locked").c_str(), 0700);
+}
