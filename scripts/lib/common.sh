@@ -1,0 +1,38 @@
+# Shared by scripts/test, scripts/quickstart and scripts/bench. Sourced, not run.
+# shellcheck shell=bash
+
+# Debian 12 packages the build and the test suites use. Trim an entry only when nothing
+# uses it; add one only with the reason in README.md (Dependencies).
+FIM_BUILD_PACKAGES=(
+  meson ninja-build pkg-config g++ python3
+  libsqlite3-dev libssl-dev libxxhash-dev libcli11-dev doctest-dev
+)
+# Tools the tests drive: setfacl/getfacl (acl), setfattr (attr), setcap (libcap2-bin),
+# setpriv (util-linux) to drop root in tests of what other users may do.
+FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux)
+
+# Installs whatever of "$@" is missing, with one apt-get update first when needed.
+ensure_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: ${missing[*]} (run as root, or: apt-get install ${missing[*]})" >&2
+    return 1
+  fi
+  echo "installing: ${missing[*]}" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# meson setup DIR [OPTIONS...], once; later runs just rebuild.
+setup_build() {
+  local dir=$1
+  shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" --wrap-mode=nodownload "$@" >&2
+  fi
+  ninja -C "$dir" >&2
+}
