@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Root-only tests: mounts inside a root, device nodes, dropping privileges.
+
+Usage: root_test.py --fimctl PATH (--list | CASE)
+Exit 0 pass, 1 fail, 77 skip (not root, or the kernel/tool refuses the setup).
+Each case runs in its own mount namespace (unshare -m), so a failed test leaves no mount
+behind on the host.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SKIP = 77
+
+
+class Skip(Exception):
+    pass
+
+
+def run(fimctl, db, *args, user=None, timeout=60):
+    cmd = [fimctl, "--db", db, "--unsigned", "--format", "json", *args]
+    if user:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    doc = json.loads(p.stdout) if p.stdout else None
+    return p.returncode, doc, p.stderr.decode(errors="replace")
+
+
+def records(doc, kind=None):
+    out = [r for r in doc["records"] if r["type"] == "change"]
+    return [r for r in out if kind is None or r["kind"] == kind]
+
+
+def mount(*args):
+    if subprocess.run(["mount", *args], capture_output=True).returncode != 0:
+        raise Skip("mount " + " ".join(args) + " refused")
+
+
+def case_mount_not_crossed(fimctl, tmp):
+    """A tmpfs mounted below a root is recorded as a mount point and not descended."""
+    tree, db = f"{tmp}/tree", f"{tmp}/db"
+    os.makedirs(f"{tree}/mnt")
+    open(f"{tree}/f", "w").write("x")
+    mount("-t", "tmpfs", "tmpfs", f"{tree}/mnt")
+    open(f"{tree}/mnt/inside", "w").write("y")
+    rc, doc, err = run(fimctl, db, "init", tree)
+    assert rc == 0, (rc, err)
+    assert doc["summary"]["entries"] == 3, doc["summary"]  # tree, tree/f, tree/mnt
+    open(f"{tree}/mnt/inside", "w").write("changed")       # not watched: other filesystem
+    rc, doc, err = run(fimctl, db, "check")
+    paths = [r["path"] for r in records(doc)]
+    assert not any("inside" in p for p in paths), paths
+
+
+def case_bind_mount_not_crossed(fimctl, tmp):
+    """A bind mount has the same st_dev as its source: the mount id must stop the walk."""
+    tree, db = f"{tmp}/tree", f"{tmp}/db"
+    os.makedirs(f"{tree}/a")
+    os.makedirs(f"{tree}/loop")
+    open(f"{tree}/a/f", "w").write("x")
+    mount("--bind", tree, f"{tree}/loop")  # a loop: tree/loop/loop/... if it were followed
+    rc, doc, err = run(fimctl, db, "init", tree, timeout=30)
+    assert rc == 0, (rc, err)
+    assert doc["summary"]["entries"] == 4, doc["summary"]  # tree, a, a/f, loop
+
+
+def case_device_nodes_not_read(fimctl, tmp):
+    """/dev/zero's device number under a root: reading it would never end."""
+    tree, db = f"{tmp}/tree", f"{tmp}/db"
+    os.makedirs(tree)
+    os.mknod(f"{tree}/zero", 0o600 | 0o020000, os.makedev(1, 5))
+    os.mkfifo(f"{tree}/fifo")
+    rc, doc, err = run(fimctl, db, "init", tree, timeout=20)
+    assert rc == 0, (rc, err)
+    os.unlink(f"{tree}/zero")
+    os.mknod(f"{tree}/zero", 0o600 | 0o020000, os.makedev(1, 3))
+    rc, doc, err = run(fimctl, db, "check", timeout=20)
+    assert rc & 4, (rc, err)
+    changed = {r["path"]: r for r in records(doc, "changed")}
+    attrs = [c["attr"] for c in changed[f"{tree}/zero"]["changes"]]
+    assert "rdev" in attrs and "sha256" not in attrs, attrs
+
+
+def case_unreadable_directory_is_incomplete(fimctl, tmp):
+    """As another user: a directory that cannot be listed makes the run incomplete (bit 8);
+    its baseline contents are unverified, never reported as removed."""
+    tree, db = f"{tmp}/tree", f"{tmp}/state/db"
+    os.makedirs(f"{tree}/secret")
+    os.makedirs(f"{tmp}/state")
+    open(f"{tree}/secret/f", "w").write("x")
+    for p in (tmp, tree, f"{tree}/secret", f"{tree}/secret/f", f"{tmp}/state"):
+        os.chown(p, 65534, 65534)
+    rc, doc, err = run(fimctl, db, "init", tree, user=65534)
+    assert rc == 0, (rc, err)
+    os.chmod(f"{tree}/secret", 0o000)
+    rc, doc, err = run(fimctl, db, "check", user=65534)
+    assert rc & 8 and not rc & 2, (rc, err)
+    assert doc["summary"]["unverified"] == 1, doc["summary"]
+    statuses = [r for r in doc["records"] if r["type"] == "entry_status"]
+    assert statuses and statuses[0]["path"] == f"{tree}/secret", statuses
+    assert statuses[0]["errno"] == "EACCES", statuses
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fimctl", required=True)
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("case", nargs="?")
+    a = ap.parse_args()
+    if a.list:
+        print("\n".join(CASES))
+        return 0
+    if a.case not in CASES:
+        print(f"unknown case {a.case!r}", file=sys.stderr)
+        return 1
+    if os.geteuid() != 0:
+        print("skip: needs root")
+        return SKIP
+    if not a.in_namespace:  # re-run inside a private mount namespace
+        if not shutil.which("unshare"):
+            return SKIP
+        return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, __file__,
+                               "--fimctl", a.fimctl, "--in-namespace", a.case]).returncode
+    tmp = tempfile.mkdtemp(prefix="fimctl-root.")
+    os.chmod(tmp, 0o755)
+    try:
+        CASES[a.case](os.path.abspath(a.fimctl), tmp)
+        print(f"pass: {a.case}")
+        return 0
+    except Skip as e:
+        print(f"skip: {e}")
+        return SKIP
+    except AssertionError as e:
+        print(f"FAIL: {a.case}: {e}")
+        return 1
+    finally:
+        subprocess.run(["umount", "-R", "-l", tmp], capture_output=True)
+        for p in (tmp,):
+            subprocess.run(["chmod", "-R", "u+rwx", p], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
