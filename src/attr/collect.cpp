@@ -3,9 +3,11 @@
 // directory fd the walker holds (STYLE.md convention 5).
 //
 // Safety rules, each from a measured attack (notes/reliability.md §1.6, §5 B):
-//  - only regular files are opened for reading, with O_NOFOLLOW|O_NONBLOCK|O_NOCTTY, and the
-//    fd is fstat'ed before any read: a symlink or FIFO swapped in after the walk's lstat is
-//    never followed or read;
+//  - only entries the walk's lstat saw as regular files are opened, with
+//    O_NOFOLLOW|O_NONBLOCK|O_NOCTTY: a symlink swapped in is never followed (ELOOP), a FIFO
+//    never blocks; reads stop at the size lstat saw, and the fstat after the read rejects
+//    anything that is not that regular file. (Swapping in a device node takes root: mknod
+//    needs CAP_MKNOD, and /dev is another filesystem, so no hard link to one can be made.)
 //  - the digest is kept only when (dev, ino, size, mtime, ctime) are the same before and after
 //    the read and the byte count equals the size; otherwise the file is re-read, and after
 //    `max_attempts` it is `unstable` with no digest (a torn hash is never stored);
@@ -174,62 +176,64 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
     const bool want_content = want_sha || want_xxh;
     const bool want_fd = want_content || (mask & (kXattrFamily | attr_bit(Attr::Flags)));
     bool done = !want_fd;
+    // The walk's lstat stands in for the "before" stat of the first attempt: one syscall less
+    // per file (they dominate on small files). What it cannot prove (that the fd is the inode
+    // the walk saw, still a regular file) the fstat after the read proves, and the read is
+    // bounded by the size seen, so nothing swapped in between is read past that. Only a
+    // retry, where the walk's stat is stale, pays for a fresh fstat first.
+    struct stat before = t.st;
     for (int attempt = 0; !done && attempt < std::max(1, opts.max_attempts); ++attempt) {
       fd.reset(impl_->open_file(dirfd, name));
       if (!fd.valid()) {
         set_failure(out, status_for_open_errno(errno), errno);
         return;
       }
-      struct stat before, after;
-      if (::fstat(fd.get(), &before) != 0) {
+      if (attempt > 0 && ::fstat(fd.get(), &before) != 0) {
         set_failure(out, EntryStatus::Unreadable, errno);
         return;
       }
-      if (!S_ISREG(before.st_mode)) {  // swapped for something else after the walk's lstat
-        fill_stat_attrs(before, mask, out);
-        set_failure(out, EntryStatus::Unstable, 0);
-        fd.reset();
-        return;
-      }
-      if (!want_content) {
-        fill_stat_attrs(before, mask, out);
-        done = true;
-        break;
-      }
-      if (opts.max_hash_bytes && static_cast<uint64_t>(before.st_size) > opts.max_hash_bytes) {
-        fill_stat_attrs(before, mask, out);
-        set_failure(out, EntryStatus::TooLarge, 0);
-        done = true;
-        break;
-      }
-      impl_->digester.begin(want_sha, want_xxh);
+      const bool hash = want_content && !(opts.max_hash_bytes && static_cast<uint64_t>(before.st_size) > opts.max_hash_bytes);
+      const uint64_t expected = static_cast<uint64_t>(before.st_size);
       uint64_t total = 0;
       int read_errno = 0;
-      for (;;) {
-        const ssize_t n = ::read(fd.get(), impl_->buf.data(), impl_->buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-          read_errno = errno;
-          break;
+      if (hash) {
+        impl_->digester.begin(want_sha, want_xxh);
+        for (;;) {
+          const ssize_t n = ::read(fd.get(), impl_->buf.data(), impl_->buf.size());
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) {
+            read_errno = errno;
+            break;
+          }
+          if (n == 0) break;
+          impl_->digester.update(impl_->buf.data(), static_cast<size_t>(n));
+          total += static_cast<uint64_t>(n);
+          if (total > expected) break;  // grew, or not the file we stat'ed: retried below
+          // A short read of a regular file is end of file; the fstat below proves the size.
+          if (static_cast<size_t>(n) < impl_->buf.size() && total == expected) break;
         }
-        if (n == 0) break;
-        impl_->digester.update(impl_->buf.data(), static_cast<size_t>(n));
-        total += static_cast<uint64_t>(n);
-        // A short read of a regular file is end of file; the fstat below proves the size.
-        if (static_cast<size_t>(n) < impl_->buf.size() &&
-            total == static_cast<uint64_t>(before.st_size))
-          break;
       }
-      if (read_errno) {
-        fill_stat_attrs(before, mask, out);
-        set_failure(out, EntryStatus::Unreadable, read_errno);
-        return;
-      }
+      struct stat after;
       if (::fstat(fd.get(), &after) != 0) {
         set_failure(out, EntryStatus::Unreadable, errno);
         return;
       }
-      fill_stat_attrs(after, mask, out);  // metadata of exactly the inode that was hashed
+      if (!S_ISREG(after.st_mode)) {  // swapped for a FIFO or device after the walk's lstat
+        fill_stat_attrs(after, mask, out);
+        set_failure(out, EntryStatus::Unstable, 0);
+        fd.reset();
+        return;
+      }
+      fill_stat_attrs(after, mask, out);  // metadata of exactly the inode that was read
+      if (read_errno) {
+        set_failure(out, EntryStatus::Unreadable, read_errno);
+        return;
+      }
+      if (!hash) {
+        if (want_content) set_failure(out, EntryStatus::TooLarge, 0);
+        done = true;
+        break;
+      }
       bytes_hashed_ += total;
       if (same_file_state(before, after) && total == static_cast<uint64_t>(after.st_size)) {
         Bytes sha, xxh;
