@@ -47,6 +47,14 @@ int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
   auto ro = run_options(o);
   if (!ro) return report_error(ro.error());
   auto sink = make_sink(o);
+  if (o.verbose && !o.quiet) {
+    std::string roots;
+    for (const auto& p : ro->paths.empty() && o.command == "init" ? ro->policy.roots : ro->paths)
+      roots += " " + escape_terminal(p);
+    std::fprintf(stderr, "fimctl: %s: baseline %s, %u hashing threads, policy %s, roots:%s\n", o.command.c_str(),
+                 escape_terminal(ro->db_path).c_str(), ro->jobs, ro->policy.source.c_str(),
+                 roots.empty() ? " those stored in the baseline" : roots.c_str());
+  }
   auto summary = fn(*ro, *sink);
   if (ro->progress) std::fputs("\r\x1b[K", stderr);
   if (!summary) return report_error(summary.error());
