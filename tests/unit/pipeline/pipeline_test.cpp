@@ -154,3 +154,19 @@ TEST_CASE("init refuses to write an unsigned baseline unless asked") {
   CHECK(s.error().code == Errc::Usage);
   CHECK(::access((d / "db").c_str(), F_OK) != 0);
 }
+
+TEST_CASE("a different policy than the baseline's sets bit 8 and says so") {
+  TempDir d;
+  make_tree(d, 5);
+  RecordingSink sink;
+  REQUIRE(run_init(opts_for(d), sink).has_value());
+  RunOptions narrower = opts_for(d);
+  narrower.paths.clear();
+  narrower.policy.attrs &= ~attr_bit(Attr::Sha256);
+  RecordingSink out;
+  auto s = run_check(narrower, out);
+  REQUIRE(s.has_value());
+  CHECK(s->policy_changed);
+  CHECK(s->exit_code == 8);
+  CHECK(std::any_of(out.events.begin(), out.events.end(), [](const Event& e) { return e.what == "policy_changed"; }));
+}
