@@ -142,9 +142,12 @@ def main():
         print(f"FAIL: {a.case}: {e}")
         return 1
     finally:
-        subprocess.run(["umount", "-R", "-l", tmp], capture_output=True)
-        for p in (tmp,):
-            subprocess.run(["chmod", "-R", "u+rwx", p], capture_output=True)
+        # Mounts first (deepest first), so rmtree does not descend into them or a loop.
+        with open("/proc/self/mounts") as f:
+            points = [line.split()[1] for line in f if line.split()[1].startswith(tmp + "/")]
+        for point in sorted(points, key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+        subprocess.run(["chmod", "-R", "u+rwx", tmp], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -2,7 +2,8 @@
 #include "testutil.h"
 
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -20,9 +21,34 @@ TempDir::TempDir() {
   path_ = templ;
 }
 
+namespace {
+/// Removes everything below dirfd, relative to it: tests build paths longer than PATH_MAX,
+/// which nftw and rm -r by full path cannot remove.
+void remove_contents(int dirfd) {
+  DIR* d = ::fdopendir(::dup(dirfd));
+  if (!d) return;
+  while (const struct dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (::unlinkat(dirfd, name.c_str(), 0) == 0) continue;
+    const int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0) continue;
+    ::fchmod(sub, 0700);
+    remove_contents(sub);
+    ::close(sub);
+    ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR);
+  }
+  ::closedir(d);
+}
+}  // namespace
+
 TempDir::~TempDir() {
-  ::nftw(path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 64,
-         FTW_DEPTH | FTW_PHYS);
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    remove_contents(fd);
+    ::close(fd);
+  }
+  ::rmdir(path_.c_str());
 }
 
 void write_file(const std::string& path, const std::string& content) {
