@@ -9,7 +9,8 @@ FIM_BUILD_PACKAGES=(
 )
 # Tools the tests drive: setfacl/getfacl (acl), setfattr (attr), setcap (libcap2-bin),
 # setpriv (util-linux) to drop root in tests of what other users may do.
-FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux)
+# clang and its runtimes build the libFuzzer targets (tests/fuzz).
+FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev)
 
 # Installs whatever of "$@" is missing, with one apt-get update first when needed.
 ensure_packages() {
