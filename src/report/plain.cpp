@@ -41,9 +41,7 @@ class PlainSink final : public Sink {
         const Attr a = static_cast<Attr>(i);
         if (!(changed & attr_bit(a))) continue;
         line += "\n  " + std::string(attr_info(a).key) + ": ";
-        line += o->has(a) ? escape_terminal(render_attr(a, o->get(a))) : "(none)";
-        line += " -> ";
-        line += n->has(a) ? escape_terminal(render_attr(a, n->get(a))) : "(none)";
+        line += value(*o, a) + " -> " + value(*n, a);
       }
     }
     details_.line(line);
@@ -92,6 +90,13 @@ class PlainSink final : public Sink {
 
  private:
   static unsigned long long ull(uint64_t v) { return v; }
+  /// "(none)": not collected (or not applicable to the type); "(empty)": collected, empty
+  /// (no xattrs, no ACL, no capabilities).
+  static std::string value(const Record& r, Attr a) {
+    if (!r.has(a)) return "(none)";
+    const std::string v = render_attr(a, r.get(a));
+    return v.empty() ? "(empty)" : escape_terminal(v);
+  }
   std::string paint(const char* sgr, const std::string& s) const {
     return color_ ? "\x1b[" + std::string(sgr) + "m" + s + "\x1b[0m" : s;
   }
