@@ -314,7 +314,6 @@ def case_hostile_names(ctx, update):
     # change each one
     for name in HOSTILE:
         write(os.path.join(tree, name), b"changed")
-    os.write(fd, b"") if False else None
     leaf = os.open("leaf", os.O_WRONLY | os.O_TRUNC, dir_fd=fd)
     os.write(leaf, b"changed")
     os.close(leaf)
