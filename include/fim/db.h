@@ -50,8 +50,8 @@ class BaselineWriter {
 
   /// Records must come in strictly increasing path order (the walk order).
   Status add(const Record& r);
-  /// Fills meta.entry_count and meta.content_sha256, writes the manifest, and installs the file.
-  Status commit(BaselineMeta meta);
+  /// Fills meta->entry_count and meta->content_sha256, writes the manifest, and installs the file.
+  Status commit(BaselineMeta* meta);
 
  private:
   struct Impl;

@@ -88,8 +88,9 @@ Status BaselineWriter::add(const Record& r) {
   return {};
 }
 
-Status BaselineWriter::commit(BaselineMeta meta) {
+Status BaselineWriter::commit(BaselineMeta* out) {
   sqlite3* db = impl_->db.get();
+  BaselineMeta& meta = *out;
   meta.entry_count = impl_->count;
   meta.content_sha256 = hex_encode(impl_->content.finish());
   auto roots = db::prepare(db, "INSERT INTO roots(path) VALUES(?)", Errc::Io);

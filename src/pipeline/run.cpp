@@ -19,6 +19,9 @@ namespace {
 
 std::string quoted(const Bytes& p) { return "'" + escape_terminal(p) + "'"; }
 
+constexpr const char* kUnsignedWarning =
+    "the baseline is not signed: anyone who can write it can rewrite it undetected";
+
 /// Calls `progress` at most every 250 ms.
 class Ticker {
  public:
@@ -106,12 +109,9 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   meta.roots_source = from_cli ? "cli" : "policy";
   meta.roots = roots;
   meta.is_signed = false;
-  FIM_TRY((*writer)->commit(meta));
-  // commit() filled these in its own copy; read the installed manifest's facts back.
-  auto reader = BaselineReader::open(opts.db_path);
-  if (!reader) return reader.error();
-  sink.alert("unsigned", "the baseline is not signed: anyone who can write it can rewrite it undetected");
-  s.baseline = facts_of(opts.db_path, (*reader)->meta());
+  FIM_TRY((*writer)->commit(&meta));
+  sink.alert("unsigned", kUnsignedWarning);
+  s.baseline = facts_of(opts.db_path, meta);
   s.seconds = monotonic_seconds() - t0;
   s.exit_code = exit_code_for(s);
   return s;
@@ -127,7 +127,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) +
                                        " is not signed; pass --unsigned to use an unsigned baseline");
   if (!meta.is_signed)
-    sink.alert("unsigned", "the baseline is not signed: anyone who can write it can rewrite it undetected");
+    sink.alert("unsigned", kUnsignedWarning);
 
   Summary s;
   s.command = "check";

@@ -51,7 +51,7 @@ void build_seed() {
   BaselineMeta m;
   m.roots = {"/r"};
   m.roots_source = "cli";
-  if (!(*w)->commit(m)) std::abort();
+  if (!(*w)->commit(&m)) std::abort();
   g_valid = read_all(g_path);
   std::atexit([] {
     ::unlink(g_path.c_str());

@@ -40,7 +40,8 @@ void write_baseline(const Bytes& path, const std::vector<Record>& records) {
   auto w = BaselineWriter::create(path);
   REQUIRE(w.has_value());
   for (const auto& r : records) REQUIRE((*w)->add(r).has_value());
-  REQUIRE((*w)->commit(meta_for({"/r"})).has_value());
+  BaselineMeta m = meta_for({"/r"});
+  REQUIRE((*w)->commit(&m).has_value());
 }
 
 void sql(const Bytes& path, const char* statement) {
