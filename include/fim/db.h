@@ -97,5 +97,8 @@ class BaselineLock {
 std::vector<std::string> baseline_schema();
 /// The canonical encoding of one row, as covered by the content digest.
 Bytes canonical_row(const Record& r);
+/// What the content digest covers after the rows: the roots (in order), where they came
+/// from, and the policy digest, so none of them can be edited without failing verification.
+Bytes canonical_manifest_tail(const BaselineMeta& m);
 
 }  // namespace fim

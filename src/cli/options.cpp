@@ -4,6 +4,7 @@
 #include "options.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 
 #include "fim_config.h"
 
@@ -74,8 +75,10 @@ int parse_options(int argc, char** argv, Options* o) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 16;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // One line, like every other fimctl error (scripts match "fimctl: error:").
+    std::fprintf(stderr, "fimctl: error: %s (see 'fimctl --help')\n", e.what());
+    return 16;
   }
   for (const auto* sub : app.get_subcommands()) o->command = sub->get_name();
   return -1;

@@ -175,6 +175,7 @@ Result<bool> BaselineReader::next(Record* out) {
   if (!impl_->cursor) return false;
   const int rc = sqlite3_step(impl_->cursor.get());
   if (rc == SQLITE_DONE) {
+    impl_->content.update(canonical_manifest_tail(impl_->meta));
     impl_->digest = impl_->content.finish();
     impl_->cursor.reset();
     return false;

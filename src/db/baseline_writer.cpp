@@ -92,6 +92,7 @@ Status BaselineWriter::commit(BaselineMeta* out) {
   sqlite3* db = impl_->db.get();
   BaselineMeta& meta = *out;
   meta.entry_count = impl_->count;
+  impl_->content.update(canonical_manifest_tail(meta));
   meta.content_sha256 = hex_encode(impl_->content.finish());
   auto roots = db::prepare(db, "INSERT INTO roots(path) VALUES(?)", Errc::Io);
   if (!roots) return roots.error();

@@ -63,6 +63,20 @@ Bytes canonical_row(const Record& r) {
   return out;
 }
 
+Bytes canonical_manifest_tail(const BaselineMeta& m) {
+  Bytes out = "\nmanifest\n";
+  const auto put = [&](std::string_view v) {
+    const uint32_t n = htole32(static_cast<uint32_t>(v.size()));
+    out.append(reinterpret_cast<const char*>(&n), 4);
+    out.append(v);
+  };
+  put(std::to_string(m.roots.size()));
+  for (const auto& r : m.roots) put(r);
+  put(m.roots_source);
+  put(m.policy_digest);
+  return out;
+}
+
 namespace db {
 
 const std::string& entry_columns() {

@@ -157,6 +157,10 @@ TEST_CASE("tampering with any entry fails verification") {
       "DELETE FROM entries WHERE path = CAST('/r/a' AS BLOB)",
       "INSERT INTO entries(path, status, errno, have, type) VALUES(CAST('/r/z' AS BLOB), 0, 0, 1, 1)",
       "UPDATE meta SET value = CAST('5' AS BLOB) WHERE key = 'entry_count'",
+      "UPDATE roots SET path = CAST('/elsewhere' AS BLOB)",
+      "INSERT INTO roots(path) VALUES(CAST('/more' AS BLOB))",
+      "UPDATE meta SET value = CAST('x' AS BLOB) WHERE key = 'policy_digest'",
+      "UPDATE meta SET value = CAST('policy' AS BLOB) WHERE key = 'roots_source'",
   };
   for (const char* edit : edits) {
     CAPTURE(edit);
