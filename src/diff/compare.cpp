@@ -21,7 +21,10 @@ AttrMask compare(const Record& old_rec, const Record& new_rec) {
     if (in_old && in_new) {
       if (!(old_rec.get(a) == new_rec.get(a))) changed |= attr_bit(a);
     } else if (type_changed && (in_old || in_new)) {
-      changed |= attr_bit(a);
+      // An empty set on one side and "not applicable" on the other (no capabilities on a
+      // file that became a symlink) is no information: leave it out.
+      const AttrValue& v = in_old ? old_rec.get(a) : new_rec.get(a);
+      if (attr_is_integer(a) || !v.bytes.empty()) changed |= attr_bit(a);
     }
   }
   return changed;

@@ -50,6 +50,12 @@ TEST_CASE("an attribute missing on one side is not a change unless the type chan
   CHECK((m & attr_bit(Attr::Sha256)));  // the digest is gone: listed
   CHECK((m & attr_bit(Attr::Link)));    // the target is new: listed
   CHECK((m & attr_bit(Attr::Mode)));
+
+  Record with_empty_caps = old_rec;
+  with_empty_caps.set_bytes(Attr::Caps, "");  // collected, none set: not news when it goes
+  CHECK_FALSE((compare(with_empty_caps, link) & attr_bit(Attr::Caps)));
+  with_empty_caps.set_bytes(Attr::Caps, "x");
+  CHECK((compare(with_empty_caps, link) & attr_bit(Attr::Caps)));
 }
 
 TEST_CASE("empty and absent values differ only when both were collected") {
