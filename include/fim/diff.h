@@ -16,6 +16,7 @@ std::string_view change_kind_name(ChangeKind k);
 /// compared (an attribute the policy did not select, or that could not be read now, is not a
 /// change). When the type changed, every attribute present on either side that differs is
 /// listed, so a file replaced by a symlink shows its lost digest and its new target.
-AttrMask compare(const Record& old_rec, const Record& new_rec);
+/// With `growing` (a log), a size that grew is not a change; one that shrank is.
+AttrMask compare(const Record& old_rec, const Record& new_rec, bool growing = false);
 
 }  // namespace fim

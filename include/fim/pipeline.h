@@ -21,8 +21,8 @@ struct ScanProgress {
 
 struct ScanOptions {
   std::vector<Bytes> roots;
-  WalkOptions walk;
-  CollectOptions collect;
+  WalkOptions walk;          ///< walk.selector decides what is emitted, with which rule (null: all)
+  CollectOptions collect;    ///< mask and hash limit come from each entry's rule
   unsigned jobs = 1;  ///< collector threads
 };
 
@@ -30,7 +30,8 @@ struct ScanOptions {
 /// not be listed, with the reason in rec.status/rec.sys_errno.
 struct ScanEntry {
   Record rec;
-  bool subtree_incomplete = false;
+  bool subtree_incomplete = false;  ///< a status about a directory's contents, not an entry
+  int rule = -1;                    ///< the rule that selected it (Policy::rules index)
 };
 
 /// Walks and collects in parallel with bounded memory (a fixed window of work in flight);
@@ -40,7 +41,7 @@ Status scan(const ScanOptions& opts, const std::function<Status(ScanEntry&)>& co
             uint64_t* bytes_hashed);
 
 struct RunOptions {
-  Policy policy;
+  Policy policy;             ///< as loaded (its digest goes into the baseline)
   Bytes db_path;
   std::vector<Bytes> paths;  ///< command-line PATHs (absolute, normalised); empty: policy/baseline roots
   unsigned jobs = 1;

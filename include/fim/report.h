@@ -12,6 +12,7 @@
 #include "fim/attr.h"
 #include "fim/base/result.h"
 #include "fim/diff.h"
+#include "fim/rules.h"
 
 namespace fim {
 
@@ -46,10 +47,13 @@ int exit_code_for(const Summary& s);
 class Sink {
  public:
   virtual ~Sink() = default;
-  virtual void change(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed) = 0;
+  /// `rule` is the policy rule that selects the entry (its severity and tags label the
+  /// record), or null when none does (an entry only the baseline has, under a changed policy).
+  virtual void change(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
+                      const Rule* rule) = 0;
   /// An entry that could not be fully inspected (status != ok), or with `subtree` a directory
-  /// whose contents could not be listed.
-  virtual void entry_status(const Record& r, bool subtree) = 0;
+  /// whose contents could not be listed (or, skipped_fs, were not walked).
+  virtual void entry_status(const Record& r, bool subtree, const Rule* rule) = 0;
   /// A warning about the whole run ("unsigned", "policy_changed"); code is a stable token.
   virtual void alert(std::string_view code, std::string_view message) = 0;
   /// Writes everything held, summary included.
@@ -67,8 +71,11 @@ void add_bytes(std::string& o, std::string_view key, std::string_view value);
 void add_attr(std::string& o, std::string_view key, Attr a, const AttrValue& v);
 /// {"type":"file","mode":"0644",...}: every collected attribute of a record.
 std::string record_attrs(const Record& r);
-std::string change_record(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed);
-std::string status_record(const Record& r, bool subtree);
+std::string change_record(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
+                          const Rule* rule);
+std::string status_record(const Record& r, bool subtree, const Rule* rule);
+/// Appends "severity", "tags" and "rule" (where the rule is defined) when `rule` is set.
+void add_labels(std::string& o, const Rule* rule);
 std::string alert_record(std::string_view code, std::string_view message);
 std::string summary_record(const Summary& s);
 }  // namespace json

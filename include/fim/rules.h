@@ -1,39 +1,193 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The policy: which roots, which attributes, how far to descend. The TOML loader (its own
-// issue) fills the same struct; init and check only ever see a Policy.
+// rules: the policy (which entries, which attributes, how they are labelled) and the matcher
+// that answers, for any path, which rule decides it.
+//
+// Precedence, the one rule users must be able to predict (fimctl.toml(5), `fimctl explain`):
+// a rule *covers* an entry when its selector matches the entry itself or one of its ancestors
+// no more than `depth` levels up. Of the rules that cover an entry and accept its file type
+// and filesystem type, the winner is
+//   1. the one whose match is nearest the entry (fewest levels up; 0 = the entry itself),
+//   2. then path over glob over regex,
+//   3. then the one defined last (conf.d files load after the main file, in name order).
+// An exclusion that wins drops the entry; an entry no rule covers is not recorded. The walk
+// skips a directory only when nothing below it can be selected.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "fim/attr.h"
 #include "fim/base/bytes.h"
+#include "fim/base/result.h"
 
 namespace fim {
 
+enum class Severity : uint8_t { Info, Low, Medium, High, Critical };
+std::string_view severity_name(Severity s);
+std::optional<Severity> severity_from_name(std::string_view name);
+
+/// An attribute selection: the mask, plus `growing` (a log: a size increase is not a change).
+struct AttrSet {
+  AttrMask mask = 0;
+  bool growing = false;
+  bool operator==(const AttrSet&) const = default;
+};
+
+/// Named sets every policy can use (AIDE's R, L, >, H, X plus readable names).
+struct BuiltinGroup {
+  std::string_view name;
+  std::string_view expr;
+  std::string_view help;
+};
+const std::vector<BuiltinGroup>& builtin_groups();
+
+/// Parses "R + xxh128 - mtime": group names and attribute keys joined by + and -, applied
+/// left to right. `groups` holds the user's groups already resolved. The error message has
+/// no position; the caller adds one.
+Result<AttrSet> parse_attr_expr(std::string_view expr, const std::map<std::string, AttrSet, std::less<>>& groups);
+/// "type+mode+uid+...+growing": canonical, parseable.
+std::string attr_set_text(const AttrSet& s);
+
+enum class SelectorKind : uint8_t { Path, Glob, Regex };
+std::string_view selector_kind_name(SelectorKind k);
+
+/// Where something was defined: "file:line:column", or a description ("command line").
+struct SourcePos {
+  std::string file;
+  uint32_t line = 0;
+  uint32_t column = 0;
+  std::string text() const;
+};
+
+struct CompiledSelector;  // match.cpp
+
+inline constexpr uint32_t kAnyDepth = UINT32_MAX;
+
+struct Rule {
+  bool exclude = false;
+  SelectorKind kind = SelectorKind::Path;
+  Bytes pattern;                      ///< as written (a path is normalised)
+  uint32_t depth = kAnyDepth;         ///< levels below the match it still covers (0: the match only)
+  uint32_t types = 0;                 ///< bit (1 << FileType) per accepted type; 0 = every type
+  std::vector<std::string> fstypes;   ///< accepted filesystem types; empty = every type
+  // What an include rule records; meaningless for an exclusion.
+  AttrSet attrs;
+  std::string attrs_expr;             ///< as written, for show and explain
+  Severity severity = Severity::Medium;
+  std::vector<std::string> tags;
+  uint64_t max_hash_bytes = 0;        ///< 0 = no limit
+  bool cross_fs = false;              ///< descend into other mounts below entries it selects
+  SourcePos where;
+  std::shared_ptr<const CompiledSelector> compiled;
+
+  /// "rule 3 (fimctl.toml:12:1)" / "exclude 2 (...)": numbered from 1 in load order.
+  std::string label(size_t index) const;
+};
+
+/// Compiles `r.pattern` into r.compiled; checks it (absolute, normalised, bounded regex).
+Status compile_rule(Rule* r);
+
 struct Policy {
-  std::vector<Bytes> roots;     ///< absolute, normalised; missing ones are recorded as absent
-  AttrMask attrs = 0;           ///< attributes collected for every entry
-  bool cross_fs = false;        ///< descend into other mounts below a root
-  uint64_t max_hash_bytes = 0;  ///< files larger than this get metadata only; 0 = no limit
-  std::string source;           ///< where it came from, for reports ("built-in default")
+  std::vector<Rule> rules;             ///< includes and exclusions, in load order
+  std::map<std::string, AttrSet, std::less<>> groups;  ///< user-defined groups, resolved
+  AttrSet default_attrs;               ///< for rules that name none and for command-line PATHs
+  Severity default_severity = Severity::Medium;
+  bool cross_fs = false;
+  uint64_t max_hash_bytes = 0;
+  std::string source;                  ///< for reports: "/etc/fimctl/fimctl.toml (+1 included)"
+  std::vector<std::string> files;      ///< every file loaded, in order
+
+  /// Where walks start: the fixed leading part of every include rule, normalised.
+  std::vector<Bytes> roots() const;
 };
 
 /// Attributes recorded when nothing narrows them: everything but `dev` (device numbers of
 /// tmpfs and some other filesystems change at every mount) and `xxh128` (not a security
-/// digest; only on request).
+/// digest; only on request). The same as group R.
 AttrMask default_attrs();
 
-/// The built-in default policy (DESIGN.md, Roots and the default policy): system binaries and
-/// libraries, cron, ssh, accounts, sudo, the dynamic linker, PAM, systemd units, modules.
-Policy default_policy();
+/// Appends one include rule per path (command-line PATHs: they beat any policy rule that
+/// matches higher up, and lose to rules that match below them).
+void add_path_rules(Policy* p, const std::vector<Bytes>& paths, const std::string& where);
 
-/// Canonical text of everything but the roots (they are stored in the baseline by
-/// themselves), and its SHA-256 in hex: what `check` compares to detect a policy change.
+/// Canonical text of the policy's meaning (rules, options; not comments or positions) and its
+/// SHA-256 in hex: what `check` compares to detect a policy change.
 std::string policy_canonical(const Policy& p);
 std::string policy_digest(const Policy& p);
 
 /// Sorts roots, removes duplicates and roots that lie below another root.
 std::vector<Bytes> normalize_roots(std::vector<Bytes> roots);
+
+// --- loading (config_toml.cpp) ---
+
+struct LoadOptions {
+  std::string path;            ///< the main file
+  bool builtin_fallback = false;  ///< a missing main file means the built-in default policy
+  size_t max_file_bytes = 1 << 20;
+};
+
+/// One problem in a policy file: "file:line:column: message".
+struct ConfigDiag {
+  SourcePos where;
+  std::string message;
+};
+
+/// Loads the main file and its includes. On failure the error lists every problem found
+/// (up to a limit), one per line, each with its position; Errc::Usage.
+Result<Policy> load_policy(const LoadOptions& opts);
+/// Parses one document from memory (the built-in policy, the fuzz target, unit tests): `name`
+/// is used in positions; an `include` key is checked but not followed.
+Result<Policy> parse_policy_text(std::string_view text, const std::string& name);
+/// The built-in default policy: share/fimctl.toml, embedded at build time.
+std::string_view builtin_policy_text();
+Policy default_policy();
+/// The effective policy as TOML, with each rule's origin as a comment (`config show`).
+std::string policy_to_toml(const Policy& p);
+
+// --- matching (match.cpp) ---
+
+/// Rules that cover a path: (rule index, levels up to where its selector matched).
+struct Cover {
+  uint32_t rule;
+  uint32_t distance;
+};
+using Scope = std::vector<Cover>;
+
+/// Evaluates a policy for paths, incrementally along a walk (a child's scope comes from its
+/// parent's) or from scratch for one path. Immutable; safe to share between threads.
+class Selector {
+ public:
+  explicit Selector(const Policy& p);
+
+  /// The scope of `path` (absolute, normalised) given its parent's scope.
+  void child_scope(const Scope& parent, std::string_view path, Scope* out) const;
+  /// The scope of `path`, computed from "/" down.
+  Scope scope_of(std::string_view path) const;
+  /// The winning rule for an entry with this scope, file type and filesystem type (empty:
+  /// unknown, rules with a filesystem filter then do not apply); -1 when no rule covers it.
+  /// `extra` adds levels (1: a hypothetical child with no selector of its own).
+  int winner(const Scope& s, FileType t, std::string_view fstype, uint32_t extra = 0) const;
+  /// Whether the walk must list directory `dir` (scope `s`): something below it may be selected.
+  bool descend(std::string_view dir, const Scope& s) const;
+  /// Whether a selector could match a path strictly below `dir`.
+  bool may_match_below(std::string_view dir) const;
+  bool uses_fstype() const { return uses_fstype_; }
+  const Policy& policy() const { return p_; }
+  /// True when `a` beats `b` (the precedence at the top of this file).
+  bool precedes(const Cover& a, const Cover& b) const;
+
+ private:
+  const Policy& p_;
+  bool uses_fstype_ = false;
+};
+
+/// Glob match on whole paths: `*` and `?` within one component, `[...]` classes, `\` escapes,
+/// `**` as a whole component for any number of components (zero included).
+bool glob_match(std::string_view pattern, std::string_view path);
+/// Filesystem type name from statfs f_type ("ext4", "tmpfs", "nfs", ..., or "0x1234abcd").
+std::string fstype_name(int64_t f_type);
 
 }  // namespace fim

@@ -12,11 +12,12 @@
 
 #include "fim/attr.h"
 #include "fim/base/result.h"
+#include "fim/rules.h"
 
 namespace fim {
 
 struct WalkOptions {
-  bool cross_fs = false;     ///< descend into other mounts below a root
+  const Selector* selector = nullptr;  ///< decides which entries are emitted; null: all below the roots
   bool roots_must_exist = false;  ///< a missing root is fatal (command-line PATHs) or absent (policy)
 };
 
@@ -25,15 +26,20 @@ struct WalkItem {
     Entry,              ///< an entry to inspect; `target` is valid
     StatFailed,         ///< lstat failed with `err`: the entry exists but cannot be inspected
     SubtreeIncomplete,  ///< the directory at target.path could not be listed (`err`)
+    SubtreeSkipped,     ///< the contents of target.path are on a filesystem type `rule` excludes
   };
   Kind kind = Kind::Entry;
   int err = 0;
+  int rule = -1;  ///< the policy rule that decided the entry (index into Policy::rules)
   Target target;
 };
 
 /// Walks `roots` (absolute, normalised; see normalize_roots) depth-first, iteratively, holding
 /// one directory fd per level and opening each entry relative to its parent; never follows a
-/// symlink below a root. Returns an error only for fatal problems (a root that must exist and
+/// symlink below a root. Emits only the entries the selector's policy selects (with the
+/// deciding rule), lists only directories below which something can be selected, and crosses
+/// into another mount only when the rule that selected the directory says cross_fs. An
+/// entry's filesystem type (for rules with `fstype`) is that of the directory listing it. Returns an error only for fatal problems (a root that must exist and
 /// does not, a root that cannot be read); per-entry problems become items. `emit` returns
 /// false to stop early.
 Status walk(const std::vector<Bytes>& roots, const WalkOptions& opts,

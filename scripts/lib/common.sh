@@ -5,7 +5,7 @@
 # uses it; add one only with the reason in README.md (Dependencies).
 FIM_BUILD_PACKAGES=(
   meson ninja-build pkg-config g++ python3
-  libsqlite3-dev libssl-dev libxxhash-dev libcli11-dev doctest-dev
+  libsqlite3-dev libssl-dev libxxhash-dev libcli11-dev doctest-dev libtomlplusplus-dev
 )
 # Tools the tests drive: setfacl/getfacl (acl), setfattr (attr), setcap (libcap2-bin),
 # setpriv (util-linux) to drop root in tests of what other users may do.

@@ -15,7 +15,9 @@ namespace {
 
 Result<RunOptions> run_options(const Options& o) {
   RunOptions r;
-  r.policy = default_policy();
+  auto policy = load_cli_policy(o);
+  if (!policy) return policy.error();
+  r.policy = std::move(*policy);
   auto db = absolute_path(o.db);
   if (!db) return db.error();
   r.db_path = *db;
@@ -49,7 +51,7 @@ int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
   auto sink = make_sink(o);
   if (o.verbose && !o.quiet) {
     std::string roots;
-    for (const auto& p : ro->paths.empty() && o.command == "init" ? ro->policy.roots : ro->paths)
+    for (const auto& p : ro->paths.empty() && o.command == "init" ? ro->policy.roots() : ro->paths)
       roots += " " + escape_terminal(p);
     std::fprintf(stderr, "fimctl: %s: baseline %s, %u hashing threads, policy %s, roots:%s\n", o.command.c_str(),
                  escape_terminal(ro->db_path).c_str(), ro->jobs, ro->policy.source.c_str(),

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "fim/base/result.h"
+#include "fim/rules.h"
 #include "options.h"
 
 namespace fim::cli {
@@ -16,5 +17,11 @@ int report_error(const Error& e);
 int cmd_init(const Options& o);
 int cmd_check(const Options& o);
 int cmd_version(const Options& o);
+int cmd_config(const Options& o);
+int cmd_explain(const Options& o);
+
+/// The policy `-c` names, or /etc/fimctl/fimctl.toml (the built-in default when that does
+/// not exist and no -c was given).
+Result<Policy> load_cli_policy(const Options& o);
 
 }  // namespace fim::cli

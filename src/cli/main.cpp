@@ -16,6 +16,8 @@ struct Command {
 constexpr Command kCommands[] = {
     {"init", fim::cli::cmd_init},
     {"check", fim::cli::cmd_check},
+    {"config", fim::cli::cmd_config},
+    {"explain", fim::cli::cmd_explain},
     {"version", fim::cli::cmd_version},
 };
 

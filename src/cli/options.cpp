@@ -18,14 +18,17 @@ constexpr const char* kFooter = R"(Exit status:
   2   entries were removed
   4   entries were changed
   8   incomplete: some entries could not be read, changed while hashed, or the policy changed
-  16  usage or policy error      17  baseline missing, corrupt, foreign or newer
+  16  usage or policy error (every policy problem is listed as FILE:LINE:COLUMN: message)
+  17  baseline missing, corrupt, foreign or newer
   18  baseline failed verification or is unsigned without --unsigned
   19  baseline locked by another fimctl    20  I/O error    22  internal error
 
 Files:
+  )" FIM_DEFAULT_CONFIG R"(     the policy (-c moves it; built-in default if absent)
+  /etc/fimctl/conf.d/*.toml       drop-ins, loaded after it in name order
   )" FIM_DEFAULT_DB R"(   the baseline (--db moves it; a .lock file sits beside it)
 
-See fimctl(1).)";
+See fimctl(1) and fimctl.toml(5).)";
 
 }  // namespace
 
@@ -37,8 +40,13 @@ int parse_options(int argc, char** argv, Options* o) {
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the subcommand
   o->db = FIM_DEFAULT_DB;
+  o->config = FIM_DEFAULT_CONFIG;
 
   app.add_option("--db", o->db, "baseline file")->type_name("FILE")->capture_default_str();
+  auto* cfg_opt = app.add_option("-c,--config", o->config,
+                                 "policy file (TOML, fimctl.toml(5)); its conf.d/*.toml drop-ins are loaded too")
+                      ->type_name("FILE")
+                      ->capture_default_str();
   app.add_option("--format", o->format, "report format: plain (for people), json (one document), "
                                         "ndjson (one record per line)")
       ->check(CLI::IsMember({"plain", "json", "ndjson"}))
@@ -57,9 +65,11 @@ int parse_options(int argc, char** argv, Options* o) {
                    "roots to record instead of the built-in policy's; stored in the baseline, so a later "
                    "'check' without PATHs checks exactly these")
       ->type_name("PATH");
-  init->footer("Without PATHs the built-in default policy's roots are recorded: /usr/bin, /usr/sbin,\n"
-               "/usr/lib, cron, ssh, accounts, sudoers, ld.so, PAM, systemd units and more.\n"
-               "A PATH that does not exist is an error; a policy root that does not exist is\n"
+  init->footer("Without PATHs the policy's rules decide what is recorded (the default policy:\n"
+               "/usr/bin, /usr/sbin, /usr/lib, cron, ssh, accounts, sudoers, ld.so, PAM, systemd\n"
+               "units, modules, login records). With PATHs, each PATH is recorded with the policy's\n"
+               "default_attrs, and policy rules that match below a PATH still apply.\n"
+               "A PATH that does not exist is an error; a policy path that does not exist is\n"
                "recorded as absent and reported as added if it appears.");
 
   auto* check = app.add_subcommand("check", "compare the filesystem with the baseline and report differences");
@@ -69,6 +79,20 @@ int parse_options(int argc, char** argv, Options* o) {
   check->footer("Every selected regular file is re-hashed. The baseline's content digest is verified\n"
                 "while it is read; a baseline that fails verification ends the run with exit 18 and\n"
                 "no report.");
+
+  auto* config = app.add_subcommand("config", "check or show the policy");
+  config->require_subcommand(1);
+  config->add_subcommand("check", "load the policy and its drop-ins and report every problem as FILE:LINE:COLUMN "
+                                  "(exit 0 when it is valid, 16 when not)");
+  config->add_subcommand("show", "print the effective policy (drop-ins merged, defaults filled in, groups "
+                                 "expanded) as TOML, each rule with the file and line it comes from");
+
+  auto* explain = app.add_subcommand("explain", "say which rule decides PATH: the attributes recorded, severity and "
+                                                "tags, or the exclusion that drops it");
+  explain->add_option("PATH", o->paths, "the path to explain (it need not exist)")->required()->type_name("PATH");
+  explain->footer("Lists every rule that covers PATH in precedence order: nearest match first, then path\n"
+                  "over glob over regex, then the rule defined last. Exit 0 when PATH is recorded,\n"
+                  "1 when it is excluded or no rule covers it.");
 
   app.add_subcommand("version", "print the version and the formats this build reads and writes");
 
@@ -80,7 +104,11 @@ int parse_options(int argc, char** argv, Options* o) {
     std::fprintf(stderr, "fimctl: error: %s (see 'fimctl --help')\n", e.what());
     return 16;
   }
-  for (const auto* sub : app.get_subcommands()) o->command = sub->get_name();
+  for (const auto* sub : app.get_subcommands()) {
+    o->command = sub->get_name();
+    for (const auto* inner : sub->get_subcommands()) o->action = inner->get_name();
+  }
+  o->config_given = cfg_opt->count() > 0;
   return -1;
 }
 

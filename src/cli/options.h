@@ -8,7 +8,7 @@
 namespace fim::cli {
 
 struct Options {
-  std::string command;  ///< "init", "check", "version"
+  std::string command;  ///< "init", "check", "config", "explain", "version"
   std::string db;
   std::string format = "plain";
   unsigned jobs = 0;  ///< 0: number of online CPUs
@@ -17,6 +17,9 @@ struct Options {
   bool no_color = false;
   bool allow_unsigned = false;
   std::vector<std::string> paths;
+  std::string config;           ///< -c: the policy file
+  bool config_given = false;    ///< -c was on the command line (no built-in fallback)
+  std::string action;           ///< "config check" / "config show": the second word
 };
 
 /// Parses argv. Returns -1 to go on, or the exit code to end with (0 after --help, 16 after

@@ -22,7 +22,16 @@ int exit_code_for_error(const Error& e) {
 }
 
 int report_error(const Error& e) {
-  std::fprintf(stderr, "fimctl: error: %s\n", escape_terminal(e.describe()).c_str());
+  // One "fimctl: error:" line per problem (a policy can have several, one per line).
+  const std::string msg = e.describe();
+  size_t start = 0;
+  for (;;) {
+    const size_t nl = msg.find('\n', start);
+    const std::string line = msg.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    std::fprintf(stderr, "fimctl: error: %s\n", escape_terminal(line).c_str());
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
   return exit_code_for_error(e);
 }
 

@@ -48,23 +48,25 @@ std::string host_id() {
   return s.empty() ? "unknown" : s;
 }
 
+const Rule* rule_at(const Policy& p, int idx) {
+  return idx >= 0 ? &p.rules[static_cast<size_t>(idx)] : nullptr;
+}
+
 /// Counts an entry's status into the summary and reports it when it is not ok.
-void note_status(const ScanEntry& e, Summary* s, Sink& sink) {
+void note_status(const ScanEntry& e, const Policy& p, Summary* s, Sink& sink) {
   if (e.rec.status == EntryStatus::Ok) return;
   if (entry_status_is_failure(e.rec.status))
     ++s->incomplete;
   else
     ++s->skipped;
-  sink.entry_status(e.rec, e.subtree_incomplete);
+  sink.entry_status(e.rec, e.subtree_incomplete, rule_at(p, e.rule));
 }
 
-ScanOptions scan_options(const RunOptions& opts, std::vector<Bytes> roots, bool must_exist) {
+ScanOptions scan_options(const RunOptions& opts, const Selector& sel, std::vector<Bytes> roots, bool must_exist) {
   ScanOptions so;
   so.roots = std::move(roots);
-  so.walk.cross_fs = opts.policy.cross_fs;
+  so.walk.selector = &sel;
   so.walk.roots_must_exist = must_exist;
-  so.collect.mask = opts.policy.attrs;
-  so.collect.max_hash_bytes = opts.policy.max_hash_bytes;
   so.jobs = opts.jobs;
   return so;
 }
@@ -82,7 +84,12 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
                       "baseline (every later command then needs --unsigned and every report says so)");
   const double t0 = monotonic_seconds();
   const bool from_cli = !opts.paths.empty();
-  const std::vector<Bytes> roots = normalize_roots(from_cli ? opts.paths : opts.policy.roots);
+  // Command-line PATHs are roots and rules of their own; the policy's rules still decide
+  // what lies below them when they match nearer.
+  Policy effective = opts.policy;
+  if (from_cli) add_path_rules(&effective, normalize_roots(opts.paths), "command line");
+  const Selector sel(effective);
+  const std::vector<Bytes> roots = from_cli ? normalize_roots(opts.paths) : opts.policy.roots();
   auto lock = BaselineLock::acquire(opts.db_path);
   if (!lock) return lock.error();
   auto writer = BaselineWriter::create(opts.db_path);
@@ -91,8 +98,8 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   Summary s;
   s.command = "init";
   Ticker ticker(opts.progress);
-  const Status st = scan(scan_options(opts, roots, from_cli), [&](ScanEntry& e) -> Status {
-    note_status(e, &s, sink);
+  const Status st = scan(scan_options(opts, sel, roots, from_cli), [&](ScanEntry& e) -> Status {
+    note_status(e, effective, &s, sink);
     if (e.subtree_incomplete) return {};
     ++s.entries;
     ticker.tick(s.entries);
@@ -149,13 +156,18 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     }
     roots = normalize_roots(opts.paths);
   }
-  const bool roots_changed = meta.roots_source == "policy" && normalize_roots(opts.policy.roots) != meta.roots;
+  // Roots given to 'init PATH...' are rules of their own again, as they were then.
+  Policy effective = opts.policy;
+  if (meta.roots_source == "cli") add_path_rules(&effective, meta.roots, "baseline roots (init PATH)");
+  const Selector sel(effective);
+  const bool roots_changed = meta.roots_source == "policy" && opts.policy.roots() != meta.roots;
   if (meta.policy_digest != policy_digest(opts.policy) || roots_changed) {
     s.policy_changed = true;
     sink.alert("policy_changed",
                "the policy changed since the baseline was written (" + meta.policy_source + " -> " +
-                   opts.policy.source + "); results may include differences the new policy explains. "
-                   "Re-baseline with 'fimctl init' once the changes below are reviewed");
+                   opts.policy.source + "); differences below may come from the new policy, not from the "
+                   "files. Review them, then re-baseline with 'fimctl init' (add the same PATHs if the "
+                   "baseline was made from PATHs) so checks compare under one policy again");
   }
   const auto selected = [&](const Bytes& path) {
     return !subset || std::any_of(roots.begin(), roots.end(), [&](const Bytes& r) { return path_within(path, r); });
@@ -180,19 +192,21 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
       ++s.unverified;
     } else {
       ++s.removed;
-      sink.change(ChangeKind::Removed, &r, nullptr, 0);
+      const int w = sel.winner(sel.scope_of(r.path), r.type(), {});
+      sink.change(ChangeKind::Removed, &r, nullptr, 0, w >= 0 && !effective.rules[static_cast<size_t>(w)].exclude ? rule_at(effective, w) : nullptr);
     }
   };
   FIM_TRY(advance());
 
   Ticker ticker(opts.progress);
-  const Status st = scan(scan_options(opts, roots, subset), [&](ScanEntry& e) -> Status {
+  const Status st = scan(scan_options(opts, sel, roots, subset), [&](ScanEntry& e) -> Status {
     const Bytes& path = e.rec.path;
     while (have_old && old_rec.path < path) {  // in the baseline, not on disk (any more)
       missing(old_rec);
       FIM_TRY(advance());
     }
-    note_status(e, &s, sink);
+    note_status(e, effective, &s, sink);
+    const Rule* rule = rule_at(effective, e.rule);
     if (e.subtree_incomplete) {
       unreadable_dirs.push_back(path);
       return {};
@@ -202,14 +216,15 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     if (have_old && old_rec.path == path) {
       // An entry that could not even be lstat'ed has nothing to compare; its status says so.
       const bool comparable = !(e.rec.status != EntryStatus::Ok && e.rec.type() == FileType::Unknown);
-      if (const AttrMask changed = comparable ? compare(old_rec, e.rec) : 0; changed) {
+      const bool growing = rule && rule->attrs.growing;
+      if (const AttrMask changed = comparable ? compare(old_rec, e.rec, growing) : 0; changed) {
         ++s.changed;
-        sink.change(ChangeKind::Changed, &old_rec, &e.rec, changed);
+        sink.change(ChangeKind::Changed, &old_rec, &e.rec, changed, rule);
       }
       return advance();
     }
     ++s.added;
-    sink.change(ChangeKind::Added, nullptr, &e.rec, 0);
+    sink.change(ChangeKind::Added, nullptr, &e.rec, 0, rule);
     return {};
   }, &s.bytes_hashed);
   if (!st) return st.error();

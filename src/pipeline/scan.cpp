@@ -12,6 +12,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "fim/pipeline.h"
@@ -40,13 +41,20 @@ struct Pipe {
   bool stop = false;
 };
 
-void collect_chunk(Chunk& c, const CollectOptions& copts, Collector& collector) {
+void collect_chunk(Chunk& c, const CollectOptions& base, const Policy& policy, Collector& collector) {
   c.out.resize(c.in.size());
+  CollectOptions copts = base;
   for (size_t i = 0; i < c.in.size(); ++i) {
     WalkItem& item = c.in[i];
     ScanEntry& e = c.out[i];
+    e.rule = item.rule;
     switch (item.kind) {
       case WalkItem::Kind::Entry:
+        if (item.rule >= 0) {
+          const Rule& r = policy.rules[static_cast<size_t>(item.rule)];
+          copts.mask = r.attrs.mask | attr_bit(Attr::Type);
+          copts.max_hash_bytes = r.max_hash_bytes;
+        }
         collector.collect(item.target, copts, &e.rec);
         break;
       case WalkItem::Kind::StatFailed:
@@ -62,6 +70,12 @@ void collect_chunk(Chunk& c, const CollectOptions& copts, Collector& collector) 
         e.rec.sys_errno = item.err;
         e.subtree_incomplete = true;
         break;
+      case WalkItem::Kind::SubtreeSkipped:
+        e.rec.path = std::move(item.target.path);
+        e.rec.set_num(Attr::Type, static_cast<int64_t>(FileType::Dir));
+        e.rec.status = EntryStatus::SkippedFs;
+        e.subtree_incomplete = true;
+        break;
     }
     item.target.dir.reset();  // release the directory fd as soon as possible
   }
@@ -71,7 +85,17 @@ void collect_chunk(Chunk& c, const CollectOptions& copts, Collector& collector) 
 
 }  // namespace
 
-Status scan(const ScanOptions& opts, const std::function<Status(ScanEntry&)>& consume, uint64_t* bytes_hashed) {
+Status scan(const ScanOptions& given, const std::function<Status(ScanEntry&)>& consume, uint64_t* bytes_hashed) {
+  // No selector: every entry below the roots, with the default attributes.
+  Policy everything;
+  everything.default_attrs = AttrSet{default_attrs(), false};
+  std::optional<Selector> own;
+  ScanOptions opts = given;
+  if (!opts.walk.selector) {
+    add_path_rules(&everything, opts.roots, "scan roots");
+    own.emplace(everything);
+    opts.walk.selector = &*own;
+  }
   Pipe p;
   Status walk_status;
   std::atomic<uint64_t> hashed{0};
@@ -124,7 +148,7 @@ Status scan(const ScanOptions& opts, const std::function<Status(ScanEntry&)>& co
           c = std::move(p.todo.front());
           p.todo.pop_front();
         }
-        collect_chunk(*c, opts.collect, collector);
+        collect_chunk(*c, opts.collect, opts.walk.selector->policy(), collector);
         {
           std::lock_guard lk(p.mu);
           c->done = true;

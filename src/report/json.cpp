@@ -63,12 +63,27 @@ std::string record_attrs(const Record& r) {
   return o + "}";
 }
 
-std::string change_record(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed) {
+void add_labels(std::string& o, const Rule* rule) {
+  if (!rule) return;
+  add_str(o, "severity", severity_name(rule->severity));
+  key(o, "tags");
+  o += '[';
+  for (size_t i = 0; i < rule->tags.size(); ++i) {
+    if (i) o += ',';
+    append_json_string(o, rule->tags[i]);
+  }
+  o += ']';
+  add_bytes(o, "rule", rule->where.text());
+}
+
+std::string change_record(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
+                          const Rule* rule) {
   const Record& any = new_rec ? *new_rec : *old_rec;
   std::string o = begin("change");
   add_str(o, "kind", change_kind_name(kind));
   add_bytes(o, "path", any.path);
   add_str(o, "file_type", file_type_name(any.type()));
+  add_labels(o, rule);
   if (kind == ChangeKind::Changed) {
     key(o, "changes");
     o += '[';
@@ -93,10 +108,11 @@ std::string change_record(ChangeKind kind, const Record* old_rec, const Record* 
   return o + "}";
 }
 
-std::string status_record(const Record& r, bool subtree) {
+std::string status_record(const Record& r, bool subtree, const Rule* rule) {
   std::string o = begin("entry_status");
   add_bytes(o, "path", r.path);
   add_str(o, "status", entry_status_name(r.status));
+  add_labels(o, rule);
   if (subtree) add_str(o, "scope", "contents");
   if (r.sys_errno) {
     add_str(o, "errno", errno_name(r.sys_errno));

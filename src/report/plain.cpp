@@ -29,14 +29,14 @@ class PlainSink final : public Sink {
  public:
   PlainSink(FILE* out, bool color) : out_(out), color_(color) {}
 
-  void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed) override {
+  void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
     const Record& any = n ? *n : *o;
     std::string line = paint(kind == ChangeKind::Added ? "32" : kind == ChangeKind::Removed ? "31" : "33",
                              std::string(change_kind_name(kind)) + ":");
     line += ' ' + escape_terminal(any.path);
-    if (kind != ChangeKind::Changed) {
-      line += " (" + std::string(file_type_name(any.type())) + ")";
-    } else {
+    if (kind != ChangeKind::Changed) line += " (" + std::string(file_type_name(any.type())) + ")";
+    line += labels(rule);
+    if (kind == ChangeKind::Changed) {
       for (size_t i = 0; i < kAttrCount; ++i) {
         const Attr a = static_cast<Attr>(i);
         if (!(changed & attr_bit(a))) continue;
@@ -47,10 +47,11 @@ class PlainSink final : public Sink {
     details_.line(line);
   }
 
-  void entry_status(const Record& r, bool subtree) override {
+  void entry_status(const Record& r, bool subtree, const Rule* rule) override {
     std::string line = paint("35", entry_status_is_failure(r.status) ? "incomplete:" : "skipped:");
     line += ' ' + escape_terminal(r.path) + ": " + std::string(entry_status_name(r.status));
-    if (subtree) line += " (contents not read)";
+    if (subtree) line += r.status == EntryStatus::SkippedFs ? " (contents not walked)" : " (contents not read)";
+    line += labels(rule);
     if (r.sys_errno) line += " (" + errno_name(r.sys_errno) + ": " + std::strerror(r.sys_errno) + ")";
     details_.line(line);
   }
@@ -90,6 +91,13 @@ class PlainSink final : public Sink {
 
  private:
   static unsigned long long ull(uint64_t v) { return v; }
+  /// " [high: ssh,mitre:T1098.004]": the severity and tags of the rule that selects it.
+  static std::string labels(const Rule* rule) {
+    if (!rule) return {};
+    std::string s = " [" + std::string(severity_name(rule->severity));
+    for (size_t i = 0; i < rule->tags.size(); ++i) s += (i ? "," : ": ") + escape_terminal(rule->tags[i]);
+    return s + "]";
+  }
   /// "(none)": not collected (or not applicable to the type); "(empty)": collected, empty
   /// (no xattrs, no ACL, no capabilities).
   static std::string value(const Record& r, Attr a) {

@@ -57,10 +57,12 @@ class JsonSink final : public Sink {
  public:
   JsonSink(FILE* out, bool ndjson) : out_(out), ndjson_(ndjson) {}
 
-  void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed) override {
-    spool_.line(json::change_record(kind, o, n, changed));
+  void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
+    spool_.line(json::change_record(kind, o, n, changed, rule));
   }
-  void entry_status(const Record& r, bool subtree) override { spool_.line(json::status_record(r, subtree)); }
+  void entry_status(const Record& r, bool subtree, const Rule* rule) override {
+    spool_.line(json::status_record(r, subtree, rule));
+  }
   void alert(std::string_view code, std::string_view message) override {
     spool_.line(json::alert_record(code, message));
   }

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// Policy values: severities, attribute groups and expressions, the canonical form whose
+// digest a baseline stores.
 #include <algorithm>
 
 #include "../attr/hash.h"
@@ -6,42 +8,164 @@
 
 namespace fim {
 
+namespace {
+constexpr std::string_view kSeverities[] = {"info", "low", "medium", "high", "critical"};
+}
+
+std::string_view severity_name(Severity s) { return kSeverities[static_cast<size_t>(s)]; }
+
+std::optional<Severity> severity_from_name(std::string_view name) {
+  for (size_t i = 0; i < std::size(kSeverities); ++i)
+    if (kSeverities[i] == name) return static_cast<Severity>(i);
+  return std::nullopt;
+}
+
 AttrMask default_attrs() { return kAllAttrs & ~attr_bit(Attr::Dev) & ~attr_bit(Attr::Xxh128); }
 
-Policy default_policy() {
-  Policy p;
-  p.source = "built-in default";
-  p.attrs = default_attrs();
-  // On merged-/usr Debian /bin, /sbin and /lib* are symlinks: they are recorded as the links
-  // they are and not descended, and their targets below /usr are roots of their own.
-  p.roots = {
-      "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-      "/usr/bin", "/usr/sbin", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec",
-      "/usr/local/bin", "/usr/local/sbin", "/usr/local/lib",
-      "/etc/crontab", "/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly",
-      "/etc/cron.monthly", "/etc/cron.yearly", "/var/spool/cron",
-      "/etc/ssh", "/root/.ssh",
-      "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow",
-      "/etc/sudoers", "/etc/sudoers.d",
-      "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ld.so.preload",
-      "/etc/pam.conf", "/etc/pam.d", "/etc/security",
-      "/etc/systemd/system", "/etc/modprobe.d", "/etc/modules", "/etc/modules-load.d",
+const std::vector<BuiltinGroup>& builtin_groups() {
+  static const std::vector<BuiltinGroup> kGroups = {
+      {"R", "type+mode+uid+gid+size+mtime+ctime+inode+nlink+link+rdev+sha256+xattrs+acl_access+acl_default+caps+selinux+flags",
+       "read-only files: everything but dev and xxh128 (the default)"},
+      {"L", "type+mode+uid+gid+inode+nlink+link+rdev+xattrs+acl_access+acl_default+caps+selinux+flags",
+       "files whose content changes: ownership, mode, identity; no size, times or digest"},
+      {">", "L+size+growing", "growing logs: L plus size, where only a shrinking size is a change"},
+      {"H", "sha256", "the content digest"},
+      {"X", "xattrs+acl_access+acl_default+caps+selinux+flags", "extended attributes, ACLs, capabilities, label, flags"},
+      {"perms", "type+mode+uid+gid", "type, permission bits and owner"},
+      {"acl", "acl_access+acl_default", "both POSIX ACLs"},
+      {"all", "R+dev+xxh128", "every attribute fimctl knows"},
+      {"none", "", "nothing: the entry's existence only (its type is always recorded)"},
   };
-  p.roots = normalize_roots(std::move(p.roots));
-  return p;
+  return kGroups;
+}
+
+namespace {
+
+bool is_word(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '>' || c == '-'; }
+
+Result<AttrSet> resolve_builtin(std::string_view name, int depth);
+
+Result<AttrSet> parse_expr(std::string_view expr, const std::map<std::string, AttrSet, std::less<>>& groups, int depth) {
+  AttrSet out;
+  size_t i = 0;
+  bool any = false;
+  while (i < expr.size()) {
+    while (i < expr.size() && expr[i] == ' ') ++i;
+    if (i == expr.size()) break;
+    bool add = true;
+    if (expr[i] == '+' || expr[i] == '-') {
+      add = expr[i] == '+';
+      ++i;
+      while (i < expr.size() && expr[i] == ' ') ++i;
+    } else if (any) {
+      return make_error(Errc::Usage, "expected '+' or '-' before '" + std::string(expr.substr(i, 16)) + "'");
+    }
+    size_t j = i;
+    if (j < expr.size() && expr[j] == '>') {
+      ++j;  // ">" is a name of its own
+    } else {
+      while (j < expr.size() && is_word(expr[j]) && expr[j] != '-' && expr[j] != '>') ++j;
+    }
+    const std::string_view name = expr.substr(i, j - i);
+    if (name.empty()) return make_error(Errc::Usage, "expected an attribute or group name after '" + std::string(expr.substr(0, i)) + "'");
+    AttrSet term;
+    if (name == "growing") {
+      term.growing = true;
+    } else if (auto a = attr_from_key(name)) {
+      term.mask = attr_bit(*a);
+    } else if (auto g = groups.find(name); g != groups.end()) {
+      term = g->second;
+    } else if (auto b = resolve_builtin(name, depth); b) {
+      term = *b;
+    } else {
+      return make_error(Errc::Usage, "unknown attribute or group '" + std::string(name) +
+                                         "' (attributes: type, mode, uid, gid, size, mtime, ctime, inode, dev, rdev, "
+                                         "nlink, link, sha256, xattrs, acl_access, acl_default, caps, selinux, flags, "
+                                         "xxh128, growing; groups: R, L, >, H, X, perms, acl, all, none, and [groups])");
+    }
+    if (add) {
+      out.mask |= term.mask;
+      out.growing |= term.growing;
+    } else {
+      out.mask &= ~term.mask;
+      if (term.growing) out.growing = false;
+    }
+    any = true;
+    i = j;
+  }
+  return out;
+}
+
+Result<AttrSet> resolve_builtin(std::string_view name, int depth) {
+  if (depth > 4) return make_error(Errc::Bug, "built-in groups nest too deep");
+  for (const auto& g : builtin_groups())
+    if (g.name == name) return parse_expr(g.expr, {}, depth + 1);
+  return make_error(Errc::Usage, "no such group");
+}
+
+}  // namespace
+
+Result<AttrSet> parse_attr_expr(std::string_view expr, const std::map<std::string, AttrSet, std::less<>>& groups) {
+  const bool blank = std::all_of(expr.begin(), expr.end(), [](char c) { return c == ' '; });
+  if (blank) return make_error(Errc::Usage, "empty attribute expression (use \"none\" for no attributes)");
+  return parse_expr(expr, groups, 0);
+}
+
+std::string attr_set_text(const AttrSet& s) {
+  std::string out;
+  for (size_t i = 0; i < kAttrCount; ++i) {
+    if (!(s.mask & attr_bit(static_cast<Attr>(i)))) continue;
+    if (!out.empty()) out += '+';
+    out += attr_info(static_cast<Attr>(i)).key;
+  }
+  if (s.growing) out += out.empty() ? "growing" : "+growing";
+  return out.empty() ? "none" : out;
+}
+
+std::string SourcePos::text() const {
+  if (line == 0) return file;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+std::string Rule::label(size_t index) const {
+  return std::string(exclude ? "exclude" : "rule") + " #" + std::to_string(index + 1) + " (" + where.text() + ")";
+}
+
+void add_path_rules(Policy* p, const std::vector<Bytes>& paths, const std::string& where) {
+  for (const auto& path : paths) {
+    Rule r;
+    r.kind = SelectorKind::Path;
+    r.pattern = path;
+    r.attrs = p->default_attrs;
+    r.attrs_expr = "(default_attrs)";
+    r.severity = p->default_severity;
+    r.max_hash_bytes = p->max_hash_bytes;
+    r.cross_fs = p->cross_fs;
+    r.where = SourcePos{where, 0, 0};
+    if (compile_rule(&r)) p->rules.push_back(std::move(r));  // paths come normalised; cannot fail
+  }
 }
 
 std::string policy_canonical(const Policy& p) {
-  std::string out = "fimctl-policy-v1\nattrs=";
-  bool first = true;
-  for (size_t i = 0; i < kAttrCount; ++i) {
-    if (!(p.attrs & attr_bit(static_cast<Attr>(i)))) continue;
-    if (!first) out += ',';
-    out += attr_info(static_cast<Attr>(i)).key;
-    first = false;
+  // Line-based; every free-form value is hex-free but length-prefixed so no value can
+  // imitate a field separator.
+  const auto str = [](std::string_view s) { return std::to_string(s.size()) + ":" + std::string(s); };
+  std::string out = "fimctl-policy-v2\ndefault_attrs=" + attr_set_text(p.default_attrs) +
+                    " severity=" + std::string(severity_name(p.default_severity)) +
+                    " cross_fs=" + (p.cross_fs ? "1" : "0") + " max_hash_bytes=" + std::to_string(p.max_hash_bytes) + "\n";
+  for (const auto& r : p.rules) {
+    out += r.exclude ? "exclude" : "rule";
+    out += " kind=" + std::string(selector_kind_name(r.kind)) + " pattern=" + str(r.pattern);
+    out += " depth=" + (r.depth == kAnyDepth ? std::string("any") : std::to_string(r.depth));
+    out += " types=" + std::to_string(r.types) + " fstypes=";
+    for (const auto& f : r.fstypes) out += str(f) + ",";
+    if (!r.exclude) {
+      out += " attrs=" + attr_set_text(r.attrs) + " severity=" + std::string(severity_name(r.severity)) + " tags=";
+      for (const auto& t : r.tags) out += str(t) + ",";
+      out += " max_hash_bytes=" + std::to_string(r.max_hash_bytes) + " cross_fs=" + (r.cross_fs ? "1" : "0");
+    }
+    out += "\n";
   }
-  out += "\ncross_fs=" + std::string(p.cross_fs ? "true" : "false");
-  out += "\nmax_hash_bytes=" + std::to_string(p.max_hash_bytes) + "\n";
   return out;
 }
 

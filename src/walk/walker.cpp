@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -33,6 +34,10 @@ struct Frame {
   Bytes path;                   // its path
   std::vector<Bytes> names;     // for the roots frame: full root paths
   std::vector<SharedFd> root_parents;  // roots frame only: parent of each root
+  std::vector<Scope> root_scopes;       // roots frame only: scope of each root's parent
+  std::vector<std::string> root_fstypes;  // roots frame only: filesystem of each root's parent
+  Scope scope;                  // which rules cover this directory
+  std::string fstype;           // its filesystem type, when the policy asks
   std::vector<Event> events;    // sorted: the order entries are emitted in
   size_t next = 0;
   uint64_t mnt_id = 0;          // mount of this directory (subdirectories on another are not crossed)
@@ -110,7 +115,7 @@ int list_directory(int fd, std::vector<Bytes>* names, std::vector<bool>* is_dir)
 class Walk {
  public:
   Walk(const WalkOptions& opts, const std::function<bool(WalkItem&&)>& emit)
-      : opts_(opts), emit_(emit) {}
+      : opts_(opts), sel_(*opts.selector), emit_(emit) {}
 
   Status run(const std::vector<Bytes>& roots) {
     Frame top;
@@ -138,6 +143,8 @@ class Walk {
                             "cannot read root '" + escape_terminal(root) + "'", errno);
       }
       top.names.push_back(root);
+      top.root_scopes.push_back(sel_.scope_of(dir));
+      top.root_fstypes.push_back(fstype_of(parent.get()));
       top.root_parents.push_back(std::make_shared<const UniqueFd>(std::move(parent)));
       is_dir.push_back(S_ISDIR(st.st_mode));
     }
@@ -163,36 +170,61 @@ class Walk {
       }
       const bool is_root = f.is_roots;
       const uint64_t parent_mnt = f.mnt_id;
-      if (!(ev.descend ? descend(std::move(parent), std::move(name), std::move(path), is_root, parent_mnt)
-                       : emit_entry(std::move(parent), std::move(name), std::move(path))))
+      // The frame may move when descend() pushes: take what the callee needs first.
+      sel_.child_scope(f.is_roots ? f.root_scopes[ev.idx] : f.scope, path, &scope_);
+      const std::string parent_fstype = f.is_roots ? f.root_fstypes[ev.idx] : f.fstype;
+      if (scope_.empty() && !(ev.descend && sel_.may_match_below(path))) continue;  // nothing here for the policy
+      if (!(ev.descend ? descend(std::move(parent), std::move(name), std::move(path), is_root, parent_mnt, parent_fstype)
+                       : emit_entry(std::move(parent), std::move(name), std::move(path), parent_fstype)))
         return {};  // the consumer stopped us
     }
     return {};
   }
 
  private:
-  bool emit_entry(SharedFd parent, Bytes name, Bytes path) {
+  /// The filesystem type of an open directory, when some rule asks for one.
+  std::string fstype_of(int fd) const {
+    if (!sel_.uses_fstype()) return {};
+    struct statfs sf;
+    return ::fstatfs(fd, &sf) == 0 ? fstype_name(static_cast<int64_t>(sf.f_type)) : std::string("unknown");
+  }
+
+  /// The rule that decides an entry of scope scope_, or -1 when it is not selected.
+  int selecting_rule(FileType t, const std::string& fstype) const {
+    const int w = sel_.winner(scope_, t, fstype);
+    return w >= 0 && !sel_.policy().rules[static_cast<size_t>(w)].exclude ? w : -1;
+  }
+
+  bool emit_entry(SharedFd parent, Bytes name, Bytes path, const std::string& fstype) {
     WalkItem item;
     if (::fstatat(parent->get(), name.c_str(), &item.target.st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) return true;  // gone since the listing: absent, like any removed entry
       item.kind = WalkItem::Kind::StatFailed;
       item.err = errno;
     }
+    const FileType t = item.kind == WalkItem::Kind::Entry ? file_type_of(item.target.st.st_mode) : FileType::Unknown;
+    item.rule = selecting_rule(t, fstype);
+    if (item.rule < 0) return true;  // excluded, or no rule covers it
     item.target.dir = std::move(parent);
     item.target.name = std::move(name);
     item.target.path = std::move(path);
     return emit_(std::move(item));
   }
 
-  bool incomplete(Bytes path, int err) {
+  bool incomplete(Bytes path, int err, WalkItem::Kind kind = WalkItem::Kind::SubtreeIncomplete, int rule = -2) {
     WalkItem item;
-    item.kind = WalkItem::Kind::SubtreeIncomplete;
+    item.kind = kind;
     item.err = err;
+    item.rule = rule == -2 ? selecting_rule(FileType::Dir, {}) : rule;
     item.target.path = std::move(path);
     return emit_(std::move(item));
   }
 
-  bool descend(SharedFd parent, Bytes name, Bytes path, bool is_root, uint64_t parent_mnt) {
+  bool descend(SharedFd parent, Bytes name, Bytes path, bool is_root, uint64_t parent_mnt, const std::string& parent_fstype) {
+    if (!sel_.descend(path, scope_)) return true;  // nothing below can be selected
+    Scope scope = scope_;
+    const int self_rule = selecting_rule(FileType::Dir, parent_fstype);
+    const bool cross_fs = self_rule >= 0 ? sel_.policy().rules[static_cast<size_t>(self_rule)].cross_fs : sel_.policy().cross_fs;
     UniqueFd fd(::openat(parent->get(), name.c_str(),
                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) {
@@ -204,13 +236,25 @@ class Walk {
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return incomplete(std::move(path), errno);
     const uint64_t mnt = mount_id_of(fd.get(), st.st_dev);
-    if (!is_root && mnt != parent_mnt && !opts_.cross_fs) return true;  // a mount point: not crossed
+    if (!is_root && mnt != parent_mnt && !cross_fs) return true;  // a mount point: not crossed
+    std::string fstype = fstype_of(fd.get());
+    if (!fstype.empty()) {
+      // Contents no rule of their own reaches, on a filesystem type an exclusion names:
+      // recorded as skipped_fs (visible in reports), not walked.
+      const int w = sel_.winner(scope, FileType::Unknown, fstype, 1);
+      const auto& rules = sel_.policy().rules;
+      if (w >= 0 && rules[static_cast<size_t>(w)].exclude && !rules[static_cast<size_t>(w)].fstypes.empty() &&
+          !sel_.may_match_below(path))
+        return incomplete(std::move(path), 0, WalkItem::Kind::SubtreeSkipped, w);
+    }
     for (const auto& anc : stack_) {  // only reachable through bind mounts, with cross_fs
       if (!anc.is_roots && anc.dev == st.st_dev && anc.ino == st.st_ino)
         return incomplete(std::move(path), ELOOP);
     }
     Frame f;
     f.path = std::move(path);
+    f.scope = std::move(scope);
+    f.fstype = std::move(fstype);
     f.mnt_id = mnt;
     f.dev = st.st_dev;
     f.ino = st.st_ino;
@@ -224,15 +268,24 @@ class Walk {
   }
 
   const WalkOptions& opts_;
+  const Selector& sel_;
   const std::function<bool(WalkItem&&)>& emit_;
   std::vector<Frame> stack_;
+  Scope scope_;  // scope of the entry being handled
 };
 
 }  // namespace
 
 Status walk(const std::vector<Bytes>& roots, const WalkOptions& opts,
             const std::function<bool(WalkItem&&)>& emit) {
-  return Walk(opts, emit).run(roots);
+  if (opts.selector) return Walk(opts, emit).run(roots);
+  Policy everything;  // no selector: every entry below the roots
+  everything.default_attrs = AttrSet{default_attrs(), false};
+  add_path_rules(&everything, roots, "walk roots");
+  const Selector sel(everything);
+  WalkOptions o = opts;
+  o.selector = &sel;
+  return Walk(o, emit).run(roots);
 }
 
 }  // namespace fim

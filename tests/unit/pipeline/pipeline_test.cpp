@@ -23,10 +23,10 @@ struct Event {
 class RecordingSink final : public Sink {
  public:
   std::vector<Event> events;
-  void change(ChangeKind k, const Record* o, const Record* n, AttrMask changed) override {
+  void change(ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule*) override {
     events.push_back({std::string(change_kind_name(k)), (n ? n : o)->path, changed});
   }
-  void entry_status(const Record& r, bool) override { events.push_back({"status", r.path, 0}); }
+  void entry_status(const Record& r, bool, const Rule*) override { events.push_back({"status", r.path, 0}); }
   void alert(std::string_view code, std::string_view) override { events.push_back({std::string(code), "", 0}); }
   Status finish(const Summary&) override { return {}; }
 };
@@ -162,7 +162,7 @@ TEST_CASE("a different policy than the baseline's sets bit 8 and says so") {
   REQUIRE(run_init(opts_for(d), sink).has_value());
   RunOptions narrower = opts_for(d);
   narrower.paths.clear();
-  narrower.policy.attrs &= ~attr_bit(Attr::Sha256);
+  narrower.policy.default_attrs.mask &= ~attr_bit(Attr::Sha256);
   RecordingSink out;
   auto s = run_check(narrower, out);
   REQUIRE(s.has_value());

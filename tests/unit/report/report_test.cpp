@@ -56,17 +56,17 @@ TEST_CASE("exit code bits") {
 
 TEST_CASE("JSON records: numbers stay numbers, bytes stay exact") {
   const Record a = rec("/x/\xff\x01", 0644), b = rec("/x/\xff\x01", 0600);
-  const std::string c = json::change_record(ChangeKind::Changed, &a, &b, attr_bit(Attr::Mode));
+  const std::string c = json::change_record(ChangeKind::Changed, &a, &b, attr_bit(Attr::Mode), nullptr);
   CHECK(c.find("\"schema\":\"fimctl.v1\",\"type\":\"change\",\"kind\":\"changed\"") != std::string::npos);
   CHECK(c.find("\"path\":\"/x/\\u00ff\\u0001\",\"path_b64\":\"L3gv/wE=\"") != std::string::npos);
   CHECK(c.find("{\"attr\":\"mode\",\"old\":\"0644\",\"new\":\"0600\"}") != std::string::npos);
-  const std::string added = json::change_record(ChangeKind::Added, nullptr, &a, 0);
+  const std::string added = json::change_record(ChangeKind::Added, nullptr, &a, 0, nullptr);
   CHECK(added.find("\"uid\":1000") != std::string::npos);
   CHECK(added.find("\"new\":{\"type\":\"file\"") != std::string::npos);
   Record bad = rec("/ok", 0644);
   bad.status = EntryStatus::Unreadable;
   bad.sys_errno = EACCES;
-  const std::string st = json::status_record(bad, false);
+  const std::string st = json::status_record(bad, false, nullptr);
   CHECK(st.find("\"status\":\"unreadable\",\"errno\":\"EACCES\"") != std::string::npos);
   CHECK(st.find("path_b64") == std::string::npos);
 }
@@ -79,7 +79,7 @@ TEST_CASE("plain report: summary first, escaped names, nothing raw") {
   s.baseline.path = "/db";
   const Record a = rec("/x/\x1b[31mOK\n", 0644), b = rec("/x/\x1b[31mOK\n", 0600);
   const std::string out = run_sink(make_plain_sink, false, s, [&](Sink& sink) {
-    sink.change(ChangeKind::Changed, &a, &b, attr_bit(Attr::Mode));
+    sink.change(ChangeKind::Changed, &a, &b, attr_bit(Attr::Mode), nullptr);
     sink.alert("unsigned", "not signed");
   });
   CHECK(out.rfind("fimctl check: 0 added, 0 removed, 1 changed, 0 incomplete", 0) == 0);
@@ -95,8 +95,8 @@ TEST_CASE("JSON document and ndjson hold every record and end with the summary")
   s.added = 2;
   const Record a = rec("/a", 0644), b = rec("/b", 0644);
   const auto feed = [&](Sink& sink) {
-    sink.change(ChangeKind::Added, nullptr, &a, 0);
-    sink.change(ChangeKind::Added, nullptr, &b, 0);
+    sink.change(ChangeKind::Added, nullptr, &a, 0, nullptr);
+    sink.change(ChangeKind::Added, nullptr, &b, 0, nullptr);
   };
   const std::string nd = run_sink(make_json_sink, true, s, feed);
   CHECK(std::count(nd.begin(), nd.end(), '\n') == 3);
