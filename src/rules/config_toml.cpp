@@ -289,18 +289,29 @@ class Builder {
     }
   }
 
-  void rules(const Doc& d, bool exclude) {
-    const char* key = exclude ? "exclude" : "rule";
-    const auto* arr = d.table.get(key);
-    if (!arr) return;
-    const auto* a = arr->as_array();
-    if (!a || !a->is_array_of_tables()) {
-      l_.error(d.name, arr->source(), std::string("'") + key + "' must be an array of tables: write [[" + key + "]]");
-      return;
+  /// [[rule]] and [[exclude]] tables of one document, in the order they appear in it (TOML
+  /// keeps them in two arrays; "defined last wins" needs the file's order).
+  void rules(const Doc& d) {
+    std::vector<std::pair<const toml::table*, bool>> all;
+    for (const bool exclude : {false, true}) {
+      const char* key = exclude ? "exclude" : "rule";
+      const auto* arr = d.table.get(key);
+      if (!arr) continue;
+      const auto* a = arr->as_array();
+      if (!a || !a->is_array_of_tables()) {
+        l_.error(d.name, arr->source(), std::string("'") + key + "' must be an array of tables: write [[" + key + "]]");
+        continue;
+      }
+      for (const auto& n : *a) all.emplace_back(n.as_table(), exclude);
     }
-    for (const auto& n : *a) {
-      if (p_.rules.size() >= kMaxRules) return l_.error(d.name, n.source(), "more than 100000 rules");
-      rule(d, *n.as_table(), exclude);
+    std::stable_sort(all.begin(), all.end(), [](const auto& x, const auto& y) {
+      const auto& a = x.first->source().begin;
+      const auto& b = y.first->source().begin;
+      return a.line != b.line ? a.line < b.line : a.column < b.column;
+    });
+    for (const auto& [t, exclude] : all) {
+      if (p_.rules.size() >= kMaxRules) return l_.error(d.name, t->source(), "more than 100000 rules");
+      rule(d, *t, exclude);
     }
   }
 
@@ -480,10 +491,7 @@ Policy build(Loader& l, const std::vector<Doc>& docs) {
       l.error(docs[i].name, docs[i].table.get("options")->source(), "[options] belongs in the main policy file only");
   for (const auto& d : docs) b.collect_groups(d);
   b.resolve_groups();
-  for (const auto& d : docs) {
-    b.rules(d, false);
-    b.rules(d, true);
-  }
+  for (const auto& d : docs) b.rules(d);
   for (const auto& d : docs) p.files.push_back(d.name);
   return p;
 }

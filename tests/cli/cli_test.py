@@ -113,7 +113,10 @@ class Ctx:
         """Runs fimctl in format `fmt` with `args`, after "--db ROOT/db --unsigned" unless
         `raw` (the error cases spell out every option themselves)."""
         fmt_args = ["--no-color"] if fmt == "plain" else ["--format", fmt]
-        prefix = [] if raw else ["--db", self.db, "--unsigned"]
+        # Every run names the project's default policy: what /etc/fimctl holds on the machine
+        # running the tests must not change their results.
+        prefix = ["-c", POLICY] if "-c" not in args else []
+        prefix += [] if raw else ["--db", self.db, "--unsigned"]
         argv = [self.fimctl] + prefix + fmt_args + [self.expand(a) for a in args]
         cmd = argv
         if self.user is not None:
@@ -142,17 +145,19 @@ class Ctx:
 def show(ctx, argv) -> str:
     """A command line for messages and transcripts: the binary as 'fimctl', ROOT for the dir."""
     words = ["fimctl"] + [os.fsdecode(a).encode("unicode_escape").decode() for a in argv[1:]]
-    return " ".join(words).replace(ctx.root, "ROOT")
+    return " ".join(words).replace(ctx.root, "ROOT").replace(POLICY, "SHARE/fimctl.toml")
 
 
 # --- normalising and checking output -----------------------------------------------------
 
+POLICY = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share", "fimctl.toml"))
 ISO_TIME = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
 
 
 def normalise(ctx, data: bytes) -> bytes:
     """Replaces what differs between runs of the same case; everything else is golden."""
     data = data.replace(ctx.root.encode(), b"ROOT")
+    data = data.replace(POLICY.encode(), b"SHARE/fimctl.toml")
     data = ISO_TIME.sub(b"TIME", data)
     # The baseline's digest covers times and inode numbers, so it differs at every run.
     data = re.sub(rb"content sha256 [0-9a-f]{64}", b"content sha256 DIGEST", data)
