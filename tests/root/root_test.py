@@ -15,14 +15,16 @@ import sys
 import tempfile
 
 SKIP = 77
+# The project's default policy: what /etc/fimctl holds on the test machine must not matter.
+POLICY = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share", "fimctl.toml"))
 
 
 class Skip(Exception):
     pass
 
 
-def run(fimctl, db, *args, user=None, timeout=60):
-    cmd = [fimctl, "--db", db, "--unsigned", "--format", "json", *args]
+def run(fimctl, db, *args, user=None, timeout=60, config=POLICY):
+    cmd = [fimctl, "-c", config, "--db", db, "--unsigned", "--format", "json", *args]
     if user:
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
     p = subprocess.run(cmd, capture_output=True, timeout=timeout)
@@ -103,6 +105,53 @@ def case_unreadable_directory_is_incomplete(fimctl, tmp):
     statuses = [r for r in doc["records"] if r["type"] == "entry_status"]
     assert statuses and statuses[0]["path"] == f"{tree}/secret", statuses
     assert statuses[0]["errno"] == "EACCES", statuses
+
+
+def write_policy(tmp, text):
+    path = f"{tmp}/policy.toml"
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def fstype_of(path):
+    return subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True).stdout.strip()
+
+
+def case_fstype_exclusion_is_skipped_fs(fimctl, tmp):
+    """An exclusion by filesystem type: the mount point's contents are not walked, and the
+    report says skipped_fs for it (a policy choice: no exit bit)."""
+    tree, db = f"{tmp}/tree", f"{tmp}/db"
+    if fstype_of(tmp) == "tmpfs":
+        raise Skip(f"{tmp} is itself on tmpfs")
+    os.makedirs(f"{tree}/mnt")
+    open(f"{tree}/f", "w").write("x")
+    mount("-t", "tmpfs", "tmpfs", f"{tree}/mnt")
+    open(f"{tree}/mnt/inside", "w").write("y")
+    pol = write_policy(tmp, f'[[rule]]\npath = "{tree}"\ncross_fs = true\n'
+                            f'[[exclude]]\npath = "{tree}"\nfstype = ["tmpfs", "nfs"]\n')
+    rc, doc, err = run(fimctl, db, "init", config=pol)
+    assert rc == 0, (rc, err)
+    assert doc["summary"]["entries"] == 3 and doc["summary"]["skipped"] == 1, doc["summary"]
+    st = [r for r in doc["records"] if r["type"] == "entry_status"]
+    assert len(st) == 1 and st[0]["status"] == "skipped_fs" and st[0]["path"] == f"{tree}/mnt", st
+    open(f"{tree}/mnt/inside", "w").write("changed")
+    rc, doc, err = run(fimctl, db, "check", config=pol)
+    assert rc == 0 and not records(doc), (rc, doc, err)
+
+
+def case_cross_fs_rule_descends(fimctl, tmp):
+    """cross_fs on the rule that selects a directory lets the walk enter a mount below it."""
+    tree, db = f"{tmp}/tree", f"{tmp}/db"
+    os.makedirs(f"{tree}/mnt")
+    mount("-t", "tmpfs", "tmpfs", f"{tree}/mnt")
+    open(f"{tree}/mnt/inside", "w").write("y")
+    pol = write_policy(tmp, f'[[rule]]\npath = "{tree}"\ncross_fs = true\n')
+    rc, doc, err = run(fimctl, db, "init", config=pol)
+    assert rc == 0 and doc["summary"]["entries"] == 3, (rc, doc["summary"], err)
+    open(f"{tree}/mnt/inside", "w").write("changed")
+    rc, doc, err = run(fimctl, db, "check", config=pol)
+    assert rc == 4 and [r["path"] for r in records(doc)] == [f"{tree}/mnt/inside"], (rc, doc)
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
