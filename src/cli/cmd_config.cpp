@@ -65,14 +65,10 @@ int cmd_config(const Options& o) {
   return 0;
 }
 
-int cmd_explain(const Options& o) {
-  auto p = load_cli_policy(o);
-  if (!p) return report_error(p.error());
-  auto abs = absolute_path(o.paths.at(0));
-  if (!abs) return report_error(abs.error());
-  const Bytes& path = *abs;
-  const Selector sel(*p);
+namespace {
 
+/// Explains one path; true when it is recorded.
+bool explain_one(const Policy& p, const Selector& sel, const Bytes& path) {
   struct stat st;
   const bool exists = ::lstat(path.c_str(), &st) == 0;
   const FileType type = exists ? file_type_of(st.st_mode) : FileType::Unknown;
@@ -83,17 +79,18 @@ int cmd_explain(const Options& o) {
     struct statfs sf;
     if (::statfs(dir.c_str(), &sf) == 0) fstype = fstype_name(static_cast<int64_t>(sf.f_type));
   }
-
-  std::printf("%s (%s%s%s)\n", escape_terminal(path).c_str(), exists ? std::string(file_type_name(type)).c_str() : "does not exist",
+  std::printf("%s (%s%s%s)\n", escape_terminal(path).c_str(),
+              exists ? std::string(file_type_name(type)).c_str() : "does not exist",
               fstype.empty() ? "" : ", in a directory on ", fstype.c_str());
-  const Scope scope = sel.scope_of(path);
+  const Scope scope = sel.scope_of(path);  // one cover per rule, at its nearest match
   const int w = sel.winner(scope, type, fstype);
   if (w < 0) {
-    std::printf("  not recorded: no rule covers it\n");
+    std::printf("  not recorded: %s\n", scope.empty() ? "no rule covers it"
+                                                     : "the rules that cover it do not apply to it (below)");
   } else {
-    const Rule& r = p->rules[static_cast<size_t>(w)];
+    const Rule& r = p.rules[static_cast<size_t>(w)];
     const auto c = std::find_if(scope.begin(), scope.end(), [&](const Cover& x) { return x.rule == static_cast<uint32_t>(w); });
-    std::printf("  %s by %s\n    (%s)\n", r.exclude ? "excluded" : "recorded", describe_rule(*p, static_cast<uint32_t>(w)).c_str(),
+    std::printf("  %s by %s\n    (%s)\n", r.exclude ? "excluded" : "recorded", describe_rule(p, static_cast<uint32_t>(w)).c_str(),
                 levels(c->distance).c_str());
     if (!r.exclude) {
       std::printf("  attributes: %s\n", attr_set_text(AttrSet{r.attrs.mask | attr_bit(Attr::Type), r.attrs.growing}).c_str());
@@ -111,7 +108,7 @@ int cmd_explain(const Options& o) {
   bool header = false;
   for (const Cover& c : ranked) {
     if (static_cast<int>(c.rule) == w) continue;
-    const Rule& r = p->rules[c.rule];
+    const Rule& r = p.rules[c.rule];
     std::string why = "lower precedence";
     if (r.types && !(r.types & (1u << static_cast<unsigned>(type))))
       why = exists ? "does not apply to a " + std::string(file_type_name(type)) : "applies only to " + type_list(r.types);
@@ -119,10 +116,26 @@ int cmd_explain(const Options& o) {
       why = "filesystem type does not match";
     if (!header) std::printf("  other rules covering it:\n");
     header = true;
-    std::printf("    %s\n      (%s; %s)\n", describe_rule(*p, c.rule).c_str(), levels(c.distance).c_str(), why.c_str());
+    std::printf("    %s\n      (%s; %s)\n", describe_rule(p, c.rule).c_str(), levels(c.distance).c_str(), why.c_str());
   }
-  std::printf("  policy: %s\n", escape_terminal(p->source).c_str());
-  return w >= 0 && !p->rules[static_cast<size_t>(w)].exclude ? 0 : 1;
+  return w >= 0 && !p.rules[static_cast<size_t>(w)].exclude;
+}
+
+}  // namespace
+
+int cmd_explain(const Options& o) {
+  auto p = load_cli_policy(o);
+  if (!p) return report_error(p.error());
+  const Selector sel(*p);
+  bool all = true;
+  for (const auto& arg : o.paths) {
+    auto abs = absolute_path(arg);
+    if (!abs) return report_error(abs.error());
+    all &= explain_one(*p, sel, *abs);
+  }
+  std::printf("policy: %s\n(mount points the walk does not cross and skipped_fs directories are not considered)\n",
+              escape_terminal(p->source).c_str());
+  return all ? 0 : 1;
 }
 
 }  // namespace fim::cli

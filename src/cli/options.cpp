@@ -89,10 +89,10 @@ int parse_options(int argc, char** argv, Options* o) {
 
   auto* explain = app.add_subcommand("explain", "say which rule decides PATH: the attributes recorded, severity and "
                                                 "tags, or the exclusion that drops it");
-  explain->add_option("PATH", o->paths, "the path to explain (it need not exist)")->required()->type_name("PATH");
+  explain->add_option("PATH", o->paths, "the paths to explain (they need not exist)")->required()->type_name("PATH");
   explain->footer("Lists every rule that covers PATH in precedence order: nearest match first, then path\n"
-                  "over glob over regex, then the rule defined last. Exit 0 when PATH is recorded,\n"
-                  "1 when it is excluded or no rule covers it.");
+                  "over glob over regex, then the rule defined last. Exit 0 when every PATH is\n"
+                  "recorded, 1 when one is excluded or no rule covers it.");
 
   app.add_subcommand("version", "print the version and the formats this build reads and writes");
 

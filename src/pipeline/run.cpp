@@ -59,7 +59,9 @@ void note_status(const ScanEntry& e, const Policy& p, Summary* s, Sink& sink) {
     ++s->incomplete;
   else
     ++s->skipped;
-  sink.entry_status(e.rec, e.subtree_incomplete, rule_at(p, e.rule));
+  // Labels come from the rule that records the entry; an exclusion (skipped_fs) has none.
+  const Rule* rule = rule_at(p, e.rule);
+  sink.entry_status(e.rec, e.subtree_incomplete, rule && !rule->exclude ? rule : nullptr);
 }
 
 ScanOptions scan_options(const RunOptions& opts, const Selector& sel, std::vector<Bytes> roots, bool must_exist) {

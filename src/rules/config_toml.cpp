@@ -42,8 +42,11 @@ class Loader {
  public:
   std::vector<ConfigDiag> diags;
 
+  bool dropped = false;  // more problems than kMaxDiags
+
   void error(const std::string& file, uint32_t line, uint32_t col, std::string msg) {
     if (diags.size() < kMaxDiags) diags.push_back({SourcePos{file, line, col}, std::move(msg)});
+    else dropped = true;
   }
   void error(const std::string& file, const toml::source_region& where, std::string msg) {
     error(file, where.begin.line, where.begin.column, std::move(msg));
@@ -363,8 +366,18 @@ class Builder {
     }
     resolving_.insert(name);
     // Resolve the user groups it names first (any order in the files).
-    for (const auto& [other, _] : group_src_)
-      if (other != name && src.expr.find(other) != std::string::npos) resolve_group(other, depth + 1);
+    for (size_t i = 0; i < src.expr.size();) {
+      const auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+      if (!word(src.expr[i])) {
+        ++i;
+        continue;
+      }
+      size_t j = i;
+      while (j < src.expr.size() && word(src.expr[j])) ++j;
+      const std::string ref = src.expr.substr(i, j - i);
+      if (group_src_.count(ref)) resolve_group(ref, depth + 1);
+      i = j;
+    }
     auto a = parse_attr_expr(src.expr, p_.groups);
     resolving_.erase(name);
     if (!a) l_.error(src.pos.file, src.pos.line, src.pos.column, "groups." + name + ": " + a.error().message);
@@ -496,13 +509,14 @@ Policy build(Loader& l, const std::vector<Doc>& docs) {
   return p;
 }
 
-Error diag_error(const std::vector<ConfigDiag>& diags) {
+Error diag_error(const Loader& l) {
   std::string msg;
-  for (size_t i = 0; i < diags.size(); ++i) {
+  for (size_t i = 0; i < l.diags.size(); ++i) {
     if (i) msg += "\n";
-    msg += diags[i].where.text() + ": " + diags[i].message;
+    const std::string where = l.diags[i].where.text();
+    msg += (where.empty() ? "" : where + ": ") + l.diags[i].message;
   }
-  if (diags.size() >= kMaxDiags) msg += "\n(more problems not shown)";
+  if (l.dropped) msg += "\n(more problems not shown)";
   return make_error(Errc::Usage, msg);
 }
 
@@ -541,14 +555,66 @@ struct FileId {
   bool operator<(const FileId& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
 };
 
+using Chain = std::vector<std::pair<FileId, std::string>>;
+
+void load_file(Loader& l, const std::string& path, const LoadOptions& opts, std::vector<Doc>* docs, Chain* chain,
+               std::set<FileId>* seen, const SourcePos& from);
+
+/// Loads what document `idx` includes, depth first: its `include` patterns (relative to its
+/// directory), or for the main document without one, conf.d/*.toml beside it.
+void follow_includes(Loader& l, size_t idx, const LoadOptions& opts, std::vector<Doc>* docs, Chain* chain,
+                     std::set<FileId>* seen) {
+  const std::string path = (*docs)[idx].name, dir = (*docs)[idx].dir;
+  std::vector<std::string> patterns;
+  SourcePos inc_pos{path, 1, 1};
+  if (const auto* inc = (*docs)[idx].table.get("include")) {
+    inc_pos = SourcePos{path, inc->source().begin.line, inc->source().begin.column};
+    if (auto s = inc->value_exact<std::string>()) {
+      patterns.push_back(*s);
+    } else if (const auto* a = inc->as_array()) {
+      for (const auto& e : *a) {
+        if (auto s = e.value_exact<std::string>()) patterns.push_back(*s);
+        else l.error(path, e.source(), "include must hold strings, not " + type_name(e));
+      }
+    } else {
+      l.error(path, inc->source(), "include must be a string or an array of strings, not " + type_name(*inc));
+    }
+  } else if (idx == 0) {
+    patterns.push_back("conf.d/*.toml");  // the main file's drop-in directory
+  }
+  if (!patterns.empty() && chain->size() > static_cast<size_t>(kMaxIncludeDepth))
+    return l.error(inc_pos.file, inc_pos.line, inc_pos.column, "includes nested more than 8 deep");
+  for (const auto& pat : patterns) {
+    if (pat.empty() || pat.find('\0') != std::string::npos) {
+      l.error(inc_pos.file, inc_pos.line, inc_pos.column, "include: empty pattern");
+      continue;
+    }
+    const std::string full = pat[0] == '/' ? pat : dir + "/" + pat;
+    glob_t g{};
+    glob_errno = 0;
+    // A missing directory is no drop-ins; one that cannot be read is an error, not silence.
+    const int rc = ::glob(full.c_str(), 0, [](const char*, int err) { return err == ENOENT || err == ENOTDIR ? 0 : (glob_errno = err, 1); }, &g);
+    if (rc == 0) {
+      for (size_t i = 0; i < g.gl_pathc; ++i) load_file(l, g.gl_pathv[i], opts, docs, chain, seen, inc_pos);
+    } else if (rc == GLOB_NOMATCH && full.find_first_of("*?[") == std::string::npos) {
+      // A named file (no wildcard) that is missing is a typo, not an empty drop-in directory.
+      l.error(inc_pos.file, inc_pos.line, inc_pos.column, "include '" + escape_terminal(pat) + "': no such file");
+    } else if (rc != GLOB_NOMATCH) {
+      l.error(inc_pos.file, inc_pos.line, inc_pos.column,
+              "include '" + escape_terminal(pat) + "': cannot list the directory (" + errno_name(glob_errno) + ")");
+    }
+    ::globfree(&g);
+  }
+}
+
 /// Loads `path` and, depth first, what it includes. `chain` holds the files being loaded
 /// (a loop), `seen` every file loaded (a file included twice is read once).
-void load_file(Loader& l, const std::string& path, const LoadOptions& opts, std::vector<Doc>* docs,
-               std::vector<std::pair<FileId, std::string>>* chain, std::set<FileId>* seen, const SourcePos& from) {
+void load_file(Loader& l, const std::string& path, const LoadOptions& opts, std::vector<Doc>* docs, Chain* chain,
+               std::set<FileId>* seen, const SourcePos& from) {
   struct stat st;
   auto text = read_policy_file(path, opts.max_file_bytes, &st);
   if (!text) {
-    l.error(from.file.empty() ? path : from.file, from.line, from.column, text.error().describe());
+    l.error(from.file, from.line, from.column, text.error().describe());
     return;
   }
   const FileId id{st.st_dev, st.st_ino};
@@ -566,54 +632,15 @@ void load_file(Loader& l, const std::string& path, const LoadOptions& opts, std:
   auto table = l.parse(path, *text);
   if (!table) return;
   docs->push_back(Doc{path, dir_name(path), std::move(*table)});
-  const Doc& d = docs->back();
-  if (chain->size() >= static_cast<size_t>(kMaxIncludeDepth))
-    return l.error(path, 1, 1, "includes nested more than 8 deep");
-
-  std::vector<std::string> patterns;
-  SourcePos inc_pos{path, 1, 1};
-  if (const auto* inc = d.table.get("include")) {
-    inc_pos = SourcePos{path, inc->source().begin.line, inc->source().begin.column};
-    if (auto s = inc->value_exact<std::string>()) {
-      patterns.push_back(*s);
-    } else if (const auto* a = inc->as_array()) {
-      for (const auto& e : *a) {
-        if (auto s = e.value_exact<std::string>()) patterns.push_back(*s);
-        else l.error(path, e.source(), "include must hold strings, not " + type_name(e));
-      }
-    } else {
-      l.error(path, inc->source(), "include must be a string or an array of strings, not " + type_name(*inc));
-    }
-  } else if (docs->size() == 1) {
-    patterns.push_back("conf.d/*.toml");  // the main file's drop-in directory
-  }
-  const std::string dir = d.dir;
   chain->push_back({id, path});
-  for (const auto& pat : patterns) {
-    if (pat.empty() || pat.find('\0') != std::string::npos) {
-      l.error(inc_pos.file, inc_pos.line, inc_pos.column, "include: empty pattern");
-      continue;
-    }
-    const std::string full = pat[0] == '/' ? pat : dir + "/" + pat;
-    glob_t g{};
-    glob_errno = 0;
-    // A missing directory is no drop-ins; one that cannot be read is an error, not silence.
-    const int rc = ::glob(full.c_str(), 0, [](const char*, int err) { return err == ENOENT || err == ENOTDIR ? 0 : (glob_errno = err, 1); }, &g);
-    if (rc == 0) {
-      for (size_t i = 0; i < g.gl_pathc; ++i) load_file(l, g.gl_pathv[i], opts, docs, chain, seen, inc_pos);
-    } else if (rc != GLOB_NOMATCH) {
-      l.error(inc_pos.file, inc_pos.line, inc_pos.column,
-              "include '" + escape_terminal(pat) + "': cannot list the directory (" + errno_name(glob_errno) + ")");
-    }
-    ::globfree(&g);
-  }
+  follow_includes(l, docs->size() - 1, opts, docs, chain, seen);
   chain->pop_back();
 }
 
 Result<Policy> finish(Loader& l, std::vector<Doc>& docs, std::string source) {
-  if (!l.diags.empty()) return diag_error(l.diags);
+  if (!l.diags.empty()) return diag_error(l);
   Policy p = build(l, docs);
-  if (!l.diags.empty()) return diag_error(l.diags);
+  if (!l.diags.empty()) return diag_error(l);
   p.source = std::move(source);
   if (docs.size() > 1) p.source += " (+" + std::to_string(docs.size() - 1) + " included)";
   return p;
@@ -629,15 +656,18 @@ Result<Policy> parse_policy_text(std::string_view text, const std::string& name)
 }
 
 Result<Policy> load_policy(const LoadOptions& opts) {
-  if (opts.builtin_fallback && ::access(opts.path.c_str(), F_OK) != 0 && errno == ENOENT) {
-    auto p = parse_policy_text(builtin_policy_text(), "built-in default policy");
-    if (!p) return make_error(Errc::Bug, "the built-in policy does not load: " + p.error().message);
-    return p;
-  }
   Loader l;
   std::vector<Doc> docs;
-  std::vector<std::pair<FileId, std::string>> chain;
+  Chain chain;
   std::set<FileId> seen;
+  if (opts.builtin_fallback && ::access(opts.path.c_str(), F_OK) != 0 && errno == ENOENT) {
+    // No main file: the built-in one stands in for it, drop-ins beside it still load.
+    auto t = l.parse("built-in default policy", builtin_policy_text());
+    if (!t) return make_error(Errc::Bug, "the built-in policy does not load: " + l.diags.at(0).message);
+    docs.push_back(Doc{"built-in default policy", dir_name(opts.path), std::move(*t)});
+    follow_includes(l, 0, opts, &docs, &chain, &seen);
+    return finish(l, docs, "built-in default policy");
+  }
   load_file(l, opts.path, opts, &docs, &chain, &seen, SourcePos{});
   return finish(l, docs, opts.path);
 }

@@ -330,8 +330,13 @@ void Selector::child_scope(const Scope& parent, std::string_view path, Scope* ou
   out->clear();
   for (const Cover& c : parent)
     if (c.distance + 1 <= p_.rules[c.rule].depth) out->push_back({c.rule, c.distance + 1});
-  for (uint32_t i = 0; i < p_.rules.size(); ++i)
-    if (selector_matches(p_.rules[i], path)) out->push_back({i, 0});
+  for (uint32_t i = 0; i < p_.rules.size(); ++i) {
+    if (!selector_matches(p_.rules[i], path)) continue;
+    // A rule that also matched an ancestor ("/x/**") counts once, at its nearest match.
+    auto same = std::find_if(out->begin(), out->end(), [&](const Cover& c) { return c.rule == i; });
+    if (same != out->end()) same->distance = 0;
+    else out->push_back({i, 0});
+  }
 }
 
 Scope Selector::scope_of(std::string_view path) const {

@@ -137,6 +137,7 @@ void add_path_rules(Policy* p, const std::vector<Bytes>& paths, const std::strin
     r.kind = SelectorKind::Path;
     r.pattern = path;
     r.attrs = p->default_attrs;
+    r.attrs.mask |= attr_bit(Attr::Type);  // as for every rule: the type says what the entry is
     r.attrs_expr = "(default_attrs)";
     r.severity = p->default_severity;
     r.max_hash_bytes = p->max_hash_bytes;
