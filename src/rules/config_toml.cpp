@@ -17,7 +17,27 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
+#include <stdexcept>
+
+// toml++ 3.3.0 asserts (or, under NDEBUG, *assumes*) conditions that hostile input breaks
+// (parse_key on "[`", fuzz-found). Its assertion macros are redefined after its
+// preprocessor header and before the rest: a broken assertion throws (the parser is not
+// noexcept; caught below as a parse error) in every build type. Its TOML_UNREACHABLE in the
+// Unicode tables (upstream #190) cannot be redefined that way (noexcept, void and bool
+// functions share it): prescan() keeps non-ASCII away from where the parser looks for
+// whitespace instead.
+#include <toml++/impl/preprocessor.h>
+namespace fim {
+struct TomlInternalError : std::runtime_error {
+  TomlInternalError() : std::runtime_error("input the TOML parser cannot handle") {}
+};
+}  // namespace fim
+#undef TOML_ASSERT
+#undef TOML_ASSERT_ASSUME
+#define TOML_ASSERT(expr) ((expr) ? static_cast<void>(0) : throw ::fim::TomlInternalError())
+#define TOML_ASSERT_ASSUME(expr) TOML_ASSERT(expr)
 #include <toml++/toml.h>
 
 #include "fim/base/fd.h"
@@ -56,6 +76,8 @@ class Loader {
   bool prescan(const std::string& file, std::string_view text) {
     uint32_t line = 1, col = 1;
     enum { Code, Comment, Basic, Literal, MlBasic, MlLiteral } st = Code;
+    char last = '\n';  // the last significant byte in code ('\n': the start of a line)
+    int depth = 0;     // open arrays and inline tables in values
     for (size_t i = 0; i < text.size();) {
       const auto c = static_cast<unsigned char>(text[i]);
       if (c == 0) return error(file, line, col, "NUL byte in the file"), false;
@@ -79,35 +101,57 @@ class Loader {
       const auto at = [&](std::string_view s) { return text.substr(i, s.size()) == s; };
       switch (st) {
         case Code:
+          if ((c == '"' || c == '\'') && !std::strchr("\n=[,{.", last)) {
+            // Valid TOML opens a string only where a key or a value starts. Elsewhere
+            // ("a=1\"é\"") toml++ would still be reading a bare token when it meets non-ASCII.
+            return error(file, line, col, "unexpected quote (a string can only start a key or a value)"), false;
+          }
+          if (c == '[' && depth == 0 && last == '\n') {
+            // A table header. toml++ asserts (UB under NDEBUG) when its name starts with
+            // anything but a bare-key character or a quote ("[`]", fuzz-found): say so here.
+            size_t k = i + 1;
+            if (k < text.size() && text[k] == '[') ++k;
+            while (k < text.size() && (text[k] == ' ' || text[k] == '\t')) ++k;
+            const auto n = k < text.size() ? static_cast<unsigned char>(text[k]) : '\n';
+            if (!(std::isalnum(n) || n == '_' || n == '-' || n == '"' || n == '\'' || n == ']' || n == '\n' || n == '\r' || n == 0))
+              return error(file, line, col + static_cast<uint32_t>(k - i),
+                           "expected bare key starting character or string delimiter in a table name"), false;
+          } else if (c == '[' || c == '{') {
+            ++depth;  // an array or inline table value
+          } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+          }
           if (c == '#') st = Comment;
           else if (at("\"\"\"")) st = MlBasic, len = 3;
           else if (at("'''")) st = MlLiteral, len = 3;
           else if (c == '"') st = Basic;
           else if (c == '\'') st = Literal;
+          if (c == '\n') last = '\n';
+          else if (c != ' ' && c != '\t' && c != '\r') last = static_cast<char>(c);
           break;
         case Comment:
-          if (c == '\n') st = Code;
+          if (c == '\n') st = Code, last = '\n';
           break;
         case Basic:
           if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') len = 2;
-          else if (c == '"' || c == '\n') st = Code;
+          else if (c == '"' || c == '\n') st = Code, last = c == '"' ? 's' : '\n';
           break;
         case Literal:
-          if (c == '\'' || c == '\n') st = Code;
+          if (c == '\'' || c == '\n') st = Code, last = c == '\'' ? 's' : '\n';
           break;
         case MlBasic:
           if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') len = 2;
           else if (at("\"\"\"")) {
             len = 3;
             while (i + len < text.size() && text[i + len] == '"' && len < 5) ++len;
-            st = Code;
+            st = Code, last = 's';
           }
           break;
         case MlLiteral:
           if (at("'''")) {
             len = 3;
             while (i + len < text.size() && text[i + len] == '\'' && len < 5) ++len;
-            st = Code;
+            st = Code, last = 's';
           }
           break;
       }
@@ -132,6 +176,8 @@ class Loader {
       return toml::parse(text, file);
     } catch (const toml::parse_error& e) {
       error(file, e.source(), std::string(e.description()));
+    } catch (const TomlInternalError&) {
+      error(file, 1, 1, "the TOML parser cannot read this file (malformed input it does not reject cleanly)");
     } catch (const std::exception& e) {  // bad_alloc and the like: still one clear line
       error(file, 0, 0, std::string("cannot parse: ") + e.what());
     }
@@ -197,7 +243,8 @@ std::optional<uint64_t> parse_size(const toml::node& n) {
                                                        {"MiB", 20}, {"G", 30},   {"GiB", 30}, {"T", 40},   {"TiB", 40}};
   for (const auto& [u, shift] : kUnits) {
     if (unit != u) continue;
-    if (shift && v > (UINT64_MAX >> shift)) return std::nullopt;
+    // At most INT64_MAX: TOML integers are signed 64-bit, and `config show` writes bytes.
+    if (v > (static_cast<uint64_t>(INT64_MAX) >> shift)) return std::nullopt;
     return v << shift;
   }
   return std::nullopt;

@@ -30,7 +30,7 @@ namespace {
 
 constexpr size_t kMaxPattern = 4096;
 constexpr size_t kMaxRegex = 1024;
-constexpr uint64_t kMaxIntervalProduct = 255;
+constexpr uint64_t kMaxRegexNodes = 1024;  // estimated compiled size; regexec cost grows with it
 
 std::vector<std::string_view> components(std::string_view path) {
   std::vector<std::string_view> out;
@@ -145,16 +145,39 @@ Status check_absolute(std::string_view what, std::string_view p) {
   return {};
 }
 
-/// Rejects what would make glibc's matcher slow or deep: back-references, long patterns, and
-/// intervals whose bounds multiply past kMaxIntervalProduct. Returns the fixed prefix.
+/// Rejects what would make glibc's regcomp or regexec blow up: back-references, long
+/// patterns, and patterns whose compiled size grows too far. glibc expands `x+` into `xx*` and
+/// `x{m,n}` into n copies of x, so stacked or nested repetitions multiply ("/a++++++...",
+/// "((a+)+)+", "(a{1,100}){1,100}" took seconds and gigabytes, fuzz-found). The size is
+/// estimated the same way and capped at kMaxRegexNodes. Returns the fixed prefix.
 Result<Bytes> check_regex(std::string_view rx) {
   if (rx.size() > kMaxRegex) return make_error(Errc::Usage, "regex longer than 1024 bytes");
-  uint64_t product = 1;
+  struct Frame {
+    uint64_t total = 0;  // estimated nodes of this group so far
+    uint64_t last = 0;   // nodes of the last item (what a quantifier repeats)
+  };
+  std::vector<Frame> stack(1);
+  const auto add_item = [&](uint64_t n) {
+    stack.back().last = n;
+    stack.back().total += n;
+  };
+  const auto repeat = [&](uint64_t times) {  // the last item now appears `times` times
+    Frame& f = stack.back();
+    f.total += f.last * (times - 1);
+    f.last *= times;
+    return f.total <= kMaxRegexNodes;
+  };
+  const auto too_big = [] {
+    return make_error(Errc::Usage, "regex too complex: nested or stacked repetitions (+, {m,n}) multiply its size past "
+                                   "glibc's practical limit; simplify it");
+  };
   for (size_t i = 0; i < rx.size(); ++i) {
-    if (rx[i] == '\\' && i + 1 < rx.size()) {
+    const char c = rx[i];
+    if (c == '\\' && i + 1 < rx.size()) {
       if (rx[i + 1] >= '1' && rx[i + 1] <= '9') return make_error(Errc::Usage, "back-references (\\1...) are not supported");
       ++i;
-    } else if (rx[i] == '[') {  // skip a bracket expression: '{' inside is literal
+      add_item(1);
+    } else if (c == '[') {  // a bracket expression is one item; '{' inside is literal
       size_t k = i + 1;
       if (k < rx.size() && rx[k] == '^') ++k;
       if (k < rx.size() && rx[k] == ']') ++k;
@@ -167,25 +190,42 @@ Result<Bytes> check_regex(std::string_view rx) {
         }
       }
       i = k;
-    } else if (rx[i] == '{') {
+      add_item(1);
+    } else if (c == '(') {
+      if (stack.size() > 64) return too_big();
+      stack.emplace_back();
+    } else if (c == ')') {
+      if (stack.size() == 1) break;  // regcomp reports the unbalanced parenthesis
+      const uint64_t inner = stack.back().total + 1;
+      stack.pop_back();
+      add_item(inner);
+    } else if (c == '|') {
+      stack.back().last = 0;
+      stack.back().total += 1;
+    } else if (c == '+') {
+      if (!repeat(2)) return too_big();
+    } else if (c == '*' || c == '?') {
+      stack.back().total += 1;  // a loop or a branch, not a copy
+    } else if (c == '{') {
       const size_t close = rx.find('}', i);
       if (close == std::string_view::npos) break;  // regcomp reports it
-      uint64_t bound = 0;
-      bool digits = false;
+      uint64_t lo = 0, hi = 0;
+      bool comma = false;
       for (size_t k = i + 1; k < close; ++k) {
         if (rx[k] >= '0' && rx[k] <= '9') {
-          bound = std::min<uint64_t>(bound * 10 + static_cast<uint64_t>(rx[k] - '0'), 100000);
-          digits = true;
+          uint64_t& v = comma ? hi : lo;
+          v = std::min<uint64_t>(v * 10 + static_cast<uint64_t>(rx[k] - '0'), 100000);
         } else if (rx[k] == ',') {
-          if (k + 1 == close) bound = std::max<uint64_t>(bound, 1);  // {m,}: star-like
-          else bound = 0;
+          comma = true;
         }
       }
-      if (digits) product *= std::max<uint64_t>(bound, 1);
-      if (product > kMaxIntervalProduct)
-        return make_error(Errc::Usage, "repetition counts {m,n} multiply to more than 255 (glibc expands them)");
+      const uint64_t copies = std::max<uint64_t>({lo, comma ? hi : lo, 1}) + (comma && hi == 0 ? 1 : 0);
+      if (!repeat(copies)) return too_big();
       i = close;
+    } else {
+      add_item(1);
     }
+    if (stack.back().total > kMaxRegexNodes) return too_big();
   }
   // The fixed prefix: literal bytes after an optional '^' up to the first operator. An
   // alternative at the top level ("/a|/b") has no common prefix: refused below.

@@ -58,7 +58,7 @@ Result<AttrSet> parse_expr(std::string_view expr, const std::map<std::string, At
       ++i;
       while (i < expr.size() && expr[i] == ' ') ++i;
     } else if (any) {
-      return make_error(Errc::Usage, "expected '+' or '-' before '" + std::string(expr.substr(i, 16)) + "'");
+      return make_error(Errc::Usage, "expected '+' or '-' before '" + escape_terminal(expr.substr(i, 16)) + "'");
     }
     size_t j = i;
     if (j < expr.size() && expr[j] == '>') {
@@ -67,7 +67,8 @@ Result<AttrSet> parse_expr(std::string_view expr, const std::map<std::string, At
       while (j < expr.size() && is_word(expr[j]) && expr[j] != '-' && expr[j] != '>') ++j;
     }
     const std::string_view name = expr.substr(i, j - i);
-    if (name.empty()) return make_error(Errc::Usage, "expected an attribute or group name after '" + std::string(expr.substr(0, i)) + "'");
+    if (name.empty())
+      return make_error(Errc::Usage, "expected an attribute or group name after '" + escape_terminal(expr.substr(0, i)) + "'");
     AttrSet term;
     if (name == "growing") {
       term.growing = true;
@@ -78,7 +79,7 @@ Result<AttrSet> parse_expr(std::string_view expr, const std::map<std::string, At
     } else if (auto b = resolve_builtin(name, depth); b) {
       term = *b;
     } else {
-      return make_error(Errc::Usage, "unknown attribute or group '" + std::string(name) +
+      return make_error(Errc::Usage, "unknown attribute or group '" + escape_terminal(name) +
                                          "' (attributes: type, mode, uid, gid, size, mtime, ctime, inode, dev, rdev, "
                                          "nlink, link, sha256, xattrs, acl_access, acl_default, caps, selinux, flags, "
                                          "xxh128, growing; groups: R, L, >, H, X, perms, acl, all, none, and [groups])");

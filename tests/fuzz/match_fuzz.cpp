@@ -8,6 +8,7 @@
 //   - for globs of '*' and '?' only, glob_match agrees with fnmatch(3) with FNM_PATHNAME.
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -47,14 +48,24 @@ std::string normalised(std::string_view path) {
   return out;
 }
 
-/// One rule, depth 0 (its own match only), run through the Selector.
-bool selector_says(const Rule& r, std::string_view path) {
+/// One rule, depth 0 (its own match only), run through the Selector. A depth-0 rule's decision
+/// does not depend on the parent's scope, so the single match of the path itself is timed with
+/// an empty parent; scope_of (one match per ancestor, O(depth^2)) runs for shallow paths only.
+bool selector_says(const Rule& r, std::string_view pattern, std::string_view path, const char* what) {
   Policy p;
   p.rules.push_back(r);
   p.rules.back().depth = 0;
   const Selector sel(p);
-  const Scope s = sel.scope_of(path);
+  Scope s;
+  timed(what, pattern, path, [&] {
+    sel.child_scope(Scope{}, path, &s);
+    return 0;
+  });
   const int w = sel.winner(s, FileType::File, "");
+  if (std::count(path.begin(), path.end(), '/') <= 32) {
+    const Scope full = sel.scope_of(path);
+    if (sel.winner(full, FileType::File, "") != w) fail("scope_of and child_scope disagree", pattern, path);
+  }
   if (w != -1 && w != 0) __builtin_trap();
   (void)sel.descend(path, s);
   (void)sel.may_match_below(path);
@@ -86,11 +97,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   glob.pattern = std::string(pattern);
   if (compile_rule(&glob)) {
     if (!glob.compiled) __builtin_trap();
-    const bool sel = timed("glob Selector took more than 1 s", pattern, path, [&] { return selector_says(glob, path); });
+    const bool sel = selector_says(glob, pattern, path, "glob Selector took more than 1 s");
     const bool gm = glob_match(glob.pattern, path);
     if (sel != gm) fail(sel ? "Selector matches, glob_match does not" : "glob_match matches, Selector does not", glob.pattern, path);
     // Roots: the walk starts at the fixed prefix, so a match lies within it.
-    if (gm && !path_within(path, glob.compiled->literal_prefix)) fail("glob matches outside its fixed prefix", glob.pattern, path);
+    if (gm) {
+      Policy one;
+      one.rules.push_back(glob);
+      const auto roots = one.roots();
+      if (roots.size() != 1 || !path_within(path, roots[0])) fail("glob matches outside its walk root", glob.pattern, path);
+    }
   }
 
   if (fnmatch_comparable(pattern, raw_path)) {
@@ -104,14 +120,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   rx.pattern = std::string(pattern);
   if (compile_rule(&rx)) {
     if (!rx.compiled) __builtin_trap();
-    timed("regex Selector took more than 1 s", pattern, path, [&] { return selector_says(rx, path); });
+    (void)selector_says(rx, pattern, path, "regex Selector took more than 1 s");
   }
 
   Rule lit;
   lit.kind = SelectorKind::Path;
   lit.pattern = std::string(pattern);
   if (compile_rule(&lit)) {
-    if (selector_says(lit, path) != (lit.pattern == path)) fail("path rule disagrees with equality", lit.pattern, path);
+    if (selector_says(lit, pattern, path, "path Selector took more than 1 s") != (lit.pattern == path)) fail("path rule disagrees with equality", lit.pattern, path);
   }
   return 0;
 }

@@ -194,7 +194,7 @@ TEST_CASE("errors carry file:line:column, name the key, and suggest the near mis
       {"[[rule]]\nregex = \".*\\\\.conf\"\n", "a regex must start with '/'"},
       {"[[rule]]\nregex = \"/a|/b\"\n", "'|' at the top level"},
       {"[[rule]]\nregex = \"/(a)\\\\1\"\n", "back-references"},
-      {"[[rule]]\nregex = \"/(a{1,100}){1,100}\"\n", "multiply to more than 255"},
+      {"[[rule]]\nregex = \"/(a{1,100}){1,100}\"\n", "regex too complex"},
       {"[[rule]]\nregex = \"/a[\"\n", "invalid regex"},
       {"[[rule]]\nglob = \"/a/x**\"\n", "'**' must be a whole component"},
       {"[[rule]]\npath = \"/a\"\nseverity = \"urgent\"\n", "unknown severity 'urgent'"},
