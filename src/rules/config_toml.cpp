@@ -175,7 +175,7 @@ class Loader {
     try {
       return toml::parse(text, file);
     } catch (const toml::parse_error& e) {
-      error(file, e.source(), std::string(e.description()));
+      error(file, e.source(), escape_terminal(e.description()));  // it may quote raw input
     } catch (const TomlInternalError&) {
       error(file, 1, 1, "the TOML parser cannot read this file (malformed input it does not reject cleanly)");
     } catch (const std::exception& e) {  // bad_alloc and the like: still one clear line

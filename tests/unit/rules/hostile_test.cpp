@@ -415,3 +415,9 @@ TEST_CASE("hostile: stacked '+' quantifiers are refused (glibc duplicates the tr
     return s;
   }() + "\"\n", "", 2, 9);
 }
+
+TEST_CASE("hostile: toml++'s own messages quoting raw input stay one escaped line") {
+  // Fuzz-found: "Error while parsing boolean: expected 'true', saw 't\n'" split the message.
+  const std::string m = refused("a = t\n", "", 1);
+  CHECK(m.find('\n') == std::string::npos);
+}
