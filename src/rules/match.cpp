@@ -195,7 +195,10 @@ Result<Bytes> check_regex(std::string_view rx) {
       if (stack.size() > 64) return too_big();
       stack.emplace_back();
     } else if (c == ')') {
-      if (stack.size() == 1) break;  // regcomp reports the unbalanced parenthesis
+      if (stack.size() == 1) {  // glibc takes an unmatched ')' as a literal: keep counting
+        add_item(1);
+        continue;
+      }
       const uint64_t inner = stack.back().total + 1;
       stack.pop_back();
       add_item(inner);
@@ -208,7 +211,10 @@ Result<Bytes> check_regex(std::string_view rx) {
       stack.back().total += 1;  // a loop or a branch, not a copy
     } else if (c == '{') {
       const size_t close = rx.find('}', i);
-      if (close == std::string_view::npos) break;  // regcomp reports it
+      if (close == std::string_view::npos) {  // not an interval: a literal '{'
+        add_item(1);
+        continue;
+      }
       uint64_t lo = 0, hi = 0;
       bool comma = false;
       for (size_t k = i + 1; k < close; ++k) {

@@ -421,3 +421,9 @@ TEST_CASE("hostile: toml++'s own messages quoting raw input stay one escaped lin
   const std::string m = refused("a = t\n", "", 1);
   CHECK(m.find('\n') == std::string::npos);
 }
+
+TEST_CASE("hostile: an unmatched ')' does not stop the regex size estimate") {
+  // Fuzz-found: glibc takes the ')' as a literal and then expands every '+' after it.
+  refused("[[rule]]\nregex = \"/a)" + std::string(24, '+') + "\"\n", "regex too complex", 2, 9);
+  refused("[[rule]]\nregex = \"/a{" + std::string(24, '+') + "\"\n", "regex too complex", 2, 9);
+}
