@@ -35,7 +35,66 @@ struct BaselineMeta {
   uint64_t entry_count = 0;
   std::string content_sha256;  ///< hex
   bool is_signed = false;
-  uint64_t sequence = 1;
+  uint64_t sequence = 1;       ///< grows with every baseline written for this path (rollback check)
+  std::string key_id;          ///< signer's key id (16 hex digits), when signed
+  std::string signature;       ///< Ed25519 over manifest_text(), hex, when signed
+};
+
+/// The text the signature covers: the content digest (which covers every row, the roots and
+/// the policy digest), the sequence, host, policy, time, version and key id.
+std::string manifest_text(const BaselineMeta& m);
+
+/// The host's Ed25519 signing key (PEM, mode 0600, on a trusted path).
+class SigningKey {
+ public:
+  static Result<SigningKey> load(const Bytes& path);
+  /// Writes DIR/signing.key (0600) and DIR/signing.pub (0644); refuses to replace either.
+  /// Returns the new key id.
+  static Result<std::string> generate(const Bytes& dir);
+  ~SigningKey();
+  SigningKey(SigningKey&&) noexcept;
+  const std::string& key_id() const;
+  /// Hex signature of `message`.
+  Result<std::string> sign(std::string_view message) const;
+
+ private:
+  struct Impl;
+  explicit SigningKey(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The public half, which is all a host needs to verify (signing may happen elsewhere).
+class VerifyKey {
+ public:
+  static Result<VerifyKey> load(const Bytes& path);
+  ~VerifyKey();
+  VerifyKey(VerifyKey&&) noexcept;
+  const std::string& key_id() const;
+  bool verify(std::string_view message, std::string_view signature_hex) const;
+
+ private:
+  struct Impl;
+  explicit VerifyKey(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Mutable state beside the baseline (DESIGN.md, Files: state.db): the highest sequence
+/// number verified or written for each baseline path, so an older baseline copied back is
+/// caught. Never part of the signed baseline.
+class StateStore {
+ public:
+  /// Opens (creating) `dir`/state.db.
+  static Result<std::unique_ptr<StateStore>> open(const Bytes& dir);
+  ~StateStore();
+  /// 0 when nothing is recorded for `baseline`.
+  Result<uint64_t> last_sequence(const Bytes& baseline);
+  /// Records `sequence` when it is higher than what is stored.
+  Status note_sequence(const Bytes& baseline, uint64_t sequence, const std::string& content_sha256);
+
+ private:
+  struct Impl;
+  explicit StateStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 /// Writes a new baseline next to `path` and replaces `path` atomically on commit: temp file
@@ -43,7 +102,8 @@ struct BaselineMeta {
 /// writer removes the temp file, so a failed init leaves the previous baseline in force.
 class BaselineWriter {
  public:
-  static Result<std::unique_ptr<BaselineWriter>> create(const Bytes& path);
+  /// With `key`, commit() signs the manifest (the key must outlive the writer).
+  static Result<std::unique_ptr<BaselineWriter>> create(const Bytes& path, const SigningKey* key = nullptr);
   ~BaselineWriter();
   BaselineWriter(const BaselineWriter&) = delete;
   BaselineWriter& operator=(const BaselineWriter&) = delete;

@@ -43,6 +43,7 @@ Status scan(const ScanOptions& opts, const std::function<Status(ScanEntry&)>& co
 struct RunOptions {
   Policy policy;             ///< as loaded (its digest goes into the baseline)
   Bytes db_path;
+  Bytes keys_dir;            ///< signing.key (init) and signing.pub (check) live here
   std::vector<Bytes> paths;  ///< command-line PATHs (absolute, normalised); empty: policy/baseline roots
   unsigned jobs = 1;
   bool allow_unsigned = false;

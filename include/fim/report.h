@@ -22,6 +22,7 @@ inline constexpr const char* kReportSchema = "fimctl.v1";
 struct BaselineFacts {
   Bytes path;
   bool is_signed = false;
+  std::string key_id;  ///< the signer's key id when signed
   int64_t created_ns = 0;
   uint64_t entries = 0;
   std::string content_sha256;

@@ -3,9 +3,11 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <vector>
@@ -115,6 +117,35 @@ Result<std::string> read_small_file(const char* path, size_t limit) {
   }
   out.resize(have);
   return out;
+}
+
+Status check_trusted_path(const Bytes& path, const char* what) {
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (!real) return make_error(Errc::Usage, std::string("cannot resolve ") + what + " '" + escape_terminal(path) + "'", errno);
+  const Bytes resolved(real);
+  std::free(real);
+  const uid_t me = ::geteuid();
+  // The file, then each directory up to "/".
+  Bytes p = resolved;
+  for (bool file = true;; file = false) {
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0)
+      return make_error(Errc::Usage, std::string("cannot check ") + what + " path '" + escape_terminal(p) + "'", errno);
+    const bool sticky_root_dir = !file && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) && st.st_uid == 0;
+    std::string why;
+    if (st.st_uid != 0 && st.st_uid != me)
+      why = "is owned by uid " + std::to_string(st.st_uid);
+    else if ((st.st_mode & 022) && !sticky_root_dir)
+      why = (st.st_mode & 002) ? "is writable by everyone" : "is writable by its group";
+    if (!why.empty())
+      return make_error(Errc::Usage, std::string(what) + " '" + escape_terminal(path) + "' is not on a trusted path: '" +
+                                         escape_terminal(p) + "' " + why + ", so others could replace it");
+    if (p == "/") break;
+    Bytes dir, name;
+    split_path(p, &dir, &name);
+    p = dir;
+  }
+  return {};
 }
 
 }  // namespace fim

@@ -21,6 +21,9 @@ Result<RunOptions> run_options(const Options& o) {
   auto db = absolute_path(o.db);
   if (!db) return db.error();
   r.db_path = *db;
+  auto keys = absolute_path(o.keys);
+  if (!keys) return keys.error();
+  r.keys_dir = *keys;
   for (const auto& p : o.paths) {
     auto abs = absolute_path(p);
     if (!abs) return abs.error();

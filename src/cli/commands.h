@@ -19,6 +19,7 @@ int cmd_check(const Options& o);
 int cmd_version(const Options& o);
 int cmd_config(const Options& o);
 int cmd_explain(const Options& o);
+int cmd_key(const Options& o);
 
 /// The policy `-c` names, or /etc/fimctl/fimctl.toml (the built-in default when that does
 /// not exist and no -c was given).

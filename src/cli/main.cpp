@@ -18,6 +18,7 @@ constexpr Command kCommands[] = {
     {"check", fim::cli::cmd_check},
     {"config", fim::cli::cmd_config},
     {"explain", fim::cli::cmd_explain},
+    {"key", fim::cli::cmd_key},
     {"version", fim::cli::cmd_version},
 };
 

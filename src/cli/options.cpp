@@ -20,12 +20,16 @@ constexpr const char* kFooter = R"(Exit status:
   8   incomplete: some entries could not be read, changed while hashed, or the policy changed
   16  usage or policy error (every policy problem is listed as FILE:LINE:COLUMN: message)
   17  baseline missing, corrupt, foreign or newer
-  18  baseline failed verification or is unsigned without --unsigned
+  18  baseline failed verification (signature, content, host, an older sequence than one seen
+      before, -wal/-journal beside it) or is unsigned without --unsigned
   19  baseline locked by another fimctl    20  I/O error    22  internal error
 
 Files:
   )" FIM_DEFAULT_CONFIG R"(     the policy (-c moves it; built-in default if absent)
   /etc/fimctl/conf.d/*.toml       drop-ins, loaded after it in name order
+  )" FIM_DEFAULT_KEYS R"(/signing.key  signs new baselines (--keys moves the directory)
+  )" FIM_DEFAULT_KEYS R"(/signing.pub  verifies them
+  /var/lib/fimctl/state.db        the last verified sequence per baseline (beside --db)
   )" FIM_DEFAULT_DB R"(   the baseline (--db moves it; a .lock file sits beside it)
 
 See fimctl(1) and fimctl.toml(5).)";
@@ -41,8 +45,13 @@ int parse_options(int argc, char** argv, Options* o) {
   app.fallthrough();  // global options may also follow the subcommand
   o->db = FIM_DEFAULT_DB;
   o->config = FIM_DEFAULT_CONFIG;
+  o->keys = FIM_DEFAULT_KEYS;
 
   app.add_option("--db", o->db, "baseline file")->type_name("FILE")->capture_default_str();
+  app.add_option("--keys", o->keys,
+                 "key directory: signing.key signs new baselines (init), signing.pub verifies them (check)")
+      ->type_name("DIR")
+      ->capture_default_str();
   auto* cfg_opt = app.add_option("-c,--config", o->config,
                                  "policy file (TOML, fimctl.toml(5)); its conf.d/*.toml drop-ins are loaded too")
                       ->type_name("FILE")
@@ -58,7 +67,8 @@ int parse_options(int argc, char** argv, Options* o) {
   app.add_flag("-v,--verbose", o->verbose, "more detail on stderr");
   app.add_flag("--no-color", o->no_color, "never colour the plain report");
   app.add_flag("--unsigned", o->allow_unsigned,
-               "use an unsigned baseline (this build cannot sign yet; reports say UNSIGNED)");
+               "allow an unsigned baseline: init without a signing key, check of a baseline that is not "
+               "signed (every report then says UNSIGNED)");
 
   auto* init = app.add_subcommand("init", "scan the roots and write a new baseline (replaces the old one atomically)");
   init->add_option("PATH", o->paths,
@@ -93,6 +103,14 @@ int parse_options(int argc, char** argv, Options* o) {
   explain->footer("Lists every rule that covers PATH in precedence order: nearest match first, then path\n"
                   "over glob over regex, then the rule defined last. Exit 0 when every PATH is\n"
                   "recorded, 1 when one is excluded or no rule covers it.");
+
+  auto* key = app.add_subcommand("key", "manage the Ed25519 key that signs baselines");
+  key->require_subcommand(1);
+  key->add_subcommand("generate", "create signing.key (0600) and signing.pub in the --keys directory; never "
+                                  "replaces an existing key")
+      ->footer("init signs every new baseline with signing.key; check verifies with signing.pub and refuses\n"
+               "(exit 18) a baseline whose signature, content, host or sequence does not verify. To sign off\n"
+               "the host, keep only signing.pub here.");
 
   app.add_subcommand("version", "print the version and the formats this build reads and writes");
 

@@ -156,6 +156,8 @@ Result<std::unique_ptr<BaselineReader>> BaselineReader::open(const Bytes& path) 
   m.fimctl_version = kv["fimctl_version"];
   m.host_id = kv["host_id"];
   m.sequence = std::strtoull(kv["sequence"].c_str(), &end, 10);
+  m.key_id = kv["key_id"];
+  m.signature = kv["signature"];
   {
     auto st = db::prepare(db, "SELECT path FROM roots ORDER BY path");
     if (!st) return st.error();

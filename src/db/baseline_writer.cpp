@@ -25,6 +25,7 @@ struct BaselineWriter::Impl {
   uint64_t count = 0;
   Bytes last_path;
   bool committed = false;
+  const SigningKey* sign = nullptr;  // signs the manifest on commit, when set
 
   ~Impl() {
     insert.reset();
@@ -36,9 +37,10 @@ struct BaselineWriter::Impl {
 BaselineWriter::BaselineWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 BaselineWriter::~BaselineWriter() = default;
 
-Result<std::unique_ptr<BaselineWriter>> BaselineWriter::create(const Bytes& path) {
+Result<std::unique_ptr<BaselineWriter>> BaselineWriter::create(const Bytes& path, const SigningKey* key) {
   auto impl = std::make_unique<Impl>();
   impl->final_path = path;
+  impl->sign = key;
   Bytes dir, name;
   split_path(path, &dir, &name);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
@@ -94,6 +96,13 @@ Status BaselineWriter::commit(BaselineMeta* out) {
   meta.entry_count = impl_->count;
   impl_->content.update(canonical_manifest_tail(meta));
   meta.content_sha256 = hex_encode(impl_->content.finish());
+  if (impl_->sign) {  // the manifest names the content digest: sign it now that it is known
+    meta.is_signed = true;
+    meta.key_id = impl_->sign->key_id();
+    auto sig = impl_->sign->sign(manifest_text(meta));
+    if (!sig) return sig.error();
+    meta.signature = *sig;
+  }
   auto roots = db::prepare(db, "INSERT INTO roots(path) VALUES(?)", Errc::Io);
   if (!roots) return roots.error();
   for (const auto& root : meta.roots) {
@@ -116,6 +125,8 @@ Status BaselineWriter::commit(BaselineMeta* out) {
       {"content_sha256", meta.content_sha256},
       {"signed", meta.is_signed ? "1" : "0"},
       {"sequence", std::to_string(meta.sequence)},
+      {"key_id", meta.key_id},
+      {"signature", meta.signature},
   };
   for (const auto& [key, value] : rows) {
     sqlite3_bind_text(put->get(), 1, key, -1, SQLITE_STATIC);

@@ -6,6 +6,8 @@
 // entry missing from either side is found in the same pass. The baseline's content digest is
 // recomputed over the rows as they are merged; the sink holds the report until verify()
 // passes, so a tampered baseline yields an error and no report at all.
+#include <unistd.h>
+
 #include <algorithm>
 #include <optional>
 
@@ -74,16 +76,32 @@ ScanOptions scan_options(const RunOptions& opts, const Selector& sel, std::vecto
 }
 
 BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m) {
-  return BaselineFacts{path, m.is_signed, m.created_ns, m.entry_count, m.content_sha256};
+  return BaselineFacts{path, m.is_signed, m.key_id, m.created_ns, m.entry_count, m.content_sha256};
+}
+
+
+/// state.db lives beside the baseline (DESIGN.md, Files).
+Result<std::unique_ptr<StateStore>> open_state(const Bytes& db_path) {
+  Bytes dir, name;
+  split_path(db_path, &dir, &name);
+  return StateStore::open(dir);
 }
 
 }  // namespace
 
 Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
-  if (!opts.allow_unsigned)
-    return make_error(Errc::Usage,
-                      "this fimctl cannot sign baselines yet; pass --unsigned to write an unsigned "
-                      "baseline (every later command then needs --unsigned and every report says so)");
+  const Bytes key_path = join_path(opts.keys_dir, "signing.key");
+  std::optional<SigningKey> key;
+  if (::access(key_path.c_str(), F_OK) == 0) {
+    auto k = SigningKey::load(key_path);
+    if (!k) return k.error();
+    key.emplace(std::move(*k));
+  } else if (!opts.allow_unsigned) {
+    return make_error(Errc::Usage, "no signing key at " + quoted(key_path) +
+                                       ": create one with 'fimctl key generate', or pass --unsigned to write an "
+                                       "unsigned baseline (every later command then needs --unsigned and every "
+                                       "report says so)");
+  }
   const double t0 = monotonic_seconds();
   const bool from_cli = !opts.paths.empty();
   // Command-line PATHs are roots and rules of their own; the policy's rules still decide
@@ -94,7 +112,15 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   const std::vector<Bytes> roots = from_cli ? normalize_roots(opts.paths) : opts.policy.roots();
   auto lock = BaselineLock::acquire(opts.db_path);
   if (!lock) return lock.error();
-  auto writer = BaselineWriter::create(opts.db_path);
+  // The sequence continues from the baseline it replaces and from what state.db has seen,
+  // so no baseline written here can look newer than its successor.
+  auto state = open_state(opts.db_path);
+  if (!state) return state.error();
+  auto last_seq = (*state)->last_sequence(opts.db_path);
+  if (!last_seq) return last_seq.error();
+  uint64_t sequence = *last_seq;
+  if (auto old = BaselineReader::open(opts.db_path)) sequence = std::max(sequence, (*old)->meta().sequence);
+  auto writer = BaselineWriter::create(opts.db_path, key ? &*key : nullptr);
   if (!writer) return writer.error();
 
   Summary s;
@@ -117,9 +143,10 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   meta.policy_source = opts.policy.source;
   meta.roots_source = from_cli ? "cli" : "policy";
   meta.roots = roots;
-  meta.is_signed = false;
+  meta.sequence = sequence + 1;
   FIM_TRY((*writer)->commit(&meta));
-  sink.alert("unsigned", kUnsignedWarning);
+  FIM_TRY((*state)->note_sequence(opts.db_path, meta.sequence, meta.content_sha256));
+  if (!meta.is_signed) sink.alert("unsigned", kUnsignedWarning);
   s.baseline = facts_of(opts.db_path, meta);
   s.seconds = monotonic_seconds() - t0;
   s.exit_code = exit_code_for(s);
@@ -132,11 +159,47 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
   if (!opened) return opened.error();
   BaselineReader& base = **opened;
   const BaselineMeta& meta = base.meta();
-  if (!meta.is_signed && !opts.allow_unsigned)
-    return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) +
-                                       " is not signed; pass --unsigned to use an unsigned baseline");
-  if (!meta.is_signed)
+  // Trust before any result: signature, host, sequence. The rows are verified as they stream.
+  const Bytes pub_path = join_path(opts.keys_dir, "signing.pub");
+  const bool have_pub = ::access(pub_path.c_str(), F_OK) == 0;
+  if (meta.is_signed) {
+    if (!have_pub)
+      return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) + " is signed (key " + meta.key_id +
+                                         ") but there is no public key at " + quoted(pub_path) + " to verify it");
+    auto vk = VerifyKey::load(pub_path);
+    if (!vk) return vk.error();
+    if (vk->key_id() != meta.key_id)
+      return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) + " is signed by key " + escape_terminal(meta.key_id) +
+                                         ", not by the configured key " + vk->key_id() + " (" + quoted(pub_path) + ")");
+    if (!vk->verify(manifest_text(meta), meta.signature))
+      return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) +
+                                         " failed verification: its signature does not match its manifest (edited "
+                                         "or forged); no result of this run can be trusted");
+  } else if (!opts.allow_unsigned) {
+    return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) + " is not signed" +
+                                       (have_pub ? " although a public key is configured (" + quoted(pub_path) +
+                                                       "): refusing what could be a downgrade"
+                                                 : std::string()) +
+                                       "; pass --unsigned to use an unsigned baseline");
+  } else {
     sink.alert("unsigned", kUnsignedWarning);
+  }
+  if (meta.host_id != host_id())
+    return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) + " was made on host " +
+                                       escape_terminal(meta.host_id) + ", this is host " + host_id());
+  // A read-only state directory must not stop a check (notes/reliability.md T16): say so.
+  auto state = open_state(opts.db_path);
+  uint64_t last_seq = 0;
+  if (state) {
+    auto l = (*state)->last_sequence(opts.db_path);
+    if (l) last_seq = *l;
+  }
+  if (!state) sink.alert("state", "cannot use state.db, so an older baseline put back would not be noticed: " +
+                                      state.error().describe());
+  if (meta.sequence < last_seq)
+    return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) + " is older than one already seen here "
+                                       "(sequence " + std::to_string(meta.sequence) + " < " + std::to_string(last_seq) +
+                                       "): a rolled-back or replayed baseline is refused");
 
   Summary s;
   s.command = "check";
@@ -235,6 +298,10 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     FIM_TRY(advance());
   }
   FIM_TRY(base.verify());
+  if (state) {
+    if (auto st = (*state)->note_sequence(opts.db_path, meta.sequence, meta.content_sha256); !st)
+      sink.alert("state", "cannot record the verified sequence: " + st.error().describe());
+  }
   s.seconds = monotonic_seconds() - t0;
   s.exit_code = exit_code_for(s);
   return s;

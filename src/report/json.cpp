@@ -150,6 +150,7 @@ std::string summary_record(const Summary& s) {
   add_bytes(b, "path", s.baseline.path);
   key(b, "signed");
   b += s.baseline.is_signed ? "true" : "false";
+  if (s.baseline.is_signed) add_str(b, "key_id", s.baseline.key_id);
   add_str(b, "created", format_time_ns(s.baseline.created_ns));
   add_num(b, "entries", s.baseline.entries);
   add_str(b, "content_sha256", s.baseline.content_sha256);

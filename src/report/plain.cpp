@@ -74,7 +74,8 @@ class PlainSink final : public Sink {
     }
     std::fputs(head, out_);
     std::fprintf(out_, "baseline: %s%s, created %s, %llu entries, content sha256 %s\n",
-                 escape_terminal(s.baseline.path).c_str(), s.baseline.is_signed ? "" : " (UNSIGNED)",
+                 escape_terminal(s.baseline.path).c_str(),
+                 s.baseline.is_signed ? (" (signed, key " + escape_terminal(s.baseline.key_id) + ")").c_str() : " (UNSIGNED)",
                  format_time_ns(s.baseline.created_ns).c_str(), ull(s.baseline.entries),
                  s.baseline.content_sha256.c_str());
     if (s.unverified)

@@ -116,6 +116,8 @@ class Ctx:
         # Every run names the project's default policy: what /etc/fimctl holds on the machine
         # running the tests must not change their results.
         prefix = ["-c", POLICY] if "-c" not in args else []
+        # ...and a key directory of its own (none: unsigned), whatever /etc/fimctl/keys holds.
+        prefix += ["--keys", os.path.join(self.root, "keys")] if "--keys" not in args else []
         prefix += [] if raw else ["--db", self.db, "--unsigned"]
         argv = [self.fimctl] + prefix + fmt_args + [self.expand(a) for a in args]
         cmd = argv

@@ -44,7 +44,7 @@ class Ctx:
         cmd = [self.fimctl]
         if config:
             cmd += ["-c", config]
-        cmd += ["--db", self.db, "--unsigned", "--no-color"]
+        cmd += ["--db", self.db, "--keys", os.path.join(self.tmp, "keys"), "--unsigned", "--no-color"]
         if fmt:
             cmd += ["--format", fmt]
         p = subprocess.run(cmd + list(args), capture_output=True, timeout=60)

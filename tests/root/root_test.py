@@ -24,7 +24,7 @@ class Skip(Exception):
 
 
 def run(fimctl, db, *args, user=None, timeout=60, config=POLICY):
-    cmd = [fimctl, "-c", config, "--db", db, "--unsigned", "--format", "json", *args]
+    cmd = [fimctl, "-c", config, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "json", *args]
     if user:
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
     p = subprocess.run(cmd, capture_output=True, timeout=timeout)
