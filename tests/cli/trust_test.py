@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Signed baselines from the command line: key generation and its refusals, signing at init,
+verification at check, and the attacks of notes/reliability.md §5.A (T04, T07, T08, T09, T10).
+
+Usage: trust_test.py --fimctl PATH (--list | CASE)
+Exit 0 pass, 1 fail, 77 skip. Every case works in its own temporary directory.
+"""
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+POLICY = os.path.abspath(os.path.join(HERE, "..", "..", "share", "fimctl.toml"))
+
+
+class Failure(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def expect(cond, msg):
+    if not cond:
+        raise Failure(msg() if callable(msg) else msg)
+
+
+class Ctx:
+    def __init__(self, fimctl, tmp):
+        self.fimctl, self.tmp = fimctl, tmp
+        self.db = os.path.join(tmp, "db")
+        self.keys = os.path.join(tmp, "keys")
+        self.tree = os.path.join(tmp, "tree")
+        os.mkdir(self.tree)
+        with open(os.path.join(self.tree, "f"), "w") as f:
+            f.write("content\n")
+
+    def run(self, *args, keys=None, db=None):
+        cmd = [self.fimctl, "-c", POLICY, "--db", db or self.db, "--keys", keys or self.keys, *args]
+        p = subprocess.run(cmd, capture_output=True, timeout=60)
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+    def ok(self, *args, rc_want=0, **kw):
+        rc, out, err = self.run(*args, **kw)
+        expect(rc == rc_want, f"{args}: exit {rc}, want {rc_want}\nstderr: {err}\nstdout: {out}")
+        return out
+
+    def refused(self, rc_want, says, *args, **kw):
+        rc, out, err = self.run(*args, **kw)
+        expect(rc == rc_want, f"{args}: exit {rc}, want {rc_want}; stderr: {err}")
+        expect(out == "", f"{args}: a refusal prints no report: {out}")
+        expect(err.startswith("fimctl: error: ") and says in err, f"{args}: stderr does not say {says!r}: {err}")
+
+    def meta(self, sql, db=None):
+        con = sqlite3.connect(db or self.db)
+        con.execute(sql)
+        con.commit()
+        con.close()
+
+    def signed_baseline(self):
+        self.ok("key", "generate")
+        self.ok("init", self.tree)
+
+
+# --- cases ------------------------------------------------------------------------------
+
+def case_key_generate(ctx):
+    out = ctx.ok("key", "generate")
+    expect("signing.key" in out, out)
+    key, pub = os.path.join(ctx.keys, "signing.key"), os.path.join(ctx.keys, "signing.pub")
+    expect(os.stat(key).st_mode & 0o777 == 0o600, "signing.key is not 0600")
+    expect(os.stat(ctx.keys).st_mode & 0o777 == 0o700, "the key directory is not 0700")
+    expect(open(pub).read().startswith("-----BEGIN PUBLIC KEY-----"), "signing.pub is not PEM")
+    before = open(key).read()
+    ctx.refused(16, "a key already exists", "key", "generate")
+    expect(open(key).read() == before, "the key was replaced")
+
+
+def case_signed_init_and_check(ctx):
+    ctx.signed_baseline()
+    out = ctx.ok("check")  # no --unsigned needed
+    expect("(signed, key " in out and "UNSIGNED" not in out and "warning" not in out, out)
+    rc, out, err = ctx.run("--format", "ndjson", "check")
+    recs = [json.loads(l) for l in out.splitlines()]
+    summary = recs[-1]
+    expect(rc == 0 and summary["baseline"]["signed"] is True and len(summary["baseline"]["key_id"]) == 16, summary)
+    expect(not [r for r in recs if r["type"] == "alert"], recs)
+    with open(os.path.join(ctx.tree, "f"), "a") as f:
+        f.write("more\n")
+    ctx.ok("check", rc_want=4)
+
+
+def case_no_key_needs_unsigned(ctx):
+    ctx.refused(16, "fimctl key generate", "init", ctx.tree)
+    expect(not os.path.exists(ctx.db), "a baseline was written")
+    ctx.ok("--unsigned", "init", ctx.tree)
+    ctx.refused(18, "is not signed", "check")
+    ctx.ok("key", "generate")  # now a public key exists: an unsigned baseline is a downgrade
+    ctx.refused(18, "although a public key is configured", "check")
+    ctx.ok("--unsigned", "check")  # unless asked for by name
+
+
+def case_tampered_manifest(ctx):
+    """T04/T09: every manifest field is covered by the signature."""
+    ctx.signed_baseline()
+    good = ctx.db + ".good"
+    shutil.copyfile(ctx.db, good)
+    edits = {
+        "signature": "UPDATE meta SET value = CAST(replace(CAST(value AS TEXT), substr(CAST(value AS TEXT), 1, 2), 'ff') AS BLOB) WHERE key = 'signature'",
+        "host": "UPDATE meta SET value = CAST('another-host' AS BLOB) WHERE key = 'host_id'",
+        "created": "UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'created_at'",
+        "policy": "UPDATE meta SET value = CAST('00' AS BLOB) WHERE key = 'policy_digest'",
+    }
+    for name, sql in edits.items():
+        shutil.copyfile(good, ctx.db)
+        ctx.meta(sql)
+        ctx.refused(18, "baseline", "check")
+    shutil.copyfile(good, ctx.db)
+    ctx.meta("UPDATE meta SET value = CAST('99' AS BLOB) WHERE key = 'sequence'")
+    ctx.refused(18, "signature does not match", "check")
+    shutil.copyfile(good, ctx.db)
+    ctx.meta("UPDATE meta SET value = CAST('0' AS BLOB) WHERE key = 'signed'")  # T07: stripped
+    ctx.refused(18, "although a public key is configured", "check")
+    shutil.copyfile(good, ctx.db)
+    ctx.meta("UPDATE entries SET size = size + 1")  # rows: the content digest
+    ctx.refused(18, "failed verification", "check")
+    shutil.copyfile(good, ctx.db)
+    ctx.ok("check")
+
+
+def case_wrong_or_missing_public_key(ctx):
+    """T10: another key, no public key, a key file others can read or replace."""
+    ctx.signed_baseline()
+    other = os.path.join(ctx.tmp, "other-keys")
+    ctx.ok("key", "generate", keys=other)
+    ctx.refused(18, "is signed by key", "check", keys=other)
+    os.unlink(os.path.join(other, "signing.pub"))
+    ctx.refused(18, "no public key", "check", keys=other)
+    key = os.path.join(ctx.keys, "signing.key")
+    os.chmod(key, 0o640)
+    ctx.refused(16, "can be read or written by others", "init", ctx.tree)
+    os.chmod(key, 0o600)
+    os.chmod(ctx.keys, 0o770)
+    ctx.refused(16, "is writable by its group", "init", ctx.tree)
+    os.chmod(ctx.keys, 0o700)
+    if os.geteuid() == 0:
+        os.chown(key, 4242, 4242)
+        ctx.refused(16, "is owned by uid 4242", "init", ctx.tree)
+        os.chown(key, 0, 0)
+    ctx.ok("init", ctx.tree)
+
+
+def case_rollback_refused(ctx):
+    """T08: an older, validly signed baseline put back is refused; init continues the sequence."""
+    ctx.signed_baseline()
+    old = ctx.db + ".seq1"
+    shutil.copyfile(ctx.db, old)
+    ctx.ok("init", ctx.tree)  # sequence 2
+    ctx.ok("check")
+    shutil.copyfile(old, ctx.db)
+    ctx.refused(18, "sequence 1 < 2", "check")
+    ctx.ok("init", ctx.tree)  # sequence 3, not 2: it continues from state.db
+    con = sqlite3.connect(ctx.db)
+    (seq,) = con.execute("SELECT CAST(value AS TEXT) FROM meta WHERE key = 'sequence'").fetchone()
+    con.close()
+    expect(seq == "3", f"sequence {seq}, want 3")
+    ctx.ok("check")
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fimctl", required=True)
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("case", nargs="?")
+    a = ap.parse_args()
+    if a.list:
+        print("\n".join(CASES))
+        return 0
+    tmp = tempfile.mkdtemp(prefix="fimctl-trust-")
+    os.chmod(tmp, 0o755)
+    try:
+        CASES[a.case](Ctx(os.path.abspath(a.fimctl), tmp))
+        print(f"pass: {a.case}")
+        return 0
+    except Skip as e:
+        print(f"skip: {a.case}: {e}")
+        return 77
+    except Failure as e:
+        print(f"FAIL: {a.case}: {e}")
+        return 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
