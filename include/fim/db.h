@@ -53,6 +53,7 @@ class SigningKey {
   static Result<std::string> generate(const Bytes& dir);
   ~SigningKey();
   SigningKey(SigningKey&&) noexcept;
+  SigningKey& operator=(SigningKey&&) noexcept;
   const std::string& key_id() const;
   /// Hex signature of `message`.
   Result<std::string> sign(std::string_view message) const;
@@ -69,6 +70,7 @@ class VerifyKey {
   static Result<VerifyKey> load(const Bytes& path);
   ~VerifyKey();
   VerifyKey(VerifyKey&&) noexcept;
+  VerifyKey& operator=(VerifyKey&&) noexcept;
   const std::string& key_id() const;
   bool verify(std::string_view message, std::string_view signature_hex) const;
 
@@ -98,7 +100,8 @@ class StateStore {
 };
 
 /// Writes a new baseline next to `path` and replaces `path` atomically on commit: temp file
-/// in the same directory, fsync, rename, fsync of the directory. Destroying an uncommitted
+/// in the same directory, fsync, rename, fsync of the directory. Call under BaselineLock:
+/// create() removes temp files a killed writer left beside `path`. Destroying an uncommitted
 /// writer removes the temp file, so a failed init leaves the previous baseline in force.
 class BaselineWriter {
  public:

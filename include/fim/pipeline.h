@@ -58,4 +58,9 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink);
 /// (each must lie within the baseline's roots).
 Result<Summary> run_check(const RunOptions& opts, Sink& sink);
 
+/// fimctl update: verifies the baseline, compares like check (the report lists exactly what
+/// the new baseline accepts) and installs the new baseline with the next sequence number,
+/// atomically and under the lock. The exit bits are check's.
+Result<Summary> run_update(const RunOptions& opts, Sink& sink);
+
 }  // namespace fim

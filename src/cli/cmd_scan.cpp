@@ -71,6 +71,7 @@ int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
 
 int cmd_init(const Options& o) { return run(o, run_init); }
 int cmd_check(const Options& o) { return run(o, run_check); }
+int cmd_update(const Options& o) { return run(o, run_update); }
 
 int cmd_version(const Options&) {
   std::printf("fimctl %s (baseline schema %d, report schema %s)\n", FIM_VERSION, kSchemaVersion, kReportSchema);

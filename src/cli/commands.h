@@ -16,6 +16,7 @@ int report_error(const Error& e);
 
 int cmd_init(const Options& o);
 int cmd_check(const Options& o);
+int cmd_update(const Options& o);
 int cmd_version(const Options& o);
 int cmd_config(const Options& o);
 int cmd_explain(const Options& o);

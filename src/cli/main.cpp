@@ -16,6 +16,7 @@ struct Command {
 constexpr Command kCommands[] = {
     {"init", fim::cli::cmd_init},
     {"check", fim::cli::cmd_check},
+    {"update", fim::cli::cmd_update},
     {"config", fim::cli::cmd_config},
     {"explain", fim::cli::cmd_explain},
     {"key", fim::cli::cmd_key},

@@ -90,6 +90,12 @@ int parse_options(int argc, char** argv, Options* o) {
                 "while it is read; a baseline that fails verification ends the run with exit 18 and\n"
                 "no report.");
 
+  auto* update = app.add_subcommand("update", "check, then replace the baseline with what is on disk now "
+                                             "(signed, next sequence number, atomically)");
+  update->footer("The report lists exactly the differences the new baseline accepts (exit bits as for check).\n"
+                 "The old baseline must verify first; nothing is replaced if it does not, or if the scan fails.\n"
+                 "Also the way to re-baseline after a policy change.");
+
   auto* config = app.add_subcommand("config", "check or show the policy");
   config->require_subcommand(1);
   config->add_subcommand("check", "load the policy and its drop-ins and report every problem as FILE:LINE:COLUMN "

@@ -2,6 +2,7 @@
 // Writing a baseline: one transaction of prepared inserts into a temp file, then an atomic
 // install (notes/reliability.md §3.4). The temp file is disposable until renamed, so it is
 // written with journal_mode=OFF and synchronous=OFF and made durable by one fsync at the end.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,6 +46,18 @@ Result<std::unique_ptr<BaselineWriter>> BaselineWriter::create(const Bytes& path
   split_path(path, &dir, &name);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     return make_error(Errc::Io, "cannot create the baseline directory '" + escape_terminal(dir) + "'", errno);
+  // Temp files a killed writer left behind (the caller holds the lock: no writer is live).
+  if (UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dfd.valid()) {
+    if (DIR* d = ::fdopendir(dfd.get())) {
+      dfd.release();
+      const Bytes prefix = name + ".tmp.";
+      while (const dirent* e = ::readdir(d)) {
+        const std::string_view n(e->d_name);
+        if (n.size() == prefix.size() + 6 && n.substr(0, prefix.size()) == prefix) ::unlinkat(::dirfd(d), e->d_name, 0);
+      }
+      ::closedir(d);
+    }
+  }
   Bytes templ = path + ".tmp.XXXXXX";
   const int fd = ::mkostemp(templ.data(), O_CLOEXEC);
   if (fd < 0)

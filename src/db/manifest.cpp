@@ -107,6 +107,7 @@ struct SigningKey::Impl {
 SigningKey::SigningKey(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SigningKey::~SigningKey() = default;
 SigningKey::SigningKey(SigningKey&&) noexcept = default;
+SigningKey& SigningKey::operator=(SigningKey&&) noexcept = default;
 const std::string& SigningKey::key_id() const { return impl_->id; }
 
 Result<SigningKey> SigningKey::load(const Bytes& path) {
@@ -156,6 +157,7 @@ struct VerifyKey::Impl {
 VerifyKey::VerifyKey(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 VerifyKey::~VerifyKey() = default;
 VerifyKey::VerifyKey(VerifyKey&&) noexcept = default;
+VerifyKey& VerifyKey::operator=(VerifyKey&&) noexcept = default;
 const std::string& VerifyKey::key_id() const { return impl_->id; }
 
 Result<VerifyKey> VerifyKey::load(const Bytes& path) {

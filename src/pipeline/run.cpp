@@ -87,21 +87,27 @@ Result<std::unique_ptr<StateStore>> open_state(const Bytes& db_path) {
   return StateStore::open(dir);
 }
 
-}  // namespace
-
-Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
+/// The key that signs a new baseline: required unless --unsigned (then used when present).
+Result<std::optional<SigningKey>> signing_key(const RunOptions& opts) {
   const Bytes key_path = join_path(opts.keys_dir, "signing.key");
-  std::optional<SigningKey> key;
   if (::access(key_path.c_str(), F_OK) == 0) {
     auto k = SigningKey::load(key_path);
     if (!k) return k.error();
-    key.emplace(std::move(*k));
-  } else if (!opts.allow_unsigned) {
+    return std::optional<SigningKey>(std::move(*k));
+  }
+  if (!opts.allow_unsigned)
     return make_error(Errc::Usage, "no signing key at " + quoted(key_path) +
                                        ": create one with 'fimctl key generate', or pass --unsigned to write an "
                                        "unsigned baseline (every later command then needs --unsigned and every "
                                        "report says so)");
-  }
+  return std::optional<SigningKey>();
+}
+
+}  // namespace
+
+Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
+  auto key = signing_key(opts);
+  if (!key) return key.error();
   const double t0 = monotonic_seconds();
   const bool from_cli = !opts.paths.empty();
   // Command-line PATHs are roots and rules of their own; the policy's rules still decide
@@ -120,7 +126,7 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   if (!last_seq) return last_seq.error();
   uint64_t sequence = *last_seq;
   if (auto old = BaselineReader::open(opts.db_path)) sequence = std::max(sequence, (*old)->meta().sequence);
-  auto writer = BaselineWriter::create(opts.db_path, key ? &*key : nullptr);
+  auto writer = BaselineWriter::create(opts.db_path, *key ? &**key : nullptr);
   if (!writer) return writer.error();
 
   Summary s;
@@ -153,8 +159,24 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   return s;
 }
 
-Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
+namespace {
+
+/// check, and with `update` also the writing of its successor: the same merge, every entry
+/// seen also goes to a new baseline, installed (sequence + 1) only once the old one verified.
+Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool update) {
   const double t0 = monotonic_seconds();
+  std::optional<BaselineLock> lock;
+  std::optional<SigningKey> key;
+  if (update) {
+    if (!opts.paths.empty())
+      return make_error(Errc::Usage, "update rewrites the whole baseline: it takes no PATHs (check PATH... looks at a part)");
+    auto k = signing_key(opts);
+    if (!k) return k.error();
+    key = std::move(*k);
+    auto l = BaselineLock::acquire(opts.db_path);
+    if (!l) return l.error();
+    lock.emplace(std::move(*l));
+  }
   auto opened = BaselineReader::open(opts.db_path);
   if (!opened) return opened.error();
   BaselineReader& base = **opened;
@@ -202,11 +224,19 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
                                        "): a rolled-back or replayed baseline is refused");
 
   Summary s;
-  s.command = "check";
+  s.command = update ? "update" : "check";
   s.baseline = facts_of(opts.db_path, meta);
 
-  // Which subtrees: the command line's (each within the baseline's roots) or all of them.
-  std::vector<Bytes> roots = meta.roots;
+  // Which subtrees: the command line's (each within the baseline's roots) or all of them;
+  // update walks what the new baseline will hold (the current policy's roots, or the PATHs
+  // the baseline was made from).
+  std::vector<Bytes> roots = update && meta.roots_source == "policy" ? opts.policy.roots() : meta.roots;
+  std::unique_ptr<BaselineWriter> writer;
+  if (update) {
+    auto w = BaselineWriter::create(opts.db_path, key ? &*key : nullptr);
+    if (!w) return w.error();
+    writer = std::move(*w);
+  }
   const bool subset = !opts.paths.empty();
   if (subset) {
     for (const auto& p : opts.paths) {
@@ -231,8 +261,8 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     sink.alert("policy_changed",
                "the policy changed since the baseline was written (" + meta.policy_source + " -> " +
                    opts.policy.source + "); differences below may come from the new policy, not from the "
-                   "files. Review them, then re-baseline with 'fimctl init' (add the same PATHs if the "
-                   "baseline was made from PATHs) so checks compare under one policy again");
+                   "files. Review them, then re-baseline with 'fimctl update' so checks compare under one "
+                   "policy again");
   }
   const auto selected = [&](const Bytes& path) {
     return !subset || std::any_of(roots.begin(), roots.end(), [&](const Bytes& r) { return path_within(path, r); });
@@ -276,6 +306,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
       unreadable_dirs.push_back(path);
       return {};
     }
+    if (writer) FIM_TRY(writer->add(e.rec));
     ++s.entries;
     ticker.tick(s.entries);
     if (have_old && old_rec.path == path) {
@@ -302,9 +333,31 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     if (auto st = (*state)->note_sequence(opts.db_path, meta.sequence, meta.content_sha256); !st)
       sink.alert("state", "cannot record the verified sequence: " + st.error().describe());
   }
+  if (writer) {
+    // The old baseline verified: its successor may now replace it.
+    BaselineMeta next;
+    next.created_ns = now_ns();
+    next.fimctl_version = FIM_VERSION;
+    next.host_id = host_id();
+    next.policy_digest = policy_digest(opts.policy);
+    next.policy_source = opts.policy.source;
+    next.roots_source = meta.roots_source;
+    next.roots = roots;
+    next.sequence = std::max(meta.sequence, last_seq) + 1;
+    FIM_TRY(writer->commit(&next));
+    if (!state) return make_error(Errc::Io, "the new baseline is installed but its sequence could not be recorded: " +
+                                                state.error().describe());
+    FIM_TRY((*state)->note_sequence(opts.db_path, next.sequence, next.content_sha256));
+    s.baseline = facts_of(opts.db_path, next);
+  }
   s.seconds = monotonic_seconds() - t0;
   s.exit_code = exit_code_for(s);
   return s;
 }
+
+}  // namespace
+
+Result<Summary> run_check(const RunOptions& opts, Sink& sink) { return compare_with_baseline(opts, sink, false); }
+Result<Summary> run_update(const RunOptions& opts, Sink& sink) { return compare_with_baseline(opts, sink, true); }
 
 }  // namespace fim

@@ -251,7 +251,7 @@ def case_policy_change_warns(ctx):
     expect(not [r for r in recs if r["type"] == "alert" and r["code"] == "policy_changed"], recs)
     recs = ctx.report("check", b, 8)
     alerts = [r for r in recs if r["type"] == "alert" and r["code"] == "policy_changed"]
-    expect(len(alerts) == 1 and "fimctl init" in alerts[0]["message"], recs)
+    expect(len(alerts) == 1 and "fimctl update" in alerts[0]["message"], recs)
     expect(recs[-1]["exit_code"] == 8, recs[-1])
 
 

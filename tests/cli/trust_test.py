@@ -173,6 +173,70 @@ def case_rollback_refused(ctx):
     ctx.ok("check")
 
 
+def sequence_of(db):
+    con = sqlite3.connect(db)
+    (seq,) = con.execute("SELECT CAST(value AS TEXT) FROM meta WHERE key = 'sequence'").fetchone()
+    con.close()
+    return int(seq)
+
+
+def case_update(ctx):
+    """update reports what it accepts, then checks are clean; it needs the key, refuses PATHs,
+    and never replaces a baseline that does not verify."""
+    ctx.signed_baseline()
+    with open(os.path.join(ctx.tree, "f"), "a") as f:
+        f.write("accepted\n")
+    with open(os.path.join(ctx.tree, "new"), "w") as f:
+        f.write("n\n")
+    out = ctx.ok("update", rc_want=5)
+    expect("fimctl update: 1 added, 0 removed, 2 changed" in out and "(signed, key " in out, out)
+    expect(sequence_of(ctx.db) == 2, "update did not advance the sequence")
+    ctx.ok("check")
+    ctx.refused(16, "not expected", "update", ctx.tree)
+    os.rename(os.path.join(ctx.keys, "signing.key"), os.path.join(ctx.tmp, "away.key"))
+    ctx.refused(16, "no signing key", "update")
+    os.rename(os.path.join(ctx.tmp, "away.key"), os.path.join(ctx.keys, "signing.key"))
+    ctx.meta("UPDATE entries SET size = size + 1")
+    before = open(ctx.db, "rb").read()
+    ctx.refused(18, "failed verification", "update")
+    expect(open(ctx.db, "rb").read() == before, "a baseline that failed verification was replaced")
+    expect(not [n for n in os.listdir(ctx.tmp) if ".tmp." in n], os.listdir(ctx.tmp))
+
+
+def case_kill_during_init_and_update(ctx):
+    """T13: kill -9 at many moments of init and update: the baseline in place always verifies,
+    and the next run removes what the killed one left behind."""
+    import random
+    import signal
+    import time
+    for d in range(20):
+        os.mkdir(os.path.join(ctx.tree, f"d{d}"))
+        for i in range(200):
+            with open(os.path.join(ctx.tree, f"d{d}", f"f{i}"), "wb") as f:
+                f.write(os.urandom(2048))
+    ctx.signed_baseline()
+    t0 = time.monotonic()
+    ctx.ok("update")
+    full = time.monotonic() - t0
+    rng = random.Random(1234)
+    kills = 0
+    for i in range(16):
+        cmd = [ctx.fimctl, "-c", POLICY, "--db", ctx.db, "--keys", ctx.keys, "-q", "--format", "json"]
+        cmd += ["update"] if i % 2 else ["init", ctx.tree]
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0, full * 0.8))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        rc, out, err = ctx.run("check")
+        expect(rc == 0, f"after a kill at try {i}: check exit {rc}: {err}")
+    expect(kills >= 6, f"only {kills} of 16 runs were killed before they finished: the tree is too small")
+    ctx.ok("update")
+    leftovers = [n for n in os.listdir(ctx.tmp) if ".tmp." in n]
+    expect(not leftovers, f"temp files left behind: {leftovers}")
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
