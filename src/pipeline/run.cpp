@@ -177,6 +177,10 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
     if (!l) return l.error();
     lock.emplace(std::move(*l));
   }
+  if (::access(opts.db_path.c_str(), F_OK) == 0) {
+    if (auto st = check_trusted_path(opts.db_path, "baseline"); !st)
+      return make_error(Errc::Trust, st.error().message);
+  }
   auto opened = BaselineReader::open(opts.db_path);
   if (!opened) return opened.error();
   BaselineReader& base = **opened;

@@ -568,6 +568,8 @@ Error diag_error(const Loader& l) {
 }
 
 Result<std::string> read_policy_file(const std::string& path, size_t limit, struct stat* st) {
+  // A policy others could rewrite decides what is watched: refuse it (DESIGN.md, Trusted paths).
+  if (::access(path.c_str(), F_OK) == 0) FIM_TRY(check_trusted_path(path, "policy"));
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (!fd.valid()) return make_error(Errc::Usage, "cannot open policy '" + escape_terminal(path) + "'", errno);
   if (::fstat(fd.get(), st) != 0) return make_error(Errc::Usage, "cannot stat policy '" + escape_terminal(path) + "'", errno);

@@ -237,6 +237,25 @@ def case_kill_during_init_and_update(ctx):
     expect(not leftovers, f"temp files left behind: {leftovers}")
 
 
+def case_untrusted_policy_and_baseline(ctx):
+    """T12: a policy or baseline that others could rewrite is refused, naming the component."""
+    ctx.signed_baseline()
+    pol = os.path.join(ctx.tmp, "open", "policy.toml")
+    os.makedirs(os.path.dirname(pol))
+    shutil.copyfile(POLICY, pol)
+    os.chmod(os.path.dirname(pol), 0o777)
+    p = subprocess.run([ctx.fimctl, "-c", pol, "config", "check"], capture_output=True, text=True)
+    expect(p.returncode == 16 and "is writable by everyone" in p.stderr and "not on a trusted path" in p.stderr, p.stderr)
+    os.chmod(os.path.dirname(pol), 0o755)
+    os.chmod(pol, 0o666)
+    p = subprocess.run([ctx.fimctl, "-c", pol, "config", "check"], capture_output=True, text=True)
+    expect(p.returncode == 16 and "is writable by everyone" in p.stderr, p.stderr)
+    os.chmod(ctx.db, 0o664)
+    ctx.refused(18, "is writable by its group", "check")
+    os.chmod(ctx.db, 0o644)
+    ctx.ok("check")
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
