@@ -22,7 +22,33 @@
 namespace fim {
 
 inline constexpr int32_t kBaselineAppId = 0x46494d63;  // "FIMc"
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;  // 2: the acceptance journal
+
+/// One acceptance, as recorded in the baseline's hash-chained journal: `text` is canonical
+/// "key=value" lines (journal_text()), `hash` = SHA-256(previous hash || text), hex; the
+/// first entry chains from 32 zero bytes. The count and the last hash are covered by the
+/// content digest, so the journal is signed with the rest.
+struct JournalEntry {
+  uint64_t seq = 0;
+  std::string text;
+  std::string hash;
+};
+
+struct Acceptance {
+  int64_t at_ns = 0;
+  std::string who;
+  std::string action;  ///< "accept" or "update"
+  std::string reason;
+  Bytes path;
+  std::string kind;     ///< added / removed / changed
+  std::string old_row;  ///< SHA-256 of canonical_row() before, hex ("-" when added)
+  std::string new_row;  ///< after ("-" when removed)
+};
+std::string journal_text(const Acceptance& a);
+/// Whether entries are numbered 1.. and each hash chains to the one before.
+bool journal_chain_ok(const std::vector<JournalEntry>& j);
+/// Parses journal_text(); false on anything else.
+bool parse_journal_text(std::string_view text, Acceptance* out);
 
 struct BaselineMeta {
   int64_t created_ns = 0;
@@ -38,6 +64,12 @@ struct BaselineMeta {
   uint64_t sequence = 1;       ///< grows with every baseline written for this path (rollback check)
   std::string key_id;          ///< signer's key id (16 hex digits), when signed
   std::string signature;       ///< Ed25519 over manifest_text(), hex, when signed
+  std::vector<JournalEntry> journal;  ///< every acceptance since the first baseline, chained
+
+  /// Appends an acceptance to the journal, chained to the last entry.
+  void append_journal(const Acceptance& a);
+  /// The last entry's hash, or 64 zeros for an empty journal.
+  std::string journal_head() const;
 };
 
 /// The text the signature covers: the content digest (which covers every row, the roots and
@@ -92,6 +124,20 @@ class StateStore {
   Result<uint64_t> last_sequence(const Bytes& baseline);
   /// Records `sequence` when it is higher than what is stored.
   Status note_sequence(const Bytes& baseline, uint64_t sequence, const std::string& content_sha256);
+
+  /// The last report of `baseline` (DESIGN.md, Acceptance): what `accept` may accept. Written
+  /// in one transaction: begin, add each change, end(keep) commits (or discards) it.
+  struct Reported {
+    Bytes path;
+    std::string kind, old_row, new_row, rule;
+  };
+  Status begin_report(const Bytes& baseline);
+  Status add_reported(const Bytes& baseline, const Reported& r);
+  Status end_report(const Bytes& baseline, const std::string& content_sha256, bool keep);
+  /// The stored report and the content digest of the baseline it was made against.
+  Result<std::vector<Reported>> load_report(const Bytes& baseline, std::string* content_sha256);
+  /// After an accept: drops the accepted paths and moves the report to the new baseline.
+  Status accepted(const Bytes& baseline, const std::vector<Bytes>& paths, const std::string& new_content_sha256);
 
  private:
   struct Impl;

@@ -9,6 +9,7 @@
 
 #include "fim/attr.h"
 #include "fim/base/result.h"
+#include "fim/db.h"
 #include "fim/report.h"
 #include "fim/rules.h"
 #include "fim/walk.h"
@@ -47,6 +48,9 @@ struct RunOptions {
   std::vector<Bytes> paths;  ///< command-line PATHs (absolute, normalised); empty: policy/baseline roots
   unsigned jobs = 1;
   bool allow_unsigned = false;
+  std::string reason;        ///< update/accept: why, for the journal
+  bool accept_all = false;   ///< accept: everything in the last report
+  std::vector<std::string> accept_rules;  ///< accept: reported entries of these rules ("file:line:col")
   std::function<void(const ScanProgress&)> progress;  ///< called every ~250 ms, on the calling thread
 };
 
@@ -62,5 +66,14 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink);
 /// the new baseline accepts) and installs the new baseline with the next sequence number,
 /// atomically and under the lock. The exit bits are check's.
 Result<Summary> run_update(const RunOptions& opts, Sink& sink);
+
+/// fimctl accept: from the last report (state.db), the differences named by `paths` (paths:
+/// that entry and below; globs) , `accept_rules` or `accept_all`, each refused unless it is
+/// still exactly as reported; writes the successor baseline with a journal entry per
+/// accepted difference (who, when, reason, old and new row digests). Exit 0.
+Result<Summary> run_accept(const RunOptions& opts, Sink& sink);
+
+/// fimctl log: the baseline verified (signature, rows, journal chain); its meta with the journal.
+Result<BaselineMeta> run_log(const RunOptions& opts, Sink& sink);
 
 }  // namespace fim

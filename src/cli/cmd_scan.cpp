@@ -32,6 +32,9 @@ Result<RunOptions> run_options(const Options& o) {
   const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
   r.jobs = o.jobs ? o.jobs : static_cast<unsigned>(cpus > 0 ? cpus : 1);
   r.allow_unsigned = o.allow_unsigned;
+  r.reason = o.reason;
+  r.accept_all = o.all;
+  r.accept_rules = o.rules;
   if (!o.quiet && ::isatty(STDERR_FILENO)) {
     // Progress on a terminal only: "\r" updates one line, cleared before the report prints.
     r.progress = [](const ScanProgress& p) {
@@ -72,6 +75,48 @@ int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
 int cmd_init(const Options& o) { return run(o, run_init); }
 int cmd_check(const Options& o) { return run(o, run_check); }
 int cmd_update(const Options& o) { return run(o, run_update); }
+int cmd_accept(const Options& o) { return run(o, run_accept); }
+
+int cmd_log(const Options& o) {
+  auto ro = run_options(o);
+  if (!ro) return report_error(ro.error());
+  auto sink = make_sink(o);  // alerts (unsigned, state) are not printed by log; trust failures are errors
+  auto meta = run_log(*ro, *sink);
+  if (!meta) return report_error(meta.error());
+  const bool json = o.format != "plain";
+  for (const auto& e : meta->journal) {
+    Acceptance a;
+    parse_journal_text(e.text, &a);  // the chain check parsed every entry already
+    if (json) {
+      std::string j = "{\"schema\":\"fimctl.v1\",\"type\":\"journal\",\"seq\":" + std::to_string(e.seq);
+      const auto str = [&](const char* k, std::string_view v) { j += ",\""; j += k; j += "\":"; append_json_string(j, v); };
+      str("at", format_time_ns(a.at_ns));
+      str("who", a.who);
+      str("action", a.action);
+      str("reason", a.reason);
+      j += ",";
+      std::string p = "{";
+      json::add_bytes(p, "path", a.path);
+      j += p.substr(1);
+      str("kind", a.kind);
+      str("old_row_sha256", a.old_row);
+      str("new_row_sha256", a.new_row);
+      str("hash", e.hash);
+      std::printf("%s}\n", j.c_str());
+    } else {
+      std::printf("#%llu %s %s by %s: %s %s\n  reason: %s\n  row sha256: %s -> %s\n",
+                  static_cast<unsigned long long>(e.seq), format_time_ns(a.at_ns).c_str(), a.action.c_str(),
+                  escape_terminal(a.who).c_str(), a.kind.c_str(), escape_terminal(a.path).c_str(),
+                  escape_terminal(a.reason).c_str(), a.old_row.c_str(), a.new_row.c_str());
+    }
+  }
+  if (!json)
+    std::printf("journal: %zu entries, hash chain intact, head %s; baseline %s (sequence %llu, %s)\n",
+                meta->journal.size(), meta->journal_head().c_str(), escape_terminal(ro->db_path).c_str(),
+                static_cast<unsigned long long>(meta->sequence),
+                meta->is_signed ? ("signed, key " + meta->key_id).c_str() : "UNSIGNED");
+  return 0;
+}
 
 int cmd_version(const Options&) {
   std::printf("fimctl %s (baseline schema %d, report schema %s)\n", FIM_VERSION, kSchemaVersion, kReportSchema);

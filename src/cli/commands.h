@@ -17,6 +17,8 @@ int report_error(const Error& e);
 int cmd_init(const Options& o);
 int cmd_check(const Options& o);
 int cmd_update(const Options& o);
+int cmd_accept(const Options& o);
+int cmd_log(const Options& o);
 int cmd_version(const Options& o);
 int cmd_config(const Options& o);
 int cmd_explain(const Options& o);

@@ -17,6 +17,8 @@ constexpr Command kCommands[] = {
     {"init", fim::cli::cmd_init},
     {"check", fim::cli::cmd_check},
     {"update", fim::cli::cmd_update},
+    {"accept", fim::cli::cmd_accept},
+    {"log", fim::cli::cmd_log},
     {"config", fim::cli::cmd_config},
     {"explain", fim::cli::cmd_explain},
     {"key", fim::cli::cmd_key},

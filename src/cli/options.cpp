@@ -92,9 +92,27 @@ int parse_options(int argc, char** argv, Options* o) {
 
   auto* update = app.add_subcommand("update", "check, then replace the baseline with what is on disk now "
                                              "(signed, next sequence number, atomically)");
+  update->add_option("--reason", o->reason, "why, recorded in the journal with every difference accepted")
+      ->type_name("TEXT");
   update->footer("The report lists exactly the differences the new baseline accepts (exit bits as for check).\n"
                  "The old baseline must verify first; nothing is replaced if it does not, or if the scan fails.\n"
                  "Also the way to re-baseline after a policy change.");
+
+  auto* accept = app.add_subcommand("accept", "accept chosen differences of the last check into the baseline, "
+                                             "with a reason kept in its signed journal");
+  accept->add_option("PATH", o->paths, "reported entries to accept: a path (it and everything reported below it) "
+                                       "or a glob (*, ?, [...], **)")
+      ->type_name("PATH|GLOB");
+  accept->add_option("--reason", o->reason, "why (required): recorded with who, when, and the old and new state")
+      ->type_name("TEXT");
+  accept->add_option("--rule", o->rules, "accept what the rule at FILE:LINE:COLUMN selected (as in the report)")
+      ->type_name("FILE:LINE:COLUMN");
+  accept->add_flag("--all", o->all, "accept every difference of the last report");
+  accept->footer("Acts on the last 'fimctl check' of this baseline (kept in state.db beside it). An entry\n"
+                 "that changed again since it was reported is refused, and then nothing is accepted.\n"
+                 "Writes the next signed baseline; 'fimctl log' shows the journal. Exit 0 when accepted.");
+
+  app.add_subcommand("log", "print the baseline's acceptance journal and verify its hash chain and signature");
 
   auto* config = app.add_subcommand("config", "check or show the policy");
   config->require_subcommand(1);

@@ -21,6 +21,9 @@ struct Options {
   std::string config;           ///< -c: the policy file
   bool config_given = false;    ///< -c was on the command line (no built-in fallback)
   std::string action;           ///< "config check" / "config show": the second word
+  std::string reason;           ///< update/accept --reason
+  bool all = false;             ///< accept --all
+  std::vector<std::string> rules;  ///< accept --rule
 };
 
 /// Parses argv. Returns -1 to go on, or the exit code to end with (0 after --help, 16 after

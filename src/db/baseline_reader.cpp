@@ -166,6 +166,19 @@ Result<std::unique_ptr<BaselineReader>> BaselineReader::open(const Bytes& path) 
     if (step != SQLITE_DONE) return db::sqlite_error(db, Errc::Database, "baseline " + q(path) + " is corrupt");
   }
 
+  {
+    auto st = db::prepare(db, "SELECT seq, entry, hash FROM journal ORDER BY seq");
+    if (!st) return st.error();
+    int step;
+    while ((step = sqlite3_step(st->get())) == SQLITE_ROW)
+      m.journal.push_back({static_cast<uint64_t>(sqlite3_column_int64(st->get(), 0)), std::string(db::column_blob(st->get(), 1)),
+                           std::string(db::column_blob(st->get(), 2))});
+    if (step != SQLITE_DONE) return db::sqlite_error(db, Errc::Database, "baseline " + q(path) + " is corrupt");
+    if (!journal_chain_ok(m.journal))
+      return make_error(Errc::Trust, "baseline " + q(path) + " failed verification: its acceptance journal is "
+                                     "broken (an entry was edited, removed or reordered)");
+  }
+
   auto cursor = db::prepare(db, "SELECT " + db::entry_columns() + " FROM entries ORDER BY path");
   if (!cursor) return cursor.error();
   impl->cursor = std::move(cursor.value());

@@ -123,6 +123,16 @@ Status BaselineWriter::commit(BaselineMeta* out) {
     if (sqlite3_step(roots->get()) != SQLITE_DONE) return db::sqlite_error(db, Errc::Io, "cannot write the roots");
     sqlite3_reset(roots->get());
   }
+  auto jr = db::prepare(db, "INSERT INTO journal(seq, entry, hash) VALUES(?, ?, ?)", Errc::Io);
+  if (!jr) return jr.error();
+  for (const auto& e : meta.journal) {
+    sqlite3_bind_int64(jr->get(), 1, static_cast<sqlite3_int64>(e.seq));
+    sqlite3_bind_blob(jr->get(), 2, e.text.data(), static_cast<int>(e.text.size()), SQLITE_STATIC);
+    sqlite3_bind_text(jr->get(), 3, e.hash.c_str(), -1, SQLITE_STATIC);
+    if (sqlite3_step(jr->get()) != SQLITE_DONE) return db::sqlite_error(db, Errc::Io, "cannot write the journal");
+    sqlite3_reset(jr->get());
+  }
+  jr->reset();
   auto put = db::prepare(db, "INSERT INTO meta(key, value) VALUES(?, ?)", Errc::Io);
   if (!put) return put.error();
   const std::pair<const char*, std::string> rows[] = {

@@ -4,6 +4,7 @@
 //   meta     the manifest: key/value pairs (format, schema, created_at, host_id, policy,
 //            roots_source, entry_count, content_sha256, signed, sequence, fimctl_version)
 //   roots    the roots the baseline covers; check without PATHs walks exactly these
+//   journal  acceptances (who, when, why, which path, old and new row digests), hash-chained
 //   entries  one row per path: status and errno (why an entry could not be fully read), the
 //            mask of attributes collected ("have"), then one column per attribute (NULL when
 //            not collected). WITHOUT ROWID on path: the table is stored in walk order.
@@ -33,6 +34,7 @@ std::vector<std::string> baseline_schema() {
       "CREATE TABLE meta(\n  key TEXT PRIMARY KEY NOT NULL,\n  value BLOB NOT NULL\n) WITHOUT ROWID",
       "CREATE TABLE roots(\n  path BLOB PRIMARY KEY NOT NULL\n) WITHOUT ROWID",
       entries,
+      "CREATE TABLE journal(\n  seq INTEGER PRIMARY KEY NOT NULL,\n  entry BLOB NOT NULL,\n  hash TEXT NOT NULL\n)",
   };
 }
 
@@ -74,6 +76,8 @@ Bytes canonical_manifest_tail(const BaselineMeta& m) {
   for (const auto& r : m.roots) put(r);
   put(m.roots_source);
   put(m.policy_digest);
+  put(std::to_string(m.journal.size()));
+  put(m.journal_head());
   return out;
 }
 

@@ -6,11 +6,15 @@
 // entry missing from either side is found in the same pass. The baseline's content digest is
 // recomputed over the rows as they are merged; the sink holds the report until verify()
 // passes, so a tampered baseline yields an error and no report at all.
+#include <fcntl.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <optional>
 
+#include "../attr/hash.h"
 #include "fim/base/sys.h"
 #include "fim/db.h"
 #include "fim/pipeline.h"
@@ -79,6 +83,18 @@ BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m) {
   return BaselineFacts{path, m.is_signed, m.key_id, m.created_ns, m.entry_count, m.content_sha256};
 }
 
+
+/// Who runs this, for the journal: the login name behind sudo when there is one.
+std::string current_user() {
+  const uid_t uid = ::getuid();
+  std::string name = std::to_string(uid);
+  if (const passwd* pw = ::getpwuid(uid)) name = pw->pw_name;
+  if (const char* sudo = ::getenv("SUDO_USER"); sudo && uid == 0) name += " (sudo by " + std::string(sudo) + ")";
+  return name;
+}
+
+/// What 'accept' compares: the SHA-256 of an entry's canonical row (every attribute and status).
+std::string row_digest(const Record& r) { return hex_encode(attr::sha256_of(canonical_row(r))); }
 
 /// state.db lives beside the baseline (DESIGN.md, Files).
 Result<std::unique_ptr<StateStore>> open_state(const Bytes& db_path) {
@@ -161,30 +177,26 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
 
 namespace {
 
-/// check, and with `update` also the writing of its successor: the same merge, every entry
-/// seen also goes to a new baseline, installed (sequence + 1) only once the old one verified.
-Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool update) {
-  const double t0 = monotonic_seconds();
-  std::optional<BaselineLock> lock;
-  std::optional<SigningKey> key;
-  if (update) {
-    if (!opts.paths.empty())
-      return make_error(Errc::Usage, "update rewrites the whole baseline: it takes no PATHs (check PATH... looks at a part)");
-    auto k = signing_key(opts);
-    if (!k) return k.error();
-    key = std::move(*k);
-    auto l = BaselineLock::acquire(opts.db_path);
-    if (!l) return l.error();
-    lock.emplace(std::move(*l));
-  }
+/// A baseline opened for use: verified as far as it can be before its rows are read.
+struct Trusted {
+  std::unique_ptr<BaselineReader> base;
+  Result<std::unique_ptr<StateStore>> state = make_error(Errc::Bug, "unset");
+  uint64_t last_seq = 0;
+};
+
+/// Trust before any result (DESIGN.md, Baseline): trusted path, signature and key id, host,
+/// and a sequence not older than one seen before. The rows are verified as they stream
+/// (BaselineReader::verify at the end).
+Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
+  Trusted t;
   if (::access(opts.db_path.c_str(), F_OK) == 0) {
     if (auto st = check_trusted_path(opts.db_path, "baseline"); !st)
       return make_error(Errc::Trust, st.error().message);
   }
   auto opened = BaselineReader::open(opts.db_path);
   if (!opened) return opened.error();
-  BaselineReader& base = **opened;
-  const BaselineMeta& meta = base.meta();
+  t.base = std::move(*opened);
+  const BaselineMeta& meta = t.base->meta();
   // Trust before any result: signature, host, sequence. The rows are verified as they stream.
   const Bytes pub_path = join_path(opts.keys_dir, "signing.pub");
   const bool have_pub = ::access(pub_path.c_str(), F_OK) == 0;
@@ -214,18 +226,48 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
     return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) + " was made on host " +
                                        escape_terminal(meta.host_id) + ", this is host " + host_id());
   // A read-only state directory must not stop a check (notes/reliability.md T16): say so.
-  auto state = open_state(opts.db_path);
-  uint64_t last_seq = 0;
-  if (state) {
-    auto l = (*state)->last_sequence(opts.db_path);
-    if (l) last_seq = *l;
+  t.state = open_state(opts.db_path);
+  if (t.state) {
+    auto l = (*t.state)->last_sequence(opts.db_path);
+    if (l) t.last_seq = *l;
+    else t.state = l.error();
   }
-  if (!state) sink.alert("state", "cannot use state.db, so an older baseline put back would not be noticed: " +
-                                      state.error().describe());
+  if (!t.state) sink.alert("state", "cannot use state.db, so an older baseline put back would not be noticed: " +
+                                        t.state.error().describe());
+  const uint64_t last_seq = t.last_seq;
   if (meta.sequence < last_seq)
     return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) + " is older than one already seen here "
                                        "(sequence " + std::to_string(meta.sequence) + " < " + std::to_string(last_seq) +
                                        "): a rolled-back or replayed baseline is refused");
+
+  return t;
+}
+
+/// check, and with `update` also the writing of its successor: the same merge, every entry
+/// seen also goes to a new baseline, installed (sequence + 1) only once the old one verified.
+Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool update) {
+  const double t0 = monotonic_seconds();
+  std::optional<BaselineLock> lock;
+  std::optional<SigningKey> key;
+  if (update) {
+    if (!opts.paths.empty())
+      return make_error(Errc::Usage, "update rewrites the whole baseline: it takes no PATHs (check PATH... looks at a part)");
+    auto k = signing_key(opts);
+    if (!k) return k.error();
+    key = std::move(*k);
+    auto l = BaselineLock::acquire(opts.db_path);
+    if (!l) return l.error();
+    lock.emplace(std::move(*l));
+  }
+  auto trusted = open_trusted(opts, sink);
+  if (!trusted) return trusted.error();
+  BaselineReader& base = *trusted->base;
+  const BaselineMeta& meta = base.meta();
+  auto& state = trusted->state;
+  const uint64_t last_seq = trusted->last_seq;
+  if (update && meta.is_signed && !key)
+    return make_error(Errc::Usage, "refusing to replace a signed baseline with an unsigned one: no signing key at " +
+                                       quoted(join_path(opts.keys_dir, "signing.key")));
 
   Summary s;
   s.command = update ? "update" : "check";
@@ -271,6 +313,27 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
   const auto selected = [&](const Bytes& path) {
     return !subset || std::any_of(roots.begin(), roots.end(), [&](const Bytes& r) { return path_within(path, r); });
   };
+  // Every difference goes to the report, to state.db (what 'accept' may accept later: the
+  // row digests it saw) and, for update, to the journal of the new baseline.
+  bool recording = false;
+  if (!update && state) {
+    if (auto b = (*state)->begin_report(opts.db_path); b) recording = true;
+    else sink.alert("state", "cannot record this report for 'fimctl accept': " + b.error().describe());
+  }
+  std::vector<Acceptance> accepted;
+  const std::string who = current_user();
+  const auto report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
+    sink.change(k, o, n, changed, rule);
+    StateStore::Reported r;
+    r.path = (n ? n : o)->path;
+    r.kind = std::string(change_kind_name(k));
+    r.old_row = o ? row_digest(*o) : "-";
+    r.new_row = n ? row_digest(*n) : "-";
+    r.rule = rule ? rule->where.text() : "";
+    if (recording) FIM_TRY((*state)->add_reported(opts.db_path, r));
+    if (update) accepted.push_back(Acceptance{0, who, "update", opts.reason, r.path, r.kind, r.old_row, r.new_row});
+    return {};
+  };
 
   // The baseline side of the merge: the next selected row, if any.
   Record old_rec;
@@ -284,7 +347,7 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
     }
   };
   std::vector<Bytes> unreadable_dirs;  // contents not listed: their baseline entries are unverified
-  const auto missing = [&](const Record& r) {
+  const auto missing = [&](const Record& r) -> Status {
     const bool unknown = std::any_of(unreadable_dirs.begin(), unreadable_dirs.end(),
                                      [&](const Bytes& d) { return r.path != d && path_within(r.path, d); });
     if (unknown) {
@@ -292,8 +355,10 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
     } else {
       ++s.removed;
       const int w = sel.winner(sel.scope_of(r.path), r.type(), {});
-      sink.change(ChangeKind::Removed, &r, nullptr, 0, w >= 0 && !effective.rules[static_cast<size_t>(w)].exclude ? rule_at(effective, w) : nullptr);
+      return report(ChangeKind::Removed, &r, nullptr, 0,
+                    w >= 0 && !effective.rules[static_cast<size_t>(w)].exclude ? rule_at(effective, w) : nullptr);
     }
+    return Status{};
   };
   FIM_TRY(advance());
 
@@ -301,7 +366,7 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
   const Status st = scan(scan_options(opts, sel, roots, subset), [&](ScanEntry& e) -> Status {
     const Bytes& path = e.rec.path;
     while (have_old && old_rec.path < path) {  // in the baseline, not on disk (any more)
-      missing(old_rec);
+      FIM_TRY(missing(old_rec));
       FIM_TRY(advance());
     }
     note_status(e, effective, &s, sink);
@@ -319,20 +384,21 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
       const bool growing = rule && rule->attrs.growing;
       if (const AttrMask changed = comparable ? compare(old_rec, e.rec, growing) : 0; changed) {
         ++s.changed;
-        sink.change(ChangeKind::Changed, &old_rec, &e.rec, changed, rule);
+        FIM_TRY(report(ChangeKind::Changed, &old_rec, &e.rec, changed, rule));
       }
       return advance();
     }
     ++s.added;
-    sink.change(ChangeKind::Added, nullptr, &e.rec, 0, rule);
-    return {};
+    return report(ChangeKind::Added, nullptr, &e.rec, 0, rule);
   }, &s.bytes_hashed);
   if (!st) return st.error();
   while (have_old) {
-    missing(old_rec);
+    FIM_TRY(missing(old_rec));
     FIM_TRY(advance());
   }
-  FIM_TRY(base.verify());
+  const Status verified = base.verify();
+  if (recording) (void)(*state)->end_report(opts.db_path, meta.content_sha256, verified.has_value());
+  FIM_TRY(verified);
   if (state) {
     if (auto st = (*state)->note_sequence(opts.db_path, meta.sequence, meta.content_sha256); !st)
       sink.alert("state", "cannot record the verified sequence: " + st.error().describe());
@@ -348,10 +414,17 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
     next.roots_source = meta.roots_source;
     next.roots = roots;
     next.sequence = std::max(meta.sequence, last_seq) + 1;
+    next.journal = meta.journal;
+    const int64_t at = now_ns();
+    for (auto& a : accepted) {
+      a.at_ns = at;
+      next.append_journal(a);
+    }
     FIM_TRY(writer->commit(&next));
     if (!state) return make_error(Errc::Io, "the new baseline is installed but its sequence could not be recorded: " +
                                                 state.error().describe());
     FIM_TRY((*state)->note_sequence(opts.db_path, next.sequence, next.content_sha256));
+    FIM_TRY((*state)->accepted(opts.db_path, {}, next.content_sha256));  // nothing left to accept
     s.baseline = facts_of(opts.db_path, next);
   }
   s.seconds = monotonic_seconds() - t0;
@@ -359,7 +432,179 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
   return s;
 }
 
+/// The current state of one path, collected as the walk would (its rule's attributes), or
+/// nothing when it is gone or no rule records it.
+std::optional<Record> collect_one(const Selector& sel, const Bytes& path, Collector& c) {
+  Bytes dir, name;
+  split_path(path, &dir, &name);
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd.valid()) return std::nullopt;
+  Target t;
+  if (::fstatat(dfd.get(), name.c_str(), &t.st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
+  t.dir = std::make_shared<const UniqueFd>(std::move(dfd));
+  t.name = name;
+  t.path = path;
+  const int w = sel.winner(sel.scope_of(path), file_type_of(t.st.st_mode), {});
+  if (w < 0 || sel.policy().rules[static_cast<size_t>(w)].exclude) return std::nullopt;
+  const Rule& r = sel.policy().rules[static_cast<size_t>(w)];
+  CollectOptions co;
+  co.mask = r.attrs.mask | attr_bit(Attr::Type);
+  co.max_hash_bytes = r.max_hash_bytes;
+  Record rec;
+  c.collect(t, co, &rec);
+  return rec;
+}
+
+bool has_glob_chars(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
+
 }  // namespace
+
+Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
+  const double t0 = monotonic_seconds();
+  if (opts.reason.empty())
+    return make_error(Errc::Usage, "accept needs --reason: why these changes are legitimate goes into the journal");
+  if (!opts.accept_all && opts.paths.empty() && opts.accept_rules.empty())
+    return make_error(Errc::Usage, "name what to accept: PATHs or GLOBs, --rule FILE:LINE:COLUMN, or --all");
+  auto key = signing_key(opts);
+  if (!key) return key.error();
+  auto lock = BaselineLock::acquire(opts.db_path);
+  if (!lock) return lock.error();
+  auto trusted = open_trusted(opts, sink);
+  if (!trusted) return trusted.error();
+  BaselineReader& base = *trusted->base;
+  const BaselineMeta& meta = base.meta();
+  if (meta.is_signed && !*key)
+    return make_error(Errc::Usage, "refusing to replace a signed baseline with an unsigned one: no signing key at " +
+                                       quoted(join_path(opts.keys_dir, "signing.key")));
+  if (!trusted->state) return make_error(Errc::Io, "accept needs state.db, which holds the last report: " +
+                                                      trusted->state.error().describe());
+  StateStore& state = **trusted->state;
+  std::string report_of;
+  auto rep = state.load_report(opts.db_path, &report_of);
+  if (!rep) return rep.error();
+  if (report_of != meta.content_sha256)
+    return make_error(Errc::Usage, "there is no report of this baseline to accept from (the last one was made against "
+                                   "another baseline, or none was): run 'fimctl check' first");
+
+  // Which reported differences.
+  std::vector<StateStore::Reported> chosen;
+  for (const auto& r : *rep) {
+    bool take = opts.accept_all;
+    for (const auto& p : opts.paths)
+      take = take || (has_glob_chars(p) ? glob_match(p, r.path) : path_within(r.path, p));
+    for (const auto& rule : opts.accept_rules) take = take || r.rule == rule;
+    if (take) chosen.push_back(r);
+  }
+  if (chosen.empty())
+    return make_error(Errc::Usage, "nothing in the last report matches (it lists " + std::to_string(rep->size()) +
+                                       " differences; 'fimctl check' shows them)");
+
+  // Tripwire's high-security rule: what is accepted is exactly what was reported. An entry
+  // that changed again since is refused, and then nothing is accepted.
+  Policy effective = opts.policy;
+  if (meta.roots_source == "cli") add_path_rules(&effective, meta.roots, "baseline roots (init PATH)");
+  const Selector sel(effective);
+  Collector collector;
+  std::map<Bytes, std::optional<Record>> now;  // path -> its accepted state (none: removed)
+  std::vector<Bytes> stale;
+  for (const auto& r : chosen) {
+    auto cur = collect_one(sel, r.path, collector);
+    const std::string digest = cur ? row_digest(*cur) : "-";
+    if (digest != r.new_row) {
+      stale.push_back(r.path);
+      continue;
+    }
+    now[r.path] = std::move(cur);
+  }
+  if (!stale.empty()) {
+    std::string list;
+    for (size_t i = 0; i < stale.size() && i < 5; ++i) list += (i ? ", " : "") + quoted(stale[i]);
+    if (stale.size() > 5) list += ", ...";
+    return make_error(Errc::Usage, std::to_string(stale.size()) + " of the chosen entries changed again since they were "
+                                   "reported (" + list + "): nothing was accepted; run 'fimctl check' and accept again");
+  }
+
+  // The successor: the old rows, with the accepted entries replaced, dropped or inserted.
+  auto writer = BaselineWriter::create(opts.db_path, *key ? &**key : nullptr);
+  if (!writer) return writer.error();
+  Summary s;
+  s.command = "accept";
+  std::vector<Acceptance> journal;
+  const std::string who = current_user();
+  auto next_new = now.begin();
+  const auto put_added_before = [&](const Bytes* limit) -> Status {  // accepted additions sort in by path
+    for (; next_new != now.end() && (!limit || next_new->first < *limit); ++next_new) {
+      if (!next_new->second) continue;
+      FIM_TRY((*writer)->add(*next_new->second));
+      ++s.added;
+      sink.change(ChangeKind::Added, nullptr, &*next_new->second, 0, nullptr);
+      journal.push_back({0, who, "accept", opts.reason, next_new->first, "added", "-", row_digest(*next_new->second)});
+    }
+    return {};
+  };
+  Record old;
+  for (;;) {
+    auto more = base.next(&old);
+    if (!more) return more.error();
+    if (!*more) break;
+    FIM_TRY(put_added_before(&old.path));
+    auto it = now.find(old.path);
+    if (it == now.end()) {
+      FIM_TRY((*writer)->add(old));
+      continue;
+    }
+    if (next_new == it) ++next_new;
+    if (it->second) {
+      FIM_TRY((*writer)->add(*it->second));
+      ++s.changed;
+      sink.change(ChangeKind::Changed, &old, &*it->second, compare(old, *it->second), nullptr);
+      journal.push_back({0, who, "accept", opts.reason, old.path, "changed", row_digest(old), row_digest(*it->second)});
+    } else {
+      ++s.removed;
+      sink.change(ChangeKind::Removed, &old, nullptr, 0, nullptr);
+      journal.push_back({0, who, "accept", opts.reason, old.path, "removed", row_digest(old), "-"});
+    }
+  }
+  FIM_TRY(put_added_before(nullptr));
+  FIM_TRY(base.verify());
+
+  BaselineMeta next = meta;  // same roots and policy: accept changes entries, nothing else
+  next.created_ns = now_ns();
+  next.fimctl_version = FIM_VERSION;
+  next.sequence = std::max(meta.sequence, trusted->last_seq) + 1;
+  next.is_signed = false;
+  next.key_id.clear();
+  next.signature.clear();
+  for (auto& a : journal) {
+    a.at_ns = next.created_ns;
+    next.append_journal(a);
+  }
+  FIM_TRY((*writer)->commit(&next));
+  FIM_TRY(state.note_sequence(opts.db_path, next.sequence, next.content_sha256));
+  std::vector<Bytes> paths;
+  for (const auto& [p, _] : now) paths.push_back(p);
+  FIM_TRY(state.accepted(opts.db_path, paths, next.content_sha256));
+  if (!next.is_signed) sink.alert("unsigned", kUnsignedWarning);
+  s.entries = next.entry_count;
+  s.baseline = facts_of(opts.db_path, next);
+  s.seconds = monotonic_seconds() - t0;
+  s.exit_code = 0;
+  return s;
+}
+
+Result<BaselineMeta> run_log(const RunOptions& opts, Sink& sink) {
+  auto trusted = open_trusted(opts, sink);
+  if (!trusted) return trusted.error();
+  BaselineReader& base = *trusted->base;
+  Record r;
+  for (;;) {  // the journal's head is covered by the content digest: read it all, then verify
+    auto more = base.next(&r);
+    if (!more) return more.error();
+    if (!*more) break;
+  }
+  FIM_TRY(base.verify());
+  return base.meta();
+}
 
 Result<Summary> run_check(const RunOptions& opts, Sink& sink) { return compare_with_baseline(opts, sink, false); }
 Result<Summary> run_update(const RunOptions& opts, Sink& sink) { return compare_with_baseline(opts, sink, true); }

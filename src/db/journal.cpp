@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The acceptance journal (DESIGN.md, Acceptance): one canonical text per acceptance, each
+// chained to the one before by SHA-256, the count and head covered by the content digest.
+#include <map>
+
+#include "../attr/hash.h"
+#include "fim/db.h"
+
+namespace fim {
+namespace {
+
+constexpr const char* kZeroHash = "0000000000000000000000000000000000000000000000000000000000000000";
+
+Bytes unhex(std::string_view h, bool* ok) {
+  Bytes out;
+  *ok = h.size() % 2 == 0;
+  const auto nib = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+  for (size_t i = 0; *ok && i < h.size(); i += 2) {
+    const int a = nib(h[i]), b = nib(h[i + 1]);
+    if (a < 0 || b < 0) *ok = false;
+    else out += static_cast<char>(a << 4 | b);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string journal_text(const Acceptance& a) {
+  // Free text (who, reason, path) is hex: no value can fake a line.
+  return "at=" + std::to_string(a.at_ns) + "\nwho=" + hex_encode(a.who) + "\naction=" + a.action +
+         "\nreason=" + hex_encode(a.reason) + "\npath=" + hex_encode(a.path) + "\nkind=" + a.kind +
+         "\nold=" + a.old_row + "\nnew=" + a.new_row + "\n";
+}
+
+bool parse_journal_text(std::string_view text, Acceptance* out) {
+  std::map<std::string, std::string, std::less<>> kv;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    if (nl == std::string_view::npos) return false;
+    const std::string_view line = text.substr(0, nl);
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos) return false;
+    kv.emplace(std::string(line.substr(0, eq)), std::string(line.substr(eq + 1)));
+    text.remove_prefix(nl + 1);
+  }
+  bool ok1 = true, ok2 = true, ok3 = true;
+  for (const char* k : {"at", "who", "action", "reason", "path", "kind", "old", "new"})
+    if (!kv.count(k)) return false;
+  Acceptance a;
+  a.at_ns = std::strtoll(kv["at"].c_str(), nullptr, 10);
+  a.who = unhex(kv["who"], &ok1);
+  a.action = kv["action"];
+  a.reason = unhex(kv["reason"], &ok2);
+  a.path = unhex(kv["path"], &ok3);
+  a.kind = kv["kind"];
+  a.old_row = kv["old"];
+  a.new_row = kv["new"];
+  if (!ok1 || !ok2 || !ok3) return false;
+  *out = std::move(a);
+  return true;
+}
+
+std::string BaselineMeta::journal_head() const { return journal.empty() ? kZeroHash : journal.back().hash; }
+
+void BaselineMeta::append_journal(const Acceptance& a) {
+  JournalEntry e;
+  e.seq = journal.empty() ? 1 : journal.back().seq + 1;
+  e.text = journal_text(a);
+  bool ok = true;
+  e.hash = hex_encode(attr::sha256_of(unhex(journal_head(), &ok) + e.text));
+  journal.push_back(std::move(e));
+}
+
+/// Whether every entry chains to the one before (reader side).
+bool journal_chain_ok(const std::vector<JournalEntry>& j) {
+  std::string prev = kZeroHash;
+  for (size_t i = 0; i < j.size(); ++i) {
+    bool ok = true;
+    if (j[i].seq != i + 1 || hex_encode(attr::sha256_of(unhex(prev, &ok) + j[i].text)) != j[i].hash || !ok) return false;
+    Acceptance a;
+    if (!parse_journal_text(j[i].text, &a)) return false;
+    prev = j[i].hash;
+  }
+  return true;
+}
+
+}  // namespace fim
