@@ -42,7 +42,8 @@ Result<std::string> key_id_of(EVP_PKEY* k) {
 Result<Pkey> read_pem(const Bytes& path, bool private_key) {
   const char* what = private_key ? "signing key" : "public key";
   FIM_TRY(check_trusted_path(path, what));
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
+  // A symlinked key is allowed: check_trusted_path() vetted every component of its target.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (!fd.valid()) return make_error(errno == ENOENT ? Errc::Usage : Errc::Io, std::string("cannot open ") + what + " " + q(path), errno);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))

@@ -307,8 +307,9 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
     sink.alert("policy_changed",
                "the policy changed since the baseline was written (" + meta.policy_source + " -> " +
                    opts.policy.source + "); differences below may come from the new policy, not from the "
-                   "files. Review them, then re-baseline with 'fimctl update' so checks compare under one "
-                   "policy again");
+                   "files. " + (update ? std::string("The new baseline is written under the current policy")
+                                       : std::string("Review them, then re-baseline with 'fimctl update' so checks "
+                                                     "compare under one policy again")));
   }
   const auto selected = [&](const Bytes& path) {
     return !subset || std::any_of(roots.begin(), roots.end(), [&](const Bytes& r) { return path_within(path, r); });

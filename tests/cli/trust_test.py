@@ -256,6 +256,64 @@ def case_untrusted_policy_and_baseline(ctx):
     ctx.ok("check")
 
 
+def journal_rows(db):
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT seq, CAST(entry AS TEXT), hash FROM journal ORDER BY seq").fetchall()
+    con.close()
+    return rows
+
+
+def case_accept_and_log(ctx):
+    """accept takes exactly what was reported, by path, glob, rule or all, with a reason;
+    refuses an entry that changed again; every acceptance is in the signed, chained journal."""
+    ctx.signed_baseline()
+    for name in ("a", "b", "c.conf", "d.conf"):
+        with open(os.path.join(ctx.tree, name), "w") as f:
+            f.write(name + "\n")
+    ctx.ok("update", "--reason", "initial files", rc_want=5)  # 4 added + the directory, journaled
+    expect(len(journal_rows(ctx.db)) >= 4, "update did not journal its additions")
+    ctx.refused(16, "nothing in the last report matches", "accept", "--reason", "x", "--all")  # update accepted all
+    for name in ("a", "b", "c.conf", "d.conf"):
+        with open(os.path.join(ctx.tree, name), "a") as f:
+            f.write("changed\n")
+    os.unlink(os.path.join(ctx.tree, "f"))
+    ctx.ok("check", rc_want=6)
+    ctx.refused(16, "needs --reason", "accept", "--all")
+    ctx.refused(16, "name what to accept", "accept", "--reason", "x")
+    ctx.refused(16, "nothing in the last report matches", "accept", "--reason", "x", os.path.join(ctx.tree, "zzz"))
+    out = ctx.ok("accept", "--reason", "ticket 7", os.path.join(ctx.tree, "a"))
+    expect("fimctl accept: 0 added, 0 removed, 1 changed" in out, out)
+    out = ctx.ok("accept", "--reason", "configs", os.path.join(ctx.tree, "*.conf"))
+    expect("2 changed" in out, out)
+    with open(os.path.join(ctx.tree, "b"), "a") as f:  # changed again since the report
+        f.write("again\n")
+    before = open(ctx.db, "rb").read()
+    ctx.refused(16, "changed again since they were reported", "accept", "--reason", "x", "--all")
+    expect(open(ctx.db, "rb").read() == before, "a refused accept changed the baseline")
+    ctx.ok("check", rc_want=6)  # b (again), tree dir, f removed
+    rc, out, err = ctx.run("--format", "ndjson", "check")
+    rule = [json.loads(l) for l in out.splitlines() if '"change"' in l][0]["rule"]
+    ctx.ok("accept", "--reason", "by rule", "--rule", rule)
+    ctx.ok("check")
+    out = ctx.ok("log")
+    expect("reason: ticket 7" in out and "reason: configs" in out and "reason: by rule" in out, out)
+    expect("hash chain intact" in out and "(sequence " in out, out)
+    rows = journal_rows(ctx.db)
+    expect([r[0] for r in rows] == list(range(1, len(rows) + 1)), rows)
+    # The journal is signed with the rest: editing, dropping or reordering an entry is caught.
+    good = ctx.db + ".good"
+    shutil.copyfile(ctx.db, good)
+    for sql in ["UPDATE journal SET entry = CAST(replace(CAST(entry AS TEXT), 'action=accept', 'action=update') AS BLOB)",
+                "DELETE FROM journal WHERE seq = (SELECT max(seq) FROM journal)",
+                "UPDATE journal SET hash = '00' || substr(hash, 3) WHERE seq = 1"]:
+        shutil.copyfile(good, ctx.db)
+        ctx.meta(sql)
+        ctx.refused(18, "baseline", "log")
+        ctx.refused(18, "baseline", "check")
+    shutil.copyfile(good, ctx.db)
+    ctx.ok("log")
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
