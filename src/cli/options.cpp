@@ -29,7 +29,8 @@ Files:
   /etc/fimctl/conf.d/*.toml       drop-ins, loaded after it in name order
   )" FIM_DEFAULT_KEYS R"(/signing.key  signs new baselines (--keys moves the directory)
   )" FIM_DEFAULT_KEYS R"(/signing.pub  verifies them
-  /var/lib/fimctl/state.db        the last verified sequence per baseline (beside --db)
+  /var/lib/fimctl/state.db        per baseline: the last verified sequence and the last report,
+                                  which 'accept' acts on (beside --db)
   )" FIM_DEFAULT_DB R"(   the baseline (--db moves it; a .lock file sits beside it)
 
 See fimctl(1) and fimctl.toml(5).)";

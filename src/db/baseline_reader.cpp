@@ -117,6 +117,10 @@ Result<std::unique_ptr<BaselineReader>> BaselineReader::open(const Bytes& path) 
                                           std::to_string(version) + "; this fimctl reads up to " +
                                           std::to_string(kSchemaVersion) + ")");
   if (version < 1) return not_ours("no schema version");
+  if (version < kSchemaVersion)
+    return make_error(Errc::Database, "baseline " + q(path) + " was written by an older fimctl (schema " +
+                                          std::to_string(version) + "; this one reads " + std::to_string(kSchemaVersion) +
+                                          "): record a new one with 'fimctl init'");
 
   auto expected = expected_schema();
   if (!expected) return expected.error();

@@ -425,7 +425,9 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
     if (!state) return make_error(Errc::Io, "the new baseline is installed but its sequence could not be recorded: " +
                                                 state.error().describe());
     FIM_TRY((*state)->note_sequence(opts.db_path, next.sequence, next.content_sha256));
-    FIM_TRY((*state)->accepted(opts.db_path, {}, next.content_sha256));  // nothing left to accept
+    // Everything reported was accepted: the new baseline starts with an empty report.
+    FIM_TRY((*state)->begin_report(opts.db_path));
+    FIM_TRY((*state)->end_report(opts.db_path, next.content_sha256, true));
     s.baseline = facts_of(opts.db_path, next);
   }
   s.seconds = monotonic_seconds() - t0;
@@ -483,6 +485,9 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   std::string report_of;
   auto rep = state.load_report(opts.db_path, &report_of);
   if (!rep) return rep.error();
+  if (meta.policy_digest != policy_digest(opts.policy))
+    return make_error(Errc::Usage, "the policy changed since the baseline was written: accepting single entries would "
+                                   "mix two policies in one baseline; use 'fimctl update' to re-baseline");
   if (report_of != meta.content_sha256)
     return make_error(Errc::Usage, "there is no report of this baseline to accept from (the last one was made against "
                                    "another baseline, or none was): run 'fimctl check' first");
@@ -585,7 +590,6 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   std::vector<Bytes> paths;
   for (const auto& [p, _] : now) paths.push_back(p);
   FIM_TRY(state.accepted(opts.db_path, paths, next.content_sha256));
-  if (!next.is_signed) sink.alert("unsigned", kUnsignedWarning);
   s.entries = next.entry_count;
   s.baseline = facts_of(opts.db_path, next);
   s.seconds = monotonic_seconds() - t0;

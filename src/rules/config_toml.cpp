@@ -77,7 +77,8 @@ class Loader {
     uint32_t line = 1, col = 1;
     enum { Code, Comment, Basic, Literal, MlBasic, MlLiteral } st = Code;
     char last = '\n';  // the last significant byte in code ('\n': the start of a line)
-    int depth = 0;     // open arrays and inline tables in values
+    std::string open;  // brackets open in values: '[' array, '{' inline table
+    bool bare = false; // inside a bare value (number, boolean, date): up to a terminator
     for (size_t i = 0; i < text.size();) {
       const auto c = static_cast<unsigned char>(text[i]);
       if (c == 0) return error(file, line, col, "NUL byte in the file"), false;
@@ -101,12 +102,22 @@ class Loader {
       const auto at = [&](std::string_view s) { return text.substr(i, s.size()) == s; };
       switch (st) {
         case Code:
+          // toml++ reads a bare value up to a terminator; a quote, '=' or non-ASCII inside
+          // it reaches its Unicode UB ("1=1=\"é\"", fuzz-found): refuse them there.
+          if (bare && std::strchr(" \t\r\n,]}#", c)) {
+            bare = false;
+          } else if (!bare && (last == '=' || (!open.empty() && open.back() == '[' && (last == '[' || last == ','))) &&
+                     !std::strchr(" \t\r\n\"'[{#", c)) {
+            bare = true;
+          }
+          if (bare && (c == '"' || c == '\'' || c == '='))
+            return error(file, line, col, std::string("unexpected '") + static_cast<char>(c) + "' in a value"), false;
           if ((c == '"' || c == '\'') && !std::strchr("\n=[,{.", last)) {
             // Valid TOML opens a string only where a key or a value starts. Elsewhere
             // ("a=1\"é\"") toml++ would still be reading a bare token when it meets non-ASCII.
             return error(file, line, col, "unexpected quote (a string can only start a key or a value)"), false;
           }
-          if (c == '[' && depth == 0 && last == '\n') {
+          if (c == '[' && open.empty() && last == '\n') {
             // A table header. toml++ asserts (UB under NDEBUG) when its name starts with
             // anything but a bare-key character or a quote ("[`]", fuzz-found): say so here.
             size_t k = i + 1;
@@ -117,9 +128,9 @@ class Loader {
               return error(file, line, col + static_cast<uint32_t>(k - i),
                            "expected bare key starting character or string delimiter in a table name"), false;
           } else if (c == '[' || c == '{') {
-            ++depth;  // an array or inline table value
-          } else if ((c == ']' || c == '}') && depth > 0) {
-            --depth;
+            open.push_back(static_cast<char>(c));  // an array or inline table value
+          } else if ((c == ']' || c == '}') && !open.empty()) {
+            open.pop_back();
           }
           if (c == '#') st = Comment;
           else if (at("\"\"\"")) st = MlBasic, len = 3;

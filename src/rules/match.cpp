@@ -171,8 +171,14 @@ Result<Bytes> check_regex(std::string_view rx) {
     return make_error(Errc::Usage, "regex too complex: nested or stacked repetitions (+, {m,n}) multiply its size past "
                                    "glibc's practical limit; simplify it");
   };
+  bool after_quantifier = false;
   for (size_t i = 0; i < rx.size(); ++i) {
     const char c = rx[i];
+    const bool quantifier = c == '*' || c == '+' || c == '?' || (c == '{' && rx.find('}', i) != std::string_view::npos);
+    if (quantifier && after_quantifier)
+      return make_error(Errc::Usage, "stacked repetitions ('a+*', 'a**', 'a+{2}') are not supported: group the "
+                                     "repeated part instead");
+    after_quantifier = quantifier;
     if (c == '\\' && i + 1 < rx.size()) {
       if (rx[i + 1] >= '1' && rx[i + 1] <= '9') return make_error(Errc::Usage, "back-references (\\1...) are not supported");
       ++i;
@@ -195,10 +201,9 @@ Result<Bytes> check_regex(std::string_view rx) {
       if (stack.size() > 64) return too_big();
       stack.emplace_back();
     } else if (c == ')') {
-      if (stack.size() == 1) {  // glibc takes an unmatched ')' as a literal: keep counting
-        add_item(1);
-        continue;
-      }
+      // glibc would take it as a literal, but it would also close the group fimctl wraps the
+      // pattern in ("^(" pattern ")$"), changing what is anchored (fuzz-found).
+      if (stack.size() == 1) return make_error(Errc::Usage, "unbalanced ')' in regex");
       const uint64_t inner = stack.back().total + 1;
       stack.pop_back();
       add_item(inner);

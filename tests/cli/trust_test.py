@@ -312,6 +312,12 @@ def case_accept_and_log(ctx):
         ctx.refused(18, "baseline", "check")
     shutil.copyfile(good, ctx.db)
     ctx.ok("log")
+    # update accepts everything reported: nothing of that report can be accepted again.
+    with open(os.path.join(ctx.tree, "a"), "a") as f:
+        f.write("later\n")
+    ctx.ok("check", rc_want=4)
+    ctx.ok("update", "--reason", "release", rc_want=4)
+    ctx.refused(16, "nothing in the last report matches", "accept", "--reason", "x", "--all")
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
