@@ -112,7 +112,7 @@ def case_tampered_manifest(ctx):
     good = ctx.db + ".good"
     shutil.copyfile(ctx.db, good)
     edits = {
-        "signature": "UPDATE meta SET value = CAST(replace(CAST(value AS TEXT), substr(CAST(value AS TEXT), 1, 2), 'ff') AS BLOB) WHERE key = 'signature'",
+        "signature": "UPDATE meta SET value = CAST((CASE WHEN substr(CAST(value AS TEXT), 1, 1) = '0' THEN '1' ELSE '0' END) || substr(CAST(value AS TEXT), 2) AS BLOB) WHERE key = 'signature'",
         "host": "UPDATE meta SET value = CAST('another-host' AS BLOB) WHERE key = 'host_id'",
         "created": "UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'created_at'",
         "policy": "UPDATE meta SET value = CAST('00' AS BLOB) WHERE key = 'policy_digest'",
@@ -305,7 +305,7 @@ def case_accept_and_log(ctx):
     shutil.copyfile(ctx.db, good)
     for sql in ["UPDATE journal SET entry = CAST(replace(CAST(entry AS TEXT), 'action=accept', 'action=update') AS BLOB)",
                 "DELETE FROM journal WHERE seq = (SELECT max(seq) FROM journal)",
-                "UPDATE journal SET hash = '00' || substr(hash, 3) WHERE seq = 1"]:
+                "UPDATE journal SET hash = (CASE WHEN substr(hash, 1, 1) = '0' THEN '1' ELSE '0' END) || substr(hash, 2) WHERE seq = 1"]:
         shutil.copyfile(good, ctx.db)
         ctx.meta(sql)
         ctx.refused(18, "baseline", "log")
