@@ -111,15 +111,27 @@ SigningKey::SigningKey(SigningKey&&) noexcept = default;
 SigningKey& SigningKey::operator=(SigningKey&&) noexcept = default;
 const std::string& SigningKey::key_id() const { return impl_->id; }
 
-Result<SigningKey> SigningKey::load(const Bytes& path) {
-  auto k = read_pem(path, true);
+namespace {
+
+/// Reads a key and its id into a new Impl (SigningKey::Impl and VerifyKey::Impl share a shape).
+template <class Impl>
+Result<std::unique_ptr<Impl>> load_impl(const Bytes& path, bool private_key) {
+  auto k = read_pem(path, private_key);
   if (!k) return k.error();
   auto id = key_id_of(k->get());
   if (!id) return id.error();
   auto impl = std::make_unique<Impl>();
   impl->key = std::move(*k);
   impl->id = *id;
-  return SigningKey(std::move(impl));
+  return impl;
+}
+
+}  // namespace
+
+Result<SigningKey> SigningKey::load(const Bytes& path) {
+  auto impl = load_impl<Impl>(path, true);
+  if (!impl) return impl.error();
+  return SigningKey(std::move(*impl));
 }
 
 Result<std::string> SigningKey::generate(const Bytes& dir) {
@@ -162,14 +174,9 @@ VerifyKey& VerifyKey::operator=(VerifyKey&&) noexcept = default;
 const std::string& VerifyKey::key_id() const { return impl_->id; }
 
 Result<VerifyKey> VerifyKey::load(const Bytes& path) {
-  auto k = read_pem(path, false);
-  if (!k) return k.error();
-  auto id = key_id_of(k->get());
-  if (!id) return id.error();
-  auto impl = std::make_unique<Impl>();
-  impl->key = std::move(*k);
-  impl->id = *id;
-  return VerifyKey(std::move(impl));
+  auto impl = load_impl<Impl>(path, false);
+  if (!impl) return impl.error();
+  return VerifyKey(std::move(*impl));
 }
 
 bool VerifyKey::verify(std::string_view message, std::string_view signature_hex) const {
