@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -139,7 +141,37 @@ class StateStore {
   /// After an accept: drops the accepted paths and moves the report to the new baseline.
   Status accepted(const Bytes& baseline, const std::vector<Bytes>& paths, const std::string& new_content_sha256);
 
+  /// The watch daemon's coverage (DESIGN.md, Real time). A root is dirty from the moment
+  /// events under it may have been lost until a rescan that began after that moment ends.
+  struct Dirty {
+    Bytes root;
+    int64_t first_ns = 0;   ///< first loss not yet covered by a rescan
+    int64_t marked_ns = 0;  ///< latest loss
+    std::string reason;     ///< overflow, daemon_down, read_error, mark_failed, ...
+  };
+  Status mark_dirty(const Bytes& baseline, const Bytes& root, const std::string& reason, int64_t at_ns);
+  /// Clears `root` unless it was marked again after `scan_started_ns`.
+  Status clear_dirty(const Bytes& baseline, const Bytes& root, int64_t scan_started_ns);
+  Result<std::vector<Dirty>> dirty(const Bytes& baseline);
+  /// A time the daemon did not see events (down, overflow, ...), kept for 'fimctl status'.
+  struct Gap {
+    int64_t start_ns = 0, end_ns = 0;
+    std::string reason;
+  };
+  Status add_gap(const Bytes& baseline, const Gap& g);
+  /// The last `limit` gaps, oldest first.
+  Result<std::vector<Gap>> gaps(const Bytes& baseline, int limit);
+  /// The daemon's liveness: pid, start, last heartbeat, and when it stopped cleanly (0: it
+  /// is running, or it died without stopping).
+  struct Daemon {
+    int64_t pid = 0, started_ns = 0, heartbeat_ns = 0, stopped_ns = 0;
+  };
+  Status daemon_beat(const Bytes& baseline, int64_t pid, int64_t started_ns, int64_t now_ns, bool stopped);
+  Result<std::optional<Daemon>> daemon(const Bytes& baseline);
+
  private:
+  struct Arg;
+  Status exec(const char* sql, std::initializer_list<Arg> args);
   struct Impl;
   explicit StateStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
@@ -185,6 +217,13 @@ class BaselineReader {
   Result<bool> next(Record* out);
   /// After the last next(): fails with Errc::Trust unless the rows read match the manifest.
   Status verify() const;
+  /// Once verify() has passed: positions a cursor on the entries at `path` and below it, in
+  /// path order, for range_next() (the watch daemon's lookups). Errc::Trust when the file at
+  /// path() is no longer the one verified (replaced by an update, or edited in place): the
+  /// caller re-opens and verifies again.
+  Status seek(const Bytes& path);
+  /// The next entry of the range seek() chose; false at its end.
+  Result<bool> range_next(Record* out);
 
  private:
   struct Impl;

@@ -76,4 +76,27 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink);
 /// fimctl log: the baseline verified (signature, rows, journal chain); its meta with the journal.
 Result<BaselineMeta> run_log(const RunOptions& opts, Sink& sink);
 
+/// fimctl watch (DESIGN.md, Real time): the daemon's settings.
+struct WatchOptions {
+  RunOptions run;                 ///< policy, baseline, keys, jobs, --unsigned
+  FILE* out = stdout;             ///< where records go, one per line
+  bool ndjson = true;             ///< ndjson records; false: one line per record for people
+  bool syslog = false;            ///< also send every record to syslog (journald picks it up)
+  double full_check_seconds = 86400;  ///< a full check this often (0: never, besides the start)
+  double debounce_seconds = 0.05; ///< events on one path within this are compared once
+  double heartbeat_seconds = 300; ///< a heartbeat record this often (0: none)
+  Bytes socket_path;              ///< 'fimctl status' asks here; empty: no socket
+  size_t max_pending = 65536;     ///< paths waiting; beyond, the roots are rescanned instead
+  /// SIGHUP: load the policy again (on failure the daemon keeps the one it has).
+  std::function<Result<Policy>()> reload_policy;
+};
+
+/// Runs until SIGTERM or SIGINT (exit 0 after draining what is queued). Verifies the baseline
+/// before anything else; a baseline that stops verifying ends the daemon (Errc::Trust).
+Status run_watch(const WatchOptions& opts);
+
+/// fimctl status: the running daemon's status document (JSON), asked over its socket; or,
+/// when no daemon answers, what state.db says about its coverage. `running` tells which.
+Result<std::string> watch_status(const Bytes& socket_path, const Bytes& db_path, bool* running);
+
 }  // namespace fim

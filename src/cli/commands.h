@@ -23,6 +23,11 @@ int cmd_version(const Options& o);
 int cmd_config(const Options& o);
 int cmd_explain(const Options& o);
 int cmd_key(const Options& o);
+int cmd_watch(const Options& o);
+int cmd_status(const Options& o);
+
+/// "90", "90s", "250ms", "5m", "6h", "1d" in seconds; `what` names the option in errors.
+Result<double> parse_duration(std::string_view text, const char* what);
 
 /// The policy `-c` names, or /etc/fimctl/fimctl.toml (the built-in default when that does
 /// not exist and no -c was given).

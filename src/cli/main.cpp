@@ -22,6 +22,8 @@ constexpr Command kCommands[] = {
     {"config", fim::cli::cmd_config},
     {"explain", fim::cli::cmd_explain},
     {"key", fim::cli::cmd_key},
+    {"watch", fim::cli::cmd_watch},
+    {"status", fim::cli::cmd_status},
     {"version", fim::cli::cmd_version},
 };
 

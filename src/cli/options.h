@@ -24,6 +24,13 @@ struct Options {
   std::string reason;           ///< update/accept --reason
   bool all = false;             ///< accept --all
   std::vector<std::string> rules;  ///< accept --rule
+  // watch / status
+  std::string output;                       ///< watch --output FILE
+  bool syslog = false;                      ///< watch --syslog
+  std::string full_check_interval = "24h";  ///< watch --full-check-interval
+  std::string debounce = "50ms";            ///< watch --debounce
+  std::string heartbeat = "5m";             ///< watch --heartbeat
+  std::string socket = "/run/fimctl/watch.sock";  ///< watch/status --socket
 };
 
 /// Parses argv. Returns -1 to go on, or the exit code to end with (0 after --help, 16 after

@@ -60,6 +60,10 @@ struct BaselineReader::Impl {
   uint64_t rows = 0;
   Bytes last_path;
   Bytes digest;  // set when the cursor is exhausted
+  bool verified = false;
+  struct stat identity {};  // of the file when it was opened
+  db::StmtPtr range;
+  bool range_open = false;
 };
 
 BaselineReader::BaselineReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -76,6 +80,7 @@ Result<std::unique_ptr<BaselineReader>> BaselineReader::open(const Bytes& path) 
     return make_error(Errc::Database, "cannot read baseline " + q(path), errno);
   }
   if (!S_ISREG(st.st_mode)) return make_error(Errc::Database, "baseline " + q(path) + " is not a regular file");
+  impl->identity = st;
   if (::access(path.c_str(), R_OK) != 0) return make_error(Errc::Database, "cannot read baseline " + q(path), errno);
   for (const char* suffix : {"-journal", "-wal"}) {
     const Bytes side = path + suffix;
@@ -217,7 +222,49 @@ Status BaselineReader::verify() const {
     return make_error(Errc::Trust, "baseline " + q(impl_->path) +
                                        " failed verification: its entries do not match its manifest "
                                        "(edited, truncated or corrupted); no result of this run can be trusted");
+  impl_->verified = true;
   return {};
+}
+
+Status BaselineReader::seek(const Bytes& path) {
+  if (!impl_->verified) return make_error(Errc::Bug, "baseline range read before it was verified");
+  struct stat now;
+  const struct stat& was = impl_->identity;
+  if (::stat(impl_->path.c_str(), &now) != 0 || now.st_dev != was.st_dev || now.st_ino != was.st_ino ||
+      now.st_size != was.st_size || now.st_mtim.tv_sec != was.st_mtim.tv_sec ||
+      now.st_mtim.tv_nsec != was.st_mtim.tv_nsec || now.st_ctim.tv_sec != was.st_ctim.tv_sec ||
+      now.st_ctim.tv_nsec != was.st_ctim.tv_nsec)
+    return make_error(Errc::Trust, "baseline " + q(impl_->path) + " is not the file verified any more (replaced or edited)");
+  if (!impl_->range) {
+    // BLOBs compare with memcmp: everything below P sorts in [P + "/", P + "0").
+    auto st = db::prepare(impl_->db.get(), "SELECT " + db::entry_columns() +
+                                               " FROM entries WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path");
+    if (!st) return st.error();
+    impl_->range = std::move(st.value());
+  }
+  sqlite3_stmt* st = impl_->range.get();
+  sqlite3_reset(st);
+  const Bytes lo = path == "/" ? Bytes("/") : path + "/";
+  const Bytes hi = path == "/" ? Bytes("0") : path + "0";
+  sqlite3_bind_blob(st, 1, path.data(), static_cast<int>(path.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_blob(st, 2, lo.data(), static_cast<int>(lo.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_blob(st, 3, hi.data(), static_cast<int>(hi.size()), SQLITE_TRANSIENT);
+  impl_->range_open = true;
+  return {};
+}
+
+Result<bool> BaselineReader::range_next(Record* out) {
+  if (!impl_->range_open) return false;
+  sqlite3_stmt* st = impl_->range.get();
+  const int rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    impl_->range_open = false;
+    sqlite3_reset(st);
+    return false;
+  }
+  if (rc != SQLITE_ROW) return db::sqlite_error(impl_->db.get(), Errc::Database, "baseline " + q(impl_->path) + " is corrupt");
+  if (!db::read_record(st, out)) return make_error(Errc::Database, "baseline " + q(impl_->path) + " is corrupt: malformed entry");
+  return true;
 }
 
 }  // namespace fim

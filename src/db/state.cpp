@@ -46,6 +46,20 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                    "  baseline BLOB NOT NULL, path BLOB NOT NULL,"
                    "  kind TEXT NOT NULL, old_row TEXT NOT NULL, new_row TEXT NOT NULL, rule TEXT NOT NULL,"
                    "  PRIMARY KEY(baseline, path)"
+                   ") WITHOUT ROWID;"
+                   // The watch daemon's coverage (DESIGN.md, Real time): roots whose events
+                   // may have been lost, until a rescan that began after the loss finishes.
+                   "CREATE TABLE IF NOT EXISTS dirty("
+                   "  baseline BLOB NOT NULL, root BLOB NOT NULL,"
+                   "  first_ns INTEGER NOT NULL, marked_ns INTEGER NOT NULL, reason TEXT NOT NULL,"
+                   "  PRIMARY KEY(baseline, root)"
+                   ") WITHOUT ROWID;"
+                   "CREATE TABLE IF NOT EXISTS gaps("
+                   "  id INTEGER PRIMARY KEY, baseline BLOB NOT NULL, start_ns INTEGER NOT NULL,"
+                   "  end_ns INTEGER NOT NULL, reason TEXT NOT NULL);"
+                   "CREATE TABLE IF NOT EXISTS daemon("
+                   "  baseline BLOB PRIMARY KEY, pid INTEGER NOT NULL, started_ns INTEGER NOT NULL,"
+                   "  heartbeat_ns INTEGER NOT NULL, stopped_ns INTEGER NOT NULL"
                    ") WITHOUT ROWID",
                    Errc::Io));
   return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
@@ -160,6 +174,94 @@ Status StateStore::accepted(const Bytes& baseline, const std::vector<Bytes>& pat
     sqlite3_reset(del->get());
   }
   return end_report(baseline, new_content_sha256, true);
+}
+
+/// A statement argument: a blob, or an integer.
+struct StateStore::Arg {
+  Arg(const std::string& b) : blob(b), is_int(false) {}
+  Arg(int64_t i) : num(i), is_int(true) {}
+  std::string_view blob;
+  int64_t num = 0;
+  bool is_int;
+};
+
+/// Binds `args` to ?1.. and steps once.
+Status StateStore::exec(const char* sql, std::initializer_list<Arg> args) {
+  auto st = db::prepare(impl_->db.get(), sql, Errc::Io);
+  if (!st) return st.error();
+  int i = 1;
+  for (const Arg& a : args) {
+    if (a.is_int) sqlite3_bind_int64(st->get(), i++, a.num);
+    else bind_bytes(st->get(), i++, a.blob);
+  }
+  const int rc = sqlite3_step(st->get());
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot write state '" + escape_terminal(impl_->path) + "'");
+  return {};
+}
+
+Status StateStore::mark_dirty(const Bytes& baseline, const Bytes& root, const std::string& reason, int64_t at_ns) {
+  return exec("INSERT INTO dirty(baseline, root, first_ns, marked_ns, reason) VALUES(?1, ?2, ?3, ?3, ?4) "
+              "ON CONFLICT(baseline, root) DO UPDATE SET marked_ns = max(marked_ns, ?3), reason = ?4",
+              {baseline, root, at_ns, reason});
+}
+
+Status StateStore::clear_dirty(const Bytes& baseline, const Bytes& root, int64_t scan_started_ns) {
+  return exec("DELETE FROM dirty WHERE baseline = ?1 AND root = ?2 AND marked_ns <= ?3", {baseline, root, scan_started_ns});
+}
+
+Result<std::vector<StateStore::Dirty>> StateStore::dirty(const Bytes& baseline) {
+  auto st = db::prepare(impl_->db.get(), "SELECT root, first_ns, marked_ns, reason FROM dirty WHERE baseline = ? ORDER BY root", Errc::Io);
+  if (!st) return st.error();
+  bind_bytes(st->get(), 1, baseline);
+  std::vector<Dirty> out;
+  int rc;
+  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW)
+    out.push_back({Bytes(db::column_blob(st->get(), 0)), sqlite3_column_int64(st->get(), 1), sqlite3_column_int64(st->get(), 2),
+                   std::string(db::column_blob(st->get(), 3))});
+  if (rc != SQLITE_DONE)
+    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
+  return out;
+}
+
+Status StateStore::add_gap(const Bytes& baseline, const Gap& g) {
+  FIM_TRY(exec("INSERT INTO gaps(baseline, start_ns, end_ns, reason) VALUES(?, ?, ?, ?)", {baseline, g.start_ns, g.end_ns, g.reason}));
+  // Keep the last 1000 per baseline: a history for 'status', not an archive.
+  return exec("DELETE FROM gaps WHERE baseline = ?1 AND id NOT IN (SELECT id FROM gaps WHERE baseline = ?1 ORDER BY id DESC LIMIT 1000)",
+              {baseline});
+}
+
+Result<std::vector<StateStore::Gap>> StateStore::gaps(const Bytes& baseline, int limit) {
+  auto st = db::prepare(impl_->db.get(),
+                        "SELECT start_ns, end_ns, reason FROM (SELECT * FROM gaps WHERE baseline = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                        Errc::Io);
+  if (!st) return st.error();
+  bind_bytes(st->get(), 1, baseline);
+  sqlite3_bind_int(st->get(), 2, limit);
+  std::vector<Gap> out;
+  int rc;
+  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW)
+    out.push_back({sqlite3_column_int64(st->get(), 0), sqlite3_column_int64(st->get(), 1), std::string(db::column_blob(st->get(), 2))});
+  if (rc != SQLITE_DONE)
+    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
+  return out;
+}
+
+Status StateStore::daemon_beat(const Bytes& baseline, int64_t pid, int64_t started_ns, int64_t now, bool stopped) {
+  return exec("INSERT OR REPLACE INTO daemon(baseline, pid, started_ns, heartbeat_ns, stopped_ns) VALUES(?, ?, ?, ?, ?)",
+              {baseline, pid, started_ns, now, stopped ? now : int64_t{0}});
+}
+
+Result<std::optional<StateStore::Daemon>> StateStore::daemon(const Bytes& baseline) {
+  auto st = db::prepare(impl_->db.get(), "SELECT pid, started_ns, heartbeat_ns, stopped_ns FROM daemon WHERE baseline = ?", Errc::Io);
+  if (!st) return st.error();
+  bind_bytes(st->get(), 1, baseline);
+  const int rc = sqlite3_step(st->get());
+  if (rc == SQLITE_DONE) return std::optional<Daemon>();
+  if (rc != SQLITE_ROW)
+    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
+  return std::optional<Daemon>(Daemon{sqlite3_column_int64(st->get(), 0), sqlite3_column_int64(st->get(), 1),
+                                      sqlite3_column_int64(st->get(), 2), sqlite3_column_int64(st->get(), 3)});
 }
 
 }  // namespace fim

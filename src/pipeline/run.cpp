@@ -19,9 +19,13 @@
 #include "fim/db.h"
 #include "fim/pipeline.h"
 #include "fim_config.h"
+#include "merge.h"
 
 namespace fim {
 namespace {
+
+using detail::note_status;
+using detail::rule_at;
 
 std::string quoted(const Bytes& p) { return "'" + escape_terminal(p) + "'"; }
 
@@ -46,6 +50,9 @@ class Ticker {
   double last_ = 0;
 };
 
+}  // namespace
+
+namespace detail {
 std::string host_id() {
   auto id = read_small_file("/etc/machine-id", 128);
   if (!id) return "unknown";
@@ -53,22 +60,11 @@ std::string host_id() {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s.empty() ? "unknown" : s;
 }
+}  // namespace detail
 
-const Rule* rule_at(const Policy& p, int idx) {
-  return idx >= 0 ? &p.rules[static_cast<size_t>(idx)] : nullptr;
-}
+namespace {
 
-/// Counts an entry's status into the summary and reports it when it is not ok.
-void note_status(const ScanEntry& e, const Policy& p, Summary* s, Sink& sink) {
-  if (e.rec.status == EntryStatus::Ok) return;
-  if (entry_status_is_failure(e.rec.status))
-    ++s->incomplete;
-  else
-    ++s->skipped;
-  // Labels come from the rule that records the entry; an exclusion (skipped_fs) has none.
-  const Rule* rule = rule_at(p, e.rule);
-  sink.entry_status(e.rec, e.subtree_incomplete, rule && !rule->exclude ? rule : nullptr);
-}
+using detail::host_id;
 
 ScanOptions scan_options(const RunOptions& opts, const Selector& sel, std::vector<Bytes> roots, bool must_exist) {
   ScanOptions so;
@@ -175,18 +171,8 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   return s;
 }
 
-namespace {
+namespace detail {
 
-/// A baseline opened for use: verified as far as it can be before its rows are read.
-struct Trusted {
-  std::unique_ptr<BaselineReader> base;
-  Result<std::unique_ptr<StateStore>> state = make_error(Errc::Bug, "unset");
-  uint64_t last_seq = 0;
-};
-
-/// Trust before any result (DESIGN.md, Baseline): trusted path, signature and key id, host,
-/// and a sequence not older than one seen before. The rows are verified as they stream
-/// (BaselineReader::verify at the end).
 Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
   Trusted t;
   if (::access(opts.db_path.c_str(), F_OK) == 0) {
@@ -242,6 +228,12 @@ Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
 
   return t;
 }
+
+}  // namespace detail
+
+namespace {
+
+using detail::open_trusted;
 
 /// check, and with `update` also the writing of its successor: the same merge, every entry
 /// seen also goes to a new baseline, installed (sequence + 1) only once the old one verified.
@@ -336,67 +328,12 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
     return {};
   };
 
-  // The baseline side of the merge: the next selected row, if any.
-  Record old_rec;
-  bool have_old = false;
-  const auto advance = [&]() -> Status {
-    for (;;) {
-      auto more = base.next(&old_rec);
-      if (!more) return more.error();
-      have_old = *more;
-      if (!have_old || selected(old_rec.path)) return {};
-    }
-  };
-  std::vector<Bytes> unreadable_dirs;  // contents not listed: their baseline entries are unverified
-  const auto missing = [&](const Record& r) -> Status {
-    const bool unknown = std::any_of(unreadable_dirs.begin(), unreadable_dirs.end(),
-                                     [&](const Bytes& d) { return r.path != d && path_within(r.path, d); });
-    if (unknown) {
-      ++s.unverified;
-    } else {
-      ++s.removed;
-      const int w = sel.winner(sel.scope_of(r.path), r.type(), {});
-      return report(ChangeKind::Removed, &r, nullptr, 0,
-                    w >= 0 && !effective.rules[static_cast<size_t>(w)].exclude ? rule_at(effective, w) : nullptr);
-    }
-    return Status{};
-  };
-  FIM_TRY(advance());
-
+  detail::Merge m{effective, sel, &s, sink, {}, selected, report, {}, {}};
+  m.next_old = [&](Record* r) { return base.next(r); };
+  if (writer) m.on_entry = [&](const Record& r) { return writer->add(r); };
   Ticker ticker(opts.progress);
-  const Status st = scan(scan_options(opts, sel, roots, subset), [&](ScanEntry& e) -> Status {
-    const Bytes& path = e.rec.path;
-    while (have_old && old_rec.path < path) {  // in the baseline, not on disk (any more)
-      FIM_TRY(missing(old_rec));
-      FIM_TRY(advance());
-    }
-    note_status(e, effective, &s, sink);
-    const Rule* rule = rule_at(effective, e.rule);
-    if (e.subtree_incomplete) {
-      unreadable_dirs.push_back(path);
-      return {};
-    }
-    if (writer) FIM_TRY(writer->add(e.rec));
-    ++s.entries;
-    ticker.tick(s.entries);
-    if (have_old && old_rec.path == path) {
-      // An entry that could not even be lstat'ed has nothing to compare; its status says so.
-      const bool comparable = !(e.rec.status != EntryStatus::Ok && e.rec.type() == FileType::Unknown);
-      const bool growing = rule && rule->attrs.growing;
-      if (const AttrMask changed = comparable ? compare(old_rec, e.rec, growing) : 0; changed) {
-        ++s.changed;
-        FIM_TRY(report(ChangeKind::Changed, &old_rec, &e.rec, changed, rule));
-      }
-      return advance();
-    }
-    ++s.added;
-    return report(ChangeKind::Added, nullptr, &e.rec, 0, rule);
-  }, &s.bytes_hashed);
-  if (!st) return st.error();
-  while (have_old) {
-    FIM_TRY(missing(old_rec));
-    FIM_TRY(advance());
-  }
+  m.tick = [&](uint64_t n) { ticker.tick(n); };
+  FIM_TRY(detail::merge_compare(scan_options(opts, sel, roots, subset), m));
   const Status verified = base.verify();
   if (recording) (void)(*state)->end_report(opts.db_path, meta.content_sha256, verified.has_value());
   FIM_TRY(verified);

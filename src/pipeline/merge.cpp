@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The streaming merge shared by check, update and watch (see merge.h).
+#include "merge.h"
+
+#include <algorithm>
+
+namespace fim::detail {
+
+const Rule* rule_at(const Policy& p, int idx) {
+  return idx >= 0 ? &p.rules[static_cast<size_t>(idx)] : nullptr;
+}
+
+void note_status(const ScanEntry& e, const Policy& p, Summary* s, Sink& sink) {
+  if (e.rec.status == EntryStatus::Ok) return;
+  if (entry_status_is_failure(e.rec.status))
+    ++s->incomplete;
+  else
+    ++s->skipped;
+  // Labels come from the rule that records the entry; an exclusion (skipped_fs) has none.
+  const Rule* rule = rule_at(p, e.rule);
+  sink.entry_status(e.rec, e.subtree_incomplete, rule && !rule->exclude ? rule : nullptr);
+}
+
+Status merge_compare(const ScanOptions& so, Merge& m) {
+  Summary& s = *m.summary;
+  // The baseline side of the merge: the next selected row, if any.
+  Record old_rec;
+  bool have_old = false;
+  const auto advance = [&]() -> Status {
+    for (;;) {
+      auto more = m.next_old(&old_rec);
+      if (!more) return more.error();
+      have_old = *more;
+      if (!have_old || m.selected(old_rec.path)) return {};
+    }
+  };
+  std::vector<Bytes> unreadable_dirs;  // contents not listed: their baseline entries are unverified
+  const auto missing = [&](const Record& r) -> Status {
+    const bool unknown = std::any_of(unreadable_dirs.begin(), unreadable_dirs.end(),
+                                     [&](const Bytes& d) { return r.path != d && path_within(r.path, d); });
+    if (unknown) {
+      ++s.unverified;
+    } else {
+      ++s.removed;
+      const int w = m.sel.winner(m.sel.scope_of(r.path), r.type(), {});
+      return m.report(ChangeKind::Removed, &r, nullptr, 0,
+                      w >= 0 && !m.policy.rules[static_cast<size_t>(w)].exclude ? rule_at(m.policy, w) : nullptr);
+    }
+    return Status{};
+  };
+  FIM_TRY(advance());
+
+  const Status st = scan(so, [&](ScanEntry& e) -> Status {
+    const Bytes& path = e.rec.path;
+    while (have_old && old_rec.path < path) {  // in the baseline, not on disk (any more)
+      FIM_TRY(missing(old_rec));
+      FIM_TRY(advance());
+    }
+    note_status(e, m.policy, &s, m.sink);
+    const Rule* rule = rule_at(m.policy, e.rule);
+    if (e.subtree_incomplete) {
+      unreadable_dirs.push_back(path);
+      return {};
+    }
+    if (m.on_entry) FIM_TRY(m.on_entry(e.rec));
+    ++s.entries;
+    if (m.tick) m.tick(s.entries);
+    if (have_old && old_rec.path == path) {
+      // An entry that could not even be lstat'ed has nothing to compare; its status says so.
+      const bool comparable = !(e.rec.status != EntryStatus::Ok && e.rec.type() == FileType::Unknown);
+      const bool growing = rule && rule->attrs.growing;
+      if (const AttrMask changed = comparable ? compare(old_rec, e.rec, growing) : 0; changed) {
+        ++s.changed;
+        FIM_TRY(m.report(ChangeKind::Changed, &old_rec, &e.rec, changed, rule));
+      }
+      return advance();
+    }
+    ++s.added;
+    return m.report(ChangeKind::Added, nullptr, &e.rec, 0, rule);
+  }, &s.bytes_hashed);
+  if (!st) return st.error();
+  while (have_old) {
+    FIM_TRY(missing(old_rec));
+    FIM_TRY(advance());
+  }
+  return {};
+}
+
+}  // namespace fim::detail

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The compare at the heart of check, update and watch: a streaming merge of the walk (in
+// bytewise path order) with baseline rows in the same order. Private to the pipeline module.
+#pragma once
+
+#include <functional>
+
+#include "fim/pipeline.h"
+
+namespace fim::detail {
+
+/// A baseline opened for use: verified as far as it can be before its rows are read.
+struct Trusted {
+  std::unique_ptr<BaselineReader> base;
+  Result<std::unique_ptr<StateStore>> state = make_error(Errc::Bug, "unset");
+  uint64_t last_seq = 0;
+};
+
+/// Trust before any result (DESIGN.md, Baseline): trusted path, signature and key id, host,
+/// and a sequence not older than one seen before. The rows are verified as they stream
+/// (BaselineReader::verify at the end). Alerts (unsigned, state) go to `sink`.
+Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink);
+
+/// This machine's id (/etc/machine-id), as recorded in baselines.
+std::string host_id();
+
+const Rule* rule_at(const Policy& p, int idx);
+
+/// Counts an entry's status into the summary and reports it when it is not ok.
+void note_status(const ScanEntry& e, const Policy& p, Summary* s, Sink& sink);
+
+struct Merge {
+  const Policy& policy;  ///< the effective policy (labels of reported entries)
+  const Selector& sel;
+  Summary* summary;
+  Sink& sink;
+  /// The next baseline row in path order; false at the end.
+  std::function<Result<bool>(Record*)> next_old;
+  /// Whether a baseline row belongs to what is compared (rows outside are skipped).
+  std::function<bool(const Bytes&)> selected;
+  /// A difference: old and/or new record, the attributes that differ, the labelling rule.
+  std::function<Status(ChangeKind, const Record*, const Record*, AttrMask, const Rule*)> report;
+  /// Every entry seen on disk (update writes them to the next baseline); may be empty.
+  std::function<Status(const Record&)> on_entry;
+  /// Called with the count of entries seen, for progress; may be empty.
+  std::function<void(uint64_t)> tick;
+};
+
+/// Walks and collects `so.roots`, compares each entry with the baseline row of the same path,
+/// and reports added, removed and changed entries. Baseline rows below a directory that could
+/// not be listed count as unverified, not removed.
+Status merge_compare(const ScanOptions& so, Merge& m);
+
+}  // namespace fim::detail

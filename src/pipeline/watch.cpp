@@ -1,0 +1,916 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// fimctl watch: fanotify events feed the same compare as check (DESIGN.md, Architecture).
+//
+// Two threads. The main thread owns the kernel side: it reads fanotify, resolves each event
+// to a path, keeps the paths below the baseline's roots in a pending set (bounded), and
+// answers signals, timers and 'fimctl status'. The worker takes the pending paths after a
+// short debounce and compares each subtree with the baseline (a verified BaselineReader,
+// range lookups), through the merge check uses. Loss is never silent: a queue overflow, a
+// failed mark, a pending set that outgrew its bound and the time the daemon was not running
+// mark roots dirty in state.db; the worker rescans exactly those, and clears them only when
+// a rescan that began after the loss has finished.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "../attr/hash.h"
+#include "fim/base/sys.h"
+#include "fim/pipeline.h"
+#include "fim/watch.h"
+#include "merge.h"
+
+namespace fim {
+namespace {
+
+/// What made the worker look at a path: the events (mask, last writer) or a rescan reason.
+struct Trigger {
+  uint64_t mask = 0;
+  int32_t pid = 0;
+  std::string comm;
+  int64_t first_ns = 0;
+  std::string rescan;  ///< non-empty for a rescan: start, overflow, scheduled, ...
+};
+
+std::string q(const Bytes& p) { return "'" + escape_terminal(p) + "'"; }
+
+std::string comm_of(int32_t pid) {
+  if (pid <= 0) return {};
+  auto c = read_small_file(("/proc/" + std::to_string(pid) + "/comm").c_str(), 64);
+  if (!c) return {};
+  std::string s = *c;
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+void add_str(std::string& o, std::string_view k, std::string_view v) {
+  o += ",\"";
+  o += k;
+  o += "\":";
+  append_json_string(o, v);
+}
+
+void add_num(std::string& o, std::string_view k, uint64_t v) {
+  o += ",\"";
+  o += k;
+  o += "\":" + std::to_string(v);
+}
+
+std::string roots_json(const std::vector<Bytes>& roots) {
+  std::string o = "[";
+  for (size_t i = 0; i < roots.size(); ++i) {
+    if (i) o += ',';
+    append_json_string(o, roots[i]);
+  }
+  return o + "]";
+}
+
+/// Records as they happen: one line each, flushed, from either thread.
+class StreamSink final : public Sink {
+ public:
+  StreamSink(FILE* out, bool ndjson, bool use_syslog) : out_(out), ndjson_(ndjson), syslog_(use_syslog) {
+    if (syslog_) ::openlog("fimctl", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+  }
+  ~StreamSink() override {
+    if (syslog_) ::closelog();
+  }
+
+  /// The trigger attached to the changes reported next (worker thread).
+  void set_trigger(const Trigger* t) { trigger_ = t; }
+
+  void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
+    std::string j = json::change_record(kind, o, n, changed, rule);
+    j.pop_back();
+    j += trigger_json();
+    const Record& any = n ? *n : *o;
+    std::string human = std::string(change_kind_name(kind)) + ": " + escape_terminal(any.path);
+    if (rule) human += " [" + std::string(severity_name(rule->severity)) + "]";
+    if (kind == ChangeKind::Changed) {
+      std::string attrs;
+      for (size_t i = 0; i < kAttrCount; ++i)
+        if (changed & attr_bit(static_cast<Attr>(i))) attrs += (attrs.empty() ? "" : ",") + std::string(attr_info(static_cast<Attr>(i)).key);
+      human += " (" + attrs + ")";
+    }
+    if (trigger_ && trigger_->pid > 0)
+      human += " after pid " + std::to_string(trigger_->pid) + (trigger_->comm.empty() ? "" : " (" + escape_terminal(trigger_->comm) + ")");
+    if (trigger_ && !trigger_->rescan.empty()) human += " (rescan: " + trigger_->rescan + ")";
+    const int prio = rule && rule->severity >= Severity::High ? LOG_ERR : LOG_WARNING;
+    emit(std::move(j), human, prio);
+  }
+
+  void entry_status(const Record& r, bool subtree, const Rule* rule) override {
+    std::string j = json::status_record(r, subtree, rule);
+    j.pop_back();
+    j += trigger_json();
+    emit(std::move(j), std::string(entry_status_is_failure(r.status) ? "incomplete: " : "skipped: ") +
+                           escape_terminal(r.path) + ": " + std::string(entry_status_name(r.status)),
+         LOG_WARNING);
+  }
+
+  void alert(std::string_view code, std::string_view message) override {
+    std::string j = json::alert_record(code, message);
+    j.pop_back();
+    emit(std::move(j), "warning: " + std::string(message), LOG_WARNING);
+  }
+
+  Status finish(const Summary&) override { return {}; }
+
+  /// A record of the daemon's own: {"schema":..,"type":TYPE,"time":..<fields>}.
+  void event(std::string_view type, const std::string& fields, const std::string& human, int prio = LOG_NOTICE) {
+    std::string j = "{\"schema\":\"";
+    j += kReportSchema;
+    j += "\",\"type\":\"";
+    j += type;
+    j += "\"" + fields;
+    emit(std::move(j), std::string(type) + ": " + human, prio);
+  }
+
+ private:
+  std::string trigger_json() const {
+    std::string o = ",\"source\":\"watch\"";
+    if (!trigger_) return o;
+    if (!trigger_->rescan.empty()) {
+      add_str(o, "rescan", trigger_->rescan);
+      return o;
+    }
+    o += ",\"events\":[";
+    const auto names = fan_mask_names(trigger_->mask);
+    for (size_t i = 0; i < names.size(); ++i) o += (i ? ",\"" : "\"") + names[i] + "\"";
+    o += "]";
+    if (trigger_->pid > 0) add_num(o, "pid", static_cast<uint64_t>(trigger_->pid));
+    if (!trigger_->comm.empty()) add_str(o, "comm", trigger_->comm);
+    if (trigger_->first_ns) add_str(o, "event_time", format_time_ns(trigger_->first_ns));
+    return o;
+  }
+
+  void emit(std::string j, const std::string& human, int prio) {
+    add_str(j, "time", format_time_ns(now_ns()));
+    j += "}";
+    std::lock_guard<std::mutex> lk(mu_);
+    if (ndjson_) std::fprintf(out_, "%s\n", j.c_str());
+    else std::fprintf(out_, "%s %s\n", format_time_ns(now_ns()).c_str(), human.c_str());
+    std::fflush(out_);
+    if (syslog_) ::syslog(prio, "%s", j.c_str());
+  }
+
+  std::mutex mu_;
+  FILE* out_;
+  bool ndjson_, syslog_;
+  const Trigger* trigger_ = nullptr;
+};
+
+/// Blocks the signals the daemon handles, so the worker thread inherits the mask.
+sigset_t daemon_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+class Watcher {
+ public:
+  explicit Watcher(const WatchOptions& o)
+      : o_(o), sink_(o.out, o.ndjson, o.syslog), policy_(std::make_unique<Policy>(o.run.policy)) {}
+  Status run();
+
+ private:
+  // Main thread.
+  Status setup();
+  Status open_socket();
+  void on_event(FanEvent&& ev);
+  void enqueue(const Bytes& path, const FanEvent& ev);
+  void mark_all_dirty(const std::string& reason, int64_t since_ns);
+  void serve_status();
+  std::string status_json();
+  void tick();
+  void reload();
+
+  // Worker thread.
+  void worker();
+  Status verify_baseline(bool first);
+  Status compare_path(const Bytes& p, const Trigger& t, bool cancellable);
+  Status rescan_roots(const std::vector<Bytes>& roots, const std::string& reason, bool cancellable);
+  void fatal(Error e);
+
+  const WatchOptions& o_;
+  StreamSink sink_;
+  std::unique_ptr<StateStore> state_;         // main thread's connection
+  std::unique_ptr<StateStore> worker_state_;  // the worker's
+  std::optional<FanotifySource> fan_;
+  Resolver resolver_;
+  Notifier notifier_;
+  UniqueFd sigfd_, timerfd_, wakefd_, sockfd_;
+  int64_t started_ns_ = now_ns();
+  int64_t last_read_ns_ = now_ns();
+  double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0;
+  uint64_t last_progress_ = 0;
+
+  // Worker-owned (set before the worker starts, then only the worker touches them).
+  std::unique_ptr<Policy> policy_;
+  Policy effective_;
+  std::unique_ptr<Selector> sel_;
+  std::unique_ptr<BaselineReader> reader_;
+  struct Reported {
+    std::string key;
+    uint64_t pass = 0;
+  };
+  std::map<Bytes, Reported> reported_;  // what was last reported per path (no repeats)
+  uint64_t pass_ = 0;
+
+  // Shared, under mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<Bytes, Trigger> pending_;
+  std::map<Bytes, std::string> dirty_;  // root -> reason
+  std::vector<Bytes> roots_;
+  std::vector<std::string> degraded_;
+  std::unique_ptr<Policy> new_policy_;
+  bool full_due_ = false, stop_ = false, busy_ = false;
+  std::optional<Error> fatal_;
+  std::string baseline_sha_;
+  int64_t last_full_ns_ = 0;
+
+  // Counters for status and metrics.
+  std::atomic<uint64_t> events_{0}, changes_{0}, overflows_{0}, unresolved_{0}, rescans_{0}, progress_{0};
+  std::atomic<uint64_t> coalesced_{0};
+};
+
+Status Watcher::verify_baseline(bool first) {
+  // A sink that drops what open_trusted says on the way: alerts are re-issued below once.
+  auto trusted = detail::open_trusted(o_.run, sink_);
+  if (!trusted) return trusted.error();
+  Record r;
+  for (;;) {
+    auto more = trusted->base->next(&r);
+    if (!more) return more.error();
+    if (!*more) break;
+  }
+  FIM_TRY(trusted->base->verify());
+  const BaselineMeta& meta = trusted->base->meta();
+  if (trusted->state) (void)(*trusted->state)->note_sequence(o_.run.db_path, meta.sequence, meta.content_sha256);
+  const bool replaced = !first && meta.content_sha256 != baseline_sha_;
+  reader_ = std::move(trusted->base);
+  effective_ = *policy_;
+  if (meta.roots_source == "cli") add_path_rules(&effective_, meta.roots, "baseline roots (init PATH)");
+  sel_ = std::make_unique<Selector>(effective_);
+  if (meta.policy_digest != policy_digest(*policy_) || (meta.roots_source == "policy" && policy_->roots() != meta.roots))
+    sink_.alert("policy_changed", "the policy differs from the one the baseline was written under (" + meta.policy_source +
+                                      " -> " + policy_->source + "); re-baseline with 'fimctl update'");
+  if (replaced) reported_.clear();  // differences are relative to the new baseline now
+  std::lock_guard<std::mutex> lk(mu_);
+  baseline_sha_ = meta.content_sha256;
+  roots_ = meta.roots;
+  return {};
+}
+
+Status Watcher::open_socket() {
+  if (o_.socket_path.empty()) return {};
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (o_.socket_path.size() >= sizeof sa.sun_path) return make_error(Errc::Usage, "socket path too long: " + q(o_.socket_path));
+  std::memcpy(sa.sun_path, o_.socket_path.data(), o_.socket_path.size());
+  Bytes dir, name;
+  split_path(o_.socket_path, &dir, &name);
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return make_error(Errc::Io, "cannot create " + q(dir), errno);
+  {
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
+      return make_error(Errc::Locked, "another fimctl watch answers on " + q(o_.socket_path));
+  }
+  struct stat st;
+  if (::lstat(o_.socket_path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return make_error(Errc::Usage, q(o_.socket_path) + " exists and is not a socket");
+    ::unlink(o_.socket_path.c_str());  // a stale socket nobody listens on
+  }
+  sockfd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  const mode_t old = ::umask(0177);
+  const int rc = ::bind(sockfd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  ::umask(old);
+  if (rc != 0 || ::listen(sockfd_.get(), 16) != 0) return make_error(Errc::Io, "cannot listen on " + q(o_.socket_path), errno);
+  return {};
+}
+
+Status Watcher::setup() {
+  Bytes dir, name;
+  split_path(o_.run.db_path, &dir, &name);
+  auto st = StateStore::open(dir);
+  if (!st) return st.error();
+  state_ = std::move(*st);
+  auto wst = StateStore::open(dir);
+  if (!wst) return wst.error();
+  worker_state_ = std::move(*wst);
+
+  // Trust first: nothing is reported from a baseline that does not verify.
+  FIM_TRY(verify_baseline(true));
+
+  auto fan = FanotifySource::open();
+  if (!fan) return fan.error();
+  fan_.emplace(std::move(*fan));
+  FIM_TRY(open_socket());
+
+  // The time nobody watched: since the last clean stop (or last heartbeat of a daemon that
+  // died), else since the baseline was written.
+  auto prev = state_->daemon(o_.run.db_path);
+  int64_t down_since = reader_->meta().created_ns;
+  if (prev && *prev) down_since = (*prev)->stopped_ns ? (*prev)->stopped_ns : (*prev)->heartbeat_ns;
+  const int64_t now = now_ns();
+  (void)state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now, false);
+
+  // Marks before the first rescan, so nothing falls between the two.
+  std::vector<Bytes> roots;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    roots = roots_;
+  }
+  std::vector<Bytes> marked;
+  for (const auto& r : roots) {
+    Bytes at = r;  // a root that does not exist yet: its nearest existing ancestor's filesystem
+    struct stat sb;
+    while (::stat(at.c_str(), &sb) != 0 && at != "/") {
+      Bytes parent, base;
+      split_path(at, &parent, &base);
+      at = parent.empty() ? "/" : parent;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+      Bytes parent, base;
+      split_path(at, &parent, &base);
+      at = parent.empty() ? "/" : parent;
+    }
+    Status ms = fan_->mark_filesystem(at);
+    if (ms) ms = resolver_.add_filesystem(at);
+    if (!ms) {
+      const std::string why = ms.error().describe();
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        degraded_.push_back(escape_terminal(r) + ": " + why);
+      }
+      std::string f;
+      add_str(f, "reason", "mark_failed");
+      f += ",\"roots\":" + roots_json({r});
+      add_str(f, "message", why);
+      sink_.event("degraded", f, escape_terminal(r) + " is not watched in real time (" + why +
+                                     "); it is checked at start and by every full check");
+      (void)state_->mark_dirty(o_.run.db_path, r, "mark_failed", now);
+      continue;
+    }
+    marked.push_back(at);
+  }
+  {
+    std::string f;
+    add_str(f, "start", format_time_ns(down_since));
+    add_str(f, "end", format_time_ns(now));
+    add_str(f, "reason", "daemon_down");
+    f += ",\"roots\":" + roots_json(roots);
+    sink_.event("gap", f, "not watched from " + format_time_ns(down_since) + " to " + format_time_ns(now) +
+                              " (daemon not running): rescanning every root");
+    (void)state_->add_gap(o_.run.db_path, {down_since, now, "daemon_down"});
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& r : roots) {
+      (void)state_->mark_dirty(o_.run.db_path, r, "daemon_down", now);
+      dirty_[r] = "start";
+    }
+  }
+  return {};
+}
+
+void Watcher::mark_all_dirty(const std::string& reason, int64_t since_ns) {
+  const int64_t now = now_ns();
+  std::vector<Bytes> roots;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    roots = roots_;
+    for (const auto& r : roots) dirty_[r] = reason;
+    pending_.clear();  // the rescans cover them
+  }
+  for (const auto& r : roots) (void)state_->mark_dirty(o_.run.db_path, r, reason, now);
+  if (reason != "coalesced") {
+    (void)state_->add_gap(o_.run.db_path, {since_ns, now, reason});
+    std::string f;
+    add_str(f, "start", format_time_ns(since_ns));
+    add_str(f, "end", format_time_ns(now));
+    add_str(f, "reason", reason);
+    f += ",\"roots\":" + roots_json(roots);
+    sink_.event("gap", f, "events lost (" + reason + "): rescanning every root", LOG_WARNING);
+  }
+  cv_.notify_one();
+}
+
+void Watcher::enqueue(const Bytes& path, const FanEvent& ev) {
+  // fimctl's own files never trigger work (a root above them would loop).
+  Bytes dbdir, dbname;
+  split_path(o_.run.db_path, &dbdir, &dbname);
+  if (path_within(path, o_.run.db_path + ".lock") || path_within(path, join_path(dbdir, "state.db")) ||
+      path_within(path, join_path(dbdir, "state.db-journal")) || path == o_.run.db_path)
+    return;
+  bool overfull = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& r : roots_) {
+      const Bytes* key = path_within(path, r) ? &path : path_within(r, path) ? &r : nullptr;
+      if (!key) continue;
+      Trigger& t = pending_[*key];
+      t.mask |= ev.mask;
+      if (ev.pid > 0 && ev.pid != t.pid) {
+        t.pid = ev.pid;
+        t.comm = comm_of(ev.pid);
+      }
+      if (!t.first_ns) t.first_ns = now_ns();
+    }
+    overfull = pending_.size() > o_.max_pending;
+  }
+  if (overfull) {
+    ++coalesced_;
+    mark_all_dirty("coalesced", now_ns());
+  }
+  cv_.notify_one();
+}
+
+void Watcher::on_event(FanEvent&& ev) {
+  ++events_;
+  if (ev.overflow()) {
+    ++overflows_;
+    mark_all_dirty("overflow", last_read_ns_);
+    return;
+  }
+  const bool has_name = std::any_of(ev.infos.begin(), ev.infos.end(), [](const FanInfo& i) {
+    return i.kind == FanInfo::Kind::DfidName || i.kind == FanInfo::Kind::OldDfidName || i.kind == FanInfo::Kind::NewDfidName;
+  });
+  for (const auto& info : ev.infos) {
+    if (has_name && (info.kind == FanInfo::Kind::Fid || info.kind == FanInfo::Kind::Dfid)) continue;
+    auto dir = resolver_.resolve(info);
+    if (!dir) {
+      // A directory gone or moved before we looked: its own delete/move event, on a parent
+      // that still exists, covers what was in it.
+      ++unresolved_;
+      continue;
+    }
+    const bool named = !info.name.empty() && info.name != ".";
+    enqueue(named ? join_path(*dir, info.name) : *dir, ev);
+  }
+  if (ev.dir_renamed()) resolver_.invalidate();
+}
+
+std::string Watcher::status_json() {
+  std::string o = "{\"schema\":\"";
+  o += kReportSchema;
+  o += "\",\"type\":\"status\",\"running\":true";
+  add_num(o, "pid", static_cast<uint64_t>(::getpid()));
+  add_str(o, "started", format_time_ns(started_ns_));
+  {
+    std::string b = "{";
+    json::add_bytes(b, "baseline", o_.run.db_path);
+    o += "," + b.substr(1);
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  add_str(o, "baseline_sha256", baseline_sha_);
+  o += ",\"roots\":" + roots_json(roots_);
+  add_num(o, "events", events_);
+  add_num(o, "changes", changes_);
+  add_num(o, "overflows", overflows_);
+  add_num(o, "unresolved", unresolved_);
+  add_num(o, "coalesced", coalesced_);
+  add_num(o, "rescans", rescans_);
+  add_num(o, "queue_depth", pending_.size());
+  add_str(o, "last_full_check", last_full_ns_ ? format_time_ns(last_full_ns_) : "");
+  o += ",\"busy\":";
+  o += busy_ ? "true" : "false";
+  o += ",\"degraded\":[";
+  for (size_t i = 0; i < degraded_.size(); ++i) {
+    if (i) o += ',';
+    append_json_string(o, degraded_[i]);
+  }
+  o += "],\"dirty\":[";
+  bool first = true;
+  for (const auto& [root, reason] : dirty_) {
+    std::string d = "{";
+    json::add_bytes(d, "root", root);
+    add_str(d, "reason", reason);
+    o += (first ? "" : ",") + d + "}";
+    first = false;
+  }
+  return o + "]}\n";
+}
+
+void Watcher::serve_status() {
+  for (;;) {
+    UniqueFd c(::accept4(sockfd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c.valid()) return;
+    const std::string doc = status_json();
+    size_t off = 0;
+    while (off < doc.size()) {
+      const ssize_t n = ::send(c.get(), doc.data() + off, doc.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+  }
+}
+
+void Watcher::reload() {
+  if (!o_.reload_policy) return;
+  auto p = o_.reload_policy();
+  if (!p) {
+    sink_.alert("reload_failed", "SIGHUP: the policy did not load, the daemon keeps the one it has: " + p.error().describe());
+    return;
+  }
+  sink_.event("reload", "", "policy reloaded from " + p->source);
+  std::lock_guard<std::mutex> lk(mu_);
+  new_policy_ = std::make_unique<Policy>(std::move(*p));
+  cv_.notify_one();
+}
+
+void Watcher::tick() {
+  const double now = monotonic_seconds();
+  const int64_t wall = now_ns();
+  if (now >= next_beat_) {
+    (void)state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, wall, false);
+    next_beat_ = now + 10;
+  }
+  if (o_.full_check_seconds > 0 && now >= next_full_) {
+    next_full_ = now + o_.full_check_seconds;
+    std::lock_guard<std::mutex> lk(mu_);
+    full_due_ = true;
+    cv_.notify_one();
+  }
+  if (o_.heartbeat_seconds > 0 && now >= next_heartbeat_) {
+    next_heartbeat_ = now + o_.heartbeat_seconds;
+    std::string f;
+    add_num(f, "events", events_);
+    add_num(f, "changes", changes_);
+    add_num(f, "overflows", overflows_);
+    size_t depth;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      depth = pending_.size();
+    }
+    add_num(f, "queue_depth", depth);
+    sink_.event("heartbeat", f, std::to_string(events_) + " events, " + std::to_string(changes_) + " changes", LOG_INFO);
+  }
+  // The watchdog is fed by progress: an idle worker, or one whose counter moved.
+  bool healthy;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    healthy = !busy_ || progress_ != last_progress_;
+  }
+  last_progress_ = progress_;
+  if (healthy && notifier_.watchdog_usec()) notifier_.send("WATCHDOG=1");
+}
+
+// ---- worker ----
+
+void Watcher::fatal(Error e) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!fatal_) fatal_ = std::move(e);
+  const uint64_t one = 1;
+  (void)::write(wakefd_.get(), &one, sizeof one);
+}
+
+Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable) {
+  FIM_TRY(reader_->seek(p));
+  ScanOptions so;
+  so.roots = {p};
+  so.walk.selector = sel_.get();
+  so.walk.roots_must_exist = false;
+  so.jobs = o_.run.jobs;
+  Summary s;
+  ++pass_;
+  sink_.set_trigger(&t);
+  detail::Merge m{effective_, *sel_, &s, sink_, {}, {}, {}, {}, {}};
+  m.next_old = [&](Record* r) { return reader_->range_next(r); };
+  m.selected = [](const Bytes&) { return true; };
+  m.report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
+    const Bytes& path = (n ? n : o)->path;
+    const std::string key = std::string(change_kind_name(k)) + ":" + (n ? hex_encode(attr::sha256_of(canonical_row(*n))) : "-");
+    auto it = reported_.find(path);
+    if (it != reported_.end() && it->second.key == key) {
+      it->second.pass = pass_;
+      return {};  // reported already, unchanged since
+    }
+    if (reported_.size() < 1000000) reported_[path] = Reported{key, pass_};
+    ++changes_;
+    sink_.change(k, o, n, changed, rule);
+    return {};
+  };
+  m.on_entry = [&](const Record&) -> Status {
+    ++progress_;
+    if (cancellable) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stop_) return make_error(Errc::Bug, "cancelled");
+    }
+    return {};
+  };
+  const Status st = detail::merge_compare(so, m);
+  sink_.set_trigger(nullptr);
+  FIM_TRY(st);
+  // What was reported below p and is now as the baseline says: forget it, so a new change
+  // to it is reported again.
+  for (auto it = reported_.lower_bound(p); it != reported_.end() && (it->first == p || it->first.compare(0, p.size(), p) == 0);) {
+    if (path_within(it->first, p) && it->second.pass != pass_) it = reported_.erase(it);
+    else ++it;
+  }
+  return {};
+}
+
+Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string& reason, bool cancellable) {
+  const int64_t began = now_ns();
+  const double t0 = monotonic_seconds();
+  const uint64_t changes_before = changes_;
+  ++rescans_;
+  std::string f;
+  add_str(f, "reason", reason);
+  f += ",\"roots\":" + roots_json(roots);
+  sink_.event("rescan_start", f, "rescanning " + std::to_string(roots.size()) + " root(s) (" + reason + ")");
+  Trigger t;
+  t.rescan = reason;
+  for (const auto& r : roots) {
+    FIM_TRY(compare_path(r, t, cancellable));
+    (void)worker_state_->clear_dirty(o_.run.db_path, r, began);
+    std::lock_guard<std::mutex> lk(mu_);
+    if (auto it = dirty_.find(r); it != dirty_.end() && it->second == reason) dirty_.erase(it);
+  }
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.3f", monotonic_seconds() - t0);
+  std::string d = f;
+  add_num(d, "changes", changes_ - changes_before);
+  d += ",\"seconds\":";
+  d += secs;
+  sink_.event("rescan_done", d, "rescan done (" + reason + "), " + std::to_string(changes_ - changes_before) + " new difference(s)");
+  return {};
+}
+
+void Watcher::worker() {
+  for (;;) {
+    std::map<Bytes, Trigger> batch;
+    std::map<Bytes, std::string> dirty;
+    bool full = false, stopping = false;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      busy_ = false;
+      cv_.wait(lk, [&] { return stop_ || !pending_.empty() || !dirty_.empty() || new_policy_ || full_due_; });
+      stopping = stop_;
+      if (stopping && pending_.empty()) return;
+      busy_ = true;
+      if (new_policy_) {
+        policy_ = std::move(new_policy_);
+        full_due_ = true;  // new rules: compare everything under them once
+      }
+      full = full_due_ && !stopping;
+      full_due_ = false;
+      if (!stopping) dirty = dirty_;
+      if (!pending_.empty() && !stopping) {
+        // Debounce: let a burst of events on the same files settle into one compare.
+        lk.unlock();
+        std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(o_.debounce_seconds * 1e6)));
+        lk.lock();
+      }
+      batch.swap(pending_);
+    }
+    Status st;
+    if (full) {
+      st = verify_baseline(false);
+      if (st) {
+        std::vector<Bytes> roots;
+        {
+          std::lock_guard<std::mutex> lk(mu_);
+          roots = roots_;
+        }
+        st = rescan_roots(roots, "scheduled", true);
+        if (st) {
+          std::lock_guard<std::mutex> lk(mu_);
+          last_full_ns_ = now_ns();
+          dirty.clear();
+          dirty_.clear();
+        }
+      }
+    }
+    // Rescans by reason, each reason's roots in one pass.
+    std::map<std::string, std::vector<Bytes>> by_reason;
+    for (const auto& [root, reason] : dirty) by_reason[reason].push_back(root);
+    for (const auto& [reason, roots] : by_reason) {
+      if (!st) break;
+      st = rescan_roots(roots, reason, true);
+      if (st && reason == "start") {
+        std::lock_guard<std::mutex> lk(mu_);
+        last_full_ns_ = now_ns();
+      }
+    }
+    // Then the paths events named, outermost first (a subtree compare covers what is below).
+    const Bytes* outer = nullptr;
+    for (const auto& [path, trig] : batch) {
+      if (!st) break;
+      if (outer && path_within(path, *outer)) continue;
+      if (std::any_of(dirty.begin(), dirty.end(), [&](const auto& d) { return path_within(path, d.first); })) continue;
+      outer = &path;
+      st = compare_path(path, trig, false);
+    }
+    if (!st) {
+      if (st.error().message == "cancelled") continue;
+      if (st.error().code == Errc::Trust) {
+        // Replaced (an update) or edited: trust it again or stop.
+        if (Status v = verify_baseline(false); !v) return fatal(v.error());
+        std::vector<Bytes> roots;
+        {
+          std::lock_guard<std::mutex> lk(mu_);
+          roots = roots_;
+          for (const auto& r : roots) dirty_[r] = "baseline_replaced";
+        }
+        sink_.alert("baseline_replaced", "the baseline file changed (fimctl update?): verified again, rescanning every root");
+        continue;
+      }
+      sink_.alert("compare_failed", st.error().describe());
+      std::this_thread::sleep_for(std::chrono::seconds(1));  // no busy loop on a persistent error
+    }
+  }
+}
+
+Status Watcher::run() {
+  const sigset_t sigs = daemon_signals();
+  if (::pthread_sigmask(SIG_BLOCK, &sigs, nullptr) != 0) return make_error(Errc::Bug, "pthread_sigmask", errno);
+  sigfd_.reset(::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
+  timerfd_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  wakefd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!sigfd_.valid() || !timerfd_.valid() || !wakefd_.valid()) return make_error(Errc::Io, "cannot create the event loop's fds", errno);
+  FIM_TRY(setup());
+
+  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+  const auto add = [&](int fd) {
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.fd = fd;
+    return ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &e) == 0;
+  };
+  itimerspec its{};
+  its.it_interval.tv_nsec = 250'000'000;
+  its.it_value.tv_nsec = 250'000'000;
+  ::timerfd_settime(timerfd_.get(), 0, &its, nullptr);
+  if (!add(fan_->fd()) || !add(sigfd_.get()) || !add(timerfd_.get()) || !add(wakefd_.get()) ||
+      (sockfd_.valid() && !add(sockfd_.get())))
+    return make_error(Errc::Io, "epoll_ctl", errno);
+  next_full_ = monotonic_seconds() + o_.full_check_seconds;
+  next_heartbeat_ = monotonic_seconds() + o_.heartbeat_seconds;
+
+  std::thread worker_thread([this] { worker(); });
+  notifier_.send("READY=1\nSTATUS=watching");
+  {
+    std::string f;
+    f += ",\"roots\":" + roots_json(roots_);
+    add_num(f, "pid", static_cast<uint64_t>(::getpid()));
+    sink_.event("watch_start", f, "watching " + std::to_string(roots_.size()) + " root(s)");
+  }
+
+  const auto drain = [&]() -> Status {
+    for (;;) {
+      auto got = fan_->read([this](FanEvent&& ev) { on_event(std::move(ev)); });
+      if (!got) return got.error();
+      if (!*got) return {};
+      last_read_ns_ = now_ns();
+    }
+  };
+  Status result;
+  bool stopping = false;
+  while (!stopping) {
+    epoll_event evs[8];
+    const int n = ::epoll_wait(ep.get(), evs, 8, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      result = make_error(Errc::Io, "epoll_wait", errno);
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = evs[i].data.fd;
+      if (fd == fan_->fd()) {
+        if (Status st = drain(); !st) {
+          // A read error loses events: say so, rescan, go on.
+          sink_.alert("read_error", st.error().describe());
+          mark_all_dirty("read_error", last_read_ns_);
+        }
+      } else if (fd == sigfd_.get()) {
+        signalfd_siginfo si;
+        while (::read(sigfd_.get(), &si, sizeof si) == sizeof si) {
+          if (si.ssi_signo == SIGHUP) reload();
+          else stopping = true;
+        }
+      } else if (fd == timerfd_.get()) {
+        uint64_t expirations;
+        (void)::read(timerfd_.get(), &expirations, sizeof expirations);
+        tick();
+      } else if (fd == wakefd_.get()) {
+        uint64_t v;
+        (void)::read(wakefd_.get(), &v, sizeof v);
+        std::lock_guard<std::mutex> lk(mu_);
+        if (fatal_) {
+          result = *fatal_;
+          stopping = true;
+        }
+      } else if (fd == sockfd_.get()) {
+        serve_status();
+      }
+    }
+  }
+  // SIGTERM: take what the kernel still holds, let the worker compare it, then stop.
+  notifier_.send("STOPPING=1");
+  (void)drain();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  worker_thread.join();
+  (void)state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now_ns(), true);
+  if (sockfd_.valid()) ::unlink(o_.socket_path.c_str());
+  if (result) {
+    std::string f;
+    add_num(f, "events", events_);
+    add_num(f, "changes", changes_);
+    sink_.event("watch_stop", f, "stopped after " + std::to_string(events_) + " events");
+  }
+  return result;
+}
+
+}  // namespace
+
+Status run_watch(const WatchOptions& opts) {
+  Watcher w(opts);
+  return w.run();
+}
+
+Result<std::string> watch_status(const Bytes& socket_path, const Bytes& db_path, bool* running) {
+  *running = false;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (!socket_path.empty() && socket_path.size() < sizeof sa.sun_path) {
+    std::memcpy(sa.sun_path, socket_path.data(), socket_path.size());
+    UniqueFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (::connect(c.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+      timeval tv{5, 0};
+      ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      std::string doc;
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(c.get(), buf, sizeof buf)) > 0 && doc.size() < (1u << 24)) doc.append(buf, static_cast<size_t>(n));
+      if (n < 0) return make_error(Errc::Io, "reading the daemon's status from " + q(socket_path), errno);
+      *running = true;
+      return doc;
+    }
+  }
+  // Nobody answers: what state.db remembers.
+  Bytes dir, name;
+  split_path(db_path, &dir, &name);
+  auto st = StateStore::open(dir);
+  if (!st) return st.error();
+  std::string o = "{\"schema\":\"";
+  o += kReportSchema;
+  o += "\",\"type\":\"status\",\"running\":false";
+  {
+    std::string b = "{";
+    json::add_bytes(b, "baseline", db_path);
+    o += "," + b.substr(1);
+  }
+  auto d = (*st)->daemon(db_path);
+  if (!d) return d.error();
+  if (*d) {
+    add_str(o, "last_started", format_time_ns((*d)->started_ns));
+    add_str(o, "last_heartbeat", format_time_ns((*d)->heartbeat_ns));
+    add_str(o, "stopped", (*d)->stopped_ns ? format_time_ns((*d)->stopped_ns) : "not cleanly (killed or crashed)");
+  }
+  auto dirty = (*st)->dirty(db_path);
+  if (!dirty) return dirty.error();
+  o += ",\"dirty\":[";
+  for (size_t i = 0; i < dirty->size(); ++i) {
+    std::string e = "{";
+    json::add_bytes(e, "root", (*dirty)[i].root);
+    add_str(e, "reason", (*dirty)[i].reason);
+    add_str(e, "since", format_time_ns((*dirty)[i].first_ns));
+    o += (i ? "," : "") + e + "}";
+  }
+  o += "],\"gaps\":[";
+  auto gaps = (*st)->gaps(db_path, 20);
+  if (!gaps) return gaps.error();
+  for (size_t i = 0; i < gaps->size(); ++i) {
+    std::string e;  // ",k":v pairs
+    add_str(e, "start", format_time_ns((*gaps)[i].start_ns));
+    add_str(e, "end", format_time_ns((*gaps)[i].end_ns));
+    add_str(e, "reason", (*gaps)[i].reason);
+    o += (i ? ",{" : "{") + e.substr(1) + "}";
+  }
+  return o + "]}\n";
+}
+
+}  // namespace fim
