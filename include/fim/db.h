@@ -224,6 +224,9 @@ class BaselineReader {
   Status seek(const Bytes& path);
   /// The next entry of the range seek() chose; false at its end.
   Result<bool> range_next(Record* out);
+  /// Once verified: the paths recorded with inode number `ino` (hard links of one file, and
+  /// namesakes on other filesystems).
+  Result<std::vector<Bytes>> paths_with_inode(uint64_t ino);
 
  private:
   struct Impl;

@@ -267,4 +267,16 @@ Result<bool> BaselineReader::range_next(Record* out) {
   return true;
 }
 
+Result<std::vector<Bytes>> BaselineReader::paths_with_inode(uint64_t ino) {
+  if (!impl_->verified) return make_error(Errc::Bug, "baseline read before it was verified");
+  auto st = db::prepare(impl_->db.get(), "SELECT path FROM entries WHERE inode = ? ORDER BY path");
+  if (!st) return st.error();
+  sqlite3_bind_int64(st->get(), 1, static_cast<sqlite3_int64>(ino));
+  std::vector<Bytes> out;
+  int rc;
+  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW) out.emplace_back(db::column_blob(st->get(), 0));
+  if (rc != SQLITE_DONE) return db::sqlite_error(impl_->db.get(), Errc::Database, "baseline " + q(impl_->path) + " is corrupt");
+  return out;
+}
+
 }  // namespace fim

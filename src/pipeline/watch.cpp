@@ -46,6 +46,7 @@ struct Trigger {
   std::string comm;
   int64_t first_ns = 0;
   std::string rescan;  ///< non-empty for a rescan: start, overflow, scheduled, ...
+  bool inode_event = false;  ///< named by the file's own handle (link count, ...): its other names too
 };
 
 std::string q(const Bytes& p) { return "'" + escape_terminal(p) + "'"; }
@@ -196,7 +197,7 @@ class Watcher {
   Status setup();
   Status open_socket();
   void on_event(FanEvent&& ev);
-  void enqueue(const Bytes& path, const FanEvent& ev);
+  void enqueue(const Bytes& path, const FanEvent& ev, bool inode_event);
   void mark_all_dirty(const std::string& reason, int64_t since_ns);
   void serve_status();
   std::string status_json();
@@ -413,7 +414,7 @@ void Watcher::mark_all_dirty(const std::string& reason, int64_t since_ns) {
   cv_.notify_one();
 }
 
-void Watcher::enqueue(const Bytes& path, const FanEvent& ev) {
+void Watcher::enqueue(const Bytes& path, const FanEvent& ev, bool inode_event) {
   // fimctl's own files never trigger work (a root above them would loop).
   Bytes dbdir, dbname;
   split_path(o_.run.db_path, &dbdir, &dbname);
@@ -428,6 +429,7 @@ void Watcher::enqueue(const Bytes& path, const FanEvent& ev) {
       if (!key) continue;
       Trigger& t = pending_[*key];
       t.mask |= ev.mask;
+      t.inode_event |= inode_event && key == &path;
       if (ev.pid > 0 && ev.pid != t.pid) {
         t.pid = ev.pid;
         t.comm = comm_of(ev.pid);
@@ -463,7 +465,7 @@ void Watcher::on_event(FanEvent&& ev) {
       continue;
     }
     const bool named = !info.name.empty() && info.name != ".";
-    enqueue(named ? join_path(*dir, info.name) : *dir, ev);
+    enqueue(named ? join_path(*dir, info.name) : *dir, ev, info.kind == FanInfo::Kind::Fid);
   }
   if (ev.dir_renamed()) resolver_.invalidate();
 }
@@ -711,6 +713,17 @@ void Watcher::worker() {
         last_full_ns_ = now_ns();
       }
     }
+    // An event on a file's own handle (link(2) changes the link count of every name of the
+    // file, and the kernel names only one): the baseline's other names of that inode too.
+    std::vector<std::pair<Bytes, Trigger>> siblings;
+    for (const auto& [path, trig] : batch) {
+      struct stat sb;
+      if (!trig.inode_event || ::lstat(path.c_str(), &sb) != 0 || S_ISDIR(sb.st_mode)) continue;
+      if (auto names = reader_->paths_with_inode(sb.st_ino))
+        for (auto& n : *names)
+          if (n != path) siblings.emplace_back(std::move(n), trig);
+    }
+    for (auto& [p, t] : siblings) batch.emplace(std::move(p), std::move(t));
     // Then the paths events named, outermost first (a subtree compare covers what is below).
     const Bytes* outer = nullptr;
     for (const auto& [path, trig] : batch) {

@@ -157,7 +157,10 @@ def case_cross_fs_rule_descends(fimctl, tmp):
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
-def main():
+def main(cases=None, script=None):
+    """The runner of every root suite file: --list, or one case in a private mount namespace."""
+    cases = CASES if cases is None else cases
+    script = os.path.abspath(__file__) if script is None else script
     ap = argparse.ArgumentParser()
     ap.add_argument("--fimctl", required=True)
     ap.add_argument("--list", action="store_true")
@@ -165,9 +168,9 @@ def main():
     ap.add_argument("case", nargs="?")
     a = ap.parse_args()
     if a.list:
-        print("\n".join(CASES))
+        print("\n".join(cases))
         return 0
-    if a.case not in CASES:
+    if a.case not in cases:
         print(f"unknown case {a.case!r}", file=sys.stderr)
         return 1
     if os.geteuid() != 0:
@@ -176,12 +179,12 @@ def main():
     if not a.in_namespace:  # re-run inside a private mount namespace
         if not shutil.which("unshare"):
             return SKIP
-        return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, __file__,
+        return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, script,
                                "--fimctl", a.fimctl, "--in-namespace", a.case]).returncode
     tmp = tempfile.mkdtemp(prefix="fimctl-root.")
     os.chmod(tmp, 0o755)
     try:
-        CASES[a.case](os.path.abspath(a.fimctl), tmp)
+        cases[a.case](os.path.abspath(a.fimctl), tmp)
         print(f"pass: {a.case}")
         return 0
     except Skip as e:
