@@ -223,6 +223,7 @@ class Watcher {
   int64_t last_read_ns_ = now_ns();
   double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0;
   uint64_t last_progress_ = 0;
+  double next_watchdog_ = 0, next_status_ = 0, last_progress_at_ = 0;
 
   // Worker-owned (set before the worker starts, then only the worker touches them).
   std::unique_ptr<Policy> policy_;
@@ -566,13 +567,24 @@ void Watcher::tick() {
     sink_.event("heartbeat", f, std::to_string(events_) + " events, " + std::to_string(changes_) + " changes", LOG_INFO);
   }
   // The watchdog is fed by progress: an idle worker, or one whose counter moved.
-  bool healthy;
+  bool busy;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    healthy = !busy_ || progress_ != last_progress_;
+    busy = busy_;
   }
+  if (!busy || progress_ != last_progress_) last_progress_at_ = now;
   last_progress_ = progress_;
-  if (healthy && notifier_.watchdog_usec()) notifier_.send("WATCHDOG=1");
+  const bool healthy = now - last_progress_at_ < static_cast<double>(notifier_.watchdog_usec()) / 2e6;
+  // Ping at a quarter of the interval systemd asked for; a stuck worker stops the pings.
+  if (healthy && notifier_.watchdog_usec() && now >= next_watchdog_) {
+    notifier_.send("WATCHDOG=1");
+    next_watchdog_ = now + static_cast<double>(notifier_.watchdog_usec()) / 4e6;
+  }
+  if (notifier_.active() && now >= next_status_) {
+    next_status_ = now + 5;
+    notifier_.send("STATUS=" + std::to_string(events_) + " events, " + std::to_string(changes_) + " changes, " +
+                   std::to_string(overflows_) + " overflows, " + std::to_string(rescans_) + " rescans");
+  }
 }
 
 // ---- worker ----

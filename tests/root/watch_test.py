@@ -20,14 +20,14 @@ from root_test import POLICY, Skip, main, mount  # noqa: E402
 class Daemon:
     """fimctl watch on one baseline, its records read from --output."""
 
-    def __init__(self, fimctl, tmp, db, config=POLICY, extra=()):
+    def __init__(self, fimctl, tmp, db, config=POLICY, extra=(), env=None):
         self.fimctl, self.db, self.config = fimctl, db, config
         self.out = f"{tmp}/watch.{len(os.listdir(tmp))}.ndjson"
         self.sock = f"{tmp}/watch.sock"
         self.err = open(f"{self.out}.stderr", "w")
         cmd = [fimctl, "-c", config, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "ndjson",
                "watch", "--socket", self.sock, "--output", self.out, "--debounce", "20ms", *extra]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.err)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.err, env=env)
         self.wait_for(lambda r: r["type"] == "rescan_done" and r["reason"] == "start", what="the start rescan")
 
     def records(self):
@@ -339,6 +339,38 @@ def case_baseline_tampered(fimctl, tmp):
         assert d.proc.returncode in (17, 18), (d.proc.returncode, d.stderr())
     finally:
         d.stop(signal.SIGKILL)
+
+
+def case_systemd_notify(fimctl, tmp):
+    """The notify protocol as systemd speaks it: READY=1, watchdog pings at WATCHDOG_USEC/4,
+    STOPPING=1 on SIGTERM."""
+    import socket
+    tree, db = small_tree(fimctl, tmp)
+    addr = f"{tmp}/notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(addr)
+    sock.settimeout(10)
+    env = dict(os.environ, NOTIFY_SOCKET=addr, WATCHDOG_USEC="400000")
+    d = Daemon(fimctl, tmp, db, env=env)
+    try:
+        got = []
+        end = time.monotonic() + 10
+        while time.monotonic() < end and got.count("WATCHDOG=1") < 3:
+            got.append(sock.recv(4096).decode())
+        assert "READY=1\nSTATUS=watching" in got, got
+        assert got.count("WATCHDOG=1") >= 3, got
+        assert d.stop() == 0
+        rest = []
+        sock.settimeout(1)
+        try:
+            while True:
+                rest.append(sock.recv(4096).decode())
+        except socket.timeout:
+            pass
+        assert "STOPPING=1" in rest, rest
+    finally:
+        d.stop(signal.SIGKILL)
+        sock.close()
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
