@@ -87,6 +87,8 @@ struct WatchOptions {
   double heartbeat_seconds = 300; ///< a heartbeat record this often (0: none)
   Bytes socket_path;              ///< 'fimctl status' asks here; empty: no socket
   size_t max_pending = 65536;     ///< paths waiting; beyond, the roots are rescanned instead
+  std::string falco_url;          ///< post Falco-compatible events here (falcosidekick); empty: no
+  std::string metrics_address;    ///< serve Prometheus metrics on HOST:PORT; empty: no
   /// SIGHUP: load the policy again (on failure the daemon keeps the one it has).
   std::function<Result<Policy>()> reload_policy;
 };

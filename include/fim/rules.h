@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fim/attr.h"
@@ -128,6 +129,20 @@ struct LoadOptions {
   bool builtin_fallback = false;  ///< a missing main file means the built-in default policy
   size_t max_file_bytes = 1 << 20;
 };
+
+/// The keys one table of a policy file may hold (fimctl.toml(5), FILE FORMAT).
+struct ConfigTable {
+  std::string_view name;               ///< "" (the top level), "options", "rule", "exclude"
+  std::string_view where;              ///< as messages name it: "the top level", "[options]", ...
+  std::vector<std::string_view> keys;  ///< in the order the man page lists them
+};
+/// Every policy key, table by table: the one list. The loader refuses any other key (naming
+/// the nearest of these, "did you mean") and `fimctl completion list` prints them, so the
+/// man-page test checks exactly what the loader accepts. [groups] is absent: its keys are the
+/// user's group names.
+const std::vector<ConfigTable>& config_keys();
+/// The entry of config_keys() for `name`; one exists for every name listed there.
+const ConfigTable& config_table(std::string_view name);
 
 /// One problem in a policy file: "file:line:column: message".
 struct ConfigDiag {

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -91,6 +93,45 @@ class Resolver {
   std::list<std::string> lru_;
   size_t limit_;
   uint64_t failures_ = 0;
+};
+
+/// http://HOST[:PORT][/PATH]: where Falco-compatible events are posted (falcosidekick).
+/// Plain HTTP only: for TLS, post to a local falcosidekick or a TLS-terminating proxy.
+struct HttpUrl {
+  std::string host;
+  uint16_t port = 80;
+  std::string path = "/";
+};
+Result<HttpUrl> parse_http_url(std::string_view url);
+
+/// HOST:PORT, [V6]:PORT or :PORT (all addresses) for a listening socket.
+Result<std::pair<std::string, uint16_t>> parse_listen_address(std::string_view addr);
+
+/// A TCP listener (SOCK_NONBLOCK) on `host`:`port`.
+Result<UniqueFd> listen_tcp(const std::string& host, uint16_t port);
+
+/// Reads one HTTP request from a connected socket (bounded: 8 KiB, 2 s) and answers it with
+/// what `handler` returns for the request's method and path (it sets *status and *type).
+void serve_http(int fd, const std::function<std::string(std::string_view method, std::string_view path, int* status,
+                                                        std::string* type)>& handler);
+
+/// Posts JSON bodies to one URL from its own thread. The queue is bounded: when the receiver
+/// is slow or down, the oldest bodies are dropped and counted, never the daemon's memory.
+class HttpPoster {
+ public:
+  HttpPoster(HttpUrl url, size_t max_queue);
+  ~HttpPoster();  ///< stops after trying what is queued, for at most a few seconds
+  HttpPoster(const HttpPoster&) = delete;
+  HttpPoster& operator=(const HttpPoster&) = delete;
+  void post(std::string body);
+  uint64_t sent() const;
+  uint64_t failed() const;   ///< posts that got no 2xx answer
+  uint64_t dropped() const;  ///< bodies dropped from a full queue
+  std::string last_error() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 /// systemd's notify protocol (sd_notify(3)) without libsystemd: one datagram to

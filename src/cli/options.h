@@ -31,6 +31,8 @@ struct Options {
   std::string debounce = "50ms";            ///< watch --debounce
   std::string heartbeat = "5m";             ///< watch --heartbeat
   std::string socket = "/run/fimctl/watch.sock";  ///< watch/status --socket
+  std::string falco_url;                    ///< watch --falco-url
+  std::string metrics;                      ///< watch --metrics HOST:PORT
 };
 
 /// Parses argv. Returns -1 to go on, or the exit code to end with (0 after --help, 16 after

@@ -82,6 +82,49 @@ std::string roots_json(const std::vector<Bytes>& roots) {
   return o + "]";
 }
 
+/// Falco's priority names (falcosidekick filters and routes on them) for fimctl's severities.
+std::string_view falco_priority(const Rule* rule) {
+  if (!rule) return "Warning";
+  switch (rule->severity) {
+    case Severity::Info: return "Informational";
+    case Severity::Low: return "Notice";
+    case Severity::Medium: return "Warning";
+    case Severity::High: return "Error";
+    case Severity::Critical: return "Critical";
+  }
+  return "Warning";
+}
+
+std::string this_host() {
+  char h[256] = {};
+  if (::gethostname(h, sizeof h - 1) != 0) return "unknown";
+  return h;
+}
+
+/// The JSON Falco writes with json_output (what falcosidekick's POST / accepts): output,
+/// priority, rule, time, source, tags, hostname and output_fields (`fields`: ",k":v pairs).
+std::string falco_payload(std::string_view rule, std::string_view priority, std::string_view output,
+                          const std::string& fields, const std::vector<std::string>& tags, const std::string& host) {
+  std::string o = "{";
+  const auto str = [&](std::string_view k, std::string_view v) {
+    o += (o.size() > 1 ? ",\"" : "\"") + std::string(k) + "\":";
+    append_json_string(o, v);
+  };
+  str("output", output);
+  str("priority", priority);
+  str("rule", rule);
+  str("time", format_time_ns(now_ns()));
+  str("source", "fimctl");
+  str("hostname", host);
+  o += ",\"tags\":[\"fimctl\",\"filesystem\"";
+  for (const auto& t : tags) {
+    o += ',';
+    append_json_string(o, t);
+  }
+  o += "],\"output_fields\":{" + (fields.empty() ? std::string() : fields.substr(1)) + "}}";
+  return o;
+}
+
 /// Records as they happen: one line each, flushed, from either thread.
 class StreamSink final : public Sink {
  public:
@@ -94,6 +137,8 @@ class StreamSink final : public Sink {
 
   /// The trigger attached to the changes reported next (worker thread).
   void set_trigger(const Trigger* t) { trigger_ = t; }
+  /// Where Falco-compatible payloads go (set before the worker starts).
+  void set_falco(HttpPoster* p) { falco_ = p; }
 
   void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
     std::string j = json::change_record(kind, o, n, changed, rule);
@@ -112,6 +157,26 @@ class StreamSink final : public Sink {
       human += " after pid " + std::to_string(trigger_->pid) + (trigger_->comm.empty() ? "" : " (" + escape_terminal(trigger_->comm) + ")");
     if (trigger_ && !trigger_->rescan.empty()) human += " (rescan: " + trigger_->rescan + ")";
     const int prio = rule && rule->severity >= Severity::High ? LOG_ERR : LOG_WARNING;
+    if (falco_) {
+      std::string f;
+      add_str(f, "fd.name", any.path);
+      add_str(f, "fimctl.kind", change_kind_name(kind));
+      add_str(f, "fimctl.file_type", file_type_name(any.type()));
+      if (kind == ChangeKind::Changed) {
+        std::string attrs;
+        for (size_t i = 0; i < kAttrCount; ++i)
+          if (changed & attr_bit(static_cast<Attr>(i))) attrs += (attrs.empty() ? "" : ",") + std::string(attr_info(static_cast<Attr>(i)).key);
+        add_str(f, "fimctl.changes", attrs);
+      }
+      if (o && o->has(Attr::Sha256)) add_str(f, "fimctl.old.sha256", render_attr(Attr::Sha256, o->get(Attr::Sha256)));
+      if (n && n->has(Attr::Sha256)) add_str(f, "fimctl.new.sha256", render_attr(Attr::Sha256, n->get(Attr::Sha256)));
+      if (rule) add_str(f, "fimctl.rule", rule->where.text());
+      if (trigger_ && trigger_->pid > 0) add_num(f, "proc.pid", static_cast<uint64_t>(trigger_->pid));
+      if (trigger_ && !trigger_->comm.empty()) add_str(f, "proc.name", trigger_->comm);
+      if (trigger_ && !trigger_->rescan.empty()) add_str(f, "fimctl.rescan", trigger_->rescan);
+      falco_->post(falco_payload("fimctl: file " + std::string(change_kind_name(kind)), falco_priority(rule), human, f,
+                                 rule ? rule->tags : std::vector<std::string>{}, host_));
+    }
     emit(std::move(j), human, prio);
   }
 
@@ -125,6 +190,11 @@ class StreamSink final : public Sink {
   }
 
   void alert(std::string_view code, std::string_view message) override {
+    if (falco_) {
+      std::string f;
+      add_str(f, "fimctl.alert", code);
+      falco_->post(falco_payload("fimctl: " + std::string(code), "Warning", message, f, {}, host_));
+    }
     std::string j = json::alert_record(code, message);
     j.pop_back();
     emit(std::move(j), "warning: " + std::string(message), LOG_WARNING);
@@ -134,6 +204,8 @@ class StreamSink final : public Sink {
 
   /// A record of the daemon's own: {"schema":..,"type":TYPE,"time":..<fields>}.
   void event(std::string_view type, const std::string& fields, const std::string& human, int prio = LOG_NOTICE) {
+    if (falco_ && (type == "gap" || type == "degraded"))
+      falco_->post(falco_payload("fimctl: coverage " + std::string(type), "Warning", human, fields, {}, host_));
     std::string j = "{\"schema\":\"";
     j += kReportSchema;
     j += "\",\"type\":\"";
@@ -174,6 +246,8 @@ class StreamSink final : public Sink {
   FILE* out_;
   bool ndjson_, syslog_;
   const Trigger* trigger_ = nullptr;
+  HttpPoster* falco_ = nullptr;
+  std::string host_ = this_host();
 };
 
 /// Blocks the signals the daemon handles, so the worker thread inherits the mask.
@@ -201,6 +275,7 @@ class Watcher {
   void mark_all_dirty(const std::string& reason, int64_t since_ns);
   void serve_status();
   std::string status_json();
+  std::string metrics_text();
   void tick();
   void reload();
 
@@ -218,7 +293,8 @@ class Watcher {
   std::optional<FanotifySource> fan_;
   Resolver resolver_;
   Notifier notifier_;
-  UniqueFd sigfd_, timerfd_, wakefd_, sockfd_;
+  UniqueFd sigfd_, timerfd_, wakefd_, sockfd_, metricsfd_;
+  std::unique_ptr<HttpPoster> falco_;
   int64_t started_ns_ = now_ns();
   int64_t last_read_ns_ = now_ns();
   double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0;
@@ -322,6 +398,20 @@ Status Watcher::setup() {
 
   // Trust first: nothing is reported from a baseline that does not verify.
   FIM_TRY(verify_baseline(true));
+
+  if (!o_.falco_url.empty()) {
+    auto url = parse_http_url(o_.falco_url);
+    if (!url) return url.error();
+    falco_ = std::make_unique<HttpPoster>(std::move(*url), 10000);
+    sink_.set_falco(falco_.get());
+  }
+  if (!o_.metrics_address.empty()) {
+    auto addr = parse_listen_address(o_.metrics_address);
+    if (!addr) return addr.error();
+    auto fd = listen_tcp(addr->first, addr->second);
+    if (!fd) return fd.error();
+    metricsfd_ = std::move(*fd);
+  }
 
   auto fan = FanotifySource::open();
   if (!fan) return fan.error();
@@ -510,6 +600,45 @@ std::string Watcher::status_json() {
     first = false;
   }
   return o + "]}\n";
+}
+
+std::string Watcher::metrics_text() {
+  std::string o;
+  const auto metric = [&](const char* name, const char* type, const char* help, double v) {
+    char num[64];
+    std::snprintf(num, sizeof num, "%.17g", v);
+    o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + num + "\n";
+  };
+  size_t depth, dirty, degraded;
+  int64_t last_full;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    depth = pending_.size();
+    dirty = dirty_.size();
+    degraded = degraded_.size();
+    last_full = last_full_ns_;
+  }
+  metric("fimctl_events_total", "counter", "fanotify events read", static_cast<double>(events_));
+  metric("fimctl_changes_total", "counter", "differences from the baseline reported", static_cast<double>(changes_));
+  metric("fimctl_overflows_total", "counter", "kernel event queue overflows (events lost, roots rescanned)",
+         static_cast<double>(overflows_));
+  metric("fimctl_unresolved_events_total", "counter", "events whose directory was gone before it could be named",
+         static_cast<double>(unresolved_));
+  metric("fimctl_coalesced_total", "counter", "times the pending set outgrew its bound and roots were rescanned instead",
+         static_cast<double>(coalesced_));
+  metric("fimctl_rescans_total", "counter", "root rescans (start, losses, scheduled full checks)", static_cast<double>(rescans_));
+  metric("fimctl_queue_depth", "gauge", "paths waiting to be compared", static_cast<double>(depth));
+  metric("fimctl_dirty_roots", "gauge", "roots whose events were lost and whose rescan has not finished", static_cast<double>(dirty));
+  metric("fimctl_degraded_roots", "gauge", "roots not watched in real time (a mark failed)", static_cast<double>(degraded));
+  metric("fimctl_last_full_check_timestamp_seconds", "gauge", "when the last full compare of every root finished",
+         static_cast<double>(last_full) / 1e9);
+  metric("fimctl_start_time_seconds", "gauge", "when the daemon started", static_cast<double>(started_ns_) / 1e9);
+  if (falco_) {
+    metric("fimctl_falco_posted_total", "counter", "events posted to the Falco URL", static_cast<double>(falco_->sent()));
+    metric("fimctl_falco_failed_total", "counter", "posts that got no 2xx answer", static_cast<double>(falco_->failed()));
+    metric("fimctl_falco_dropped_total", "counter", "events dropped from a full post queue", static_cast<double>(falco_->dropped()));
+  }
+  return o;
 }
 
 void Watcher::serve_status() {
@@ -786,7 +915,7 @@ Status Watcher::run() {
   its.it_value.tv_nsec = 250'000'000;
   ::timerfd_settime(timerfd_.get(), 0, &its, nullptr);
   if (!add(fan_->fd()) || !add(sigfd_.get()) || !add(timerfd_.get()) || !add(wakefd_.get()) ||
-      (sockfd_.valid() && !add(sockfd_.get())))
+      (sockfd_.valid() && !add(sockfd_.get())) || (metricsfd_.valid() && !add(metricsfd_.get())))
     return make_error(Errc::Io, "epoll_ctl", errno);
   next_full_ = monotonic_seconds() + o_.full_check_seconds;
   next_heartbeat_ = monotonic_seconds() + o_.heartbeat_seconds;
@@ -846,6 +975,17 @@ Status Watcher::run() {
         }
       } else if (fd == sockfd_.get()) {
         serve_status();
+      } else if (fd == metricsfd_.get()) {
+        // One scrape at a time, bounded by serve_http's 2 s deadline.
+        UniqueFd c(::accept4(metricsfd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (c.valid())
+          serve_http(c.get(), [&](std::string_view method, std::string_view path, int* status, std::string* type) {
+            if (method != "GET") return *status = 405, std::string("GET only\n");
+            if (path != "/metrics" && path != "/") return *status = 404, std::string("see /metrics\n");
+            *status = 200;
+            *type = "text/plain; version=0.0.4; charset=utf-8";
+            return metrics_text();
+          });
       }
     }
   }

@@ -373,6 +373,63 @@ def case_systemd_notify(fimctl, tmp):
         sock.close()
 
 
+def case_falco_and_metrics(fimctl, tmp):
+    """Changes are posted as Falco JSON (what falcosidekick accepts) and metrics are scraped."""
+    import http.server
+    import socket
+    import threading
+    import urllib.request
+    posts = []
+
+    class Sidekick(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            posts.append((self.path, self.headers.get("Content-Type"), json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Sidekick)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    mport = s.getsockname()[1]
+    s.close()
+    tree, db = small_tree(fimctl, tmp)
+    d = Daemon(fimctl, tmp, db, extra=["--falco-url", f"http://127.0.0.1:{srv.server_port}/",
+                                       "--metrics", f"127.0.0.1:{mport}"])
+    try:
+        with open(f"{tree}/f0", "w") as f:
+            f.write("posted")
+        d.change(f"{tree}/f0", "changed", "sha256")
+        end = time.monotonic() + 10
+        while not any(p[2].get("output_fields", {}).get("fd.name") == f"{tree}/f0" for p in posts):
+            assert time.monotonic() < end, posts
+            time.sleep(0.05)
+        path, ctype, ev = [p for p in posts if p[2].get("output_fields", {}).get("fd.name") == f"{tree}/f0"][-1]
+        assert path == "/" and ctype == "application/json", (path, ctype)
+        for key in ("output", "priority", "rule", "time", "source", "hostname", "tags", "output_fields"):
+            assert key in ev, (key, ev)
+        assert ev["priority"] in ("Informational", "Notice", "Warning", "Error", "Critical"), ev
+        assert ev["rule"] == "fimctl: file changed" and "sha256" in ev["output_fields"]["fimctl.changes"], ev
+        assert ev["output_fields"]["fimctl.new.sha256"] == sha(b"posted"), ev
+        text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read().decode()
+        metrics = {l.split()[0]: float(l.split()[1]) for l in text.splitlines() if l and not l.startswith("#")}
+        assert metrics["fimctl_changes_total"] >= 1 and metrics["fimctl_events_total"] >= 1, metrics
+        assert metrics["fimctl_falco_posted_total"] >= 1 and metrics["fimctl_last_full_check_timestamp_seconds"] > 0, metrics
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{mport}/nothing", timeout=10)
+            raise AssertionError("404 expected")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404
+        assert d.stop() == 0
+    finally:
+        d.stop(signal.SIGKILL)
+        srv.shutdown()
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":
