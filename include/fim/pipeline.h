@@ -83,7 +83,8 @@ struct WatchOptions {
   bool ndjson = true;             ///< ndjson records; false: one line per record for people
   bool syslog = false;            ///< also send every record to syslog (journald picks it up)
   double full_check_seconds = 86400;  ///< a full check this often (0: never, besides the start)
-  double debounce_seconds = 0.05; ///< events on one path within this are compared once
+  double debounce_seconds = 0.01; ///< events on one path within this are compared once
+  double batch_seconds = 0.005;   ///< after reading events, wait this long before reading again
   double heartbeat_seconds = 300; ///< a heartbeat record this often (0: none)
   Bytes socket_path;              ///< 'fimctl status' asks here; empty: no socket
   size_t max_pending = 65536;     ///< paths waiting; beyond, the roots are rescanned instead

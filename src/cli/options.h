@@ -28,7 +28,7 @@ struct Options {
   std::string output;                       ///< watch --output FILE
   bool syslog = false;                      ///< watch --syslog
   std::string full_check_interval = "24h";  ///< watch --full-check-interval
-  std::string debounce = "50ms";            ///< watch --debounce
+  std::string debounce = "10ms";            ///< watch --debounce
   std::string heartbeat = "5m";             ///< watch --heartbeat
   std::string socket = "/run/fimctl/watch.sock";  ///< watch/status --socket
   std::string falco_url;                    ///< watch --falco-url
