@@ -317,7 +317,11 @@ class Watcher {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<Bytes, Trigger> pending_;
-  std::map<Bytes, std::string> dirty_;  // root -> reason
+  struct Mark {
+    std::string reason;
+    int64_t at_ns = 0;  // the latest loss: a rescan clears it only when it began after this
+  };
+  std::map<Bytes, Mark> dirty_;
   std::vector<Bytes> roots_;
   std::vector<std::string> degraded_;
   std::unique_ptr<Policy> new_policy_;
@@ -396,9 +400,6 @@ Status Watcher::setup() {
   if (!wst) return wst.error();
   worker_state_ = std::move(*wst);
 
-  // Trust first: nothing is reported from a baseline that does not verify.
-  FIM_TRY(verify_baseline(true));
-
   if (!o_.falco_url.empty()) {
     auto url = parse_http_url(o_.falco_url);
     if (!url) return url.error();
@@ -412,6 +413,9 @@ Status Watcher::setup() {
     if (!fd) return fd.error();
     metricsfd_ = std::move(*fd);
   }
+
+  // Trust first: nothing is reported from a baseline that does not verify.
+  FIM_TRY(verify_baseline(true));
 
   auto fan = FanotifySource::open();
   if (!fan) return fan.error();
@@ -477,7 +481,7 @@ Status Watcher::setup() {
     std::lock_guard<std::mutex> lk(mu_);
     for (const auto& r : roots) {
       (void)state_->mark_dirty(o_.run.db_path, r, "daemon_down", now);
-      dirty_[r] = "start";
+      dirty_[r] = Mark{"start", now};
     }
   }
   return {};
@@ -489,7 +493,7 @@ void Watcher::mark_all_dirty(const std::string& reason, int64_t since_ns) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     roots = roots_;
-    for (const auto& r : roots) dirty_[r] = reason;
+    for (const auto& r : roots) dirty_[r] = Mark{reason, now};
     pending_.clear();  // the rescans cover them
   }
   for (const auto& r : roots) (void)state_->mark_dirty(o_.run.db_path, r, reason, now);
@@ -592,10 +596,10 @@ std::string Watcher::status_json() {
   }
   o += "],\"dirty\":[";
   bool first = true;
-  for (const auto& [root, reason] : dirty_) {
+  for (const auto& [root, mark] : dirty_) {
     std::string d = "{";
     json::add_bytes(d, "root", root);
-    add_str(d, "reason", reason);
+    add_str(d, "reason", mark.reason);
     o += (first ? "" : ",") + d + "}";
     first = false;
   }
@@ -786,7 +790,7 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
     FIM_TRY(compare_path(r, t, cancellable));
     (void)worker_state_->clear_dirty(o_.run.db_path, r, began);
     std::lock_guard<std::mutex> lk(mu_);
-    if (auto it = dirty_.find(r); it != dirty_.end() && it->second == reason) dirty_.erase(it);
+    if (auto it = dirty_.find(r); it != dirty_.end() && it->second.at_ns <= began) dirty_.erase(it);
   }
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.3f", monotonic_seconds() - t0);
@@ -801,7 +805,7 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
 void Watcher::worker() {
   for (;;) {
     std::map<Bytes, Trigger> batch;
-    std::map<Bytes, std::string> dirty;
+    std::map<Bytes, Mark> dirty;
     bool full = false, stopping = false;
     {
       std::unique_lock<std::mutex> lk(mu_);
@@ -838,14 +842,13 @@ void Watcher::worker() {
         if (st) {
           std::lock_guard<std::mutex> lk(mu_);
           last_full_ns_ = now_ns();
-          dirty.clear();
-          dirty_.clear();
+          dirty.clear();  // rescan_roots cleared what it covered
         }
       }
     }
     // Rescans by reason, each reason's roots in one pass.
     std::map<std::string, std::vector<Bytes>> by_reason;
-    for (const auto& [root, reason] : dirty) by_reason[reason].push_back(root);
+    for (const auto& [root, mark] : dirty) by_reason[mark.reason].push_back(root);
     for (const auto& [reason, roots] : by_reason) {
       if (!st) break;
       st = rescan_roots(roots, reason, true);
@@ -883,7 +886,7 @@ void Watcher::worker() {
         {
           std::lock_guard<std::mutex> lk(mu_);
           roots = roots_;
-          for (const auto& r : roots) dirty_[r] = "baseline_replaced";
+          for (const auto& r : roots) dirty_[r] = Mark{"baseline_replaced", now_ns()};
         }
         sink_.alert("baseline_replaced", "the baseline file changed (fimctl update?): verified again, rescanning every root");
         continue;
@@ -920,14 +923,14 @@ Status Watcher::run() {
   next_full_ = monotonic_seconds() + o_.full_check_seconds;
   next_heartbeat_ = monotonic_seconds() + o_.heartbeat_seconds;
 
-  std::thread worker_thread([this] { worker(); });
-  notifier_.send("READY=1\nSTATUS=watching");
   {
     std::string f;
     f += ",\"roots\":" + roots_json(roots_);
     add_num(f, "pid", static_cast<uint64_t>(::getpid()));
     sink_.event("watch_start", f, "watching " + std::to_string(roots_.size()) + " root(s)");
   }
+  std::thread worker_thread([this] { worker(); });
+  notifier_.send("READY=1\nSTATUS=watching");
 
   const auto drain = [&]() -> Status {
     for (;;) {
