@@ -10,7 +10,10 @@ FIM_BUILD_PACKAGES=(
 # Tools the tests drive: setfacl/getfacl (acl), setfattr (attr), setcap (libcap2-bin),
 # setpriv (util-linux) to drop root in tests of what other users may do.
 # clang and its runtimes build the libFuzzer targets (tests/fuzz).
-FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev)
+# systemd: systemd-analyze verifies the units in share/systemd, and systemd itself runs the
+# check unit in private namespaces to test its hardening (tests/cli/install_test.py; unshare
+# is in util-linux).
+FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev systemd)
 
 # Installs whatever of "$@" is missing, with one apt-get update first when needed.
 ensure_packages() {

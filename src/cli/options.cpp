@@ -4,8 +4,13 @@
 #include "options.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "fim/rules.h"
 #include "fim_config.h"
 
 namespace fim::cli {
@@ -22,18 +27,214 @@ constexpr const char* kFooter = R"(Exit status:
   17  baseline missing, corrupt, foreign or newer
   18  baseline failed verification (signature, content, host, an older sequence than one seen
       before, -wal/-journal beside it) or is unsigned without --unsigned
-  19  baseline locked by another fimctl    20  I/O error    22  internal error
+  19  baseline locked by another fimctl (watch: another daemon runs)    20  I/O error
+  21  a required kernel feature is missing (watch: fanotify)             22  internal error
+  status: 0 the watch daemon runs with no coverage gap, 8 it does not or a root awaits its rescan
 
 Files:
   )" FIM_DEFAULT_CONFIG R"(     the policy (-c moves it; built-in default if absent)
   /etc/fimctl/conf.d/*.toml       drop-ins, loaded after it in name order
   )" FIM_DEFAULT_KEYS R"(/signing.key  signs new baselines (--keys moves the directory)
   )" FIM_DEFAULT_KEYS R"(/signing.pub  verifies them
-  /var/lib/fimctl/state.db        per baseline: the last verified sequence and the last report,
-                                  which 'accept' acts on (beside --db)
+  /var/lib/fimctl/state.db        per baseline: the last verified sequence, the last report
+                                  ('accept' acts on it) and watch's coverage gaps (beside --db)
+  /run/fimctl/watch.sock          the watch daemon's status socket (--socket)
   )" FIM_DEFAULT_DB R"(   the baseline (--db moves it; a .lock file sits beside it)
 
 See fimctl(1) and fimctl.toml(5).)";
+
+// --- completion: the bash completion script and the list of names, both walked from the
+// CLI::App itself, so a new command or option appears in them without further edits.
+
+/// Commands a user can type: "" (fimctl itself), "init", "config check", ... Hidden commands
+/// (no group, such as `completion`) are left out, and so is everything below them.
+void walk_commands(CLI::App* app, const std::string& path, std::vector<std::pair<std::string, CLI::App*>>* out) {
+  out->emplace_back(path, app);
+  for (auto* sub : app->get_subcommands([](CLI::App* s) { return !s->get_group().empty(); }))
+    walk_commands(sub, path.empty() ? sub->get_name() : path + " " + sub->get_name(), out);
+}
+
+/// Options shown in --help (a hidden one has no group), positional arguments apart.
+bool visible_option(CLI::Option* o) { return !o->get_group().empty() && o->nonpositional(); }
+
+/// The names of an option as typed ("-c", "--config"); empty for a positional argument.
+std::vector<std::string> option_names(const CLI::Option* o) {
+  std::vector<std::string> names;
+  for (const auto& s : o->get_snames()) names.push_back("-" + s);
+  for (const auto& l : o->get_lnames()) names.push_back("--" + l);
+  return names;
+}
+
+/// What an option's value is: "" (a flag), "file" (type FILE, PATH or PATH|...), "dir" (DIR),
+/// "words:a b c" (the choices of a CLI::IsMember check) or "text" (anything else: N, TEXT,
+/// FILE:LINE:COLUMN).
+std::string value_kind(CLI::Option* o) {
+  if (o->get_expected_max() == 0) return "";
+  // get_type_name() is the type name followed by ":" and the description of each check;
+  // IsMember describes itself as {a,b,c}.
+  std::vector<std::string> descs;
+  try {
+    for (int i = 0;; ++i) descs.push_back(o->get_validator(i)->get_description());
+  } catch (const CLI::OptionNotFound&) {  // past the last check
+  }
+  std::string type = o->get_type_name(), words;
+  for (auto it = descs.rbegin(); it != descs.rend(); ++it) {
+    const std::string& desc = *it;
+    if (desc.empty()) continue;
+    if (desc.size() > 2 && desc.front() == '{' && desc.back() == '}') words = desc.substr(1, desc.size() - 2);
+    if (type.size() > desc.size() && type.compare(type.size() - desc.size() - 1, std::string::npos, ":" + desc) == 0)
+      type.resize(type.size() - desc.size() - 1);
+  }
+  if (!words.empty()) {
+    std::replace(words.begin(), words.end(), ',', ' ');
+    return "words:" + words;
+  }
+  if (type == "DIR") return "dir";
+  if (type == "FILE" || type == "PATH" || type.rfind("PATH|", 0) == 0) return "file";
+  return "text";
+}
+
+/// The visible options of `app` and of the commands above it (CLI11's fallthrough: they may
+/// follow the command), nearest first; an option of a command that repeats one above it
+/// (every command's -h,--help) is listed once.
+std::vector<CLI::Option*> options_of(CLI::App* app) {
+  std::vector<CLI::Option*> out;
+  std::vector<std::string> seen;
+  for (CLI::App* a = app; a; a = a->get_parent()) {
+    for (auto* o : a->get_options(visible_option)) {
+      const auto names = option_names(o);
+      const auto is_seen = [&](const std::string& n) { return std::find(seen.begin(), seen.end(), n) != seen.end(); };
+      if (std::any_of(names.begin(), names.end(), is_seen)) continue;
+      seen.insert(seen.end(), names.begin(), names.end());
+      out.push_back(o);
+    }
+  }
+  return out;
+}
+
+/// The kind (as value_kind) of a command's positional arguments, "" when it takes none.
+std::string positional_kind(CLI::App* app) {
+  for (auto* o : app->get_options([](CLI::Option* x) { return x->get_positional() && !x->nonpositional(); }))
+    return value_kind(o);
+  return "";
+}
+
+std::string sh_quote(const std::string& s) {
+  std::string q = "'";
+  for (const char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
+  return s;
+}
+
+/// `fimctl completion list`: one tab-separated line per name a user can type or write, for
+/// the man-page test: "command\tPATH", "option\tCOMMAND\tNAMES\tKIND", "positional\tCOMMAND\tKIND",
+/// "key\tTABLE\tKEY" (the policy keys fimctl.toml(5) documents; TABLE as messages name it).
+std::string completion_list(CLI::App& app) {
+  std::vector<std::pair<std::string, CLI::App*>> cmds;
+  walk_commands(&app, "", &cmds);
+  std::string out;
+  for (const auto& [path, a] : cmds) {
+    if (!path.empty()) out += "command\t" + path + "\n";
+    for (auto* o : a->get_options(visible_option)) {
+      // A command's own -h,--help repeats fimctl's: listed under fimctl only.
+      if (a != &app && o == a->get_help_ptr()) continue;
+      out += "option\t" + path + "\t" + join(option_names(o)) + "\t" + value_kind(o) + "\n";
+    }
+    if (const auto k = positional_kind(a); !k.empty()) out += "positional\t" + path + "\t" + k + "\n";
+  }
+  for (const auto& t : config_keys())
+    for (const auto k : t.keys) out += "key\t" + std::string(t.where) + "\t" + std::string(k) + "\n";
+  return out;
+}
+
+/// `fimctl completion bash`: a self-contained script (plain bash; bash-completion loads it on
+/// demand from its completions directory but is not needed). The data is generated as case
+/// statements, one branch per command; _fimctl walks the words typed so far to the command.
+std::string completion_bash(CLI::App& app) {
+  std::vector<std::pair<std::string, CLI::App*>> cmds;
+  walk_commands(&app, "", &cmds);
+  std::string subs, opts, values, positionals;
+  for (const auto& [path, a] : cmds) {
+    std::vector<std::string> names;
+    for (auto* s : a->get_subcommands([](CLI::App* x) { return !x->get_group().empty(); }))
+      names.push_back(s->get_name());
+    if (!names.empty()) subs += "    " + sh_quote(path) + ") REPLY=" + sh_quote(join(names)) + " ;;\n";
+    std::vector<std::string> all;
+    for (auto* o : options_of(a)) {
+      const auto on = option_names(o);
+      all.insert(all.end(), on.begin(), on.end());
+      if (const auto k = value_kind(o); !k.empty()) {
+        std::string patterns;
+        for (const auto& n : on) patterns += (patterns.empty() ? "" : " | ") + sh_quote(path + "|" + n);
+        values += "    " + patterns + ") REPLY=" + sh_quote(k) + " ;;\n";
+      }
+    }
+    opts += "    " + sh_quote(path) + ") REPLY=" + sh_quote(join(all)) + " ;;\n";
+    if (const auto k = positional_kind(a); !k.empty())
+      positionals += "    " + sh_quote(path) + ") REPLY=" + sh_quote(k) + " ;;\n";
+  }
+  return "# bash completion for fimctl(1), generated by 'fimctl completion bash' (fimctl " FIM_VERSION
+         ")\n# from its command-line definition: regenerate it, do not edit it.\n"
+         "# shellcheck shell=bash\n\n"
+         "# Each sets REPLY for a command (\"\" is fimctl itself, \"config check\" a nested one).\n"
+         "_fimctl_commands() {  # its subcommands\n  REPLY=\n  case $1 in\n" + subs + "  esac\n}\n\n"
+         "_fimctl_options() {  # its options and those of the commands above it\n  REPLY=\n  case $1 in\n" +
+         opts + "  esac\n}\n\n"
+         "_fimctl_value() {  # $2's value: file, dir, text or words:LIST; fails for a flag\n"
+         "  case \"$1|$2\" in\n" + values + "    *) return 1 ;;\n  esac\n}\n\n"
+         "_fimctl_positional() {  # its arguments: file, or fails when it takes none\n  case $1 in\n" + positionals +
+         "    *) return 1 ;;\n  esac\n}\n\n"
+         R"(_fimctl_complete() {  # $1: a kind as above, $2: the word to complete
+  case $1 in
+    file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$2") ;;
+    dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$2") ;;
+    words:*) mapfile -t COMPREPLY < <(compgen -W "${1#words:}" -- "$2") ;;
+  esac
+}
+
+_fimctl() {
+  local cur=${COMP_WORDS[COMP_CWORD]} prev='' cmd='' w i REPLY
+  COMPREPLY=()
+  # The command so far: words that name a subcommand of it, skipping options and their values
+  # ("--db FILE", and "--db = FILE" as bash splits "--db=FILE").
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    w=${COMP_WORDS[i]}
+    if [[ $w == -* ]]; then
+      if _fimctl_value "$cmd" "$w"; then
+        ((i++))
+        [[ ${COMP_WORDS[i]-} == = ]] && ((i++))
+      fi
+    else
+      _fimctl_commands "$cmd"
+      [[ " $REPLY " == *" $w "* ]] && cmd=${cmd:+$cmd }$w
+    fi
+  done
+  [[ $cur == = ]] && cur=''
+  ((COMP_CWORD > 1)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
+  [[ $prev == = && $COMP_CWORD -gt 2 ]] && prev=${COMP_WORDS[COMP_CWORD - 2]}
+  if [[ $prev == -* ]] && _fimctl_value "$cmd" "$prev"; then
+    _fimctl_complete "$REPLY" "$cur"
+  elif [[ $cur == -* ]]; then
+    _fimctl_options "$cmd"
+    _fimctl_complete "words:$REPLY" "$cur"
+  else
+    _fimctl_commands "$cmd"
+    if [[ -n $REPLY ]]; then
+      _fimctl_complete "words:$REPLY" "$cur"
+    elif _fimctl_positional "$cmd"; then
+      _fimctl_complete "$REPLY" "$cur"
+    fi
+  fi
+  return 0
+}
+complete -F _fimctl fimctl
+)";
+}
 
 }  // namespace
 
@@ -137,7 +338,52 @@ int parse_options(int argc, char** argv, Options* o) {
                "(exit 18) a baseline whose signature, content, host or sequence does not verify. To sign off\n"
                "the host, keep only signing.pub here.");
 
+  auto* watch = app.add_subcommand("watch", "watch the baseline's roots in real time (fanotify) and report each "
+                                           "difference as it happens; a daemon (fimctl-watch.service)");
+  watch->add_option("--output", o->output, "append records here instead of standard output")->type_name("FILE");
+  watch->add_flag("--syslog", o->syslog, "also send every record to syslog (facility daemon; journald keeps it)");
+  watch->add_option("--full-check-interval", o->full_check_interval,
+                    "run a full check this often besides the real-time events (s, m, h or d; 0: only at start)")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  watch->add_option("--debounce", o->debounce,
+                    "compare a file once per burst of events: wait this long after the first (ms or s)")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  watch->add_option("--falco-url", o->falco_url,
+                    "also post each change, gap and alert as Falco JSON to this URL (falcosidekick: "
+                    "http://HOST:2801/); plain http only")
+      ->type_name("URL");
+  watch->add_option("--metrics", o->metrics,
+                    "serve Prometheus metrics at http://ADDRESS/metrics (events, changes, overflows, queue depth, "
+                    "rescans, last full check)")
+      ->type_name("HOST:PORT");
+  watch->add_option("--heartbeat", o->heartbeat, "a heartbeat record this often (0: none)")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  watch->footer("Verifies the baseline first (exit 18 if it does not verify), marks the filesystems that hold\n"
+                "its roots with fanotify, rescans every root once (changes made while no daemon ran), then\n"
+                "reports each change as the same change record 'check' prints, with the events and the\n"
+                "process that caused it. Lost events (queue overflow, read errors) and the time the daemon\n"
+                "was not running mark roots dirty in state.db; they are rescanned and 'fimctl status' shows\n"
+                "the gaps. --format ndjson (or json) gives one JSON record per line; plain, a line for people.\n"
+                "SIGHUP reloads the policy; SIGTERM compares what is queued and exits 0.");
+
+  auto* status = app.add_subcommand("status", "ask the running watch daemon how it is doing; without one, what "
+                                             "state.db says about coverage gaps");
+  for (auto* sub : {watch, status})
+    sub->add_option("--socket", o->socket, "the daemon's status socket")->type_name("FILE")->capture_default_str();
+  status->footer("Exit 0 when the daemon runs and no root is waiting for a rescan; 8 when it does not run or\n"
+                 "some root's events were lost and its rescan has not finished (a coverage gap).");
+
   app.add_subcommand("version", "print the version and the formats this build reads and writes");
+
+  // Hidden (no group): `completion bash` prints the bash completion script (meson installs
+  // its output), `completion list` every command, option and policy key (the man-page test).
+  auto* completion = app.add_subcommand("completion", "print completion data")->group("");
+  completion->require_subcommand(1);
+  completion->add_subcommand("bash", "the bash completion script")->group("");
+  completion->add_subcommand("list", "commands, options and policy keys, one per line")->group("");
 
   try {
     app.parse(argc, argv);
@@ -146,6 +392,11 @@ int parse_options(int argc, char** argv, Options* o) {
     // One line, like every other fimctl error (scripts match "fimctl: error:").
     std::fprintf(stderr, "fimctl: error: %s (see 'fimctl --help')\n", e.what());
     return 16;
+  }
+  if (completion->parsed()) {
+    const bool bash = completion->get_subcommands().at(0)->get_name() == "bash";
+    std::fputs((bash ? completion_bash(app) : completion_list(app)).c_str(), stdout);
+    return 0;
   }
   for (const auto* sub : app.get_subcommands()) {
     o->command = sub->get_name();

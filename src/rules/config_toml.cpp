@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -235,6 +236,10 @@ std::string unknown_key(std::string_view key, std::string_view where, const std:
   return msg;
 }
 
+bool is_known(const ConfigTable& t, std::string_view key) {
+  return std::find(t.keys.begin(), t.keys.end(), key) != t.keys.end();
+}
+
 /// "1 GiB", "500M", "0", "none" or an integer -> bytes.
 std::optional<uint64_t> parse_size(const toml::node& n) {
   if (auto i = n.value_exact<int64_t>()) return *i >= 0 ? std::optional<uint64_t>(static_cast<uint64_t>(*i)) : std::nullopt;
@@ -292,10 +297,12 @@ class Builder {
     const auto* opts = d.table.get("options");
     if (!opts) return;
     if (!opts->is_table()) return l_.error(d.name, opts->source(), "'options' must be a table, not " + type_name(*opts));
-    static const std::vector<std::string_view> kKnown = {"default_attrs", "severity", "cross_fs", "max_hash_size"};
+    const ConfigTable& known = config_table("options");
     for (auto&& [k, v] : *opts->as_table()) {
       const std::string key(k.str());
-      if (key == "default_attrs") {
+      if (!is_known(known, key)) {
+        l_.error(d.name, k.source(), unknown_key(key, known.where, known.keys));
+      } else if (key == "default_attrs") {
         if (auto s = string_of(d, v, "options.default_attrs")) default_attrs_expr_ = *s, default_attrs_pos_ = {d.name, v.source()};
       } else if (key == "severity") {
         if (auto s = string_of(d, v, "options.severity")) {
@@ -309,7 +316,7 @@ class Builder {
         if (auto n = parse_size(v)) p_.max_hash_bytes = *n;
         else l_.error(d.name, v.source(), "options.max_hash_size must be a size such as 1048576, \"512 MiB\" or \"none\"");
       } else {
-        l_.error(d.name, k.source(), unknown_key(key, "[options]", kKnown));
+        l_.error(d.name, k.source(), "internal error: options." + key + " is listed but not handled");
       }
     }
   }
@@ -444,9 +451,7 @@ class Builder {
 
   void rule(const Doc& d, const toml::table& t, bool exclude) {
     const std::string where = exclude ? "[[exclude]]" : "[[rule]]";
-    static const std::vector<std::string_view> kRuleKeys = {"path", "glob", "regex", "depth", "type", "fstype",
-                                                            "attrs", "severity", "tags", "max_hash_size", "cross_fs"};
-    static const std::vector<std::string_view> kExclKeys = {"path", "glob", "regex", "depth", "type", "fstype"};
+    const ConfigTable& known = config_table(exclude ? "exclude" : "rule");
     Rule r;
     r.exclude = exclude;
     r.where = SourcePos{d.name, t.source().begin.line, t.source().begin.column};
@@ -461,7 +466,12 @@ class Builder {
     for (auto&& [k, v] : t) {
       const std::string key(k.str());
       const std::string what = where + "." + key;
-      if (key == "path" || key == "glob" || key == "regex") {
+      if (!is_known(known, key)) {
+        if (exclude && is_known(config_table("rule"), key))
+          l_.error(d.name, k.source(), "'" + key + "' has no meaning in an [[exclude]]: an excluded entry is not recorded at all");
+        else
+          l_.error(d.name, k.source(), unknown_key(key, where, known.keys));
+      } else if (key == "path" || key == "glob" || key == "regex") {
         ++selectors;
         sel_pos = v.source();
         if (auto s = string_of(d, v, what)) {
@@ -487,8 +497,6 @@ class Builder {
             else r.fstypes.push_back(s);
           }
         }
-      } else if (exclude && std::find(kRuleKeys.begin(), kRuleKeys.end(), key) != kRuleKeys.end()) {
-        l_.error(d.name, k.source(), "'" + key + "' has no meaning in an [[exclude]]: an excluded entry is not recorded at all");
       } else if (key == "attrs") {
         if (auto s = string_of(d, v, what)) {
           auto a = parse_attr_expr(*s, p_.groups);
@@ -515,7 +523,7 @@ class Builder {
         if (auto b = v.value_exact<bool>()) r.cross_fs = *b;
         else l_.error(d.name, v.source(), what + " must be a boolean, not " + type_name(v));
       } else {
-        l_.error(d.name, k.source(), unknown_key(key, where, exclude ? kExclKeys : kRuleKeys));
+        l_.error(d.name, k.source(), "internal error: " + what + " is listed but not handled");
       }
     }
     if (selectors != 1) {
@@ -540,10 +548,10 @@ class Builder {
 };
 
 void check_top_keys(Loader& l, const Doc& d) {
-  static const std::vector<std::string_view> kTop = {"version", "include", "options", "groups", "rule", "exclude"};
+  const ConfigTable& top = config_table("");
   for (auto&& [k, v] : d.table) {
     const std::string key(k.str());
-    if (std::find(kTop.begin(), kTop.end(), key) == kTop.end()) l.error(d.name, k.source(), unknown_key(key, "the top level", kTop));
+    if (!is_known(top, key)) l.error(d.name, k.source(), unknown_key(key, top.where, top.keys));
     if (key == "version") {
       auto n = v.value_exact<int64_t>();
       if (!n) l.error(d.name, v.source(), "version must be an integer, not " + type_name(v));
@@ -707,6 +715,26 @@ Result<Policy> finish(Loader& l, std::vector<Doc>& docs, std::string source) {
 }
 
 }  // namespace
+
+const std::vector<ConfigTable>& config_keys() {
+  // Builder::options, Builder::rule and check_top_keys refuse any key not listed here before
+  // their branches see it: a branch for a key missing here is unreachable, and a key listed
+  // here without a branch is reported as an internal error.
+  static const std::vector<ConfigTable> kTables = {
+      {"", "the top level", {"version", "include", "options", "groups", "rule", "exclude"}},
+      {"options", "[options]", {"default_attrs", "severity", "cross_fs", "max_hash_size"}},
+      {"rule", "[[rule]]",
+       {"path", "glob", "regex", "depth", "type", "fstype", "attrs", "severity", "tags", "max_hash_size", "cross_fs"}},
+      {"exclude", "[[exclude]]", {"path", "glob", "regex", "depth", "type", "fstype"}},
+  };
+  return kTables;
+}
+
+const ConfigTable& config_table(std::string_view name) {
+  for (const auto& t : config_keys())
+    if (t.name == name) return t;
+  std::abort();  // a caller in this file named a table that is not listed: a bug
+}
 
 Result<Policy> parse_policy_text(std::string_view text, const std::string& name) {
   Loader l;

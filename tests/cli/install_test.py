@@ -1,0 +1,674 @@
+#!/usr/bin/env python3
+"""Ready to install: `meson install` into a DESTDIR, the systemd units (systemd-analyze
+verify, and the check unit run by systemd itself under its hardening), the cron job, the bash
+completion, and the man pages against the binary's own list of commands, options and policy
+keys (`fimctl completion list`).
+
+Usage: install_test.py --fimctl PATH --build DIR (--list | CASE)
+Exit 0 pass, 1 fail, 77 skip. Every case works in its own temporary directory; nothing is
+installed outside it.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
+SHARE = os.path.join(SOURCE, "share")
+UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path")
+
+
+class Failure(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def expect(cond, msg):
+    if not cond:
+        raise Failure(msg() if callable(msg) else msg)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def write(path, text, mode=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    if mode is not None:
+        os.chmod(path, mode)
+
+
+def source_units():
+    return sorted(os.path.basename(u) for u in glob.glob(os.path.join(SHARE, "systemd", "*")) if u.endswith(UNIT_SUFFIXES))
+
+
+class Ctx:
+    def __init__(self, fimctl, build, tmp):
+        self.fimctl, self.build, self.tmp = fimctl, build, tmp
+        with open(os.path.join(build, "meson-info", "intro-buildoptions.json")) as f:
+            opts = {o["name"]: o["value"] for o in json.load(f)}
+        self.prefix = opts["prefix"]
+
+        def under(d):
+            return d if os.path.isabs(d) else os.path.join(self.prefix, d)
+        self.sbindir, self.datadir = under(opts["sbindir"]), under(opts["datadir"])
+        self.mandir, self.libexecdir = under(opts["mandir"]), under(opts["libexecdir"])
+        self.unitdir_option = opts.get("systemdunitdir", "")
+
+    def run(self, cmd, timeout=120, **kw):
+        try:
+            p = subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
+        except subprocess.TimeoutExpired as e:
+            raise Failure(f"{' '.join(cmd)}: no answer in {timeout} s\n{e.stdout}\n{e.stderr}")
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+    def install(self, dest):
+        """meson install of the build directory into `dest` (DESTDIR)."""
+        meson = shutil.which("meson")
+        if not meson:
+            raise Skip("meson is not on PATH")
+        rc, out, err = self.run([meson, "install", "-C", self.build, "--no-rebuild", "--destdir", dest], timeout=240)
+        expect(rc == 0, f"meson install: exit {rc}\n{out}\n{err}")
+        return out
+
+    def unitdir(self, dest):
+        """Where the units landed (the directory depends on systemd's pkg-config file)."""
+        if self.unitdir_option == "no":
+            return None
+        if self.unitdir_option:
+            return self.unitdir_option
+        found = [os.path.dirname(p)[len(dest):] for p in glob.glob(dest + "/**/fimctl-check.service", recursive=True)]
+        expect(len(found) == 1, f"fimctl-check.service installed {len(found)} times: {found}")
+        expect(found[0] in (os.path.join(self.prefix, "lib/systemd/system"), "/lib/systemd/system", "/usr/lib/systemd/system"),
+               f"units installed to {found[0]}, which systemd does not read")
+        return found[0]
+
+
+def cron_jobs(text):
+    """The job lines of a cron.d file (not comments, blank lines or VAR=value settings)."""
+    return [l for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")
+            and not re.match(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*=", l)]
+
+
+def exec_paths(unit_text):
+    """The programs a unit's Exec*= lines run (after the -, @, :, +, ! prefixes)."""
+    paths = []
+    for line in unit_text.splitlines():
+        m = re.match(r"\s*Exec\w*=\s*[-@:+!]*(\S+)", line)
+        if m:
+            paths.append(m.group(1))
+    return paths
+
+
+# --- (a) and (b): meson install ---------------------------------------------------------
+
+def case_install_tree(ctx):
+    """meson install --destdir: binary, man pages, default policy (datadir and /etc), units,
+    cron job and its helper, bash completion; the paths in units and cron files exist."""
+    d = os.path.join(ctx.tmp, "dest")
+    ctx.install(d)
+
+    def has(path, mode=None, same_as=None):
+        full = d + path
+        expect(os.path.isfile(full), f"not installed: {path}")
+        if mode is not None:
+            got = os.stat(full).st_mode & 0o7777
+            expect(got == mode, f"{path}: mode {got:o}, want {mode:o}")
+        if same_as is not None:
+            expect(read(full) == read(same_as), f"{path} differs from {same_as}")
+        return full
+
+    binary = has(os.path.join(ctx.sbindir, "fimctl"), 0o755)
+    rc, out, err = ctx.run([binary, "version"])
+    expect(rc == 0 and out.startswith("fimctl "), f"installed fimctl version: exit {rc}: {out}{err}")
+    has(os.path.join(ctx.mandir, "man1", "fimctl.1"), same_as=os.path.join(SOURCE, "man", "fimctl.1"))
+    has(os.path.join(ctx.mandir, "man5", "fimctl.toml.5"), same_as=os.path.join(SOURCE, "man", "fimctl.toml.5"))
+    policy = os.path.join(SHARE, "fimctl.toml")
+    has(os.path.join(ctx.datadir, "fimctl", "fimctl.toml"), same_as=policy)
+    etc_policy = has("/etc/fimctl/fimctl.toml", 0o644, same_as=policy)
+    got = os.stat(d + "/etc/fimctl").st_mode & 0o7777
+    expect(got == 0o755, f"/etc/fimctl: mode {got:o}, want 755 (a trusted path)")
+    rc, out, err = ctx.run([ctx.fimctl, "-c", etc_policy, "config", "check"])
+    expect(rc == 0, f"the installed policy does not load: {err}")
+
+    completion = has(os.path.join(ctx.datadir, "bash-completion", "completions", "fimctl"), 0o644)
+    rc, out, _ = ctx.run([ctx.fimctl, "completion", "bash"])
+    expect(rc == 0 and read(completion) == out, "the installed completion is not `fimctl completion bash`")
+
+    unitdir = ctx.unitdir(d)
+    if unitdir:
+        for name in source_units():
+            text = read(has(os.path.join(unitdir, name), 0o644))
+            for prog in exec_paths(text):
+                if prog.startswith(ctx.prefix.rstrip("/") + "/"):
+                    expect(os.access(d + prog, os.X_OK), f"{name} runs {prog}, which is not installed")
+            if "/usr/sbin/fimctl" in read(os.path.join(SHARE, "systemd", name)):
+                expect(os.path.join(ctx.sbindir, "fimctl") in text, f"{name} does not run {ctx.sbindir}/fimctl")
+
+    cron = read(has("/etc/cron.d/fimctl", 0o644))
+    helper = has(os.path.join(ctx.libexecdir, "fimctl", "fimctl-cron"), 0o755)
+    helper_path = os.path.join(ctx.libexecdir, "fimctl", "fimctl-cron")
+    jobs = cron_jobs(cron)
+    expect(len(jobs) == 1, f"want one cron job: {jobs}")
+    fields = jobs[0].split(None, 6)
+    expect(len(fields) == 7 and fields[5] == "root", f"not a cron.d line (m h dom mon dow user command): {jobs[0]}")
+    expect(helper_path in fields[6], f"the cron job does not run {helper_path}: {jobs[0]}")
+    expect(f"FIMCTL:-{os.path.join(ctx.sbindir, 'fimctl')}" in read(helper), "fimctl-cron does not run the installed fimctl")
+
+
+def case_install_keeps_admin_files(ctx):
+    """An existing /etc/fimctl/fimctl.toml (and /etc/cron.d/fimctl) survives installs; the
+    reference copy in datadir is replaced."""
+    d = os.path.join(ctx.tmp, "dest")
+    mine = "# the admin's policy\n[[rule]]\npath = \"/srv\"\n"
+    schedule = "# the admin's schedule\n0 3 * * * root /usr/libexec/fimctl/fimctl-cron\n"
+    write(d + "/etc/fimctl/fimctl.toml", mine, 0o600)
+    write(d + "/etc/cron.d/fimctl", schedule, 0o644)
+    reference = d + os.path.join(ctx.datadir, "fimctl", "fimctl.toml")
+    write(reference, "# stale\n")
+    for _ in range(2):
+        out = ctx.install(d)
+        expect(read(d + "/etc/fimctl/fimctl.toml") == mine, "the admin's /etc/fimctl/fimctl.toml was replaced")
+        expect(os.stat(d + "/etc/fimctl/fimctl.toml").st_mode & 0o777 == 0o600, "its mode was changed")
+        expect(read(d + "/etc/cron.d/fimctl") == schedule, "the admin's /etc/cron.d/fimctl was replaced")
+        expect(read(reference) == read(os.path.join(SHARE, "fimctl.toml")), "datadir/fimctl/fimctl.toml was not updated")
+        expect(not glob.glob(d + "/etc/fimctl/.*") and not glob.glob(d + "/etc/cron.d/.*"), "temporary files left in /etc")
+    # Without one, the default policy is installed.
+    os.unlink(d + "/etc/fimctl/fimctl.toml")
+    ctx.install(d)
+    expect(read(d + "/etc/fimctl/fimctl.toml") == read(os.path.join(SHARE, "fimctl.toml")), "no policy installed")
+
+
+# --- (c): systemd units -------------------------------------------------------------------
+
+def host_unit_dirs():
+    dirs = []
+    for d in ("/lib/systemd/system", "/usr/lib/systemd/system"):
+        if os.path.isdir(d) and os.path.realpath(d) not in [os.path.realpath(x) for x in dirs]:
+            dirs.append(d)
+    return dirs
+
+
+def case_units_verify(ctx):
+    """systemd-analyze verify passes, with no warning, on every unit in share/systemd as
+    installed (--root: the programs they run must exist in the installed tree; the host's
+    units stand in for the ones they name, such as timers.target; Documentation= man pages are
+    looked up in the installed tree)."""
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        raise Skip("systemd-analyze is not installed (Debian package systemd)")
+    if not host_unit_dirs():
+        raise Skip("no systemd unit directory on this host")
+    d = os.path.join(ctx.tmp, "dest")
+    ctx.install(d)
+    unitdir = ctx.unitdir(d)
+    if unitdir is None:
+        raise Skip("built with -Dsystemdunitdir=no")
+    # The units the fimctl units name (sysinit.target, timers.target, ...) come from the host,
+    # in a directory systemd searches after the installed one; programs outside the install
+    # (/bin/kill) too.
+    for src in host_unit_dirs():
+        for f in os.listdir(src):
+            target = d + "/usr/lib/systemd/system/" + f
+            if not f.startswith("fimctl") and not os.path.lexists(target):
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                p = os.path.join(src, f)
+                if os.path.islink(p):
+                    os.symlink(os.readlink(p), target)
+                elif os.path.isfile(p):
+                    shutil.copyfile(p, target)
+    names = source_units()
+    expect(names, "no units in share/systemd")
+    for name in names:
+        for prog in exec_paths(read(d + os.path.join(unitdir, name))):
+            if not prog.startswith(ctx.prefix.rstrip("/") + "/") and os.path.isabs(prog) and not os.path.exists(d + prog):
+                expect(os.path.exists(prog), f"{name} runs {prog}, which this host lacks")
+                os.makedirs(os.path.dirname(d + prog), exist_ok=True)
+                shutil.copy2(prog, d + prog)
+    env = dict(os.environ, MANPATH=d + ctx.mandir, SYSTEMD_LOG_LEVEL="notice")
+    # Documentation=man:... is checked with man(1) against the installed pages, where it exists.
+    man = [] if shutil.which("man") else ["--man=no"]
+    for name in names:
+        rc, out, err = ctx.run([analyze, "verify", *man, "--root=" + d, os.path.join(unitdir, name)], env=env)
+        expect(rc == 0 and not (out + err).strip(), f"systemd-analyze verify {name}: exit {rc}\n{out}{err}")
+    # The check is a oneshot run by a daily, persistent, randomized timer.
+    service = read(os.path.join(SHARE, "systemd", "fimctl-check.service"))
+    timer = read(os.path.join(SHARE, "systemd", "fimctl-check.timer"))
+    for want in ("Type=oneshot", "ProtectSystem=strict", "ReadWritePaths=-/var/lib/fimctl", "PrivateTmp=yes",
+                 "NoNewPrivileges=yes"):
+        expect(re.search("^" + re.escape(want) + "$", service, re.M), f"fimctl-check.service lacks {want}")
+    expect(re.search(r"^ExecStart=/usr/sbin/fimctl check$", service, re.M), "fimctl-check.service does not run fimctl check")
+    for want in ("OnCalendar=daily", "Persistent=true", "WantedBy=timers.target"):
+        expect(re.search("^" + re.escape(want) + "$", timer, re.M), f"fimctl-check.timer lacks {want}")
+    expect(re.search(r"^RandomizedDelaySec=\S+$", timer, re.M), "fimctl-check.timer lacks RandomizedDelaySec=")
+
+
+# The check unit run by systemd itself, as PID 1 of new namespaces: systemd's sandbox is the
+# one the unit asks for, so a setting that hides or changes what the check reads shows up as a
+# difference, and one that keeps it from writing state.db as a missing state.db.
+SANDBOX_SCRIPT = r"""
+set -eu
+T=$1 FIMCTL=$2
+mount --make-rprivate /
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -o bind,ro /proc/sys /proc/sys
+mount -t tmpfs -o mode=0755 tmpfs /run
+# Only the units of this test: no host unit is started, no generator runs.
+for d in /etc/systemd/system /lib/systemd/system /usr/lib/systemd/system /usr/local/lib/systemd/system \
+         /lib/systemd/system-generators /usr/lib/systemd/system-generators /etc/systemd/system-generators; do
+  if [ -d "$d" ]; then mount -t tmpfs -o mode=0755 tmpfs "$d"; fi
+done
+mkdir -p /run/systemd/system /run/fimtest
+cp -r "$T/units/." /run/systemd/system/
+mount --bind "$T/out" /run/fimtest
+mount -t tmpfs -o mode=0755 tmpfs /var/lib
+mkdir -m 0700 /var/lib/fimctl
+mount --bind "$T/state" /var/lib/fimctl
+# The binary may lie below /tmp: copy it before /tmp is replaced.
+mkdir /run/fimtest-bin
+cp "$FIMCTL" /run/fimtest-bin/fimctl
+FIMCTL=/run/fimtest-bin/fimctl
+mount --bind "$T/vartmp" /var/tmp
+mount --bind "$T/tmp" /tmp
+F="$FIMCTL -c /var/lib/fimctl/policy.toml --keys /var/lib/fimctl/keys"
+$F key generate >/run/fimtest/init.log 2>&1
+$F init >>/run/fimtest/init.log 2>&1
+exec env container=fimctl-test "$3" --log-target=console --log-level=notice --unit=fimtest.target
+"""
+
+
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] == "cgroup2":
+                return left.split()[4]
+    return None
+
+
+def case_check_unit_runs_sandboxed(ctx):
+    """systemd 252 runs fimctl-check.service as written (ExecStart= pointed at the built
+    binary and a test policy) in private namespaces: the check reads /etc/shadow, /root and
+    /usr/lib/modules and a trusted.* extended attribute exactly as an unsandboxed init recorded
+    them (exit 0) and writes state.db, while / is read-only for it."""
+    if os.geteuid() != 0:
+        raise Skip("needs root (namespaces, mounts, systemd as PID 1)")
+    systemd = next((p for p in ("/lib/systemd/systemd", "/usr/lib/systemd/systemd") if os.access(p, os.X_OK)), None)
+    if not systemd or not shutil.which("unshare"):
+        raise Skip("needs systemd and unshare (Debian packages systemd, util-linux)")
+    cg = cgroup2_mount()
+    if not cg:
+        raise Skip("no cgroup2 hierarchy mounted")
+    flags = ["--pid", "--fork", "--kill-child", "--mount", "--cgroup", "--uts", "--net", "--ipc"]
+    rc, _, err = ctx.run(["unshare", *flags, "true"])
+    if rc != 0:
+        raise Skip(f"cannot create namespaces here: {err.strip()}")
+    with open("/proc/self/cgroup") as f:
+        own = next(l.split(":", 2)[2].strip() for l in f if l.startswith("0::"))
+    group = os.path.join(cg + own, f"fimctl-install-test-{os.getpid()}")
+
+    t = os.path.join(ctx.tmp, "sandbox")
+    for sub in ("units/fimctl-check.service.d", "out", "state", "tmp", "vartmp"):
+        os.makedirs(os.path.join(t, sub))
+    os.chmod(os.path.join(t, "state"), 0o700)
+    for sub in ("tmp", "vartmp"):
+        os.chmod(os.path.join(t, sub), 0o1777)
+    shutil.copyfile(os.path.join(SHARE, "systemd", "fimctl-check.service"), os.path.join(t, "units", "fimctl-check.service"))
+    write(os.path.join(t, "units", "fimtest.target"), "[Unit]\nDescription=fimctl install test\nWants=fimctl-check.service\n")
+    # The unit as written; only what it runs changes, and systemd exits with its status.
+    write(os.path.join(t, "units", "fimctl-check.service.d", "test.conf"), f"""[Unit]
+DefaultDependencies=no
+SuccessAction=exit-force
+FailureAction=exit-force
+[Service]
+ExecStartPre=/bin/cat /proc/self/mountinfo
+ExecStart=
+ExecStart=/run/fimtest-bin/fimctl -c /var/lib/fimctl/policy.toml --keys /var/lib/fimctl/keys check
+StandardOutput=append:/run/fimtest/check.out
+StandardError=append:/run/fimtest/check.err
+# A sanitizer build: LeakSanitizer stops the process with ptrace, which the unit's system call
+# filter refuses (EPERM); everything else it checks as usual.
+Environment=ASAN_OPTIONS=detect_leaks=0
+""")
+    # A trusted.* extended attribute is visible only with CAP_SYS_ADMIN: a unit that drops it
+    # would see this file change.
+    probe = os.path.join(t, "state", "probe")
+    write(probe, "probe\n")
+    try:
+        os.setxattr(probe, "trusted.fimctl-test", b"1")
+    except OSError:
+        pass
+    rules = [("/etc/shadow", None), ("/root", 0), ("/usr/lib/modules", 0), ("/var/lib/fimctl/probe", 0)]
+    write(os.path.join(t, "state", "policy.toml"),
+          "".join(f'[[rule]]\npath = "{p}"\n' + (f"depth = {d}\n" if d is not None else "")
+                  for p, d in rules if p.startswith("/var/lib/fimctl") or os.path.exists(p)))
+    os.mkdir(group)
+    try:
+        script = os.path.join(t, "sandbox.sh")
+        write(script, SANDBOX_SCRIPT)
+        # Into a cgroup of its own first: the cgroup namespace makes it systemd's root.
+        rc, out, err = ctx.run(["sh", "-c", 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', "sh", group,
+                                "unshare", *flags, "sh", script, t, ctx.fimctl, systemd], timeout=180)
+    finally:
+        for sub, _, _ in sorted(os.walk(group), key=lambda w: -len(w[0])):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
+    output = read(os.path.join(t, "out", "check.out")) if os.path.exists(os.path.join(t, "out", "check.out")) else ""
+    # The mount table the check saw (ExecStartPre), then its report.
+    mounts = {}
+    for line in output.splitlines():
+        left, sep, _ = line.partition(" - ")
+        if sep and len(left.split()) >= 6:
+            mounts[left.split()[4]] = left.split()[5].split(",")
+    report = "\n".join(l for l in output.splitlines() if " - " not in l)
+    diag = lambda: (f"systemd exit {rc}\ninit: {read(os.path.join(t, 'out', 'init.log')) if os.path.exists(os.path.join(t, 'out', 'init.log')) else ''}\n"
+                    f"check: {report}\n{read(os.path.join(t, 'out', 'check.err')) if os.path.exists(os.path.join(t, 'out', 'check.err')) else ''}\n"
+                    f"console: {out}{err}")
+    expect(rc == 0, diag)
+    expect("ro" in mounts.get("/", []), lambda: f"/ is not read-only for the check: {mounts.get('/')}\n" + diag())
+    expect("rw" in mounts.get("/var/lib/fimctl", []), lambda: f"/var/lib/fimctl is not writable: {mounts.get('/var/lib/fimctl')}")
+    expect(re.search(r"fimctl check: 0 added, 0 removed, 0 changed, 0 incomplete \([1-9]", report), diag)
+    expect("alert" not in report and "warning" not in report, diag)
+    expect(os.path.getsize(os.path.join(t, "state", "state.db")) > 0, "state.db was not written")
+
+
+# --- (d): the cron job ------------------------------------------------------------------------
+
+FAKE_FIMCTL = """#!/bin/sh
+echo "fake report: $*"
+echo "fake notice" >&2
+exit "${FAKE_RC:-0}"
+"""
+
+
+def case_cron_job(ctx):
+    """fimctl-cron: silent on exit 0; on differences and on errors it prints what happened
+    and the report, and logs one line with tag fimctl; nothing without fimctl or while
+    systemd's timer is enabled; the cron.d line runs it only where it is installed."""
+    if not shutil.which("sh"):
+        raise Skip("no sh")
+    helper = os.path.join(SHARE, "cron", "fimctl-cron")
+    bindir = os.path.join(ctx.tmp, "bin")
+    logged = os.path.join(ctx.tmp, "logger.log")
+    write(os.path.join(bindir, "fimctl"), FAKE_FIMCTL, 0o755)
+    write(os.path.join(bindir, "logger"), f'#!/bin/sh\necho "$*" >> {logged}\n', 0o755)
+    # systemctl as on a machine whose timer is enabled (ENABLED=1) or not.
+    write(os.path.join(bindir, "systemctl"),
+          '#!/bin/sh\n[ "$1" = --quiet ] && shift\n'
+          'case "$1 $2" in "is-enabled fimctl-check.timer") [ "${ENABLED:-0}" = 1 ];; *) exit 3;; esac\n', 0o755)
+    no_systemd = os.path.join(ctx.tmp, "no-systemd")
+    base = dict(os.environ, PATH=bindir + ":/usr/bin:/bin", FIMCTL=os.path.join(bindir, "fimctl"),
+                FIMCTL_SYSTEMD_DIR=no_systemd)
+
+    def cron(**env):
+        if os.path.exists(logged):
+            os.unlink(logged)
+        rc, out, err = ctx.run(["sh", helper], env=dict(base, **env))
+        return rc, out + err, read(logged) if os.path.exists(logged) else ""
+
+    rc, out, log = cron(FAKE_RC="0")
+    expect(rc == 0 and out == "" and log == "", f"clean check: exit {rc}, printed {out!r}, logged {log!r}")
+    for code, says, prio in [(4, "differences found (exit 4: changed)", "user.warning"),
+                             (11, "differences found (exit 11: added, removed, incomplete)", "user.warning"),
+                             (17, "check failed (exit 17: baseline missing", "user.err"),
+                             (18, "check failed (exit 18: baseline failed verification)", "user.err")]:
+        rc, out, log = cron(FAKE_RC=str(code))
+        expect(rc == code, f"exit {rc}, want {code}")
+        expect(says in out and "fake report: check" in out and "fake notice" in out, f"exit {code}: printed {out!r}")
+        expect(log.startswith(f"-t fimctl -p {prio} -- fimctl check: ") and says in log, f"exit {code}: logged {log!r}")
+    rc, out, log = cron(FAKE_RC="4", FIMCTL=os.path.join(ctx.tmp, "absent"))
+    expect(rc == 0 and out == "" and log == "", f"without fimctl: exit {rc}, printed {out!r}")
+    os.mkdir(no_systemd)  # now "systemd is running"
+    rc, out, log = cron(FAKE_RC="4", ENABLED="1")
+    expect(rc == 0 and out == "" and log == "", f"timer enabled: exit {rc}, printed {out!r}")
+    rc, out, log = cron(FAKE_RC="4", ENABLED="0")
+    expect(rc == 4 and "differences found" in out, f"systemd without the timer enabled: exit {rc}, printed {out!r}")
+
+    # With the real fimctl on a real baseline: silent while clean, the report once it changes.
+    tree = os.path.join(ctx.tmp, "tree")
+    write(os.path.join(tree, "f"), "content\n")
+    policy = os.path.join(ctx.tmp, "policy.toml")
+    write(policy, f'[[rule]]\npath = "{tree}"\n')
+    real = [ctx.fimctl, "-c", policy, "--db", os.path.join(ctx.tmp, "db"), "--keys", os.path.join(ctx.tmp, "keys"), "--unsigned"]
+    write(os.path.join(bindir, "real-fimctl"), "#!/bin/sh\nexec " + " ".join(real) + ' "$@"\n', 0o755)
+    rc, out, err = ctx.run(real + ["init"])
+    expect(rc == 0, f"init: {err}")
+    os.rmdir(no_systemd)
+    rc, out, log = cron(FIMCTL=os.path.join(bindir, "real-fimctl"))
+    expect(rc == 0 and out == "", f"clean: exit {rc}, printed {out!r}")
+    write(os.path.join(tree, "f"), "changed\n")
+    rc, out, log = cron(FIMCTL=os.path.join(bindir, "real-fimctl"))
+    expect(rc == 4 and "differences found (exit 4: changed)" in out and f"changed: {tree}/f" in out, f"exit {rc}: {out}")
+
+    # The cron.d line: runs the helper where it is installed, and nothing (silently) elsewhere.
+    command = cron_jobs(read(os.path.join(SHARE, "cron", "fimctl")))[0].split(None, 6)[6]
+    copy = os.path.join(ctx.tmp, "libexec", "fimctl-cron")
+    write(copy, read(helper), 0o755)
+    rc, out, _ = ctx.run(["sh", "-c", command.replace("/usr/libexec/fimctl/fimctl-cron", copy)], env=dict(base, FAKE_RC="2"))
+    expect(rc == 2 and "differences found (exit 2: removed)" in out, f"the cron.d command: exit {rc}: {out}")
+    rc, out, err = ctx.run(["sh", "-c", command.replace("/usr/libexec/fimctl/fimctl-cron", copy + ".absent")], env=base)
+    expect(out + err == "", f"the cron.d command without the helper printed {out + err!r}")
+
+
+# --- (e): bash completion ---------------------------------------------------------------------
+
+def case_completion(ctx):
+    """The generated script loads in bash and completes commands, nested commands, options
+    (theirs and the global ones), --format's choices and file arguments; every command and
+    option the binary lists is offered."""
+    bash = shutil.which("bash")
+    if not bash:
+        raise Skip("no bash")
+    rc, script, err = ctx.run([ctx.fimctl, "completion", "bash"])
+    expect(rc == 0 and script, f"fimctl completion bash: exit {rc}: {err}")
+    path = os.path.join(ctx.tmp, "fimctl.bash")
+    write(path, script)
+    rc, listing, err = ctx.run([ctx.fimctl, "completion", "list"])
+    expect(rc == 0, f"fimctl completion list: exit {rc}: {err}")
+    files = os.path.join(ctx.tmp, "files")
+    os.makedirs(os.path.join(files, "subdir"))
+    write(os.path.join(files, "policy.toml"), "")
+
+    # (words typed, what the completions must include, what they must not)
+    cases = [
+        (["ch"], ["check"], []),
+        ([""], ["init", "check", "config", "key", "version"], ["completion", "--db"]),
+        (["check", "--f"], ["--format"], []),
+        (["config", ""], ["check", "show"], []),
+        (["key", ""], ["generate"], []),
+        (["check", "--format", ""], ["plain", "json", "ndjson"], []),
+        (["--format=", ""], [], []),
+        (["--db", "x", "accept", "--r"], ["--reason", "--rule"], []),
+        (["update", "--"], ["--reason", "--db", "--help"], ["--rule"]),
+        (["-c", files + "/po"], [files + "/policy.toml"], []),
+        (["--keys", files + "/"], [files + "/subdir"], [files + "/policy.toml"]),
+        (["check", files + "/p"], [files + "/policy.toml"], []),
+        (["config", "check", "--c"], ["--config"], []),
+    ]
+    # Every command and option the binary has.
+    for line in listing.splitlines():
+        kind, *rest = line.split("\t")
+        if kind == "command":
+            words = rest[0].split()
+            cases.append((words[:-1] + [words[-1][:2]], [words[-1]], []))
+        elif kind == "option":
+            for name in rest[1].split():
+                cases.append(((rest[0].split() if rest[0] else []) + [name[:3]], [name], []))
+    lines = [f". {path}", "complete -p fimctl",
+             't() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); _fimctl; '
+             'printf "%s\\n" "${COMPREPLY[*]}"; }']
+    for words, _, _ in cases:
+        lines.append("t fimctl " + " ".join("'" + w.replace("'", "'\\''") + "'" for w in words))
+    # --format=VALUE: bash splits it into --format, =, VALUE.
+    lines.append("t fimctl --format = j")
+    rc, out, err = ctx.run([bash, "--norc", "--noprofile", "-c", "\n".join(lines)], cwd=ctx.tmp)
+    expect(rc == 0 and not err, f"bash: exit {rc}: {err}")
+    got = out.split("\n")
+    expect(got[0] == "complete -F _fimctl fimctl", f"not registered for fimctl: {got[0]}")
+    for (words, want, unwanted), offered in zip(cases, got[1:]):
+        offered = offered.split()
+        for w in want:
+            expect(w in offered, f"fimctl {' '.join(words)}<TAB> does not offer {w}: {offered}")
+        for w in unwanted:
+            expect(w not in offered, f"fimctl {' '.join(words)}<TAB> offers {w}: {offered}")
+    expect(got[len(cases) + 1] == "json", f"fimctl --format=j<TAB>: {got[len(cases) + 1]!r}")
+
+
+# --- (f): man pages -------------------------------------------------------------------------
+
+FONT = re.compile(r"\\f[BIRP]|\\f\(..|\\&|\\:|\\c")
+
+
+def roff_args(s):
+    return [m.group(1).replace('""', '"') if m.group(1) is not None else m.group(2)
+            for m in re.finditer(r'"((?:[^"]|"")*)"|(\S+)', s)]
+
+
+def roff_text(line):
+    """A roff line as the reader sees it: macros' arguments joined, escapes resolved."""
+    line = line.replace("\\-", "-").replace("\\(em", " - ").replace("\\(aq", "'").replace("\\e", "\\")
+    line = FONT.sub("", line)
+    m = re.match(r"\.(B|I|SM|BR|RB|BI|IB|IR|RI)\s+(.*)", line)
+    if m:
+        args = roff_args(m.group(2))
+        return (" " if m.group(1) in ("B", "I", "SM") else "").join(args)
+    if line.startswith((".SH", ".SS")):
+        return " ".join(roff_args(line[3:]))
+    return "" if line.startswith((".", "'")) else line
+
+
+class ManPage:
+    """Sections of a man page: (SH title, SS title) -> text, and every .TP tag with its
+    section."""
+
+    def __init__(self, path):
+        self.path = os.path.relpath(path, SOURCE)
+        self.text, self.tags = {}, []
+        sh = ss = ""
+        lines = read(path).splitlines()
+        tag_next = False
+        for line in lines:
+            if line.startswith(".SH"):
+                sh, ss = roff_text(line), ""
+                continue
+            if line.startswith(".SS"):
+                ss = roff_text(line)
+                continue
+            if line.startswith(".TP"):
+                tag_next = True
+                continue
+            text = roff_text(line)
+            if tag_next and not line.startswith((".PD", ".\\\"")):
+                self.tags.append((sh, ss, text))
+                tag_next = False
+            self.text[(sh, ss)] = self.text.get((sh, ss), "") + " " + text
+
+    def section(self, sh, ss=None):
+        return " ".join(t for (a, b), t in self.text.items() if a == sh and (ss is None or b == ss))
+
+
+def word_in(word, text):
+    return re.search(r"(?<![\w-])" + re.escape(word) + r"(?![\w-])", text) is not None
+
+
+def case_man_coverage(ctx):
+    """Every command, option and flag of the binary is in fimctl(1) (commands in SYNOPSIS
+    and DESCRIPTION, options as a tagged paragraph in OPTIONS: the global ones at its top, a
+    command's under a heading that names it), and every policy key the loader accepts is in
+    fimctl.toml(5), in the subsection of its table."""
+    rc, listing, err = ctx.run([ctx.fimctl, "completion", "list"])
+    expect(rc == 0 and listing, f"fimctl completion list: exit {rc}: {err}")
+    man1 = ManPage(os.path.join(SOURCE, "man", "fimctl.1"))
+    man5 = ManPage(os.path.join(SOURCE, "man", "fimctl.toml.5"))
+    # SYNOPSIS: one usage per group of lines between .br requests.
+    synopsis, group = [], []
+    head = read(os.path.join(SOURCE, "man", "fimctl.1")).split(".SH DESCRIPTION")[0].split(".SH SYNOPSIS")[-1]
+    for line in head.splitlines() + [".br"]:
+        if line.startswith(".br"):
+            synopsis.append(" ".join(" ".join(roff_text(l) for l in group).split()))
+            group = []
+        else:
+            group.append(line)
+    description = man1.section("DESCRIPTION")
+    missing = []
+    counted = {"command": 0, "option": 0, "key": 0}
+    for line in listing.splitlines():
+        kind, *rest = line.split("\t")
+        if kind == "command":
+            counted[kind] += 1
+            cmd = rest[0]
+            if not any(g.startswith("fimctl") and word_in(cmd, g) for g in synopsis):
+                missing.append(f"fimctl.1 SYNOPSIS: fimctl {cmd}")
+            if not word_in("fimctl " + cmd, description):  # "fimctl key" in "fimctl key generate" counts
+                missing.append(f"fimctl.1 DESCRIPTION: fimctl {cmd}")
+        elif kind == "option":
+            counted[kind] += 1
+            cmd, names = rest[0], rest[1].split()
+            for name in names:
+                if cmd == "":
+                    ok = any(sh == "OPTIONS" and ss == "" and word_in(name, tag) for sh, ss, tag in man1.tags)
+                    where = "OPTIONS"
+                else:
+                    last = cmd.split()[-1]
+                    ok = any(word_in(name, tag) and word_in(last, (sh + " " + ss).lower()) for sh, ss, tag in man1.tags)
+                    where = f"a section or subsection naming '{last}' (such as .SS Options of {last})"
+                if not ok:
+                    missing.append(f"fimctl.1: {name} ({'fimctl ' + cmd if cmd else 'global'}) as a .TP tag in {where}")
+        elif kind == "key":
+            counted[kind] += 1
+            table, key = rest
+            heading = "Top level" if table == "the top level" else table
+            text = man5.section("FILE FORMAT", heading)
+            if not text:
+                missing.append(f"fimctl.toml.5: no subsection '.SS {heading}' in FILE FORMAT (for key {key})")
+            elif not word_in(key, text):
+                missing.append(f"fimctl.toml.5 FILE FORMAT, {heading}: key '{key}'")
+    expect(all(counted.values()), f"fimctl completion list lists nothing of some kind: {counted}")
+    expect(not missing, lambda: "undocumented:\n  " + "\n  ".join(missing))
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fimctl", required=True)
+    ap.add_argument("--build", required=True, help="the meson build directory (meson install runs in it)")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("case", nargs="?")
+    a = ap.parse_args()
+    if a.list:
+        print("\n".join(CASES))
+        return 0
+    tmp = tempfile.mkdtemp(prefix="fimctl-install-")
+    os.chmod(tmp, 0o755)
+    try:
+        CASES[a.case](Ctx(os.path.abspath(a.fimctl), os.path.abspath(a.build), tmp))
+        print(f"pass: {a.case}")
+        return 0
+    except Skip as e:
+        print(f"skip: {a.case}: {e}")
+        return 77
+    except Failure as e:
+        print(f"FAIL: {a.case}: {e}")
+        return 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// config_keys() is the one list of policy keys: the loader accepts every key on it (with a value
+// of the right type) and refuses every other, so the man-page test (tests/cli/install_test.py,
+// which reads the list from `fimctl completion list`) checks exactly what the loader reads.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+
+#include "fim/rules.h"
+
+using namespace fim;
+
+namespace {
+
+/// A valid value for every key: a key added to config_keys() needs one here, which shows
+/// that the loader has a branch for it.
+const std::map<std::string, std::string> kValues = {
+    // the top level: a whole table or array of tables
+    {"version", "version = 1\n"},
+    {"include", "include = []\n"},
+    {"options", "[options]\nseverity = \"high\"\n"},
+    {"groups", "[groups]\nweb = \"R - mtime\"\n"},
+    {"rule", "[[rule]]\npath = \"/srv\"\n"},
+    {"exclude", "[[exclude]]\npath = \"/srv/cache\"\n"},
+    // [options], [[rule]], [[exclude]]: the value only
+    {"default_attrs", "\"R + xxh128\""},
+    {"severity", "\"low\""},
+    {"cross_fs", "true"},
+    {"max_hash_size", "\"1 MiB\""},
+    {"path", "\"/srv\""},
+    {"glob", "\"/srv/*\""},
+    {"regex", "\"/srv/.*\""},
+    {"depth", "1"},
+    {"type", "[\"file\", \"dir\"]"},
+    {"fstype", "\"ext4\""},
+    {"attrs", "\"L\""},
+    {"tags", "[\"web\"]"},
+};
+
+bool is_selector(const std::string& key) { return key == "path" || key == "glob" || key == "regex"; }
+
+std::string policy_with(const ConfigTable& t, const std::string& key) {
+  const std::string value = kValues.at(key);
+  if (t.name.empty()) return value;
+  if (t.name == "options") return "[options]\n" + key + " = " + value + "\n";
+  const std::string head = "[[" + std::string(t.name) + "]]\n";
+  return head + (is_selector(key) ? "" : "path = \"/srv\"\n") + key + " = " + value + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("config_keys: every table the man page documents, each key once") {
+  std::map<std::string, int> tables;
+  for (const auto& t : config_keys()) {
+    tables[std::string(t.name)]++;
+    CHECK(&config_table(t.name) == &t);
+    CHECK(!t.where.empty());
+    for (size_t i = 0; i < t.keys.size(); ++i)
+      for (size_t j = i + 1; j < t.keys.size(); ++j) CHECK(t.keys[i] != t.keys[j]);
+  }
+  CHECK(tables == std::map<std::string, int>{{"", 1}, {"options", 1}, {"rule", 1}, {"exclude", 1}});
+}
+
+TEST_CASE("config_keys: the loader accepts every listed key") {
+  for (const auto& t : config_keys()) {
+    for (const auto k : t.keys) {
+      const std::string key(k);
+      INFO("key '", key, "' in ", t.where);
+      REQUIRE(kValues.count(key) == 1);
+      auto p = parse_policy_text(policy_with(t, key), "t.toml");
+      CHECK_MESSAGE(p.has_value(), (p.has_value() ? std::string() : p.error().message));
+    }
+  }
+}
+
+TEST_CASE("config_keys: the loader refuses a key that is not listed") {
+  for (const auto& t : config_keys()) {
+    INFO("table ", t.where);
+    const std::string text = t.name.empty()          ? "bogus = 1\n"
+                             : t.name == "options" ? "[options]\nbogus = 1\n"
+                                                   : "[[" + std::string(t.name) + "]]\npath = \"/srv\"\nbogus = 1\n";
+    auto p = parse_policy_text(text, "t.toml");
+    REQUIRE(!p.has_value());
+    CHECK(p.error().message.find("unknown key 'bogus' in " + std::string(t.where)) != std::string::npos);
+  }
+  // A key of [[rule]] that [[exclude]] does not list is named as meaningless there.
+  for (const auto k : config_table("rule").keys) {
+    const auto& excl = config_table("exclude").keys;
+    if (std::find(excl.begin(), excl.end(), k) != excl.end()) continue;
+    auto p = parse_policy_text("[[exclude]]\npath = \"/srv\"\n" + std::string(k) + " = " + kValues.at(std::string(k)) + "\n",
+                               "t.toml");
+    REQUIRE(!p.has_value());
+    CHECK(p.error().message.find("has no meaning in an [[exclude]]") != std::string::npos);
+  }
+}
