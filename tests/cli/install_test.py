@@ -8,7 +8,6 @@ Usage: install_test.py --fimctl PATH --build DIR (--list | CASE)
 Exit 0 pass, 1 fail, 77 skip. Every case works in its own temporary directory; nothing is
 installed outside it.
 """
-import argparse
 import glob
 import json
 import os
@@ -16,25 +15,22 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
-SHARE = os.path.join(SOURCE, "share")
-UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path")
-
-
-class Failure(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
+sys.path.insert(0, HERE)
+from caserun import Failure, Skip, run_main  # noqa: E402
 
 
 def expect(cond, msg):
     if not cond:
         raise Failure(msg() if callable(msg) else msg)
+
+SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
+SHARE = os.path.join(SOURCE, "share")
+UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path")
+
+
+
 
 
 def read(path):
@@ -644,31 +640,7 @@ def case_man_coverage(ctx):
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fimctl", required=True)
-    ap.add_argument("--build", required=True, help="the meson build directory (meson install runs in it)")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("case", nargs="?")
-    a = ap.parse_args()
-    if a.list:
-        print("\n".join(CASES))
-        return 0
-    tmp = tempfile.mkdtemp(prefix="fimctl-install-")
-    os.chmod(tmp, 0o755)
-    try:
-        CASES[a.case](Ctx(os.path.abspath(a.fimctl), os.path.abspath(a.build), tmp))
-        print(f"pass: {a.case}")
-        return 0
-    except Skip as e:
-        print(f"skip: {a.case}: {e}")
-        return 77
-    except Failure as e:
-        print(f"FAIL: {a.case}: {e}")
-        return 1
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(CASES, "fimctl-install-", lambda a, fimctl, tmp: Ctx(fimctl, os.path.abspath(a.build), tmp),
+                     [("--build", {"required": True, "help": "the meson build directory (meson install runs in it)"})]))

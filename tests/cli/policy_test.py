@@ -5,26 +5,24 @@ under policies with rules, exclusions, groups, growing logs, severities and tags
 Usage: policy_test.py --fimctl PATH (--list | CASE)
 Exit 0 pass, 1 fail. Every case works in its own temporary directory.
 """
-import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_POLICY = os.path.abspath(os.path.join(HERE, "..", "..", "share", "fimctl.toml"))
-
-
-class Failure(Exception):
-    pass
+sys.path.insert(0, HERE)
+from caserun import Failure, Skip, run_main  # noqa: E402
 
 
 def expect(cond, msg):
     if not cond:
         raise Failure(msg() if callable(msg) else msg)
+
+DEFAULT_POLICY = os.path.abspath(os.path.join(HERE, "..", "..", "share", "fimctl.toml"))
+
+
 
 
 class Ctx:
@@ -274,26 +272,6 @@ def case_init_paths_keep_policy_rules(ctx):
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fimctl", required=True)
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("case", nargs="?")
-    a = ap.parse_args()
-    if a.list:
-        print("\n".join(CASES))
-        return 0
-    tmp = tempfile.mkdtemp(prefix="fimctl-policy-")
-    try:
-        CASES[a.case](Ctx(os.path.abspath(a.fimctl), tmp))
-        print(f"pass: {a.case}")
-        return 0
-    except Failure as e:
-        print(f"FAIL: {a.case}: {e}")
-        return 1
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(CASES, "fimctl-policy-", lambda a, fimctl, tmp: Ctx(fimctl, tmp)))
