@@ -444,6 +444,74 @@ def case_falco_and_metrics(fimctl, tmp):
         srv.shutdown()
 
 
+def case_syslog(fimctl, tmp):
+    """--syslog: every record also goes to syslog as its JSON line (here /dev/log is a socket
+    of the test's own, bound over the real one in this private mount namespace)."""
+    import socket
+    log = f"{tmp}/devlog"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(log)
+    sock.settimeout(10)
+    if not os.path.exists("/dev/log"):
+        # No syslog daemon here: a /dev of our own (this mount namespace only) with the nodes
+        # the test and fimctl use, and the socket as /dev/log.
+        os.makedirs(f"{tmp}/olddev")
+        mount("--bind", "/dev", f"{tmp}/olddev")
+        mount("-t", "tmpfs", "tmpfs", "/dev")
+        for node in ("null", "zero", "urandom", "random"):
+            open(f"/dev/{node}", "w").close()
+            mount("--bind", f"{tmp}/olddev/{node}", f"/dev/{node}")
+        open("/dev/log", "w").close()
+    mount("--bind", log, "/dev/log")
+    tree, db = small_tree(fimctl, tmp)
+    d = Daemon(fimctl, tmp, db, extra=["--syslog"])
+    try:
+        with open(f"{tree}/f2", "w") as f:
+            f.write("logged")
+        d.change(f"{tree}/f2", "changed", "sha256")
+        end = time.monotonic() + 10
+        got = []
+        while time.monotonic() < end and not any('"type":"change"' in m for m in got):
+            got.append(sock.recv(65536).decode(errors="replace"))
+        change = [m for m in got if '"type":"change"' in m]
+        assert change, got
+        # RFC 3164 as glibc writes it: <PRI>TIMESTAMP fimctl[PID]: MSG; daemon.warning = <28>
+        assert change[0].startswith("<28>") and "fimctl[" in change[0], change[0]
+        assert json.loads(change[0].split("]: ", 1)[1])["path"] == f"{tree}/f2", change[0]
+        assert d.stop() == 0
+    finally:
+        d.stop(signal.SIGKILL)
+        sock.close()
+
+
+def case_update_adopted(fimctl, tmp):
+    """fimctl update under a running daemon: the new baseline is verified and adopted, and a
+    later change is reported against it (not the old one)."""
+    tree, db = small_tree(fimctl, tmp)
+    d = Daemon(fimctl, tmp, db)
+    try:
+        with open(f"{tree}/f0", "w") as f:
+            f.write("accepted by update")
+        d.change(f"{tree}/f0", "changed", "sha256")
+        p = subprocess.run([fimctl, "-c", POLICY, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "json",
+                            "update", "--reason", "test"], capture_output=True, timeout=60)
+        assert p.returncode == 4, (p.returncode, p.stderr)
+        with open(f"{tree}/f1", "w") as f:
+            f.write("after the update")
+        d.change(f"{tree}/f1", "changed", "sha256")
+        d.wait_for(lambda r: r["type"] == "alert" and r["code"] == "baseline_replaced", what="the adoption alert")
+        d.wait_for(lambda r: r["type"] == "rescan_done" and r["reason"] == "baseline_replaced", what="the rescan")
+        # Against the new baseline f0 is as recorded: no further record for it after the rescan.
+        recs = d.records()
+        i = max(k for k, r in enumerate(recs) if r["type"] == "rescan_done" and r["reason"] == "baseline_replaced")
+        assert not [r for r in recs[i:] if r.get("path") == f"{tree}/f0"], recs[i:]
+        rc, st = d.status()
+        assert d.proc.poll() is None and rc == 0, (rc, st)
+        assert d.stop() == 0
+    finally:
+        d.stop(signal.SIGKILL)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":
