@@ -82,6 +82,25 @@ std::string roots_json(const std::vector<Bytes>& roots) {
   return o + "]";
 }
 
+/// ,"source":"watch" and what triggered the compare: the events, pid and command, or the
+/// rescan's reason.
+std::string trigger_fields(const Trigger* t) {
+  std::string o = ",\"source\":\"watch\"";
+  if (!t) return o;
+  if (!t->rescan.empty()) {
+    add_str(o, "rescan", t->rescan);
+    return o;
+  }
+  o += ",\"events\":[";
+  const auto names = fan_mask_names(t->mask);
+  for (size_t i = 0; i < names.size(); ++i) o += (i ? ",\"" : "\"") + names[i] + "\"";
+  o += "]";
+  if (t->pid > 0) add_num(o, "pid", static_cast<uint64_t>(t->pid));
+  if (!t->comm.empty()) add_str(o, "comm", t->comm);
+  if (t->first_ns) add_str(o, "event_time", format_time_ns(t->first_ns));
+  return o;
+}
+
 /// Falco's priority names (falcosidekick filters and routes on them) for fimctl's severities.
 std::string_view falco_priority(const Rule* rule) {
   if (!rule) return "Warning";
@@ -215,22 +234,7 @@ class StreamSink final : public Sink {
   }
 
  private:
-  std::string trigger_json() const {
-    std::string o = ",\"source\":\"watch\"";
-    if (!trigger_) return o;
-    if (!trigger_->rescan.empty()) {
-      add_str(o, "rescan", trigger_->rescan);
-      return o;
-    }
-    o += ",\"events\":[";
-    const auto names = fan_mask_names(trigger_->mask);
-    for (size_t i = 0; i < names.size(); ++i) o += (i ? ",\"" : "\"") + names[i] + "\"";
-    o += "]";
-    if (trigger_->pid > 0) add_num(o, "pid", static_cast<uint64_t>(trigger_->pid));
-    if (!trigger_->comm.empty()) add_str(o, "comm", trigger_->comm);
-    if (trigger_->first_ns) add_str(o, "event_time", format_time_ns(trigger_->first_ns));
-    return o;
-  }
+  std::string trigger_json() const { return trigger_fields(trigger_); }
 
   void emit(std::string j, const std::string& human, int prio) {
     add_str(j, "time", format_time_ns(now_ns()));
@@ -766,11 +770,19 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable)
   const Status st = detail::merge_compare(so, m);
   sink_.set_trigger(nullptr);
   FIM_TRY(st);
-  // What was reported below p and is now as the baseline says: forget it, so a new change
-  // to it is reported again.
+  // What was reported below p and is now as the baseline says again (a file added and
+  // removed, a mode changed back): say so once and forget it, so a new change is reported.
   for (auto it = reported_.lower_bound(p); it != reported_.end() && (it->first == p || it->first.compare(0, p.size(), p) == 0);) {
-    if (path_within(it->first, p) && it->second.pass != pass_) it = reported_.erase(it);
-    else ++it;
+    if (path_within(it->first, p) && it->second.pass != pass_) {
+      std::string f = "{";
+      json::add_bytes(f, "path", it->first);
+      f = "," + f.substr(1);
+      f += trigger_fields(&t);
+      sink_.event("restored", f, escape_terminal(it->first) + " is as the baseline records it again");
+      it = reported_.erase(it);
+    } else {
+      ++it;
+    }
   }
   return {};
 }

@@ -128,6 +128,8 @@ def every_event_kind(fimctl, tmp, kind):
         with open(f"{tree}/bin/new", "w") as f:          # create
             f.write("dropped")
         d.change(f"{tree}/bin/new", "added")
+        os.unlink(f"{tree}/bin/new")                     # gone again: as the baseline says
+        d.wait_for(lambda r: r["type"] == "restored" and r["path"] == f"{tree}/bin/new", what="restored")
         os.unlink(f"{tree}/bin/gone")                    # delete
         d.change(f"{tree}/bin/gone", "removed")
         os.rename(f"{tree}/bin/moved", f"{tree}/etc/cron.d/moved")  # rename across directories
