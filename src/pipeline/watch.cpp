@@ -882,12 +882,13 @@ void Watcher::worker() {
     for (auto& [p, t] : siblings) batch.emplace(std::move(p), std::move(t));
     // Then the paths events named, outermost first (a subtree compare covers what is below).
     const Bytes* outer = nullptr;
-    for (const auto& [path, trig] : batch) {
+    for (const auto& item : batch) {
+      const Bytes& path = item.first;
       if (!st) break;
       if (outer && path_within(path, *outer)) continue;
       if (std::any_of(dirty.begin(), dirty.end(), [&](const auto& d) { return path_within(path, d.first); })) continue;
       outer = &path;
-      st = compare_path(path, trig, false);
+      st = compare_path(path, item.second, false);
     }
     if (!st) {
       if (st.error().message == "cancelled") continue;
