@@ -514,6 +514,36 @@ def case_update_adopted(fimctl, tmp):
         d.stop(signal.SIGKILL)
 
 
+def case_other_namespace_bind_mount_mmap(fimctl, tmp):
+    """Writes the daemon must not miss although mount marks would (notes/reliability.md T44,
+    T46): from another mount namespace, through a bind mount of the same filesystem, and through
+    a shared mapping (mmap write, then close: close_write)."""
+    import mmap
+    tree, db = small_tree(fimctl, tmp)
+    d = Daemon(fimctl, tmp, db)
+    try:
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", f"echo other-ns >> {tree}/f0"],
+                           capture_output=True)
+        if p.returncode != 0:
+            raise Skip(f"unshare -m: {p.stderr!r}")
+        d.change(f"{tree}/f0", "changed", "sha256")
+        os.makedirs(f"{tmp}/bind")
+        mount("--bind", tree, f"{tmp}/bind")
+        with open(f"{tmp}/bind/f1", "a") as f:
+            f.write("through a bind mount")
+        d.change(f"{tree}/f1", "changed", "sha256")  # reported under the path of the root
+        with open(f"{tree}/f2", "r+b") as f:
+            m = mmap.mmap(f.fileno(), 0)
+            m[0:4] = b"MMAP"
+            m.flush()
+            m.close()
+        r = d.change(f"{tree}/f2", "changed", "sha256")
+        assert "close_write" in r["events"], r
+        assert d.stop() == 0
+    finally:
+        d.stop(signal.SIGKILL)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":
