@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -170,6 +171,9 @@ struct CollectOptions {
   AttrMask mask = kAllAttrs;
   uint64_t max_hash_bytes = 0;  ///< 0 = no limit
   int max_attempts = 3;         ///< re-reads of a file that changes while hashed
+  /// Bumped as file data is read, so a watcher can tell a slow read from one that is stuck
+  /// (a hung FUSE or network filesystem); may be null.
+  std::atomic<uint64_t>* progress = nullptr;
 };
 
 /// Per-thread collector: owns the read buffer and digest contexts, so workers never share

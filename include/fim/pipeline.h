@@ -25,6 +25,9 @@ struct ScanOptions {
   WalkOptions walk;          ///< walk.selector decides what is emitted, with which rule (null: all)
   CollectOptions collect;    ///< mask and hash limit come from each entry's rule
   unsigned jobs = 1;  ///< collector threads
+  /// An entry whose collection makes no progress (no byte read) for this long gets status
+  /// timeout and the scan goes on without it (a hung FUSE or network read); 0: wait forever.
+  double read_timeout_seconds = 60;
 };
 
 /// One result: a collected entry, or (subtree_incomplete) a directory whose contents could
@@ -34,6 +37,10 @@ struct ScanEntry {
   bool subtree_incomplete = false;  ///< a status about a directory's contents, not an entry
   int rule = -1;                    ///< the rule that selected it (Policy::rules index)
 };
+
+/// How many collector threads this process gave up on, stuck in a read that never returned
+/// (read_timeout_seconds). Such a process cannot exit until the filesystem answers.
+uint64_t abandoned_threads();
 
 /// Walks and collects in parallel with bounded memory (a fixed window of work in flight);
 /// `consume` sees entries in bytewise path order. Stops at the first error from the walk or

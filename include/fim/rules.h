@@ -98,6 +98,9 @@ struct Policy {
   Severity default_severity = Severity::Medium;
   bool cross_fs = false;
   uint64_t max_hash_bytes = 0;
+  /// [options] read_timeout: an entry whose read makes no progress this long gets status
+  /// timeout (0: wait forever). Not in the digest: it changes no recorded attribute.
+  double read_timeout_seconds = 60;
   std::string source;                  ///< for reports: "/etc/fimctl/fimctl.toml (+1 included)"
   std::vector<std::string> files;      ///< every file loaded, in order
 

@@ -13,7 +13,9 @@ FIM_BUILD_PACKAGES=(
 # systemd: systemd-analyze verifies the units in share/systemd, and systemd itself runs the
 # check unit in private namespaces to test its hardening (tests/cli/install_test.py; unshare
 # is in util-linux).
-FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev systemd)
+# fuse3 + libfuse3-dev: tests/root/hangfs.c, a FUSE filesystem whose read never returns
+# (the read_timeout test; e2fsprogs' mkfs.ext4 makes the loop image of the watch tests).
+FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev systemd fuse3 libfuse3-dev e2fsprogs)
 
 # Installs whatever of "$@" is missing, with one apt-get update first when needed.
 ensure_packages() {

@@ -1,10 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // main(): parse, then dispatch through the command table. The only place the process ends.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 #include "commands.h"
 #include "fim/base/sys.h"
+#include "fim/pipeline.h"
 
 namespace {
 
@@ -27,14 +35,76 @@ constexpr Command kCommands[] = {
     {"version", fim::cli::cmd_version},
 };
 
+/// Runs `fn` in a child process and exits with its status as soon as the child reports it.
+/// A scan gives up on a read that never returns (a hung FUSE or network filesystem) but
+/// cannot end the thread stuck in it: the kernel keeps a process with such a thread from
+/// exiting until the filesystem answers. The child reports its exit code through a pipe and
+/// closes its standard streams first, so the caller (cron, a shell, systemd) gets the report,
+/// end of file and the exit status on time; a stuck child is left to finish alone.
+int run_isolated(int (*fn)(const fim::cli::Options&), const fim::cli::Options& opts) {
+  int pfd[2];
+  if (::pipe2(pfd, O_CLOEXEC) != 0) return fn(opts);
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  if (child < 0) {
+    ::close(pfd[0]);
+    ::close(pfd[1]);
+    return fn(opts);
+  }
+  if (child == 0) {
+    ::close(pfd[0]);
+    // Killed with the parent (kill -9 of fimctl must still stop the scan and the writer).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1) ::_exit(22);
+    const int rc = fn(opts);
+    std::fflush(nullptr);
+    const unsigned char code = static_cast<unsigned char>(rc);
+    if (fim::abandoned_threads() > 0) {
+      // A thread is stuck in the kernel: this process will not end soon. Let go of
+      // everything the caller waits on, then report.
+      ::close(STDIN_FILENO);
+      ::close(STDOUT_FILENO);
+      ::close(STDERR_FILENO);
+      (void)!::write(pfd[1], &code, 1);
+      ::_exit(rc);
+    }
+    (void)!::write(pfd[1], &code, 1);
+    std::exit(rc);  // the normal way out (sanitizers check for leaks here)
+  }
+  ::close(pfd[1]);
+  // SIGINT/SIGTERM/SIGHUP sent to this process go to the child, which decides.
+  static pid_t forward_to;
+  forward_to = child;
+  struct sigaction sa {};
+  sa.sa_handler = [](int sig) { ::kill(forward_to, sig); };
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  unsigned char code = 0;
+  ssize_t n;
+  do n = ::read(pfd[0], &code, 1);
+  while (n < 0 && errno == EINTR);
+  if (n == 1) return code;
+  // No code: the child died before it could say (a signal, a crash). Its status says how.
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 22;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   fim::cli::Options opts;
   if (const int rc = fim::cli::parse_options(argc, argv, &opts); rc >= 0) return rc;
   fim::raise_fd_limit();
-  for (const auto& c : kCommands)
-    if (opts.command == c.name) return c.run(opts);
+  for (const auto& c : kCommands) {
+    if (opts.command != c.name) continue;
+    // The commands that scan files: their exit must not wait for a read that never returns.
+    const bool scans = opts.command == "init" || opts.command == "check" || opts.command == "update" ||
+                       opts.command == "accept";
+    return scans ? run_isolated(c.run, opts) : c.run(opts);
+  }
   std::fprintf(stderr, "fimctl: error: unknown command '%s'\n", opts.command.c_str());
   return 22;
 }

@@ -72,6 +72,7 @@ ScanOptions scan_options(const RunOptions& opts, const Selector& sel, std::vecto
   so.walk.selector = &sel;
   so.walk.roots_must_exist = must_exist;
   so.jobs = opts.jobs;
+  so.read_timeout_seconds = opts.policy.read_timeout_seconds;
   return so;
 }
 

@@ -7,7 +7,16 @@
 // and, in the same order, a window the consumer drains front to back. The window holds at most
 // kWindowChunks chunks, which bounds memory whatever the tree; a slow file at the front only
 // stalls the consumer, while the collectors run ahead through the rest of the window.
+//
+// A read that never returns (a hung FUSE or network filesystem) must not hang the scan
+// (DESIGN.md, Traversal). Collectors count the bytes they read; when the consumer has waited
+// on the front chunk and its current entry has read nothing for read_timeout, that entry gets
+// status timeout, the rest of the chunk is handed to a new collector, and the stuck thread is
+// abandoned: it holds only state shared through a shared_ptr, and the kernel ends it with
+// the process. Everything a collector needs (the attribute mask and hash limit of each
+// entry) is in the chunk, so an abandoned thread never touches the caller's policy.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -15,6 +24,7 @@
 #include <optional>
 #include <thread>
 
+#include "fim/base/sys.h"
 #include "fim/pipeline.h"
 
 namespace fim {
@@ -24,13 +34,31 @@ constexpr size_t kChunkItems = 64;
 constexpr uint64_t kChunkBytes = 1 << 20;
 constexpr size_t kWindowChunks = 128;
 
+std::atomic<uint64_t>& abandoned_count() {
+  static std::atomic<uint64_t> n{0};  // a fact about the process, not about one scan
+  return n;
+}
+
 struct Chunk {
   std::vector<WalkItem> in;
+  std::vector<CollectOptions> opts;  // per entry: the deciding rule's mask and hash limit
   std::vector<ScanEntry> out;
-  bool done = false;  // guarded by Pipe::mu
+  // Guarded by Shared::mu.
+  bool done = false;
+  bool abandoned = false;  // its collector was given up on: it must not write here again
+  int worker = -1;         // the collector that took it
+  size_t current = 0;      // the entry it is collecting
+  bool started = false;
+  // The consumer's watch on the current entry: bytes read, and when they last moved.
+  std::atomic<uint64_t> progress{0};
+  uint64_t seen_progress = 0;
+  size_t seen_current = 0;
+  double since = 0;
 };
 
-struct Pipe {
+/// What the threads share; owned by shared_ptr so a collector abandoned in a read that never
+/// returns can outlive scan().
+struct Shared {
   std::mutex mu;
   std::condition_variable work_cv;   // collectors: a chunk is waiting, or the walk ended
   std::condition_variable done_cv;   // consumer: the front chunk is done
@@ -39,51 +67,94 @@ struct Pipe {
   std::deque<std::shared_ptr<Chunk>> window;  // every chunk in flight, in walk order
   bool walk_done = false;
   bool stop = false;
+  std::atomic<uint64_t> hashed{0};
 };
 
-void collect_chunk(Chunk& c, const CollectOptions& base, const Policy& policy, Collector& collector) {
-  c.out.resize(c.in.size());
-  CollectOptions copts = base;
-  for (size_t i = 0; i < c.in.size(); ++i) {
-    WalkItem& item = c.in[i];
-    ScanEntry& e = c.out[i];
-    e.rule = item.rule;
-    switch (item.kind) {
-      case WalkItem::Kind::Entry:
-        if (item.rule >= 0) {
-          const Rule& r = policy.rules[static_cast<size_t>(item.rule)];
-          copts.mask = r.attrs.mask | attr_bit(Attr::Type);
-          copts.max_hash_bytes = r.max_hash_bytes;
-        }
-        collector.collect(item.target, copts, &e.rec);
-        break;
-      case WalkItem::Kind::StatFailed:
-        e.rec.path = std::move(item.target.path);
-        e.rec.set_num(Attr::Type, static_cast<int64_t>(FileType::Unknown));
-        e.rec.status = EntryStatus::Unreadable;
-        e.rec.sys_errno = item.err;
-        break;
-      case WalkItem::Kind::SubtreeIncomplete:
-        e.rec.path = std::move(item.target.path);
-        e.rec.set_num(Attr::Type, static_cast<int64_t>(FileType::Dir));
-        e.rec.status = EntryStatus::Unreadable;
-        e.rec.sys_errno = item.err;
-        e.subtree_incomplete = true;
-        break;
-      case WalkItem::Kind::SubtreeSkipped:
-        e.rec.path = std::move(item.target.path);
-        e.rec.set_num(Attr::Type, static_cast<int64_t>(FileType::Dir));
-        e.rec.status = EntryStatus::SkippedFs;
-        e.subtree_incomplete = true;
-        break;
-    }
-    item.target.dir.reset();  // release the directory fd as soon as possible
+/// The entry for a walk item that is not collected (stat failed, subtree notes).
+bool fill_uncollected(WalkItem& item, ScanEntry& e) {
+  switch (item.kind) {
+    case WalkItem::Kind::Entry:
+      return false;
+    case WalkItem::Kind::StatFailed:
+      e.rec.path = std::move(item.target.path);
+      e.rec.set_num(Attr::Type, static_cast<int64_t>(FileType::Unknown));
+      e.rec.status = EntryStatus::Unreadable;
+      e.rec.sys_errno = item.err;
+      return true;
+    case WalkItem::Kind::SubtreeIncomplete:
+      e.rec.path = std::move(item.target.path);
+      e.rec.set_num(Attr::Type, static_cast<int64_t>(FileType::Dir));
+      e.rec.status = EntryStatus::Unreadable;
+      e.rec.sys_errno = item.err;
+      e.subtree_incomplete = true;
+      return true;
+    case WalkItem::Kind::SubtreeSkipped:
+      e.rec.path = std::move(item.target.path);
+      e.rec.set_num(Attr::Type, static_cast<int64_t>(FileType::Dir));
+      e.rec.status = EntryStatus::SkippedFs;
+      e.subtree_incomplete = true;
+      return true;
   }
-  c.in.clear();
-  c.in.shrink_to_fit();
+  return false;
+}
+
+/// A collector thread: takes chunks until the walk is done. Returns early, touching nothing
+/// more, when it finds the chunk it was working on abandoned (it was stuck and replaced).
+void collector_main(const std::shared_ptr<Shared>& sh, int id) {
+  Collector collector;
+  uint64_t counted = 0;  // of collector.bytes_hashed(), already added to sh->hashed
+  for (;;) {
+    std::shared_ptr<Chunk> c;
+    {
+      std::unique_lock lk(sh->mu);
+      sh->work_cv.wait(lk, [&] { return !sh->todo.empty() || sh->walk_done || sh->stop; });
+      if (sh->stop || sh->todo.empty()) break;
+      c = std::move(sh->todo.front());
+      sh->todo.pop_front();
+      c->worker = id;
+      c->out.resize(c->in.size());
+    }
+    bool replaced = false;
+    for (size_t i = 0;; ++i) {
+      {
+        std::lock_guard lk(sh->mu);
+        if (c->abandoned) {
+          replaced = true;
+          break;
+        }
+        if (i >= c->in.size()) {
+          c->done = true;
+          break;
+        }
+        c->current = i;
+        c->started = true;
+      }
+      WalkItem& item = c->in[i];
+      ScanEntry e;
+      e.rule = item.rule;
+      if (!fill_uncollected(item, e)) {
+        CollectOptions o = c->opts[i];
+        o.progress = &c->progress;
+        collector.collect(item.target, o, &e.rec);
+      }
+      sh->hashed += collector.bytes_hashed() - counted;
+      counted = collector.bytes_hashed();
+      std::lock_guard lk(sh->mu);
+      if (c->abandoned) {
+        replaced = true;
+        break;
+      }
+      c->out[i] = std::move(e);
+      item.target.dir.reset();  // release the directory fd as soon as possible
+    }
+    sh->done_cv.notify_all();
+    if (replaced) return;  // a new collector does the rest; this one was too slow to trust
+  }
 }
 
 }  // namespace
+
+uint64_t abandoned_threads() { return abandoned_count().load(); }
 
 Status scan(const ScanOptions& given, const std::function<Status(ScanEntry&)>& consume, uint64_t* bytes_hashed) {
   // No selector: every entry below the roots, with the default attributes.
@@ -96,18 +167,18 @@ Status scan(const ScanOptions& given, const std::function<Status(ScanEntry&)>& c
     own.emplace(everything);
     opts.walk.selector = &*own;
   }
-  Pipe p;
+  const Policy& policy = opts.walk.selector->policy();
+  auto sh = std::make_shared<Shared>();
   Status walk_status;
-  std::atomic<uint64_t> hashed{0};
 
   const auto push = [&](std::shared_ptr<Chunk> c) {
-    std::unique_lock lk(p.mu);
-    p.space_cv.wait(lk, [&] { return p.window.size() < kWindowChunks || p.stop; });
-    if (p.stop) return false;
-    p.window.push_back(c);
-    p.todo.push_back(std::move(c));
+    std::unique_lock lk(sh->mu);
+    sh->space_cv.wait(lk, [&] { return sh->window.size() < kWindowChunks || sh->stop; });
+    if (sh->stop) return false;
+    sh->window.push_back(c);
+    sh->todo.push_back(std::move(c));
     lk.unlock();
-    p.work_cv.notify_one();
+    sh->work_cv.notify_one();
     return true;
   };
 
@@ -118,6 +189,13 @@ Status scan(const ScanOptions& given, const std::function<Status(ScanEntry&)>& c
     walk_status = walk(opts.roots, opts.walk, [&](WalkItem&& item) {
       if (item.kind == WalkItem::Kind::Entry && S_ISREG(item.target.st.st_mode))
         chunk_bytes += static_cast<uint64_t>(item.target.st.st_size);
+      CollectOptions co = opts.collect;
+      if (item.rule >= 0) {
+        const Rule& r = policy.rules[static_cast<size_t>(item.rule)];
+        co.mask = r.attrs.mask | attr_bit(Attr::Type);
+        co.max_hash_bytes = r.max_hash_bytes;
+      }
+      chunk->opts.push_back(co);
       chunk->in.push_back(std::move(item));
       if (chunk->in.size() >= kChunkItems || chunk_bytes >= kChunkBytes) {
         ok = push(std::move(chunk));
@@ -128,48 +206,84 @@ Status scan(const ScanOptions& given, const std::function<Status(ScanEntry&)>& c
     });
     if (ok && !chunk->in.empty()) push(std::move(chunk));
     {
-      std::lock_guard lk(p.mu);
-      p.walk_done = true;
+      std::lock_guard lk(sh->mu);
+      sh->walk_done = true;
     }
-    p.work_cv.notify_all();
-    p.done_cv.notify_all();
+    sh->work_cv.notify_all();
+    sh->done_cv.notify_all();
   });
 
   std::vector<std::thread> workers;
-  for (unsigned i = 0; i < std::max(1u, opts.jobs); ++i) {
-    workers.emplace_back([&] {
-      Collector collector;
-      for (;;) {
-        std::shared_ptr<Chunk> c;
-        {
-          std::unique_lock lk(p.mu);
-          p.work_cv.wait(lk, [&] { return !p.todo.empty() || p.walk_done || p.stop; });
-          if (p.stop || p.todo.empty()) break;
-          c = std::move(p.todo.front());
-          p.todo.pop_front();
-        }
-        collect_chunk(*c, opts.collect, opts.walk.selector->policy(), collector);
-        {
-          std::lock_guard lk(p.mu);
-          c->done = true;
-        }
-        p.done_cv.notify_one();
-      }
-      hashed += collector.bytes_hashed();
-    });
-  }
+  std::vector<bool> stuck;
+  const auto start_worker = [&] {
+    const int id = static_cast<int>(workers.size());
+    stuck.push_back(false);
+    workers.emplace_back([sh, id] { collector_main(sh, id); });
+  };
+  for (unsigned i = 0; i < std::max(1u, opts.jobs); ++i) start_worker();
+
+  // The front chunk's current entry has read nothing for read_timeout: give it up.
+  // Called with sh->mu held; returns true when it abandoned the chunk.
+  const auto give_up_if_stuck = [&](const std::shared_ptr<Chunk>& c) {
+    if (opts.read_timeout_seconds <= 0 || !c->started || c->done) return false;
+    const double now = monotonic_seconds();
+    const uint64_t prog = c->progress.load(std::memory_order_relaxed);
+    if (c->since == 0 || prog != c->seen_progress || c->current != c->seen_current) {
+      c->since = now;
+      c->seen_progress = prog;
+      c->seen_current = c->current;
+      return false;
+    }
+    if (now - c->since < opts.read_timeout_seconds) return false;
+    const size_t i = c->current;
+    c->abandoned = true;
+    stuck[static_cast<size_t>(c->worker)] = true;
+    // The stuck entry: what the walk saw of it, and the timeout.
+    ScanEntry& e = c->out[i];
+    e = ScanEntry{};
+    e.rule = c->in[i].rule;
+    e.rec.path = c->in[i].target.path;
+    e.rec.set_num(Attr::Type, static_cast<int64_t>(file_type_of(c->in[i].target.st.st_mode)));
+    fill_stat_attrs(c->in[i].target.st, c->opts[i].mask, &e.rec);  // as the walk saw it; no digest
+    e.rec.status = EntryStatus::Timeout;
+    // The rest of the chunk goes to a new collector, right behind it in the window.
+    auto rest = std::make_shared<Chunk>();
+    for (size_t k = i + 1; k < c->in.size(); ++k) {
+      rest->in.push_back(std::move(c->in[k]));
+      rest->opts.push_back(c->opts[k]);
+    }
+    c->out.resize(i + 1);
+    c->done = true;
+    if (!rest->in.empty()) {
+      sh->window.insert(sh->window.begin() + 1, rest);
+      sh->todo.push_front(std::move(rest));
+    }
+    return true;
+  };
 
   Status result;
   for (;;) {
     std::shared_ptr<Chunk> c;
+    bool replace = false;
     {
-      std::unique_lock lk(p.mu);
-      p.done_cv.wait(lk, [&] { return (!p.window.empty() && p.window.front()->done) || (p.walk_done && p.window.empty()); });
-      if (p.window.empty()) break;
-      c = std::move(p.window.front());
-      p.window.pop_front();
+      std::unique_lock lk(sh->mu);
+      for (;;) {
+        if ((!sh->window.empty() && sh->window.front()->done) || (sh->walk_done && sh->window.empty())) break;
+        sh->done_cv.wait_for(lk, std::chrono::milliseconds(250));
+        if (!sh->window.empty() && !sh->window.front()->done && give_up_if_stuck(sh->window.front())) {
+          replace = true;
+          break;
+        }
+      }
+      if (sh->window.empty()) break;
+      c = std::move(sh->window.front());
+      sh->window.pop_front();
     }
-    p.space_cv.notify_one();
+    if (replace) {
+      start_worker();
+      sh->work_cv.notify_all();
+    }
+    sh->space_cv.notify_one();
     for (auto& e : c->out) {
       if (result) result = consume(e);
       if (!result) break;
@@ -177,14 +291,21 @@ Status scan(const ScanOptions& given, const std::function<Status(ScanEntry&)>& c
     if (!result) break;
   }
   {
-    std::lock_guard lk(p.mu);
-    p.stop = true;
+    std::lock_guard lk(sh->mu);
+    sh->stop = true;
   }
-  p.work_cv.notify_all();
-  p.space_cv.notify_all();
+  sh->work_cv.notify_all();
+  sh->space_cv.notify_all();
   walker.join();
-  for (auto& w : workers) w.join();
-  if (bytes_hashed) *bytes_hashed += hashed.load();
+  for (size_t i = 0; i < workers.size(); ++i) {
+    if (stuck[i]) {
+      workers[i].detach();  // blocked in the kernel; ends with the process
+      ++abandoned_count();
+    } else {
+      workers[i].join();
+    }
+  }
+  if (bytes_hashed) *bytes_hashed += sh->hashed.load();
   if (!result) return result;
   return walk_status;
 }

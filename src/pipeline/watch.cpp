@@ -740,6 +740,7 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable)
   so.walk.selector = sel_.get();
   so.walk.roots_must_exist = false;
   so.jobs = o_.run.jobs;
+  so.read_timeout_seconds = policy_->read_timeout_seconds;
   Summary s;
   ++pass_;
   sink_.set_trigger(&t);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <set>
@@ -240,6 +241,28 @@ bool is_known(const ConfigTable& t, std::string_view key) {
   return std::find(t.keys.begin(), t.keys.end(), key) != t.keys.end();
 }
 
+/// 30 (seconds), "30s", "500ms", "2m", "1h" or "0" -> seconds, at most a day.
+std::optional<double> parse_seconds(const toml::node& n) {
+  double v = -1;
+  if (auto i = n.value_exact<int64_t>()) {
+    v = static_cast<double>(*i);
+  } else if (auto s = n.value_exact<std::string>()) {
+    const std::string& t = *s;
+    size_t digits = 0;
+    while (digits < t.size() && std::isdigit(static_cast<unsigned char>(t[digits]))) ++digits;
+    if (digits == 0 || digits > 9) return std::nullopt;
+    const double num = std::strtod(t.substr(0, digits).c_str(), nullptr);
+    const std::string unit = t.substr(digits);
+    if (unit.empty() || unit == "s") v = num;
+    else if (unit == "ms") v = num / 1000;
+    else if (unit == "m") v = num * 60;
+    else if (unit == "h") v = num * 3600;
+    else return std::nullopt;
+  }
+  if (v < 0 || v > 86400) return std::nullopt;
+  return v;
+}
+
 /// "1 GiB", "500M", "0", "none" or an integer -> bytes.
 std::optional<uint64_t> parse_size(const toml::node& n) {
   if (auto i = n.value_exact<int64_t>()) return *i >= 0 ? std::optional<uint64_t>(static_cast<uint64_t>(*i)) : std::nullopt;
@@ -315,6 +338,9 @@ class Builder {
       } else if (key == "max_hash_size") {
         if (auto n = parse_size(v)) p_.max_hash_bytes = *n;
         else l_.error(d.name, v.source(), "options.max_hash_size must be a size such as 1048576, \"512 MiB\" or \"none\"");
+      } else if (key == "read_timeout") {
+        if (auto t = parse_seconds(v)) p_.read_timeout_seconds = *t;
+        else l_.error(d.name, v.source(), "options.read_timeout must be seconds (an integer) or a duration such as \"30s\", \"2m\" or \"0\" (wait forever), at most a day");
       } else {
         l_.error(d.name, k.source(), "internal error: options." + key + " is listed but not handled");
       }
@@ -722,7 +748,7 @@ const std::vector<ConfigTable>& config_keys() {
   // here without a branch is reported as an internal error.
   static const std::vector<ConfigTable> kTables = {
       {"", "the top level", {"version", "include", "options", "groups", "rule", "exclude"}},
-      {"options", "[options]", {"default_attrs", "severity", "cross_fs", "max_hash_size"}},
+      {"options", "[options]", {"default_attrs", "severity", "cross_fs", "max_hash_size", "read_timeout"}},
       {"rule", "[[rule]]",
        {"path", "glob", "regex", "depth", "type", "fstype", "attrs", "severity", "tags", "max_hash_size", "cross_fs"}},
       {"exclude", "[[exclude]]", {"path", "glob", "regex", "depth", "type", "fstype"}},

@@ -44,6 +44,11 @@ std::string policy_to_toml(const Policy& p) {
   out += "severity = " + quote(severity_name(p.default_severity)) + "\n";
   out += std::string("cross_fs = ") + (p.cross_fs ? "true" : "false") + "\n";
   out += "max_hash_size = " + size_text(p.max_hash_bytes) + "\n";
+  {
+    char t[32];
+    std::snprintf(t, sizeof t, "\"%gs\"", p.read_timeout_seconds);
+    out += std::string("read_timeout = ") + t + "\n";
+  }
   if (!p.groups.empty()) {
     out += "\n[groups]\n";
     for (const auto& [name, set] : p.groups) out += name + " = " + quote(attr_set_text(set)) + "\n";

@@ -154,6 +154,47 @@ def case_cross_fs_rule_descends(fimctl, tmp):
     assert rc == 4 and [r["path"] for r in records(doc)] == [f"{tree}/mnt/inside"], (rc, doc)
 
 
+def case_fuse_read_timeout(fimctl, tmp):
+    """A read that never returns (a hung FUSE filesystem, reliability T30): the entry gets
+    status timeout after options.read_timeout, its neighbours are hashed, and init and check
+    end (bounded), with exit bit 8."""
+    import time
+    hangfs = os.environ.get("FIMCTL_HANGFS")
+    if not hangfs or not os.path.exists("/dev/fuse"):
+        raise Skip("no hangfs (libfuse3-dev) or no /dev/fuse")
+    mnt, db, pol = f"{tmp}/fuse", f"{tmp}/db", f"{tmp}/policy.toml"
+    os.makedirs(mnt)
+    fs = subprocess.Popen([hangfs, "-f", mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    end = time.monotonic() + 10
+    while not os.path.ismount(mnt):
+        if fs.poll() is not None or time.monotonic() > end:
+            fs.kill()
+            raise Skip("hangfs did not mount")
+        time.sleep(0.05)
+    try:
+        with open(pol, "w") as f:
+            f.write('[options]\nread_timeout = "2s"\n')
+        for cmd in ("init", "check"):
+            t0 = time.monotonic()
+            rc, doc, err = run(fimctl, db, cmd, *([mnt] if cmd == "init" else []), config=pol, timeout=60)
+            took = time.monotonic() - t0
+            assert rc == 8, (cmd, rc, err)
+            assert took < 30, (cmd, took)
+            st = {r["path"]: r for r in doc["records"] if r["type"] == "entry_status"}
+            assert st.get(f"{mnt}/stuck", {}).get("status") == "timeout", (cmd, doc["records"])
+            assert f"{mnt}/fine" not in st, (cmd, st)
+            assert doc["summary"]["bytes_hashed"] >= 4096, doc["summary"]  # "fine" was hashed
+            if cmd == "check":
+                # Nothing else differs: the stuck file's metadata matched, its digest was not compared.
+                assert records(doc) == [], records(doc)
+    finally:
+        # Ending the filesystem's daemon ends the requests stuck in it, and with them the
+        # fimctl processes that could not exit (their reports and exit codes came on time).
+        fs.kill()
+        fs.wait()
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -29,6 +29,7 @@ const std::map<std::string, std::string> kValues = {
     {"severity", "\"low\""},
     {"cross_fs", "true"},
     {"max_hash_size", "\"1 MiB\""},
+    {"read_timeout", "\"30s\""},
     {"path", "\"/srv\""},
     {"glob", "\"/srv/*\""},
     {"regex", "\"/srv/.*\""},

@@ -438,3 +438,28 @@ TEST_CASE("hostile: a quote or '=' inside a bare value is refused before toml++ 
   refused("a = 12\"\xc3\xa9\"\n", "unexpected '\"' in a value", 1, 7);
   accepted("[[rule]]\npath = \"/a\"\ndepth = 2\ntags = [\"a\", \"b\"]\n[groups]\nG = \"R\"\n");
 }
+
+TEST_CASE("options.read_timeout: seconds or a duration, at most a day, not in the digest") {
+  const auto load = [](const std::string& v) { return parse_policy_text("[options]\nread_timeout = " + v + "\n", "t.toml"); };
+  auto p = load("30");
+  REQUIRE(p);
+  CHECK(p->read_timeout_seconds == 30);
+  p = load("\"2m\"");
+  REQUIRE(p);
+  CHECK(p->read_timeout_seconds == 120);
+  p = load("\"500ms\"");
+  REQUIRE(p);
+  CHECK(p->read_timeout_seconds == doctest::Approx(0.5));
+  p = load("0");
+  REQUIRE(p);
+  CHECK(p->read_timeout_seconds == 0);
+  for (const char* bad : {"-1", "\"1d\"", "\"25h\"", "\"x\"", "true", "\"\"", "90000"}) {
+    CAPTURE(bad);
+    CHECK(!load(bad));
+  }
+  auto a = load("5");
+  auto b = load("50");
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(policy_digest(*a) == policy_digest(*b));
+}
