@@ -186,7 +186,15 @@ Status scan(const ScanOptions& given, const std::function<Status(ScanEntry&)>& c
     auto chunk = std::make_shared<Chunk>();
     uint64_t chunk_bytes = 0;
     bool ok = true;
-    walk_status = walk(opts.roots, opts.walk, [&](WalkItem&& item) {
+    WalkOptions wopts = opts.walk;
+    wopts.flush = [&] {  // the walk is about to wait for fds its pending items hold
+      if (ok && !chunk->in.empty()) {
+        ok = push(std::move(chunk));
+        chunk = std::make_shared<Chunk>();
+        chunk_bytes = 0;
+      }
+    };
+    walk_status = walk(opts.roots, wopts, [&](WalkItem&& item) {
       if (item.kind == WalkItem::Kind::Entry && S_ISREG(item.target.st.st_mode))
         chunk_bytes += static_cast<uint64_t>(item.target.st.st_size);
       CollectOptions co = opts.collect;

@@ -8,6 +8,7 @@
 // same st_dev and inode as its source (notes/reliability.md T27).
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -15,8 +16,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
 
 #include "fim/base/sys.h"
 #include "fim/walk.h"
@@ -44,7 +47,48 @@ struct Frame {
   dev_t dev = 0;
   ino_t ino = 0;
   bool is_roots = false;
+  bool fd_released = false;     // closed while deep below it; reopened through ".." on return
 };
+
+// Directory fds kept open along the current path: the deepest kFdFrames levels. Above them a
+// level's fd is closed while the walk is below it and reopened through ".." of its child
+// when the walk comes back, checked to be the same directory (dev, ino): a tree 10,000 levels
+// deep needs no more descriptors than one 60 levels deep (notes/reliability.md T33).
+constexpr size_t kFdFrames = 48;
+
+/// Directory fds alive: the frames' and those that emitted items still hold (an item keeps
+/// its parent directory open until it is collected). The walk waits before opening another
+/// directory while the count is at the limit, so a deep or wide tree cannot run the process
+/// out of descriptors however far the walk runs ahead of the collectors.
+struct FdBudget {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t live = 0;
+  size_t limit = 0;
+};
+
+SharedFd budgeted(UniqueFd fd, const std::shared_ptr<FdBudget>& b) {
+  {
+    std::lock_guard lk(b->mu);
+    ++b->live;
+  }
+  return SharedFd(new UniqueFd(std::move(fd)), [b](const UniqueFd* p) {
+    delete p;
+    {
+      std::lock_guard lk(b->mu);
+      --b->live;
+    }
+    b->cv.notify_all();
+  });
+}
+
+size_t fd_limit() {
+  struct rlimit rl;
+  const size_t cur = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur : 1024;
+  // Half for directories; the rest for files being hashed, the baseline, sockets. At least
+  // the frames kept open plus room to move.
+  return std::max<size_t>(kFdFrames + 16, std::min<size_t>(cur / 2, 4096));
+}
 
 /// Compares name_a + (dir_a ? "/" : "") with name_b + (dir_b ? "/" : "") bytewise.
 bool event_less(std::string_view a, bool da, std::string_view b, bool db) {
@@ -145,16 +189,21 @@ class Walk {
       top.names.push_back(root);
       top.root_scopes.push_back(sel_.scope_of(dir));
       top.root_fstypes.push_back(fstype_of(parent.get()));
-      top.root_parents.push_back(std::make_shared<const UniqueFd>(std::move(parent)));
+      top.root_parents.push_back(budgeted(std::move(parent), budget_));
       is_dir.push_back(S_ISDIR(st.st_mode));
     }
     sort_events(&top, is_dir);
     stack_.push_back(std::move(top));
+    {
+      // Never below what the walk itself must hold: the roots' parents and the frames.
+      std::lock_guard lk(budget_->mu);
+      budget_->limit = std::max(budget_->limit, budget_->live + kFdFrames + 16);
+    }
 
     while (!stack_.empty()) {
       Frame& f = stack_.back();
       if (f.next == f.events.size()) {
-        stack_.pop_back();
+        if (!return_to_parent()) return {};
         continue;
       }
       const Event ev = f.events[f.next++];
@@ -223,6 +272,7 @@ class Walk {
   bool descend(SharedFd parent, Bytes name, Bytes path, bool is_root, uint64_t parent_mnt, const std::string& parent_fstype) {
     if (!sel_.descend(path, scope_)) return true;  // nothing below can be selected
     Scope scope = scope_;
+    wait_for_fd();
     const int self_rule = selecting_rule(FileType::Dir, parent_fstype);
     const bool cross_fs = self_rule >= 0 ? sel_.policy().rules[static_cast<size_t>(self_rule)].cross_fs : sel_.policy().cross_fs;
     UniqueFd fd(::openat(parent->get(), name.c_str(),
@@ -261,14 +311,65 @@ class Walk {
     std::vector<bool> is_dir;
     if (const int err = list_directory(fd.get(), &f.names, &is_dir); err != 0)
       return incomplete(std::move(f.path), err);
-    f.fd = std::make_shared<const UniqueFd>(std::move(fd));
+    f.fd = budgeted(std::move(fd), budget_);
     sort_events(&f, is_dir);
     stack_.push_back(std::move(f));
+    if (stack_.size() > kFdFrames + 1) {
+      Frame& far = stack_[stack_.size() - kFdFrames - 1];
+      if (!far.is_roots && far.fd) {
+        far.fd.reset();  // closed once the entries in flight that share it are collected
+        far.fd_released = true;
+      }
+    }
     return true;
+  }
+
+  /// Pops the finished top frame. When its parent's fd was released, reopens it as ".." of
+  /// the finished directory; if that is no longer the same directory (the tree was moved
+  /// meanwhile), the parent's remaining entries are reported as not listed. False when the
+  /// consumer stopped the walk.
+  bool return_to_parent() {
+    Frame& done = stack_.back();
+    if (stack_.size() >= 2) {
+      Frame& parent = stack_[stack_.size() - 2];
+      if (parent.fd_released) {
+        UniqueFd up;
+        if (done.fd) up.reset(::openat(done.fd->get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        struct stat st;
+        const bool same = up.valid() && ::fstat(up.get(), &st) == 0 && st.st_dev == parent.dev && st.st_ino == parent.ino;
+        stack_.pop_back();
+        Frame& p = stack_.back();
+        if (!same) {
+          const int err = up.valid() || !errno ? ESTALE : errno;
+          p.next = p.events.size();  // nothing more of it can be listed safely
+          return incomplete(p.path, err);
+        }
+        p.fd = budgeted(std::move(up), budget_);
+        p.fd_released = false;
+        return true;
+      }
+    }
+    stack_.pop_back();
+    return true;
+  }
+
+  /// Before opening a directory: waits while the budget of directory fds is spent.
+  void wait_for_fd() {
+    std::unique_lock lk(budget_->mu);
+    if (budget_->live < budget_->limit) return;
+    lk.unlock();
+    if (opts_.flush) opts_.flush();  // what the walk holds back must reach the collectors
+    lk.lock();
+    budget_->cv.wait(lk, [&] { return budget_->live < budget_->limit; });
   }
 
   const WalkOptions& opts_;
   const Selector& sel_;
+  std::shared_ptr<FdBudget> budget_ = [] {
+    auto b = std::make_shared<FdBudget>();
+    b->limit = fd_limit();
+    return b;
+  }();
   const std::function<bool(WalkItem&&)>& emit_;
   std::vector<Frame> stack_;
   Scope scope_;  // scope of the entry being handled
