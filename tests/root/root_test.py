@@ -154,6 +154,34 @@ def case_cross_fs_rule_descends(fimctl, tmp):
     assert rc == 4 and [r["path"] for r in records(doc)] == [f"{tree}/mnt/inside"], (rc, doc)
 
 
+def case_disk_full_during_write(fimctl, tmp):
+    """The baseline's filesystem fills up while a new baseline is written (reliability §5 B):
+    a clear I/O error (exit 20), the previous baseline still in force and verifying, and no
+    temporary file left behind."""
+    tree, dbdir = f"{tmp}/tree", f"{tmp}/dbdir"
+    os.makedirs(tree)
+    os.makedirs(dbdir)
+    mount("-t", "tmpfs", "-o", "size=384k", "tmpfs", dbdir)
+    db = f"{dbdir}/baseline.db"
+    for i in range(20):
+        with open(f"{tree}/f{i}", "w") as f:
+            f.write(str(i))
+    rc, doc, err = run(fimctl, db, "init", tree)
+    assert rc == 0, (rc, err)
+    before = open(db, "rb").read()
+    for i in range(5000):  # far more rows than the rest of the filesystem holds
+        with open(f"{tree}/more-{i:05d}-{'x' * 100}", "w") as f:
+            f.write(str(i))
+    for cmd in (["update", "--reason", "disk full test"], ["init", tree]):
+        rc, doc, err = run(fimctl, db, *cmd)
+        assert rc == 20 and "fimctl: error:" in err, (cmd, rc, err)
+        assert open(db, "rb").read() == before, f"{cmd}: the previous baseline was changed"
+        left = [n for n in os.listdir(dbdir) if ".tmp." in n]
+        assert not left, (cmd, left)
+    rc, doc, err = run(fimctl, db, "check")
+    assert rc == 5 and doc["summary"]["added"] == 5000, (rc, err, doc and doc["summary"])  # + the directory changed
+
+
 def case_fuse_read_timeout(fimctl, tmp):
     """A read that never returns (a hung FUSE filesystem, reliability T30): the entry gets
     status timeout after options.read_timeout, its neighbours are hashed, and init and check
