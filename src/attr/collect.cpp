@@ -10,20 +10,25 @@
 //    needs CAP_MKNOD, and /dev is another filesystem, so no hard link to one can be made.)
 //  - the digest is kept only when (dev, ino, size, mtime, ctime) are the same before and after
 //    the read and the byte count equals the size; otherwise the file is re-read, and after
-//    `max_attempts` it is `unstable` with no digest (a torn hash is never stored);
+//    `max_attempts` it is `unstable` with no digest (a torn hash is never stored); a file
+//    modified within the last second is read twice and kept only if both digests agree,
+//    because a write sets mtime when it starts (a read overlapping it sees equal metadata);
 //  - xattrs use the f*/l* calls (AIDE issue #156: getxattr followed symlinks).
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
 #include "fim/attr.h"
+#include "fim/base/sys.h"
 #include "hash.h"
 
 namespace fim {
@@ -157,6 +162,19 @@ struct Collector::Impl {
   }
 };
 
+namespace {
+
+/// Whether the file's content changed within the last second (mtime, or ctime for a write
+/// through a hard link whose mtime was set back).
+bool recently_modified(const struct stat& st) {
+  struct timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const int64_t t = timespec_ns(now);
+  return std::max(timespec_ns(st.st_mtim), timespec_ns(st.st_ctim)) > t - 1'000'000'000;
+}
+
+}  // namespace
+
 Collector::Collector() : impl_(new Impl) {}
 Collector::~Collector() { delete impl_; }
 
@@ -182,6 +200,7 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
     // bounded by the size seen, so nothing swapped in between is read past that. Only a
     // retry, where the walk's stat is stale, pays for a fresh fstat first.
     struct stat before = t.st;
+    Bytes first_read;  // digests of a read that needs a second, agreeing one
     for (int attempt = 0; !done && attempt < std::max(1, opts.max_attempts); ++attempt) {
       fd.reset(impl_->open_file(dirfd, name));
       if (!fd.valid()) {
@@ -235,12 +254,24 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
         done = true;
         break;
       }
-      bytes_hashed_ += total;
       if (same_file_state(before, after) && total == static_cast<uint64_t>(after.st_size)) {
         Bytes sha, xxh;
         impl_->digester.finish(&sha, &xxh);
+        // A write sets mtime when it starts, so a read overlapping a write that began just
+        // before it sees the same metadata before and after and may still be half old, half
+        // new. For a file modified within the last second the digest counts only when a
+        // second read agrees with it (reliability T21); a file that keeps changing ends
+        // unstable.
+        if (recently_modified(after)) {
+          Bytes both = sha + xxh;
+          if (first_read.empty() || first_read != both) {
+            first_read = std::move(both);
+            continue;
+          }
+        }
         if (want_sha) out->set_bytes(Attr::Sha256, std::move(sha));
         if (want_xxh) out->set_bytes(Attr::Xxh128, std::move(xxh));
+        bytes_hashed_ += total;  // the content a digest was recorded for (re-reads not counted)
         done = true;
       }
     }

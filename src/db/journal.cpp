@@ -33,6 +33,7 @@ std::string journal_text(const Acceptance& a) {
 }
 
 bool parse_journal_text(std::string_view text, Acceptance* out) {
+  const std::string_view text_in = text;
   std::map<std::string, std::string, std::less<>> kv;
   while (!text.empty()) {
     const size_t nl = text.find('\n');
@@ -56,6 +57,9 @@ bool parse_journal_text(std::string_view text, Acceptance* out) {
   a.old_row = kv["old"];
   a.new_row = kv["new"];
   if (!ok1 || !ok2 || !ok3) return false;
+  // One spelling per entry: keys in order, no extra keys, decimal time as written, lower-case
+  // hex. What is hashed into the chain is then exactly what the fields say.
+  if (journal_text(a) != text_in) return false;
   *out = std::move(a);
   return true;
 }
