@@ -184,6 +184,77 @@ def case_file_changing_while_hashed(ctx):
     print(f"unstable seen: {seen_unstable}")
 
 
+def case_file_replaced_between_stat_and_open(ctx):
+    """T22: a file renamed over by another regular file again and again: every recorded
+    digest belongs to the inode recorded with it (metadata and content of one file)."""
+    import sqlite3
+    tree = os.path.join(ctx.tmp, "tree")
+    spare = os.path.join(ctx.tmp, "spare")
+    os.makedirs(tree)
+    os.makedirs(spare)
+    contents = {}
+    for tag in ("A", "B"):
+        data = tag.encode() * 65536
+        with open(f"{spare}/{tag}", "wb") as f:
+            f.write(data)
+        contents[os.stat(f"{spare}/{tag}").st_ino] = hashlib.sha256(data).digest()
+    os.link(f"{spare}/A", f"{tree}/target")
+    state = {"i": 0}
+
+    def replace():
+        state["i"] ^= 1
+        os.link(f"{spare}/{'AB'[state['i']]}", f"{tree}/.next")  # same inodes, swapped in by rename
+        os.rename(f"{tree}/.next", f"{tree}/target")
+
+    loop = Loop(replace)
+    loop.start()
+    try:
+        for _ in range(8):
+            rc, doc, err, took = ctx.run("init", tree)
+            expect(rc in (0, 8), f"init: {rc} {err}")
+            con = sqlite3.connect(f"file:{ctx.db}?mode=ro&immutable=1", uri=True)
+            row = con.execute("SELECT inode, sha256 FROM entries WHERE path = ?", (f"{tree}/target".encode(),)).fetchone()
+            con.close()
+            expect(row is not None, "target not recorded")
+            ino, digest = row
+            if digest is not None:
+                expect(contents.get(ino) == bytes(digest), f"inode {ino} recorded with another file's digest")
+    finally:
+        loop.stop()
+
+
+def case_file_growing_and_truncated(ctx):
+    """T21, size changes: a file appended to and truncated while hashed gets a digest of one
+    real state (checked by a second read of what was recorded) or status unstable."""
+    tree = os.path.join(ctx.tmp, "tree")
+    os.makedirs(tree)
+    states = [b"", b"x" * (1 << 20), b"x" * (3 << 20)]
+    digests = {hashlib.sha256(v).digest() for v in states}
+    with open(f"{tree}/log", "wb") as f:
+        f.write(states[1])
+    state = {"i": 0}
+
+    def resize():
+        state["i"] = (state["i"] + 1) % 3
+        if state["i"] == 0:
+            os.truncate(f"{tree}/log", 0)
+        else:
+            fd = os.open(f"{tree}/log", os.O_WRONLY | os.O_APPEND)
+            os.write(fd, b"x" * (len(states[state["i"]]) - os.fstat(fd).st_size))
+            os.close(fd)
+
+    loop = Loop(resize)
+    loop.start()
+    try:
+        for _ in range(6):
+            rc, doc, err, took = ctx.run("init", tree)
+            expect(rc in (0, 8), f"init: {rc} {err}")
+            typ, digest = entries(ctx)[f"{tree}/log"]
+            expect(digest is None or digest in digests, "a digest of no state the file was in")
+    finally:
+        loop.stop()
+
+
 def case_deep_tree(ctx):
     """T33: 10,000 nested directories with 256 file descriptors: no stack overflow, no EMFILE,
     every level recorded, and a change at the bottom found."""
