@@ -28,6 +28,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "../attr/hash.h"
@@ -277,6 +278,9 @@ class Watcher {
   void on_event(FanEvent&& ev);
   void enqueue(const Bytes& path, const FanEvent& ev, bool inode_event);
   void mark_all_dirty(const std::string& reason, int64_t since_ns);
+  void mark_root(const Bytes& root, int64_t now);
+  /// Roots of an adopted baseline that no mark covers yet (main thread, from tick()).
+  void mark_new_roots();
   void serve_status();
   std::string status_json();
   std::string metrics_text();
@@ -299,6 +303,7 @@ class Watcher {
   Notifier notifier_;
   UniqueFd sigfd_, timerfd_, wakefd_, sockfd_, metricsfd_;
   std::unique_ptr<HttpPoster> falco_;
+  std::set<Bytes> marked_roots_;  // main thread
   int64_t started_ns_ = now_ns();
   int64_t last_read_ns_ = now_ns();
   double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0;
@@ -360,7 +365,11 @@ Status Watcher::verify_baseline(bool first) {
   if (meta.policy_digest != policy_digest(*policy_) || (meta.roots_source == "policy" && policy_->roots() != meta.roots))
     sink_.alert("policy_changed", "the policy differs from the one the baseline was written under (" + meta.policy_source +
                                       " -> " + policy_->source + "); re-baseline with 'fimctl update'");
-  if (replaced) reported_.clear();  // differences are relative to the new baseline now
+  if (replaced) {
+    reported_.clear();  // differences are relative to the new baseline now
+    sink_.alert("baseline_replaced", "the baseline was replaced (fimctl update or accept): verified again (sequence " +
+                                         std::to_string(meta.sequence) + "), every root is compared with it");
+  }
   std::lock_guard<std::mutex> lk(mu_);
   baseline_sha_ = meta.content_sha256;
   roots_ = meta.roots;
@@ -440,39 +449,7 @@ Status Watcher::setup() {
     std::lock_guard<std::mutex> lk(mu_);
     roots = roots_;
   }
-  std::vector<Bytes> marked;
-  for (const auto& r : roots) {
-    Bytes at = r;  // a root that does not exist yet: its nearest existing ancestor's filesystem
-    struct stat sb;
-    while (::stat(at.c_str(), &sb) != 0 && at != "/") {
-      Bytes parent, base;
-      split_path(at, &parent, &base);
-      at = parent.empty() ? "/" : parent;
-    }
-    if (!S_ISDIR(sb.st_mode)) {
-      Bytes parent, base;
-      split_path(at, &parent, &base);
-      at = parent.empty() ? "/" : parent;
-    }
-    Status ms = fan_->mark_filesystem(at);
-    if (ms) ms = resolver_.add_filesystem(at);
-    if (!ms) {
-      const std::string why = ms.error().describe();
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        degraded_.push_back(escape_terminal(r) + ": " + why);
-      }
-      std::string f;
-      add_str(f, "reason", "mark_failed");
-      f += ",\"roots\":" + roots_json({r});
-      add_str(f, "message", why);
-      sink_.event("degraded", f, escape_terminal(r) + " is not watched in real time (" + why +
-                                     "); it is checked at start and by every full check");
-      (void)state_->mark_dirty(o_.run.db_path, r, "mark_failed", now);
-      continue;
-    }
-    marked.push_back(at);
-  }
+  for (const auto& r : roots) mark_root(r, now);
   {
     std::string f;
     add_str(f, "start", format_time_ns(down_since));
@@ -489,6 +466,53 @@ Status Watcher::setup() {
     }
   }
   return {};
+}
+
+void Watcher::mark_root(const Bytes& r, int64_t now) {
+  marked_roots_.insert(r);
+  Bytes at = r;  // a root that does not exist yet: its nearest existing ancestor's filesystem
+  struct stat sb {};
+  while (::stat(at.c_str(), &sb) != 0 && at != "/") {
+    Bytes parent, base;
+    split_path(at, &parent, &base);
+    at = parent.empty() ? "/" : parent;
+  }
+  if (!S_ISDIR(sb.st_mode)) {
+    Bytes parent, base;
+    split_path(at, &parent, &base);
+    at = parent.empty() ? "/" : parent;
+  }
+  Status ms = fan_->mark_filesystem(at);
+  if (ms) ms = resolver_.add_filesystem(at);
+  if (ms) return;
+  const std::string why = ms.error().describe();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    degraded_.push_back(escape_terminal(r) + ": " + why);
+  }
+  std::string f;
+  add_str(f, "reason", "mark_failed");
+  f += ",\"roots\":" + roots_json({r});
+  add_str(f, "message", why);
+  sink_.event("degraded", f, escape_terminal(r) + " is not watched in real time (" + why +
+                                 "); it is checked at start and by every full check");
+  (void)state_->mark_dirty(o_.run.db_path, r, "mark_failed", now);
+}
+
+void Watcher::mark_new_roots() {
+  std::vector<Bytes> fresh;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& r : roots_)
+      if (!marked_roots_.count(r)) fresh.push_back(r);
+  }
+  if (fresh.empty()) return;
+  const int64_t now = now_ns();
+  for (const auto& r : fresh) mark_root(r, now);
+  // Compared again now that they are marked: nothing between the two is missed.
+  std::lock_guard<std::mutex> lk(mu_);
+  for (const auto& r : fresh) dirty_[r] = Mark{"new_root", now};
+  cv_.notify_one();
 }
 
 void Watcher::mark_all_dirty(const std::string& reason, int64_t since_ns) {
@@ -677,6 +701,7 @@ void Watcher::reload() {
 }
 
 void Watcher::tick() {
+  mark_new_roots();
   const double now = monotonic_seconds();
   const int64_t wall = now_ns();
   if (now >= next_beat_) {
@@ -902,7 +927,6 @@ void Watcher::worker() {
           roots = roots_;
           for (const auto& r : roots) dirty_[r] = Mark{"baseline_replaced", now_ns()};
         }
-        sink_.alert("baseline_replaced", "the baseline file changed (fimctl update?): verified again, rescanning every root");
         continue;
       }
       sink_.alert("compare_failed", st.error().describe());

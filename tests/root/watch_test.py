@@ -544,6 +544,46 @@ def case_other_namespace_bind_mount_mmap(fimctl, tmp):
         d.stop(signal.SIGKILL)
 
 
+def case_new_root_after_update(fimctl, tmp):
+    """The admin adds a root on another filesystem to the policy, runs 'fimctl update' and
+    reloads the daemon: it adopts the new baseline, marks the new filesystem and reports
+    changes there."""
+    a, b = f"{tmp}/a", f"{tmp}/b"
+    for m in (a, b):
+        os.makedirs(m)
+        mount("-t", "tmpfs", "-o", "size=16m", "tmpfs", m)
+        os.makedirs(f"{m}/tree")
+        with open(f"{m}/tree/file", "w") as f:
+            f.write("x")
+    os.makedirs(f"{tmp}/db")
+    db = f"{tmp}/db/baseline.db"
+    pol = f"{tmp}/policy.toml"
+    with open(pol, "w") as f:
+        f.write(f'[[rule]]\npath = "{a}/tree"\n')
+    base = [fimctl, "-c", pol, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "json"]
+    p = subprocess.run(base + ["init"], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    d = Daemon(fimctl, tmp, db, config=pol)
+    try:
+        with open(pol, "a") as f:
+            f.write(f'\n[[rule]]\npath = "{b}/tree"\n')
+        p = subprocess.run(base + ["update", "--reason", "new root"], capture_output=True, timeout=60)
+        assert p.returncode == 9, (p.returncode, p.stderr)  # b/tree and its file added; the policy changed
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_for(lambda r: r["type"] == "reload", what="the reload")
+        d.wait_for(lambda r: r["type"] == "alert" and r["code"] == "baseline_replaced", what="adoption")
+        d.wait_for(lambda r: r["type"] == "rescan_done" and r["reason"] == "new_root", what="the new root's rescan")
+        with open(f"{b}/tree/fresh", "w") as f:
+            f.write("on the new filesystem")
+        r = d.change(f"{b}/tree/fresh", "added")
+        assert r["source"] == "watch" and "events" in r, r
+        stale = [r for r in d.records() if r["type"] == "change" and r.get("path", "").startswith(f"{b}/tree/file")]
+        assert not stale, stale
+        assert d.stop() == 0
+    finally:
+        d.stop(signal.SIGKILL)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":
