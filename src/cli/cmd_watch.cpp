@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "commands.h"
 #include "fim/base/sys.h"
@@ -90,6 +93,92 @@ int cmd_watch(const Options& o) {
   return 0;
 }
 
+namespace {
+
+/// Reads a JSON string starting at doc[i] == '"'; leaves i after the closing quote.
+std::string json_string(std::string_view doc, size_t& i) {
+  std::string out;
+  for (++i; i < doc.size() && doc[i] != '"'; ++i) {
+    if (doc[i] == '\\' && i + 1 < doc.size()) {
+      const char e = doc[++i];
+      out += e == 'n' ? '\n' : e == 't' ? '\t' : e == 'u' ? '?' : e;
+      if (e == 'u') i += 4;
+    } else {
+      out += doc[i];
+    }
+  }
+  ++i;
+  return out;
+}
+
+/// A scalar or a bracketed value as text, starting at doc[i]; leaves i after it.
+std::string json_value(std::string_view doc, size_t& i) {
+  if (doc[i] == '"') return json_string(doc, i);
+  const size_t start = i;
+  int depth = 0;
+  bool in_str = false;
+  for (; i < doc.size(); ++i) {
+    const char c = doc[i];
+    if (in_str) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ']' || c == '}') {
+      if (depth == 0) break;
+      if (--depth == 0) {
+        ++i;
+        break;
+      }
+    } else if (c == ',' && depth == 0) {
+      break;
+    }
+  }
+  return std::string(doc.substr(start, i - start));
+}
+
+/// The key/value pairs of one flat JSON object ({"k":v,...}), values as text.
+std::vector<std::pair<std::string, std::string>> status_fields(std::string_view doc) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t i = doc.find('{');
+  if (i == std::string_view::npos) return out;
+  ++i;
+  while (i < doc.size()) {
+    while (i < doc.size() && (doc[i] == ',' || doc[i] == ' ' || doc[i] == '\n')) ++i;
+    if (i >= doc.size() || doc[i] != '"') break;
+    std::string key = json_string(doc, i);
+    if (i >= doc.size() || doc[i] != ':') break;
+    ++i;
+    out.emplace_back(std::move(key), json_value(doc, i));
+  }
+  return out;
+}
+
+/// A JSON list of strings or flat objects, each as one line ("k=v, k=v" for an object).
+std::vector<std::string> status_list(std::string_view list) {
+  std::vector<std::string> out;
+  size_t i = 1;
+  while (i < list.size() && list[i] != ']') {
+    if (list[i] == ',' || list[i] == ' ') {
+      ++i;
+      continue;
+    }
+    const std::string v = json_value(list, i);
+    if (!v.empty() && v[0] == '{') {
+      std::string line;
+      for (const auto& [k, val] : status_fields(v)) line += (line.empty() ? "" : ", ") + k + "=" + val;
+      out.push_back(line);
+    } else {
+      out.push_back(v);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 int cmd_status(const Options& o) {
   auto db = absolute_path(o.db);
   if (!db) return report_error(db.error());
@@ -105,31 +194,19 @@ int cmd_status(const Options& o) {
     std::fputs(doc->c_str(), stdout);
     return rc;
   }
-  // For people: the document, one field per line, without the JSON punctuation.
+  // For people: one line per field; lists one element per line. The document is fimctl's
+  // own JSON (flat objects, lists of strings or flat objects), so a small reader suffices.
   std::printf("fimctl watch: %s\n", running ? "running" : "NOT running (changes are not seen in real time)");
-  std::string line;
-  int depth = 0;
-  bool in_str = false, esc = false;
-  for (const char c : *doc) {
-    if (in_str) {
-      if (esc) esc = false;
-      else if (c == '\\') esc = true;
-      else if (c == '"') in_str = false;
-      if (c != '"' || esc) line += c;
+  for (const auto& [key, value] : status_fields(*doc)) {
+    if (key == "schema" || key == "type") continue;
+    if (value.empty() || value[0] != '[') {
+      std::printf("  %s: %s\n", key.c_str(), escape_terminal(value).c_str());
       continue;
     }
-    if (c == '"') in_str = true;
-    else if (c == '{' || c == '[') ++depth, line += (c == '[' ? "" : "");
-    else if (c == '}' || c == ']') --depth;
-    else if (c == ',' && depth == 1) {
-      std::printf("  %s\n", escape_terminal(line).c_str());
-      line.clear();
-    } else if (c == ':' && depth == 1) line += ": ";
-    else if (c == ',') line += ", ";
-    else if (c == ':') line += "=";
-    else if (c != '\n') line += c;
+    const auto items = status_list(value);
+    std::printf("  %s:%s\n", key.c_str(), items.empty() ? " none" : "");
+    for (const auto& item : items) std::printf("    - %s\n", escape_terminal(item).c_str());
   }
-  if (!line.empty()) std::printf("  %s\n", escape_terminal(line).c_str());
   return rc;
 }
 

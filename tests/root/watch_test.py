@@ -241,6 +241,9 @@ def case_restart_recovery(fimctl, tmp):
     assert d.stop() == 0
     rc, st = d.status()
     assert rc == 8 and st["running"] is False, (rc, st)
+    p = subprocess.run([fimctl, "--db", db, "status", "--socket", d.sock], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 8 and "NOT running" in p.stdout and "    - start=" in p.stdout and \
+        "reason=daemon_down" in p.stdout, p.stdout
     with open(f"{tree}/f1", "a") as f:
         f.write(" changed while nobody watched")
     d2 = Daemon(fimctl, tmp, db)
