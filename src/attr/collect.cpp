@@ -10,9 +10,11 @@
 //    needs CAP_MKNOD, and /dev is another filesystem, so no hard link to one can be made.)
 //  - the digest is kept only when (dev, ino, size, mtime, ctime) are the same before and after
 //    the read and the byte count equals the size; otherwise the file is re-read, and after
-//    `max_attempts` it is `unstable` with no digest (a torn hash is never stored); a file
-//    modified within the last second is read twice and kept only if both digests agree,
-//    because a write sets mtime when it starts (a read overlapping it sees equal metadata);
+//    `max_attempts` it is `unstable` with no digest (a torn hash is never stored); each read
+//    starts by waiting out a write in progress (SEEK_DATA takes the inode lock a buffered
+//    write holds), and a file modified within the last second is read twice and kept only if
+//    both digests agree, because a write sets mtime when it starts (a read overlapping one
+//    that began after our stat sees equal metadata before and after);
 //  - xattrs use the f*/l* calls (AIDE issue #156: getxattr followed symlinks).
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -207,11 +209,15 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
         set_failure(out, status_for_open_errno(errno), errno);
         return;
       }
+      const bool hash = want_content && !(opts.max_hash_bytes && static_cast<uint64_t>(before.st_size) > opts.max_hash_bytes);
+      // Wait out a write in progress: a buffered write holds the inode lock, which
+      // SEEK_DATA takes too (ext4, tmpfs, btrfs; elsewhere it returns at once). Without it a
+      // write that set mtime before our stat and is still copying would go unseen.
+      if (hash) (void)::lseek(fd.get(), 0, SEEK_DATA);
       if (attempt > 0 && ::fstat(fd.get(), &before) != 0) {
         set_failure(out, EntryStatus::Unreadable, errno);
         return;
       }
-      const bool hash = want_content && !(opts.max_hash_bytes && static_cast<uint64_t>(before.st_size) > opts.max_hash_bytes);
       const uint64_t expected = static_cast<uint64_t>(before.st_size);
       uint64_t total = 0;
       int read_errno = 0;

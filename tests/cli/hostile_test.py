@@ -162,7 +162,8 @@ def case_file_changing_while_hashed(ctx):
         # mtime is set when the write starts, so metadata before and after the read agree).
         state["i"] = (state["i"] + 1) % len(versions)
         fd = os.open(f"{tree}/big", os.O_WRONLY)
-        os.write(fd, versions[state["i"]])
+        if os.write(fd, versions[state["i"]]) != len(versions[state["i"]]):
+            state["short"] = True  # the file rested in a mixed state: not fimctl's doing
         os.close(fd)
 
     loop = Loop(rewrite)
@@ -177,7 +178,7 @@ def case_file_changing_while_hashed(ctx):
             if statuses:
                 expect(statuses[0]["status"] == "unstable" and digest is None and rc == 8, statuses)
                 seen_unstable = True
-            else:
+            elif not state.get("short"):
                 expect(digest in digests, "a digest of no version of the file was recorded (torn read)")
     finally:
         loop.stop()
