@@ -95,3 +95,45 @@ TEST_CASE("a directory that cannot be listed is reported as an incomplete subtre
   CHECK(saw);
   ::chmod((d / "locked").c_str(), 0700);
 }
+
+TEST_CASE("a deep walk keeps few fds, and a directory moved away while the walk is below it is reported, not followed") {
+  TempDir d;
+  // 60 levels a1/a2/.../a60, each with a file "z" that sorts after the subdirectory's contents.
+  Bytes path = d / "t";
+  REQUIRE(::mkdir(path.c_str(), 0755) == 0);
+  std::vector<Bytes> level;
+  for (int i = 1; i <= 60; ++i) {
+    path += "/a" + std::to_string(i);
+    REQUIRE(::mkdir(path.c_str(), 0755) == 0);
+    level.push_back(path);
+  }
+  for (const auto& l : level) test::write_file(l + "/z", "z");
+  test::write_file(path + "/leaf", "leaf");
+
+  SUBCASE("undisturbed: everything, in order") {
+    const auto paths = walk_paths({d / "t"});
+    CHECK(paths.size() == 1 + 60 + 60 + 1);
+    CHECK(std::is_sorted(paths.begin(), paths.end()));
+  }
+  SUBCASE("a10 moved out of a9 while the walk is at the bottom") {
+    std::vector<WalkItem> items;
+    bool moved = false;
+    const Status st = walk({d / "t"}, {}, [&](WalkItem&& item) {
+      if (!moved && item.target.path == path + "/leaf") {
+        REQUIRE(::rename(level[9].c_str(), (d / "moved").c_str()) == 0);  // a10 leaves a9
+        moved = true;
+      }
+      items.push_back(std::move(item));
+      return true;
+    });
+    REQUIRE(st.has_value());
+    REQUIRE(moved);
+    // a9's fd was closed while the walk was deep; ".." of a10 is not a9 any more.
+    const auto lost = std::find_if(items.begin(), items.end(), [&](const WalkItem& i) {
+      return i.kind == WalkItem::Kind::SubtreeIncomplete && i.target.path == level[8];
+    });
+    REQUIRE(lost != items.end());
+    CHECK(lost->err == ESTALE);
+    for (const auto& i : items) CHECK(path_within(i.target.path, d / "t"));
+  }
+}
