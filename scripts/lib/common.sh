@@ -15,7 +15,9 @@ FIM_BUILD_PACKAGES=(
 # is in util-linux).
 # fuse3 + libfuse3-dev: tests/root/hangfs.c, a FUSE filesystem whose read never returns
 # (the read_timeout test; e2fsprogs' mkfs.ext4 makes the loop image of the watch tests).
-FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev systemd fuse3 libfuse3-dev e2fsprogs)
+# busybox-static: the image of the namespaced containers the root tests build (no Docker).
+FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev systemd fuse3 libfuse3-dev e2fsprogs
+                   busybox-static)
 
 # Installs whatever of "$@" is missing, with one apt-get update first when needed.
 ensure_packages() {

@@ -32,6 +32,7 @@ constexpr Command kCommands[] = {
     {"key", fim::cli::cmd_key},
     {"watch", fim::cli::cmd_watch},
     {"status", fim::cli::cmd_status},
+    {"containers", fim::cli::cmd_containers},
     {"version", fim::cli::cmd_version},
 };
 

@@ -376,6 +376,12 @@ int parse_options(int argc, char** argv, Options* o) {
   status->footer("Exit 0 when the daemon runs and no root is waiting for a rescan; 8 when it does not run or\n"
                  "some root's events were lost and its rescan has not finished (a coverage gap).");
 
+  app.add_subcommand("containers", "list the containers running on this host: pid, namespaces, runtime and id, "
+                                   "root filesystem and overlay layers (from /proc; any runtime)")
+      ->footer("A container is a group of processes in a mount namespace of its own that also has a pid\n"
+               "namespace of its own, an overlayfs root, or a runtime's cgroup (docker, containerd, CRI-O,\n"
+               "podman, kubepods). Needs root to read other processes' namespaces. Exit 0.");
+
   app.add_subcommand("version", "print the version and the formats this build reads and writes");
 
   // Hidden (no group): `completion bash` prints the bash completion script (meson installs

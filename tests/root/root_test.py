@@ -154,6 +154,50 @@ def case_cross_fs_rule_descends(fimctl, tmp):
     assert rc == 4 and [r["path"] for r in records(doc)] == [f"{tree}/mnt/inside"], (rc, doc)
 
 
+def case_containers_listed(fimctl, tmp):
+    """fimctl containers finds a namespaced container built here (busybox image, overlay root,
+    pid and mount namespaces, pivot_root) with its pid and overlay layers, and does not list a
+    process that only has a private mount namespace (as systemd's PrivateTmp= gives)."""
+    import time
+    ldd = subprocess.run(["ldd", "/bin/busybox"], capture_output=True, text=True) if os.path.exists("/bin/busybox") else None
+    if ldd is None or "not a dynamic executable" not in ldd.stdout + ldd.stderr:
+        raise Skip("a static /bin/busybox (Debian package busybox-static) is needed for the container image")
+    img, upper, work, merged = (f"{tmp}/{n}" for n in ("image", "upper", "work", "merged"))
+    for d in (f"{img}/bin", f"{img}/proc", f"{img}/dev", f"{img}/etc", upper, work, merged):
+        os.makedirs(d)
+    shutil.copy("/bin/busybox", f"{img}/bin/busybox")
+    os.symlink("busybox", f"{img}/bin/sh")
+    os.symlink("busybox", f"{img}/bin/sleep")
+    mount("-t", "overlay", "fimtest", "-o", f"lowerdir={img},upperdir={upper},workdir={work}", merged)
+    script = (f"set -e; mount --make-rprivate /; mount --bind {merged} {merged}; cd {merged}; mkdir -p .old; "
+              "mount -t proc proc proc; pivot_root . .old; /bin/busybox umount -l /.old; exec /bin/busybox sleep 60")
+    ctr = subprocess.Popen(["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "sh", "-c", script],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    plain = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "60"])
+    try:
+        end = time.monotonic() + 10
+        mine = []
+        while time.monotonic() < end and not mine:
+            p = subprocess.run([fimctl, "--format", "json", "containers"], capture_output=True, timeout=30)
+            assert p.returncode == 0, p.stderr
+            doc = json.loads(p.stdout)
+            mine = [c for c in doc["containers"] if c.get("upperdir") == upper]
+            time.sleep(0.1)
+        assert mine, doc
+        c = mine[0]
+        assert c["root_fstype"] == "overlay" and c["lowerdirs"] == [img] and c["own_pid_ns"], c
+        assert os.readlink(f"/proc/{c['pid']}/ns/mnt") == c["mnt_ns"], c
+        assert os.readlink(f"/proc/{c['pid']}/exe").endswith("busybox"), c
+        plain_ns = os.readlink(f"/proc/{plain.pid}/ns/mnt")
+        assert not [x for x in doc["containers"] if x["mnt_ns"] == plain_ns], doc
+        p = subprocess.run([fimctl, "containers"], capture_output=True, text=True, timeout=30)
+        assert f"upperdir: {upper}" in p.stdout, p.stdout
+    finally:
+        for proc in (ctr, plain):
+            proc.kill()
+            proc.wait()
+
+
 def case_disk_full_during_write(fimctl, tmp):
     """The baseline's filesystem fills up while a new baseline is written (reliability §5 B):
     a clear I/O error (exit 20), the previous baseline still in force and verifying, and no

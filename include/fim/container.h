@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// container: finding the containers running on this host from /proc alone (DESIGN.md,
+// Containers; notes/kernel.md §1.4, §3). Every runtime (containerd, CRI-O, Docker, Podman)
+// ends in processes in their own mount namespace, usually with an overlayfs root; the
+// runtime and the container id are read from the cgroup path where it names them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fim/base/bytes.h"
+#include "fim/base/result.h"
+
+namespace fim {
+
+/// One line of /proc/PID/mountinfo (proc(5)), with its octal escapes (\040 ...) decoded.
+struct MountEntry {
+  uint64_t mount_id = 0, parent_id = 0;
+  Bytes root;           ///< the path inside its filesystem that is mounted
+  Bytes mount_point;    ///< relative to the reading process's root
+  std::string fstype;
+  Bytes source;
+  std::string super_options;
+};
+
+/// Every well-formed line; malformed ones are skipped (the file is the kernel's, but a parser
+/// of it must still never read past a line).
+std::vector<MountEntry> parse_mountinfo(std::string_view text);
+
+/// The directories of an overlay mount, from its super options (lowerdir=A:B,upperdir=U,
+/// workdir=W; "\:" and "\," escape separators inside a path).
+struct OverlayDirs {
+  std::vector<Bytes> lower;  ///< topmost first
+  Bytes upper, work;         ///< empty for a read-only overlay
+};
+std::optional<OverlayDirs> overlay_dirs(std::string_view super_options);
+
+/// The runtime and container id a cgroup path names (/proc/PID/cgroup): docker-<id>.scope or
+/// /docker/<id> (Docker), cri-containerd-<id>.scope (containerd), crio-<id>.scope (CRI-O),
+/// libpod-<id>.scope (Podman), /kubepods/.../<id> (Kubernetes, runtime unknown).
+struct ContainerId {
+  std::string runtime;
+  std::string id;  ///< 64 hex digits
+};
+std::optional<ContainerId> container_from_cgroup(std::string_view cgroup_text);
+
+struct Container {
+  int pid = 0;                   ///< host pid of its init: the lowest in its own pid namespace
+  int processes = 0;             ///< how many processes share that mount namespace
+  std::string mnt_ns, pid_ns;    ///< "mnt:[4026532177]" as /proc/PID/ns shows them
+  bool own_pid_ns = false;       ///< a pid namespace other than the host's
+  std::optional<ContainerId> id;
+  std::string root_fstype;       ///< of its "/" mount (overlay for runtimes)
+  Bytes root_source;
+  std::optional<OverlayDirs> overlay;
+};
+
+/// Processes grouped by mount namespace (other than this process's), kept when they look like a
+/// container: a pid namespace of their own, an overlay root, or a runtime's cgroup. (A systemd
+/// service with PrivateTmp= has a mount namespace too, but none of these.) Sorted by pid.
+Result<std::vector<Container>> discover_containers(const Bytes& proc_dir = "/proc");
+
+}  // namespace fim

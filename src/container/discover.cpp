@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Containers from /proc: mountinfo parsing, overlay directories, runtime ids from cgroup
+// paths, and the grouping of processes by mount namespace (see container.h).
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <map>
+
+#include "fim/base/fd.h"
+#include "fim/base/sys.h"
+#include "fim/container.h"
+
+namespace fim {
+
+namespace {
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+Bytes unescape_octal(std::string_view s) {
+  Bytes out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])) && std::isdigit(static_cast<unsigned char>(s[i + 2])) &&
+        std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
+      out += static_cast<char>(((s[i + 1] - '0') << 6) | ((s[i + 2] - '0') << 3) | (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string_view> split_spaces(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && line[i] == ' ') ++i;
+    const size_t start = i;
+    while (i < line.size() && line[i] != ' ') ++i;
+    if (i > start) out.push_back(line.substr(start, i - start));
+  }
+  return out;
+}
+
+bool parse_u64(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 19) return false;
+  uint64_t v = 0;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+bool is_hex64(std::string_view s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) && !std::isupper(static_cast<unsigned char>(c)); });
+}
+
+std::string ns_of(const Bytes& proc, const std::string& pid, const char* ns) {
+  char buf[64];
+  const Bytes link = proc + "/" + pid + "/ns/" + ns;
+  const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+}  // namespace
+
+std::vector<MountEntry> parse_mountinfo(std::string_view text) {
+  // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+  std::vector<MountEntry> out;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    const auto f = split_spaces(line);
+    const auto dash = std::find(f.begin(), f.end(), std::string_view("-"));
+    if (f.size() < 10 || dash == f.end() || dash - f.begin() < 6 || f.end() - dash < 4) continue;
+    MountEntry e;
+    if (!parse_u64(f[0], &e.mount_id) || !parse_u64(f[1], &e.parent_id)) continue;
+    e.root = unescape_octal(f[3]);
+    e.mount_point = unescape_octal(f[4]);
+    e.fstype = std::string(dash[1]);
+    e.source = unescape_octal(dash[2]);
+    e.super_options = unescape_octal(dash[3]);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::optional<OverlayDirs> overlay_dirs(std::string_view opts) {
+  // Options split at unescaped commas; lowerdir layers at unescaped colons.
+  OverlayDirs d;
+  bool any = false;
+  std::string cur;
+  std::vector<std::string> options;
+  for (size_t i = 0; i < opts.size(); ++i) {
+    if (opts[i] == '\\' && i + 1 < opts.size()) {
+      cur += opts[i];
+      cur += opts[++i];
+    } else if (opts[i] == ',') {
+      options.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += opts[i];
+    }
+  }
+  options.push_back(std::move(cur));
+  const auto unescape = [](std::string_view s) {
+    Bytes o;
+    for (size_t i = 0; i < s.size(); ++i) o += (s[i] == '\\' && i + 1 < s.size()) ? s[++i] : s[i];
+    return o;
+  };
+  for (const auto& o : options) {
+    const std::string_view v(o);
+    if (v.rfind("lowerdir=", 0) == 0) {
+      std::string layer;
+      const std::string_view l = v.substr(9);
+      for (size_t i = 0; i < l.size(); ++i) {
+        if (l[i] == '\\' && i + 1 < l.size()) {
+          layer += l[i];
+          layer += l[++i];
+        } else if (l[i] == ':') {
+          d.lower.push_back(unescape(layer));
+          layer.clear();
+        } else {
+          layer += l[i];
+        }
+      }
+      if (!layer.empty()) d.lower.push_back(unescape(layer));
+      any = true;
+    } else if (v.rfind("upperdir=", 0) == 0) {
+      d.upper = unescape(v.substr(9));
+      any = true;
+    } else if (v.rfind("workdir=", 0) == 0) {
+      d.work = unescape(v.substr(8));
+    }
+  }
+  if (!any) return std::nullopt;
+  return d;
+}
+
+std::optional<ContainerId> container_from_cgroup(std::string_view text) {
+  // Each line: hierarchy-ID:controllers:path. The last path component that names a container.
+  std::optional<ContainerId> found;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    const size_t c1 = line.find(':');
+    const size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
+    if (c2 == std::string_view::npos) continue;
+    std::string_view path = line.substr(c2 + 1);
+    bool kube = path.find("kubepods") != std::string_view::npos;
+    while (!path.empty()) {
+      const size_t slash = path.rfind('/');
+      std::string_view comp = path.substr(slash == std::string_view::npos ? 0 : slash + 1);
+      path = slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
+      if (comp.size() > 6 && comp.substr(comp.size() - 6) == ".scope") comp.remove_suffix(6);
+      static const std::pair<std::string_view, const char*> kPrefixes[] = {
+          {"docker-", "docker"}, {"cri-containerd-", "containerd"}, {"crio-", "cri-o"}, {"libpod-", "podman"}};
+      for (const auto& [prefix, runtime] : kPrefixes) {
+        if (comp.rfind(prefix, 0) == 0 && is_hex64(comp.substr(prefix.size())))
+          return ContainerId{runtime, std::string(comp.substr(prefix.size()))};
+      }
+      if (is_hex64(comp)) {
+        // /docker/<id> (cgroup v1), or a kubepods leaf whose runtime the path does not say.
+        const bool docker = path.size() >= 7 && path.substr(path.size() - 7) == "/docker";
+        found = ContainerId{docker ? "docker" : kube ? "kubernetes" : "unknown", std::string(comp)};
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+Result<std::vector<Container>> discover_containers(const Bytes& proc) {
+  const std::string own_mnt = ns_of(proc, "self", "mnt"), own_pid = ns_of(proc, "self", "pid");
+  if (own_mnt.empty()) return make_error(Errc::Io, "cannot read " + escape_terminal(proc) + "/self/ns/mnt", errno);
+  std::unique_ptr<DIR, CDeleter<::closedir>> dir(::opendir(proc.c_str()));
+  if (!dir) return make_error(Errc::Io, "cannot list " + escape_terminal(proc), errno);
+  std::map<std::string, Container> by_ns;
+  while (const dirent* e = ::readdir(dir.get())) {
+    const std::string pid = e->d_name;
+    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+    const std::string mnt = ns_of(proc, pid, "mnt");
+    if (mnt.empty() || mnt == own_mnt) continue;  // gone, a kernel thread, or the host's
+    Container& c = by_ns[mnt];
+    ++c.processes;
+    const int p = std::atoi(pid.c_str());
+    const std::string pidns = ns_of(proc, pid, "pid");
+    // The container's own processes (in a pid namespace of their own) represent it, not a
+    // runtime helper that shares its mount namespace from the host's pid namespace (unshare,
+    // a shim): the lowest of those, else the lowest of all.
+    const bool own = !pidns.empty() && pidns != own_pid;
+    if (c.pid == 0 || (own && !c.own_pid_ns) || (own == c.own_pid_ns && p < c.pid)) {
+      c.pid = p;
+      c.mnt_ns = mnt;
+      c.pid_ns = pidns;
+      c.own_pid_ns = own;
+    }
+  }
+  std::vector<Container> out;
+  for (auto& [ns, c] : by_ns) {
+    const std::string pid = std::to_string(c.pid);
+    if (auto cg = read_small_file((proc + "/" + pid + "/cgroup").c_str(), 64 * 1024)) c.id = container_from_cgroup(*cg);
+    if (auto mi = read_small_file((proc + "/" + pid + "/mountinfo").c_str(), 4 << 20)) {
+      const auto mounts = parse_mountinfo(*mi);
+      // The root the process sees: the last mount on "/" (mounts stack in order).
+      for (auto it = mounts.rbegin(); it != mounts.rend(); ++it) {
+        if (it->mount_point != "/") continue;
+        c.root_fstype = it->fstype;
+        c.root_source = it->source;
+        if (it->fstype == "overlay") c.overlay = overlay_dirs(it->super_options);
+        break;
+      }
+    }
+    if (c.own_pid_ns || c.root_fstype == "overlay" || c.id) out.push_back(std::move(c));
+  }
+  std::sort(out.begin(), out.end(), [](const Container& a, const Container& b) { return a.pid < b.pid; });
+  return out;
+}
+
+}  // namespace fim
