@@ -244,6 +244,12 @@ class BaselineLock {
   UniqueFd fd_;
 };
 
+/// Signs the baseline at `path` with `key` (off the host: see DESIGN.md, Baseline): verifies
+/// its rows against its manifest, then installs the same rows and manifest (sequence, host,
+/// policy, time, journal) with the signature, atomically and under the lock. Replaces an
+/// earlier signature.
+Result<BaselineMeta> sign_baseline(const Bytes& path, const SigningKey& key);
+
 /// The schema's SQL statements, generated from the attribute table.
 std::vector<std::string> baseline_schema();
 /// The canonical encoding of one row, as covered by the content digest.

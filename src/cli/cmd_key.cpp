@@ -11,7 +11,34 @@
 
 namespace fim::cli {
 
+namespace {
+
+/// fimctl key sign BASELINE: sign it with --keys DIR/signing.key (off the host).
+int key_sign(const Options& o) {
+  if (o.paths.size() != 1)
+    return report_error(make_error(Errc::Usage, "key sign takes one baseline file (see 'fimctl key sign --help')"));
+  auto dir = absolute_path(o.keys);
+  if (!dir) return report_error(dir.error());
+  auto key = SigningKey::load(join_path(*dir, "signing.key"));
+  if (!key) return report_error(key.error());
+  auto path = absolute_path(o.paths[0]);
+  if (!path) return report_error(path.error());
+  std::string was;
+  if (auto r = BaselineReader::open(*path); r && (*r)->meta().is_signed) was = (*r)->meta().key_id;
+  auto meta = sign_baseline(*path, *key);
+  if (!meta) return report_error(meta.error());
+  std::printf("signed %s with key %s%s: sequence %llu, %llu entries, content sha256 %s\n",
+              escape_terminal(*path).c_str(), key->key_id().c_str(),
+              was.empty() ? "" : (" (replacing the signature of key " + escape_terminal(was) + ")").c_str(),
+              static_cast<unsigned long long>(meta->sequence), static_cast<unsigned long long>(meta->entry_count),
+              meta->content_sha256.c_str());
+  return 0;
+}
+
+}  // namespace
+
 int cmd_key(const Options& o) {
+  if (o.action == "sign") return key_sign(o);
   auto dir = absolute_path(o.keys);
   if (!dir) return report_error(dir.error());
   // Parents as /etc has them (0755), the key directory itself private.

@@ -337,6 +337,14 @@ int parse_options(int argc, char** argv, Options* o) {
       ->footer("init signs every new baseline with signing.key; check verifies with signing.pub and refuses\n"
                "(exit 18) a baseline whose signature, content, host or sequence does not verify. To sign off\n"
                "the host, keep only signing.pub here.");
+  auto* sign = key->add_subcommand("sign", "sign a baseline with the --keys directory's signing.key (off the host: the "
+                                           "host writes it with --unsigned and keeps only signing.pub)");
+  sign->add_option("BASELINE", o->paths, "the baseline file to sign (its rows are verified first)")
+      ->required()
+      ->type_name("FILE");
+  sign->footer("Copy the host's unsigned baseline to where the private key is, run 'fimctl --keys DIR key sign\n"
+               "FILE', and copy it back: the host's check then verifies it with signing.pub. The sequence,\n"
+               "host, policy, time and journal are kept; an earlier signature is replaced. Exit 0 when signed.");
 
   auto* watch = app.add_subcommand("watch", "watch the baseline's roots in real time (fanotify) and report each "
                                            "difference as it happens; a daemon (fimctl-watch.service)");

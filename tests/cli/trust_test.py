@@ -24,9 +24,6 @@ def expect(cond, msg):
 POLICY = os.path.abspath(os.path.join(HERE, "..", "..", "share", "fimctl.toml"))
 
 
-
-
-
 class Ctx:
     def __init__(self, fimctl, tmp):
         self.fimctl, self.tmp = fimctl, tmp
@@ -65,6 +62,34 @@ class Ctx:
 
 
 # --- cases ------------------------------------------------------------------------------
+
+def case_sign_off_host(ctx):
+    """The private key lives elsewhere: the host writes an unsigned baseline (refused by check
+    while signing.pub is there), 'key sign' signs it where the key is, and the host's check
+    verifies it. A baseline edited before signing is not signed."""
+    off = os.path.join(ctx.tmp, "offhost")
+    ctx.ok("key", "generate", keys=off)
+    os.makedirs(ctx.keys, mode=0o700)
+    shutil.copy(os.path.join(off, "signing.pub"), os.path.join(ctx.keys, "signing.pub"))
+    ctx.ok("--unsigned", "init", ctx.tree)
+    ctx.refused(18, "downgrade", "check")
+    out = ctx.ok("key", "sign", ctx.db, keys=off)
+    expect("signed" in out and "sequence 1" in out, out)
+    out = ctx.ok("check")
+    expect("(signed, key " in out, out)
+    # Signing again (say, with a new key) replaces the signature and keeps the sequence.
+    out = ctx.ok("key", "sign", ctx.db, keys=off)
+    expect("replacing the signature" in out, out)
+    ctx.ok("check")
+    # Rows edited before signing: verification fails, nothing is written.
+    before = open(ctx.db, "rb").read()
+    ctx.meta("UPDATE entries SET size = size + 1 WHERE path = CAST('" + ctx.tree + "/f' AS BLOB)")
+    edited = open(ctx.db, "rb").read()
+    expect(edited != before, "the test's edit did not change the file")
+    ctx.refused(18, "failed verification", "key", "sign", ctx.db, keys=off)
+    expect(open(ctx.db, "rb").read() == edited, "a refused signing changed the file")
+    expect(not [n for n in os.listdir(ctx.tmp) if ".tmp." in n], os.listdir(ctx.tmp))
+
 
 def case_key_generate(ctx):
     out = ctx.ok("key", "generate")
@@ -317,7 +342,6 @@ def case_accept_and_log(ctx):
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
-
 
 
 if __name__ == "__main__":
