@@ -44,17 +44,6 @@ std::vector<std::string_view> split_spaces(std::string_view line) {
   return out;
 }
 
-bool parse_u64(std::string_view s, uint64_t* out) {
-  if (s.empty() || s.size() > 19) return false;
-  uint64_t v = 0;
-  for (const char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  *out = v;
-  return true;
-}
-
 bool is_hex64(std::string_view s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) && !std::isupper(static_cast<unsigned char>(c)); });
 }
@@ -79,7 +68,7 @@ std::vector<MountEntry> parse_mountinfo(std::string_view text) {
     const auto dash = std::find(f.begin(), f.end(), std::string_view("-"));
     if (f.size() < 10 || dash == f.end() || dash - f.begin() < 6 || f.end() - dash < 4) continue;
     MountEntry e;
-    if (!parse_u64(f[0], &e.mount_id) || !parse_u64(f[1], &e.parent_id)) continue;
+    if (!parse_decimal(f[0], &e.mount_id) || !parse_decimal(f[1], &e.parent_id)) continue;
     e.root = unescape_octal(f[3]);
     e.mount_point = unescape_octal(f[4]);
     e.fstype = std::string(dash[1]);

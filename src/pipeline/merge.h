@@ -24,6 +24,10 @@ Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink);
 /// This machine's id (/etc/machine-id), as recorded in baselines.
 std::string host_id();
 
+/// What 'accept' and the watch daemon compare: the SHA-256 of an entry's canonical row (every
+/// attribute and status), hex.
+std::string row_digest(const Record& r);
+
 const Rule* rule_at(const Policy& p, int idx);
 
 /// Counts an entry's status into the summary and reports it when it is not ok.

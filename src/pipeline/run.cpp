@@ -14,7 +14,6 @@
 #include <map>
 #include <optional>
 
-#include "../attr/hash.h"
 #include "fim/base/sys.h"
 #include "fim/db.h"
 #include "fim/pipeline.h"
@@ -25,6 +24,7 @@ namespace fim {
 namespace {
 
 using detail::note_status;
+using detail::row_digest;
 using detail::rule_at;
 
 std::string quoted(const Bytes& p) { return "'" + escape_terminal(p) + "'"; }
@@ -90,8 +90,6 @@ std::string current_user() {
   return name;
 }
 
-/// What 'accept' compares: the SHA-256 of an entry's canonical row (every attribute and status).
-std::string row_digest(const Record& r) { return hex_encode(attr::sha256_of(canonical_row(r))); }
 
 /// state.db lives beside the baseline (DESIGN.md, Files).
 Result<std::unique_ptr<StateStore>> open_state(const Bytes& db_path) {

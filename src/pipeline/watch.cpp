@@ -31,7 +31,6 @@
 #include <set>
 #include <thread>
 
-#include "../attr/hash.h"
 #include "fim/base/sys.h"
 #include "fim/pipeline.h"
 #include "fim/watch.h"
@@ -268,7 +267,11 @@ sigset_t daemon_signals() {
 class Watcher {
  public:
   explicit Watcher(const WatchOptions& o)
-      : o_(o), sink_(o.out, o.ndjson, o.syslog), policy_(std::make_unique<Policy>(o.run.policy)) {}
+      : o_(o), sink_(o.out, o.ndjson, o.syslog), policy_(std::make_unique<Policy>(o.run.policy)) {
+    Bytes dir, name;
+    split_path(o.run.db_path, &dir, &name);
+    own_files_ = {o.run.db_path, o.run.db_path + ".lock", join_path(dir, "state.db"), join_path(dir, "state.db-journal")};
+  }
   Status run();
 
  private:
@@ -295,6 +298,7 @@ class Watcher {
   void fatal(Error e);
 
   const WatchOptions& o_;
+  std::vector<Bytes> own_files_;  // the baseline, its lock, state.db: events on them are ignored
   StreamSink sink_;
   std::unique_ptr<StateStore> state_;         // main thread's connection
   std::unique_ptr<StateStore> worker_state_;  // the worker's
@@ -539,11 +543,7 @@ void Watcher::mark_all_dirty(const std::string& reason, int64_t since_ns) {
 
 void Watcher::enqueue(const Bytes& path, const FanEvent& ev, bool inode_event) {
   // fimctl's own files never trigger work (a root above them would loop).
-  Bytes dbdir, dbname;
-  split_path(o_.run.db_path, &dbdir, &dbname);
-  if (path_within(path, o_.run.db_path + ".lock") || path_within(path, join_path(dbdir, "state.db")) ||
-      path_within(path, join_path(dbdir, "state.db-journal")) || path == o_.run.db_path)
-    return;
+  if (std::find(own_files_.begin(), own_files_.end(), path) != own_files_.end()) return;
   bool overfull = false;
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -774,7 +774,7 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable)
   m.selected = [](const Bytes&) { return true; };
   m.report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
     const Bytes& path = (n ? n : o)->path;
-    const std::string key = std::string(change_kind_name(k)) + ":" + (n ? hex_encode(attr::sha256_of(canonical_row(*n))) : "-");
+    const std::string key = std::string(change_kind_name(k)) + ":" + (n ? detail::row_digest(*n) : "-");
     auto it = reported_.find(path);
     if (it != reported_.end() && it->second.key == key) {
       it->second.pass = pass_;

@@ -25,13 +25,8 @@ namespace fim {
 namespace {
 
 bool parse_port(std::string_view s, uint16_t* out) {
-  if (s.empty() || s.size() > 5) return false;
-  unsigned v = 0;
-  for (const char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (v == 0 || v > 65535) return false;
+  uint64_t v = 0;
+  if (s.size() > 5 || !parse_decimal(s, &v) || v == 0 || v > 65535) return false;
   *out = static_cast<uint16_t>(v);
   return true;
 }

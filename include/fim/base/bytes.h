@@ -33,4 +33,7 @@ Bytes join_path(std::string_view dir, std::string_view name);
 /// True when `path` is `root` or lies below it (component-wise).
 bool path_within(std::string_view path, std::string_view root);
 
+/// A decimal number of 1 to 19 digits, nothing else (no sign, no spaces); false otherwise.
+bool parse_decimal(std::string_view s, uint64_t* out);
+
 }  // namespace fim

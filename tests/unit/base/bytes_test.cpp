@@ -90,3 +90,15 @@ TEST_CASE("time and errno formatting") {
   CHECK(format_time_ns(-1) == "1969-12-31T23:59:59.999999999Z");
   CHECK(errno_name(EACCES) == "EACCES");
 }
+
+TEST_CASE("parse_decimal: digits only, at most 19") {
+  uint64_t v = 0;
+  CHECK(parse_decimal("0", &v));
+  CHECK(v == 0);
+  CHECK(parse_decimal("9999999999999999999", &v));
+  CHECK(v == 9999999999999999999ULL);
+  for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1x", "12345678901234567890"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_decimal(bad, &v));
+  }
+}
