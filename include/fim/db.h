@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -168,6 +169,17 @@ class StateStore {
   };
   Status daemon_beat(const Bytes& baseline, int64_t pid, int64_t started_ns, int64_t now_ns, bool stopped);
   Result<std::optional<Daemon>> daemon(const Bytes& baseline);
+
+  /// The apt hook (share/apt/99fimctl): "name:arch" -> version before a dpkg run, and each
+  /// run's changes as "name:arch old new" lines (old or new "-" for installs and removals).
+  Status set_apt_snapshot(const std::map<std::string, std::string>& versions);
+  Result<std::map<std::string, std::string>> apt_snapshot();
+  struct AptRun {
+    int64_t id = 0, at_ns = 0;
+    std::string changes;
+  };
+  Status add_apt_run(int64_t at_ns, const std::string& changes);
+  Result<std::vector<AptRun>> apt_runs_since(int64_t since_ns);
 
  private:
   struct Arg;

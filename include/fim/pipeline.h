@@ -10,6 +10,7 @@
 #include "fim/attr.h"
 #include "fim/base/result.h"
 #include "fim/db.h"
+#include "fim/pkg.h"
 #include "fim/report.h"
 #include "fim/rules.h"
 #include "fim/walk.h"
@@ -58,6 +59,10 @@ struct RunOptions {
   std::string reason;        ///< update/accept: why, for the journal
   bool accept_all = false;   ///< accept: everything in the last report
   std::vector<std::string> accept_rules;  ///< accept: reported entries of these rules ("file:line:col")
+  bool packages = false;          ///< check --packages: each change says what its package vouches for
+  bool package_verified = false;  ///< accept --package-verified: only what the package's .deb vouches for
+  bool weak_evidence = false;     ///< accept --package-verified --weak: dpkg's own MD5s and lists too
+  pkg::Options package_sources;   ///< where dpkg's and apt's records are
   std::function<void(const ScanProgress&)> progress;  ///< called every ~250 ms, on the calling thread
 };
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,14 @@ struct BaselineFacts {
   std::string content_sha256;
 };
 
+/// What the package manager says about one change (check --packages; fim/pkg.h decides it).
+struct PackageNote {
+  std::string verdict;   ///< verified, mismatch, conffile, unverifiable, unpackaged, removed
+  std::string evidence;  ///< deb-sha256, dpkg-md5, dpkg-list, none
+  std::string package, version, arch, detail;
+  std::string upgrade;   ///< the recorded apt run since the baseline that changed the package
+};
+
 struct Summary {
   std::string command;        ///< "init" or "check"
   uint64_t entries = 0;       ///< entries inspected
@@ -38,6 +47,7 @@ struct Summary {
   uint64_t bytes_hashed = 0;
   double seconds = 0;
   bool policy_changed = false;
+  std::map<std::string, uint64_t> packages;  ///< check --packages: verdict -> changes
   BaselineFacts baseline;
   int exit_code = 0;
 };
@@ -52,6 +62,13 @@ class Sink {
   /// record), or null when none does (an entry only the baseline has, under a changed policy).
   virtual void change(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
                       const Rule* rule) = 0;
+  /// change() with what the package manager says about it (check --packages). Sinks that
+  /// cannot show it report the change alone.
+  virtual void package_change(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
+                              const Rule* rule, const PackageNote& note) {
+    (void)note;
+    change(kind, old_rec, new_rec, changed, rule);
+  }
   /// An entry that could not be fully inspected (status != ok), or with `subtree` a directory
   /// whose contents could not be listed (or, skipped_fs, were not walked).
   virtual void entry_status(const Record& r, bool subtree, const Rule* rule) = 0;
@@ -73,7 +90,7 @@ void add_attr(std::string& o, std::string_view key, Attr a, const AttrValue& v);
 /// {"type":"file","mode":"0644",...}: every collected attribute of a record.
 std::string record_attrs(const Record& r);
 std::string change_record(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
-                          const Rule* rule);
+                          const Rule* rule, const PackageNote* note = nullptr);
 std::string status_record(const Record& r, bool subtree, const Rule* rule);
 /// Appends "severity", "tags" and "rule" (where the rule is defined) when `rule` is set.
 void add_labels(std::string& o, const Rule* rule);

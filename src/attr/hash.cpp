@@ -57,15 +57,16 @@ Bytes sha256_of(std::string_view data) {
   return s.finish();
 }
 
-Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
-  if (!ctx_) std::abort();
-  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+DigestStream::DigestStream(const char* algorithm) : ctx_(EVP_MD_CTX_new()) {
+  const EVP_MD* md = EVP_get_digestbyname(algorithm);
+  if (!ctx_ || !md) std::abort();
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), md, nullptr);
 }
-Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
-void Sha256Stream::update(std::string_view data) {
+DigestStream::~DigestStream() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void DigestStream::update(std::string_view data) {
   EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
 }
-Bytes Sha256Stream::finish() {
+Bytes DigestStream::finish() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), md, &len);

@@ -30,18 +30,25 @@ class Digester {
 /// One-shot SHA-256 of a buffer (used for baseline content and policy digests).
 Bytes sha256_of(std::string_view data);
 
-/// Incremental SHA-256 for streamed canonical encodings.
-class Sha256Stream {
+/// Incremental digest by OpenSSL name ("sha256", "md5"): MD5 only to compare with records other
+/// tools wrote (dpkg's md5sums), never as fimctl's own evidence.
+class DigestStream {
  public:
-  Sha256Stream();
-  ~Sha256Stream();
-  Sha256Stream(const Sha256Stream&) = delete;
-  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  explicit DigestStream(const char* algorithm);
+  ~DigestStream();
+  DigestStream(const DigestStream&) = delete;
+  DigestStream& operator=(const DigestStream&) = delete;
   void update(std::string_view data);
-  Bytes finish();
+  Bytes finish();  ///< the raw digest
 
  private:
   void* ctx_;
+};
+
+/// Incremental SHA-256 for streamed canonical encodings.
+class Sha256Stream : public DigestStream {
+ public:
+  Sha256Stream() : DigestStream("sha256") {}
 };
 
 }  // namespace fim::attr

@@ -35,6 +35,10 @@ Result<RunOptions> run_options(const Options& o) {
   r.reason = o.reason;
   r.accept_all = o.all;
   r.accept_rules = o.rules;
+  r.packages = o.packages;
+  r.package_verified = o.package_verified;
+  r.weak_evidence = o.weak_evidence;
+  for (const auto& m : o.package_mirrors) r.package_sources.mirrors.push_back(m);
   if (!o.quiet && ::isatty(STDERR_FILENO)) {
     // Progress on a terminal only: "\r" updates one line, cleared before the report prints.
     r.progress = [](const ScanProgress& p) {

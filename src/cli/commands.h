@@ -26,6 +26,7 @@ int cmd_key(const Options& o);
 int cmd_watch(const Options& o);
 int cmd_status(const Options& o);
 int cmd_containers(const Options& o);
+int cmd_apt_hook(const Options& o);
 
 /// "90", "90s", "250ms", "5m", "6h", "1d" in seconds; `what` names the option in errors.
 Result<double> parse_duration(std::string_view text, const char* what);

@@ -33,6 +33,7 @@ constexpr Command kCommands[] = {
     {"watch", fim::cli::cmd_watch},
     {"status", fim::cli::cmd_status},
     {"containers", fim::cli::cmd_containers},
+    {"apt-hook", fim::cli::cmd_apt_hook},
     {"version", fim::cli::cmd_version},
 };
 

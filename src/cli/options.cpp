@@ -288,9 +288,20 @@ int parse_options(int argc, char** argv, Options* o) {
   check->add_option("PATH", o->paths,
                     "check only these subtrees (each must lie within the baseline's roots)")
       ->type_name("PATH");
+  check->add_flag("--packages", o->packages,
+                  "say for each change which dpkg package ships the path and whether the new state is the "
+                  "package's: verified against the .deb in apt's cache through apt's signed index "
+                  "(deb-sha256), or only against dpkg's MD5s (dpkg-md5, weaker)");
+  check->add_option("--package-mirror", o->package_mirrors,
+                    "a local mirror (a directory holding the Filename paths of apt's indexes) to find .debs in "
+                    "besides apt's cache; repeatable")
+      ->type_name("DIR");
   check->footer("Every selected regular file is re-hashed. The baseline's content digest is verified\n"
                 "while it is read; a baseline that fails verification ends the run with exit 18 and\n"
-                "no report.");
+                "no report.\n"
+                "With --packages, changes that the apt hook (share/apt/99fimctl) saw an apt run make\n"
+                "are grouped under that run when their package verifies them; a packaged file that\n"
+                "does not match its package is flagged 'mismatch', the most suspicious change of all.");
 
   auto* update = app.add_subcommand("update", "check, then replace the baseline with what is on disk now "
                                              "(signed, next sequence number, atomically)");
@@ -310,10 +321,24 @@ int parse_options(int argc, char** argv, Options* o) {
   accept->add_option("--rule", o->rules, "accept what the rule at FILE:LINE:COLUMN selected (as in the report)")
       ->type_name("FILE:LINE:COLUMN");
   accept->add_flag("--all", o->all, "accept every difference of the last report");
+  accept->add_flag("--package-verified", o->package_verified,
+                   "accept only the differences whose new state the package's signed .deb vouches for (with "
+                   "PATHs or --rule: only those among them); the rest stay reported");
+  accept->add_flag("--weak", o->weak_evidence,
+                   "with --package-verified: also accept what only dpkg's own MD5s and file lists vouch for "
+                   "(records kept on this host, so as trustworthy as the host)");
+  accept->add_option("--package-mirror", o->package_mirrors, "as for check --packages")->type_name("DIR");
   accept->footer("Acts on the last 'fimctl check' of this baseline (kept in state.db beside it). An entry\n"
                  "that changed again since it was reported is refused, and then nothing is accepted.\n"
                  "Writes the next signed baseline; 'fimctl log' shows the journal. Exit 0 when accepted.");
 
+  auto* hook = app.add_subcommand("apt-hook", "record what an apt run changes (run by apt through "
+                                             "share/apt/99fimctl: 'pre' before dpkg runs, 'post' after)");
+  hook->add_option("PHASE", o->hook_phase, "pre or post")->required()->check(CLI::IsMember({"pre", "post"}));
+  hook->footer("pre keeps the installed package versions in state.db (beside --db); post compares\n"
+               "them with the versions now installed and records the run: 'fimctl check --packages'\n"
+               "then groups the changes it explains under it. Never fails the apt run: errors are\n"
+               "printed and the exit code is 0.");
   app.add_subcommand("log", "print the baseline's acceptance journal and verify its hash chain and signature");
 
   auto* config = app.add_subcommand("config", "check or show the policy");

@@ -24,6 +24,11 @@ struct Options {
   std::string reason;           ///< update/accept --reason
   bool all = false;             ///< accept --all
   std::vector<std::string> rules;  ///< accept --rule
+  bool packages = false;           ///< check --packages
+  bool package_verified = false;   ///< accept --package-verified
+  bool weak_evidence = false;      ///< accept --weak
+  std::vector<std::string> package_mirrors;  ///< check/accept --package-mirror DIR
+  std::string hook_phase;          ///< apt-hook pre|post
   // watch / status
   std::string output;                       ///< watch --output FILE
   bool syslog = false;                      ///< watch --syslog

@@ -60,7 +60,12 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                    "CREATE TABLE IF NOT EXISTS daemon("
                    "  baseline BLOB PRIMARY KEY, pid INTEGER NOT NULL, started_ns INTEGER NOT NULL,"
                    "  heartbeat_ns INTEGER NOT NULL, stopped_ns INTEGER NOT NULL"
-                   ") WITHOUT ROWID",
+                   ") WITHOUT ROWID;"
+                   // The apt hook (share/apt): package versions before a dpkg run, and
+                   // what each run changed ("name:arch old new" lines).
+                   "CREATE TABLE IF NOT EXISTS apt_snapshot(pkg TEXT PRIMARY KEY, version TEXT NOT NULL) WITHOUT ROWID;"
+                   "CREATE TABLE IF NOT EXISTS apt_runs("
+                   "  id INTEGER PRIMARY KEY, at_ns INTEGER NOT NULL, changes TEXT NOT NULL)",
                    Errc::Io));
   return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
 }
@@ -262,6 +267,47 @@ Result<std::optional<StateStore::Daemon>> StateStore::daemon(const Bytes& baseli
     return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
   return std::optional<Daemon>(Daemon{sqlite3_column_int64(st->get(), 0), sqlite3_column_int64(st->get(), 1),
                                       sqlite3_column_int64(st->get(), 2), sqlite3_column_int64(st->get(), 3)});
+}
+
+Status StateStore::set_apt_snapshot(const std::map<std::string, std::string>& versions) {
+  FIM_TRY(db::exec(impl_->db.get(), "BEGIN IMMEDIATE; DELETE FROM apt_snapshot", Errc::Io));
+  for (const auto& [pkg, version] : versions) {
+    if (auto st = exec("INSERT INTO apt_snapshot(pkg, version) VALUES(?, ?)", {pkg, version}); !st) {
+      (void)db::exec(impl_->db.get(), "ROLLBACK", Errc::Io);
+      return st;
+    }
+  }
+  return db::exec(impl_->db.get(), "COMMIT", Errc::Io);
+}
+
+Result<std::map<std::string, std::string>> StateStore::apt_snapshot() {
+  auto st = db::prepare(impl_->db.get(), "SELECT pkg, version FROM apt_snapshot", Errc::Io);
+  if (!st) return st.error();
+  std::map<std::string, std::string> out;
+  int rc;
+  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW)
+    out[std::string(db::column_blob(st->get(), 0))] = std::string(db::column_blob(st->get(), 1));
+  if (rc != SQLITE_DONE)
+    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
+  return out;
+}
+
+Status StateStore::add_apt_run(int64_t at_ns, const std::string& changes) {
+  return exec("INSERT INTO apt_runs(at_ns, changes) VALUES(?, ?)", {at_ns, changes});
+}
+
+Result<std::vector<StateStore::AptRun>> StateStore::apt_runs_since(int64_t since_ns) {
+  auto st = db::prepare(impl_->db.get(), "SELECT id, at_ns, changes FROM apt_runs WHERE at_ns >= ? ORDER BY id", Errc::Io);
+  if (!st) return st.error();
+  sqlite3_bind_int64(st->get(), 1, since_ns);
+  std::vector<AptRun> out;
+  int rc;
+  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW)
+    out.push_back({sqlite3_column_int64(st->get(), 0), sqlite3_column_int64(st->get(), 1),
+                   std::string(db::column_blob(st->get(), 2))});
+  if (rc != SQLITE_DONE)
+    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
+  return out;
 }
 
 }  // namespace fim

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <optional>
 
 #include "fim/pipeline.h"
 
@@ -54,5 +56,24 @@ struct Merge {
 /// and reports added, removed and changed entries. Baseline rows below a directory that could
 /// not be listed count as unverified, not removed.
 Status merge_compare(const ScanOptions& so, Merge& m);
+
+/// check --packages and accept --package-verified (packages.cpp): the package manager's
+/// records, and the apt runs recorded since the baseline was written.
+struct Packages {
+  std::unique_ptr<pkg::Verifier> verifier;
+  std::map<std::string, std::string> run_of;  ///< "name:arch" -> the apt run that changed it
+  /// The verdict on one change, as reports show it.
+  PackageNote explain(const Record* old_rec, const Record* new_rec);
+};
+Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_t since_ns);
+
+/// accept --package-verified: keeps in `chosen` (path -> its current state, none: removed)
+/// only the changes the package's signed .deb vouches for (with opts.weak_evidence, dpkg's
+/// own records too), noting each one's evidence in `vouched`; the rest stay reported (one
+/// alert says how many and why). Reads and verifies the baseline `meta` describes for the
+/// old states. Errc::Usage when nothing is left.
+Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, StateStore* state,
+                             std::map<Bytes, std::optional<Record>>* chosen, std::map<Bytes, std::string>* vouched,
+                             Sink& sink);
 
 }  // namespace fim::detail

@@ -314,8 +314,20 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
   }
   std::vector<Acceptance> accepted;
   const std::string who = current_user();
+  std::optional<detail::Packages> packages;
+  if (opts.packages && !update) {
+    auto p = detail::open_packages(opts, state ? state->get() : nullptr, meta.created_ns);
+    if (!p) return p.error();
+    packages = std::move(*p);
+  }
   const auto report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
-    sink.change(k, o, n, changed, rule);
+    if (packages) {
+      const PackageNote note = packages->explain(o, n);
+      ++s.packages[note.verdict];
+      sink.package_change(k, o, n, changed, rule, note);
+    } else {
+      sink.change(k, o, n, changed, rule);
+    }
     StateStore::Reported r;
     r.path = (n ? n : o)->path;
     r.kind = std::string(change_kind_name(k));
@@ -333,6 +345,9 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
   Ticker ticker(opts.progress);
   m.tick = [&](uint64_t n) { ticker.tick(n); };
   FIM_TRY(detail::merge_compare(scan_options(opts, sel, roots, subset), m));
+  if (const auto m = s.packages.find("mismatch"); m != s.packages.end())
+    sink.alert("package_mismatch", std::to_string(m->second) + " changed entries are not what their packages ship: "
+                                   "look at those first (they are marked 'package: mismatch')");
   const Status verified = base.verify();
   if (recording) (void)(*state)->end_report(opts.db_path, meta.content_sha256, verified.has_value());
   FIM_TRY(verified);
@@ -402,8 +417,9 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   const double t0 = monotonic_seconds();
   if (opts.reason.empty())
     return make_error(Errc::Usage, "accept needs --reason: why these changes are legitimate goes into the journal");
-  if (!opts.accept_all && opts.paths.empty() && opts.accept_rules.empty())
-    return make_error(Errc::Usage, "name what to accept: PATHs or GLOBs, --rule FILE:LINE:COLUMN, or --all");
+  if (!opts.accept_all && opts.paths.empty() && opts.accept_rules.empty() && !opts.package_verified)
+    return make_error(Errc::Usage, "name what to accept: PATHs or GLOBs, --rule FILE:LINE:COLUMN, --package-verified "
+                                   "or --all");
   auto key = signing_key(opts);
   if (!key) return key.error();
   auto lock = BaselineLock::acquire(opts.db_path);
@@ -431,7 +447,8 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   // Which reported differences.
   std::vector<StateStore::Reported> chosen;
   for (const auto& r : *rep) {
-    bool take = opts.accept_all;
+    // --package-verified alone: every reported difference is a candidate (its package decides).
+    bool take = opts.accept_all || (opts.package_verified && opts.paths.empty() && opts.accept_rules.empty());
     for (const auto& p : opts.paths)
       take = take || (has_glob_chars(p) ? glob_match(p, r.path) : path_within(r.path, p));
     for (const auto& rule : opts.accept_rules) take = take || r.rule == rule;
@@ -465,6 +482,12 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
     return make_error(Errc::Usage, std::to_string(stale.size()) + " of the chosen entries changed again since they were "
                                    "reported (" + list + "): nothing was accepted; run 'fimctl check' and accept again");
   }
+  std::map<Bytes, std::string> vouched;  // --package-verified: path -> the package's word, for the journal
+  if (opts.package_verified) FIM_TRY(detail::keep_package_verified(opts, meta, &state, &now, &vouched, sink));
+  const auto why = [&](const Bytes& path) {
+    auto v = vouched.find(path);
+    return v == vouched.end() ? opts.reason : opts.reason + " (" + v->second + ")";
+  };
 
   // The successor: the old rows, with the accepted entries replaced, dropped or inserted.
   auto writer = BaselineWriter::create(opts.db_path, *key ? &**key : nullptr);
@@ -480,7 +503,7 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
       FIM_TRY((*writer)->add(*next_new->second));
       ++s.added;
       sink.change(ChangeKind::Added, nullptr, &*next_new->second, 0, nullptr);
-      journal.push_back({0, who, "accept", opts.reason, next_new->first, "added", "-", row_digest(*next_new->second)});
+      journal.push_back({0, who, "accept", why(next_new->first), next_new->first, "added", "-", row_digest(*next_new->second)});
     }
     return {};
   };
@@ -500,11 +523,11 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
       FIM_TRY((*writer)->add(*it->second));
       ++s.changed;
       sink.change(ChangeKind::Changed, &old, &*it->second, compare(old, *it->second), nullptr);
-      journal.push_back({0, who, "accept", opts.reason, old.path, "changed", row_digest(old), row_digest(*it->second)});
+      journal.push_back({0, who, "accept", why(old.path), old.path, "changed", row_digest(old), row_digest(*it->second)});
     } else {
       ++s.removed;
       sink.change(ChangeKind::Removed, &old, nullptr, 0, nullptr);
-      journal.push_back({0, who, "accept", opts.reason, old.path, "removed", row_digest(old), "-"});
+      journal.push_back({0, who, "accept", why(old.path), old.path, "removed", row_digest(old), "-"});
     }
   }
   FIM_TRY(put_added_before(nullptr));

@@ -77,7 +77,7 @@ void add_labels(std::string& o, const Rule* rule) {
 }
 
 std::string change_record(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
-                          const Rule* rule) {
+                          const Rule* rule, const PackageNote* note) {
   const Record& any = new_rec ? *new_rec : *old_rec;
   std::string o = begin("change");
   add_str(o, "kind", change_kind_name(kind));
@@ -104,6 +104,20 @@ std::string change_record(ChangeKind kind, const Record* old_rec, const Record* 
   } else {
     key(o, kind == ChangeKind::Added ? "new" : "old");
     o += record_attrs(any);
+  }
+  if (note) {
+    key(o, "package");
+    std::string p = "{";
+    add_str(p, "verdict", note->verdict);
+    add_str(p, "evidence", note->evidence);
+    if (!note->package.empty()) {
+      add_str(p, "name", note->package);
+      add_str(p, "version", note->version);
+      add_str(p, "arch", note->arch);
+    }
+    add_str(p, "detail", note->detail);
+    if (!note->upgrade.empty()) add_str(p, "upgrade", note->upgrade);
+    o += p + "}";
   }
   return o + "}";
 }
@@ -145,6 +159,12 @@ std::string summary_record(const Summary& s) {
   o += buf;
   key(o, "policy_changed");
   o += s.policy_changed ? "true" : "false";
+  if (!s.packages.empty()) {
+    key(o, "packages");
+    std::string p = "{";
+    for (const auto& [verdict, n] : s.packages) add_num(p, verdict, n);
+    o += p + "}";
+  }
   key(o, "baseline");
   std::string b = "{";
   add_bytes(b, "path", s.baseline.path);

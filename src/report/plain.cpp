@@ -4,6 +4,7 @@
 // the terminal or fake a line of the report (CVE-2025-54389).
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "fim/base/sys.h"
 #include "fim/report.h"
@@ -30,20 +31,28 @@ class PlainSink final : public Sink {
   PlainSink(FILE* out, bool color) : out_(out), color_(color) {}
 
   void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
+    details_.line(render(kind, o, n, changed, rule));
+  }
+
+  /// Changes an apt run explains, verified against their packages, are listed under that run,
+  /// one line each; every other change keeps its full block, with what its package says.
+  void package_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
+                      const PackageNote& note) override {
     const Record& any = n ? *n : *o;
-    std::string line = paint(kind == ChangeKind::Added ? "32" : kind == ChangeKind::Removed ? "31" : "33",
-                             std::string(change_kind_name(kind)) + ":");
-    line += ' ' + escape_terminal(any.path);
-    if (kind != ChangeKind::Changed) line += " (" + std::string(file_type_name(any.type())) + ")";
-    line += labels(rule);
-    if (kind == ChangeKind::Changed) {
-      for (size_t i = 0; i < kAttrCount; ++i) {
-        const Attr a = static_cast<Attr>(i);
-        if (!(changed & attr_bit(a))) continue;
-        line += "\n  " + std::string(attr_info(a).key) + ": ";
-        line += value(*o, a) + " -> " + value(*n, a);
-      }
+    const std::string owner = note.package.empty() ? std::string()
+                                                   : escape_terminal(note.package + " " + note.version + " (" + note.arch + ")");
+    if (note.verdict == "verified" && !note.upgrade.empty()) {
+      Upgrade& u = upgrades_[note.upgrade];
+      ++u.count;
+      u.lines.line("  " + std::string(change_kind_name(kind)) + ": " + escape_terminal(any.path) + "  " + owner + ", " +
+                   note.evidence);
+      return;
     }
+    std::string line = render(kind, o, n, changed, rule);
+    const bool bad = note.verdict == "mismatch";
+    line += "\n  package: " + paint(bad ? "1;31" : "0", note.verdict) + (owner.empty() ? "" : " " + owner) + " [" +
+            note.evidence + "]: " + escape_terminal(note.detail);
+    if (!note.upgrade.empty()) line += " (changed by " + escape_terminal(note.upgrade) + ")";
     details_.line(line);
   }
 
@@ -81,10 +90,20 @@ class PlainSink final : public Sink {
     if (s.unverified)
       std::fprintf(out_, "unverified: %llu baseline entries below directories that could not be read\n",
                    ull(s.unverified));
+    if (!s.packages.empty()) {
+      std::string p;
+      for (const auto& [verdict, n] : s.packages) p += (p.empty() ? "" : ", ") + std::to_string(n) + " " + verdict;
+      std::fprintf(out_, "packages: %s\n", p.c_str());
+    }
     for (const auto& a : alerts_) std::fprintf(out_, "%s\n", escape_terminal(a).c_str());
     if (details_.count() > 0) {
       std::fputc('\n', out_);
       FIM_TRY(details_.copy_to(out_, nullptr));
+    }
+    for (auto& [run, u] : upgrades_) {
+      std::fprintf(out_, "\n%s: %llu changes, each verified against its package:\n", escape_terminal(run).c_str(),
+                   ull(u.count));
+      FIM_TRY(u.lines.copy_to(out_, nullptr));
     }
     if (std::fflush(out_) != 0) return make_error(Errc::Io, "cannot write the report", errno);
     return {};
@@ -110,9 +129,32 @@ class PlainSink final : public Sink {
     return color_ ? "\x1b[" + std::string(sgr) + "m" + s + "\x1b[0m" : s;
   }
 
+  std::string render(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) const {
+    const Record& any = n ? *n : *o;
+    std::string line = paint(kind == ChangeKind::Added ? "32" : kind == ChangeKind::Removed ? "31" : "33",
+                             std::string(change_kind_name(kind)) + ":");
+    line += ' ' + escape_terminal(any.path);
+    if (kind != ChangeKind::Changed) line += " (" + std::string(file_type_name(any.type())) + ")";
+    line += labels(rule);
+    if (kind == ChangeKind::Changed) {
+      for (size_t i = 0; i < kAttrCount; ++i) {
+        const Attr a = static_cast<Attr>(i);
+        if (!(changed & attr_bit(a))) continue;
+        line += "\n  " + std::string(attr_info(a).key) + ": ";
+        line += value(*o, a) + " -> " + value(*n, a);
+      }
+    }
+    return line;
+  }
+
+  struct Upgrade {
+    uint64_t count = 0;
+    report::Spool lines;
+  };
   FILE* out_;
   bool color_;
   report::Spool details_;
+  std::map<std::string, Upgrade> upgrades_;  // apt run -> the verified changes it explains
   std::vector<std::string> alerts_;
 };
 

@@ -60,6 +60,10 @@ class JsonSink final : public Sink {
   void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
     spool_.line(json::change_record(kind, o, n, changed, rule));
   }
+  void package_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
+                      const PackageNote& note) override {
+    spool_.line(json::change_record(kind, o, n, changed, rule, &note));
+  }
   void entry_status(const Record& r, bool subtree, const Rule* rule) override {
     spool_.line(json::status_record(r, subtree, rule));
   }

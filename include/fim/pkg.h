@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// pkg: what the package manager vouches for (issue 11, DESIGN.md "Package provenance graded
+// by strength"). For a changed path: which dpkg package ships it, and whether its current
+// content is the package's, by the strongest evidence there is:
+//
+//   deb-sha256  the file's digest inside the .deb whose SHA-256 is listed in a Packages index
+//               whose SHA-256 is listed in an InRelease file that gpgv verified against apt's
+//               keyrings: a chain that ends at the archive's signing key.
+//   dpkg-md5    dpkg's md5sums (or, for conffiles, the status file): written on this host at
+//               install time, so only as trustworthy as the host; MD5 is re-computed here.
+//   dpkg-list   the path is in the package's file list and only times, size of a directory
+//               or link count changed (directories touched by an upgrade): no content claim.
+//
+// Nothing here trusts a path name alone (Debian's AIDE wrapper filters by dpkg.log path
+// lists): a packaged file whose content is not the package's is the most suspicious change.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fim/attr.h"
+#include "fim/base/result.h"
+
+namespace fim::pkg {
+
+/// How strong the evidence behind a verdict is (ordered: stronger is greater).
+enum class Evidence : uint8_t { None = 0, DpkgList, DpkgMd5, DebSha256 };
+std::string_view evidence_name(Evidence e);  ///< "none", "dpkg-list", "dpkg-md5", "deb-sha256"
+
+enum class Verdict : uint8_t {
+  Verified,      ///< content (and, with a .deb, mode and owner) is what the package ships
+  Mismatch,      ///< packaged, and the package's record says otherwise: suspicious
+  Conffile,      ///< a conffile that is not the package's version: a local edit
+  Unverifiable,  ///< packaged, but no record to compare with (no md5sums entry, no .deb)
+  Unpackaged,    ///< no installed package ships this path
+  Removed,       ///< gone, and no installed package ships it any more
+};
+std::string_view verdict_name(Verdict v);  ///< "verified", "mismatch", ...
+
+/// The annotation of one change.
+struct Note {
+  Verdict verdict = Verdict::Unpackaged;
+  Evidence evidence = Evidence::None;
+  std::string package, version, arch;  ///< owner; empty when unpackaged
+  std::string detail;                  ///< why, for people (ASCII)
+  std::string upgrade;                 ///< the apt run since the baseline that changed the package, if recorded
+};
+
+/// Where the package manager keeps its records (all under `root`, which is "/" on a host).
+struct Options {
+  Bytes root = "/";
+  Bytes admindir = "/var/lib/dpkg";
+  Bytes lists = "/var/lib/apt/lists";
+  std::vector<Bytes> archives{"/var/cache/apt/archives"};  ///< downloaded .debs (apt's cache)
+  std::vector<Bytes> mirrors;   ///< local mirrors: a .deb is looked for at MIRROR/<Filename>
+  std::vector<Bytes> keyrings;  ///< empty: apt's (trusted.gpg, trusted.gpg.d, Signed-By)
+  Bytes gpgv = "/usr/bin/gpgv";
+  Bytes dpkg_deb = "/usr/bin/dpkg-deb";
+  Bytes apt_helper = "/usr/lib/apt/apt-helper";  ///< decompresses apt's lists (lz4, gz, xz...)
+};
+
+/// What a package's .deb holds at one path (from its data.tar).
+struct DebMember {
+  char type = '0';      ///< tar type: '0' file, '2' symlink, '5' dir, '1' hard link
+  uint32_t mode = 0;    ///< permission bits
+  uint64_t uid = 0, gid = 0;
+  std::string uname, gname;  ///< dpkg uses these when they name a user or group of the system
+  Bytes sha256;         ///< raw, regular files only
+  Bytes link;           ///< symlink target
+};
+
+/// Parses the tar stream of a .deb's data part (what `dpkg-deb --fsys-tarfile` writes): ustar,
+/// GNU long names and links, pax path/linkpath. Member names are made absolute ("./bin/ls" ->
+/// "/bin/ls"); hard links get their target's digest. Fails on a malformed archive.
+Result<std::map<Bytes, DebMember>> parse_data_tar(int fd);
+
+/// One control-file stanza ("Package: x\nVersion: ..."): field -> value (continuation lines
+/// joined with '\n'). parse_stanzas() calls `f` for each; `f` returns false to stop.
+using Stanza = std::map<std::string, std::string>;
+void parse_stanzas(std::string_view text, const std::function<bool(const Stanza&)>& f);
+
+/// The SHA256 section of a Release file: index path ("main/binary-amd64/Packages") -> hex digest.
+std::map<std::string, std::string> release_sha256(std::string_view release_text);
+
+/// "name:arch" -> version of every package dpkg has on disk (the apt hook's snapshot). Reads
+/// only the status file; on failure returns nothing and sets *st.
+std::map<std::string, std::string> installed_versions(const Options& opts, Status* st);
+
+class Verifier {
+ public:
+  /// Reads dpkg's status, file lists and diversions (not the archive chain: that is read the
+  /// first time a .deb is needed).
+  static Result<std::unique_ptr<Verifier>> open(const Options& opts);
+  ~Verifier();
+  Verifier(const Verifier&) = delete;
+  Verifier& operator=(const Verifier&) = delete;
+
+  /// The verdict on a change: `now` is the entry as it is (null: removed), `old` as the
+  /// baseline has it (null: added). Regular files and symlinks are compared; content is read
+  /// again for MD5 only when the evidence is dpkg's, and only if it still has `now`'s SHA-256.
+  Note explain(const Record* old, const Record* now);
+
+ private:
+  struct Impl;
+  explicit Verifier(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fim::pkg

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The two record keepers behind pkg::Verifier: dpkg's database on this host (who ships a
+// path, with which MD5) and apt's signed archive chain (what a .deb holds).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fim/pkg.h"
+
+namespace fim::pkg {
+
+struct Package {
+  std::string name, version, arch;
+  std::map<Bytes, std::string> conffiles;  ///< path -> md5 hex (from the status file)
+  std::string info_stem;                   ///< "name" or "name:arch" in /var/lib/dpkg/info
+};
+
+/// The packages on disk (installed, unpacked, half-configured) from dpkg's status file.
+Result<std::vector<Package>> read_status(const Options& opts);
+
+/// dpkg's database: /var/lib/dpkg/{status,info/*.list,info/*.md5sums,diversions,statoverride}.
+class DpkgDb {
+ public:
+  static Result<std::unique_ptr<DpkgDb>> open(const Options& opts);
+
+  /// The packages shipping `path` (as fimctl records it: real directories, merged /usr
+  /// resolved), each with the path as the package lists it (diversions applied).
+  struct Owner {
+    const Package* pkg;
+    Bytes listed;
+  };
+  std::vector<Owner> owners(const Bytes& path);
+  /// dpkg's MD5 (hex) of a file the package lists; empty when md5sums has none.
+  std::string md5(const Package& p, const Bytes& listed);
+  /// dpkg-statoverride for `listed`: (uid, gid, mode) when overridden.
+  struct Override {
+    uint64_t uid, gid;
+    uint32_t mode;
+  };
+  std::optional<Override> stat_override(const Bytes& path) const;
+  /// A user or group name of the system (its /etc/passwd, /etc/group) -> id.
+  std::optional<uint64_t> uid_of(const std::string& name) const;
+  std::optional<uint64_t> gid_of(const std::string& name) const;
+  const std::vector<Package>& packages() const { return packages_; }
+  /// `path` with its directory's symlinks resolved inside the root (merged /usr: /bin/ls ->
+  /// /usr/bin/ls).
+  Bytes canonical(const Bytes& path);
+
+ private:
+  DpkgDb() = default;
+  Options opts_;
+  UniqueFd root_;
+  std::vector<Package> packages_;
+  std::unordered_map<Bytes, std::vector<std::pair<uint32_t, Bytes>>> index_;  // canonical path -> owners
+  std::unordered_map<Bytes, Bytes> dir_cache_;
+  std::map<std::string, std::map<Bytes, std::string>> md5_cache_;  // info stem -> listed path -> md5
+  std::map<Bytes, Override> overrides_;
+  std::map<std::string, uint64_t> users_, groups_;
+};
+
+/// apt's archive chain: InRelease (gpgv) -> Packages (SHA-256) -> .deb (SHA-256) -> members.
+class AptArchive {
+ public:
+  explicit AptArchive(const Options& opts) : opts_(opts) {}
+  /// What the .deb of exactly this installed version holds, or why that cannot be known
+  /// (no signed index lists it, no .deb in the cache or mirrors, a .deb that does not match).
+  /// Cached per package.
+  const std::map<Bytes, DebMember>* members(const Package& p, std::string* why);
+  /// Verifies the InRelease files and reads the Packages entries of the installed versions.
+  void load_indexes(const std::vector<Package>& installed);
+  bool loaded() const { return loaded_; }
+
+ private:
+  struct Listed {
+    std::string sha256_hex, filename;
+  };
+  Options opts_;
+  bool loaded_ = false;
+  std::string load_problem_;
+  std::map<std::string, Listed> listed_;  // "name version arch" -> index entry
+  std::map<std::string, std::optional<std::map<Bytes, DebMember>>> cache_;
+  std::map<std::string, std::string> why_;
+};
+
+/// `rel` under `root` ("/" + "var/lib/dpkg" or "/srv/r" + "/var/lib/dpkg").
+Bytes under_root(const Bytes& root, const Bytes& rel);
+
+}  // namespace fim::pkg

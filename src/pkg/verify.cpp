@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The verdict on one change: the owner's record, by the strongest evidence available (see
+// fim/pkg.h). Metadata a package does not record (capabilities, xattrs, ACLs, flags, SELinux
+// labels) must be as the baseline had it, whatever the evidence: an upgrade does not explain
+// a capability or immutable flag that appeared.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "../attr/hash.h"
+#include "internal.h"
+
+namespace fim::pkg {
+
+struct Verifier::Impl {
+  std::unique_ptr<DpkgDb> db;
+  AptArchive archive;
+  Options opts;
+  explicit Impl(const Options& o) : archive(o), opts(o) {}
+
+  /// MD5 (hex) of the file at `path` if its content still has SHA-256 `sha`; empty otherwise.
+  std::string md5_if_same(const Bytes& path, const Bytes& sha) {
+    UniqueFd fd(::open(under_root(opts.root, path).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    struct stat st;
+    if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
+    attr::DigestStream md5("md5");
+    attr::Sha256Stream s;
+    char buf[1 << 16];
+    for (;;) {
+      const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return {};
+      if (n == 0) break;
+      md5.update(std::string_view(buf, static_cast<size_t>(n)));
+      s.update(std::string_view(buf, static_cast<size_t>(n)));
+    }
+    if (s.finish() != sha) return {};
+    return hex_encode(md5.finish());
+  }
+};
+
+namespace {
+
+constexpr Attr kUnpackagedAttrs[] = {Attr::Caps, Attr::Xattrs, Attr::AclAccess, Attr::AclDefault, Attr::Flags,
+                                     Attr::Selinux};
+
+std::string octal(uint64_t m) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%04llo", static_cast<unsigned long long>(m));
+  return b;
+}
+
+/// What only the baseline can vouch for: the attributes no package records are unchanged.
+std::string unpackaged_change(const Record* old, const Record& now) {
+  for (Attr a : kUnpackagedAttrs) {
+    if (!now.has(a)) continue;
+    const bool was = old && old->has(a);
+    const bool empty_now = now.get(a).bytes.empty() && now.get(a).num == 0;
+    if (was ? !(old->get(a) == now.get(a)) : !empty_now)
+      return std::string(attr_info(a).key) + (old ? " changed" : " set") + ", which no package records";
+  }
+  return {};
+}
+
+/// Mode and owner the baseline had (weak evidence vouches for content only).
+std::string owner_mode_changed(const Record* old, const Record& now) {
+  if (!old) {
+    const uint64_t m = static_cast<uint64_t>(now.get(Attr::Mode).num);
+    if (m & 06000) return "new and set-id (" + octal(m) + "): only a .deb could vouch for that";
+    if (m & 02) return "new and world-writable (" + octal(m) + ")";
+    return {};
+  }
+  for (Attr a : {Attr::Mode, Attr::Uid, Attr::Gid})
+    if (now.has(a) && old->has(a) && old->get(a).num != now.get(a).num)
+      return std::string(attr_info(a).key) + " changed, and dpkg's records do not say what it should be";
+  return {};
+}
+
+}  // namespace
+
+Verifier::Verifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Verifier::~Verifier() = default;
+
+Result<std::unique_ptr<Verifier>> Verifier::open(const Options& opts) {
+  auto impl = std::make_unique<Impl>(opts);
+  auto db = DpkgDb::open(opts);
+  if (!db) return db.error();
+  impl->db = std::move(*db);
+  return std::unique_ptr<Verifier>(new Verifier(std::move(impl)));
+}
+
+Note Verifier::explain(const Record* old, const Record* now) {
+  const Record& any = now ? *now : *old;
+  Note best;
+  const auto owners = impl_->db->owners(any.path);
+  if (owners.empty()) {
+    best.verdict = now ? Verdict::Unpackaged : Verdict::Removed;
+    best.detail = now ? "no installed package ships this path" : "no installed package ships this path any more";
+    return best;
+  }
+  best.verdict = Verdict::Unverifiable;
+  bool first = true;
+  for (const auto& o : owners) {
+    Note n;
+    n.package = o.pkg->name;
+    n.version = o.pkg->version;
+    n.arch = o.pkg->arch;
+    const auto pick = [&] {
+      // Prefer verified, then the strongest evidence, then a mismatch over "unverifiable".
+      const auto rank = [](const Note& x) {
+        return (x.verdict == Verdict::Verified ? 100 : x.verdict == Verdict::Mismatch ? 50
+                                                     : x.verdict == Verdict::Conffile ? 40 : 0) +
+               static_cast<int>(x.evidence);
+      };
+      if (first || rank(n) > rank(best)) best = n;
+      first = false;
+    };
+    if (!now) {
+      n.verdict = Verdict::Mismatch;
+      n.evidence = Evidence::DpkgList;
+      n.detail = "gone, but " + o.pkg->name + " " + o.pkg->version + " ships it";
+      pick();
+      continue;
+    }
+    const FileType t = now->type();
+    const bool conffile = o.pkg->conffiles.count(o.listed) > 0;
+    if (std::string why = unpackaged_change(old, *now); !why.empty()) {
+      n.verdict = Verdict::Mismatch;
+      n.detail = why;
+      pick();
+      continue;
+    }
+    // The strongest evidence: the package's own .deb, through apt's signed chain.
+    if (!impl_->archive.loaded()) impl_->archive.load_indexes(impl_->db->packages());
+    std::string why_no_deb;
+    if (const auto* members = impl_->archive.members(*o.pkg, &why_no_deb)) {
+      n.evidence = Evidence::DebSha256;
+      auto m = members->find(o.listed);
+      if (m == members->end()) {
+        n.verdict = Verdict::Mismatch;
+        n.detail = "the verified .deb of " + o.pkg->name + " " + o.pkg->version + " has no " + escape_terminal(o.listed);
+        pick();
+        continue;
+      }
+      const DebMember& d = m->second;
+      const char want = t == FileType::File ? '0' : t == FileType::Symlink ? '2' : t == FileType::Dir ? '5' : '?';
+      std::string bad;
+      if (d.type != want) {
+        bad = "the package ships it as another type of file";
+      } else if (t == FileType::File && (!now->has(Attr::Sha256) || now->get(Attr::Sha256).bytes != d.sha256)) {
+        bad = now->has(Attr::Sha256) ? "content differs from the package's (sha256 " + hex_encode(d.sha256) + ")"
+                                     : "no digest recorded to compare";
+        if (now->has(Attr::Sha256) && conffile) {
+          n.verdict = Verdict::Conffile;
+          n.detail = "conffile edited locally (the package ships sha256 " + hex_encode(d.sha256) + ")";
+          pick();
+          continue;
+        }
+      } else if (t == FileType::Symlink && now->get(Attr::Link).bytes != d.link) {
+        bad = "points to '" + escape_terminal(now->get(Attr::Link).bytes) + "', the package's to '" +
+              escape_terminal(d.link) + "'";
+      } else if (t != FileType::Symlink) {
+        uint64_t uid = d.uid, gid = d.gid;
+        uint32_t mode = d.mode;
+        if (auto u = impl_->db->uid_of(d.uname)) uid = *u;
+        if (auto g = impl_->db->gid_of(d.gname)) gid = *g;
+        if (auto so = impl_->db->stat_override(impl_->db->canonical(any.path))) {
+          uid = so->uid;
+          gid = so->gid;
+          mode = so->mode;
+        }
+        if (now->has(Attr::Mode) && static_cast<uint32_t>(now->get(Attr::Mode).num) != mode)
+          bad = "mode " + octal(static_cast<uint64_t>(now->get(Attr::Mode).num)) + ", the package's " + octal(mode);
+        else if ((now->has(Attr::Uid) && static_cast<uint64_t>(now->get(Attr::Uid).num) != uid) ||
+                 (now->has(Attr::Gid) && static_cast<uint64_t>(now->get(Attr::Gid).num) != gid))
+          bad = "owner " + std::to_string(now->get(Attr::Uid).num) + ":" + std::to_string(now->get(Attr::Gid).num) +
+                ", the package's " + std::to_string(uid) + ":" + std::to_string(gid);
+      }
+      if (!bad.empty()) {
+        n.verdict = Verdict::Mismatch;
+        n.detail = bad;
+      } else {
+        n.verdict = Verdict::Verified;
+        n.detail = "as in the signed .deb of " + o.pkg->name + " " + o.pkg->version;
+      }
+      pick();
+      continue;
+    }
+    // dpkg's own records: weaker, they live on this host.
+    if (t == FileType::File) {
+      const std::string want = impl_->db->md5(*o.pkg, o.listed);
+      if (want.empty() || !now->has(Attr::Sha256)) {
+        n.detail = (want.empty() ? "dpkg has no MD5 of it" : "no digest recorded") + std::string(" and ") + why_no_deb;
+        pick();
+        continue;
+      }
+      n.evidence = Evidence::DpkgMd5;
+      const std::string got = impl_->md5_if_same(any.path, now->get(Attr::Sha256).bytes);
+      if (got.empty()) {
+        n.detail = "changed again while being checked";
+      } else if (got != want) {
+        n.verdict = conffile ? Verdict::Conffile : Verdict::Mismatch;
+        n.detail = conffile ? "conffile edited locally (dpkg's MD5 " + want + ")"
+                            : "content differs from dpkg's MD5 " + want;
+      } else if (std::string why = owner_mode_changed(old, *now); !why.empty()) {
+        n.verdict = Verdict::Mismatch;
+        n.detail = why;
+      } else {
+        n.verdict = Verdict::Verified;
+        n.detail = "matches dpkg's MD5 (weak: " + why_no_deb + ")";
+      }
+      pick();
+      continue;
+    }
+    if (t == FileType::Dir && old) {
+      n.evidence = Evidence::DpkgList;
+      if (std::string why = owner_mode_changed(old, *now); !why.empty()) {
+        n.verdict = Verdict::Mismatch;
+        n.detail = why;
+      } else {
+        n.verdict = Verdict::Verified;
+        n.detail = "a directory of " + o.pkg->name + "; only times, size or link count changed";
+      }
+      pick();
+      continue;
+    }
+    n.detail = why_no_deb;
+    pick();
+  }
+  return best;
+}
+
+}  // namespace fim::pkg
