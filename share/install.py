@@ -6,7 +6,9 @@
   only when absent, never over a file that is there (an admin's policy and schedule);
 - every systemd unit in share/systemd (*.service, *.timer, *.socket, *.path), found when
   installing, so a new unit needs no edit here;
-- the cron helper fimctl-cron.
+- the cron helper fimctl-cron;
+- /etc/apt/apt.conf.d/99fimctl, the apt hook (only where /etc/apt exists, never over a file
+  that is there).
 
 The units and cron files name the binary as /usr/sbin/fimctl and the helper as
 /usr/libexec/fimctl/fimctl-cron (prefix /usr); with another prefix those paths are rewritten
@@ -77,6 +79,7 @@ def main():
     ap.add_argument("--unitdir", default="", help="systemd system unit directory ('' for none)")
     ap.add_argument("--config", required=True, help="the policy path fimctl reads by default")
     ap.add_argument("--crondir", default="/etc/cron.d", help="'' for no cron job")
+    ap.add_argument("--aptconfdir", default="/etc/apt/apt.conf.d", help="'' for no apt hook")
     a = ap.parse_args()
 
     def relocate(text):
@@ -96,6 +99,8 @@ def main():
     if a.crondir:
         write(relocate(read("cron", "fimctl-cron")), dest(os.path.join(a.libexecdir, "fimctl", "fimctl-cron")), 0o755)
         write(relocate(read("cron", "fimctl")), dest(os.path.join(a.crondir, "fimctl")), 0o644, keep_existing=True)
+    if a.aptconfdir and os.path.isdir(dest(os.path.dirname(a.aptconfdir.rstrip("/")))):
+        write(relocate(read("apt", "99fimctl")), dest(os.path.join(a.aptconfdir, "99fimctl")), 0o644, keep_existing=True)
     return 0
 
 

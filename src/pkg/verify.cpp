@@ -104,6 +104,7 @@ Note Verifier::explain(const Record* old, const Record* now) {
   bool first = true;
   for (const auto& o : owners) {
     Note n;
+    n.verdict = Verdict::Unverifiable;
     n.package = o.pkg->name;
     n.version = o.pkg->version;
     n.arch = o.pkg->arch;
