@@ -52,14 +52,24 @@ std::string octal(uint64_t m) {
   return b;
 }
 
-/// What only the baseline can vouch for: the attributes no package records are unchanged.
+// chattr flags that matter here; the rest (extents, inline data, ...) are the filesystem's.
+constexpr int64_t kGuardFlags = 0x00000010 /* FS_IMMUTABLE_FL */ | 0x00000020 /* FS_APPEND_FL */;
+
+/// What only the baseline can vouch for: the attributes no package records are unchanged (a
+/// new file: has none of them, but for the label its filesystem gives every new file).
 std::string unpackaged_change(const Record* old, const Record& now) {
   for (Attr a : kUnpackagedAttrs) {
     if (!now.has(a)) continue;
+    AttrValue v = now.get(a);
+    if (a == Attr::Flags) v.num &= kGuardFlags;
     const bool was = old && old->has(a);
-    const bool empty_now = now.get(a).bytes.empty() && now.get(a).num == 0;
-    if (was ? !(old->get(a) == now.get(a)) : !empty_now)
-      return std::string(attr_info(a).key) + (old ? " changed" : " set") + ", which no package records";
+    if (was) {
+      AttrValue w = old->get(a);
+      if (a == Attr::Flags) w.num &= kGuardFlags;
+      if (!(w == v)) return std::string(attr_info(a).key) + " changed, which no package records";
+    } else if (a != Attr::Selinux && !(v.bytes.empty() && v.num == 0)) {
+      return std::string(attr_info(a).key) + " set, which no package records";
+    }
   }
   return {};
 }

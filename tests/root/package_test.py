@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Package-aware checks (issue 11) with real packages in a debootstrap root.
+
+A Debian 12 minbase root is made with debootstrap (once, cached under /var/tmp and shared
+by the cases under a lock; skipped when the mirror cannot be reached). Each case copies it,
+builds two versions of a package 'fimtest', serves them from an apt repository signed with a
+key of the test's own over http on 127.0.0.1, and runs apt and fimctl inside the root
+(chroot, /proc mounted in a private mount namespace): install 1.0, init, upgrade to 2.0 through
+apt with the hook of share/apt, tamper, check --packages, accept --package-verified.
+
+Usage: package_test.py --fimctl PATH (--list | CASE); exit 0 pass, 1 fail, 77 skip.
+"""
+import fcntl
+import functools
+import hashlib
+import http.server
+import json
+import os
+import re
+import shutil
+import socketserver
+import subprocess
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from root_test import Skip, main  # noqa: E402
+
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+MIRROR = os.environ.get("FIMCTL_TEST_MIRROR", "http://deb.debian.org/debian")
+CACHE = os.environ.get("FIMCTL_TEST_DEBROOT", "/var/tmp/fimctl-test-debroot")
+DB = "/var/lib/fimctl/baseline.db"
+
+
+def sh(*cmd, check=True, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr[-2000:]}{p.stdout[-2000:]}")
+    return p
+
+
+def libs_packages(fimctl):
+    """The Debian packages holding the shared libraries fimctl links (for debootstrap --include)."""
+    out = sh("ldd", fimctl).stdout
+    pkgs = set()
+    for line in out.splitlines():
+        parts = line.split("=>")
+        path = (parts[1] if len(parts) > 1 else parts[0]).split("(")[0].strip()
+        if not path.startswith("/"):
+            continue
+        p = subprocess.run(["dpkg", "-S", os.path.realpath(path)], capture_output=True, text=True)
+        if p.returncode != 0:
+            p = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
+        if p.returncode == 0:
+            pkgs.add(p.stdout.split(":")[0].split(",")[0].strip())
+    return sorted(pkgs)
+
+
+def debroot(fimctl):
+    """The cached minbase root, made once (under a lock: cases run in parallel)."""
+    os.makedirs(os.path.dirname(CACHE), exist_ok=True)
+    with open(CACHE + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        include = libs_packages(fimctl)
+        stamp = os.path.join(CACHE, ".fimctl-include")
+        want = ",".join(include)
+        if os.path.exists(stamp) and open(stamp).read() == want:
+            return CACHE
+        if not shutil.which("debootstrap"):
+            raise Skip("debootstrap is not installed")
+        shutil.rmtree(CACHE, ignore_errors=True)
+        p = subprocess.run(["debootstrap", "--variant=minbase", "--include=" + want, "bookworm", CACHE, MIRROR],
+                           capture_output=True, text=True, timeout=900)
+        if p.returncode != 0:
+            shutil.rmtree(CACHE, ignore_errors=True)
+            raise Skip("debootstrap failed (mirror unreachable?): " + p.stdout[-300:] + p.stderr[-300:])
+        open(stamp, "w").write(want)
+        return CACHE
+
+
+def build_deb(tmp, version, files, conffiles=()):
+    """A package 'fimtest' of `version` holding `files` {path: (content, mode)}."""
+    d = os.path.join(tmp, f"fimtest-{version}")
+    os.makedirs(os.path.join(d, "DEBIAN"))
+    for path, (content, mode) in files.items():
+        full = d + path
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(content)
+        os.chmod(full, mode)
+    with open(os.path.join(d, "DEBIAN", "control"), "w") as f:
+        f.write(f"Package: fimtest\nVersion: {version}\nArchitecture: amd64\nMaintainer: fimctl tests <t@example.org>\n"
+                "Description: a package of fimctl's tests\n")
+    if conffiles:
+        with open(os.path.join(d, "DEBIAN", "conffiles"), "w") as f:
+            f.write("".join(c + "\n" for c in conffiles))
+    out = os.path.join(tmp, f"fimtest_{version}_amd64.deb")
+    sh("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", d, out)
+    return out
+
+
+class Repo:
+    """An apt repository (dists/fimtest/main/binary-amd64) signed with a key of the test's own."""
+
+    def __init__(self, tmp, debs):
+        self.dir = os.path.join(tmp, "repo")
+        self.gnupg = os.path.join(tmp, "gnupg")
+        os.makedirs(os.path.join(self.dir, "pool"))
+        os.makedirs(self.gnupg, mode=0o700)
+        stanzas = []
+        for deb in debs:
+            name = os.path.basename(deb)
+            shutil.copy(deb, os.path.join(self.dir, "pool", name))
+            control = sh("dpkg-deb", "-f", deb).stdout.strip()
+            data = open(deb, "rb").read()
+            stanzas.append(f"{control}\nFilename: pool/{name}\nSize: {len(data)}\n"
+                           f"SHA256: {hashlib.sha256(data).hexdigest()}\n")
+        packages = "\n".join(stanzas).encode()
+        idx = os.path.join(self.dir, "dists", "fimtest", "main", "binary-amd64")
+        os.makedirs(idx)
+        open(os.path.join(idx, "Packages"), "wb").write(packages)
+        release = ("Origin: fimtest\nSuite: fimtest\nCodename: fimtest\nArchitectures: amd64\nComponents: main\n"
+                   "Date: Tue, 01 Dec 2026 00:00:00 UTC\nSHA256:\n"
+                   f" {hashlib.sha256(packages).hexdigest()} {len(packages)} main/binary-amd64/Packages\n")
+        rel = os.path.join(self.dir, "dists", "fimtest", "Release")
+        open(rel, "w").write(release)
+        g = ["gpg", "--batch", "--homedir", self.gnupg, "--pinentry-mode", "loopback", "--passphrase", ""]
+        sh(*g, "--quick-generate-key", "fimctl test repo <repo@example.org>", "ed25519", "sign", "never")
+        sh(*g, "--clearsign", "-o", os.path.join(self.dir, "dists", "fimtest", "InRelease"), rel)
+        self.keyring = os.path.join(tmp, "fimtest-archive.gpg")
+        with open(self.keyring, "wb") as f:
+            f.write(subprocess.run([*g, "--export"], capture_output=True, check=True).stdout)
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+        handler = functools.partial(Quiet, directory=self.dir)
+        self.server = socketserver.TCPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+class Root:
+    """A copy of the debootstrap root with fimctl, the apt hook and the test repository."""
+
+    def __init__(self, fimctl, tmp, repo):
+        self.dir = os.path.join(tmp, "root")
+        sh("cp", "-a", debroot(fimctl), self.dir)
+        r = self.dir
+        shutil.copy(fimctl, r + "/usr/sbin/fimctl")
+        shutil.copy(os.path.join(SOURCE, "share", "apt", "99fimctl"), r + "/etc/apt/apt.conf.d/99fimctl")
+        os.makedirs(r + "/etc/apt/keyrings", exist_ok=True)
+        shutil.copy(repo.keyring, r + "/etc/apt/keyrings/fimtest.gpg")
+        open(r + "/etc/apt/sources.list", "w").write("")  # only the test's repository, offline
+        open(r + "/etc/apt/sources.list.d/fimtest.sources", "w").write(
+            f"Types: deb\nURIs: http://127.0.0.1:{repo.port}/\nSuites: fimtest\nComponents: main\n"
+            "Signed-By: /etc/apt/keyrings/fimtest.gpg\n")
+        os.makedirs(r + "/var/lib/fimctl", exist_ok=True)
+        os.chmod(r + "/var/lib/fimctl", 0o700)
+        sh("mount", "-t", "proc", "proc", r + "/proc")
+        self.run("apt-get", "update")
+
+    def run(self, *cmd, check=True):
+        return sh("chroot", self.dir, *cmd, check=check,
+                  env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"})
+
+    def fimctl(self, *args):
+        p = self.run("/usr/sbin/fimctl", "--db", DB, "--unsigned", "--format", "json", *args, check=False)
+        doc = json.loads(p.stdout) if p.stdout.strip().startswith("{") else None
+        return p.returncode, doc, p.stderr
+
+    def install(self, version):
+        self.run("apt-get", "install", "-y", "--allow-downgrades", f"fimtest={version}")
+
+    def write(self, path, content, mode=None):
+        with open(self.dir + path, "wb") as f:
+            f.write(content)
+        if mode is not None:
+            os.chmod(self.dir + path, mode)
+
+
+V1 = {"/usr/bin/fimtest-tool": (b"#!/bin/sh\necho 1.0\n", 0o755),
+      "/usr/lib/fimtest/data": (b"data 1.0\n", 0o644),
+      "/usr/lib/fimtest/steady": (b"the same in both versions\n", 0o755),
+      "/usr/lib/fimtest/old": (b"dropped in 2.0\n", 0o644),
+      "/etc/fimtest.conf": (b"setting=1\n", 0o644)}
+V2 = {"/usr/bin/fimtest-tool": (b"#!/bin/sh\necho 2.0\n", 0o755),
+      "/usr/lib/fimtest/data": (b"data 2.0\n", 0o644),
+      "/usr/lib/fimtest/steady": (b"the same in both versions\n", 0o755),
+      "/usr/lib/fimtest/new": (b"new in 2.0\n", 0o644),
+      "/etc/fimtest.conf": (b"setting=2\n", 0o644)}
+ROOTS = ["/usr/bin", "/usr/lib/fimtest", "/etc/fimtest.conf"]
+
+
+def setup(fimctl, tmp):
+    debs = [build_deb(tmp, "1.0", V1, ["/etc/fimtest.conf"]), build_deb(tmp, "2.0", V2, ["/etc/fimtest.conf"])]
+    repo = Repo(tmp, debs)
+    root = Root(fimctl, tmp, repo)
+    root.install("1.0")
+    rc, doc, err = root.fimctl("init", *ROOTS)
+    assert rc == 0, (rc, err)
+    return repo, root
+
+
+def by_path(doc):
+    return {r["path"]: r for r in doc["records"] if r["type"] == "change"}
+
+
+def case_upgrade_verified_and_grouped(fimctl, tmp):
+    """An apt upgrade's changes are verified against the signed .deb and grouped under the
+    run the hook recorded; tampered, unpackaged and dropped files are not; accept
+    --package-verified takes exactly the verified ones and journals their evidence."""
+    repo, root = setup(fimctl, tmp)
+    root.install("2.0")
+    root.write("/usr/bin/dirname", b"#!/bin/sh\necho trojan\n")        # coreutils, no .deb here: dpkg's MD5
+    os.chmod(root.dir + "/usr/lib/fimtest/steady", 0o4755)               # the package's content, set-uid
+    root.write("/usr/bin/dropper", b"#!/bin/sh\n", 0o755)                # no package
+    rc, doc, err = root.fimctl("check", "--packages")
+    assert rc == 1 | 2 | 4, (rc, err)
+    ch = by_path(doc)
+    tool = ch["/usr/bin/fimtest-tool"]["package"]
+    assert tool["verdict"] == "verified" and tool["evidence"] == "deb-sha256", tool
+    assert tool["name"] == "fimtest" and tool["version"] == "2.0", tool
+    assert tool.get("upgrade", "").startswith("apt run "), tool   # grouped under the hook's record
+    for p in ("/usr/lib/fimtest/new", "/usr/lib/fimtest/data", "/etc/fimtest.conf"):
+        assert ch[p]["package"]["verdict"] == "verified", (p, ch[p]["package"])
+    assert ch["/usr/lib/fimtest/old"]["package"]["verdict"] == "removed", ch["/usr/lib/fimtest/old"]
+    d = ch["/usr/bin/dirname"]["package"]
+    assert d["verdict"] == "mismatch" and d["evidence"] == "dpkg-md5" and d["name"] == "coreutils", d
+    s = ch["/usr/lib/fimtest/steady"]["package"]
+    assert s["verdict"] == "mismatch" and s["evidence"] == "deb-sha256" and "4755" in s["detail"], s
+    assert ch["/usr/bin/dropper"]["package"]["verdict"] == "unpackaged", ch["/usr/bin/dropper"]
+    assert doc["summary"]["packages"]["mismatch"] == 2, doc["summary"]
+    assert any(r["type"] == "alert" and r["code"] == "package_mismatch" for r in doc["records"])
+    # The plain report lists the verified changes of the run under it, one line each.
+    plain = root.run("/usr/sbin/fimctl", "--db", DB, "--unsigned", "check", "--packages", check=False).stdout
+    assert "changes, each verified against its package:" in plain, plain
+    assert "package: mismatch coreutils" in plain, plain
+
+    rc, doc, err = root.fimctl("accept", "--package-verified", "--reason", "fimtest 2.0 upgrade")
+    assert rc == 0, (rc, err)
+    assert any(r["type"] == "alert" and r["code"] == "not_accepted" for r in doc["records"]), doc
+    rc, doc, err = root.fimctl("check", "--packages")
+    # Left: the tampered, the unpackaged and the dropped file. (/usr/bin's times went with the
+    # verified changes: fimtest's .deb vouches for that directory's mode and owner.)
+    left = set(by_path(doc))
+    assert left == {"/usr/bin/dirname", "/usr/lib/fimtest/steady", "/usr/bin/dropper", "/usr/lib/fimtest/old"}, left
+    log = root.run("/usr/sbin/fimctl", "--db", DB, "--unsigned", "log", check=False).stdout
+    assert "fimtest 2.0 upgrade (fimtest 2.0 amd64, deb-sha256)" in log, log
+
+
+def case_planted_deb_refused(fimctl, tmp):
+    """A trojaned binary with a matching .deb planted in apt's cache is not vouched for: the
+    planted .deb does not match the signed index, and dpkg's MD5 does not match either."""
+    repo, root = setup(fimctl, tmp)
+    trojan = b"#!/bin/sh\necho owned\n"
+    root.write("/usr/bin/fimtest-tool", trojan)
+    os.makedirs(os.path.join(tmp, "fake"))
+    fake = build_deb(os.path.join(tmp, "fake"), "1.0", {**V1, "/usr/bin/fimtest-tool": (trojan, 0o755)},
+                     ["/etc/fimtest.conf"])
+    cached = root.dir + "/var/cache/apt/archives/fimtest_1.0_amd64.deb"
+    assert os.path.exists(cached), os.listdir(root.dir + "/var/cache/apt/archives")
+    shutil.copy(fake, cached)
+    rc, doc, err = root.fimctl("check", "--packages")
+    assert rc == 4, (rc, err)
+    n = by_path(doc)["/usr/bin/fimtest-tool"]["package"]
+    assert n["verdict"] == "mismatch" and n["evidence"] == "dpkg-md5", n
+    assert "does not match the signed index" in n["detail"] or "MD5" in n["detail"], n
+    rc, doc, err = root.fimctl("accept", "--package-verified", "--weak", "--reason", "x")
+    assert rc == 16 and "nothing was accepted" in err, (rc, err)
+    # An index edited to list the fake .deb no longer matches its signed InRelease.
+    lists = root.dir + "/var/lib/apt/lists"
+    for name in os.listdir(lists):
+        if name.endswith("_Packages"):
+            text = open(os.path.join(lists, name)).read()
+            good = hashlib.sha256(open(root.dir + "/var/cache/apt/archives/fimtest_1.0_amd64.deb", "rb").read())
+            edited = re.sub(r"(Version: 1\.0\n(?:.*\n)*?SHA256: )[0-9a-f]{64}", lambda m: m.group(1) + good.hexdigest(),
+                            text)
+            assert edited != text, "the index lists fimtest 1.0 with a SHA256"
+            open(os.path.join(lists, name), "w").write(edited)
+    rc, doc, err = root.fimctl("check", "--packages")
+    n = by_path(doc)["/usr/bin/fimtest-tool"]["package"]
+    assert n["verdict"] == "mismatch" and n["evidence"] == "dpkg-md5", n
+
+
+def case_weak_after_clean(fimctl, tmp):
+    """Without the .deb (apt-get clean) the evidence falls back to dpkg's MD5s, labelled:
+    accept --package-verified takes nothing until --weak says so."""
+    repo, root = setup(fimctl, tmp)
+    root.install("2.0")
+    root.run("apt-get", "clean")
+    rc, doc, err = root.fimctl("check", "--packages")
+    n = by_path(doc)["/usr/bin/fimtest-tool"]["package"]
+    assert n["verdict"] == "verified" and n["evidence"] == "dpkg-md5", n
+    assert "weak" in n["detail"], n
+    rc, doc, err = root.fimctl("accept", "--package-verified", "--reason", "upgrade")
+    assert rc == 16 and "--weak" in err, (rc, err)
+    rc, doc, err = root.fimctl("accept", "--package-verified", "--weak", "--reason", "upgrade")
+    assert rc == 0, (rc, err)
+    rc, doc, err = root.fimctl("check", "--packages")
+    assert "/usr/bin/fimtest-tool" not in by_path(doc), by_path(doc).keys()
+
+
+CASES = {
+    "upgrade_verified_and_grouped": case_upgrade_verified_and_grouped,
+    "planted_deb_refused": case_planted_deb_refused,
+    "weak_after_clean": case_weak_after_clean,
+}
+
+if __name__ == "__main__":
+    sys.exit(main(CASES, os.path.abspath(__file__)))
