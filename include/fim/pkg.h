@@ -98,6 +98,11 @@ class Verifier {
   Verifier(const Verifier&) = delete;
   Verifier& operator=(const Verifier&) = delete;
 
+  /// Versions an apt run replaced or removed since the baseline ("name:arch" -> old version,
+  /// from the apt hook's records): a path that is gone and that one of their signed .debs
+  /// held was removed by that run (verdict verified, evidence deb-sha256). Call before explain().
+  void set_replaced(const std::map<std::string, std::string>& replaced);
+
   /// The verdict on a change: `now` is the entry as it is (null: removed), `old` as the
   /// baseline has it (null: added). Regular files and symlinks are compared; content is read
   /// again for MD5 only when the evidence is dpkg's, and only if it still has `now`'s SHA-256.

@@ -10,6 +10,7 @@ Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_
   auto v = pkg::Verifier::open(opts.package_sources);
   if (!v) return v.error();
   p.verifier = std::move(*v);
+  std::map<std::string, std::string> replaced;
   if (state) {
     // The apt hook's records: each run's "name:arch old new" lines. A later run wins.
     auto runs = state->apt_runs_since(since_ns);
@@ -22,11 +23,18 @@ Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_
           if (end == std::string::npos) end = r.changes.size();
           const std::string line = r.changes.substr(pos, end - pos);
           pos = end + 1;
-          if (const size_t sp = line.find(' '); sp != std::string::npos) p.run_of[line.substr(0, sp)] = label;
+          const size_t sp = line.find(' ');
+          if (sp == std::string::npos) continue;
+          const std::string pkg = line.substr(0, sp);
+          p.run_of[pkg] = label;
+          // "name:arch old new": the first old version since the baseline is what it replaced.
+          const size_t sp2 = line.find(' ', sp + 1);
+          if (sp2 != std::string::npos) replaced.emplace(pkg, line.substr(sp + 1, sp2 - sp - 1));
         }
       }
     }
   }
+  p.verifier->set_replaced(replaced);
   return p;
 }
 

@@ -98,10 +98,10 @@ Result<UniqueFd> copy_hashing(int fd, std::string* sha256_hex) {
 
 }  // namespace
 
-void AptArchive::load_indexes(const std::vector<Package>& installed) {
+void AptArchive::load_indexes(const std::vector<Package>& packages) {
   loaded_ = true;
   std::set<std::string> wanted;
-  for (const auto& p : installed) wanted.insert(p.name + " " + p.version + " " + p.arch);
+  for (const auto& p : packages) wanted.insert(p.name + " " + p.version + " " + p.arch);
   const std::vector<Bytes> keyrings = opts_.keyrings.empty() ? apt_keyrings(opts_) : opts_.keyrings;
   if (keyrings.empty()) {
     load_problem_ = "no apt keyring found to verify the archive's InRelease files";

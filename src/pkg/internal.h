@@ -72,7 +72,7 @@ class AptArchive {
   /// Cached per package.
   const std::map<Bytes, DebMember>* members(const Package& p, std::string* why);
   /// Verifies the InRelease files and reads the Packages entries of the installed versions.
-  void load_indexes(const std::vector<Package>& installed);
+  void load_indexes(const std::vector<Package>& wanted);
   bool loaded() const { return loaded_; }
 
  private:

@@ -18,7 +18,40 @@ struct Verifier::Impl {
   std::unique_ptr<DpkgDb> db;
   AptArchive archive;
   Options opts;
+  std::vector<Package> replaced;  // versions apt runs replaced or removed since the baseline
   explicit Impl(const Options& o) : archive(o), opts(o) {}
+
+  void load_archive() {
+    if (archive.loaded()) return;
+    std::vector<Package> all = db->packages();
+    all.insert(all.end(), replaced.begin(), replaced.end());
+    archive.load_indexes(all);
+  }
+
+  /// A gone path that the signed .deb of a replaced version held, and no installed package
+  /// ships any more: removed by that apt run.
+  bool removed_by_upgrade(const Bytes& path, Note* n) {
+    if (replaced.empty()) return false;
+    load_archive();
+    const Bytes want = db->canonical(path);
+    for (const auto& p : replaced) {
+      std::string why;
+      const auto* members = archive.members(p, &why);
+      if (!members) continue;
+      for (const auto& [listed, m] : *members) {
+        if (m.type == '5' || db->canonical(listed) != want) continue;
+        n->verdict = Verdict::Verified;
+        n->evidence = Evidence::DebSha256;
+        n->package = p.name;
+        n->version = p.version;
+        n->arch = p.arch;
+        n->detail = "removed by an apt run: the signed .deb of " + p.name + " " + p.version +
+                    " held it, no installed package ships it";
+        return true;
+      }
+    }
+    return false;
+  }
 
   /// MD5 (hex) of the file at `path` if its content still has SHA-256 `sha`; empty otherwise.
   std::string md5_if_same(const Bytes& path, const Bytes& sha) {
@@ -101,11 +134,25 @@ Result<std::unique_ptr<Verifier>> Verifier::open(const Options& opts) {
   return std::unique_ptr<Verifier>(new Verifier(std::move(impl)));
 }
 
+void Verifier::set_replaced(const std::map<std::string, std::string>& replaced) {
+  impl_->replaced.clear();
+  for (const auto& [name_arch, version] : replaced) {
+    const size_t colon = name_arch.rfind(':');
+    if (colon == std::string::npos || version.empty() || version == "-") continue;
+    Package p;
+    p.name = name_arch.substr(0, colon);
+    p.arch = name_arch.substr(colon + 1);
+    p.version = version;
+    impl_->replaced.push_back(std::move(p));
+  }
+}
+
 Note Verifier::explain(const Record* old, const Record* now) {
   const Record& any = now ? *now : *old;
   Note best;
   const auto owners = impl_->db->owners(any.path);
   if (owners.empty()) {
+    if (!now && impl_->removed_by_upgrade(any.path, &best)) return best;
     best.verdict = now ? Verdict::Unpackaged : Verdict::Removed;
     best.detail = now ? "no installed package ships this path" : "no installed package ships this path any more";
     return best;
@@ -144,7 +191,7 @@ Note Verifier::explain(const Record* old, const Record* now) {
       continue;
     }
     // The strongest evidence: the package's own .deb, through apt's signed chain.
-    if (!impl_->archive.loaded()) impl_->archive.load_indexes(impl_->db->packages());
+    impl_->load_archive();
     std::string why_no_deb;
     if (const auto* members = impl_->archive.members(*o.pkg, &why_no_deb)) {
       n.evidence = Evidence::DebSha256;

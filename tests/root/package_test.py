@@ -225,7 +225,9 @@ def case_upgrade_verified_and_grouped(fimctl, tmp):
     assert tool.get("upgrade", "").startswith("apt run "), tool   # grouped under the hook's record
     for p in ("/usr/lib/fimtest/new", "/usr/lib/fimtest/data", "/etc/fimtest.conf"):
         assert ch[p]["package"]["verdict"] == "verified", (p, ch[p]["package"])
-    assert ch["/usr/lib/fimtest/old"]["package"]["verdict"] == "removed", ch["/usr/lib/fimtest/old"]
+    old = ch["/usr/lib/fimtest/old"]["package"]  # dropped by 2.0: the signed .deb of 1.0 held it
+    assert old["verdict"] == "verified" and old["evidence"] == "deb-sha256" and old["version"] == "1.0", old
+    assert "removed by an apt run" in old["detail"], old
     d = ch["/usr/bin/dirname"]["package"]
     assert d["verdict"] == "mismatch" and d["evidence"] == "dpkg-md5" and d["name"] == "coreutils", d
     s = ch["/usr/lib/fimtest/steady"]["package"]
@@ -242,10 +244,10 @@ def case_upgrade_verified_and_grouped(fimctl, tmp):
     assert rc == 0, (rc, err)
     assert any(r["type"] == "alert" and r["code"] == "not_accepted" for r in doc["records"]), doc
     rc, doc, err = root.fimctl("check", "--packages")
-    # Left: the tampered, the unpackaged and the dropped file. (/usr/bin's times went with the
-    # verified changes: fimtest's .deb vouches for that directory's mode and owner.)
+    # Left: the tampered and the unpackaged files. (/usr/bin's times went with the verified
+    # changes: fimtest's .deb vouches for that directory's mode and owner.)
     left = set(by_path(doc))
-    assert left == {"/usr/bin/dirname", "/usr/lib/fimtest/steady", "/usr/bin/dropper", "/usr/lib/fimtest/old"}, left
+    assert left == {"/usr/bin/dirname", "/usr/lib/fimtest/steady", "/usr/bin/dropper"}, left
     log = root.run("/usr/sbin/fimctl", "--db", DB, "--unsigned", "log", check=False).stdout
     assert "fimtest 2.0 upgrade (fimtest 2.0 amd64, deb-sha256)" in log, log
 
@@ -285,8 +287,9 @@ def case_planted_deb_refused(fimctl, tmp):
 
 
 def case_weak_after_clean(fimctl, tmp):
-    """Without the .deb (apt-get clean) the evidence falls back to dpkg's MD5s, labelled:
-    accept --package-verified takes nothing until --weak says so."""
+    """Without the .debs (apt-get clean) the evidence falls back to dpkg's MD5s, labelled:
+    accept --package-verified takes nothing until --weak says so, and a file the upgrade
+    dropped stays reported."""
     repo, root = setup(fimctl, tmp)
     root.install("2.0")
     root.run("apt-get", "clean")
@@ -299,7 +302,10 @@ def case_weak_after_clean(fimctl, tmp):
     rc, doc, err = root.fimctl("accept", "--package-verified", "--weak", "--reason", "upgrade")
     assert rc == 0, (rc, err)
     rc, doc, err = root.fimctl("check", "--packages")
-    assert "/usr/bin/fimtest-tool" not in by_path(doc), by_path(doc).keys()
+    left = by_path(doc)
+    # The file 2.0 dropped: without 1.0's .deb nothing says an upgrade removed it.
+    assert set(left) == {"/usr/lib/fimtest/old"}, left.keys()
+    assert left["/usr/lib/fimtest/old"]["package"]["verdict"] == "removed", left
 
 
 CASES = {
