@@ -101,6 +101,9 @@ struct Policy {
   /// [options] read_timeout: an entry whose read makes no progress this long gets status
   /// timeout (0: wait forever). Not in the digest: it changes no recorded attribute.
   double read_timeout_seconds = 60;
+  /// [options] package_mirrors: directories holding the Filename paths of apt's indexes,
+  /// where check --packages also looks for .debs. Not in the digest.
+  std::vector<std::string> package_mirrors;
   std::string source;                  ///< for reports: "/etc/fimctl/fimctl.toml (+1 included)"
   std::vector<std::string> files;      ///< every file loaded, in order
 

@@ -38,6 +38,7 @@ Result<RunOptions> run_options(const Options& o) {
   r.packages = o.packages;
   r.package_verified = o.package_verified;
   r.weak_evidence = o.weak_evidence;
+  for (const auto& m : r.policy.package_mirrors) r.package_sources.mirrors.push_back(m);
   for (const auto& m : o.package_mirrors) r.package_sources.mirrors.push_back(m);
   if (!o.quiet && ::isatty(STDERR_FILENO)) {
     // Progress on a terminal only: "\r" updates one line, cleared before the report prints.

@@ -341,6 +341,13 @@ class Builder {
       } else if (key == "read_timeout") {
         if (auto t = parse_seconds(v)) p_.read_timeout_seconds = *t;
         else l_.error(d.name, v.source(), "options.read_timeout must be seconds (an integer) or a duration such as \"30s\", \"2m\" or \"0\" (wait forever), at most a day");
+      } else if (key == "package_mirrors") {
+        if (auto l = strings_of(d, v, "options.package_mirrors")) {
+          for (const auto& m : *l) {
+            if (m.empty() || m[0] != '/') l_.error(d.name, v.source(), "options.package_mirrors: '" + escape_terminal(m) + "' is not an absolute path");
+            else p_.package_mirrors.push_back(m);
+          }
+        }
       } else {
         l_.error(d.name, k.source(), "internal error: options." + key + " is listed but not handled");
       }
@@ -748,7 +755,7 @@ const std::vector<ConfigTable>& config_keys() {
   // here without a branch is reported as an internal error.
   static const std::vector<ConfigTable> kTables = {
       {"", "the top level", {"version", "include", "options", "groups", "rule", "exclude"}},
-      {"options", "[options]", {"default_attrs", "severity", "cross_fs", "max_hash_size", "read_timeout"}},
+      {"options", "[options]", {"default_attrs", "severity", "cross_fs", "max_hash_size", "read_timeout", "package_mirrors"}},
       {"rule", "[[rule]]",
        {"path", "glob", "regex", "depth", "type", "fstype", "attrs", "severity", "tags", "max_hash_size", "cross_fs"}},
       {"exclude", "[[exclude]]", {"path", "glob", "regex", "depth", "type", "fstype"}},

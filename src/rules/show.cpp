@@ -49,6 +49,7 @@ std::string policy_to_toml(const Policy& p) {
     std::snprintf(t, sizeof t, "\"%gs\"", p.read_timeout_seconds);
     out += std::string("read_timeout = ") + t + "\n";
   }
+  out += "package_mirrors = " + list(p.package_mirrors) + "\n";
   if (!p.groups.empty()) {
     out += "\n[groups]\n";
     for (const auto& [name, set] : p.groups) out += name + " = " + quote(attr_set_text(set)) + "\n";

@@ -297,6 +297,12 @@ def case_weak_after_clean(fimctl, tmp):
     n = by_path(doc)["/usr/bin/fimtest-tool"]["package"]
     assert n["verdict"] == "verified" and n["evidence"] == "dpkg-md5", n
     assert "weak" in n["detail"], n
+    # A local mirror (a copy of the repository inside the root) gives the .debs back.
+    shutil.copytree(repo.dir, root.dir + "/srv/mirror")
+    rc, doc, err = root.fimctl("check", "--packages", "--package-mirror", "/srv/mirror")
+    n = by_path(doc)["/usr/bin/fimtest-tool"]["package"]
+    assert n["verdict"] == "verified" and n["evidence"] == "deb-sha256", n
+    shutil.rmtree(root.dir + "/srv/mirror")
     rc, doc, err = root.fimctl("accept", "--package-verified", "--reason", "upgrade")
     assert rc == 16 and "--weak" in err, (rc, err)
     rc, doc, err = root.fimctl("accept", "--package-verified", "--weak", "--reason", "upgrade")

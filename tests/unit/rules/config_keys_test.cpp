@@ -30,6 +30,7 @@ const std::map<std::string, std::string> kValues = {
     {"cross_fs", "true"},
     {"max_hash_size", "\"1 MiB\""},
     {"read_timeout", "\"30s\""},
+    {"package_mirrors", "[\"/srv/mirror\"]"},
     {"path", "\"/srv\""},
     {"glob", "\"/srv/*\""},
     {"regex", "\"/srv/.*\""},
