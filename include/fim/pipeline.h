@@ -54,6 +54,9 @@ struct RunOptions {
   Bytes db_path;
   Bytes keys_dir;            ///< signing.key (init) and signing.pub (check) live here
   std::vector<Bytes> paths;  ///< command-line PATHs (absolute, normalised); empty: policy/baseline roots
+  /// --sysroot: every path (roots, PATHs) is inside this directory, opened with RESOLVE_IN_ROOT
+  /// and recorded as seen inside it; -1: "/". The caller keeps it open.
+  int sysroot_fd = -1;
   unsigned jobs = 1;
   bool allow_unsigned = false;
   std::string reason;        ///< update/accept: why, for the journal

@@ -19,6 +19,9 @@ namespace fim {
 struct WalkOptions {
   const Selector* selector = nullptr;  ///< decides which entries are emitted; null: all below the roots
   bool roots_must_exist = false;  ///< a missing root is fatal (command-line PATHs) or absent (policy)
+  /// --sysroot: the roots are paths inside this directory, opened with RESOLVE_IN_ROOT (a
+  /// symlink on the way cannot leave it); entries keep the paths as seen inside. -1: "/".
+  int root_fd = -1;
   /// Called before the walk waits for directory fds held by emitted items to be released
   /// (their consumer must be handed what it holds, or the wait never ends); may be empty.
   std::function<void()> flush;

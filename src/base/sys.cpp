@@ -2,6 +2,8 @@
 #include "fim/base/sys.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -101,6 +103,17 @@ void raise_fd_limit() {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+}
+
+int open_in_root(int root_fd, const Bytes& path, int flags) {
+  if (root_fd < 0) return ::open(path.c_str(), flags);
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  size_t skip = 0;
+  while (skip < path.size() && path[skip] == '/') ++skip;
+  const Bytes rel = skip == path.size() ? Bytes(".") : path.substr(skip);
+  return static_cast<int>(::syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how));
 }
 
 Result<std::string> read_small_file(const char* path, size_t limit) {

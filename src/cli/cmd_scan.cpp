@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // fimctl init / check / version: options -> RunOptions -> pipeline -> report -> exit code.
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include <cstdio>
 
@@ -24,7 +28,20 @@ Result<RunOptions> run_options(const Options& o) {
   auto keys = absolute_path(o.keys);
   if (!keys) return keys.error();
   r.keys_dir = *keys;
+  if (!o.sysroot.empty()) {
+    char* real = ::realpath(o.sysroot.c_str(), nullptr);
+    if (!real) return make_error(Errc::Usage, "--sysroot '" + escape_terminal(o.sysroot) + "'", errno);
+    r.package_sources.root = real;
+    std::free(real);
+    // Held open for the life of the process: every root and PATH is opened inside it.
+    r.sysroot_fd = ::open(r.package_sources.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (r.sysroot_fd < 0)
+      return make_error(Errc::Usage, "--sysroot '" + escape_terminal(o.sysroot) + "' is not a directory", errno);
+  }
   for (const auto& p : o.paths) {
+    if (r.sysroot_fd >= 0 && (p.empty() || p[0] != '/'))
+      return make_error(Errc::Usage, "with --sysroot, PATHs are absolute paths as seen inside it, not '" +
+                                         escape_terminal(p) + "'");
     auto abs = absolute_path(p);
     if (!abs) return abs.error();
     r.paths.push_back(*abs);

@@ -39,6 +39,8 @@ namespace {
 
 Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
   WatchOptions w;
+  if (!o.sysroot.empty())
+    return make_error(Errc::Usage, "watch does not take --sysroot: it watches this host's filesystems");
   auto policy = load_cli_policy(o);
   if (!policy) return policy.error();
   w.run.policy = std::move(*policy);

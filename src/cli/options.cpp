@@ -250,6 +250,11 @@ int parse_options(int argc, char** argv, Options* o) {
   o->keys = FIM_DEFAULT_KEYS;
 
   app.add_option("--db", o->db, "baseline file")->type_name("FILE")->capture_default_str();
+  app.add_option("--sysroot", o->sysroot,
+                 "treat DIR as / (an image, a chroot, a mounted disk): roots and PATHs are opened inside it "
+                 "(symlinks cannot lead out) and recorded and reported as seen inside it; dpkg's and apt's "
+                 "records for --packages are read from it too")
+      ->type_name("DIR");
   app.add_option("--keys", o->keys,
                  "key directory: signing.key signs new baselines (init), signing.pub verifies them (check)")
       ->type_name("DIR")

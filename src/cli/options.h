@@ -18,6 +18,7 @@ struct Options {
   bool allow_unsigned = false;
   std::vector<std::string> paths;
   std::string keys;             ///< --keys: directory of signing.key / signing.pub
+  std::string sysroot;          ///< --sysroot: treat this directory as "/"
   std::string config;           ///< -c: the policy file
   bool config_given = false;    ///< -c was on the command line (no built-in fallback)
   std::string action;           ///< "config check" / "config show": the second word

@@ -73,6 +73,7 @@ ScanOptions scan_options(const RunOptions& opts, const Selector& sel, std::vecto
   so.walk.roots_must_exist = must_exist;
   so.jobs = opts.jobs;
   so.read_timeout_seconds = opts.policy.read_timeout_seconds;
+  so.walk.root_fd = opts.sysroot_fd;
   return so;
 }
 
@@ -388,10 +389,10 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
 
 /// The current state of one path, collected as the walk would (its rule's attributes), or
 /// nothing when it is gone or no rule records it.
-std::optional<Record> collect_one(const Selector& sel, const Bytes& path, Collector& c) {
+std::optional<Record> collect_one(const Selector& sel, int root_fd, const Bytes& path, Collector& c) {
   Bytes dir, name;
   split_path(path, &dir, &name);
-  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd dfd(open_in_root(root_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dfd.valid()) return std::nullopt;
   Target t;
   if (::fstatat(dfd.get(), name.c_str(), &t.st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
@@ -467,7 +468,7 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   std::map<Bytes, std::optional<Record>> now;  // path -> its accepted state (none: removed)
   std::vector<Bytes> stale;
   for (const auto& r : chosen) {
-    auto cur = collect_one(sel, r.path, collector);
+    auto cur = collect_one(sel, opts.sysroot_fd, r.path, collector);
     const std::string digest = cur ? row_digest(*cur) : "-";
     if (digest != r.new_row) {
       stale.push_back(r.path);

@@ -181,17 +181,18 @@ const std::map<Bytes, DebMember>* AptArchive::members(const Package& p, std::str
   if (l == listed_.end()) return fail("no signed apt index lists " + p.name + " " + p.version + " (" + p.arch + ")");
   std::string version = p.version;
   if (auto colon = version.find(':'); colon != std::string::npos) version.replace(colon, 1, "%3a");
-  std::vector<Bytes> candidates;
   const size_t slash = l->second.filename.rfind('/');
   const Bytes base = slash == std::string::npos ? l->second.filename : l->second.filename.substr(slash + 1);
+  // Cache paths are inside the root; mirrors are paths of this host.
+  std::vector<std::pair<Bytes, bool>> candidates;
   for (const auto& a : opts_.archives) {
-    candidates.push_back(under_root(opts_.root, a) + "/" + p.name + "_" + version + "_" + p.arch + ".deb");
-    candidates.push_back(under_root(opts_.root, a) + "/" + base);
+    candidates.emplace_back(a + "/" + p.name + "_" + version + "_" + p.arch + ".deb", true);
+    candidates.emplace_back(a + "/" + base, true);
   }
-  for (const auto& m : opts_.mirrors) candidates.push_back(m + "/" + l->second.filename);
+  for (const auto& m : opts_.mirrors) candidates.emplace_back(m + "/" + l->second.filename, false);
   std::string mismatch;
-  for (const auto& c : candidates) {
-    UniqueFd in(::open(c.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  for (const auto& [c, in_root] : candidates) {
+    UniqueFd in(in_root ? open_in(opts_, c, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : ::open(c.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!in.valid()) continue;
     std::string got;
     auto mem = copy_hashing(in.get(), &got);

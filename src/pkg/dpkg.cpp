@@ -3,13 +3,9 @@
 // from info/*.list (with diversions and merged /usr resolved), MD5s from info/*.md5sums and
 // the status file's Conffiles, and dpkg-statoverride's owners and modes.
 #include <fcntl.h>
-#include <linux/openat2.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 
 #include "fim/base/sys.h"
 #include "internal.h"
@@ -23,17 +19,32 @@ Bytes under_root(const Bytes& root, const Bytes& rel) {
   return r + (rel.empty() || rel[0] != '/' ? "/" : "") + rel;
 }
 
-namespace {
-
-Result<std::string> slurp(const Bytes& path, size_t limit) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return make_error(Errc::Io, "cannot read '" + escape_terminal(path) + "'", errno);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  if (s.size() > limit) return make_error(Errc::Io, "'" + escape_terminal(path) + "' is unexpectedly large");
-  return s;
+int open_in(const Options& o, const Bytes& path, int flags) {
+  if (o.root.empty() || o.root == "/") return ::open(path.c_str(), flags);
+  UniqueFd root(::open(o.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) return -1;
+  return open_in_root(root.get(), path, flags);
 }
+
+Result<std::string> read_in_root(const Options& o, const Bytes& path, size_t limit) {
+  UniqueFd fd(open_in(o, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  const Bytes shown = under_root(o.root, path);
+  if (!fd.valid()) return make_error(Errc::Io, "cannot read '" + escape_terminal(shown) + "'", errno);
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(Errc::Io, "cannot read '" + escape_terminal(shown) + "'", errno);
+    if (n == 0) break;
+    if (out.size() + static_cast<size_t>(n) > limit)
+      return make_error(Errc::Io, "'" + escape_terminal(shown) + "' is unexpectedly large");
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+namespace {
 
 void for_lines(std::string_view s, const std::function<void(std::string_view)>& f) {
   size_t pos = 0;
@@ -47,8 +58,8 @@ void for_lines(std::string_view s, const std::function<void(std::string_view)>& 
 }
 
 /// name:x:ID:... lines of /etc/passwd or /etc/group.
-void read_ids(const Bytes& path, std::map<std::string, uint64_t>* out) {
-  auto s = slurp(path, 16 << 20);
+void read_ids(const Options& o, const Bytes& path, std::map<std::string, uint64_t>* out) {
+  auto s = read_in_root(o, path, 16 << 20);
   if (!s) return;
   for_lines(*s, [&](std::string_view l) {
     const size_t a = l.find(':');
@@ -65,10 +76,10 @@ void read_ids(const Bytes& path, std::map<std::string, uint64_t>* out) {
 }  // namespace
 
 Result<std::vector<Package>> read_status(const Options& opts) {
-  const Bytes admin = under_root(opts.root, opts.admindir);
-  auto status = slurp(admin + "/status", 512 << 20);
+  const Bytes& admin = opts.admindir;
+  auto status = read_in_root(opts, admin + "/status", 512 << 20);
   if (!status)
-    return make_error(Errc::Usage, "no dpkg database at '" + escape_terminal(admin) +
+    return make_error(Errc::Usage, "no dpkg database at '" + escape_terminal(under_root(opts.root, admin)) +
                                        "' (package checks need a Debian system's /var/lib/dpkg): " + status.error().describe());
   std::vector<Package> out;
   parse_stanzas(*status, [&](const Stanza& st) {
@@ -93,7 +104,7 @@ Result<std::vector<Package>> read_status(const Options& opts) {
       md5 = md5.substr(0, md5.find(' '));
       p.conffiles[Bytes(l.substr(0, sp))] = std::string(md5);
     });
-    const Bytes info = admin + "/info/";
+    const Bytes info = under_root(opts.root, admin + "/info/");
     p.info_stem = p.name + ":" + p.arch;
     if (::access((info + p.info_stem + ".list").c_str(), F_OK) != 0) p.info_stem = p.name;
     if (!p.name.empty()) out.push_back(std::move(p));
@@ -118,7 +129,7 @@ Result<std::unique_ptr<DpkgDb>> DpkgDb::open(const Options& opts) {
   db->opts_ = opts;
   db->root_.reset(::open(opts.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!db->root_.valid()) return make_error(Errc::Io, "cannot open '" + escape_terminal(opts.root) + "'", errno);
-  const Bytes admin = under_root(opts.root, opts.admindir);
+  const Bytes& admin = opts.admindir;
   auto pk = read_status(opts);
   if (!pk) return pk.error();
   db->packages_ = std::move(*pk);
@@ -129,14 +140,14 @@ Result<std::unique_ptr<DpkgDb>> DpkgDb::open(const Options& opts) {
     std::string by;
   };
   std::map<Bytes, Div> diversions;
-  if (auto d = slurp(admin + "/diversions", 64 << 20)) {
+  if (auto d = read_in_root(opts, admin + "/diversions", 64 << 20)) {
     std::vector<std::string_view> l;
     for_lines(*d, [&](std::string_view x) { l.push_back(x); });
     for (size_t i = 0; i + 2 < l.size(); i += 3) diversions[Bytes(l[i])] = Div{Bytes(l[i + 1]), std::string(l[i + 2])};
   }
   for (uint32_t i = 0; i < db->packages_.size(); ++i) {
     const Package& p = db->packages_[i];
-    auto list = slurp(admin + "/info/" + p.info_stem + ".list", 256 << 20);
+    auto list = read_in_root(opts, admin + "/info/" + p.info_stem + ".list", 256 << 20);
     if (!list) continue;
     for_lines(*list, [&](std::string_view l) {
       Bytes listed(l);
@@ -145,9 +156,9 @@ Result<std::unique_ptr<DpkgDb>> DpkgDb::open(const Options& opts) {
       db->index_[db->canonical(at)].emplace_back(i, listed);
     });
   }
-  read_ids(under_root(opts.root, "/etc/passwd"), &db->users_);
-  read_ids(under_root(opts.root, "/etc/group"), &db->groups_);
-  if (auto so = slurp(admin + "/statoverride", 16 << 20)) {
+  read_ids(opts, "/etc/passwd", &db->users_);
+  read_ids(opts, "/etc/group", &db->groups_);
+  if (auto so = read_in_root(opts, admin + "/statoverride", 16 << 20)) {
     for_lines(*so, [&](std::string_view l) {  // "user group mode path"
       std::vector<std::string> f;
       std::string cur;
@@ -185,11 +196,7 @@ Bytes DpkgDb::canonical(const Bytes& path) {
   auto it = dir_cache_.find(dir);
   if (it == dir_cache_.end()) {
     Bytes real = dir;
-    open_how how{};
-    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    const Bytes rel = dir.substr(1);
-    const int fd = static_cast<int>(::syscall(SYS_openat2, root_.get(), rel.c_str(), &how, sizeof how));
+    const int fd = open_in_root(root_.get(), dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
       char buf[4096];
       const ssize_t n = ::readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf, sizeof buf);
@@ -220,7 +227,7 @@ std::string DpkgDb::md5(const Package& p, const Bytes& listed) {
   auto it = md5_cache_.find(p.info_stem);
   if (it == md5_cache_.end()) {
     std::map<Bytes, std::string> m;
-    if (auto s = slurp(under_root(opts_.root, opts_.admindir) + "/info/" + p.info_stem + ".md5sums", 64 << 20)) {
+    if (auto s = read_in_root(opts_, opts_.admindir + "/info/" + p.info_stem + ".md5sums", 64 << 20)) {
       for_lines(*s, [&](std::string_view l) {  // "<md5>  <path without the leading slash>"
         if (l.size() < 35 || l[32] != ' ') return;
         std::string_view path = l.substr(33);

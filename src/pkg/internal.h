@@ -87,6 +87,13 @@ class AptArchive {
   std::map<std::string, std::string> why_;
 };
 
+/// Reads `path` (as seen inside opts.root) whole, at most `limit` bytes; inside a root other
+/// than "/" with RESOLVE_IN_ROOT, so a symlink in it cannot lead out.
+Result<std::string> read_in_root(const Options& o, const Bytes& path, size_t limit);
+
+/// Opens `path` (as seen inside opts.root) with `flags`, the same way.
+int open_in(const Options& o, const Bytes& path, int flags);
+
 /// `rel` under `root` ("/" + "var/lib/dpkg" or "/srv/r" + "/var/lib/dpkg").
 Bytes under_root(const Bytes& root, const Bytes& rel);
 

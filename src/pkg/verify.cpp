@@ -55,7 +55,7 @@ struct Verifier::Impl {
 
   /// MD5 (hex) of the file at `path` if its content still has SHA-256 `sha`; empty otherwise.
   std::string md5_if_same(const Bytes& path, const Bytes& sha) {
-    UniqueFd fd(::open(under_root(opts.root, path).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    UniqueFd fd(open_in(opts, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
     struct stat st;
     if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
     attr::DigestStream md5("md5");

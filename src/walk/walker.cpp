@@ -168,7 +168,7 @@ class Walk {
     for (const auto& root : roots) {
       Bytes dir, name;
       split_path(root, &dir, &name);
-      UniqueFd parent(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      UniqueFd parent(open_in_root(opts_.root_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       struct stat st;
       int err = parent.valid() ? 0 : errno;
       if (!err && ::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) err = errno;

@@ -336,6 +336,35 @@ def case_churn(ctx):
         loop.stop()
 
 
+def case_sysroot_contained(ctx):
+    """--sysroot: an image whose symlinks point at absolute paths and climb with '..' is
+    walked inside the image only, entries are named as seen inside it, and a change inside
+    it is found; with --sysroot, a relative PATH is refused."""
+    img = os.path.join(ctx.tmp, "img")
+    os.makedirs(f"{img}/usr/bin")
+    os.makedirs(f"{img}/data")
+    with open(f"{img}/usr/bin/tool", "w") as f:
+        f.write("inside")
+    os.symlink("/usr", f"{img}/lnk")                         # absolute: the image's /usr
+    os.symlink("../../../../../../../../usr", f"{img}/data/up")  # climbs: stops at the image's /
+    rc, doc, err, _ = ctx.run("--sysroot", img, "init", "/lnk/bin", "/data/up/bin")
+    if rc != 0:
+        raise Failure(f"init: exit {rc}: {err}")
+    # Both roots are the image's /usr/bin (a root's parent resolves symlinks, inside the image):
+    # two directories and two names of the tool.
+    if doc["summary"]["entries"] != 4:
+        raise Failure(f"entries: {doc['summary']} (the host's /usr/bin would have thousands)")
+    with open(f"{img}/usr/bin/tool", "w") as f:
+        f.write("changed")
+    rc, doc, err, _ = ctx.run("--sysroot", img, "check")
+    paths = sorted(r["path"] for r in doc["records"] if r["type"] == "change")
+    if rc != 4 or paths != ["/data/up/bin/tool", "/lnk/bin/tool"]:
+        raise Failure(f"check: exit {rc}, changes {paths}: {err}")
+    rc, doc, err, _ = ctx.run("--sysroot", img, "check", "lnk/bin")
+    if rc != 16 or "absolute" not in err:
+        raise Failure(f"relative PATH: exit {rc}: {err}")
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":

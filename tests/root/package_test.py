@@ -212,6 +212,11 @@ def case_upgrade_verified_and_grouped(fimctl, tmp):
     run the hook recorded; tampered, unpackaged and dropped files are not; accept
     --package-verified takes exactly the verified ones and journals their evidence."""
     repo, root = setup(fimctl, tmp)
+    # The same root checked from the host with --sysroot: dpkg's and apt's records are the root's.
+    host_db = os.path.join(tmp, "host", "baseline.db")
+    os.makedirs(os.path.dirname(host_db), mode=0o700)
+    host = [fimctl, "--sysroot", root.dir, "--db", host_db, "--unsigned", "--format", "json"]
+    sh(*host, "init", *ROOTS)
     root.install("2.0")
     root.write("/usr/bin/dirname", b"#!/bin/sh\necho trojan\n")        # coreutils, no .deb here: dpkg's MD5
     os.chmod(root.dir + "/usr/lib/fimtest/steady", 0o4755)               # the package's content, set-uid
@@ -235,6 +240,11 @@ def case_upgrade_verified_and_grouped(fimctl, tmp):
     assert ch["/usr/bin/dropper"]["package"]["verdict"] == "unpackaged", ch["/usr/bin/dropper"]
     assert doc["summary"]["packages"]["mismatch"] == 2, doc["summary"]
     assert any(r["type"] == "alert" and r["code"] == "package_mismatch" for r in doc["records"])
+    p = sh(*host, "check", "--packages", check=False)
+    hch = by_path(json.loads(p.stdout))
+    assert hch["/usr/bin/fimtest-tool"]["package"]["evidence"] == "deb-sha256", hch["/usr/bin/fimtest-tool"]
+    assert hch["/usr/bin/dirname"]["package"]["verdict"] == "mismatch", hch["/usr/bin/dirname"]
+    assert hch.keys() == ch.keys(), (hch.keys(), ch.keys())
     # The plain report lists the verified changes of the run under it, one line each.
     plain = root.run("/usr/sbin/fimctl", "--db", DB, "--unsigned", "check", "--packages", check=False).stdout
     assert "changes, each verified against its package:" in plain, plain

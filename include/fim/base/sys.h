@@ -37,6 +37,11 @@ std::string errno_name(int err);
 /// Raises the soft open-file limit to the hard limit: deep trees hold one fd per level.
 void raise_fd_limit();
 
+/// Opens `path` (absolute) with `flags`: with root_fd < 0 as open(2) does; otherwise inside the
+/// directory root_fd, as if it were "/" (openat2 RESOLVE_IN_ROOT: "..", absolute symlinks and
+/// magic links cannot leave it). Returns the fd, or -1 with errno set.
+int open_in_root(int root_fd, const Bytes& path, int flags);
+
 /// Contents of a small file (at most `limit` bytes), e.g. /etc/machine-id.
 Result<std::string> read_small_file(const char* path, size_t limit);
 
