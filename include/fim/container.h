@@ -58,6 +58,11 @@ struct Container {
   std::optional<OverlayDirs> overlay;
 };
 
+/// The key of a container's image, shared by every container of that image (DESIGN.md,
+/// Containers: per-image baselines): the SHA-256 (hex) of the ordered lower-layer directories
+/// of its overlay root, or, without one, of its root's source and device and inode.
+std::string image_key(const Container& c, const Bytes& proc_dir = "/proc");
+
 /// Processes grouped by mount namespace (other than this process's), kept when they look like a
 /// container: a pid namespace of their own, an overlay root, or a runtime's cgroup. (A systemd
 /// service with PrivateTmp= has a mount namespace too, but none of these.) Sorted by pid.

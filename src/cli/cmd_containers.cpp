@@ -8,7 +8,6 @@
 #include "fim/report.h"
 
 namespace fim::cli {
-namespace {
 
 std::string container_json(const Container& c) {
   std::string o = "{\"schema\":\"";
@@ -45,7 +44,6 @@ std::string container_json(const Container& c) {
   return o + "}";
 }
 
-}  // namespace
 
 int cmd_containers(const Options& o) {
   auto found = discover_containers();

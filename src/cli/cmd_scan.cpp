@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // fimctl init / check / version: options -> RunOptions -> pipeline -> report -> exit code.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 
 #include <cstdio>
+#include <set>
 
 #include "commands.h"
 #include "fim/base/sys.h"
+#include "fim/container.h"
 #include "fim/db.h"
 #include "fim/pipeline.h"
 #include "fim_config.h"
@@ -73,9 +76,81 @@ std::unique_ptr<Sink> make_sink(const Options& o) {
   return make_plain_sink(stdout, !o.no_color && ::isatty(STDOUT_FILENO));
 }
 
+/// init/check --containers: the same run for each container (init: for each image), inside its
+/// root, against the baseline of its image (DESIGN.md, Containers). Exit: the bits of every
+/// container's report together; a fatal error of one container is printed, the others still
+/// run, and the first such error decides the exit code.
+int run_containers(const Options& o, RunOptions base, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
+  if (o.format == "json")
+    return report_error(make_error(Errc::Usage, "--containers writes one report per container: use --format ndjson "
+                                                "(one record per line, each container's first) or plain"));
+  if (!o.sysroot.empty()) return report_error(make_error(Errc::Usage, "--containers and --sysroot exclude each other"));
+  auto found = discover_containers();
+  if (!found) return report_error(found.error());
+  Bytes dir, name;
+  split_path(base.db_path, &dir, &name);
+  const Bytes images = join_path(dir, "images");
+  if (o.command == "init" && ::mkdir(images.c_str(), 0700) != 0 && errno != EEXIST)
+    return report_error(make_error(Errc::Io, "cannot create '" + escape_terminal(images) + "'", errno));
+  std::set<std::string> done;
+  int bits = 0, fatal = 0;
+  size_t ran = 0;
+  for (const auto& c : *found) {
+    const std::string key = image_key(c);
+    if (o.command == "init" && !done.insert(key).second) continue;  // one baseline per image
+    RunOptions r = base;
+    r.db_path = join_path(images, key + ".db");
+    const Bytes root = "/proc/" + std::to_string(c.pid) + "/root";
+    UniqueFd rfd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    const std::string who = (c.id ? c.id->runtime + " " + c.id->id.substr(0, 12) : std::string("container")) +
+                            " (pid " + std::to_string(c.pid) + ", image " + key.substr(0, 12) + ")";
+    if (!rfd.valid()) {  // it stopped since it was found
+      if (!o.quiet) std::fprintf(stderr, "fimctl: %s: gone before it could be read\n", who.c_str());
+      continue;
+    }
+    r.sysroot_fd = rfd.get();
+    r.package_sources.root = root;
+    if (o.command == "check" && ::access(r.db_path.c_str(), F_OK) != 0) {
+      std::fprintf(stderr, "fimctl: %s: no baseline of its image (%s): run 'fimctl init --containers'\n", who.c_str(),
+                   escape_terminal(r.db_path).c_str());
+      bits |= 8;
+      continue;
+    }
+    if (o.format == "ndjson") {
+      std::string rec = container_json(c);
+      rec.pop_back();
+      rec += ",\"image\":\"" + key + "\",";
+      std::string b = "{";
+      json::add_bytes(b, "baseline", r.db_path);
+      rec += b.substr(1) + "}";
+      std::printf("%s\n", rec.c_str());
+    } else {
+      std::printf("%s== %s, baseline %s\n", ran ? "\n" : "", who.c_str(), escape_terminal(r.db_path).c_str());
+    }
+    std::fflush(stdout);
+    ++ran;
+    auto sink = make_sink(o);
+    auto summary = fn(r, *sink);
+    if (!summary) {
+      const int code = report_error(summary.error());
+      if (!fatal) fatal = code;
+      continue;
+    }
+    if (auto st = sink->finish(*summary); !st) {
+      const int code = report_error(st.error());
+      if (!fatal) fatal = code;
+      continue;
+    }
+    bits |= summary->exit_code;
+  }
+  if (ran == 0 && !o.quiet) std::fprintf(stderr, "fimctl: no running container to %s\n", o.command.c_str());
+  return fatal ? fatal : bits;
+}
+
 int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
   auto ro = run_options(o);
   if (!ro) return report_error(ro.error());
+  if (o.containers) return run_containers(o, std::move(*ro), fn);
   auto sink = make_sink(o);
   if (o.verbose && !o.quiet) {
     std::string roots;

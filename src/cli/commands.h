@@ -4,6 +4,7 @@
 #include <string>
 
 #include "fim/base/result.h"
+#include "fim/container.h"
 #include "fim/rules.h"
 #include "options.h"
 
@@ -27,6 +28,9 @@ int cmd_watch(const Options& o);
 int cmd_status(const Options& o);
 int cmd_containers(const Options& o);
 int cmd_apt_hook(const Options& o);
+
+/// A container as an ndjson record (type "container").
+std::string container_json(const Container& c);
 
 /// "90", "90s", "250ms", "5m", "6h", "1d" in seconds; `what` names the option in errors.
 Result<double> parse_duration(std::string_view text, const char* what);

@@ -282,6 +282,10 @@ int parse_options(int argc, char** argv, Options* o) {
                    "roots to record instead of the built-in policy's; stored in the baseline, so a later "
                    "'check' without PATHs checks exactly these")
       ->type_name("PATH");
+  init->add_flag("--containers", o->containers,
+                 "instead of this host: one baseline per image of the running containers ('fimctl "
+                 "containers'), of the policy's roots (or PATHs) inside the image's first container, in "
+                 "images/IMAGE-KEY.db beside --db");
   init->footer("Without PATHs the policy's rules decide what is recorded (the default policy:\n"
                "/usr/bin, /usr/sbin, /usr/lib, cron, ssh, accounts, sudoers, ld.so, PAM, systemd\n"
                "units, modules, login records). With PATHs, each PATH is recorded with the policy's\n"
@@ -293,6 +297,10 @@ int parse_options(int argc, char** argv, Options* o) {
   check->add_option("PATH", o->paths,
                     "check only these subtrees (each must lie within the baseline's roots)")
       ->type_name("PATH");
+  check->add_flag("--containers", o->containers,
+                  "instead of this host: each running container against its image's baseline (init "
+                  "--containers), inside its root through /proc/PID/root; what differs is the container's "
+                  "drift, reported under the container (id, runtime, pid, image)");
   check->add_flag("--packages", o->packages,
                   "say for each change which dpkg package ships the path and whether the new state is the "
                   "package's: verified against the .deb in apt's cache through apt's signed index "

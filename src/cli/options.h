@@ -26,6 +26,7 @@ struct Options {
   bool all = false;             ///< accept --all
   std::vector<std::string> rules;  ///< accept --rule
   bool packages = false;           ///< check --packages
+  bool containers = false;         ///< init/check --containers
   bool package_verified = false;   ///< accept --package-verified
   bool weak_evidence = false;      ///< accept --weak
   std::vector<std::string> package_mirrors;  ///< check/accept --package-mirror DIR

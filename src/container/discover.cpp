@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <map>
 
+#include <sys/stat.h>
+
+#include "../attr/hash.h"
 #include "fim/base/fd.h"
 #include "fim/base/sys.h"
 #include "fim/container.h"
@@ -210,6 +213,20 @@ Result<std::vector<Container>> discover_containers(const Bytes& proc) {
   }
   std::sort(out.begin(), out.end(), [](const Container& a, const Container& b) { return a.pid < b.pid; });
   return out;
+}
+
+std::string image_key(const Container& c, const Bytes& proc_dir) {
+  std::string id;
+  if (c.overlay && !c.overlay->lower.empty()) {
+    id = "overlay-lower\n";
+    for (const auto& l : c.overlay->lower) id += std::to_string(l.size()) + ":" + l + "\n";
+  } else {
+    struct stat st {};
+    ::stat((proc_dir + "/" + std::to_string(c.pid) + "/root/").c_str(), &st);
+    id = "root\n" + std::to_string(c.root_source.size()) + ":" + c.root_source + "\n" + std::to_string(st.st_dev) +
+         ":" + std::to_string(st.st_ino) + "\n";
+  }
+  return hex_encode(attr::sha256_of(id));
 }
 
 }  // namespace fim

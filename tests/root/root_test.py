@@ -154,11 +154,10 @@ def case_cross_fs_rule_descends(fimctl, tmp):
     assert rc == 4 and [r["path"] for r in records(doc)] == [f"{tree}/mnt/inside"], (rc, doc)
 
 
-def case_containers_listed(fimctl, tmp):
-    """fimctl containers finds a namespaced container built here (busybox image, overlay root,
-    pid and mount namespaces, pivot_root) with its pid and overlay layers, and does not list a
-    process that only has a private mount namespace (as systemd's PrivateTmp= gives)."""
-    import time
+def busybox_container(tmp, populate=None):
+    """Starts a namespaced container (busybox image in tmp/image, overlay root, pid and mount
+    namespaces, pivot_root) running sleep 60; populate(img) adds files to the image first.
+    Returns (process, image, upperdir)."""
     ldd = subprocess.run(["ldd", "/bin/busybox"], capture_output=True, text=True) if os.path.exists("/bin/busybox") else None
     if ldd is None or "not a dynamic executable" not in ldd.stdout + ldd.stderr:
         raise Skip("a static /bin/busybox (Debian package busybox-static) is needed for the container image")
@@ -168,23 +167,42 @@ def case_containers_listed(fimctl, tmp):
     shutil.copy("/bin/busybox", f"{img}/bin/busybox")
     os.symlink("busybox", f"{img}/bin/sh")
     os.symlink("busybox", f"{img}/bin/sleep")
+    if populate:
+        populate(img)
     mount("-t", "overlay", "fimtest", "-o", f"lowerdir={img},upperdir={upper},workdir={work}", merged)
     script = (f"set -e; mount --make-rprivate /; mount --bind {merged} {merged}; cd {merged}; mkdir -p .old; "
               "mount -t proc proc proc; pivot_root . .old; /bin/busybox umount -l /.old; exec /bin/busybox sleep 60")
-    ctr = subprocess.Popen(["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "sh", "-c", script],
+    # --kill-child: the container's init dies with unshare (else it outlives the test and other
+    # tests, which see every container of the host, find it).
+    ctr = subprocess.Popen(["unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
+                            "sh", "-c", script],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return ctr, img, upper
+
+
+def find_container(fimctl, upper, timeout=10):
+    """fimctl containers' JSON listing and the container whose upper dir is `upper`."""
+    import time
+    end = time.monotonic() + timeout
+    mine, doc = [], None
+    while time.monotonic() < end and not mine:
+        p = subprocess.run([fimctl, "--format", "json", "containers"], capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        doc = json.loads(p.stdout)
+        mine = [c for c in doc["containers"] if c.get("upperdir") == upper]
+        time.sleep(0.1)
+    assert mine, doc
+    return doc, mine[0]
+
+
+def case_containers_listed(fimctl, tmp):
+    """fimctl containers finds a namespaced container built here (busybox image, overlay root,
+    pid and mount namespaces, pivot_root) with its pid and overlay layers, and does not list a
+    process that only has a private mount namespace (as systemd's PrivateTmp= gives)."""
+    ctr, img, upper = busybox_container(tmp)
     plain = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "60"])
     try:
-        end = time.monotonic() + 10
-        mine = []
-        while time.monotonic() < end and not mine:
-            p = subprocess.run([fimctl, "--format", "json", "containers"], capture_output=True, timeout=30)
-            assert p.returncode == 0, p.stderr
-            doc = json.loads(p.stdout)
-            mine = [c for c in doc["containers"] if c.get("upperdir") == upper]
-            time.sleep(0.1)
-        assert mine, doc
-        c = mine[0]
+        doc, c = find_container(fimctl, upper)
         assert c["root_fstype"] == "overlay" and c["lowerdirs"] == [img] and c["own_pid_ns"], c
         assert os.readlink(f"/proc/{c['pid']}/ns/mnt") == c["mnt_ns"], c
         assert os.readlink(f"/proc/{c['pid']}/exe").endswith("busybox"), c
@@ -196,6 +214,69 @@ def case_containers_listed(fimctl, tmp):
         for proc in (ctr, plain):
             proc.kill()
             proc.wait()
+
+
+def case_containers_drift(fimctl, tmp):
+    """init --containers baselines the image of a running container through /proc/PID/root;
+    writes made inside the container to /usr/bin, /etc/cron.d, /etc/ssh and /root/.ssh are
+    each reported by check --containers under that container, with the container's paths; an
+    absolute symlink in the image is not followed to the host."""
+    def populate(img):
+        for d in ("usr/bin", "etc/cron.d", "etc/ssh", "root/.ssh"):
+            os.makedirs(f"{img}/{d}")
+        open(f"{img}/usr/bin/tool", "w").write("tool 1\n")
+        open(f"{img}/etc/ssh/sshd_config", "w").write("PermitRootLogin no\n")
+        os.symlink("/usr/lib", f"{img}/usr/bin/hostlib")  # the host's /usr/lib is thousands of files
+    ctr, img, upper = busybox_container(tmp, populate)
+    db = f"{tmp}/db/baseline.db"
+    os.makedirs(os.path.dirname(db), mode=0o700)
+    base = [fimctl, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "ndjson"]
+    try:
+        _, c = find_container(fimctl, upper)
+        # Other containers of this host (other tests') may be listed too, and fail: only this
+        # container's records are looked at.
+        p = subprocess.run([*base, "init", "--containers", "/usr/bin", "/etc/cron.d", "/etc/ssh", "/root/.ssh"],
+                           capture_output=True, text=True, timeout=120)
+        ours = container_records(p.stdout, upper)
+        assert [r for r in ours if r["type"] == "summary"][0]["exit_code"] == 0, (p.returncode, p.stderr, ours)
+        p = subprocess.run([*base, "check", "--containers"], capture_output=True, text=True, timeout=120)
+        ours = container_records(p.stdout, upper)
+        summary = [r for r in ours if r["type"] == "summary"][0]
+        assert summary["exit_code"] == 0, (p.stderr, ours)
+        assert summary["entries"] == 7, summary  # 4 roots, tool, hostlib, sshd_config: not the host's /usr/lib
+        inside = ("echo '* * * * * root /tmp/x' > /etc/cron.d/evil; echo backdoor > /usr/bin/backdoor; "
+                  "echo 'PermitRootLogin yes' > /etc/ssh/sshd_config; echo ssh-ed25519 AAAA >> /root/.ssh/authorized_keys")
+        w = subprocess.run(["nsenter", "-t", str(c["pid"]), "-m", "-p", "--", "/bin/busybox", "sh", "-c", inside],
+                           capture_output=True, text=True, timeout=30)
+        assert w.returncode == 0, w.stderr
+        p = subprocess.run([*base, "check", "--containers"], capture_output=True, text=True, timeout=120)
+        assert p.returncode & 5 == 5, (p.returncode, p.stderr)  # the bits of every container's report
+        ours = container_records(p.stdout, upper)
+        assert [r for r in ours if r["type"] == "summary"][0]["exit_code"] == 5, ours
+        roots = {"/usr/bin", "/etc/cron.d", "/etc/ssh", "/root/.ssh"}  # their times changed too
+        changes = {(r["kind"], r["path"]) for r in ours if r["type"] == "change" and r["path"] not in roots}
+        assert changes == {("added", "/etc/cron.d/evil"), ("added", "/usr/bin/backdoor"),
+                           ("changed", "/etc/ssh/sshd_config"), ("added", "/root/.ssh/authorized_keys")}, changes
+        head = ours[0]
+        assert head["type"] == "container" and head["pid"] == c["pid"] and len(head["image"]) == 64, head
+        assert head["baseline"].startswith(f"{tmp}/db/images/"), head
+    finally:
+        ctr.kill()
+        ctr.wait()
+
+
+def container_records(ndjson, upper):
+    """The records check --containers wrote for the container whose upper dir is `upper`: its
+    container record, then its report up to the next container record."""
+    out, on = [], False
+    for line in ndjson.splitlines():
+        r = json.loads(line)
+        if r["type"] == "container":
+            on = r.get("upperdir") == upper
+        if on:
+            out.append(r)
+    assert out, ndjson
+    return out
 
 
 def case_disk_full_during_write(fimctl, tmp):
