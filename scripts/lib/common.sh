@@ -16,11 +16,12 @@ FIM_BUILD_PACKAGES=(
 # fuse3 + libfuse3-dev: tests/root/hangfs.c, a FUSE filesystem whose read never returns
 # (the read_timeout test; e2fsprogs' mkfs.ext4 makes the loop image of the watch tests).
 # busybox-static: the image of the namespaced containers the root tests build (no Docker).
+# python3-yaml: the manifests of share/k8s are parsed and checked (tests/cli/k8s_test.py).
 # debootstrap, gpg: the package tests build a Debian root, sign an apt
 # repository of their own and upgrade a package in it (tests/root/package_test.py); gpgv and
 # apt-helper, which check --packages runs, come with apt itself.
 FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev systemd fuse3 libfuse3-dev e2fsprogs
-                   busybox-static debootstrap gpg)
+                   busybox-static debootstrap gpg python3-yaml)
 
 # Installs whatever of "$@" is missing, with one apt-get update first when needed.
 ensure_packages() {

@@ -85,6 +85,8 @@ int run_containers(const Options& o, RunOptions base, Result<Summary> (*fn)(cons
     return report_error(make_error(Errc::Usage, "--containers writes one report per container: use --format ndjson "
                                                 "(one record per line, each container's first) or plain"));
   if (!o.sysroot.empty()) return report_error(make_error(Errc::Usage, "--containers and --sysroot exclude each other"));
+  if (o.new_images_only && o.command != "init")
+    return report_error(make_error(Errc::Usage, "--new-images-only goes with init --containers"));
   auto found = discover_containers();
   if (!found) return report_error(found.error());
   Bytes dir, name;
@@ -94,12 +96,16 @@ int run_containers(const Options& o, RunOptions base, Result<Summary> (*fn)(cons
     return report_error(make_error(Errc::Io, "cannot create '" + escape_terminal(images) + "'", errno));
   std::set<std::string> done;
   int bits = 0, fatal = 0;
-  size_t ran = 0;
+  size_t ran = 0, kept = 0;
   for (const auto& c : *found) {
     const std::string key = image_key(c);
     if (o.command == "init" && !done.insert(key).second) continue;  // one baseline per image
     RunOptions r = base;
     r.db_path = join_path(images, key + ".db");
+    if (o.command == "init" && o.new_images_only && ::access(r.db_path.c_str(), F_OK) == 0) {
+      ++kept;
+      continue;
+    }
     const Bytes root = "/proc/" + std::to_string(c.pid) + "/root";
     UniqueFd rfd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     const std::string who = (c.id ? c.id->runtime + " " + c.id->id.substr(0, 12) : std::string("container")) +
@@ -143,7 +149,10 @@ int run_containers(const Options& o, RunOptions base, Result<Summary> (*fn)(cons
     }
     bits |= summary->exit_code;
   }
-  if (ran == 0 && !o.quiet) std::fprintf(stderr, "fimctl: no running container to %s\n", o.command.c_str());
+  if (ran == 0 && !o.quiet) {
+    if (kept) std::fprintf(stderr, "fimctl: every running container's image has a baseline already (%zu)\n", kept);
+    else std::fprintf(stderr, "fimctl: no running container to %s\n", o.command.c_str());
+  }
   return fatal ? fatal : bits;
 }
 
@@ -151,6 +160,7 @@ int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
   auto ro = run_options(o);
   if (!ro) return report_error(ro.error());
   if (o.containers) return run_containers(o, std::move(*ro), fn);
+  if (o.new_images_only) return report_error(make_error(Errc::Usage, "--new-images-only goes with init --containers"));
   auto sink = make_sink(o);
   if (o.verbose && !o.quiet) {
     std::string roots;

@@ -286,6 +286,9 @@ int parse_options(int argc, char** argv, Options* o) {
                  "instead of this host: one baseline per image of the running containers ('fimctl "
                  "containers'), of the policy's roots (or PATHs) inside the image's first container, in "
                  "images/IMAGE-KEY.db beside --db");
+  init->add_flag("--new-images-only", o->new_images_only,
+                 "with --containers: leave the baseline of an image that has one as it is (for a periodic job "
+                 "that baselines images as they appear)");
   init->footer("Without PATHs the policy's rules decide what is recorded (the default policy:\n"
                "/usr/bin, /usr/sbin, /usr/lib, cron, ssh, accounts, sudoers, ld.so, PAM, systemd\n"
                "units, modules, login records). With PATHs, each PATH is recorded with the policy's\n"

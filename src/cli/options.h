@@ -27,6 +27,7 @@ struct Options {
   std::vector<std::string> rules;  ///< accept --rule
   bool packages = false;           ///< check --packages
   bool containers = false;         ///< init/check --containers
+  bool new_images_only = false;    ///< init --containers --new-images-only
   bool package_verified = false;   ///< accept --package-verified
   bool weak_evidence = false;      ///< accept --weak
   std::vector<std::string> package_mirrors;  ///< check/accept --package-mirror DIR
