@@ -63,6 +63,11 @@ struct Container {
 /// of its overlay root, or, without one, of its root's source and device and inode.
 std::string image_key(const Container& c, const Bytes& proc_dir = "/proc");
 
+/// The response to drift (a rule's response = "kill"): SIGKILL to every process in the
+/// container's mount namespace (and, when it has one, its own pid namespace: not a runtime
+/// helper of the host's that shares the mount namespace). Returns how many were signalled.
+Result<int> kill_container(const Container& c, const Bytes& proc_dir = "/proc");
+
 /// Processes grouped by mount namespace (other than this process's), kept when they look like a
 /// container: a pid namespace of their own, an overlay root, or a runtime's cgroup. (A systemd
 /// service with PrivateTmp= has a mount namespace too, but none of these.) Sorted by pid.

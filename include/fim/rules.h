@@ -81,6 +81,9 @@ struct Rule {
   std::vector<std::string> tags;
   uint64_t max_hash_bytes = 0;        ///< 0 = no limit
   bool cross_fs = false;              ///< descend into other mounts below entries it selects
+  /// response = "kill": check --containers kills the processes of a container whose drift
+  /// this rule reports (opt-in, as a failed liveness probe would). Not in the digest.
+  bool kill_container = false;
   SourcePos where;
   std::shared_ptr<const CompiledSelector> compiled;
 

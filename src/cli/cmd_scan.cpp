@@ -76,6 +76,55 @@ std::unique_ptr<Sink> make_sink(const Options& o) {
   return make_plain_sink(stdout, !o.no_color && ::isatty(STDOUT_FILENO));
 }
 
+/// Passes everything on, noting the first change a rule with response = "kill" reports.
+class ResponseSink final : public Sink {
+ public:
+  explicit ResponseSink(Sink& inner) : inner_(inner) {}
+  /// Where the first rule with response = "kill" that reported a change is defined (its Rule
+  /// lives only as long as the run); empty: none did.
+  std::string kill_rule;
+  void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
+    note(rule);
+    inner_.change(kind, o, n, changed, rule);
+  }
+  void package_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
+                      const PackageNote& pn) override {
+    note(rule);
+    inner_.package_change(kind, o, n, changed, rule, pn);
+  }
+  void entry_status(const Record& r, bool subtree, const Rule* rule) override { inner_.entry_status(r, subtree, rule); }
+  void alert(std::string_view code, std::string_view message) override { inner_.alert(code, message); }
+  Status finish(const Summary& s) override { return inner_.finish(s); }
+
+ private:
+  void note(const Rule* rule) {
+    if (rule && rule->kill_container && kill_rule.empty()) kill_rule = rule->where.text();
+  }
+  Sink& inner_;
+};
+
+/// A rule with response = "kill" reported drift: the container's processes are killed, and
+/// the report says so (ndjson: a "response" record).
+void respond(const Options& o, const Container& c, const std::string& rule_at, const std::string& who) {
+  auto killed = kill_container(c);
+  const std::string why = "drift under the rule at " + rule_at + " (response = \"kill\")";
+  if (o.format == "ndjson") {
+    std::string rec = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"response\",\"action\":\"kill\",\"pid\":" +
+                      std::to_string(c.pid) + ",\"killed\":" + std::to_string(killed ? *killed : 0) + ",\"reason\":";
+    append_json_string(rec, why);
+    if (!killed) {
+      rec += ",\"error\":";
+      append_json_string(rec, killed.error().describe());
+    }
+    std::printf("%s}\n", rec.c_str());
+  } else {
+    std::printf("response: %s: %s\n", who.c_str(),
+                killed ? ("killed " + std::to_string(*killed) + " processes: " + escape_terminal(why)).c_str()
+                       : ("could not kill: " + killed.error().describe()).c_str());
+  }
+  std::fflush(stdout);
+}
+
 /// init/check --containers: the same run for each container (init: for each image), inside its
 /// root, against the baseline of its image (DESIGN.md, Containers). Exit: the bits of every
 /// container's report together; a fatal error of one container is printed, the others still
@@ -135,19 +184,21 @@ int run_containers(const Options& o, RunOptions base, Result<Summary> (*fn)(cons
     }
     std::fflush(stdout);
     ++ran;
-    auto sink = make_sink(o);
-    auto summary = fn(r, *sink);
+    auto inner = make_sink(o);
+    ResponseSink sink(*inner);
+    auto summary = fn(r, sink);
     if (!summary) {
       const int code = report_error(summary.error());
       if (!fatal) fatal = code;
       continue;
     }
-    if (auto st = sink->finish(*summary); !st) {
+    if (auto st = sink.finish(*summary); !st) {
       const int code = report_error(st.error());
       if (!fatal) fatal = code;
       continue;
     }
     bits |= summary->exit_code;
+    if (o.command == "check" && !sink.kill_rule.empty()) respond(o, c, sink.kill_rule, who);
   }
   if (ran == 0 && !o.quiet) {
     if (kept) std::fprintf(stderr, "fimctl: every running container's image has a baseline already (%zu)\n", kept);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <map>
 
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "../attr/hash.h"
@@ -213,6 +214,22 @@ Result<std::vector<Container>> discover_containers(const Bytes& proc) {
   }
   std::sort(out.begin(), out.end(), [](const Container& a, const Container& b) { return a.pid < b.pid; });
   return out;
+}
+
+Result<int> kill_container(const Container& c, const Bytes& proc) {
+  if (c.mnt_ns.empty() || c.mnt_ns == ns_of(proc, "self", "mnt"))
+    return make_error(Errc::Bug, "refusing to kill the processes of this host's own mount namespace");
+  std::unique_ptr<DIR, CDeleter<::closedir>> dir(::opendir(proc.c_str()));
+  if (!dir) return make_error(Errc::Io, "cannot list " + escape_terminal(proc), errno);
+  int killed = 0;
+  while (const dirent* e = ::readdir(dir.get())) {
+    const std::string pid = e->d_name;
+    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) continue;
+    if (ns_of(proc, pid, "mnt") != c.mnt_ns) continue;
+    if (c.own_pid_ns && ns_of(proc, pid, "pid") != c.pid_ns) continue;
+    if (::kill(std::atoi(pid.c_str()), SIGKILL) == 0) ++killed;
+  }
+  return killed;
 }
 
 std::string image_key(const Container& c, const Bytes& proc_dir) {

@@ -555,6 +555,11 @@ class Builder {
       } else if (key == "cross_fs") {
         if (auto b = v.value_exact<bool>()) r.cross_fs = *b;
         else l_.error(d.name, v.source(), what + " must be a boolean, not " + type_name(v));
+      } else if (key == "response") {
+        if (auto s = string_of(d, v, what)) {
+          if (*s == "kill") r.kill_container = true;
+          else if (*s != "none") l_.error(d.name, v.source(), what + ": unknown response '" + escape_terminal(*s) + "' (kill, none)");
+        }
       } else {
         l_.error(d.name, k.source(), "internal error: " + what + " is listed but not handled");
       }
@@ -757,7 +762,8 @@ const std::vector<ConfigTable>& config_keys() {
       {"", "the top level", {"version", "include", "options", "groups", "rule", "exclude"}},
       {"options", "[options]", {"default_attrs", "severity", "cross_fs", "max_hash_size", "read_timeout", "package_mirrors"}},
       {"rule", "[[rule]]",
-       {"path", "glob", "regex", "depth", "type", "fstype", "attrs", "severity", "tags", "max_hash_size", "cross_fs"}},
+       {"path", "glob", "regex", "depth", "type", "fstype", "attrs", "severity", "tags", "max_hash_size", "cross_fs",
+        "response"}},
       {"exclude", "[[exclude]]", {"path", "glob", "regex", "depth", "type", "fstype"}},
   };
   return kTables;

@@ -74,6 +74,7 @@ std::string policy_to_toml(const Policy& p) {
     if (!r.tags.empty()) out += "tags = " + list(r.tags) + "\n";
     out += "max_hash_size = " + size_text(r.max_hash_bytes) + "\n";
     out += std::string("cross_fs = ") + (r.cross_fs ? "true" : "false") + "\n";
+    if (r.kill_container) out += "response = \"kill\"\n";
   }
   return out;
 }

@@ -265,6 +265,46 @@ def case_containers_drift(fimctl, tmp):
         ctr.wait()
 
 
+def case_containers_response(fimctl, tmp):
+    """A rule with response = "kill": drift it reports gets the container's processes killed by
+    check --containers (and a response record); drift under a rule without it does not."""
+    def populate(img):
+        for d in ("usr/bin", "etc/cron.d"):
+            os.makedirs(f"{img}/{d}")
+    ctr, img, upper = busybox_container(tmp, populate)
+    policy = f"{tmp}/policy.toml"
+    with open(policy, "w") as f:
+        f.write('version = 1\n[[rule]]\npath = "/usr/bin"\n[[rule]]\npath = "/etc/cron.d"\nresponse = "kill"\n')
+    db = f"{tmp}/db/baseline.db"
+    os.makedirs(os.path.dirname(db), mode=0o700)
+    base = [fimctl, "-c", policy, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "ndjson"]
+    try:
+        _, c = find_container(fimctl, upper)
+        p = subprocess.run([*base, "init", "--containers"], capture_output=True, text=True, timeout=120)
+        assert [r for r in container_records(p.stdout, upper) if r["type"] == "summary"][0]["exit_code"] == 0, p.stderr
+
+        def inside(cmd):
+            w = subprocess.run(["nsenter", "-t", str(c["pid"]), "-m", "-p", "--", "/bin/busybox", "sh", "-c", cmd],
+                               capture_output=True, text=True, timeout=30)
+            assert w.returncode == 0, w.stderr
+        inside("echo x > /usr/bin/new")
+        p = subprocess.run([*base, "check", "--containers"], capture_output=True, text=True, timeout=120)
+        ours = container_records(p.stdout, upper)
+        assert not [r for r in ours if r["type"] == "response"], ours
+        assert ctr.poll() is None, "killed for drift under a rule without a response"
+        inside("echo '* * * * * root /x' > /etc/cron.d/evil")
+        p = subprocess.run([*base, "check", "--containers"], capture_output=True, text=True, timeout=120)
+        ours = container_records(p.stdout, upper)
+        resp = [r for r in ours if r["type"] == "response"]
+        assert resp and resp[0]["action"] == "kill" and resp[0]["killed"] >= 1 and resp[0]["pid"] == c["pid"], ours
+        assert policy in resp[0]["reason"], resp
+        ctr.wait(timeout=10)  # its init is gone, so unshare returns
+    finally:
+        if ctr.poll() is None:
+            ctr.kill()
+            ctr.wait()
+
+
 def container_records(ndjson, upper):
     """The records check --containers wrote for the container whose upper dir is `upper`: its
     container record, then its report up to the next container record."""
