@@ -100,7 +100,8 @@ class Verifier {
 
   /// Versions an apt run replaced or removed since the baseline ("name:arch" -> old version,
   /// from the apt hook's records): a path that is gone and that one of their signed .debs
-  /// held was removed by that run (verdict verified, evidence deb-sha256). Call before explain().
+  /// held was removed by that run (verdict verified, evidence deb-sha256); a directory is
+  /// checked against the .debs of these packages only (else dpkg-list). Call before explain().
   void set_replaced(const std::map<std::string, std::string>& replaced);
 
   /// The verdict on a change: `now` is the entry as it is (null: removed), `old` as the
