@@ -9,6 +9,7 @@
 
 #include "fim/attr.h"
 #include "fim/base/result.h"
+#include "fim/container.h"
 #include "fim/db.h"
 #include "fim/pkg.h"
 #include "fim/report.h"
@@ -88,6 +89,24 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink);
 /// accepted difference (who, when, reason, old and new row digests). Exit 0.
 Result<Summary> run_accept(const RunOptions& opts, Sink& sink);
 
+/// --containers (DESIGN.md, Containers): what one container's run used and did.
+struct ContainerRun {
+  std::string image;      ///< image_key() of the container
+  Bytes baseline;         ///< images/<image>.db beside RunOptions::db_path
+  std::string kill_rule;  ///< where a rule with response = "kill" that reported drift is defined
+  int killed = -1;        ///< processes killed in response; -1: no response
+  std::string kill_error; ///< why the response failed
+};
+
+/// The baseline of image `key`: images/<key>.db in the directory of the host's baseline.
+Bytes image_baseline_path(const Bytes& db_path, const std::string& key);
+
+/// init (init = true) or check of one container: opts (PATHs inside the container) with the
+/// container's root (/proc/PID/root, RESOLVE_IN_ROOT) as --sysroot and its image's baseline;
+/// after a check whose drift a rule with response = "kill" reported, the container's
+/// processes are killed. Errc::Io when the container is gone.
+Result<Summary> run_in_container(const RunOptions& opts, const Container& c, bool init, Sink& sink, ContainerRun* run);
+
 /// fimctl log: the baseline verified (signature, rows, journal chain); its meta with the journal.
 Result<BaselineMeta> run_log(const RunOptions& opts, Sink& sink);
 
@@ -105,6 +124,10 @@ struct WatchOptions {
   size_t max_pending = 65536;     ///< paths waiting; beyond, the roots are rescanned instead
   std::string falco_url;          ///< post Falco-compatible events here (falcosidekick); empty: no
   std::string metrics_address;    ///< serve Prometheus metrics on HOST:PORT; empty: no
+  /// --containers: also the running containers' drift, each against its image's baseline
+  /// (images/ beside the baseline), found every container_poll_seconds.
+  bool containers = false;
+  double container_poll_seconds = 2;
   /// SIGHUP: load the policy again (on failure the daemon keeps the one it has).
   std::function<Result<Policy>()> reload_policy;
 };

@@ -76,51 +76,23 @@ std::unique_ptr<Sink> make_sink(const Options& o) {
   return make_plain_sink(stdout, !o.no_color && ::isatty(STDOUT_FILENO));
 }
 
-/// Passes everything on, noting the first change a rule with response = "kill" reports.
-class ResponseSink final : public Sink {
- public:
-  explicit ResponseSink(Sink& inner) : inner_(inner) {}
-  /// Where the first rule with response = "kill" that reported a change is defined (its Rule
-  /// lives only as long as the run); empty: none did.
-  std::string kill_rule;
-  void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
-    note(rule);
-    inner_.change(kind, o, n, changed, rule);
-  }
-  void package_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
-                      const PackageNote& pn) override {
-    note(rule);
-    inner_.package_change(kind, o, n, changed, rule, pn);
-  }
-  void entry_status(const Record& r, bool subtree, const Rule* rule) override { inner_.entry_status(r, subtree, rule); }
-  void alert(std::string_view code, std::string_view message) override { inner_.alert(code, message); }
-  Status finish(const Summary& s) override { return inner_.finish(s); }
-
- private:
-  void note(const Rule* rule) {
-    if (rule && rule->kill_container && kill_rule.empty()) kill_rule = rule->where.text();
-  }
-  Sink& inner_;
-};
-
 /// A rule with response = "kill" reported drift: the container's processes are killed, and
 /// the report says so (ndjson: a "response" record).
-void respond(const Options& o, const Container& c, const std::string& rule_at, const std::string& who) {
-  auto killed = kill_container(c);
-  const std::string why = "drift under the rule at " + rule_at + " (response = \"kill\")";
+void respond(const Options& o, const Container& c, const ContainerRun& run, const std::string& who) {
+  const std::string why = "drift under the rule at " + run.kill_rule + " (response = \"kill\")";
   if (o.format == "ndjson") {
     std::string rec = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"response\",\"action\":\"kill\",\"pid\":" +
-                      std::to_string(c.pid) + ",\"killed\":" + std::to_string(killed ? *killed : 0) + ",\"reason\":";
+                      std::to_string(c.pid) + ",\"killed\":" + std::to_string(run.killed < 0 ? 0 : run.killed) + ",\"reason\":";
     append_json_string(rec, why);
-    if (!killed) {
+    if (!run.kill_error.empty()) {
       rec += ",\"error\":";
-      append_json_string(rec, killed.error().describe());
+      append_json_string(rec, run.kill_error);
     }
     std::printf("%s}\n", rec.c_str());
   } else {
     std::printf("response: %s: %s\n", who.c_str(),
-                killed ? ("killed " + std::to_string(*killed) + " processes: " + escape_terminal(why)).c_str()
-                       : ("could not kill: " + killed.error().describe()).c_str());
+                run.kill_error.empty() ? ("killed " + std::to_string(run.killed) + " processes: " + escape_terminal(why)).c_str()
+                                       : ("could not kill: " + run.kill_error).c_str());
   }
   std::fflush(stdout);
 }
@@ -129,7 +101,7 @@ void respond(const Options& o, const Container& c, const std::string& rule_at, c
 /// root, against the baseline of its image (DESIGN.md, Containers). Exit: the bits of every
 /// container's report together; a fatal error of one container is printed, the others still
 /// run, and the first such error decides the exit code.
-int run_containers(const Options& o, RunOptions base, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
+int run_containers(const Options& o, const RunOptions& base) {
   if (o.format == "json")
     return report_error(make_error(Errc::Usage, "--containers writes one report per container: use --format ndjson "
                                                 "(one record per line, each container's first) or plain"));
@@ -138,36 +110,27 @@ int run_containers(const Options& o, RunOptions base, Result<Summary> (*fn)(cons
     return report_error(make_error(Errc::Usage, "--new-images-only goes with init --containers"));
   auto found = discover_containers();
   if (!found) return report_error(found.error());
-  Bytes dir, name;
-  split_path(base.db_path, &dir, &name);
-  const Bytes images = join_path(dir, "images");
+  Bytes images, name;
+  split_path(image_baseline_path(base.db_path, "x"), &images, &name);
   if (o.command == "init" && ::mkdir(images.c_str(), 0700) != 0 && errno != EEXIST)
     return report_error(make_error(Errc::Io, "cannot create '" + escape_terminal(images) + "'", errno));
   std::set<std::string> done;
   int bits = 0, fatal = 0;
   size_t ran = 0, kept = 0;
+  const bool init = o.command == "init";
   for (const auto& c : *found) {
     const std::string key = image_key(c);
-    if (o.command == "init" && !done.insert(key).second) continue;  // one baseline per image
-    RunOptions r = base;
-    r.db_path = join_path(images, key + ".db");
-    if (o.command == "init" && o.new_images_only && ::access(r.db_path.c_str(), F_OK) == 0) {
+    if (init && !done.insert(key).second) continue;  // one baseline per image
+    const Bytes db = image_baseline_path(base.db_path, key);
+    if (init && o.new_images_only && ::access(db.c_str(), F_OK) == 0) {
       ++kept;
       continue;
     }
-    const Bytes root = "/proc/" + std::to_string(c.pid) + "/root";
-    UniqueFd rfd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     const std::string who = (c.id ? c.id->runtime + " " + c.id->id.substr(0, 12) : std::string("container")) +
                             " (pid " + std::to_string(c.pid) + ", image " + key.substr(0, 12) + ")";
-    if (!rfd.valid()) {  // it stopped since it was found
-      if (!o.quiet) std::fprintf(stderr, "fimctl: %s: gone before it could be read\n", who.c_str());
-      continue;
-    }
-    r.sysroot_fd = rfd.get();
-    r.package_sources.root = root;
-    if (o.command == "check" && ::access(r.db_path.c_str(), F_OK) != 0) {
+    if (!init && ::access(db.c_str(), F_OK) != 0) {
       std::fprintf(stderr, "fimctl: %s: no baseline of its image (%s): run 'fimctl init --containers'\n", who.c_str(),
-                   escape_terminal(r.db_path).c_str());
+                   escape_terminal(db).c_str());
       bits |= 8;
       continue;
     }
@@ -176,29 +139,29 @@ int run_containers(const Options& o, RunOptions base, Result<Summary> (*fn)(cons
       rec.pop_back();
       rec += ",\"image\":\"" + key + "\",";
       std::string b = "{";
-      json::add_bytes(b, "baseline", r.db_path);
+      json::add_bytes(b, "baseline", db);
       rec += b.substr(1) + "}";
       std::printf("%s\n", rec.c_str());
     } else {
-      std::printf("%s== %s, baseline %s\n", ran ? "\n" : "", who.c_str(), escape_terminal(r.db_path).c_str());
+      std::printf("%s== %s, baseline %s\n", ran ? "\n" : "", who.c_str(), escape_terminal(db).c_str());
     }
     std::fflush(stdout);
     ++ran;
-    auto inner = make_sink(o);
-    ResponseSink sink(*inner);
-    auto summary = fn(r, sink);
+    auto sink = make_sink(o);
+    ContainerRun run;
+    auto summary = run_in_container(base, c, init, *sink, &run);
     if (!summary) {
       const int code = report_error(summary.error());
       if (!fatal) fatal = code;
       continue;
     }
-    if (auto st = sink.finish(*summary); !st) {
+    if (auto st = sink->finish(*summary); !st) {
       const int code = report_error(st.error());
       if (!fatal) fatal = code;
       continue;
     }
     bits |= summary->exit_code;
-    if (o.command == "check" && !sink.kill_rule.empty()) respond(o, c, sink.kill_rule, who);
+    if (!run.kill_rule.empty()) respond(o, c, run, who);
   }
   if (ran == 0 && !o.quiet) {
     if (kept) std::fprintf(stderr, "fimctl: every running container's image has a baseline already (%zu)\n", kept);
@@ -210,7 +173,7 @@ int run_containers(const Options& o, RunOptions base, Result<Summary> (*fn)(cons
 int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
   auto ro = run_options(o);
   if (!ro) return report_error(ro.error());
-  if (o.containers) return run_containers(o, std::move(*ro), fn);
+  if (o.containers) return run_containers(o, *ro);
   if (o.new_images_only) return report_error(make_error(Errc::Usage, "--new-images-only goes with init --containers"));
   auto sink = make_sink(o);
   if (o.verbose && !o.quiet) {

@@ -70,6 +70,7 @@ Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
   w.syslog = o.syslog;
   w.falco_url = o.falco_url;
   w.metrics_address = o.metrics;
+  w.containers = o.containers;
   if (!o.output.empty()) {
     *out_file = std::fopen(o.output.c_str(), "ae");
     if (!*out_file) return make_error(Errc::Io, "cannot open --output '" + escape_terminal(o.output) + "'", errno);

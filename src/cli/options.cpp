@@ -403,6 +403,9 @@ int parse_options(int argc, char** argv, Options* o) {
                     "also post each change, gap and alert as Falco JSON to this URL (falcosidekick: "
                     "http://HOST:2801/); plain http only")
       ->type_name("URL");
+  watch->add_flag("--containers", o->containers,
+                  "also the running containers' drift as it happens, each against its image's baseline "
+                  "(init --containers): containers that start later are found within 2 s");
   watch->add_option("--metrics", o->metrics,
                     "serve Prometheus metrics at http://ADDRESS/metrics (events, changes, overflows, queue depth, "
                     "rescans, last full check)")

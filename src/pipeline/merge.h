@@ -3,6 +3,7 @@
 // bytewise path order) with baseline rows in the same order. Private to the pipeline module.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <optional>
@@ -56,6 +57,9 @@ struct Merge {
 /// and reports added, removed and changed entries. Baseline rows below a directory that could
 /// not be listed count as unverified, not removed.
 Status merge_compare(const ScanOptions& so, Merge& m);
+
+/// watch --containers (watch_containers.cpp): runs until `stop`, on its own thread.
+Status watch_containers(const WatchOptions& opts, const std::atomic<bool>& stop);
 
 /// check --packages and accept --package-verified (packages.cpp): the package manager's
 /// records, and the apt runs recorded since the baseline was written.

@@ -858,8 +858,20 @@ Status Watcher::run() {
 }  // namespace
 
 Status run_watch(const WatchOptions& opts) {
+  // The daemon's signals go to its event loop only: block them before any thread starts.
+  const sigset_t sigs = daemon_signals();
+  if (::pthread_sigmask(SIG_BLOCK, &sigs, nullptr) != 0) return make_error(Errc::Bug, "pthread_sigmask", errno);
+  std::atomic<bool> stop{false};
+  Status containers;
+  std::thread container_thread;
+  if (opts.containers)
+    container_thread = std::thread([&] { containers = detail::watch_containers(opts, stop); });
   Watcher w(opts);
-  return w.run();
+  Status st = w.run();
+  stop = true;
+  if (container_thread.joinable()) container_thread.join();
+  if (st && !containers) return containers;
+  return st;
 }
 
 }  // namespace fim

@@ -14,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from root_test import POLICY, Skip, main, mount  # noqa: E402
+from root_test import POLICY, Skip, busybox_container, find_container, main, mount  # noqa: E402
 
 
 class Daemon:
@@ -585,6 +585,67 @@ def case_new_root_after_update(fimctl, tmp):
         assert d.stop() == 0
     finally:
         d.stop(signal.SIGKILL)
+
+
+def case_containers_realtime(fimctl, tmp):
+    """watch --containers: writes made inside a running container to /usr/bin, /etc/cron.d,
+    /etc/ssh and /root/.ssh are each reported as they happen, with the container's path and the
+    container named in the record; a container started after the daemon is picked up; the
+    overlay's work directory is not reported."""
+    def populate(img):
+        for d in ("usr/bin", "etc/cron.d", "etc/ssh", "root/.ssh"):
+            os.makedirs(f"{img}/{d}")
+        open(f"{img}/etc/ssh/sshd_config", "w").write("PermitRootLogin no\n")
+    tree, db = f"{tmp}/tree", f"{tmp}/db/baseline.db"
+    os.makedirs(tree)
+    os.makedirs(os.path.dirname(db), mode=0o700)
+    base = [fimctl, "-c", POLICY, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "ndjson"]
+    subprocess.run([*base, "init", tree], check=True, capture_output=True)
+    first_tmp, second_tmp = f"{tmp}/c1", f"{tmp}/c2"
+    os.makedirs(first_tmp)
+    os.makedirs(second_tmp)
+    ctr1, _, upper1 = busybox_container(first_tmp, populate)
+    procs = [ctr1]
+    d = None
+    try:
+        _, c1 = find_container(fimctl, upper1)
+        roots = ["/usr/bin", "/etc/cron.d", "/etc/ssh", "/root/.ssh"]
+        subprocess.run([*base, "init", "--containers", *roots], capture_output=True, timeout=120)
+        d = Daemon(fimctl, tmp, db, extra=["--containers"])
+
+        def inside(c, cmd):
+            w = subprocess.run(["nsenter", "-t", str(c["pid"]), "-m", "-p", "--", "/bin/busybox", "sh", "-c", cmd],
+                               capture_output=True, text=True, timeout=30)
+            assert w.returncode == 0, w.stderr
+
+        def reported(c, path, kind):
+            return d.wait_for(lambda r: r["type"] == "change" and r["path"] == path and r["kind"] == kind and
+                              r.get("container", {}).get("pid") == c["pid"], what=f"{kind} {path} in pid {c['pid']}")[-1]
+        inside(c1, "echo '* * * * * root /x' > /etc/cron.d/evil")
+        r = reported(c1, "/etc/cron.d/evil", "added")
+        assert len(r["container"]["image"]) == 64 and r["source"] == "watch", r
+        inside(c1, "echo backdoor > /usr/bin/backdoor; chmod 755 /usr/bin/backdoor")
+        reported(c1, "/usr/bin/backdoor", "added")
+        inside(c1, "echo 'PermitRootLogin yes' > /etc/ssh/sshd_config")
+        reported(c1, "/etc/ssh/sshd_config", "changed")
+        inside(c1, "echo ssh-ed25519 AAAA > /root/.ssh/authorized_keys")
+        reported(c1, "/root/.ssh/authorized_keys", "added")
+        # A container started now, of another image, with a baseline made while the daemon runs.
+        ctr2, _, upper2 = busybox_container(second_tmp, populate)
+        procs.append(ctr2)
+        _, c2 = find_container(fimctl, upper2)
+        subprocess.run([*base, "init", "--containers", "--new-images-only", *roots], capture_output=True, timeout=120)
+        time.sleep(3)  # the daemon's next look at the containers
+        inside(c2, "echo x > /usr/bin/dropped")
+        reported(c2, "/usr/bin/dropped", "added")
+        bad = [r for r in d.records() if "container" in r and "work" in r.get("path", "")]
+        assert not bad, bad
+    finally:
+        if d:
+            d.stop()
+        for p in procs:
+            p.kill()
+            p.wait()
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// One container's init or check (DESIGN.md, Containers): the host's run, inside the
+// container's root and against the baseline of its image; and the opt-in response.
+#include <fcntl.h>
+
+#include <cerrno>
+
+#include "fim/base/sys.h"
+#include "fim/pipeline.h"
+
+namespace fim {
+namespace {
+
+/// Passes everything on, noting the first change a rule with response = "kill" reports (its
+/// place: the Rule itself lives only as long as the run).
+class ResponseSink final : public Sink {
+ public:
+  explicit ResponseSink(Sink& inner) : inner_(inner) {}
+  std::string kill_rule;
+  void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
+    note(rule);
+    inner_.change(kind, o, n, changed, rule);
+  }
+  void package_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
+                      const PackageNote& pn) override {
+    note(rule);
+    inner_.package_change(kind, o, n, changed, rule, pn);
+  }
+  void entry_status(const Record& r, bool subtree, const Rule* rule) override { inner_.entry_status(r, subtree, rule); }
+  void alert(std::string_view code, std::string_view message) override { inner_.alert(code, message); }
+  Status finish(const Summary& s) override { return inner_.finish(s); }
+
+ private:
+  void note(const Rule* rule) {
+    if (rule && rule->kill_container && kill_rule.empty()) kill_rule = rule->where.text();
+  }
+  Sink& inner_;
+};
+
+}  // namespace
+
+Bytes image_baseline_path(const Bytes& db_path, const std::string& key) {
+  Bytes dir, name;
+  split_path(db_path, &dir, &name);
+  return join_path(join_path(dir, "images"), key + ".db");
+}
+
+Result<Summary> run_in_container(const RunOptions& opts, const Container& c, bool init, Sink& sink, ContainerRun* run) {
+  run->image = image_key(c);
+  run->baseline = image_baseline_path(opts.db_path, run->image);
+  RunOptions r = opts;
+  r.db_path = run->baseline;
+  const Bytes root = "/proc/" + std::to_string(c.pid) + "/root";
+  UniqueFd rfd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!rfd.valid()) return make_error(Errc::Io, "container pid " + std::to_string(c.pid) + " is gone", errno);
+  r.sysroot_fd = rfd.get();
+  r.package_sources.root = root;
+  ResponseSink rs(sink);
+  auto s = init ? run_init(r, rs) : run_check(r, rs);
+  if (s && !init && !rs.kill_rule.empty()) {
+    run->kill_rule = rs.kill_rule;
+    auto k = kill_container(c);
+    if (k) run->killed = *k;
+    else run->kill_error = k.error().describe();
+  }
+  return s;
+}
+
+}  // namespace fim

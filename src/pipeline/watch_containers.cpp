@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// watch --containers (DESIGN.md, Containers, real time; notes/kernel.md §5): the running
+// containers' drift as it happens. Containers are found every poll (they start and stop
+// while the daemon runs); the host filesystem that holds each overlay's upper directory gets
+// a filesystem mark of this thread's own fanotify group; an event below an upper directory is
+// a change of the container path below it (the work directory's churn is dropped); after a
+// short debounce that path (or, when it is gone, its nearest existing parent) is checked like
+// 'check --containers PATH' does, against the image's baseline, and the report's records go
+// out with the container named in each (ndjson) or under a header (plain).
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "fim/base/sys.h"
+#include "fim/pipeline.h"
+#include "fim/watch.h"
+#include "merge.h"
+
+namespace fim::detail {
+namespace {
+
+struct Tracked {
+  Container c;
+  std::string key;
+  Bytes db;
+};
+
+/// ,"container":{"pid":N,"runtime":"...","id":"...","image":"..."}
+std::string container_field(const Tracked& t) {
+  std::string o = ",\"container\":{\"pid\":" + std::to_string(t.c.pid);
+  const auto str = [&](const char* k, std::string_view v) {
+    o += ",\"";
+    o += k;
+    o += "\":";
+    append_json_string(o, v);
+  };
+  str("runtime", t.c.id ? t.c.id->runtime : "");
+  str("id", t.c.id ? t.c.id->id : "");
+  str("image", t.key);
+  return o + "}";
+}
+
+/// The nearest path at or above `p` that exists inside the container's root.
+Bytes existing_ancestor(int root_fd, Bytes p) {
+  for (;;) {
+    UniqueFd fd(open_in_root(root_fd, p, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.valid() || p == "/") return p;
+    Bytes dir, name;
+    split_path(p, &dir, &name);
+    p = dir.empty() ? Bytes("/") : dir;
+  }
+}
+
+class ContainerWatch {
+ public:
+  ContainerWatch(const WatchOptions& o, const std::atomic<bool>& stop) : o_(o), stop_(stop) {}
+
+  Status run() {
+    auto src = FanotifySource::open();
+    if (!src) {  // the host's files are still watched: say so, once
+      say("containers_unavailable", "containers are not watched: " + src.error().describe());
+      return {};
+    }
+    src_.emplace(std::move(*src));
+    double next_poll = 0;
+    while (!stop_.load()) {
+      const double now = monotonic_seconds();
+      if (now >= next_poll) {
+        rediscover();
+        next_poll = now + o_.container_poll_seconds;
+      }
+      pollfd p{src_->fd(), POLLIN, 0};
+      if (::poll(&p, 1, 200) > 0) {
+        auto got = src_->read([this](FanEvent&& ev) { on_event(ev); });
+        if (!got) say("read_error", got.error().describe());
+      }
+      check_due();
+    }
+    return {};
+  }
+
+ private:
+  void say(const std::string& code, const std::string& message) {
+    std::string line = o_.ndjson ? json::alert_record(code, message) : "fimctl: containers: " + message;
+    flockfile(o_.out);
+    std::fputs(line.c_str(), o_.out);
+    std::fputc('\n', o_.out);
+    std::fflush(o_.out);
+    funlockfile(o_.out);
+  }
+
+  void rediscover() {
+    auto found = discover_containers();
+    if (!found) return say("containers", "cannot list containers: " + found.error().describe());
+    std::set<Bytes> seen;
+    for (const auto& c : *found) {
+      if (!c.overlay || c.overlay->upper.empty()) continue;  // no upper layer: nothing can drift
+      const Bytes& upper = c.overlay->upper;
+      seen.insert(upper);
+      if (by_upper_.count(upper)) continue;
+      Tracked t{c, image_key(c), {}};
+      t.db = image_baseline_path(o_.run.db_path, t.key);
+      if (::access(t.db.c_str(), F_OK) != 0 && warned_.insert(t.key).second)
+        say("container_no_baseline", "container pid " + std::to_string(c.pid) + ": no baseline of its image " + t.key +
+                                         ": run 'fimctl init --containers'");
+      if (marked_.insert(upper).second) {
+        // The host filesystem of the upper directory (one mark per filesystem is enough).
+        if (auto st = src_->mark_filesystem(upper); !st) say("mark_failed", st.error().describe());
+        (void)resolver_.add_filesystem(upper);
+      }
+      by_upper_.emplace(upper, std::move(t));
+    }
+    for (auto it = by_upper_.begin(); it != by_upper_.end();) it = seen.count(it->first) ? std::next(it) : by_upper_.erase(it);
+  }
+
+  void on_event(const FanEvent& ev) {
+    if (ev.overflow()) {  // lost events: every container is checked whole
+      for (const auto& [upper, t] : by_upper_) due_.emplace(std::make_pair(upper, Bytes("/")), monotonic_seconds());
+      return;
+    }
+    if (ev.dir_renamed()) resolver_.invalidate();
+    for (const auto& info : ev.infos) {
+      if (info.kind == FanInfo::Kind::Fid || info.kind == FanInfo::Kind::Dfid) continue;
+      auto dir = resolver_.resolve(info);
+      if (!dir) continue;
+      const Bytes path = info.name == "." ? *dir : join_path(*dir, info.name);
+      for (const auto& [upper, t] : by_upper_) {
+        if (!path_within(path, upper)) continue;
+        Bytes inside = path.substr(upper.size());
+        if (inside.empty()) inside = "/";
+        due_.emplace(std::make_pair(upper, inside), monotonic_seconds());
+      }
+    }
+  }
+
+  /// Checks what has been quiet for the debounce time.
+  void check_due() {
+    const double now = monotonic_seconds();
+    std::map<Bytes, std::set<Bytes>> batch;  // upper -> container paths
+    for (auto it = due_.begin(); it != due_.end();) {
+      if (now - it->second < o_.debounce_seconds + 0.1) {
+        ++it;
+        continue;
+      }
+      batch[it->first.first].insert(it->first.second);
+      it = due_.erase(it);
+    }
+    for (const auto& [upper, paths] : batch) {
+      auto t = by_upper_.find(upper);
+      if (t != by_upper_.end() && ::access(t->second.db.c_str(), F_OK) == 0) check(t->second, paths);
+    }
+  }
+
+  void check(const Tracked& t, const std::set<Bytes>& paths) {
+    const Bytes root = "/proc/" + std::to_string(t.c.pid) + "/root";
+    UniqueFd rfd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!rfd.valid()) return;  // stopped
+    std::vector<Bytes> baseline_roots;
+    if (auto b = BaselineReader::open(t.db)) baseline_roots = (*b)->meta().roots;
+    // What to compare: each path (its nearest existing parent when it is gone), within the
+    // baseline's roots; a path above a root (an overflow's "/") covers the roots below it.
+    std::set<Bytes> wanted;
+    for (const auto& p : paths) {
+      const Bytes at = existing_ancestor(rfd.get(), p);
+      for (const auto& r : baseline_roots) {
+        if (path_within(at, r)) wanted.insert(at);
+        else if (path_within(r, at)) wanted.insert(r);
+      }
+    }
+    if (wanted.empty()) return;
+    RunOptions r = o_.run;
+    r.paths = normalize_roots({wanted.begin(), wanted.end()});
+    r.progress = nullptr;
+    char* buf = nullptr;
+    size_t len = 0;
+    FILE* mem = ::open_memstream(&buf, &len);
+    if (!mem) return;
+    Status out_st;
+    ContainerRun run;
+    bool drift = false;
+    {
+      auto sink = o_.ndjson ? make_json_sink(mem, true) : make_plain_sink(mem, false);
+      auto s = run_in_container(r, t.c, false, *sink, &run);
+      if (!s) {
+        std::fclose(mem);
+        std::free(buf);
+        return say("container_check_failed", "container pid " + std::to_string(t.c.pid) + ": " + s.error().describe());
+      }
+      drift = s->added || s->removed || s->changed || s->incomplete;
+      if (drift) out_st = sink->finish(*s);
+    }
+    std::fclose(mem);
+    std::string text(buf ? buf : "", len);
+    std::free(buf);
+    if (!drift || !out_st) return;
+    std::string block;
+    const std::string field = container_field(t);
+    if (o_.ndjson) {
+      // Every record names its container: lines of two reports may sit side by side in a SIEM.
+      size_t pos = 0;
+      while (pos < text.size()) {
+        size_t end = text.find('\n', pos);
+        if (end == std::string::npos) end = text.size();
+        std::string line = text.substr(pos, end - pos);
+        pos = end + 1;
+        if (line.size() < 2 || line.back() != '}') continue;
+        line.insert(line.size() - 1, field + ",\"source\":\"watch\"");
+        block += line + "\n";
+      }
+      if (!run.kill_rule.empty()) {
+        std::string rec = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"response\",\"action\":\"kill\",\"pid\":" +
+                          std::to_string(t.c.pid) + ",\"killed\":" + std::to_string(run.killed < 0 ? 0 : run.killed) +
+                          ",\"reason\":";
+        append_json_string(rec, "drift under the rule at " + run.kill_rule + " (response = \"kill\")");
+        block += rec + field + "}\n";
+      }
+    } else {
+      block = "== container pid " + std::to_string(t.c.pid) + ", image " + t.key.substr(0, 12) + "\n" + text;
+      if (!run.kill_rule.empty())
+        block += "response: killed " + std::to_string(run.killed) + " processes: drift under the rule at " + run.kill_rule + "\n";
+    }
+    flockfile(o_.out);
+    std::fputs(block.c_str(), o_.out);
+    std::fflush(o_.out);
+    funlockfile(o_.out);
+  }
+
+  const WatchOptions& o_;
+  const std::atomic<bool>& stop_;
+  std::optional<FanotifySource> src_;
+  Resolver resolver_;
+  std::map<Bytes, Tracked> by_upper_;
+  std::set<Bytes> marked_;
+  std::set<std::string> warned_;
+  std::map<std::pair<Bytes, Bytes>, double> due_;  // (upper, container path) -> first event
+};
+
+}  // namespace
+
+Status watch_containers(const WatchOptions& opts, const std::atomic<bool>& stop) {
+  ContainerWatch w(opts, stop);
+  return w.run();
+}
+
+}  // namespace fim::detail
