@@ -115,9 +115,32 @@ class ContainerWatch {
         if (auto st = src_->mark_filesystem(upper); !st) say("mark_failed", st.error().describe());
         (void)resolver_.add_filesystem(upper);
       }
+      announce("container_start", t, "watching container pid " + std::to_string(c.pid));
       by_upper_.emplace(upper, std::move(t));
     }
-    for (auto it = by_upper_.begin(); it != by_upper_.end();) it = seen.count(it->first) ? std::next(it) : by_upper_.erase(it);
+    for (auto it = by_upper_.begin(); it != by_upper_.end();) {
+      if (seen.count(it->first)) {
+        ++it;
+        continue;
+      }
+      announce("container_stop", it->second, "container pid " + std::to_string(it->second.c.pid) + " stopped");
+      it = by_upper_.erase(it);
+    }
+  }
+
+  /// container_start / container_stop: from the moment of container_start its writes are seen.
+  void announce(const char* type, const Tracked& t, const std::string& text) {
+    std::string line;
+    if (o_.ndjson) {
+      line = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"" + type + "\"" + container_field(t) + "}";
+    } else {
+      line = "fimctl: " + text + " (image " + t.key.substr(0, 12) + ")";
+    }
+    flockfile(o_.out);
+    std::fputs(line.c_str(), o_.out);
+    std::fputc('\n', o_.out);
+    std::fflush(o_.out);
+    funlockfile(o_.out);
   }
 
   void on_event(const FanEvent& ev) {

@@ -612,6 +612,9 @@ def case_containers_realtime(fimctl, tmp):
         roots = ["/usr/bin", "/etc/cron.d", "/etc/ssh", "/root/.ssh"]
         subprocess.run([*base, "init", "--containers", *roots], capture_output=True, timeout=120)
         d = Daemon(fimctl, tmp, db, extra=["--containers"])
+        # Its writes are seen from the moment the daemon says it watches the container.
+        d.wait_for(lambda r: r["type"] == "container_start" and r["container"]["pid"] == c1["pid"],
+                   what="container_start")
 
         def inside(c, cmd):
             w = subprocess.run(["nsenter", "-t", str(c["pid"]), "-m", "-p", "--", "/bin/busybox", "sh", "-c", cmd],
@@ -635,11 +638,17 @@ def case_containers_realtime(fimctl, tmp):
         procs.append(ctr2)
         _, c2 = find_container(fimctl, upper2)
         subprocess.run([*base, "init", "--containers", "--new-images-only", *roots], capture_output=True, timeout=120)
-        time.sleep(3)  # the daemon's next look at the containers
+        d.wait_for(lambda r: r["type"] == "container_start" and r["container"]["pid"] == c2["pid"],
+                   what="the second container's start")
         inside(c2, "echo x > /usr/bin/dropped")
         reported(c2, "/usr/bin/dropped", "added")
         bad = [r for r in d.records() if "container" in r and "work" in r.get("path", "")]
         assert not bad, bad
+        procs.remove(ctr2)
+        ctr2.kill()
+        ctr2.wait()
+        d.wait_for(lambda r: r["type"] == "container_stop" and r["container"]["pid"] == c2["pid"],
+                   what="the second container's stop")
     finally:
         if d:
             d.stop()
