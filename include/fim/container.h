@@ -68,6 +68,10 @@ std::string image_key(const Container& c, const Bytes& proc_dir = "/proc");
 /// helper of the host's that shares the mount namespace). Returns how many were signalled.
 Result<int> kill_container(const Container& c, const Bytes& proc_dir = "/proc");
 
+/// The response "kill_process": SIGKILL to `pid` when it is a process of the container (its
+/// mount namespace). Errc::Usage when it is not (gone, or another's).
+Status kill_container_process(const Container& c, int pid, const Bytes& proc_dir = "/proc");
+
 /// Processes grouped by mount namespace (other than this process's), kept when they look like a
 /// container: a pid namespace of their own, an overlay root, or a runtime's cgroup. (A systemd
 /// service with PrivateTmp= has a mount namespace too, but none of these.) Sorted by pid.

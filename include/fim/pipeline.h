@@ -93,9 +93,11 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink);
 struct ContainerRun {
   std::string image;      ///< image_key() of the container
   Bytes baseline;         ///< images/<image>.db beside RunOptions::db_path
-  std::string kill_rule;  ///< where a rule with response = "kill" that reported drift is defined
+  std::string kill_rule;  ///< where a rule with a response that reported drift is defined
+  std::string action;     ///< "kill" or "kill_process"
   int killed = -1;        ///< processes killed in response; -1: no response
   std::string kill_error; ///< why the response failed
+  int offender = 0;       ///< in: the pid that made the change, when known (watch); kill_process kills it
 };
 
 /// The baseline of image `key`: images/<key>.db in the directory of the host's baseline.
@@ -103,8 +105,8 @@ Bytes image_baseline_path(const Bytes& db_path, const std::string& key);
 
 /// init (init = true) or check of one container: opts (PATHs inside the container) with the
 /// container's root (/proc/PID/root, RESOLVE_IN_ROOT) as --sysroot and its image's baseline;
-/// after a check whose drift a rule with response = "kill" reported, the container's
-/// processes are killed. Errc::Io when the container is gone.
+/// after a check whose drift a rule with a response reported, the container's processes (or,
+/// for kill_process, run->offender) are killed. Errc::Io when the container is gone.
 Result<Summary> run_in_container(const RunOptions& opts, const Container& c, bool init, Sink& sink, ContainerRun* run);
 
 /// fimctl log: the baseline verified (signature, rows, journal chain); its meta with the journal.

@@ -81,9 +81,11 @@ struct Rule {
   std::vector<std::string> tags;
   uint64_t max_hash_bytes = 0;        ///< 0 = no limit
   bool cross_fs = false;              ///< descend into other mounts below entries it selects
-  /// response = "kill": check --containers kills the processes of a container whose drift
-  /// this rule reports (opt-in, as a failed liveness probe would). Not in the digest.
-  bool kill_container = false;
+  /// response: what check/watch --containers do to a container whose drift this rule reports
+  /// (opt-in, as a failed liveness probe would): "kill" its processes, or "kill_process" only
+  /// the one that made the change (watch knows it from the event). Not in the digest.
+  enum class Response : uint8_t { None, Kill, KillProcess };
+  Response response = Response::None;
   SourcePos where;
   std::shared_ptr<const CompiledSelector> compiled;
 

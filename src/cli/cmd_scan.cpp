@@ -79,9 +79,10 @@ std::unique_ptr<Sink> make_sink(const Options& o) {
 /// A rule with response = "kill" reported drift: the container's processes are killed, and
 /// the report says so (ndjson: a "response" record).
 void respond(const Options& o, const Container& c, const ContainerRun& run, const std::string& who) {
-  const std::string why = "drift under the rule at " + run.kill_rule + " (response = \"kill\")";
+  const std::string why = "drift under the rule at " + run.kill_rule + " (response = \"" + run.action + "\")";
   if (o.format == "ndjson") {
-    std::string rec = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"response\",\"action\":\"kill\",\"pid\":" +
+    std::string rec = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"response\",\"action\":\"" + run.action +
+                      "\",\"pid\":" +
                       std::to_string(c.pid) + ",\"killed\":" + std::to_string(run.killed < 0 ? 0 : run.killed) + ",\"reason\":";
     append_json_string(rec, why);
     if (!run.kill_error.empty()) {
@@ -92,7 +93,7 @@ void respond(const Options& o, const Container& c, const ContainerRun& run, cons
   } else {
     std::printf("response: %s: %s\n", who.c_str(),
                 run.kill_error.empty() ? ("killed " + std::to_string(run.killed) + " processes: " + escape_terminal(why)).c_str()
-                                       : ("could not kill: " + run.kill_error).c_str());
+                                       : ("nothing killed: " + run.kill_error).c_str());
   }
   std::fflush(stdout);
 }

@@ -232,6 +232,13 @@ Result<int> kill_container(const Container& c, const Bytes& proc) {
   return killed;
 }
 
+Status kill_container_process(const Container& c, int pid, const Bytes& proc) {
+  if (pid <= 0 || c.mnt_ns.empty() || ns_of(proc, std::to_string(pid), "mnt") != c.mnt_ns)
+    return make_error(Errc::Usage, "pid " + std::to_string(pid) + " is not a process of the container");
+  if (::kill(pid, SIGKILL) != 0) return make_error(Errc::Io, "kill " + std::to_string(pid), errno);
+  return {};
+}
+
 std::string image_key(const Container& c, const Bytes& proc_dir) {
   std::string id;
   if (c.overlay && !c.overlay->lower.empty()) {

@@ -11,12 +11,13 @@
 namespace fim {
 namespace {
 
-/// Passes everything on, noting the first change a rule with response = "kill" reports (its
-/// place: the Rule itself lives only as long as the run).
+/// Passes everything on, noting the first change a rule with a response reports (where the
+/// rule is and what it asks: the Rule itself lives only as long as the run).
 class ResponseSink final : public Sink {
  public:
   explicit ResponseSink(Sink& inner) : inner_(inner) {}
   std::string kill_rule;
+  Rule::Response response = Rule::Response::None;
   void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
     note(rule);
     inner_.change(kind, o, n, changed, rule);
@@ -32,7 +33,10 @@ class ResponseSink final : public Sink {
 
  private:
   void note(const Rule* rule) {
-    if (rule && rule->kill_container && kill_rule.empty()) kill_rule = rule->where.text();
+    if (rule && rule->response != Rule::Response::None && kill_rule.empty()) {
+      kill_rule = rule->where.text();
+      response = rule->response;
+    }
   }
   Sink& inner_;
 };
@@ -59,9 +63,22 @@ Result<Summary> run_in_container(const RunOptions& opts, const Container& c, boo
   auto s = init ? run_init(r, rs) : run_check(r, rs);
   if (s && !init && !rs.kill_rule.empty()) {
     run->kill_rule = rs.kill_rule;
-    auto k = kill_container(c);
-    if (k) run->killed = *k;
-    else run->kill_error = k.error().describe();
+    if (rs.response == Rule::Response::Kill) {
+      run->action = "kill";
+      auto k = kill_container(c);
+      if (k) run->killed = *k;
+      else run->kill_error = k.error().describe();
+    } else {
+      run->action = "kill_process";
+      run->killed = 0;
+      if (run->offender <= 0) {
+        run->kill_error = "which process made the change is not known (only watch --containers knows it): nothing killed";
+      } else if (auto k = kill_container_process(c, run->offender); k) {
+        run->killed = 1;
+      } else {
+        run->kill_error = k.error().describe();
+      }
+    }
   }
   return s;
 }

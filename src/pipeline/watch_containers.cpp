@@ -158,7 +158,8 @@ class ContainerWatch {
         if (!path_within(path, upper)) continue;
         Bytes inside = path.substr(upper.size());
         if (inside.empty()) inside = "/";
-        due_.emplace(std::make_pair(upper, inside), monotonic_seconds());
+        auto [it, fresh] = due_.emplace(std::make_pair(upper, inside), Due{monotonic_seconds(), ev.pid});
+        if (!fresh && ev.pid > 0) it->second.pid = ev.pid;  // the latest writer
       }
     }
   }
@@ -166,22 +167,24 @@ class ContainerWatch {
   /// Checks what has been quiet for the debounce time.
   void check_due() {
     const double now = monotonic_seconds();
-    std::map<Bytes, std::set<Bytes>> batch;  // upper -> container paths
+    std::map<Bytes, std::pair<std::set<Bytes>, int>> batch;  // upper -> container paths, a writer's pid
     for (auto it = due_.begin(); it != due_.end();) {
-      if (now - it->second < o_.debounce_seconds + 0.1) {
+      if (now - it->second.first < o_.debounce_seconds + 0.1) {
         ++it;
         continue;
       }
-      batch[it->first.first].insert(it->first.second);
+      auto& b = batch[it->first.first];
+      b.first.insert(it->first.second);
+      if (it->second.pid > 0) b.second = it->second.pid;
       it = due_.erase(it);
     }
-    for (const auto& [upper, paths] : batch) {
+    for (const auto& [upper, b] : batch) {
       auto t = by_upper_.find(upper);
-      if (t != by_upper_.end() && ::access(t->second.db.c_str(), F_OK) == 0) check(t->second, paths);
+      if (t != by_upper_.end() && ::access(t->second.db.c_str(), F_OK) == 0) check(t->second, b.first, b.second);
     }
   }
 
-  void check(const Tracked& t, const std::set<Bytes>& paths) {
+  void check(const Tracked& t, const std::set<Bytes>& paths, int writer) {
     const Bytes root = "/proc/" + std::to_string(t.c.pid) + "/root";
     UniqueFd rfd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!rfd.valid()) return;  // stopped
@@ -207,6 +210,7 @@ class ContainerWatch {
     if (!mem) return;
     Status out_st;
     ContainerRun run;
+    run.offender = writer;
     bool drift = false;
     {
       auto sink = o_.ndjson ? make_json_sink(mem, true) : make_plain_sink(mem, false);
@@ -238,16 +242,22 @@ class ContainerWatch {
         block += line + "\n";
       }
       if (!run.kill_rule.empty()) {
-        std::string rec = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"response\",\"action\":\"kill\",\"pid\":" +
-                          std::to_string(t.c.pid) + ",\"killed\":" + std::to_string(run.killed < 0 ? 0 : run.killed) +
-                          ",\"reason\":";
-        append_json_string(rec, "drift under the rule at " + run.kill_rule + " (response = \"kill\")");
+        std::string rec = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"response\",\"action\":\"" +
+                          run.action + "\",\"pid\":" + std::to_string(run.action == "kill" ? t.c.pid : writer) +
+                          ",\"killed\":" + std::to_string(run.killed < 0 ? 0 : run.killed) + ",\"reason\":";
+        append_json_string(rec, "drift under the rule at " + run.kill_rule + " (response = \"" + run.action + "\")");
+        if (!run.kill_error.empty()) {
+          rec += ",\"error\":";
+          append_json_string(rec, run.kill_error);
+        }
         block += rec + field + "}\n";
       }
     } else {
       block = "== container pid " + std::to_string(t.c.pid) + ", image " + t.key.substr(0, 12) + "\n" + text;
       if (!run.kill_rule.empty())
-        block += "response: killed " + std::to_string(run.killed) + " processes: drift under the rule at " + run.kill_rule + "\n";
+        block += "response: " + run.action + ": " +
+                 (run.kill_error.empty() ? "killed " + std::to_string(run.killed) : "nothing killed: " + run.kill_error) +
+                 " (drift under the rule at " + run.kill_rule + ")\n";
     }
     flockfile(o_.out);
     std::fputs(block.c_str(), o_.out);
@@ -262,7 +272,11 @@ class ContainerWatch {
   std::map<Bytes, Tracked> by_upper_;
   std::set<Bytes> marked_;
   std::set<std::string> warned_;
-  std::map<std::pair<Bytes, Bytes>, double> due_;  // (upper, container path) -> first event
+  struct Due {
+    double first;  ///< when its first event came
+    int32_t pid;   ///< the latest writer (0: not known)
+  };
+  std::map<std::pair<Bytes, Bytes>, Due> due_;  // (upper, container path)
 };
 
 }  // namespace

@@ -557,8 +557,10 @@ class Builder {
         else l_.error(d.name, v.source(), what + " must be a boolean, not " + type_name(v));
       } else if (key == "response") {
         if (auto s = string_of(d, v, what)) {
-          if (*s == "kill") r.kill_container = true;
-          else if (*s != "none") l_.error(d.name, v.source(), what + ": unknown response '" + escape_terminal(*s) + "' (kill, none)");
+          if (*s == "kill") r.response = Rule::Response::Kill;
+          else if (*s == "kill_process") r.response = Rule::Response::KillProcess;
+          else if (*s != "none")
+            l_.error(d.name, v.source(), what + ": unknown response '" + escape_terminal(*s) + "' (kill, kill_process, none)");
         }
       } else {
         l_.error(d.name, k.source(), "internal error: " + what + " is listed but not handled");

@@ -74,7 +74,8 @@ std::string policy_to_toml(const Policy& p) {
     if (!r.tags.empty()) out += "tags = " + list(r.tags) + "\n";
     out += "max_hash_size = " + size_text(r.max_hash_bytes) + "\n";
     out += std::string("cross_fs = ") + (r.cross_fs ? "true" : "false") + "\n";
-    if (r.kill_container) out += "response = \"kill\"\n";
+    if (r.response != Rule::Response::None)
+      out += std::string("response = ") + (r.response == Rule::Response::Kill ? "\"kill\"" : "\"kill_process\"") + "\n";
   }
   return out;
 }

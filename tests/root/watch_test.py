@@ -657,6 +657,44 @@ def case_containers_realtime(fimctl, tmp):
             p.wait()
 
 
+def case_containers_kill_process(fimctl, tmp):
+    """response = "kill_process": watch --containers kills the process that wrote below the
+    rule (the event's pid), and only it: the container goes on running."""
+    def populate(img):
+        os.makedirs(f"{img}/etc/cron.d")
+    policy = f"{tmp}/policy.toml"
+    with open(policy, "w") as f:
+        f.write('version = 1\n[[rule]]\npath = "/etc/cron.d"\nresponse = "kill_process"\n')
+    tree, db = f"{tmp}/tree", f"{tmp}/db/baseline.db"
+    os.makedirs(tree)
+    os.makedirs(os.path.dirname(db), mode=0o700)
+    base = [fimctl, "-c", policy, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "ndjson"]
+    subprocess.run([*base, "init", tree], check=True, capture_output=True)
+    os.makedirs(f"{tmp}/c")
+    ctr, _, upper = busybox_container(f"{tmp}/c", populate)
+    d = writer = None
+    try:
+        _, c = find_container(fimctl, upper)
+        subprocess.run([*base, "init", "--containers"], capture_output=True, timeout=120)
+        d = Daemon(fimctl, tmp, db, config=policy, extra=["--containers"])
+        d.wait_for(lambda r: r["type"] == "container_start" and r["container"]["pid"] == c["pid"], what="container_start")
+        # The shell writes (echo is its builtin), then waits: it is the process to kill.
+        writer = subprocess.Popen(["nsenter", "-t", str(c["pid"]), "-m", "-p", "--", "/bin/busybox", "sh", "-c",
+                                   "echo '* * * * * root /x' > /etc/cron.d/evil; exec /bin/busybox sleep 60"])
+        resp = d.wait_for(lambda r: r["type"] == "response" and r["container"]["pid"] == c["pid"], what="a response")[-1]
+        assert resp["action"] == "kill_process" and resp["killed"] == 1 and "error" not in resp, resp
+        writer.wait(timeout=10)  # killed
+        assert writer.returncode != 0, writer.returncode
+        assert ctr.poll() is None, "the whole container was killed"
+    finally:
+        if d:
+            d.stop()
+        for p in (writer, ctr):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":
