@@ -100,6 +100,10 @@ struct ContainerRun {
   int offender = 0;       ///< in: the pid that made the change, when known (watch); kill_process kills it
 };
 
+/// The ndjson record of a response (type "response": action, pid, killed, reason, error),
+/// with `fields` (",k":v pairs) appended.
+std::string response_record(const ContainerRun& run, int pid, const std::string& fields = {});
+
 /// The baseline of image `key`: images/<key>.db in the directory of the host's baseline.
 Bytes image_baseline_path(const Bytes& db_path, const std::string& key);
 

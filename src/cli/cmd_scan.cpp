@@ -79,21 +79,13 @@ std::unique_ptr<Sink> make_sink(const Options& o) {
 /// A rule with response = "kill" reported drift: the container's processes are killed, and
 /// the report says so (ndjson: a "response" record).
 void respond(const Options& o, const Container& c, const ContainerRun& run, const std::string& who) {
-  const std::string why = "drift under the rule at " + run.kill_rule + " (response = \"" + run.action + "\")";
   if (o.format == "ndjson") {
-    std::string rec = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"response\",\"action\":\"" + run.action +
-                      "\",\"pid\":" +
-                      std::to_string(c.pid) + ",\"killed\":" + std::to_string(run.killed < 0 ? 0 : run.killed) + ",\"reason\":";
-    append_json_string(rec, why);
-    if (!run.kill_error.empty()) {
-      rec += ",\"error\":";
-      append_json_string(rec, run.kill_error);
-    }
-    std::printf("%s}\n", rec.c_str());
+    std::printf("%s\n", response_record(run, run.action == "kill" ? c.pid : run.offender).c_str());
   } else {
-    std::printf("response: %s: %s\n", who.c_str(),
-                run.kill_error.empty() ? ("killed " + std::to_string(run.killed) + " processes: " + escape_terminal(why)).c_str()
-                                       : ("nothing killed: " + run.kill_error).c_str());
+    std::printf("response: %s: %s (drift under the rule at %s)\n", who.c_str(),
+                run.kill_error.empty() ? (run.action + ": killed " + std::to_string(run.killed)).c_str()
+                                       : ("nothing killed: " + run.kill_error).c_str(),
+                escape_terminal(run.kill_rule).c_str());
   }
   std::fflush(stdout);
 }

@@ -43,6 +43,18 @@ class ResponseSink final : public Sink {
 
 }  // namespace
 
+std::string response_record(const ContainerRun& run, int pid, const std::string& fields) {
+  std::string rec = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"response\",\"action\":\"" + run.action +
+                    "\",\"pid\":" + std::to_string(pid) + ",\"killed\":" + std::to_string(run.killed < 0 ? 0 : run.killed) +
+                    ",\"reason\":";
+  append_json_string(rec, "drift under the rule at " + run.kill_rule + " (response = \"" + run.action + "\")");
+  if (!run.kill_error.empty()) {
+    rec += ",\"error\":";
+    append_json_string(rec, run.kill_error);
+  }
+  return rec + fields + "}";
+}
+
 Bytes image_baseline_path(const Bytes& db_path, const std::string& key) {
   Bytes dir, name;
   split_path(db_path, &dir, &name);

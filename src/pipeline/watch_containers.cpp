@@ -87,13 +87,16 @@ class ContainerWatch {
   }
 
  private:
-  void say(const std::string& code, const std::string& message) {
-    std::string line = o_.ndjson ? json::alert_record(code, message) : "fimctl: containers: " + message;
+  /// Whole lines, in one piece: the daemon's own records go to the same stream.
+  void write_block(const std::string& block) {
     flockfile(o_.out);
-    std::fputs(line.c_str(), o_.out);
-    std::fputc('\n', o_.out);
+    std::fputs(block.c_str(), o_.out);
     std::fflush(o_.out);
     funlockfile(o_.out);
+  }
+
+  void say(const std::string& code, const std::string& message) {
+    write_block((o_.ndjson ? json::alert_record(code, message) : "fimctl: containers: " + message) + "\n");
   }
 
   void rediscover() {
@@ -136,11 +139,7 @@ class ContainerWatch {
     } else {
       line = "fimctl: " + text + " (image " + t.key.substr(0, 12) + ")";
     }
-    flockfile(o_.out);
-    std::fputs(line.c_str(), o_.out);
-    std::fputc('\n', o_.out);
-    std::fflush(o_.out);
-    funlockfile(o_.out);
+    write_block(line + "\n");
   }
 
   void on_event(const FanEvent& ev) {
@@ -241,17 +240,7 @@ class ContainerWatch {
         line.insert(line.size() - 1, field + ",\"source\":\"watch\"");
         block += line + "\n";
       }
-      if (!run.kill_rule.empty()) {
-        std::string rec = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"response\",\"action\":\"" +
-                          run.action + "\",\"pid\":" + std::to_string(run.action == "kill" ? t.c.pid : writer) +
-                          ",\"killed\":" + std::to_string(run.killed < 0 ? 0 : run.killed) + ",\"reason\":";
-        append_json_string(rec, "drift under the rule at " + run.kill_rule + " (response = \"" + run.action + "\")");
-        if (!run.kill_error.empty()) {
-          rec += ",\"error\":";
-          append_json_string(rec, run.kill_error);
-        }
-        block += rec + field + "}\n";
-      }
+      if (!run.kill_rule.empty()) block += response_record(run, run.action == "kill" ? t.c.pid : writer, field) + "\n";
     } else {
       block = "== container pid " + std::to_string(t.c.pid) + ", image " + t.key.substr(0, 12) + "\n" + text;
       if (!run.kill_rule.empty())
@@ -259,10 +248,7 @@ class ContainerWatch {
                  (run.kill_error.empty() ? "killed " + std::to_string(run.killed) : "nothing killed: " + run.kill_error) +
                  " (drift under the rule at " + run.kill_rule + ")\n";
     }
-    flockfile(o_.out);
-    std::fputs(block.c_str(), o_.out);
-    std::fflush(o_.out);
-    funlockfile(o_.out);
+    write_block(block);
   }
 
   const WatchOptions& o_;
