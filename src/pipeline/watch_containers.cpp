@@ -144,7 +144,7 @@ class ContainerWatch {
 
   void on_event(const FanEvent& ev) {
     if (ev.overflow()) {  // lost events: every container is checked whole
-      for (const auto& [upper, t] : by_upper_) due_.emplace(std::make_pair(upper, Bytes("/")), monotonic_seconds());
+      for (const auto& [upper, t] : by_upper_) due_.emplace(std::make_pair(upper, Bytes("/")), Due{monotonic_seconds(), 0});
       return;
     }
     if (ev.dir_renamed()) resolver_.invalidate();
