@@ -71,6 +71,10 @@ Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
   w.falco_url = o.falco_url;
   w.metrics_address = o.metrics;
   w.containers = o.containers;
+  auto poll = parse_duration(o.container_poll, "--container-poll");
+  if (!poll) return poll.error();
+  if (*poll <= 0) return make_error(Errc::Usage, "--container-poll must be more than 0");
+  w.container_poll_seconds = *poll;
   if (!o.output.empty()) {
     *out_file = std::fopen(o.output.c_str(), "ae");
     if (!*out_file) return make_error(Errc::Io, "cannot open --output '" + escape_terminal(o.output) + "'", errno);

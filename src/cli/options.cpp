@@ -405,7 +405,12 @@ int parse_options(int argc, char** argv, Options* o) {
       ->type_name("URL");
   watch->add_flag("--containers", o->containers,
                   "also the running containers' drift as it happens, each against its image's baseline "
-                  "(init --containers): containers that start later are found within 2 s");
+                  "(init --containers): containers that start later are found at once where the kernel reports "
+                  "mounts (6.14+), else within --container-poll");
+  watch->add_option("--container-poll", o->container_poll,
+                    "with --containers: how often to look for containers that started or stopped")
+      ->type_name("DURATION")
+      ->capture_default_str();
   watch->add_option("--metrics", o->metrics,
                     "serve Prometheus metrics at http://ADDRESS/metrics (events, changes, overflows, queue depth, "
                     "rescans, last full check)")

@@ -28,6 +28,7 @@ struct Options {
   bool packages = false;           ///< check --packages
   bool containers = false;         ///< init/check --containers
   bool new_images_only = false;    ///< init --containers --new-images-only
+  std::string container_poll = "2s";  ///< watch --container-poll
   bool package_verified = false;   ///< accept --package-verified
   bool weak_evidence = false;      ///< accept --weak
   std::vector<std::string> package_mirrors;  ///< check/accept --package-mirror DIR

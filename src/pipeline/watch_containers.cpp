@@ -9,8 +9,11 @@
 // out with the container named in each (ndjson) or under a header (plain).
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/fanotify.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -25,6 +28,30 @@
 
 namespace fim::detail {
 namespace {
+
+// Mount notifications (kernels from 6.14; Debian 12's headers predate them): values of
+// include/uapi/linux/fanotify.h.
+constexpr unsigned kFanReportMnt = 0x00004000;
+constexpr unsigned kFanMarkMntns = 0x00000110;
+constexpr uint64_t kFanMntAttach = 0x01000000, kFanMntDetach = 0x02000000;
+
+/// A fanotify group told of every mount attached to or detached from this process's mount
+/// namespace (FAN_MARK_MNTNS): a container's root being mounted. Invalid where the kernel
+/// predates it (EINVAL), and then polling alone finds containers.
+UniqueFd open_mount_watch(std::string* why) {
+  UniqueFd fd(::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | kFanReportMnt, O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    *why = "fanotify_init(FAN_REPORT_MNT): " + errno_name(errno);
+    return {};
+  }
+  UniqueFd ns(::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC));
+  if (!ns.valid() || ::fanotify_mark(fd.get(), FAN_MARK_ADD | kFanMarkMntns, kFanMntAttach | kFanMntDetach, ns.get(),
+                                     nullptr) != 0) {
+    *why = "fanotify_mark(FAN_MARK_MNTNS): " + errno_name(errno);
+    return {};
+  }
+  return fd;
+}
 
 struct Tracked {
   Container c;
@@ -69,17 +96,35 @@ class ContainerWatch {
       return {};
     }
     src_.emplace(std::move(*src));
-    double next_poll = 0;
+    std::string why;
+    UniqueFd mounts = open_mount_watch(&why);
+    write_block(o_.ndjson ? "{\"schema\":\"" + std::string(kReportSchema) +
+                                "\",\"type\":\"containers_watch\",\"mount_events\":" + (mounts.valid() ? "true" : "false") +
+                                ",\"poll_seconds\":" + std::to_string(o_.container_poll_seconds) + "}\n"
+                          : std::string("fimctl: watching containers (") +
+                                (mounts.valid() ? "mount events" : "no mount events: " + why) + ")\n");
+    double next_poll = 0, burst_until = 0;
     while (!stop_.load()) {
       const double now = monotonic_seconds();
       if (now >= next_poll) {
         rediscover();
-        next_poll = now + o_.container_poll_seconds;
+        next_poll = now + (now < burst_until ? std::min(0.25, o_.container_poll_seconds) : o_.container_poll_seconds);
       }
-      pollfd p{src_->fd(), POLLIN, 0};
-      if (::poll(&p, 1, 200) > 0) {
-        auto got = src_->read([this](FanEvent&& ev) { on_event(ev); });
-        if (!got) say("read_error", got.error().describe());
+      pollfd p[2] = {{src_->fd(), POLLIN, 0}, {mounts.valid() ? mounts.get() : -1, POLLIN, 0}};
+      if (::poll(p, 2, 200) > 0) {
+        if (p[0].revents & POLLIN) {
+          auto got = src_->read([this](FanEvent&& ev) { on_event(ev); });
+          if (!got) say("read_error", got.error().describe());
+        }
+        if (p[1].revents & POLLIN) {
+          // A mount came or went: a runtime mounts a container's root before it starts the
+          // container's first process, so look now and a few times more over 3 s.
+          char buf[4096];
+          while (::read(mounts.get(), buf, sizeof buf) > 0) {
+          }
+          next_poll = 0;
+          burst_until = monotonic_seconds() + 3;
+        }
       }
       check_due();
     }
