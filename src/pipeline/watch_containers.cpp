@@ -285,10 +285,10 @@ class ContainerWatch {
         line.insert(line.size() - 1, field + ",\"source\":\"watch\"");
         block += line + "\n";
       }
-      if (!run.kill_rule.empty()) block += response_record(run, run.action == "kill" ? t.c.pid : writer, field) + "\n";
+      if (respond_again(run, writer)) block += response_record(run, run.action == "kill" ? t.c.pid : writer, field) + "\n";
     } else {
       block = "== container pid " + std::to_string(t.c.pid) + ", image " + t.key.substr(0, 12) + "\n" + text;
-      if (!run.kill_rule.empty())
+      if (respond_again(run, writer))
         block += "response: " + run.action + ": " +
                  (run.kill_error.empty() ? "killed " + std::to_string(run.killed) : "nothing killed: " + run.kill_error) +
                  " (drift under the rule at " + run.kill_rule + ")\n";
@@ -296,8 +296,21 @@ class ContainerWatch {
     write_block(block);
   }
 
+  /// Whether a response is news: a writer killed for an earlier event of the same change is
+  /// not reported again as a failure to kill it.
+  bool respond_again(const ContainerRun& run, int writer) {
+    if (run.kill_rule.empty()) return false;
+    if (run.action != "kill_process") return true;
+    if (run.killed > 0) {
+      killed_.insert(writer);
+      return true;
+    }
+    return !killed_.count(writer);
+  }
+
   const WatchOptions& o_;
   const std::atomic<bool>& stop_;
+  std::set<int> killed_;  // writers killed by a kill_process response
   std::optional<FanotifySource> src_;
   Resolver resolver_;
   std::map<Bytes, Tracked> by_upper_;
