@@ -192,7 +192,16 @@ class ContainerWatch {
       for (const auto& [upper, t] : by_upper_) due_.emplace(std::make_pair(upper, Bytes("/")), Due{monotonic_seconds(), 0});
       return;
     }
+    // This daemon's own compares read the containers, and overlayfs answers a read of a merged
+    // directory by setting its xattrs on the upper one (an attrib event in the reader's name):
+    // without this filter every compare would trigger the next.
+    if (ev.pid == self_) return;
     if (ev.dir_renamed()) resolver_.invalidate();
+    // Who wrote: only an event that changes something names a writer (not the attrib of a
+    // directory, which overlayfs makes when anyone reads through it).
+    const bool writes = (ev.mask & (FAN_MODIFY | FAN_CLOSE_WRITE | FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO)) ||
+                        ((ev.mask & FAN_ATTRIB) && !(ev.mask & FAN_ONDIR));
+    const int32_t writer = writes ? ev.pid : 0;
     for (const auto& info : ev.infos) {
       if (info.kind == FanInfo::Kind::Fid || info.kind == FanInfo::Kind::Dfid) continue;
       auto dir = resolver_.resolve(info);
@@ -202,8 +211,8 @@ class ContainerWatch {
         if (!path_within(path, upper)) continue;
         Bytes inside = path.substr(upper.size());
         if (inside.empty()) inside = "/";
-        auto [it, fresh] = due_.emplace(std::make_pair(upper, inside), Due{monotonic_seconds(), ev.pid});
-        if (!fresh && ev.pid > 0) it->second.pid = ev.pid;  // the latest writer
+        auto [it, fresh] = due_.emplace(std::make_pair(upper, inside), Due{monotonic_seconds(), writer});
+        if (!fresh && writer > 0) it->second.pid = writer;  // the latest writer
       }
     }
   }
@@ -301,6 +310,9 @@ class ContainerWatch {
   bool respond_again(const ContainerRun& run, int writer) {
     if (run.kill_rule.empty()) return false;
     if (run.action != "kill_process") return true;
+    // A compare some other event started (a directory's attrib, an overflow) finds the same
+    // drift again but names no writer: nothing to kill, nothing new to say.
+    if (writer <= 0) return false;
     if (run.killed > 0) {
       killed_.insert(writer);
       return true;
@@ -311,6 +323,7 @@ class ContainerWatch {
   const WatchOptions& o_;
   const std::atomic<bool>& stop_;
   std::set<int> killed_;  // writers killed by a kill_process response
+  const int32_t self_ = ::getpid();
   std::optional<FanotifySource> src_;
   Resolver resolver_;
   std::map<Bytes, Tracked> by_upper_;
