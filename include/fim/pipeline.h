@@ -97,6 +97,12 @@ struct WatchOptions {
   size_t max_pending = 65536;     ///< paths waiting; beyond, the roots are rescanned instead
   std::string falco_url;          ///< post Falco-compatible events here (falcosidekick); empty: no
   std::string metrics_address;    ///< serve Prometheus metrics on HOST:PORT; empty: no
+  /// BPF LSM sensors (who-data, module/BPF/exec detections, enforcement): "auto" uses them
+  /// when they load and attach, "off" never, "required" fails (exit 21) when they do not.
+  std::string bpf = "auto";
+  bool enforce = false;           ///< with the sensors: deny changes to protected files (reported always)
+  std::vector<Bytes> protect;     ///< protected besides fimctl's own baseline, state, keys, policy, binary
+  bool quiet = false;             ///< no notice on stderr when the sensors do not load
   /// SIGHUP: load the policy again (on failure the daemon keeps the one it has).
   std::function<Result<Policy>()> reload_policy;
 };
