@@ -2,6 +2,8 @@
 // The watch daemon's BPF side (see watch_bpf.h).
 #include "watch_bpf.h"
 
+#include <sys/sysmacros.h>
+
 #include <cstdio>
 #include <cstring>
 
@@ -56,6 +58,12 @@ std::string who_json(const BpfWho& w, std::string_view hook) {
     std::string b = "{";
     json::add_bytes(b, "exe", w.exe);
     o += "," + b.substr(1);
+  }
+  // The executable's identity from the kernel: what /proc/PID/exe named may be gone by the
+  // time the record was read (a short-lived writer), these are not.
+  if (w.exe_ino) {
+    add_str(o, "exe_dev", std::to_string(major(w.exe_dev)) + ":" + std::to_string(minor(w.exe_dev)));
+    add_num(o, "exe_inode", w.exe_ino);
   }
   add_num(o, "cgroup_id", w.cgroup_id);
   add_num(o, "mntns", w.mntns);
