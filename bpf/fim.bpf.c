@@ -44,6 +44,16 @@ struct {
 	__type(value, __u32);
 } fim_watched SEC(".maps");
 
+/* Exec enforcement's allowlist: the baseline's files below guarded directories, as they were
+ * when the daemon verified the baseline. An open for writing removes an entry: a binary
+ * modified in place is no longer the one the baseline records. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct fim_key);
+	__type(value, __u8);
+} fim_exec_allow SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FIM_CNT_MAX);
@@ -96,6 +106,35 @@ static __always_inline int dentry__find_root(struct dentry *d, struct fim_key *r
 		d = parent;
 	}
 	return -1;
+}
+
+/* As dentry__find_root, and whether d or an ancestor within FIM_MAX_DEPTH is an exec guard. */
+static __always_inline int dentry__find_root_guard(struct dentry *d, struct fim_key *root, int *guarded)
+{
+	struct fim_key k;
+	int depth = -1;
+	__u32 w = inode__lookup(BPF_CORE_READ(d, d_inode), &k);
+
+	*guarded = (w & FIM_W_EXEC_GUARD) != 0;
+	if (w & FIM_W_ROOT) {
+		*root = k;
+		depth = 0;
+	}
+	for (int i = 1; i <= FIM_MAX_DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+
+		if (!parent || parent == d || (depth >= 0 && *guarded))
+			break;
+		w = inode__lookup(BPF_CORE_READ(parent, d_inode), &k);
+		if ((w & FIM_W_ROOT) && depth < 0) {
+			*root = k;
+			depth = i;
+		}
+		if (w & FIM_W_EXEC_GUARD)
+			*guarded = 1;
+		d = parent;
+	}
+	return depth;
 }
 
 /* comps[0..depth): the names from d up to (not including) the root. */
@@ -194,6 +233,8 @@ static __always_inline int object__change(struct dentry *d, __u32 kind, __u32 mo
 	if (task__is_self())
 		return 0;
 	w = inode__lookup(BPF_CORE_READ(d, d_inode), &k);
+	if (k.ino && (kind == FIM_EV_OPEN_WRITE || kind == FIM_EV_TRUNCATE))
+		bpf_map_delete_elem(&fim_exec_allow, &k); /* no longer what the baseline records */
 	if (target)
 		tw = inode__lookup(BPF_CORE_READ(target, d_inode), &tk); /* rename over a file */
 	depth = dentry__find_root(d, &root);
@@ -294,33 +335,39 @@ int BPF_PROG(fim_inode_unlink, struct inode *dir, struct dentry *dentry)
 	return object__change(dentry, FIM_EV_UNLINK, 0, 0, NULL);
 }
 
-/* Executions of binaries below a root (user space asks the baseline whether it knows them). */
+/* Executions of binaries below a root (user space asks the baseline whether it knows them);
+ * with enforcement, below a guarded directory only what fim_exec_allow holds may run. */
 SEC("lsm/bprm_check_security")
 int BPF_PROG(fim_bprm_check, struct linux_binprm *bprm)
 {
 	struct file *file = bprm->file;
 	struct fim_key k, root;
 	struct fim_event *e;
-	int depth;
+	int depth, guarded, deny;
 
 	inode__lookup(file->f_inode, &k);
-	depth = dentry__find_root(file->f_path.dentry, &root);
-	if (depth < 0)
+	depth = dentry__find_root_guard(file->f_path.dentry, &root, &guarded);
+	deny = exec__deny(fim_enforce, guarded, bpf_map_lookup_elem(&fim_exec_allow, &k) != NULL);
+	if (depth < 0 && !deny)
 		return 0;
 	e = event__new(FIM_EV_EXEC);
 	if (!e)
-		return 0;
+		return verdict(deny);
 	e->dev = k.dev;
 	e->ino = k.ino;
-	e->flags |= FIM_F_IN_ROOT;
-	e->root_dev = root.dev;
-	e->root_ino = root.ino;
-	event__walk(e, file->f_path.dentry, depth);
+	if (deny)
+		e->flags |= FIM_F_DENIED;
+	if (depth >= 0) {
+		e->flags |= FIM_F_IN_ROOT;
+		e->root_dev = root.dev;
+		e->root_ino = root.ino;
+		event__walk(e, file->f_path.dentry, depth);
+	}
 	if (bpf_d_path(&file->f_path, e->path, sizeof(e->path)) > 0)
 		e->flags |= FIM_F_DPATH;
 	bpf_probe_read_kernel_str(e->name2, sizeof(e->name2), bprm->filename);
 	event__submit(e);
-	return 0;
+	return verdict(deny);
 }
 
 /* finit_module(2), firmware, kexec_file_load, policies: every one is reported. */

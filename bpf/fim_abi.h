@@ -52,6 +52,7 @@ enum fim_kind {
 #define FIM_W_ROOT 1u    /* a watched root: what happens below it is reported */
 #define FIM_W_PROTECT 2u /* with enforce: writes, truncation, chmod/chown, rename, unlink denied */
 #define FIM_W_SELF 4u    /* report events on this inode itself (protected files) */
+#define FIM_W_EXEC_GUARD 8u /* with enforce: execs below it need an entry in fim_exec_allow */
 
 /* fim_event.flags */
 #define FIM_F_DENIED 1u      /* the hook returned -EPERM */
@@ -109,6 +110,7 @@ enum fim_test_op {
 	FIM_TEST_MODULE_READ = 4,   /* a = kernel_read_file_id */
 	FIM_TEST_MODULE_LOAD = 5,   /* a = kernel_load_data_id */
 	FIM_TEST_KDEV = 6,          /* a = major, b = minor: result64 = kernel s_dev */
+	FIM_TEST_EXEC_DENY = 7,     /* a = enforce, b = guarded, c = allowed */
 };
 
 struct fim_test_ctx {

@@ -34,6 +34,9 @@ int fim_test_classify(struct fim_test_ctx *ctx)
 	case FIM_TEST_MODULE_LOAD:
 		r = kload__is_module(ctx->a);
 		break;
+	case FIM_TEST_EXEC_DENY:
+		r = exec__deny(ctx->a, ctx->b, ctx->c);
+		break;
 	case FIM_TEST_KDEV:
 		r = dev__kernel(ctx->a, ctx->b);
 		break;

@@ -39,6 +39,13 @@ static __always_inline int policy__deny(__u32 enforce, __u32 watched, __u32 exem
 	return enforce && (watched & FIM_W_PROTECT) && !exempt;
 }
 
+/* Exec enforcement: below a guarded directory, only what the allowlist (the baseline's files,
+ * as they were) holds may run. */
+static __always_inline int exec__deny(__u32 enforce, __u32 guarded, __u32 allowed)
+{
+	return enforce && guarded && !allowed;
+}
+
 static __always_inline int kread__is_module(__u32 id)
 {
 	return id == FIM_READING_MODULE;

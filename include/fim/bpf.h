@@ -88,6 +88,12 @@ class BpfSensor {
   /// `path` is protected: reported, and denied with enforcement on. Re-protecting a path
   /// whose inode changed (a replaced baseline) adds the new inode.
   Status protect(const Bytes& path);
+  /// Exec enforcement (with BpfOptions::enforce): executions below the `guards` directories
+  /// are allowed only for the files in `allow` (user-space dev_t, inode). Replaces what an
+  /// earlier call set. Errc::Usage when `allow` is larger than the kernel map (nothing is
+  /// guarded then: an incomplete allowlist would deny what the baseline records).
+  Status set_exec_policy(const std::vector<Bytes>& guards, const std::vector<std::pair<dev_t, uint64_t>>& allow);
+  static constexpr size_t kMaxExecAllow = 65536;
   /// The ring buffer's fd, for epoll.
   int fd() const;
   /// Consumes what is queued; each record decoded, its path and exe filled in.

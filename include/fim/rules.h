@@ -81,6 +81,12 @@ struct Rule {
   std::vector<std::string> tags;
   uint64_t max_hash_bytes = 0;        ///< 0 = no limit
   bool cross_fs = false;              ///< descend into other mounts below entries it selects
+  /// watch with the BPF LSM sensors: the entries it selects are protected (changes denied
+  /// with --enforce, like fimctl's own files).
+  bool protect = false;
+  /// watch --enforce with the sensors: executing a file below this rule's path that the
+  /// baseline does not record (as it is now) is denied. Path rules only.
+  bool deny_unknown_exec = false;
   SourcePos where;
   std::shared_ptr<const CompiledSelector> compiled;
 

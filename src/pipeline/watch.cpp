@@ -86,8 +86,10 @@ class Watcher {
   void mark_new_roots();
   /// The BPF sensors: probed, given the roots and the protected files (main thread).
   Status start_sensors();
-  std::vector<Bytes> protected_paths() const;
+  std::vector<Bytes> protected_paths();
   void on_sensor_event(BpfEvent&& ev);
+  /// A new sensor policy (protect rules, exec guards) from the worker, into the kernel.
+  void apply_sensor_policy();
   void serve_status();
   std::string status_json();
   std::string metrics_text();
@@ -137,6 +139,8 @@ class Watcher {
   std::condition_variable cv_;
   std::map<Bytes, Trigger> pending_;
   std::vector<BpfEvent> execs_;  // executions below a root, for the worker to look up
+  SensorPolicy sensor_policy_;   // from the verified baseline and the policy's rules
+  bool sensor_policy_fresh_ = false;
   struct Mark {
     std::string reason;
     int64_t at_ns = 0;  // the latest loss: a rescan clears it only when it began after this
@@ -160,10 +164,14 @@ Status Watcher::verify_baseline(bool first) {
   auto trusted = detail::open_trusted(o_.run, sink_);
   if (!trusted) return trusted.error();
   Record r;
+  // The protect and deny_unknown_exec rules need the baseline's files: kept only then.
+  const bool keep = wants_sensor_policy(*policy_);
+  std::vector<BaselineFile> rows;
   for (;;) {
     auto more = trusted->base->next(&r);
     if (!more) return more.error();
     if (!*more) break;
+    if (keep) rows.push_back({r.path, static_cast<uint64_t>(r.get(Attr::Inode).num), r.type()});
   }
   FIM_TRY(trusted->base->verify());
   const BaselineMeta& meta = trusted->base->meta();
@@ -181,9 +189,12 @@ Status Watcher::verify_baseline(bool first) {
     sink_.alert("baseline_replaced", "the baseline was replaced (fimctl update or accept): verified again (sequence " +
                                          std::to_string(meta.sequence) + "), every root is compared with it");
   }
+  SensorPolicy sp = sensor_policy(effective_, *sel_, rows);
   std::lock_guard<std::mutex> lk(mu_);
   baseline_sha_ = meta.content_sha256;
   roots_ = meta.roots;
+  sensor_policy_ = std::move(sp);
+  sensor_policy_fresh_ = true;  // the main thread applies it (tick)
   return {};
 }
 
@@ -312,7 +323,7 @@ void Watcher::mark_root(const Bytes& r, int64_t now) {
   (void)state_->mark_dirty(o_.run.db_path, r, "mark_failed", now);
 }
 
-std::vector<Bytes> Watcher::protected_paths() const {
+std::vector<Bytes> Watcher::protected_paths() {
   // fimctl's own baseline, state, keys, policy and binary, and what --protect names.
   std::vector<Bytes> p = own_files_;
   p.push_back(join_path(o_.run.keys_dir, "signing.key"));
@@ -321,7 +332,23 @@ std::vector<Bytes> Watcher::protected_paths() const {
   char exe[4096];
   if (const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe); n > 0) p.emplace_back(exe, static_cast<size_t>(n));
   p.insert(p.end(), o_.protect.begin(), o_.protect.end());
+  std::lock_guard<std::mutex> lk(mu_);
+  p.insert(p.end(), sensor_policy_.protect.begin(), sensor_policy_.protect.end());
   return p;
+}
+
+void Watcher::apply_sensor_policy() {
+  SensorPolicy sp;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!sensor_policy_fresh_) return;
+    sensor_policy_fresh_ = false;
+    sp = sensor_policy_;
+  }
+  sensors_.protect(protected_paths());
+  if (!o_.enforce) return;  // guards only deny; without --enforce execs are reported only
+  if (Status st = sensors_.set_exec_policy(sp); !st)
+    sink_.alert("exec_enforcement_off", st.error().describe());
 }
 
 Status Watcher::start_sensors() {
@@ -334,6 +361,7 @@ Status Watcher::start_sensors() {
   // Not loaded: Sensors::start said so once on stderr; status and metrics say it too.
   if (!sensors_.active()) return {};
   sensors_.protect(protected_paths());
+  apply_sensor_policy();
   sink_.set_who([this](const Record* o, const Record* n, int32_t pid) { return sensors_.who_for(o, n, pid); });
   return {};
 }
@@ -560,6 +588,7 @@ void Watcher::tick() {
   if (sensors_.active()) {
     // Kernel-side loss: the same recovery as a fanotify overflow.
     if (const uint64_t lost = sensors_.new_losses(); lost > 0) mark_all_dirty("bpf_loss", last_read_ns_);
+    apply_sensor_policy();  // the baseline or the policy changed
     if (now >= next_protect_) {  // a replaced baseline (update) or policy: its new inode
       sensors_.protect(protected_paths());
       next_protect_ = now + 5;

@@ -2,8 +2,10 @@
 // The watch daemon's BPF side (see watch_bpf.h).
 #include "watch_bpf.h"
 
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -138,6 +140,11 @@ void Sensors::remember(const BpfEvent& ev) {
   by_tgid_[ev.who.tgid] = s;
 }
 
+Status Sensors::set_exec_policy(const SensorPolicy& sp) {
+  if (!sensor_) return {};
+  return sensor_->set_exec_policy(sp.guards, sp.allow);
+}
+
 Status Sensors::drain(const std::function<void(BpfEvent&&)>& on_event) {
   if (!sensor_) return {};
   auto n = sensor_->consume([&](BpfEvent&& ev) {
@@ -213,8 +220,10 @@ bool report_sensor_event(const BpfEvent& ev, StreamSink& sink) {
   if (ev.denied()) {
     std::string f = sensor_fields(ev);
     add_str(f, "action", "denied");
-    sink.alert_with("denied", std::string(bpf_kind_name(ev.kind)) + " of protected " + where(ev) + " denied " +
-                                  who_human(ev.who), f, LOG_ERR);
+    const std::string what = ev.kind == BpfKind::Exec
+                                 ? "exec of " + where(ev) + " (not in the baseline as it is, below a deny_unknown_exec rule)"
+                                 : std::string(bpf_kind_name(ev.kind)) + " of protected " + where(ev);
+    sink.alert_with("denied", what + " denied " + who_human(ev.who), f, LOG_ERR);
     return false;
   }
   switch (ev.kind) {
@@ -268,6 +277,36 @@ Status check_exec(BaselineReader& base, const BpfEvent& ev, StreamSink& sink) {
                                       std::string(*got && r.path == ev.path ? " as it is now" : "") + ", was executed " +
                                       who_human(ev.who), f, LOG_ERR);
   return {};
+}
+
+}  // namespace fim::watchd
+
+namespace fim::watchd {
+
+bool wants_sensor_policy(const Policy& p) {
+  return std::any_of(p.rules.begin(), p.rules.end(), [](const Rule& r) { return !r.exclude && (r.protect || r.deny_unknown_exec); });
+}
+
+SensorPolicy sensor_policy(const Policy& p, const Selector& sel, const std::vector<BaselineFile>& rows) {
+  SensorPolicy sp;
+  bool any_protect = false;
+  for (const auto& r : p.rules) {
+    if (r.exclude) continue;
+    any_protect |= r.protect;
+    if (r.deny_unknown_exec && r.kind == SelectorKind::Path) sp.guards.push_back(r.pattern);
+  }
+  for (const auto& row : rows) {
+    if (any_protect && sp.protect.size() < kMaxProtected) {
+      const int w = sel.winner(sel.scope_of(row.path), row.type, "");
+      if (w >= 0 && p.rules[static_cast<size_t>(w)].protect) sp.protect.push_back(row.path);
+    }
+    if (row.type != FileType::File) continue;
+    if (!std::any_of(sp.guards.begin(), sp.guards.end(), [&](const Bytes& g) { return path_within(row.path, g); })) continue;
+    struct stat st;
+    // As it is now: a file replaced since the baseline (another inode) is not allowed.
+    if (::lstat(row.path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == row.ino) sp.allow.emplace_back(st.st_dev, st.st_ino);
+  }
+  return sp;
 }
 
 }  // namespace fim::watchd

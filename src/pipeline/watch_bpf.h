@@ -18,6 +18,7 @@
 #include "fim/attr.h"
 #include "fim/bpf.h"
 #include "fim/db.h"
+#include "fim/rules.h"
 
 namespace fim::watchd {
 
@@ -30,6 +31,26 @@ std::string who_json(const BpfWho& who, std::string_view hook);
 std::string who_human(const BpfWho& who);
 
 class StreamSink;
+
+/// What the policy's protect and deny_unknown_exec rules ask of the sensors, computed from the
+/// verified baseline (worker) and applied by the main thread.
+struct SensorPolicy {
+  std::vector<Bytes> protect;  ///< baseline entries selected by protect rules
+  std::vector<Bytes> guards;   ///< the paths of deny_unknown_exec rules
+  std::vector<std::pair<dev_t, uint64_t>> allow;  ///< baseline files below them, as they are now
+};
+struct BaselineFile {
+  Bytes path;
+  uint64_t ino = 0;
+  FileType type = FileType::Unknown;
+};
+/// Whether any rule is protect or deny_unknown_exec (else the baseline's rows are not kept).
+bool wants_sensor_policy(const Policy& p);
+/// protect: the rows whose winning rule protects them (at most kMaxProtected); guards and
+/// allow: the deny_unknown_exec rules' paths and the regular files below them whose inode is
+/// still the baseline's.
+SensorPolicy sensor_policy(const Policy& p, const Selector& sel, const std::vector<BaselineFile>& rows);
+inline constexpr size_t kMaxProtected = 12288;  // fim_watched holds 16384 (roots too)
 
 /// Reports what an event is worth by itself: an operation denied, a regular file below a
 /// root made executable, a kernel module or firmware read by the kernel, a BPF program
@@ -53,6 +74,8 @@ class Sensors {
   Status watch_root(const Bytes& dir);
   /// (Re-)protects these paths: a replaced file's new inode is added.
   void protect(const std::vector<Bytes>& paths);
+  /// Exec enforcement's guards and allowlist (replacing the last ones).
+  Status set_exec_policy(const SensorPolicy& sp);
 
   /// Main thread: reads what the kernel queued. Changes below the roots are remembered for
   /// the join; every event is also handed to `on_event` (detections).

@@ -73,6 +73,8 @@ std::string policy_to_toml(const Policy& p) {
     if (!r.tags.empty()) out += "tags = " + list(r.tags) + "\n";
     out += "max_hash_size = " + size_text(r.max_hash_bytes) + "\n";
     out += std::string("cross_fs = ") + (r.cross_fs ? "true" : "false") + "\n";
+    if (r.protect) out += "protect = true\n";
+    if (r.deny_unknown_exec) out += "deny_unknown_exec = true\n";
   }
   return out;
 }

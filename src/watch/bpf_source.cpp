@@ -119,6 +119,37 @@ struct BpfSensor::Impl {
     if (n > 0) ev.who.exe.assign(exe, static_cast<size_t>(n));
   }
 
+  /// Removes `flag` from every fim_watched entry.
+  void clear_flag(uint32_t flag) {
+    fim_key k{}, next{};
+    const fim_key* prev = nullptr;
+    std::vector<fim_key> keys;
+    while (bpf_map__get_next_key(skel->maps.fim_watched, prev, &next, sizeof next) == 0) {
+      keys.push_back(next);
+      k = next;
+      prev = &k;
+    }
+    for (const auto& key : keys) {
+      uint32_t v = 0;
+      if (bpf_map__lookup_elem(skel->maps.fim_watched, &key, sizeof key, &v, sizeof v, 0) != 0 || !(v & flag)) continue;
+      v &= ~flag;
+      if (v) (void)bpf_map__update_elem(skel->maps.fim_watched, &key, sizeof key, &v, sizeof v, BPF_ANY);
+      else (void)bpf_map__delete_elem(skel->maps.fim_watched, &key, sizeof key, 0);
+    }
+  }
+
+  void clear_allow() {
+    fim_key k{}, next{};
+    std::vector<fim_key> keys;
+    const fim_key* prev = nullptr;
+    while (bpf_map__get_next_key(skel->maps.fim_exec_allow, prev, &next, sizeof next) == 0) {
+      keys.push_back(next);
+      k = next;
+      prev = &k;
+    }
+    for (const auto& key : keys) (void)bpf_map__delete_elem(skel->maps.fim_exec_allow, &key, sizeof key, 0);
+  }
+
   Status set_flags(const Bytes& path, uint32_t add, struct stat* out) {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return make_error(Errc::Io, "cannot stat '" + escape_terminal(path) + "'", errno);
@@ -203,6 +234,25 @@ Status BpfSensor::watch_root(const Bytes& dir) {
 
 Status BpfSensor::protect(const Bytes& path) { return impl_->set_flags(path, FIM_W_PROTECT | FIM_W_SELF, nullptr); }
 
+Status BpfSensor::set_exec_policy(const std::vector<Bytes>& guards, const std::vector<std::pair<dev_t, uint64_t>>& allow) {
+  // Guards off first: while the allowlist is rebuilt nothing is denied that should run.
+  impl_->clear_flag(FIM_W_EXEC_GUARD);
+  impl_->clear_allow();
+  if (allow.size() > kMaxExecAllow)
+    return make_error(Errc::Usage, std::to_string(allow.size()) + " files below deny_unknown_exec rules, more than the " +
+                                       std::to_string(kMaxExecAllow) + " the kernel map holds: exec enforcement is off");
+  const uint8_t one = 1;
+  for (const auto& [dev, ino] : allow) {
+    fim_key k{kernel_dev(dev), ino};
+    if (int err = bpf_map__update_elem(impl_->skel->maps.fim_exec_allow, &k, sizeof k, &one, sizeof one, BPF_ANY); err) {
+      impl_->clear_allow();
+      return make_error(Errc::Io, "cannot fill the exec allowlist", -err);
+    }
+  }
+  for (const auto& g : guards) FIM_TRY(impl_->set_flags(g, FIM_W_EXEC_GUARD, nullptr));
+  return {};
+}
+
 int BpfSensor::fd() const { return ring_buffer__epoll_fd(impl_->rb); }
 
 Result<size_t> BpfSensor::consume(const std::function<void(BpfEvent&&)>& on_event) {
@@ -229,6 +279,9 @@ Result<std::unique_ptr<BpfSensor>> BpfSensor::open(const BpfOptions&) {
 }
 Status BpfSensor::watch_root(const Bytes&) { return make_error(Errc::Unsupported, "no BPF support"); }
 Status BpfSensor::protect(const Bytes&) { return make_error(Errc::Unsupported, "no BPF support"); }
+Status BpfSensor::set_exec_policy(const std::vector<Bytes>&, const std::vector<std::pair<dev_t, uint64_t>>&) {
+  return make_error(Errc::Unsupported, "no BPF support");
+}
 int BpfSensor::fd() const { return -1; }
 Result<size_t> BpfSensor::consume(const std::function<void(BpfEvent&&)>&) { return size_t{0}; }
 uint64_t BpfSensor::lost() const { return 0; }
