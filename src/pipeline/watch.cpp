@@ -111,6 +111,7 @@ class Watcher {
   std::optional<FanotifySource> fan_;
   Sensors sensors_;
   double next_protect_ = 0;
+  int64_t last_bpf_read_ns_ = now_ns();  // a kernel-side loss happened after this
   Resolver resolver_;
   Notifier notifier_;
   UniqueFd sigfd_, timerfd_, wakefd_, sockfd_, metricsfd_;
@@ -587,7 +588,7 @@ void Watcher::tick() {
   const double now = monotonic_seconds();
   if (sensors_.active()) {
     // Kernel-side loss: the same recovery as a fanotify overflow.
-    if (const uint64_t lost = sensors_.new_losses(); lost > 0) mark_all_dirty("bpf_loss", last_read_ns_);
+    if (const uint64_t lost = sensors_.new_losses(); lost > 0) mark_all_dirty("bpf_loss", last_bpf_read_ns_);
     apply_sensor_policy();  // the baseline or the policy changed
     if (now >= next_protect_) {  // a replaced baseline (update) or policy: its new inode
       sensors_.protect(protected_paths());
@@ -903,8 +904,9 @@ Status Watcher::run() {
       } else if (sensors_.active() && fd == sensors_.fd()) {
         if (Status st = sensors_.drain([this](BpfEvent&& ev) { on_sensor_event(std::move(ev)); }); !st) {
           sink_.alert("read_error", st.error().describe());
-          mark_all_dirty("read_error", last_read_ns_);
+          mark_all_dirty("read_error", last_bpf_read_ns_);
         }
+        last_bpf_read_ns_ = now_ns();
       } else if (fd == sigfd_.get()) {
         signalfd_siginfo si;
         while (::read(sigfd_.get(), &si, sizeof si) == sizeof si) {
