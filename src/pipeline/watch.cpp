@@ -359,8 +359,12 @@ Status Watcher::start_sensors() {
   char exe[4096];
   if (const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe); n > 0) bo.exempt_exe.assign(exe, static_cast<size_t>(n));
   FIM_TRY(sensors_.start(mode, bo, o_.quiet));
-  // Not loaded: Sensors::start said so once on stderr; status and metrics say it too.
-  if (!sensors_.active()) return {};
+  // Not loaded: Sensors::start said so once on stderr; status and metrics say it too. Asked
+  // for enforcement, the record stream says so as well: nothing is denied.
+  if (!sensors_.active()) {
+    if (o_.enforce) sink_.alert("enforcement_unavailable", "--enforce: nothing is denied, the BPF LSM is " + sensors_.state());
+    return {};
+  }
   sensors_.protect(protected_paths());
   apply_sensor_policy();
   sink_.set_who([this](const Record* o, const Record* n, int32_t pid) { return sensors_.who_for(o, n, pid); });

@@ -116,6 +116,7 @@ void Sensors::protect(const std::vector<Bytes>& paths) {
 }
 
 void Sensors::remember(const BpfEvent& ev) {
+  if (ev.denied()) return;  // it changed nothing
   switch (ev.kind) {
     case BpfKind::Exec:
     case BpfKind::KernelRead:

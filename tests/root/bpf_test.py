@@ -96,6 +96,26 @@ def case_probe_required(fimctl, tmp):
     assert bad.returncode == 16, (bad.returncode, bad.stderr)
 
 
+def case_enforce_without_sensors(fimctl, tmp):
+    """--enforce where the sensors do not load: the daemon watches on, and an alert
+    (enforcement_unavailable) tells the record stream that nothing is denied."""
+    tree, db = small_tree(fimctl, tmp)
+    d = Daemon(fimctl, tmp, db, extra=["--enforce", "--protect", f"{tree}/f0"])
+    try:
+        rc, st = d.status()
+        if st["bpf_lsm"].startswith("active"):
+            return  # enforcement is real here: the vm suite tests it
+        got = d.wait_for(lambda r: r["type"] == "alert" and r["code"] == "enforcement_unavailable",
+                         what="the enforcement_unavailable alert")
+        assert "nothing is denied" in got[0]["message"], got
+        with open(f"{tree}/f0", "w") as f:
+            f.write("not denied")
+        d.change(f"{tree}/f0", "changed", "sha256")
+        assert d.stop() == 0
+    finally:
+        d.stop(signal.SIGKILL)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":

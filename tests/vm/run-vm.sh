@@ -29,8 +29,13 @@ for tool in qemu-system-x86_64 cpio busybox dpkg-deb mkfs.ext4 xz gzip readelf; 
 done
 
 # The kernel: the image package the metapackage names, downloaded once into the cache.
-pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
-[ -n "$pkg" ] || { log "apt-cache does not know $meta (apt-get update?)"; exit 1; }
+find_pkg() { apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}'; }
+pkg=$(find_pkg)
+if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq >&2 || true  # a bare machine's package lists (bookworm-security has 6.12)
+  pkg=$(find_pkg)
+fi
+[ -n "$pkg" ] || { log "apt-cache does not know $meta (apt-get update; bookworm-security in sources.list for 6.12)"; exit 1; }
 mkdir -p "$cache"
 deb=$(ls "$cache/${pkg}_"*.deb 2>/dev/null | head -1 || true)
 if [ -z "$deb" ]; then
