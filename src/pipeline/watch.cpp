@@ -191,6 +191,7 @@ Status Watcher::verify_baseline(bool first) {
                                          std::to_string(meta.sequence) + "), every root is compared with it");
   }
   SensorPolicy sp = sensor_policy(effective_, *sel_, rows);
+  if (!policy_->source.empty() && policy_->source[0] == '/') sp.policy_file = policy_->source;  // worker-owned policy_
   std::lock_guard<std::mutex> lk(mu_);
   baseline_sha_ = meta.content_sha256;
   roots_ = meta.roots;
@@ -329,12 +330,12 @@ std::vector<Bytes> Watcher::protected_paths() {
   std::vector<Bytes> p = own_files_;
   p.push_back(join_path(o_.run.keys_dir, "signing.key"));
   p.push_back(join_path(o_.run.keys_dir, "signing.pub"));
-  if (!policy_->source.empty() && policy_->source[0] == '/') p.push_back(policy_->source);
   char exe[4096];
   if (const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe); n > 0) p.emplace_back(exe, static_cast<size_t>(n));
   p.insert(p.end(), o_.protect.begin(), o_.protect.end());
   std::lock_guard<std::mutex> lk(mu_);
   p.insert(p.end(), sensor_policy_.protect.begin(), sensor_policy_.protect.end());
+  if (!sensor_policy_.policy_file.empty()) p.push_back(sensor_policy_.policy_file);
   return p;
 }
 

@@ -38,6 +38,7 @@ struct SensorPolicy {
   std::vector<Bytes> protect;  ///< baseline entries selected by protect rules
   std::vector<Bytes> guards;   ///< the paths of deny_unknown_exec rules
   std::vector<std::pair<dev_t, uint64_t>> allow;  ///< baseline files below them, as they are now
+  Bytes policy_file;           ///< the policy's own file (protected), empty when built in
 };
 struct BaselineFile {
   Bytes path;
