@@ -24,7 +24,7 @@ if readelf -l "$fimctl" | grep -q 'program interpreter'; then
   log "$fimctl is not statically linked: the vm suite runs in the static build (scripts/test: build-static)"
   exit 77
 fi
-for tool in qemu-system-x86_64 cpio busybox dpkg-deb mkfs.ext4 xz gzip readelf; do
+for tool in qemu-system-x86_64 cpio busybox dpkg-deb mkfs.ext4 xz gzip readelf cc; do
   command -v "$tool" >/dev/null || { log "missing $tool (apt-get install qemu-system-x86 cpio busybox-static e2fsprogs xz-utils)"; exit 1; }
 done
 
@@ -56,6 +56,7 @@ rm -rf "$work/initrd" && mkdir -p "$work/initrd"/{bin,sbin,proc,sys,dev,tmp,etc,
 cp "$(command -v busybox)" "$work/initrd/bin/busybox"
 for a in $("$work/initrd/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$work/initrd/bin/$a"; done
 cp "$fimctl" "$work/initrd/bin/fimctl"
+cc -static -O2 -o "$work/initrd/bin/initmod" "$here/initmod.c"  # init_module(2) from memory
 cp "$here/init.sh" "$work/initrd/init"
 cp "$here/lib.sh" "$work/initrd/lib.sh"
 cp "$here"/cases/*.sh "$work/initrd/cases/"
