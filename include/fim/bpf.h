@@ -83,7 +83,9 @@ class BpfSensor {
   BpfSensor(const BpfSensor&) = delete;
   BpfSensor& operator=(const BpfSensor&) = delete;
 
-  /// What happens below `dir` is reported (its (dev, ino) goes into the map).
+  /// What happens below `dir` is reported (its (dev, ino) goes into the map). Called again
+  /// for the same path, it follows a directory replaced since (the old inode is dropped);
+  /// Errc::Io when `dir` does not exist (yet).
   Status watch_root(const Bytes& dir);
   /// `path` is protected: reported, and denied with enforcement on. Re-protecting a path
   /// whose inode changed (a replaced baseline) adds the new inode.

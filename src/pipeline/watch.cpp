@@ -597,6 +597,13 @@ void Watcher::tick() {
     apply_sensor_policy();  // the baseline or the policy changed
     if (now >= next_protect_) {  // a replaced baseline (update) or policy: its new inode
       sensors_.protect(protected_paths());
+      // Roots created (or replaced) since they were marked: their inode into the map.
+      std::vector<Bytes> roots;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        roots = roots_;
+      }
+      for (const auto& r : roots) (void)sensors_.watch_root(r);
       next_protect_ = now + 5;
     }
   }

@@ -227,6 +227,24 @@ Result<std::unique_ptr<BpfSensor>> BpfSensor::open(const BpfOptions& opts) {
 
 Status BpfSensor::watch_root(const Bytes& dir) {
   struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return make_error(Errc::Io, "cannot stat '" + escape_terminal(dir) + "'", errno);
+  const std::pair<uint64_t, uint64_t> key{kernel_dev(st.st_dev), st.st_ino};
+  if (auto it = impl_->roots.find(key); it != impl_->roots.end() && it->second == dir) return {};  // as registered
+  for (auto it = impl_->roots.begin(); it != impl_->roots.end();) {
+    if (it->second != dir) {
+      ++it;
+      continue;
+    }
+    // The directory was replaced: its old inode (whose number may be reused) is no root.
+    fim_key old{it->first.first, it->first.second};
+    uint32_t v = 0;
+    if (bpf_map__lookup_elem(impl_->skel->maps.fim_watched, &old, sizeof old, &v, sizeof v, 0) == 0) {
+      v &= ~FIM_W_ROOT;
+      if (v) (void)bpf_map__update_elem(impl_->skel->maps.fim_watched, &old, sizeof old, &v, sizeof v, BPF_ANY);
+      else (void)bpf_map__delete_elem(impl_->skel->maps.fim_watched, &old, sizeof old, 0);
+    }
+    it = impl_->roots.erase(it);
+  }
   FIM_TRY(impl_->set_flags(dir, FIM_W_ROOT, &st));
   impl_->roots[{kernel_dev(st.st_dev), st.st_ino}] = dir;
   return {};
