@@ -773,6 +773,12 @@ void Watcher::worker() {
       batch.swap(pending_);
       execs.swap(execs_);
     }
+    // Who made these changes: what the hooks queued before fanotify reported them, read now
+    // (the main thread may not have got to it yet).
+    if (sensors_.active() && !batch.empty()) {
+      if (Status d = sensors_.drain([this](BpfEvent&& ev) { on_sensor_event(std::move(ev)); }); !d)
+        sink_.alert("read_error", d.error().describe());
+    }
     Status st;
     for (const auto& ev : execs) {
       if (!st) break;

@@ -148,6 +148,7 @@ Status Sensors::set_exec_policy(const SensorPolicy& sp) {
 
 Status Sensors::drain(const std::function<void(BpfEvent&&)>& on_event) {
   if (!sensor_) return {};
+  std::lock_guard<std::mutex> lk(drain_mu_);
   auto n = sensor_->consume([&](BpfEvent&& ev) {
     ++events_;
     remember(ev);

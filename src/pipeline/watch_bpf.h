@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -78,8 +79,10 @@ class Sensors {
   /// Exec enforcement's guards and allowlist (replacing the last ones).
   Status set_exec_policy(const SensorPolicy& sp);
 
-  /// Main thread: reads what the kernel queued. Changes below the roots are remembered for
-  /// the join; every event is also handed to `on_event` (detections).
+  /// Reads what the kernel queued (either thread, one at a time). Changes below the roots are
+  /// remembered for the join; every event is also handed to `on_event` (detections). The
+  /// worker drains before it compares: a hook runs before the syscall returns, so what the
+  /// sensors saw of a change is queued before fanotify reports it.
   Status drain(const std::function<void(BpfEvent&&)>& on_event);
   /// Records the kernel lost since the last call (a full ring buffer).
   uint64_t new_losses();
@@ -89,7 +92,7 @@ class Sensors {
   /// nothing that matches.
   std::pair<std::string, std::string> who_for(const Record* o, const Record* n, int32_t pid) const;
 
-  uint64_t events() const { return events_; }
+  uint64_t events() const { return events_.load(); }
   uint64_t lost_total() const { return lost_; }
   uint64_t denied() const { return sensor_ ? sensor_->denied() : 0; }
 
@@ -104,7 +107,9 @@ class Sensors {
 
   std::unique_ptr<BpfSensor> sensor_;
   std::string state_ = "off";
-  uint64_t events_ = 0, lost_ = 0;
+  std::atomic<uint64_t> events_{0};
+  uint64_t lost_ = 0;  // main thread
+  std::mutex drain_mu_;  // libbpf's ring buffer has one consumer at a time
 
   mutable std::mutex mu_;
   std::map<std::pair<dev_t, uint64_t>, Seen> by_inode_;
