@@ -1,15 +1,34 @@
 #!/usr/bin/env python3
 """Prints one line "N passed, N failed, N skipped" from meson's testlog.json files.
 
-Each meson test() counts once per build directory. Exit status 1 when anything failed,
-timed out or errored, or when no test ran at all (a run that tested nothing is not a pass).
+Usage: ci-summary.py TESTLOG.json... [--guest COUNTS...]
+
+Each meson test() counts once per build directory. DESIGN.md (Tests and CI): N also counts
+the cases the VM guest reports; each COUNTS file (written by tests/vm/run-vm.sh) holds that
+guest's "PASSED FAILED". A COUNTS file that is missing counts as one failure when its vm test
+ran (the guest did not report). Exit status 1 when anything failed, timed out or errored, or
+when no test ran at all (a run that tested nothing is not a pass).
 """
 import json
 import sys
 
 passed = failed = skipped = 0
 failures = []
-for path in sys.argv[1:]:
+args = sys.argv[1:]
+guests = args[args.index("--guest") + 1:] if "--guest" in args else []
+logs = args[:args.index("--guest")] if "--guest" in args else args
+for path in guests:
+    try:
+        with open(path, encoding="utf-8") as f:
+            p, fl = (int(x) for x in f.read().split())
+    except (OSError, ValueError) as e:
+        print(f"ci-summary: no guest counts in {path}: {e}", file=sys.stderr)
+        continue  # the vm test itself failed or was skipped, and is counted as such
+    passed += p
+    failed += fl
+    if fl:
+        failures.append(f"{path}: {fl} guest case(s) failed")
+for path in logs:
     try:
         with open(path, encoding="utf-8") as f:
             lines = [line for line in f if line.strip()]

@@ -134,6 +134,12 @@ struct WatchOptions {
   /// (images/ beside the baseline), found every container_poll_seconds.
   bool containers = false;
   double container_poll_seconds = 2;
+  /// BPF LSM sensors (who-data, module/BPF/exec detections, enforcement): "auto" uses them
+  /// when they load and attach, "off" never, "required" fails (exit 21) when they do not.
+  std::string bpf = "auto";
+  bool enforce = false;           ///< with the sensors: deny changes to protected files (reported always)
+  std::vector<Bytes> protect;     ///< protected besides fimctl's own baseline, state, keys, policy, binary
+  bool quiet = false;             ///< no notice on stderr when the sensors do not load
   /// SIGHUP: load the policy again (on failure the daemon keeps the one it has).
   std::function<Result<Policy>()> reload_policy;
 };

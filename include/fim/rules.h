@@ -86,6 +86,12 @@ struct Rule {
   /// the one that made the change (watch knows it from the event). Not in the digest.
   enum class Response : uint8_t { None, Kill, KillProcess };
   Response response = Response::None;
+  /// watch with the BPF LSM sensors: the entries it selects are protected (changes denied
+  /// with --enforce, like fimctl's own files).
+  bool protect = false;
+  /// watch --enforce with the sensors: executing a file below this rule's path that the
+  /// baseline does not record (as it is now) is denied. Path rules only.
+  bool deny_unknown_exec = false;
   SourcePos where;
   std::shared_ptr<const CompiledSelector> compiled;
 

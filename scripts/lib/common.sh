@@ -3,9 +3,12 @@
 
 # Debian 12 packages the build and the test suites use. Trim an entry only when nothing
 # uses it; add one only with the reason in README.md (Dependencies).
+# clang, bpftool and libbpf-dev (+ libelf-dev, zlib1g-dev for its static link) build the
+# BPF LSM sensors (bpf/); without them fimctl builds without the sensors.
 FIM_BUILD_PACKAGES=(
   meson ninja-build pkg-config g++ python3
   libsqlite3-dev libssl-dev libxxhash-dev libcli11-dev doctest-dev libtomlplusplus-dev
+  clang libbpf-dev bpftool libelf-dev zlib1g-dev
 )
 # Tools the tests drive: setfacl/getfacl (acl), setfattr (attr), setcap (libcap2-bin),
 # setpriv (util-linux) to drop root in tests of what other users may do.
@@ -22,6 +25,10 @@ FIM_BUILD_PACKAGES=(
 # apt-helper, which check --packages runs, come with apt itself.
 FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev systemd fuse3 libfuse3-dev e2fsprogs
                    busybox-static debootstrap gpg python3-yaml)
+
+# The vm suite (tests/vm/run-vm.sh): qemu boots Debian's kernels (TCG), cpio + busybox-static
+# make the initramfs, xz-utils unpacks 6.12's modules, e2fsprogs the ext4 image.
+FIM_VM_PACKAGES=(qemu-system-x86 cpio busybox-static xz-utils e2fsprogs)
 
 # Installs whatever of "$@" is missing, with one apt-get update first when needed.
 ensure_packages() {

@@ -75,6 +75,14 @@ Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
   if (!poll) return poll.error();
   if (*poll <= 0) return make_error(Errc::Usage, "--container-poll must be more than 0");
   w.container_poll_seconds = *poll;
+  w.bpf = o.bpf;
+  w.enforce = o.enforce;
+  w.quiet = o.quiet;
+  for (const auto& p : o.protect) {
+    auto abs = absolute_path(p);
+    if (!abs) return abs.error();
+    w.protect.push_back(*abs);
+  }
   if (!o.output.empty()) {
     *out_file = std::fopen(o.output.c_str(), "ae");
     if (!*out_file) return make_error(Errc::Io, "cannot open --output '" + escape_terminal(o.output) + "'", errno);

@@ -418,6 +418,16 @@ int parse_options(int argc, char** argv, Options* o) {
   watch->add_option("--heartbeat", o->heartbeat, "a heartbeat record this often (0: none)")
       ->type_name("DURATION")
       ->capture_default_str();
+  watch->add_option("--bpf", o->bpf,
+                    "BPF LSM sensors (who made each change, module/BPF/exec detections, enforcement): auto "
+                    "uses them when they load, off never, required exits 21 when they do not")
+      ->check(CLI::IsMember({"auto", "off", "required"}))
+      ->capture_default_str();
+  watch->add_flag("--enforce", o->enforce,
+                  "with the BPF sensors: deny writes, renames and unlinks of protected files (fimctl's own "
+                  "baseline, state, keys, policy and binary, and --protect); every attempt is reported");
+  watch->add_option("--protect", o->protect, "also protect this file (repeatable; denied only with --enforce)")
+      ->type_name("FILE");
   watch->footer("Verifies the baseline first (exit 18 if it does not verify), marks the filesystems that hold\n"
                 "its roots with fanotify, rescans every root once (changes made while no daemon ran), then\n"
                 "reports each change as the same change record 'check' prints, with the events and the\n"

@@ -42,6 +42,9 @@ struct Options {
   std::string socket = "/run/fimctl/watch.sock";  ///< watch/status --socket
   std::string falco_url;                    ///< watch --falco-url
   std::string metrics;                      ///< watch --metrics HOST:PORT
+  std::string bpf = "auto";                 ///< watch --bpf auto|off|required
+  bool enforce = false;                     ///< watch --enforce
+  std::vector<std::string> protect;         ///< watch --protect FILE...
 };
 
 /// Parses argv. Returns -1 to go on, or the exit code to end with (0 after --help, 16 after

@@ -35,6 +35,7 @@
 #include "fim/pipeline.h"
 #include "fim/watch.h"
 #include "merge.h"
+#include "watch_bpf.h"
 #include "watch_sink.h"
 
 namespace fim {
@@ -83,6 +84,12 @@ class Watcher {
   void mark_root(const Bytes& root, int64_t now);
   /// Roots of an adopted baseline that no mark covers yet (main thread, from tick()).
   void mark_new_roots();
+  /// The BPF sensors: probed, given the roots and the protected files (main thread).
+  Status start_sensors();
+  std::vector<Bytes> protected_paths();
+  void on_sensor_event(BpfEvent&& ev);
+  /// A new sensor policy (protect rules, exec guards) from the worker, into the kernel.
+  void apply_sensor_policy();
   void serve_status();
   std::string status_json();
   std::string metrics_text();
@@ -102,6 +109,9 @@ class Watcher {
   std::unique_ptr<StateStore> state_;         // main thread's connection
   std::unique_ptr<StateStore> worker_state_;  // the worker's
   std::optional<FanotifySource> fan_;
+  Sensors sensors_;
+  double next_protect_ = 0;
+  int64_t last_bpf_read_ns_ = now_ns();  // a kernel-side loss happened after this
   Resolver resolver_;
   Notifier notifier_;
   UniqueFd sigfd_, timerfd_, wakefd_, sockfd_, metricsfd_;
@@ -129,6 +139,9 @@ class Watcher {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<Bytes, Trigger> pending_;
+  std::vector<BpfEvent> execs_;  // executions below a root, for the worker to look up
+  SensorPolicy sensor_policy_;   // from the verified baseline and the policy's rules
+  bool sensor_policy_fresh_ = false;
   struct Mark {
     std::string reason;
     int64_t at_ns = 0;  // the latest loss: a rescan clears it only when it began after this
@@ -152,10 +165,14 @@ Status Watcher::verify_baseline(bool first) {
   auto trusted = detail::open_trusted(o_.run, sink_);
   if (!trusted) return trusted.error();
   Record r;
+  // The protect and deny_unknown_exec rules need the baseline's files: kept only then.
+  const bool keep = wants_sensor_policy(*policy_);
+  std::vector<BaselineFile> rows;
   for (;;) {
     auto more = trusted->base->next(&r);
     if (!more) return more.error();
     if (!*more) break;
+    if (keep) rows.push_back({r.path, static_cast<uint64_t>(r.get(Attr::Inode).num), r.type()});
   }
   FIM_TRY(trusted->base->verify());
   const BaselineMeta& meta = trusted->base->meta();
@@ -173,9 +190,13 @@ Status Watcher::verify_baseline(bool first) {
     sink_.alert("baseline_replaced", "the baseline was replaced (fimctl update or accept): verified again (sequence " +
                                          std::to_string(meta.sequence) + "), every root is compared with it");
   }
+  SensorPolicy sp = sensor_policy(effective_, *sel_, rows);
+  if (!policy_->source.empty() && policy_->source[0] == '/') sp.policy_file = policy_->source;  // worker-owned policy_
   std::lock_guard<std::mutex> lk(mu_);
   baseline_sha_ = meta.content_sha256;
   roots_ = meta.roots;
+  sensor_policy_ = std::move(sp);
+  sensor_policy_fresh_ = true;  // the main thread applies it (tick)
   return {};
 }
 
@@ -237,6 +258,7 @@ Status Watcher::setup() {
   if (!fan) return fan.error();
   fan_.emplace(std::move(*fan));
   FIM_TRY(open_socket());
+  FIM_TRY(start_sensors());
 
   // The time nobody watched: since the last clean stop (or last heartbeat of a daemon that
   // died), else since the baseline was written.
@@ -273,6 +295,7 @@ Status Watcher::setup() {
 
 void Watcher::mark_root(const Bytes& r, int64_t now) {
   marked_roots_.insert(r);
+  (void)sensors_.watch_root(r);  // a root that does not exist yet: fanotify's rescan covers it
   Bytes at = r;  // a root that does not exist yet: its nearest existing ancestor's filesystem
   struct stat sb {};
   while (::stat(at.c_str(), &sb) != 0 && at != "/") {
@@ -300,6 +323,60 @@ void Watcher::mark_root(const Bytes& r, int64_t now) {
   sink_.event("degraded", f, escape_terminal(r) + " is not watched in real time (" + why +
                                  "); it is checked at start and by every full check");
   (void)state_->mark_dirty(o_.run.db_path, r, "mark_failed", now);
+}
+
+std::vector<Bytes> Watcher::protected_paths() {
+  // fimctl's own baseline, state, keys, policy and binary, and what --protect names.
+  std::vector<Bytes> p = own_files_;
+  p.push_back(join_path(o_.run.keys_dir, "signing.key"));
+  p.push_back(join_path(o_.run.keys_dir, "signing.pub"));
+  char exe[4096];
+  if (const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe); n > 0) p.emplace_back(exe, static_cast<size_t>(n));
+  p.insert(p.end(), o_.protect.begin(), o_.protect.end());
+  std::lock_guard<std::mutex> lk(mu_);
+  p.insert(p.end(), sensor_policy_.protect.begin(), sensor_policy_.protect.end());
+  if (!sensor_policy_.policy_file.empty()) p.push_back(sensor_policy_.policy_file);
+  return p;
+}
+
+void Watcher::apply_sensor_policy() {
+  SensorPolicy sp;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!sensor_policy_fresh_) return;
+    sensor_policy_fresh_ = false;
+    sp = sensor_policy_;
+  }
+  sensors_.protect(protected_paths());
+  if (!o_.enforce) return;  // guards only deny; without --enforce execs are reported only
+  if (Status st = sensors_.set_exec_policy(sp); !st)
+    sink_.alert("exec_enforcement_off", st.error().describe());
+}
+
+Status Watcher::start_sensors() {
+  const BpfMode mode = o_.bpf == "off" ? BpfMode::Off : o_.bpf == "required" ? BpfMode::Required : BpfMode::Auto;
+  BpfOptions bo;
+  bo.enforce = o_.enforce;
+  char exe[4096];
+  if (const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe); n > 0) bo.exempt_exe.assign(exe, static_cast<size_t>(n));
+  FIM_TRY(sensors_.start(mode, bo, o_.quiet));
+  // Not loaded: Sensors::start said so once on stderr; status and metrics say it too. Asked
+  // for enforcement, the record stream says so as well: nothing is denied.
+  if (!sensors_.active()) {
+    if (o_.enforce) sink_.alert("enforcement_unavailable", "--enforce: nothing is denied, the BPF LSM is " + sensors_.state());
+    return {};
+  }
+  sensors_.protect(protected_paths());
+  apply_sensor_policy();
+  sink_.set_who([this](const Record* o, const Record* n, int32_t pid) { return sensors_.who_for(o, n, pid); });
+  return {};
+}
+
+void Watcher::on_sensor_event(BpfEvent&& ev) {
+  if (!report_sensor_event(ev, sink_)) return;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (execs_.size() < 4096) execs_.push_back(std::move(ev));  // beyond: the exec burst is not looked up
+  cv_.notify_one();
 }
 
 void Watcher::mark_new_roots() {
@@ -414,6 +491,12 @@ std::string Watcher::status_json() {
   add_num(o, "rescans", rescans_);
   add_num(o, "queue_depth", pending_.size());
   add_str(o, "last_full_check", last_full_ns_ ? format_time_ns(last_full_ns_) : "");
+  add_str(o, "bpf_lsm", sensors_.state());
+  if (sensors_.active()) {
+    add_num(o, "bpf_events", sensors_.events());
+    add_num(o, "bpf_lost", sensors_.lost_total());
+    add_num(o, "bpf_denied", sensors_.denied());
+  }
   o += ",\"busy\":";
   o += busy_ ? "true" : "false";
   o += ",\"degraded\":[";
@@ -464,6 +547,12 @@ std::string Watcher::metrics_text() {
   metric("fimctl_last_full_check_timestamp_seconds", "gauge", "when the last full compare of every root finished",
          static_cast<double>(last_full) / 1e9);
   metric("fimctl_start_time_seconds", "gauge", "when the daemon started", static_cast<double>(started_ns_) / 1e9);
+  metric("fimctl_bpf_lsm_active", "gauge", "1 when the BPF LSM sensors loaded and attached, 0 when watching on fanotify alone",
+         sensors_.active() ? 1 : 0);
+  metric("fimctl_bpf_events_total", "counter", "BPF LSM events read", static_cast<double>(sensors_.events()));
+  metric("fimctl_bpf_lost_total", "counter", "BPF LSM events lost to a full ring buffer (roots rescanned)",
+         static_cast<double>(sensors_.lost_total()));
+  metric("fimctl_bpf_denied_total", "counter", "operations on protected files denied", static_cast<double>(sensors_.denied()));
   if (falco_) {
     metric("fimctl_falco_posted_total", "counter", "events posted to the Falco URL", static_cast<double>(falco_->sent()));
     metric("fimctl_falco_failed_total", "counter", "posts that got no 2xx answer", static_cast<double>(falco_->failed()));
@@ -502,6 +591,22 @@ void Watcher::reload() {
 void Watcher::tick() {
   mark_new_roots();
   const double now = monotonic_seconds();
+  if (sensors_.active()) {
+    // Kernel-side loss: the same recovery as a fanotify overflow.
+    if (const uint64_t lost = sensors_.new_losses(); lost > 0) mark_all_dirty("bpf_loss", last_bpf_read_ns_);
+    apply_sensor_policy();  // the baseline or the policy changed
+    if (now >= next_protect_) {  // a replaced baseline (update) or policy: its new inode
+      sensors_.protect(protected_paths());
+      // Roots created (or replaced) since they were marked: their inode into the map.
+      std::vector<Bytes> roots;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        roots = roots_;
+      }
+      for (const auto& r : roots) (void)sensors_.watch_root(r);
+      next_protect_ = now + 5;
+    }
+  }
   const int64_t wall = now_ns();
   if (now >= next_beat_) {
     (void)state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, wall, false);
@@ -643,11 +748,12 @@ void Watcher::worker() {
   for (;;) {
     std::map<Bytes, Trigger> batch;
     std::map<Bytes, Mark> dirty;
+    std::vector<BpfEvent> execs;
     bool full = false, stopping = false;
     {
       std::unique_lock<std::mutex> lk(mu_);
       busy_ = false;
-      cv_.wait(lk, [&] { return stop_ || !pending_.empty() || !dirty_.empty() || new_policy_ || full_due_; });
+      cv_.wait(lk, [&] { return stop_ || !pending_.empty() || !dirty_.empty() || new_policy_ || full_due_ || !execs_.empty(); });
       stopping = stop_;
       if (stopping && pending_.empty()) return;
       busy_ = true;
@@ -665,8 +771,19 @@ void Watcher::worker() {
         lk.lock();
       }
       batch.swap(pending_);
+      execs.swap(execs_);
+    }
+    // Who made these changes: what the hooks queued before fanotify reported them, read now
+    // (the main thread may not have got to it yet).
+    if (sensors_.active() && !batch.empty()) {
+      if (Status d = sensors_.drain([this](BpfEvent&& ev) { on_sensor_event(std::move(ev)); }); !d)
+        sink_.alert("read_error", d.error().describe());
     }
     Status st;
+    for (const auto& ev : execs) {
+      if (!st) break;
+      st = check_exec(*reader_, ev, sink_);
+    }
     if (full) {
       st = verify_baseline(false);
       if (st) {
@@ -755,7 +872,8 @@ Status Watcher::run() {
   its.it_value.tv_nsec = 250'000'000;
   ::timerfd_settime(timerfd_.get(), 0, &its, nullptr);
   if (!add(fan_->fd()) || !add(sigfd_.get()) || !add(timerfd_.get()) || !add(wakefd_.get()) ||
-      (sockfd_.valid() && !add(sockfd_.get())) || (metricsfd_.valid() && !add(metricsfd_.get())))
+      (sockfd_.valid() && !add(sockfd_.get())) || (metricsfd_.valid() && !add(metricsfd_.get())) ||
+      (sensors_.active() && !add(sensors_.fd())))
     return make_error(Errc::Io, "epoll_ctl", errno);
   next_full_ = monotonic_seconds() + o_.full_check_seconds;
   next_heartbeat_ = monotonic_seconds() + o_.heartbeat_seconds;
@@ -801,6 +919,12 @@ Status Watcher::run() {
         // -33% batched). Bounded latency cost; the kernel queue holds them meanwhile.
         if (events_ - before > 0 && o_.batch_seconds > 0)
           std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(o_.batch_seconds * 1e6)));
+      } else if (sensors_.active() && fd == sensors_.fd()) {
+        if (Status st = sensors_.drain([this](BpfEvent&& ev) { on_sensor_event(std::move(ev)); }); !st) {
+          sink_.alert("read_error", st.error().describe());
+          mark_all_dirty("read_error", last_bpf_read_ns_);
+        }
+        last_bpf_read_ns_ = now_ns();
       } else if (fd == sigfd_.get()) {
         signalfd_siginfo si;
         while (::read(sigfd_.get(), &si, sizeof si) == sizeof si) {
@@ -837,6 +961,7 @@ Status Watcher::run() {
   }
   // SIGTERM: take what the kernel still holds, let the worker compare it, then stop.
   notifier_.send("STOPPING=1");
+  (void)sensors_.drain([this](BpfEvent&& ev) { on_sensor_event(std::move(ev)); });
   (void)drain();
   {
     std::lock_guard<std::mutex> lk(mu_);

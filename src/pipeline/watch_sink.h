@@ -7,6 +7,7 @@
 #include <syslog.h>
 
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -59,11 +60,17 @@ class StreamSink final : public Sink {
   void set_trigger(const Trigger* t) { trigger_ = t; }
   /// Where Falco-compatible payloads go (set before the worker starts).
   void set_falco(HttpPoster* p) { falco_ = p; }
+  /// Who made a change: the BPF sensors' "who" object and a phrase for people ("by uid 0,
+  /// pid 42 (sh)"), or empty; asked for every change record (set before the worker starts).
+  using WhoFn = std::function<std::pair<std::string, std::string>(const Record* o, const Record* n, int32_t pid)>;
+  void set_who(WhoFn f) { who_ = std::move(f); }
 
   void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
     std::string j = json::change_record(kind, o, n, changed, rule);
     j.pop_back();
     j += trigger_json();
+    const auto [who, who_human] = who_ ? who_(o, n, trigger_ ? trigger_->pid : 0) : std::pair<std::string, std::string>();
+    if (!who.empty()) j += ",\"who\":" + who;
     const Record& any = n ? *n : *o;
     std::string human = std::string(change_kind_name(kind)) + ": " + escape_terminal(any.path);
     if (rule) human += " [" + std::string(severity_name(rule->severity)) + "]";
@@ -76,6 +83,7 @@ class StreamSink final : public Sink {
     if (trigger_ && trigger_->pid > 0)
       human += " after pid " + std::to_string(trigger_->pid) + (trigger_->comm.empty() ? "" : " (" + escape_terminal(trigger_->comm) + ")");
     if (trigger_ && !trigger_->rescan.empty()) human += " (rescan: " + trigger_->rescan + ")";
+    if (!who_human.empty()) human += " " + who_human;
     const int prio = rule && rule->severity >= Severity::High ? LOG_ERR : LOG_WARNING;
     if (falco_) {
       std::string f;
@@ -94,6 +102,7 @@ class StreamSink final : public Sink {
       if (trigger_ && trigger_->pid > 0) add_num(f, "proc.pid", static_cast<uint64_t>(trigger_->pid));
       if (trigger_ && !trigger_->comm.empty()) add_str(f, "proc.name", trigger_->comm);
       if (trigger_ && !trigger_->rescan.empty()) add_str(f, "fimctl.rescan", trigger_->rescan);
+      if (!who.empty()) f += ",\"fimctl.who\":" + who;
       falco_->post(falco_payload("fimctl: file " + std::string(change_kind_name(kind)), falco_priority(rule), human, f,
                                  rule ? rule->tags : std::vector<std::string>{}, host_));
     }
@@ -121,6 +130,21 @@ class StreamSink final : public Sink {
   }
 
   Status finish(const Summary&) override { return {}; }
+
+  /// An alert with fields of its own (the BPF sensors' detections: `fields` holds ",k":v
+  /// pairs such as path and who), to Falco too.
+  void alert_with(std::string_view code, std::string_view message, const std::string& fields, int prio = LOG_WARNING) {
+    if (falco_) {
+      std::string f;
+      add_str(f, "fimctl.alert", code);
+      falco_->post(falco_payload("fimctl: " + std::string(code), prio <= LOG_ERR ? "Error" : "Warning", message, f + fields,
+                                 {}, host_));
+    }
+    std::string j = json::alert_record(code, message);
+    j.pop_back();
+    j += fields;
+    emit(std::move(j), "alert: " + std::string(message), prio);
+  }
 
   /// A record of the daemon's own: {"schema":..,"type":TYPE,"time":..<fields>}.
   void event(std::string_view type, const std::string& fields, const std::string& human, int prio = LOG_NOTICE) {
@@ -152,6 +176,7 @@ class StreamSink final : public Sink {
   bool ndjson_, syslog_;
   const Trigger* trigger_ = nullptr;
   HttpPoster* falco_ = nullptr;
+  WhoFn who_;
   std::string host_ = this_host();
 };
 

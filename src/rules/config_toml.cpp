@@ -562,12 +562,23 @@ class Builder {
           else if (*s != "none")
             l_.error(d.name, v.source(), what + ": unknown response '" + escape_terminal(*s) + "' (kill, kill_process, none)");
         }
+      } else if (key == "protect") {
+        if (auto b = v.value_exact<bool>()) r.protect = *b;
+        else l_.error(d.name, v.source(), what + " must be a boolean, not " + type_name(v));
+      } else if (key == "deny_unknown_exec") {
+        if (auto b = v.value_exact<bool>()) r.deny_unknown_exec = *b;
+        else l_.error(d.name, v.source(), what + " must be a boolean, not " + type_name(v));
       } else {
         l_.error(d.name, k.source(), "internal error: " + what + " is listed but not handled");
       }
     }
     if (selectors != 1) {
       l_.error(d.name, selectors ? sel_pos : t.source(), where + " needs exactly one of 'path', 'glob' or 'regex'");
+      return;
+    }
+    if (r.deny_unknown_exec && r.kind != SelectorKind::Path) {
+      // The kernel side guards a directory by its inode: a glob or regex names none.
+      l_.error(d.name, sel_pos, where + ".deny_unknown_exec applies to 'path' rules only");
       return;
     }
     if (l_.diags.size() != before) return;
@@ -765,7 +776,7 @@ const std::vector<ConfigTable>& config_keys() {
       {"options", "[options]", {"default_attrs", "severity", "cross_fs", "max_hash_size", "read_timeout", "package_mirrors"}},
       {"rule", "[[rule]]",
        {"path", "glob", "regex", "depth", "type", "fstype", "attrs", "severity", "tags", "max_hash_size", "cross_fs",
-        "response"}},
+        "response", "protect", "deny_unknown_exec"}},
       {"exclude", "[[exclude]]", {"path", "glob", "regex", "depth", "type", "fstype"}},
   };
   return kTables;

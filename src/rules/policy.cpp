@@ -165,6 +165,9 @@ std::string policy_canonical(const Policy& p) {
       out += " attrs=" + attr_set_text(r.attrs) + " severity=" + std::string(severity_name(r.severity)) + " tags=";
       for (const auto& t : r.tags) out += str(t) + ",";
       out += " max_hash_bytes=" + std::to_string(r.max_hash_bytes) + " cross_fs=" + (r.cross_fs ? "1" : "0");
+      // Only when set, so the digest of every policy written before these keys is unchanged.
+      if (r.protect) out += " protect=1";
+      if (r.deny_unknown_exec) out += " deny_unknown_exec=1";
     }
     out += "\n";
   }

@@ -76,6 +76,8 @@ std::string policy_to_toml(const Policy& p) {
     out += std::string("cross_fs = ") + (r.cross_fs ? "true" : "false") + "\n";
     if (r.response != Rule::Response::None)
       out += std::string("response = ") + (r.response == Rule::Response::Kill ? "\"kill\"" : "\"kill_process\"") + "\n";
+    if (r.protect) out += "protect = true\n";
+    if (r.deny_unknown_exec) out += "deny_unknown_exec = true\n";
   }
   return out;
 }

@@ -28,6 +28,8 @@ const std::map<std::string, std::string> kValues = {
     {"default_attrs", "\"R + xxh128\""},
     {"severity", "\"low\""},
     {"cross_fs", "true"},
+    {"protect", "true"},
+    {"deny_unknown_exec", "true"},
     {"max_hash_size", "\"1 MiB\""},
     {"read_timeout", "\"30s\""},
     {"package_mirrors", "[\"/srv/mirror\"]"},
@@ -97,4 +99,27 @@ TEST_CASE("config_keys: the loader refuses a key that is not listed") {
     REQUIRE(!p.has_value());
     CHECK(p.error().message.find("has no meaning in an [[exclude]]") != std::string::npos);
   }
+}
+
+TEST_CASE("protect and deny_unknown_exec: booleans; deny_unknown_exec on path rules only; digest kept without them") {
+  auto p = parse_policy_text("[[rule]]\npath = \"/srv/bin\"\ndeny_unknown_exec = true\n[[rule]]\nglob = \"/srv/etc/*\"\nprotect = true\n",
+                             "t.toml");
+  REQUIRE(p.has_value());
+  CHECK(p->rules[0].deny_unknown_exec);
+  CHECK_FALSE(p->rules[0].protect);
+  CHECK(p->rules[1].protect);
+  auto g = parse_policy_text("[[rule]]\nglob = \"/srv/*\"\ndeny_unknown_exec = true\n", "t.toml");
+  REQUIRE_FALSE(g.has_value());
+  CHECK(g.error().message.find("deny_unknown_exec applies to 'path' rules only") != std::string::npos);
+  auto b = parse_policy_text("[[rule]]\npath = \"/srv\"\nprotect = 1\n", "t.toml");
+  REQUIRE_FALSE(b.has_value());
+  CHECK(b.error().message.find("must be a boolean") != std::string::npos);
+  // A policy that does not use them has the digest it had before they existed.
+  auto plain = parse_policy_text("[[rule]]\npath = \"/srv\"\n", "t.toml");
+  auto off = parse_policy_text("[[rule]]\npath = \"/srv\"\nprotect = false\n", "t.toml");
+  auto on = parse_policy_text("[[rule]]\npath = \"/srv\"\nprotect = true\n", "t.toml");
+  REQUIRE((plain.has_value() && off.has_value() && on.has_value()));
+  CHECK(policy_digest(*plain) == policy_digest(*off));
+  CHECK(policy_digest(*plain) != policy_digest(*on));
+  CHECK(policy_canonical(*plain).find("protect") == std::string::npos);
 }
