@@ -104,7 +104,9 @@ struct ContainerRun {
 /// with `fields` (",k":v pairs) appended.
 std::string response_record(const ContainerRun& run, int pid, const std::string& fields = {});
 
-/// The baseline of image `key`: images/<key>.db in the directory of the host's baseline.
+/// Where per-image baselines live: images/ in the directory of the host's baseline.
+Bytes images_dir(const Bytes& db_path);
+/// The baseline of image `key`: images_dir(db_path)/<key>.db.
 Bytes image_baseline_path(const Bytes& db_path, const std::string& key);
 
 /// init (init = true) or check of one container: opts (PATHs inside the container) with the

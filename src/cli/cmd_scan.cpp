@@ -103,8 +103,7 @@ int run_containers(const Options& o, const RunOptions& base) {
     return report_error(make_error(Errc::Usage, "--new-images-only goes with init --containers"));
   auto found = discover_containers();
   if (!found) return report_error(found.error());
-  Bytes images, name;
-  split_path(image_baseline_path(base.db_path, "x"), &images, &name);
+  const Bytes images = images_dir(base.db_path);
   if (o.command == "init" && ::mkdir(images.c_str(), 0700) != 0 && errno != EEXIST)
     return report_error(make_error(Errc::Io, "cannot create '" + escape_terminal(images) + "'", errno));
   std::set<std::string> done;

@@ -55,10 +55,14 @@ std::string response_record(const ContainerRun& run, int pid, const std::string&
   return rec + fields + "}";
 }
 
-Bytes image_baseline_path(const Bytes& db_path, const std::string& key) {
+Bytes images_dir(const Bytes& db_path) {
   Bytes dir, name;
   split_path(db_path, &dir, &name);
-  return join_path(join_path(dir, "images"), key + ".db");
+  return join_path(dir, "images");
+}
+
+Bytes image_baseline_path(const Bytes& db_path, const std::string& key) {
+  return join_path(images_dir(db_path), key + ".db");
 }
 
 Result<Summary> run_in_container(const RunOptions& opts, const Container& c, bool init, Sink& sink, ContainerRun* run) {

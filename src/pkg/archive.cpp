@@ -70,8 +70,6 @@ std::vector<Bytes> apt_keyrings(const Options& o) {
   return {k.begin(), k.end()};
 }
 
-std::string hex(const Bytes& raw) { return hex_encode(raw); }
-
 /// Copies `fd` into a memfd while hashing it: what is extracted later is what was hashed.
 Result<UniqueFd> copy_hashing(int fd, std::string* sha256_hex) {
   UniqueFd mem(::memfd_create("fimctl-deb", MFD_CLOEXEC));
@@ -91,7 +89,7 @@ Result<UniqueFd> copy_hashing(int fd, std::string* sha256_hex) {
       off += w;
     }
   }
-  *sha256_hex = hex(sha.finish());
+  *sha256_hex = hex_encode(sha.finish());
   if (::lseek(mem.get(), 0, SEEK_SET) != 0) return make_error(Errc::Io, "lseek", errno);
   return mem;
 }
@@ -141,7 +139,7 @@ void AptArchive::load_indexes(const std::vector<Package>& packages) {
           problems.push_back(candidate + ": " + text.error().describe());
           continue;
         }
-        if (hex(attr::sha256_of(*text)) != want) {
+        if (hex_encode(attr::sha256_of(*text)) != want) {
           problems.push_back(candidate + " does not match the SHA-256 its signed InRelease gives");
           continue;
         }
