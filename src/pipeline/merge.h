@@ -27,6 +27,16 @@ Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink);
 /// This machine's id (/etc/machine-id), as recorded in baselines.
 std::string host_id();
 
+// Shared by the commands in run.cpp and accept.cpp.
+std::string quoted(const Bytes& p);  ///< 'p', terminal-safe, for messages
+BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m);
+/// Who runs this, for the journal: the login name behind sudo when there is one.
+std::string current_user();
+/// state.db beside the baseline (DESIGN.md, Files).
+Result<std::unique_ptr<StateStore>> open_state(const Bytes& db_path);
+/// The key that signs a new baseline: required unless --unsigned (then used when present).
+Result<std::optional<SigningKey>> signing_key(const RunOptions& opts);
+
 /// What 'accept' and the watch daemon compare: the SHA-256 of an entry's canonical row (every
 /// attribute and status), hex.
 std::string row_digest(const Record& r);
