@@ -166,6 +166,23 @@ std::string hex_encode(std::string_view s) {
   return out;
 }
 
+std::optional<Bytes> hex_decode(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  const auto nibble = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  Bytes out;
+  out.reserve(hex.size() / 2);
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi << 4 | lo);
+  }
+  return out;
+}
+
+std::string quote(std::string_view s) { return "'" + escape_terminal(s) + "'"; }
+
 Bytes join_path(std::string_view dir, std::string_view name) {
   Bytes p;
   p.reserve(dir.size() + 1 + name.size());

@@ -12,15 +12,9 @@ namespace {
 constexpr const char* kZeroHash = "0000000000000000000000000000000000000000000000000000000000000000";
 
 Bytes unhex(std::string_view h, bool* ok) {
-  Bytes out;
-  *ok = h.size() % 2 == 0;
-  const auto nib = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
-  for (size_t i = 0; *ok && i < h.size(); i += 2) {
-    const int a = nib(h[i]), b = nib(h[i + 1]);
-    if (a < 0 || b < 0) *ok = false;
-    else out += static_cast<char>(a << 4 | b);
-  }
-  return out;
+  std::optional<Bytes> b = hex_decode(h);
+  *ok = b.has_value();
+  return b ? std::move(*b) : Bytes();
 }
 
 }  // namespace

@@ -8,7 +8,7 @@
 namespace fim {
 namespace {
 
-std::string quote(std::string_view s) {
+std::string toml_string(std::string_view s) {
   std::string out = "\"";
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
@@ -28,7 +28,7 @@ std::string quote(std::string_view s) {
 
 std::string list(const std::vector<std::string>& v) {
   std::string out = "[";
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + quote(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + toml_string(v[i]);
   return out + "]";
 }
 
@@ -40,8 +40,8 @@ std::string policy_to_toml(const Policy& p) {
   std::string out = "# effective policy: " + p.source + "\n# files:";
   for (const auto& f : p.files) out += " " + f;
   out += "\n# digest: " + policy_digest(p) + "\nversion = 1\ninclude = []\n\n[options]\n";
-  out += "default_attrs = " + quote(attr_set_text(p.default_attrs)) + "\n";
-  out += "severity = " + quote(severity_name(p.default_severity)) + "\n";
+  out += "default_attrs = " + toml_string(attr_set_text(p.default_attrs)) + "\n";
+  out += "severity = " + toml_string(severity_name(p.default_severity)) + "\n";
   out += std::string("cross_fs = ") + (p.cross_fs ? "true" : "false") + "\n";
   out += "max_hash_size = " + size_text(p.max_hash_bytes) + "\n";
   {
@@ -52,13 +52,13 @@ std::string policy_to_toml(const Policy& p) {
   out += "package_mirrors = " + list(p.package_mirrors) + "\n";
   if (!p.groups.empty()) {
     out += "\n[groups]\n";
-    for (const auto& [name, set] : p.groups) out += name + " = " + quote(attr_set_text(set)) + "\n";
+    for (const auto& [name, set] : p.groups) out += name + " = " + toml_string(attr_set_text(set)) + "\n";
   }
   for (size_t i = 0; i < p.rules.size(); ++i) {
     const Rule& r = p.rules[i];
     out += "\n# " + r.label(i) + "\n";
     out += r.exclude ? "[[exclude]]\n" : "[[rule]]\n";
-    out += std::string(selector_kind_name(r.kind)) + " = " + quote(r.pattern) + "\n";
+    out += std::string(selector_kind_name(r.kind)) + " = " + toml_string(r.pattern) + "\n";
     if (r.depth != kAnyDepth) out += "depth = " + std::to_string(r.depth) + "\n";
     if (r.types) {
       std::vector<std::string> names;
@@ -68,9 +68,9 @@ std::string policy_to_toml(const Policy& p) {
     }
     if (!r.fstypes.empty()) out += "fstype = " + list(r.fstypes) + "\n";
     if (r.exclude) continue;
-    out += "attrs = " + quote(attr_set_text(r.attrs));
+    out += "attrs = " + toml_string(attr_set_text(r.attrs));
     if (r.attrs_expr != "(default_attrs)") out += "  # " + r.attrs_expr;
-    out += "\nseverity = " + quote(severity_name(r.severity)) + "\n";
+    out += "\nseverity = " + toml_string(severity_name(r.severity)) + "\n";
     if (!r.tags.empty()) out += "tags = " + list(r.tags) + "\n";
     out += "max_hash_size = " + size_text(r.max_hash_bytes) + "\n";
     out += std::string("cross_fs = ") + (r.cross_fs ? "true" : "false") + "\n";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,8 +25,14 @@ std::string escape_terminal(std::string_view s);
 /// case the caller must also emit the exact bytes in base64 (DESIGN.md, Reports).
 bool append_json_string(std::string& out, std::string_view s);
 
+/// A path or name for a user-facing message: 'p', terminal-safe (escape_terminal). The one
+/// way every message quotes a name, so a hostile name can never forge a line.
+std::string quote(std::string_view s);
+
 std::string base64_encode(std::string_view s);
 std::string hex_encode(std::string_view s);
+/// Lower- or upper-case hex of even length to bytes; std::nullopt for anything else.
+std::optional<Bytes> hex_decode(std::string_view hex);
 
 /// Joins a directory path and a name: "/" + "x" is "/x", "/a" + "x" is "/a/x".
 Bytes join_path(std::string_view dir, std::string_view name);

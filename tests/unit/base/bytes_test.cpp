@@ -102,3 +102,23 @@ TEST_CASE("parse_decimal: digits only, at most 19") {
     CHECK_FALSE(parse_decimal(bad, &v));
   }
 }
+
+TEST_CASE("hex_decode inverts hex_encode and refuses anything that is not hex") {
+  const std::string all = [] {
+    std::string s;
+    for (int i = 0; i < 256; ++i) s += static_cast<char>(i);
+    return s;
+  }();
+  CHECK(hex_decode(hex_encode(all)) == all);
+  CHECK(hex_decode("DEADbeef") == std::string("\xde\xad\xbe\xef"));
+  CHECK(hex_decode("") == std::string());
+  for (const char* bad : {"0", "abc", "0g", "zz", " 0", "00 "}) {
+    CAPTURE(bad);
+    CHECK_FALSE(hex_decode(bad).has_value());
+  }
+}
+
+TEST_CASE("quote: one quoting for messages, terminal-safe") {
+  CHECK(quote("/etc/passwd") == "'/etc/passwd'");
+  CHECK(quote("a\nb\x1b[31m") == "'a\\nb\\x1b[31m'");
+}
