@@ -17,6 +17,7 @@ int exit_code_for_error(const Error& e) {
     case Errc::Io: return 20;
     case Errc::Unsupported: return 21;
     case Errc::Bug: return 22;
+    case Errc::Cancelled: return 22;  // cancellation is handled where it is asked for
   }
   return 22;
 }

@@ -693,7 +693,7 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable)
     ++progress_;
     if (cancellable) {
       std::lock_guard<std::mutex> lk(mu_);
-      if (stop_) return make_error(Errc::Bug, "cancelled");
+      if (stop_) return make_error(Errc::Cancelled, "cancelled");
     }
     return {};
   };
@@ -833,7 +833,7 @@ void Watcher::worker() {
       st = compare_path(path, item.second, false);
     }
     if (!st) {
-      if (st.error().message == "cancelled") continue;
+      if (st.error().code == Errc::Cancelled) continue;
       if (st.error().code == Errc::Trust) {
         // Replaced (an update) or edited: trust it again or stop.
         if (Status v = verify_baseline(false); !v) return fatal(v.error());

@@ -19,6 +19,7 @@ enum class Errc {
   Io,           ///< I/O error outside a scanned entry: exit 20
   Unsupported,  ///< a required kernel feature is missing: exit 21
   Bug,          ///< internal error: exit 22
+  Cancelled,    ///< stopped on request (a daemon's shutdown); never reaches an exit code
 };
 
 struct Error {
