@@ -31,7 +31,7 @@
 
 #include "fim/attr.h"
 #include "fim/base/sys.h"
-#include "hash.h"
+#include "fim/base/digest.h"
 
 namespace fim {
 namespace {
@@ -150,7 +150,7 @@ EntryStatus status_for_open_errno(int err) {
 
 struct Collector::Impl {
   std::vector<char> buf = std::vector<char>(kReadBuffer);
-  attr::Digester digester;
+  Digester digester;
   bool noatime = true;  // O_NOATIME needs ownership or CAP_FOWNER; dropped after one EPERM
 
   int open_file(int dirfd, const char* name) {

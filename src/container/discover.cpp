@@ -12,7 +12,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-#include "../attr/hash.h"
+#include "fim/base/digest.h"
 #include "fim/base/fd.h"
 #include "fim/base/sys.h"
 #include "fim/container.h"
@@ -250,7 +250,7 @@ std::string image_key(const Container& c, const Bytes& proc_dir) {
     id = "root\n" + std::to_string(c.root_source.size()) + ":" + c.root_source + "\n" + std::to_string(st.st_dev) +
          ":" + std::to_string(st.st_ino) + "\n";
   }
-  return hex_encode(attr::sha256_of(id));
+  return hex_encode(sha256_of(id));
 }
 
 }  // namespace fim

@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <map>
 
-#include "../attr/hash.h"
+#include "fim/base/digest.h"
 #include "fim/base/sys.h"
 #include "fim/db.h"
 #include "schema.h"
@@ -56,7 +56,7 @@ struct BaselineReader::Impl {
   db::DbPtr db;
   db::StmtPtr cursor;
   BaselineMeta meta;
-  attr::Sha256Stream content;
+  Sha256Stream content;
   uint64_t rows = 0;
   Bytes last_path;
   Bytes digest;  // set when the cursor is exhausted

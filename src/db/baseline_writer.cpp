@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "../attr/hash.h"
+#include "fim/base/digest.h"
 #include "fim/base/sys.h"
 #include "fim/db.h"
 #include "schema.h"
@@ -22,7 +22,7 @@ struct BaselineWriter::Impl {
   Bytes temp_path;
   db::DbPtr db;
   db::StmtPtr insert;
-  attr::Sha256Stream content;
+  Sha256Stream content;
   uint64_t count = 0;
   Bytes last_path;
   bool committed = false;

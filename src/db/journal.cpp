@@ -3,7 +3,7 @@
 // chained to the one before by SHA-256, the count and head covered by the content digest.
 #include <map>
 
-#include "../attr/hash.h"
+#include "fim/base/digest.h"
 #include "fim/db.h"
 
 namespace fim {
@@ -65,7 +65,7 @@ void BaselineMeta::append_journal(const Acceptance& a) {
   e.seq = journal.empty() ? 1 : journal.back().seq + 1;
   e.text = journal_text(a);
   bool ok = true;
-  e.hash = hex_encode(attr::sha256_of(unhex(journal_head(), &ok) + e.text));
+  e.hash = hex_encode(sha256_of(unhex(journal_head(), &ok) + e.text));
   journal.push_back(std::move(e));
 }
 
@@ -74,7 +74,7 @@ bool journal_chain_ok(const std::vector<JournalEntry>& j) {
   std::string prev = kZeroHash;
   for (size_t i = 0; i < j.size(); ++i) {
     bool ok = true;
-    if (j[i].seq != i + 1 || hex_encode(attr::sha256_of(unhex(prev, &ok) + j[i].text)) != j[i].hash || !ok) return false;
+    if (j[i].seq != i + 1 || hex_encode(sha256_of(unhex(prev, &ok) + j[i].text)) != j[i].hash || !ok) return false;
     Acceptance a;
     if (!parse_journal_text(j[i].text, &a)) return false;
     prev = j[i].hash;

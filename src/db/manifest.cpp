@@ -12,7 +12,7 @@
 #include <cstdio>
 #include <memory>
 
-#include "../attr/hash.h"
+#include "fim/base/digest.h"
 #include "fim/base/sys.h"
 #include "fim/db.h"
 
@@ -36,7 +36,7 @@ Result<std::string> key_id_of(EVP_PKEY* k) {
   size_t len = sizeof raw;
   if (EVP_PKEY_get_raw_public_key(k, raw, &len) != 1 || len != 32)
     return make_error(Errc::Usage, "not an Ed25519 key");
-  return hex_encode(attr::sha256_of(std::string_view(reinterpret_cast<const char*>(raw), len))).substr(0, 16);
+  return hex_encode(sha256_of(std::string_view(reinterpret_cast<const char*>(raw), len))).substr(0, 16);
 }
 
 Result<Pkey> read_pem(const Bytes& path, bool private_key) {

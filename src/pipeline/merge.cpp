@@ -4,11 +4,11 @@
 
 #include <algorithm>
 
-#include "../attr/hash.h"
+#include "fim/base/digest.h"
 
 namespace fim::detail {
 
-std::string row_digest(const Record& r) { return hex_encode(attr::sha256_of(canonical_row(r))); }
+std::string row_digest(const Record& r) { return hex_encode(sha256_of(canonical_row(r))); }
 
 const Rule* rule_at(const Policy& p, int idx) {
   return idx >= 0 ? &p.rules[static_cast<size_t>(idx)] : nullptr;

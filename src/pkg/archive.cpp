@@ -14,7 +14,7 @@
 #include <cerrno>
 #include <set>
 
-#include "../attr/hash.h"
+#include "fim/base/digest.h"
 #include "fim/base/sys.h"
 #include "internal.h"
 #include "spawn.h"
@@ -74,7 +74,7 @@ std::vector<Bytes> apt_keyrings(const Options& o) {
 Result<UniqueFd> copy_hashing(int fd, std::string* sha256_hex) {
   UniqueFd mem(::memfd_create("fimctl-deb", MFD_CLOEXEC));
   if (!mem.valid()) return make_error(Errc::Io, "memfd_create", errno);
-  attr::Sha256Stream sha;
+  Sha256Stream sha;
   char buf[1 << 16];
   for (;;) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
@@ -139,7 +139,7 @@ void AptArchive::load_indexes(const std::vector<Package>& packages) {
           problems.push_back(candidate + ": " + text.error().describe());
           continue;
         }
-        if (hex_encode(attr::sha256_of(*text)) != want) {
+        if (hex_encode(sha256_of(*text)) != want) {
           problems.push_back(candidate + " does not match the SHA-256 its signed InRelease gives");
           continue;
         }

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "../attr/hash.h"
+#include "fim/base/digest.h"
 #include "fim/pkg.h"
 
 namespace fim::pkg {
@@ -174,7 +174,7 @@ Result<std::map<Bytes, DebMember>> parse_data_tar(int fd) {
     m.uname = field(h + 265, 32);
     m.gname = field(h + 297, 32);
     if (m.type == '0') {
-      attr::Sha256Stream sha;
+      Sha256Stream sha;
       FIM_TRY(in.data(size, [&](std::string_view d) { sha.update(d); }));
       m.sha256 = sha.finish();
     } else {

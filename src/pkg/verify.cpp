@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "../attr/hash.h"
+#include "fim/base/digest.h"
 #include "internal.h"
 
 namespace fim::pkg {
@@ -64,8 +64,8 @@ struct Verifier::Impl {
     UniqueFd fd(open_in(opts, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
     struct stat st;
     if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
-    attr::DigestStream md5("md5");
-    attr::Sha256Stream s;
+    DigestStream md5("md5");
+    Sha256Stream s;
     char buf[1 << 16];
     for (;;) {
       const ssize_t n = ::read(fd.get(), buf, sizeof buf);

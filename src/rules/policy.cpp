@@ -3,7 +3,7 @@
 // digest a baseline stores.
 #include <algorithm>
 
-#include "../attr/hash.h"
+#include "fim/base/digest.h"
 #include "fim/rules.h"
 
 namespace fim {
@@ -174,7 +174,7 @@ std::string policy_canonical(const Policy& p) {
   return out;
 }
 
-std::string policy_digest(const Policy& p) { return hex_encode(attr::sha256_of(policy_canonical(p))); }
+std::string policy_digest(const Policy& p) { return hex_encode(sha256_of(policy_canonical(p))); }
 
 std::vector<Bytes> normalize_roots(std::vector<Bytes> roots) {
   std::sort(roots.begin(), roots.end());

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "attr/hash.h"
+#include "fim/base/digest.h"
 #include "fim/base/bytes.h"
 
 namespace fim::test {
@@ -61,6 +61,6 @@ void write_file(const std::string& path, const std::string& content) {
   ::close(fd);
 }
 
-std::string sha256_hex(const std::string& data) { return hex_encode(attr::sha256_of(data)); }
+std::string sha256_hex(const std::string& data) { return hex_encode(sha256_of(data)); }
 
 }  // namespace fim::test

@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "attr/hash.h"
+#include "fim/base/digest.h"
 #include "doctest/doctest.h"
 #include "fim/pkg.h"
 #include "testutil.h"
@@ -27,12 +27,12 @@ Record file_record(const std::string& path, uint32_t mode, const std::string& co
   r.set_num(Attr::Mode, mode);
   r.set_num(Attr::Uid, 0);
   r.set_num(Attr::Gid, 0);
-  r.set_bytes(Attr::Sha256, attr::sha256_of(content));
+  r.set_bytes(Attr::Sha256, sha256_of(content));
   return r;
 }
 
 std::string md5_hex(const std::string& s) {
-  attr::DigestStream d("md5");
+  DigestStream d("md5");
   d.update(s);
   return hex_encode(d.finish());
 }
@@ -81,12 +81,12 @@ TEST_CASE("data.tar: files, symlinks, hard links, long names, modes, owners") {
   CHECK(tool.type == '0');
   CHECK(tool.mode == 04755);
   CHECK(tool.uname == "root");
-  CHECK(tool.sha256 == attr::sha256_of("#!/bin/sh\necho tool\n"));
+  CHECK(tool.sha256 == sha256_of("#!/bin/sh\necho tool\n"));
   CHECK(m->at("/usr/bin/alias").type == '2');
   CHECK(m->at("/usr/bin/alias").link == "tool");
   // Whichever name tar stored first, the other carries the same content digest.
   CHECK(m->at("/usr/bin/hard").sha256 == tool.sha256);
-  CHECK(m->at("/" + longdir + "/f").sha256 == attr::sha256_of("long"));
+  CHECK(m->at("/" + longdir + "/f").sha256 == sha256_of("long"));
   CHECK(m->at("/usr").type == '5');
 
   SUBCASE("a corrupted header is refused") {

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Content digests. OpenSSL and xxHash headers stay in hash.cpp (STYLE.md §2.2).
+// Digests every module uses: file contents (attr), the baseline's content digest and journal
+// chain (db), policy and row digests, package checksums (pkg), container ids. OpenSSL and
+// xxHash headers stay in src/base/digest.cpp.
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <string_view>
 
 #include "fim/base/bytes.h"
 
-namespace fim::attr {
+namespace fim {
 
 /// SHA-256 (OpenSSL EVP, SHA-NI where the CPU has it) and optionally XXH3-128, computed in
 /// one pass over the bytes. One per worker thread; reused across files.
@@ -24,7 +28,7 @@ class Digester {
 
  private:
   struct Impl;
-  Impl* impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 /// One-shot SHA-256 of a buffer (used for baseline content and policy digests).
@@ -42,7 +46,8 @@ class DigestStream {
   Bytes finish();  ///< the raw digest
 
  private:
-  void* ctx_;
+  struct Impl;  // the EVP context: OpenSSL's header stays in digest.cpp
+  std::unique_ptr<Impl> impl_;
 };
 
 /// Incremental SHA-256 for streamed canonical encodings.
@@ -51,4 +56,4 @@ class Sha256Stream : public DigestStream {
   Sha256Stream() : DigestStream("sha256") {}
 };
 
-}  // namespace fim::attr
+}  // namespace fim
