@@ -11,7 +11,6 @@
 #pragma once
 
 #include <cstdint>
-#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -23,6 +22,9 @@
 #include "fim/base/result.h"
 
 namespace fim {
+namespace db {
+class Txn;  // src/db/sqlite.h
+}
 
 inline constexpr int32_t kBaselineAppId = 0x46494d63;  // "FIMc"
 inline constexpr int kSchemaVersion = 2;  // 2: the acceptance journal
@@ -128,15 +130,32 @@ class StateStore {
   /// Records `sequence` when it is higher than what is stored.
   Status note_sequence(const Bytes& baseline, uint64_t sequence, const std::string& content_sha256);
 
-  /// The last report of `baseline` (DESIGN.md, Acceptance): what `accept` may accept. Written
-  /// in one transaction: begin, add each change, end(keep) commits (or discards) it.
+  /// The last report of `baseline` (docs/design.md, Baseline): what `accept` may accept.
   struct Reported {
     Bytes path;
     std::string kind, old_row, new_row, rule;
   };
-  Status begin_report(const Bytes& baseline);
-  Status add_reported(const Bytes& baseline, const Reported& r);
-  Status end_report(const Bytes& baseline, const std::string& content_sha256, bool keep);
+  /// A report being written, in one transaction that replaces the stored one: add() each
+  /// change, commit() keeps it. Destroyed uncommitted (an error on the way, a baseline that
+  /// did not verify) it rolls back: the previous report stays and state.db stays usable.
+  /// Must not outlive its StateStore; no other write of that StateStore may come between.
+  class ReportTxn {
+   public:
+    ReportTxn(ReportTxn&&) noexcept;
+    ReportTxn& operator=(ReportTxn&&) = delete;
+    ~ReportTxn();
+    Status add(const Reported& r);
+    /// Keeps the report as the one made against the baseline with `content_sha256`.
+    Status commit(const std::string& content_sha256);
+
+   private:
+    friend class StateStore;
+    ReportTxn(StateStore* store, Bytes baseline, std::unique_ptr<db::Txn> txn);
+    StateStore* store_;
+    Bytes baseline_;
+    std::unique_ptr<db::Txn> txn_;  // null once committed
+  };
+  Result<ReportTxn> begin_report(const Bytes& baseline);
   /// The stored report and the content digest of the baseline it was made against.
   Result<std::vector<Reported>> load_report(const Bytes& baseline, std::string* content_sha256);
   /// After an accept: drops the accepted paths and moves the report to the new baseline.
@@ -182,8 +201,7 @@ class StateStore {
   Result<std::vector<AptRun>> apt_runs_since(int64_t since_ns);
 
  private:
-  struct Arg;
-  Status exec(const char* sql, std::initializer_list<Arg> args);
+  Status report_of(const Bytes& baseline, const std::string& content_sha256);
   struct Impl;
   explicit StateStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -30,4 +30,46 @@ Result<StmtPtr> prepare(sqlite3* db, std::string_view sql, Errc code) {
   return StmtPtr(st);
 }
 
+Result<Stmt> Stmt::prepare(sqlite3* db, std::string_view sql, Errc code, std::string what) {
+  auto st = db::prepare(db, sql, code);
+  if (!st) return st.error();
+  return Stmt(db, std::move(*st), code, std::move(what));
+}
+
+Error Stmt::error() const { return sqlite_error(db_, code_, what_); }
+
+Result<bool> Stmt::step() {
+  const int rc = sqlite3_step(st_.get());
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return error();
+}
+
+Status Stmt::exec() {
+  sqlite3_reset(st_.get());
+  for (;;) {
+    auto row = step();
+    if (!row) return row.error();
+    if (!*row) return {};
+  }
+}
+
+Result<Txn> Txn::begin(sqlite3* db, const char* how, Errc code) {
+  FIM_TRY(db::exec(db, how, code));
+  return Txn(db, code);
+}
+
+Status Txn::commit() {
+  sqlite3* db = std::exchange(db_, nullptr);
+  if (auto st = db::exec(db, "COMMIT", code_); !st) {
+    (void)db::exec(db, "ROLLBACK", code_);  // a failed COMMIT may leave the transaction open
+    return st;
+  }
+  return {};
+}
+
+Txn::~Txn() {
+  if (db_) (void)db::exec(db_, "ROLLBACK", code_);
+}
+
 }  // namespace fim::db

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// state.db: what fimctl must remember between runs but must not sign (DESIGN.md, Files).
-// Today: the highest baseline sequence seen per baseline path, so an older, validly signed
-// baseline copied back over the current one is refused (notes/reliability.md T08).
+// state.db: what fimctl must remember between runs but must not sign (docs/design.md,
+// Baseline): per baseline path, the highest sequence seen (an older, validly signed baseline
+// copied back is refused), the last report (what 'accept' may accept), the watch daemon's
+// coverage (dirty roots, gaps, liveness); and the apt hook's package snapshots and runs.
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -14,6 +15,20 @@ namespace fim {
 struct StateStore::Impl {
   db::DbPtr db;
   Bytes path;
+
+  /// A statement whose errors say "cannot read state '...'" or "cannot write state '...'".
+  Result<db::Stmt> stmt(std::string_view sql, bool write = true) const {
+    return db::Stmt::prepare(db.get(), sql, Errc::Io,
+                             std::string(write ? "cannot write" : "cannot read") + " state " + quote(path));
+  }
+  /// Prepares, binds `args` to ?1.. and runs `sql` to the end.
+  template <class... A>
+  Status exec(std::string_view sql, const A&... args) {
+    auto st = stmt(sql);
+    if (!st) return st.error();
+    return st->bind(args...).exec();
+  }
+  Result<db::Txn> begin() const { return db::Txn::begin(db.get(), "BEGIN IMMEDIATE", Errc::Io); }
 };
 
 StateStore::StateStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -27,7 +42,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, nullptr);
   impl->db.reset(raw);
   if (rc != SQLITE_OK)
-    return make_error(Errc::Io, "cannot open state '" + escape_terminal(impl->path) + "': " +
+    return make_error(Errc::Io, "cannot open state " + quote(impl->path) + ": " +
                                     (raw ? sqlite3_errmsg(raw) : "out of memory"));
   ::chmod(impl->path.c_str(), 0600);
   sqlite3_busy_timeout(raw, 5000);
@@ -71,242 +86,168 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
 }
 
 Result<uint64_t> StateStore::last_sequence(const Bytes& baseline) {
-  auto st = db::prepare(impl_->db.get(), "SELECT seq FROM sequence WHERE baseline = ?", Errc::Io);
+  auto st = impl_->stmt("SELECT seq FROM sequence WHERE baseline = ?", false);
   if (!st) return st.error();
-  sqlite3_bind_blob(st->get(), 1, baseline.data(), static_cast<int>(baseline.size()), SQLITE_STATIC);
-  const int rc = sqlite3_step(st->get());
-  if (rc == SQLITE_ROW) return static_cast<uint64_t>(sqlite3_column_int64(st->get(), 0));
-  if (rc == SQLITE_DONE) return uint64_t{0};
-  return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
+  auto row = st->bind(baseline).step();
+  if (!row) return row.error();
+  return *row ? static_cast<uint64_t>(sqlite3_column_int64(st->get(), 0)) : uint64_t{0};
 }
 
 Status StateStore::note_sequence(const Bytes& baseline, uint64_t sequence, const std::string& content_sha256) {
-  auto st = db::prepare(impl_->db.get(),
-                        "INSERT INTO sequence(baseline, seq, content_sha256) VALUES(?1, ?2, ?3) "
-                        "ON CONFLICT(baseline) DO UPDATE SET seq = ?2, content_sha256 = ?3 WHERE ?2 > seq",
-                        Errc::Io);
-  if (!st) return st.error();
-  sqlite3_bind_blob(st->get(), 1, baseline.data(), static_cast<int>(baseline.size()), SQLITE_STATIC);
-  sqlite3_bind_int64(st->get(), 2, static_cast<sqlite3_int64>(sequence));
-  sqlite3_bind_text(st->get(), 3, content_sha256.c_str(), -1, SQLITE_STATIC);
-  if (sqlite3_step(st->get()) != SQLITE_DONE)
-    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot write state '" + escape_terminal(impl_->path) + "'");
-  return {};
+  return impl_->exec("INSERT INTO sequence(baseline, seq, content_sha256) VALUES(?1, ?2, ?3) "
+                     "ON CONFLICT(baseline) DO UPDATE SET seq = ?2, content_sha256 = ?3 WHERE ?2 > seq",
+                     baseline, sequence, db::Text{content_sha256});
 }
 
-namespace {
+StateStore::ReportTxn::ReportTxn(StateStore* store, Bytes baseline, std::unique_ptr<db::Txn> txn)
+    : store_(store), baseline_(std::move(baseline)), txn_(std::move(txn)) {}
+StateStore::ReportTxn::ReportTxn(ReportTxn&&) noexcept = default;
+StateStore::ReportTxn::~ReportTxn() = default;  // txn_ rolls back unless committed
 
-void bind_bytes(sqlite3_stmt* st, int col, std::string_view b) {
-  sqlite3_bind_blob(st, col, b.empty() ? "" : b.data(), static_cast<int>(b.size()), SQLITE_TRANSIENT);
+Result<StateStore::ReportTxn> StateStore::begin_report(const Bytes& baseline) {
+  auto txn = impl_->begin();
+  if (!txn) return txn.error();
+  FIM_TRY(impl_->exec("DELETE FROM report WHERE baseline = ?", baseline));
+  return ReportTxn(this, baseline, std::make_unique<db::Txn>(std::move(*txn)));
 }
 
-}  // namespace
-
-Status StateStore::begin_report(const Bytes& baseline) {
-  FIM_TRY(db::exec(impl_->db.get(), "BEGIN IMMEDIATE", Errc::Io));
-  auto st = db::prepare(impl_->db.get(), "DELETE FROM report WHERE baseline = ?", Errc::Io);
-  if (!st) return st.error();
-  bind_bytes(st->get(), 1, baseline);
-  if (sqlite3_step(st->get()) != SQLITE_DONE)
-    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot write state '" + escape_terminal(impl_->path) + "'");
-  return {};
+Status StateStore::ReportTxn::add(const Reported& r) {
+  if (!txn_) return make_error(Errc::Bug, "report written after it was committed");
+  return store_->impl_->exec(
+      "INSERT OR REPLACE INTO report(baseline, path, kind, old_row, new_row, rule) VALUES(?,?,?,?,?,?)", baseline_,
+      r.path, db::Text{r.kind}, db::Text{r.old_row}, db::Text{r.new_row}, db::Text{r.rule});
 }
 
-Status StateStore::add_reported(const Bytes& baseline, const Reported& r) {
-  auto st = db::prepare(impl_->db.get(),
-                        "INSERT OR REPLACE INTO report(baseline, path, kind, old_row, new_row, rule) VALUES(?,?,?,?,?,?)",
-                        Errc::Io);
-  if (!st) return st.error();
-  bind_bytes(st->get(), 1, baseline);
-  bind_bytes(st->get(), 2, r.path);
-  sqlite3_bind_text(st->get(), 3, r.kind.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st->get(), 4, r.old_row.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st->get(), 5, r.new_row.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st->get(), 6, r.rule.c_str(), -1, SQLITE_TRANSIENT);
-  if (sqlite3_step(st->get()) != SQLITE_DONE)
-    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot write state '" + escape_terminal(impl_->path) + "'");
-  return {};
+Status StateStore::ReportTxn::commit(const std::string& content_sha256) {
+  if (!txn_) return make_error(Errc::Bug, "report committed twice");
+  const std::unique_ptr<db::Txn> txn = std::move(txn_);  // rolls back on every early return
+  FIM_TRY(store_->report_of(baseline_, content_sha256));
+  return txn->commit();
 }
 
-Status StateStore::end_report(const Bytes& baseline, const std::string& content_sha256, bool keep) {
-  if (!keep) return db::exec(impl_->db.get(), "ROLLBACK", Errc::Io);
-  auto st = db::prepare(impl_->db.get(), "INSERT OR REPLACE INTO report_of(baseline, content_sha256) VALUES(?, ?)", Errc::Io);
-  if (!st) return st.error();
-  bind_bytes(st->get(), 1, baseline);
-  sqlite3_bind_text(st->get(), 2, content_sha256.c_str(), -1, SQLITE_TRANSIENT);
-  if (sqlite3_step(st->get()) != SQLITE_DONE)
-    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot write state '" + escape_terminal(impl_->path) + "'");
-  return db::exec(impl_->db.get(), "COMMIT", Errc::Io);
+Status StateStore::report_of(const Bytes& baseline, const std::string& content_sha256) {
+  return impl_->exec("INSERT OR REPLACE INTO report_of(baseline, content_sha256) VALUES(?, ?)", baseline,
+                     db::Text{content_sha256});
 }
 
 Result<std::vector<StateStore::Reported>> StateStore::load_report(const Bytes& baseline, std::string* content_sha256) {
   content_sha256->clear();
-  {
-    auto st = db::prepare(impl_->db.get(), "SELECT content_sha256 FROM report_of WHERE baseline = ?", Errc::Io);
-    if (!st) return st.error();
-    bind_bytes(st->get(), 1, baseline);
-    if (sqlite3_step(st->get()) == SQLITE_ROW) *content_sha256 = std::string(db::column_blob(st->get(), 0));
-  }
+  auto of = impl_->stmt("SELECT content_sha256 FROM report_of WHERE baseline = ?", false);
+  if (!of) return of.error();
+  auto row = of->bind(baseline).step();
+  if (!row) return row.error();
+  if (*row) *content_sha256 = std::string(db::column_blob(of->get(), 0));
   std::vector<Reported> out;
-  auto st = db::prepare(impl_->db.get(),
-                        "SELECT path, kind, old_row, new_row, rule FROM report WHERE baseline = ? ORDER BY path", Errc::Io);
+  auto st = impl_->stmt("SELECT path, kind, old_row, new_row, rule FROM report WHERE baseline = ? ORDER BY path", false);
   if (!st) return st.error();
-  bind_bytes(st->get(), 1, baseline);
-  int rc;
-  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW) {
-    Reported r;
-    r.path = Bytes(db::column_blob(st->get(), 0));
-    r.kind = std::string(db::column_blob(st->get(), 1));
-    r.old_row = std::string(db::column_blob(st->get(), 2));
-    r.new_row = std::string(db::column_blob(st->get(), 3));
-    r.rule = std::string(db::column_blob(st->get(), 4));
-    out.push_back(std::move(r));
-  }
-  if (rc != SQLITE_DONE)
-    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
+  FIM_TRY(st->bind(baseline).for_each_row([&](sqlite3_stmt* s) {
+    out.push_back({Bytes(db::column_blob(s, 0)), std::string(db::column_blob(s, 1)), std::string(db::column_blob(s, 2)),
+                   std::string(db::column_blob(s, 3)), std::string(db::column_blob(s, 4))});
+  }));
   return out;
 }
 
 Status StateStore::accepted(const Bytes& baseline, const std::vector<Bytes>& paths, const std::string& new_content_sha256) {
-  FIM_TRY(db::exec(impl_->db.get(), "BEGIN IMMEDIATE", Errc::Io));
-  auto del = db::prepare(impl_->db.get(), "DELETE FROM report WHERE baseline = ? AND path = ?", Errc::Io);
+  auto txn = impl_->begin();
+  if (!txn) return txn.error();
+  auto del = impl_->stmt("DELETE FROM report WHERE baseline = ? AND path = ?");
   if (!del) return del.error();
-  for (const auto& p : paths) {
-    bind_bytes(del->get(), 1, baseline);
-    bind_bytes(del->get(), 2, p);
-    if (sqlite3_step(del->get()) != SQLITE_DONE)
-      return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot write state '" + escape_terminal(impl_->path) + "'");
-    sqlite3_reset(del->get());
-  }
-  return end_report(baseline, new_content_sha256, true);
-}
-
-/// A statement argument: a blob, or an integer.
-struct StateStore::Arg {
-  Arg(const std::string& b) : blob(b), is_int(false) {}
-  Arg(int64_t i) : num(i), is_int(true) {}
-  std::string_view blob;
-  int64_t num = 0;
-  bool is_int;
-};
-
-/// Binds `args` to ?1.. and steps once.
-Status StateStore::exec(const char* sql, std::initializer_list<Arg> args) {
-  auto st = db::prepare(impl_->db.get(), sql, Errc::Io);
-  if (!st) return st.error();
-  int i = 1;
-  for (const Arg& a : args) {
-    if (a.is_int) sqlite3_bind_int64(st->get(), i++, a.num);
-    else bind_bytes(st->get(), i++, a.blob);
-  }
-  const int rc = sqlite3_step(st->get());
-  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot write state '" + escape_terminal(impl_->path) + "'");
-  return {};
+  for (const auto& p : paths) FIM_TRY(del->bind(baseline, p).exec());
+  FIM_TRY(report_of(baseline, new_content_sha256));
+  return txn->commit();
 }
 
 Status StateStore::mark_dirty(const Bytes& baseline, const Bytes& root, const std::string& reason, int64_t at_ns) {
-  return exec("INSERT INTO dirty(baseline, root, first_ns, marked_ns, reason) VALUES(?1, ?2, ?3, ?3, ?4) "
-              "ON CONFLICT(baseline, root) DO UPDATE SET marked_ns = max(marked_ns, ?3), reason = ?4",
-              {baseline, root, at_ns, reason});
+  return impl_->exec("INSERT INTO dirty(baseline, root, first_ns, marked_ns, reason) VALUES(?1, ?2, ?3, ?3, ?4) "
+                     "ON CONFLICT(baseline, root) DO UPDATE SET marked_ns = max(marked_ns, ?3), reason = ?4",
+                     baseline, root, at_ns, reason);
 }
 
 Status StateStore::clear_dirty(const Bytes& baseline, const Bytes& root, int64_t scan_started_ns) {
-  return exec("DELETE FROM dirty WHERE baseline = ?1 AND root = ?2 AND marked_ns <= ?3", {baseline, root, scan_started_ns});
+  return impl_->exec("DELETE FROM dirty WHERE baseline = ?1 AND root = ?2 AND marked_ns <= ?3", baseline, root,
+                     scan_started_ns);
 }
 
 Result<std::vector<StateStore::Dirty>> StateStore::dirty(const Bytes& baseline) {
-  auto st = db::prepare(impl_->db.get(), "SELECT root, first_ns, marked_ns, reason FROM dirty WHERE baseline = ? ORDER BY root", Errc::Io);
+  auto st = impl_->stmt("SELECT root, first_ns, marked_ns, reason FROM dirty WHERE baseline = ? ORDER BY root", false);
   if (!st) return st.error();
-  bind_bytes(st->get(), 1, baseline);
   std::vector<Dirty> out;
-  int rc;
-  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW)
-    out.push_back({Bytes(db::column_blob(st->get(), 0)), sqlite3_column_int64(st->get(), 1), sqlite3_column_int64(st->get(), 2),
-                   std::string(db::column_blob(st->get(), 3))});
-  if (rc != SQLITE_DONE)
-    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
+  FIM_TRY(st->bind(baseline).for_each_row([&](sqlite3_stmt* s) {
+    out.push_back({Bytes(db::column_blob(s, 0)), sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
+                   std::string(db::column_blob(s, 3))});
+  }));
   return out;
 }
 
 Status StateStore::add_gap(const Bytes& baseline, const Gap& g) {
-  FIM_TRY(exec("INSERT INTO gaps(baseline, start_ns, end_ns, reason) VALUES(?, ?, ?, ?)", {baseline, g.start_ns, g.end_ns, g.reason}));
+  FIM_TRY(impl_->exec("INSERT INTO gaps(baseline, start_ns, end_ns, reason) VALUES(?, ?, ?, ?)", baseline, g.start_ns,
+                      g.end_ns, g.reason));
   // Keep the last 1000 per baseline: a history for 'status', not an archive.
-  return exec("DELETE FROM gaps WHERE baseline = ?1 AND id NOT IN (SELECT id FROM gaps WHERE baseline = ?1 ORDER BY id DESC LIMIT 1000)",
-              {baseline});
+  return impl_->exec("DELETE FROM gaps WHERE baseline = ?1 AND id NOT IN "
+                     "(SELECT id FROM gaps WHERE baseline = ?1 ORDER BY id DESC LIMIT 1000)",
+                     baseline);
 }
 
 Result<std::vector<StateStore::Gap>> StateStore::gaps(const Bytes& baseline, int limit) {
-  auto st = db::prepare(impl_->db.get(),
-                        "SELECT start_ns, end_ns, reason FROM (SELECT * FROM gaps WHERE baseline = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
-                        Errc::Io);
+  auto st = impl_->stmt("SELECT start_ns, end_ns, reason FROM "
+                        "(SELECT * FROM gaps WHERE baseline = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                        false);
   if (!st) return st.error();
-  bind_bytes(st->get(), 1, baseline);
-  sqlite3_bind_int(st->get(), 2, limit);
   std::vector<Gap> out;
-  int rc;
-  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW)
-    out.push_back({sqlite3_column_int64(st->get(), 0), sqlite3_column_int64(st->get(), 1), std::string(db::column_blob(st->get(), 2))});
-  if (rc != SQLITE_DONE)
-    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
+  FIM_TRY(st->bind(baseline, limit).for_each_row([&](sqlite3_stmt* s) {
+    out.push_back({sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), std::string(db::column_blob(s, 2))});
+  }));
   return out;
 }
 
 Status StateStore::daemon_beat(const Bytes& baseline, int64_t pid, int64_t started_ns, int64_t now, bool stopped) {
-  return exec("INSERT OR REPLACE INTO daemon(baseline, pid, started_ns, heartbeat_ns, stopped_ns) VALUES(?, ?, ?, ?, ?)",
-              {baseline, pid, started_ns, now, stopped ? now : int64_t{0}});
+  return impl_->exec("INSERT OR REPLACE INTO daemon(baseline, pid, started_ns, heartbeat_ns, stopped_ns) "
+                     "VALUES(?, ?, ?, ?, ?)",
+                     baseline, pid, started_ns, now, stopped ? now : int64_t{0});
 }
 
 Result<std::optional<StateStore::Daemon>> StateStore::daemon(const Bytes& baseline) {
-  auto st = db::prepare(impl_->db.get(), "SELECT pid, started_ns, heartbeat_ns, stopped_ns FROM daemon WHERE baseline = ?", Errc::Io);
+  auto st = impl_->stmt("SELECT pid, started_ns, heartbeat_ns, stopped_ns FROM daemon WHERE baseline = ?", false);
   if (!st) return st.error();
-  bind_bytes(st->get(), 1, baseline);
-  const int rc = sqlite3_step(st->get());
-  if (rc == SQLITE_DONE) return std::optional<Daemon>();
-  if (rc != SQLITE_ROW)
-    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
-  return std::optional<Daemon>(Daemon{sqlite3_column_int64(st->get(), 0), sqlite3_column_int64(st->get(), 1),
-                                      sqlite3_column_int64(st->get(), 2), sqlite3_column_int64(st->get(), 3)});
+  auto row = st->bind(baseline).step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<Daemon>();
+  sqlite3_stmt* s = st->get();
+  return std::optional<Daemon>(Daemon{sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+                                      sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3)});
 }
 
 Status StateStore::set_apt_snapshot(const std::map<std::string, std::string>& versions) {
-  FIM_TRY(db::exec(impl_->db.get(), "BEGIN IMMEDIATE; DELETE FROM apt_snapshot", Errc::Io));
-  for (const auto& [pkg, version] : versions) {
-    if (auto st = exec("INSERT INTO apt_snapshot(pkg, version) VALUES(?, ?)", {pkg, version}); !st) {
-      (void)db::exec(impl_->db.get(), "ROLLBACK", Errc::Io);
-      return st;
-    }
-  }
-  return db::exec(impl_->db.get(), "COMMIT", Errc::Io);
+  auto txn = impl_->begin();
+  if (!txn) return txn.error();
+  FIM_TRY(impl_->exec("DELETE FROM apt_snapshot"));
+  auto ins = impl_->stmt("INSERT INTO apt_snapshot(pkg, version) VALUES(?, ?)");
+  if (!ins) return ins.error();
+  for (const auto& [pkg, version] : versions) FIM_TRY(ins->bind(pkg, version).exec());
+  return txn->commit();
 }
 
 Result<std::map<std::string, std::string>> StateStore::apt_snapshot() {
-  auto st = db::prepare(impl_->db.get(), "SELECT pkg, version FROM apt_snapshot", Errc::Io);
+  auto st = impl_->stmt("SELECT pkg, version FROM apt_snapshot", false);
   if (!st) return st.error();
   std::map<std::string, std::string> out;
-  int rc;
-  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW)
-    out[std::string(db::column_blob(st->get(), 0))] = std::string(db::column_blob(st->get(), 1));
-  if (rc != SQLITE_DONE)
-    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
+  FIM_TRY(st->for_each_row([&](sqlite3_stmt* s) {
+    out[std::string(db::column_blob(s, 0))] = std::string(db::column_blob(s, 1));
+  }));
   return out;
 }
 
 Status StateStore::add_apt_run(int64_t at_ns, const std::string& changes) {
-  return exec("INSERT INTO apt_runs(at_ns, changes) VALUES(?, ?)", {at_ns, changes});
+  return impl_->exec("INSERT INTO apt_runs(at_ns, changes) VALUES(?, ?)", at_ns, changes);
 }
 
 Result<std::vector<StateStore::AptRun>> StateStore::apt_runs_since(int64_t since_ns) {
-  auto st = db::prepare(impl_->db.get(), "SELECT id, at_ns, changes FROM apt_runs WHERE at_ns >= ? ORDER BY id", Errc::Io);
+  auto st = impl_->stmt("SELECT id, at_ns, changes FROM apt_runs WHERE at_ns >= ? ORDER BY id", false);
   if (!st) return st.error();
-  sqlite3_bind_int64(st->get(), 1, since_ns);
   std::vector<AptRun> out;
-  int rc;
-  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW)
-    out.push_back({sqlite3_column_int64(st->get(), 0), sqlite3_column_int64(st->get(), 1),
-                   std::string(db::column_blob(st->get(), 2))});
-  if (rc != SQLITE_DONE)
-    return db::sqlite_error(impl_->db.get(), Errc::Io, "cannot read state '" + escape_terminal(impl_->path) + "'");
+  FIM_TRY(st->bind(since_ns).for_each_row([&](sqlite3_stmt* s) {
+    out.push_back({sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), std::string(db::column_blob(s, 2))});
+  }));
   return out;
 }
 

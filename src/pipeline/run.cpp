@@ -320,9 +320,9 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
   };
   // Every difference goes to the report, to state.db (what 'accept' may accept later: the
   // row digests it saw) and, for update, to the journal of the new baseline.
-  bool recording = false;
+  std::optional<StateStore::ReportTxn> recording;
   if (!update && state) {
-    if (auto b = (*state)->begin_report(opts.db_path); b) recording = true;
+    if (auto b = (*state)->begin_report(opts.db_path); b) recording.emplace(std::move(*b));
     else sink.alert("state", "cannot record this report for 'fimctl accept': " + b.error().describe());
   }
   std::vector<Acceptance> accepted;
@@ -347,7 +347,7 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
     r.old_row = o ? row_digest(*o) : "-";
     r.new_row = n ? row_digest(*n) : "-";
     r.rule = rule ? rule->where.text() : "";
-    if (recording) FIM_TRY((*state)->add_reported(opts.db_path, r));
+    if (recording) FIM_TRY(recording->add(r));
     if (update) accepted.push_back(Acceptance{0, who, "update", opts.reason, r.path, r.kind, r.old_row, r.new_row});
     return {};
   };
@@ -362,7 +362,8 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
     sink.alert("package_mismatch", std::to_string(m->second) + " changed entries are not what their packages ship: "
                                    "look at those first (they are marked 'package: mismatch')");
   const Status verified = base.verify();
-  if (recording) (void)(*state)->end_report(opts.db_path, meta.content_sha256, verified.has_value());
+  if (recording && verified) (void)recording->commit(meta.content_sha256);
+  recording.reset();  // rolls back the report of a baseline that did not verify
   FIM_TRY(verified);
   if (state) {
     if (auto st = (*state)->note_sequence(opts.db_path, meta.sequence, meta.content_sha256); !st)
@@ -390,8 +391,9 @@ Result<Summary> compare_with_baseline(const RunOptions& opts, Sink& sink, bool u
                                                 state.error().describe());
     FIM_TRY((*state)->note_sequence(opts.db_path, next.sequence, next.content_sha256));
     // Everything reported was accepted: the new baseline starts with an empty report.
-    FIM_TRY((*state)->begin_report(opts.db_path));
-    FIM_TRY((*state)->end_report(opts.db_path, next.content_sha256, true));
+    auto empty = (*state)->begin_report(opts.db_path);
+    if (!empty) return empty.error();
+    FIM_TRY(empty->commit(next.content_sha256));
     s.baseline = facts_of(opts.db_path, next);
   }
   s.seconds = monotonic_seconds() - t0;
