@@ -27,7 +27,8 @@ class Txn;  // src/db/sqlite.h
 }
 
 inline constexpr int32_t kBaselineAppId = 0x46494d63;  // "FIMc"
-inline constexpr int kSchemaVersion = 2;  // 2: the acceptance journal
+/// The schema this build writes; src/db/schema.cpp lists every version it can migrate.
+inline constexpr int kSchemaVersion = 2;
 
 /// One acceptance, as recorded in the baseline's hash-chained journal: `text` is canonical
 /// "key=value" lines (journal_text()), `hash` = SHA-256(previous hash || text), hex; the
@@ -56,6 +57,7 @@ bool journal_chain_ok(const std::vector<JournalEntry>& j);
 bool parse_journal_text(std::string_view text, Acceptance* out);
 
 struct BaselineMeta {
+  int schema_version = kSchemaVersion;  ///< what the file was written in (older: open_older())
   int64_t created_ns = 0;
   std::string fimctl_version;
   std::string host_id;
@@ -230,13 +232,17 @@ class BaselineWriter {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Opens a baseline for reading, refusing anything that is not exactly a fimctl baseline of a
-/// schema this build knows: a missing file, a foreign or corrupt database, a newer schema
-/// (Errc::Database), or a -wal/-journal file beside it that SQLite would replay (Errc::Trust).
-/// Opened read-only with immutable=1, defensive, trusted_schema off.
+/// Opens a baseline for reading, refusing anything that is not exactly a fimctl baseline of
+/// the current schema: a missing file, a foreign or corrupt database, a newer or older schema
+/// (Errc::Database; an older one's message names 'fimctl migrate'), or a -wal/-journal file
+/// beside it that SQLite would replay (Errc::Trust). Opened read-only with immutable=1,
+/// defensive, trusted_schema off.
 class BaselineReader {
  public:
   static Result<std::unique_ptr<BaselineReader>> open(const Bytes& path);
+  /// The same, but a baseline of an older schema this build can migrate is read too (its
+  /// meta().schema_version says which): for migrate_baseline(), never for a comparison.
+  static Result<std::unique_ptr<BaselineReader>> open_older(const Bytes& path);
   ~BaselineReader();
   BaselineReader(const BaselineReader&) = delete;
   BaselineReader& operator=(const BaselineReader&) = delete;
@@ -259,6 +265,7 @@ class BaselineReader {
   Result<std::vector<Bytes>> paths_with_inode(uint64_t ino);
 
  private:
+  static Result<std::unique_ptr<BaselineReader>> open_impl(const Bytes& path, bool older);
   struct Impl;
   explicit BaselineReader(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
@@ -280,8 +287,9 @@ class BaselineLock {
 /// earlier signature.
 Result<BaselineMeta> sign_baseline(const Bytes& path, const SigningKey& key);
 
-/// The schema's SQL statements, generated from the attribute table.
-std::vector<std::string> baseline_schema();
+/// The SQL statements of schema `version` (empty for one this build does not know),
+/// generated from the attribute table.
+std::vector<std::string> baseline_schema(int version = kSchemaVersion);
 /// The canonical encoding of one row, as covered by the content digest.
 Bytes canonical_row(const Record& r);
 /// What the content digest covers after the rows: the roots (in order), where they came

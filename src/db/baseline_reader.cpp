@@ -33,20 +33,25 @@ std::string uri_for(const Bytes& path) {
   return uri + "?mode=ro&immutable=1";
 }
 
-std::string q(const Bytes& path) { return "'" + escape_terminal(path) + "'"; }
+/// "type name tbl_name sql" of every schema object, by name.
+Result<std::vector<std::string>> schema_of(sqlite3* db, Errc code, std::string what) {
+  auto st = db::Stmt::prepare(db, "SELECT type || ' ' || name || ' ' || tbl_name || ' ' || ifnull(sql, '') "
+                                  "FROM sqlite_schema ORDER BY name", code, std::move(what));
+  if (!st) return st.error();
+  std::vector<std::string> out;
+  FIM_TRY(st->for_each_row([&](sqlite3_stmt* s) {
+    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)));
+  }));
+  return out;
+}
 
-/// The schema SQLite reports for a freshly created baseline (so comparison is exact).
-Result<std::vector<std::string>> expected_schema() {
+/// The schema SQLite reports for a freshly created baseline of `version` (so comparison is exact).
+Result<std::vector<std::string>> expected_schema(int version) {
   sqlite3* raw = nullptr;
   sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE, nullptr);
   db::DbPtr mem(raw);
-  for (const auto& stmt : baseline_schema()) FIM_TRY(db::exec(mem.get(), stmt.c_str(), Errc::Bug));
-  auto st = db::prepare(mem.get(), "SELECT type || ' ' || name || ' ' || tbl_name || ' ' || ifnull(sql, '') FROM sqlite_schema ORDER BY name", Errc::Bug);
-  if (!st) return st.error();
-  std::vector<std::string> out;
-  while (sqlite3_step(st->get()) == SQLITE_ROW)
-    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st->get(), 0)));
-  return out;
+  for (const auto& stmt : baseline_schema(version)) FIM_TRY(db::exec(mem.get(), stmt.c_str(), Errc::Bug));
+  return schema_of(mem.get(), Errc::Bug, "cannot list a schema");
 }
 
 }  // namespace
@@ -56,6 +61,7 @@ struct BaselineReader::Impl {
   db::DbPtr db;
   db::StmtPtr cursor;
   BaselineMeta meta;
+  const db::SchemaVersion* version = nullptr;
   Sha256Stream content;
   uint64_t rows = 0;
   Bytes last_path;
@@ -64,6 +70,19 @@ struct BaselineReader::Impl {
   struct stat identity {};  // of the file when it was opened
   db::StmtPtr range;
   bool range_open = false;
+
+  Error not_ours(const std::string& why) const {
+    return make_error(Errc::Database, quote(path) + " is not a fimctl baseline (" + why + ")");
+  }
+  Error corrupt() const { return db::sqlite_error(db.get(), Errc::Database, "baseline " + quote(path) + " is corrupt"); }
+  /// A statement whose errors say the baseline is corrupt.
+  Result<db::Stmt> stmt(std::string_view sql) const {
+    return db::Stmt::prepare(db.get(), sql, Errc::Database, "baseline " + quote(path) + " is corrupt");
+  }
+  Status check_file();
+  Status open_db();
+  Status check_version(bool older);
+  Status read_manifest();
 };
 
 BaselineReader::BaselineReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -71,89 +90,93 @@ BaselineReader::~BaselineReader() = default;
 const BaselineMeta& BaselineReader::meta() const { return impl_->meta; }
 const Bytes& BaselineReader::path() const { return impl_->path; }
 
-Result<std::unique_ptr<BaselineReader>> BaselineReader::open(const Bytes& path) {
-  auto impl = std::make_unique<Impl>();
-  impl->path = path;
+/// A regular, readable file with no side file SQLite would replay.
+Status BaselineReader::Impl::check_file() {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return make_error(Errc::Database, "no baseline at " + q(path) + " (run 'fimctl init' first)");
-    return make_error(Errc::Database, "cannot read baseline " + q(path), errno);
+    if (errno == ENOENT) return make_error(Errc::Database, "no baseline at " + quote(path) + " (run 'fimctl init' first)");
+    return make_error(Errc::Database, "cannot read baseline " + quote(path), errno);
   }
-  if (!S_ISREG(st.st_mode)) return make_error(Errc::Database, "baseline " + q(path) + " is not a regular file");
-  impl->identity = st;
-  if (::access(path.c_str(), R_OK) != 0) return make_error(Errc::Database, "cannot read baseline " + q(path), errno);
+  if (!S_ISREG(st.st_mode)) return make_error(Errc::Database, "baseline " + quote(path) + " is not a regular file");
+  identity = st;
+  if (::access(path.c_str(), R_OK) != 0) return make_error(Errc::Database, "cannot read baseline " + quote(path), errno);
   for (const char* suffix : {"-journal", "-wal"}) {
     const Bytes side = path + suffix;
     if (::lstat(side.c_str(), &st) == 0)
-      return make_error(Errc::Trust, "refusing baseline " + q(path) + ": " + q(side) +
+      return make_error(Errc::Trust, "refusing baseline " + quote(path) + ": " + quote(side) +
                                          " exists beside it and SQLite would replay it; "
                                          "a baseline never has one (remove it after investigating)");
   }
+  return {};
+}
 
+/// Read-only, immutable, defensive: no triggers, views or untrusted schema.
+Status BaselineReader::Impl::open_db() {
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(uri_for(path).c_str(), &raw,
                                  SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr);
-  impl->db.reset(raw);
-  if (rc != SQLITE_OK) return db::sqlite_error(raw, Errc::Database, "cannot open baseline " + q(path));
-  sqlite3* db = raw;
-  sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
-  sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
-  sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, nullptr);
-  sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_VIEW, 0, nullptr);
-  const auto not_ours = [&](const std::string& why) {
-    return make_error(Errc::Database, q(path) + " is not a fimctl baseline (" + why + ")");
-  };
-  if (sqlite3_exec(db, "PRAGMA cell_size_check=ON; PRAGMA mmap_size=0; PRAGMA query_only=ON;", nullptr, nullptr, nullptr) != SQLITE_OK)
-    return not_ours(sqlite3_errmsg(db));
+  db.reset(raw);
+  if (rc != SQLITE_OK) return db::sqlite_error(raw, Errc::Database, "cannot open baseline " + quote(path));
+  sqlite3_db_config(raw, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_db_config(raw, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+  sqlite3_db_config(raw, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, nullptr);
+  sqlite3_db_config(raw, SQLITE_DBCONFIG_ENABLE_VIEW, 0, nullptr);
+  if (sqlite3_exec(raw, "PRAGMA cell_size_check=ON; PRAGMA mmap_size=0; PRAGMA query_only=ON;", nullptr, nullptr,
+                   nullptr) != SQLITE_OK)
+    return not_ours(sqlite3_errmsg(raw));
+  return {};
+}
 
+/// application_id, user_version and the exact schema SQL of that version. An older version
+/// is refused (exit 17, naming the command that migrates it) unless `older`.
+Status BaselineReader::Impl::check_version(bool older) {
   const auto pragma_int = [&](const char* sql, int64_t* out) -> Status {
-    auto st = db::prepare(db, sql);
-    if (!st) return not_ours(sqlite3_errmsg(db));
-    if (sqlite3_step(st->get()) != SQLITE_ROW) return not_ours(sqlite3_errmsg(db));
+    auto st = db::Stmt::prepare(db.get(), sql, Errc::Database, "");
+    if (!st) return not_ours(sqlite3_errmsg(db.get()));
+    auto row = st->step();
+    if (!row || !*row) return not_ours(sqlite3_errmsg(db.get()));
     *out = sqlite3_column_int64(st->get(), 0);
     return {};
   };
-  int64_t app_id = 0, version = 0;
+  int64_t app_id = 0, v = 0;
   FIM_TRY(pragma_int("PRAGMA application_id", &app_id));
   if (app_id != kBaselineAppId) return not_ours("wrong application id");
-  FIM_TRY(pragma_int("PRAGMA user_version", &version));
-  if (version > kSchemaVersion)
-    return make_error(Errc::Database, "baseline " + q(path) + " was written by a newer fimctl (schema " +
-                                          std::to_string(version) + "; this fimctl reads up to " +
+  FIM_TRY(pragma_int("PRAGMA user_version", &v));
+  if (v > kSchemaVersion)
+    return make_error(Errc::Database, "baseline " + quote(path) + " was written by a newer fimctl (schema " +
+                                          std::to_string(v) + "; this fimctl reads up to " +
                                           std::to_string(kSchemaVersion) + ")");
-  if (version < 1) return not_ours("no schema version");
-  if (version < kSchemaVersion)
-    return make_error(Errc::Database, "baseline " + q(path) + " was written by an older fimctl (schema " +
-                                          std::to_string(version) + "; this one reads " + std::to_string(kSchemaVersion) +
-                                          "): record a new one with 'fimctl init'");
-
-  auto expected = expected_schema();
+  if (v < 1) return not_ours("no schema version");
+  version = db::schema_version(static_cast<int>(v));
+  if (v < kSchemaVersion && !older)
+    return make_error(Errc::Database,
+                      "baseline " + quote(path) + " was written by an older fimctl (schema " + std::to_string(v) +
+                          "; this one reads " + std::to_string(kSchemaVersion) + ")" +
+                          (version ? ": migrate it with fimctl --db " + quote(path) + " migrate"
+                                   : ": it is too old to migrate; record a new one with 'fimctl init'"));
+  if (!version) return not_ours("schema " + std::to_string(v) + " is too old to migrate");
+  meta.schema_version = version->version;
+  auto expected = expected_schema(version->version);
   if (!expected) return expected.error();
-  {
-    auto st = db::prepare(db, "SELECT type || ' ' || name || ' ' || tbl_name || ' ' || ifnull(sql, '') FROM sqlite_schema ORDER BY name");
-    if (!st) return not_ours(sqlite3_errmsg(db));
-    std::vector<std::string> actual;
-    int step;
-    while ((step = sqlite3_step(st->get())) == SQLITE_ROW)
-      actual.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st->get(), 0)));
-    if (step != SQLITE_DONE) return not_ours(sqlite3_errmsg(db));
-    if (actual != *expected) return not_ours("unexpected schema");
-  }
+  auto actual = schema_of(db.get(), Errc::Database, "");
+  if (!actual) return not_ours(sqlite3_errmsg(db.get()));
+  if (*actual != *expected) return not_ours("unexpected schema");
+  return {};
+}
 
+/// The manifest (meta), the roots and the journal, before any entry.
+Status BaselineReader::Impl::read_manifest() {
   std::map<std::string, std::string> kv;
-  {
-    auto st = db::prepare(db, "SELECT key, value FROM meta");
-    if (!st) return st.error();
-    int step;
-    while ((step = sqlite3_step(st->get())) == SQLITE_ROW)
-      kv[std::string(db::column_blob(st->get(), 0))] = std::string(db::column_blob(st->get(), 1));
-    if (step != SQLITE_DONE) return db::sqlite_error(db, Errc::Database, "baseline " + q(path) + " is corrupt");
-  }
+  auto st = stmt("SELECT key, value FROM meta");
+  if (!st) return st.error();
+  FIM_TRY(st->for_each_row([&](sqlite3_stmt* s) {
+    kv[std::string(db::column_blob(s, 0))] = std::string(db::column_blob(s, 1));
+  }));
   for (const char* key : {"format", "created_at", "entry_count", "content_sha256", "signed", "policy_digest", "roots_source"}) {
     if (!kv.count(key)) return not_ours(std::string("manifest lacks '") + key + "'");
   }
   if (kv["format"] != "fimctl-baseline") return not_ours("wrong format tag");
-  BaselineMeta& m = impl->meta;
+  BaselineMeta& m = meta;
   char* end = nullptr;
   m.created_ns = std::strtoll(kv["created_at"].c_str(), &end, 10);
   m.entry_count = std::strtoull(kv["entry_count"].c_str(), &end, 10);
@@ -167,28 +190,33 @@ Result<std::unique_ptr<BaselineReader>> BaselineReader::open(const Bytes& path) 
   m.sequence = std::strtoull(kv["sequence"].c_str(), &end, 10);
   m.key_id = kv["key_id"];
   m.signature = kv["signature"];
-  {
-    auto st = db::prepare(db, "SELECT path FROM roots ORDER BY path");
-    if (!st) return st.error();
-    int step;
-    while ((step = sqlite3_step(st->get())) == SQLITE_ROW) m.roots.emplace_back(db::column_blob(st->get(), 0));
-    if (step != SQLITE_DONE) return db::sqlite_error(db, Errc::Database, "baseline " + q(path) + " is corrupt");
-  }
+  auto roots = stmt("SELECT path FROM roots ORDER BY path");
+  if (!roots) return roots.error();
+  FIM_TRY(roots->for_each_row([&](sqlite3_stmt* s) { m.roots.emplace_back(db::column_blob(s, 0)); }));
+  if (!version->journal) return {};
+  auto journal = stmt("SELECT seq, entry, hash FROM journal ORDER BY seq");
+  if (!journal) return journal.error();
+  FIM_TRY(journal->for_each_row([&](sqlite3_stmt* s) {
+    m.journal.push_back({static_cast<uint64_t>(sqlite3_column_int64(s, 0)), std::string(db::column_blob(s, 1)),
+                         std::string(db::column_blob(s, 2))});
+  }));
+  if (!journal_chain_ok(m.journal))
+    return make_error(Errc::Trust, "baseline " + quote(path) + " failed verification: its acceptance journal is "
+                                   "broken (an entry was edited, removed or reordered)");
+  return {};
+}
 
-  {
-    auto st = db::prepare(db, "SELECT seq, entry, hash FROM journal ORDER BY seq");
-    if (!st) return st.error();
-    int step;
-    while ((step = sqlite3_step(st->get())) == SQLITE_ROW)
-      m.journal.push_back({static_cast<uint64_t>(sqlite3_column_int64(st->get(), 0)), std::string(db::column_blob(st->get(), 1)),
-                           std::string(db::column_blob(st->get(), 2))});
-    if (step != SQLITE_DONE) return db::sqlite_error(db, Errc::Database, "baseline " + q(path) + " is corrupt");
-    if (!journal_chain_ok(m.journal))
-      return make_error(Errc::Trust, "baseline " + q(path) + " failed verification: its acceptance journal is "
-                                     "broken (an entry was edited, removed or reordered)");
-  }
+Result<std::unique_ptr<BaselineReader>> BaselineReader::open(const Bytes& path) { return open_impl(path, false); }
+Result<std::unique_ptr<BaselineReader>> BaselineReader::open_older(const Bytes& path) { return open_impl(path, true); }
 
-  auto cursor = db::prepare(db, "SELECT " + db::entry_columns() + " FROM entries ORDER BY path");
+Result<std::unique_ptr<BaselineReader>> BaselineReader::open_impl(const Bytes& path, bool older) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  FIM_TRY(impl->check_file());
+  FIM_TRY(impl->open_db());
+  FIM_TRY(impl->check_version(older));
+  FIM_TRY(impl->read_manifest());
+  auto cursor = db::prepare(impl->db.get(), "SELECT " + db::entry_columns(*impl->version) + " FROM entries ORDER BY path");
   if (!cursor) return cursor.error();
   impl->cursor = std::move(cursor.value());
   impl->content.update(db::kContentDigestPrefix);
@@ -205,11 +233,11 @@ Result<bool> BaselineReader::next(Record* out) {
     return false;
   }
   if (rc != SQLITE_ROW)
-    return db::sqlite_error(impl_->db.get(), Errc::Database, "baseline " + q(impl_->path) + " is corrupt");
-  if (!db::read_record(impl_->cursor.get(), out))
-    return make_error(Errc::Database, "baseline " + q(impl_->path) + " is corrupt: malformed entry");
+    return db::sqlite_error(impl_->db.get(), Errc::Database, "baseline " + quote(impl_->path) + " is corrupt");
+  if (!db::read_record(impl_->cursor.get(), *impl_->version, out))
+    return make_error(Errc::Database, "baseline " + quote(impl_->path) + " is corrupt: malformed entry");
   if (impl_->rows > 0 && !(impl_->last_path < out->path))
-    return make_error(Errc::Database, "baseline " + q(impl_->path) + " is corrupt: entries out of order");
+    return make_error(Errc::Database, "baseline " + quote(impl_->path) + " is corrupt: entries out of order");
   impl_->content.update(canonical_row(*out));
   impl_->last_path = out->path;
   ++impl_->rows;
@@ -219,7 +247,7 @@ Result<bool> BaselineReader::next(Record* out) {
 Status BaselineReader::verify() const {
   if (impl_->cursor) return make_error(Errc::Bug, "baseline verified before it was read to the end");
   if (impl_->rows != impl_->meta.entry_count || hex_encode(impl_->digest) != impl_->meta.content_sha256)
-    return make_error(Errc::Trust, "baseline " + q(impl_->path) +
+    return make_error(Errc::Trust, "baseline " + quote(impl_->path) +
                                        " failed verification: its entries do not match its manifest "
                                        "(edited, truncated or corrupted); no result of this run can be trusted");
   impl_->verified = true;
@@ -234,10 +262,10 @@ Status BaselineReader::seek(const Bytes& path) {
       now.st_size != was.st_size || now.st_mtim.tv_sec != was.st_mtim.tv_sec ||
       now.st_mtim.tv_nsec != was.st_mtim.tv_nsec || now.st_ctim.tv_sec != was.st_ctim.tv_sec ||
       now.st_ctim.tv_nsec != was.st_ctim.tv_nsec)
-    return make_error(Errc::Trust, "baseline " + q(impl_->path) + " is not the file verified any more (replaced or edited)");
+    return make_error(Errc::Trust, "baseline " + quote(impl_->path) + " is not the file verified any more (replaced or edited)");
   if (!impl_->range) {
     // BLOBs compare with memcmp: everything below P sorts in [P + "/", P + "0").
-    auto st = db::prepare(impl_->db.get(), "SELECT " + db::entry_columns() +
+    auto st = db::prepare(impl_->db.get(), "SELECT " + db::entry_columns(*impl_->version) +
                                                " FROM entries WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path");
     if (!st) return st.error();
     impl_->range = std::move(st.value());
@@ -262,20 +290,17 @@ Result<bool> BaselineReader::range_next(Record* out) {
     sqlite3_reset(st);
     return false;
   }
-  if (rc != SQLITE_ROW) return db::sqlite_error(impl_->db.get(), Errc::Database, "baseline " + q(impl_->path) + " is corrupt");
-  if (!db::read_record(st, out)) return make_error(Errc::Database, "baseline " + q(impl_->path) + " is corrupt: malformed entry");
+  if (rc != SQLITE_ROW) return db::sqlite_error(impl_->db.get(), Errc::Database, "baseline " + quote(impl_->path) + " is corrupt");
+  if (!db::read_record(st, *impl_->version, out)) return make_error(Errc::Database, "baseline " + quote(impl_->path) + " is corrupt: malformed entry");
   return true;
 }
 
 Result<std::vector<Bytes>> BaselineReader::paths_with_inode(uint64_t ino) {
   if (!impl_->verified) return make_error(Errc::Bug, "baseline read before it was verified");
-  auto st = db::prepare(impl_->db.get(), "SELECT path FROM entries WHERE inode = ? ORDER BY path");
+  auto st = impl_->stmt("SELECT path FROM entries WHERE inode = ? ORDER BY path");
   if (!st) return st.error();
-  sqlite3_bind_int64(st->get(), 1, static_cast<sqlite3_int64>(ino));
   std::vector<Bytes> out;
-  int rc;
-  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW) out.emplace_back(db::column_blob(st->get(), 0));
-  if (rc != SQLITE_DONE) return db::sqlite_error(impl_->db.get(), Errc::Database, "baseline " + q(impl_->path) + " is corrupt");
+  FIM_TRY(st->bind(ino).for_each_row([&](sqlite3_stmt* s) { out.emplace_back(db::column_blob(s, 0)); }));
   return out;
 }
 

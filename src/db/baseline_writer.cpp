@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <optional>
 
 #include "fim/base/digest.h"
 #include "fim/base/sys.h"
@@ -16,11 +17,48 @@
 #include "schema.h"
 
 namespace fim {
+namespace {
+
+/// The roots, the journal and the manifest's key/value rows.
+Status write_manifest(sqlite3* db, const BaselineMeta& meta) {
+  const auto stmt = [&](const char* sql, const char* what) {
+    return db::Stmt::prepare(db, sql, Errc::Io, std::string("cannot write the ") + what);
+  };
+  auto roots = stmt("INSERT INTO roots(path) VALUES(?)", "roots");
+  if (!roots) return roots.error();
+  for (const auto& root : meta.roots) FIM_TRY(roots->bind(root).exec());
+  auto journal = stmt("INSERT INTO journal(seq, entry, hash) VALUES(?, ?, ?)", "journal");
+  if (!journal) return journal.error();
+  for (const auto& e : meta.journal) FIM_TRY(journal->bind(e.seq, e.text, db::Text{e.hash}).exec());
+  auto put = stmt("INSERT INTO meta(key, value) VALUES(?, ?)", "manifest");
+  if (!put) return put.error();
+  const std::pair<const char*, std::string> rows[] = {
+      {"format", "fimctl-baseline"},
+      {"schema_version", std::to_string(meta.schema_version)},
+      {"created_at", std::to_string(meta.created_ns)},
+      {"fimctl_version", meta.fimctl_version},
+      {"host_id", meta.host_id},
+      {"policy_digest", meta.policy_digest},
+      {"policy_source", meta.policy_source},
+      {"roots_source", meta.roots_source},
+      {"entry_count", std::to_string(meta.entry_count)},
+      {"content_sha256", meta.content_sha256},
+      {"signed", meta.is_signed ? "1" : "0"},
+      {"sequence", std::to_string(meta.sequence)},
+      {"key_id", meta.key_id},
+      {"signature", meta.signature},
+  };
+  for (const auto& [key, value] : rows) FIM_TRY(put->bind(db::Text{key}, value).exec());
+  return {};
+}
+
+}  // namespace
 
 struct BaselineWriter::Impl {
   Bytes final_path;
   Bytes temp_path;
   db::DbPtr db;
+  std::optional<db::Txn> txn;  // every row in one transaction, committed by commit()
   db::StmtPtr insert;
   Sha256Stream content;
   uint64_t count = 0;
@@ -30,6 +68,7 @@ struct BaselineWriter::Impl {
 
   ~Impl() {
     insert.reset();
+    txn.reset();
     db.reset();
     if (!committed && !temp_path.empty()) ::unlink(temp_path.c_str());
   }
@@ -45,7 +84,7 @@ Result<std::unique_ptr<BaselineWriter>> BaselineWriter::create(const Bytes& path
   Bytes dir, name;
   split_path(path, &dir, &name);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return make_error(Errc::Io, "cannot create the baseline directory '" + escape_terminal(dir) + "'", errno);
+    return make_error(Errc::Io, "cannot create the baseline directory " + quote(dir), errno);
   // Temp files a killed writer left behind (the caller holds the lock: no writer is live).
   if (UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dfd.valid()) {
     if (DIR* d = ::fdopendir(dfd.get())) {
@@ -77,9 +116,11 @@ Result<std::unique_ptr<BaselineWriter>> BaselineWriter::create(const Bytes& path
   const std::string ids = "PRAGMA application_id=" + std::to_string(kBaselineAppId) +
                           "; PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";";
   FIM_TRY(db::exec(db, ids.c_str(), Errc::Io));
-  FIM_TRY(db::exec(db, "BEGIN", Errc::Io));
+  auto txn = db::Txn::begin(db, "BEGIN", Errc::Io);
+  if (!txn) return txn.error();
+  impl->txn.emplace(std::move(*txn));
   for (const auto& stmt : baseline_schema()) FIM_TRY(db::exec(db, stmt.c_str(), Errc::Io));
-  std::string sql = "INSERT INTO entries(" + db::entry_columns() + ") VALUES(?";
+  std::string sql = "INSERT INTO entries(" + db::entry_columns(*db::schema_version(kSchemaVersion)) + ") VALUES(?";
   for (size_t i = 1; i < 4 + kAttrCount; ++i) sql += ",?";
   sql += ")";
   auto st = db::prepare(db, sql, Errc::Io);
@@ -106,6 +147,7 @@ Status BaselineWriter::add(const Record& r) {
 Status BaselineWriter::commit(BaselineMeta* out) {
   sqlite3* db = impl_->db.get();
   BaselineMeta& meta = *out;
+  meta.schema_version = kSchemaVersion;
   meta.entry_count = impl_->count;
   impl_->content.update(canonical_manifest_tail(meta));
   meta.content_sha256 = hex_encode(impl_->content.finish());
@@ -116,50 +158,9 @@ Status BaselineWriter::commit(BaselineMeta* out) {
     if (!sig) return sig.error();
     meta.signature = *sig;
   }
-  auto roots = db::prepare(db, "INSERT INTO roots(path) VALUES(?)", Errc::Io);
-  if (!roots) return roots.error();
-  for (const auto& root : meta.roots) {
-    sqlite3_bind_blob(roots->get(), 1, root.data(), static_cast<int>(root.size()), SQLITE_STATIC);
-    if (sqlite3_step(roots->get()) != SQLITE_DONE) return db::sqlite_error(db, Errc::Io, "cannot write the roots");
-    sqlite3_reset(roots->get());
-  }
-  auto jr = db::prepare(db, "INSERT INTO journal(seq, entry, hash) VALUES(?, ?, ?)", Errc::Io);
-  if (!jr) return jr.error();
-  for (const auto& e : meta.journal) {
-    sqlite3_bind_int64(jr->get(), 1, static_cast<sqlite3_int64>(e.seq));
-    sqlite3_bind_blob(jr->get(), 2, e.text.data(), static_cast<int>(e.text.size()), SQLITE_STATIC);
-    sqlite3_bind_text(jr->get(), 3, e.hash.c_str(), -1, SQLITE_STATIC);
-    if (sqlite3_step(jr->get()) != SQLITE_DONE) return db::sqlite_error(db, Errc::Io, "cannot write the journal");
-    sqlite3_reset(jr->get());
-  }
-  jr->reset();
-  auto put = db::prepare(db, "INSERT INTO meta(key, value) VALUES(?, ?)", Errc::Io);
-  if (!put) return put.error();
-  const std::pair<const char*, std::string> rows[] = {
-      {"format", "fimctl-baseline"},
-      {"schema_version", std::to_string(kSchemaVersion)},
-      {"created_at", std::to_string(meta.created_ns)},
-      {"fimctl_version", meta.fimctl_version},
-      {"host_id", meta.host_id},
-      {"policy_digest", meta.policy_digest},
-      {"policy_source", meta.policy_source},
-      {"roots_source", meta.roots_source},
-      {"entry_count", std::to_string(meta.entry_count)},
-      {"content_sha256", meta.content_sha256},
-      {"signed", meta.is_signed ? "1" : "0"},
-      {"sequence", std::to_string(meta.sequence)},
-      {"key_id", meta.key_id},
-      {"signature", meta.signature},
-  };
-  for (const auto& [key, value] : rows) {
-    sqlite3_bind_text(put->get(), 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(put->get(), 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
-    if (sqlite3_step(put->get()) != SQLITE_DONE) return db::sqlite_error(db, Errc::Io, "cannot write the manifest");
-    sqlite3_reset(put->get());
-  }
-  roots->reset();
-  put->reset();
-  FIM_TRY(db::exec(db, "COMMIT", Errc::Io));
+  FIM_TRY(write_manifest(db, meta));
+  FIM_TRY(impl_->txn->commit());
+  impl_->txn.reset();
   impl_->insert.reset();
   if (sqlite3_close_v2(impl_->db.release()) != SQLITE_OK)
     return make_error(Errc::Io, "cannot close '" + escape_terminal(impl_->temp_path) + "'");
@@ -175,7 +176,7 @@ Status BaselineWriter::commit(BaselineMeta* out) {
   split_path(impl_->final_path, &dir, &name);
   UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dfd.valid() || ::fsync(dfd.get()) != 0)
-    return make_error(Errc::Io, "cannot sync directory '" + escape_terminal(dir) + "'", errno);
+    return make_error(Errc::Io, "cannot sync directory " + quote(dir), errno);
   return {};
 }
 

@@ -86,7 +86,7 @@ std::string manifest_text(const BaselineMeta& m) {
   // host and policy source, which cannot contain a newline when they come from fimctl (and
   // are checked to be single lines when read back).
   std::string out = "fimctl-manifest-v1\n";
-  out += "schema_version=" + std::to_string(kSchemaVersion) + "\n";
+  out += "schema_version=" + std::to_string(m.schema_version) + "\n";
   out += "content_sha256=" + m.content_sha256 + "\n";
   out += "entry_count=" + std::to_string(m.entry_count) + "\n";
   out += "sequence=" + std::to_string(m.sequence) + "\n";

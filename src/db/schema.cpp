@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The baseline schema, generated from FIM_ATTRIBUTES so a new attribute is one table row.
+// The baseline schema, generated from FIM_ATTRIBUTES and kSchemaVersions: every version this
+// build can migrate is the same generator with fewer attributes or no journal.
 //
 //   meta     the manifest: key/value pairs (format, schema, created_at, host_id, policy,
 //            roots_source, entry_count, content_sha256, signed, sequence, fimctl_version)
@@ -15,27 +16,56 @@
 #include "fim/db.h"
 
 namespace fim {
+namespace db {
+namespace {
 
-std::vector<std::string> baseline_schema() {
+// Append a row for every change of the schema (an attribute appended to FIM_ATTRIBUTES, a new
+// table); the last row is kSchemaVersion. BaselineReader::open_older() reads every row's
+// baselines, and migrate_baseline() rewrites them in the last one.
+constexpr SchemaVersion kSchemaVersions[] = {
+    {1, 20, false},  // the first baseline
+    {2, 20, true},   // the acceptance journal (fimctl accept, update)
+};
+static_assert(std::size(kSchemaVersions) == kSchemaVersion - kOldestSchemaVersion + 1);
+static_assert(kSchemaVersions[std::size(kSchemaVersions) - 1].version == kSchemaVersion);
+static_assert(kSchemaVersions[std::size(kSchemaVersions) - 1].attrs == kAttrCount,
+              "an attribute was added to FIM_ATTRIBUTES: add a schema version with it");
+
+}  // namespace
+
+const SchemaVersion* schema_version(int version) {
+  for (const auto& v : kSchemaVersions)
+    if (v.version == version) return &v;
+  return nullptr;
+}
+
+}  // namespace db
+
+std::vector<std::string> baseline_schema(int version) {
+  const db::SchemaVersion* v = db::schema_version(version);
+  if (!v) return {};
   std::string entries =
       "CREATE TABLE entries(\n"
       "  path BLOB PRIMARY KEY NOT NULL,\n"
       "  status INTEGER NOT NULL,\n"
       "  errno INTEGER NOT NULL,\n"
       "  have INTEGER NOT NULL";
-  for (size_t i = 0; i < kAttrCount; ++i) {
+  for (size_t i = 0; i < v->attrs; ++i) {
     const Attr a = static_cast<Attr>(i);
     entries += ",\n  ";
     entries += attr_info(a).key;
     entries += attr_is_integer(a) ? " INTEGER" : " BLOB";
   }
   entries += "\n) WITHOUT ROWID";
-  return {
+  std::vector<std::string> out = {
       "CREATE TABLE meta(\n  key TEXT PRIMARY KEY NOT NULL,\n  value BLOB NOT NULL\n) WITHOUT ROWID",
       "CREATE TABLE roots(\n  path BLOB PRIMARY KEY NOT NULL\n) WITHOUT ROWID",
       entries,
-      "CREATE TABLE journal(\n  seq INTEGER PRIMARY KEY NOT NULL,\n  entry BLOB NOT NULL,\n  hash TEXT NOT NULL\n)",
   };
+  if (v->journal)
+    out.emplace_back("CREATE TABLE journal(\n  seq INTEGER PRIMARY KEY NOT NULL,\n  entry BLOB NOT NULL,\n"
+                     "  hash TEXT NOT NULL\n)");
+  return out;
 }
 
 Bytes canonical_row(const Record& r) {
@@ -76,23 +106,22 @@ Bytes canonical_manifest_tail(const BaselineMeta& m) {
   for (const auto& r : m.roots) put(r);
   put(m.roots_source);
   put(m.policy_digest);
-  put(std::to_string(m.journal.size()));
-  put(m.journal_head());
+  if (const db::SchemaVersion* v = db::schema_version(m.schema_version); !v || v->journal) {
+    put(std::to_string(m.journal.size()));
+    put(m.journal_head());
+  }
   return out;
 }
 
 namespace db {
 
-const std::string& entry_columns() {
-  static const std::string cols = [] {
-    std::string s = "path, status, errno, have";
-    for (size_t i = 0; i < kAttrCount; ++i) {
-      s += ", ";
-      s += attr_info(static_cast<Attr>(i)).key;
-    }
-    return s;
-  }();
-  return cols;
+std::string entry_columns(const SchemaVersion& v) {
+  std::string s = "path, status, errno, have";
+  for (size_t i = 0; i < v.attrs; ++i) {
+    s += ", ";
+    s += attr_info(static_cast<Attr>(i)).key;
+  }
+  return s;
 }
 
 void bind_record(sqlite3_stmt* st, const Record& r) {
@@ -115,7 +144,7 @@ void bind_record(sqlite3_stmt* st, const Record& r) {
   }
 }
 
-bool read_record(sqlite3_stmt* st, Record* r) {
+bool read_record(sqlite3_stmt* st, const SchemaVersion& v, Record* r) {
   *r = Record{};
   if (sqlite3_column_type(st, 0) != SQLITE_BLOB && sqlite3_column_type(st, 0) != SQLITE_TEXT) return false;
   r->path.assign(column_blob(st, 0));
@@ -124,8 +153,8 @@ bool read_record(sqlite3_stmt* st, Record* r) {
   r->status = static_cast<EntryStatus>(status);
   r->sys_errno = sqlite3_column_int(st, 2);
   const auto have = static_cast<AttrMask>(sqlite3_column_int64(st, 3));
-  if (have & ~kAllAttrs) return false;
-  for (size_t i = 0; i < kAttrCount; ++i) {
+  if (have & ~((AttrMask{1} << v.attrs) - 1)) return false;  // an attribute without a column
+  for (size_t i = 0; i < v.attrs; ++i) {
     const Attr a = static_cast<Attr>(i);
     const int col = kFirstAttrColumn + static_cast<int>(i);
     const int type = sqlite3_column_type(st, col);

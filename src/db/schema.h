@@ -8,14 +8,28 @@
 
 namespace fim::db {
 
+/// What a schema version holds. Attribute ids are append-only, so a version's attribute
+/// columns are the first `attrs` rows of FIM_ATTRIBUTES. Adding an attribute is its row there,
+/// its collector and a row in kSchemaVersions (schema.cpp) with the new count: a baseline of
+/// the version before is then migrated ('fimctl migrate') instead of recorded again.
+struct SchemaVersion {
+  int version;
+  size_t attrs;  ///< attribute columns: the first `attrs` of FIM_ATTRIBUTES
+  bool journal;  ///< the acceptance journal table, covered by the content digest
+};
+/// The row of `version`; null for a version this build does not know.
+const SchemaVersion* schema_version(int version);
+/// The oldest version this build can migrate.
+inline constexpr int kOldestSchemaVersion = 1;
+
 /// "path, status, errno, have, type, mode, ..." in column order; used by writer and reader.
-const std::string& entry_columns();
+std::string entry_columns(const SchemaVersion& v);
 inline constexpr int kFirstAttrColumn = 4;
 
 /// Binds every column of `r` to `st` (parameters 1..4 + kAttrCount).
 void bind_record(sqlite3_stmt* st, const Record& r);
-/// Reads a row selected with entry_columns() into `r`. False when a value is malformed.
-bool read_record(sqlite3_stmt* st, Record* r);
+/// Reads a row selected with entry_columns(v) into `r`. False when a value is malformed.
+bool read_record(sqlite3_stmt* st, const SchemaVersion& v, Record* r);
 
 /// Domain separation prefix of the content digest.
 inline constexpr std::string_view kContentDigestPrefix = "fimctl-baseline-content-v1\n";
