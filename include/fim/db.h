@@ -281,11 +281,28 @@ class BaselineLock {
   UniqueFd fd_;
 };
 
-/// Signs the baseline at `path` with `key` (off the host: see DESIGN.md, Baseline): verifies
-/// its rows against its manifest, then installs the same rows and manifest (sequence, host,
-/// policy, time, journal) with the signature, atomically and under the lock. Replaces an
+/// Signs the baseline at `path` with `key` (off the host: see docs/design.md, Baseline):
+/// verifies its rows against its manifest, then installs the same rows and manifest (sequence,
+/// host, policy, time, journal) with the signature, atomically and under the lock. Replaces an
 /// earlier signature.
 Result<BaselineMeta> sign_baseline(const Bytes& path, const SigningKey& key);
+
+/// What migrate_baseline() trusts and signs with (the host's --keys directory).
+struct MigrateKeys {
+  const SigningKey* sign = nullptr;   ///< required when the old baseline is signed
+  const VerifyKey* verify = nullptr;  ///< verifies the old baseline's signature
+  bool allow_unsigned = false;        ///< --unsigned: an unsigned old baseline may be migrated
+};
+struct Migrated {
+  int from = kSchemaVersion;  ///< the schema it was written in (kSchemaVersion: nothing to do)
+  BaselineMeta meta;          ///< the manifest now installed
+};
+/// Rewrites the baseline at `path`, written in an older schema, in the current one ('fimctl
+/// migrate'). Trusted first as check trusts it (a signed one verifies with `keys.verify`, an
+/// unsigned one needs allow_unsigned), its rows verified against its manifest, then installed
+/// with the same manifest (sequence, host, policy, time, journal) in the current schema,
+/// signed with `keys.sign`, atomically and under the lock. A current baseline is left alone.
+Result<Migrated> migrate_baseline(const Bytes& path, const MigrateKeys& keys);
 
 /// The SQL statements of schema `version` (empty for one this build does not know),
 /// generated from the attribute table.

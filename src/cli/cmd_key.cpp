@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// fimctl key generate: the host's Ed25519 signing key.
+// fimctl key generate: the host's Ed25519 signing key; key sign and migrate, which rewrite a
+// baseline without scanning (src/db/sign.cpp).
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 
 #include "commands.h"
 #include "fim/base/sys.h"
@@ -36,6 +39,37 @@ int key_sign(const Options& o) {
 }
 
 }  // namespace
+
+/// fimctl migrate: the --db baseline, written by an older fimctl, in this one's schema.
+int cmd_migrate(const Options& o) {
+  auto db = absolute_path(o.db);
+  if (!db) return report_error(db.error());
+  auto dir = absolute_path(o.keys);
+  if (!dir) return report_error(dir.error());
+  std::optional<SigningKey> sign;
+  std::optional<VerifyKey> verify;
+  if (const Bytes p = join_path(*dir, "signing.key"); ::access(p.c_str(), F_OK) == 0) {
+    auto k = SigningKey::load(p);
+    if (!k) return report_error(k.error());
+    sign.emplace(std::move(*k));
+  }
+  if (const Bytes p = join_path(*dir, "signing.pub"); ::access(p.c_str(), F_OK) == 0) {
+    auto k = VerifyKey::load(p);
+    if (!k) return report_error(k.error());
+    verify.emplace(std::move(*k));
+  }
+  auto m = migrate_baseline(*db, {sign ? &*sign : nullptr, verify ? &*verify : nullptr, o.allow_unsigned});
+  if (!m) return report_error(m.error());
+  if (m->from == kSchemaVersion) {
+    std::printf("%s is already in schema %d: nothing to do\n", quote(*db).c_str(), kSchemaVersion);
+    return 0;
+  }
+  std::printf("migrated %s from schema %d to %d: sequence %llu, %llu entries, content sha256 %s, %s\n",
+              quote(*db).c_str(), m->from, kSchemaVersion, static_cast<unsigned long long>(m->meta.sequence),
+              static_cast<unsigned long long>(m->meta.entry_count), m->meta.content_sha256.c_str(),
+              m->meta.is_signed ? ("signed with key " + m->meta.key_id).c_str() : "unsigned");
+  return 0;
+}
 
 int cmd_key(const Options& o) {
   if (o.action == "sign") return key_sign(o);

@@ -24,6 +24,7 @@ int cmd_version(const Options& o);
 int cmd_config(const Options& o);
 int cmd_explain(const Options& o);
 int cmd_key(const Options& o);
+int cmd_migrate(const Options& o);
 int cmd_watch(const Options& o);
 int cmd_status(const Options& o);
 int cmd_containers(const Options& o);

@@ -30,6 +30,7 @@ constexpr Command kCommands[] = {
     {"config", fim::cli::cmd_config},
     {"explain", fim::cli::cmd_explain},
     {"key", fim::cli::cmd_key},
+    {"migrate", fim::cli::cmd_migrate},
     {"watch", fim::cli::cmd_watch},
     {"status", fim::cli::cmd_status},
     {"containers", fim::cli::cmd_containers},

@@ -387,6 +387,14 @@ int parse_options(int argc, char** argv, Options* o) {
                "FILE', and copy it back: the host's check then verifies it with signing.pub. The sequence,\n"
                "host, policy, time and journal are kept; an earlier signature is replaced. Exit 0 when signed.");
 
+  app.add_subcommand("migrate", "rewrite the baseline (--db), written by an older fimctl, in this one's schema: "
+                                "verified first, then installed signed, atomically, under the lock")
+      ->footer("check, update, accept and log refuse a baseline of an older schema (exit 17) and name this\n"
+               "command. Its signature is verified with --keys DIR/signing.pub (an unsigned one needs\n"
+               "--unsigned), its rows with its manifest; the new file keeps the sequence, host, policy,\n"
+               "time and journal and is signed with signing.key (required when the old one was signed).\n"
+               "Exit 0 when migrated or already current.");
+
   auto* watch = app.add_subcommand("watch", "watch the baseline's roots in real time (fanotify) and report each "
                                            "difference as it happens; a daemon (fimctl-watch.service)");
   watch->add_option("--output", o->output, "append records here instead of standard output")->type_name("FILE");

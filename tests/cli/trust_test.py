@@ -194,6 +194,104 @@ def case_rollback_refused(ctx):
     ctx.ok("check")
 
 
+def downgrade_to_schema_1(ctx):
+    """Rewrites ctx.db, a signed schema-2 baseline with an empty journal, as fimctl 1 wrote it
+    (commit 6d91bf2^): no journal table, user_version 1, a content digest whose manifest tail
+    ends at the policy digest, and the signature over a manifest text naming schema 1. The
+    encodings are written out here, independently of src/db, and checked first against the
+    schema-2 digest fimctl wrote."""
+    import hashlib
+    import struct
+    con = sqlite3.connect(ctx.db)
+    cur = con.execute("SELECT * FROM entries ORDER BY path")
+    rows = cur.fetchall()
+    meta = {k: bytes(v).decode() for k, v in con.execute("SELECT key, value FROM meta")}
+    roots = [bytes(r) for (r,) in con.execute("SELECT path FROM roots ORDER BY path")]
+    expect(con.execute("SELECT count(*) FROM journal").fetchone()[0] == 0, "the journal is not empty")
+
+    def put(v):
+        v = v if isinstance(v, bytes) else v.encode()
+        return struct.pack("<I", len(v)) + v
+
+    body = b"fimctl-baseline-content-v1\n"
+    for path, status, errno, have, *attrs in rows:
+        body += struct.pack("<I", len(path)) + path + bytes([status]) + struct.pack("<I", errno & 0xFFFFFFFF)
+        body += struct.pack("<Q", have)
+        for i, v in enumerate(attrs):
+            if have & (1 << i):
+                body += bytes([i]) + (struct.pack("<Q", v & (2**64 - 1)) if isinstance(v, int) else put(bytes(v)))
+    tail = b"\nmanifest\n" + put(str(len(roots))) + b"".join(put(r) for r in roots)
+    tail += put(meta["roots_source"]) + put(meta["policy_digest"])
+    v2 = hashlib.sha256(body + tail + put("0") + put("0" * 64)).hexdigest()
+    expect(v2 == meta["content_sha256"], f"the test's encoding is not fimctl's: {v2} != {meta['content_sha256']}")
+    meta["content_sha256"] = hashlib.sha256(body + tail).hexdigest()
+    text = "fimctl-manifest-v1\nschema_version=1\n" + "".join(
+        f"{k}={meta[k] if k not in ('policy_source', 'fimctl_version') else meta[k].encode().hex()}\n"
+        for k in ("content_sha256", "entry_count", "sequence", "host_id", "policy_digest", "policy_source",
+                  "roots_source")) + f"created_at={meta['created_at']}\nfimctl_version=" + \
+        meta["fimctl_version"].encode().hex() + f"\nkey_id={meta['key_id']}\n"
+    if not shutil.which("openssl"):
+        raise Skip("no openssl(1) to sign the schema-1 manifest")
+    msg = os.path.join(ctx.tmp, "manifest-v1")  # Ed25519 is one-shot: openssl reads a file, not a pipe
+    with open(msg, "w") as f:
+        f.write(text)
+    sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", os.path.join(ctx.keys, "signing.key"), "-rawin",
+                          "-in", msg], capture_output=True, check=True).stdout.hex()
+    con.execute("DROP TABLE journal")
+    for k, v in (("schema_version", "1"), ("content_sha256", meta["content_sha256"]), ("signature", sig)):
+        con.execute("UPDATE meta SET value = ? WHERE key = ?", (v.encode(), k))
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+
+
+def verdicts(ctx):
+    """check's change records and counts (not its time or the baseline's digest)."""
+    rc, out, err = ctx.run("--format", "ndjson", "check")
+    recs = [json.loads(l) for l in out.splitlines()]
+    expect(recs and recs[-1]["type"] == "summary", f"check: exit {rc}: {err}\n{out}")
+    summary = {k: recs[-1][k] for k in ("entries", "added", "removed", "changed", "incomplete", "exit_code")}
+    return rc, [r for r in recs if r["type"] == "change"], summary
+
+
+def case_migrate_older_schema(ctx):
+    """A schema-1 baseline (as fimctl 1 wrote it, signed) is refused by check with exit 17 and
+    the command that migrates it; that command verifies and rewrites it in the current schema,
+    signed, keeping the sequence; check then gives the same verdicts as on the original. A
+    schema-1 baseline edited after signing is not migrated."""
+    ctx.signed_baseline()
+    with open(os.path.join(ctx.tree, "g"), "w") as f:
+        f.write("g\n")
+    ctx.ok("init", ctx.tree)  # sequence 2, so the sequence is seen to be kept
+    with open(os.path.join(ctx.tree, "f"), "a") as f:
+        f.write("changed\n")
+    os.unlink(os.path.join(ctx.tree, "g"))
+    with open(os.path.join(ctx.tree, "n"), "w") as f:
+        f.write("new\n")
+    want = verdicts(ctx)
+    expect(want[0] == 7 and len(want[1]) == 4, f"the test's changes were not all seen: {want}")
+    downgrade_to_schema_1(ctx)
+    old = open(ctx.db, "rb").read()
+    shutil.copyfile(ctx.db, ctx.db + ".v1")
+    ctx.refused(17, "older fimctl (schema 1; this one reads 2): migrate it with fimctl --db '" + ctx.db +
+                "' migrate", "check")
+    ctx.refused(17, "migrate it with", "log")
+    # Trust first: a row edited after signing, or no public key, and nothing is written.
+    ctx.meta("UPDATE entries SET size = size + 1 WHERE path = CAST('" + ctx.tree + "/f' AS BLOB)")
+    ctx.refused(18, "failed verification", "migrate")
+    shutil.copyfile(ctx.db + ".v1", ctx.db)
+    ctx.refused(18, "no public key", "migrate", keys=os.path.join(ctx.tmp, "nokeys"))
+    expect(open(ctx.db, "rb").read() == old, "a refused migration changed the baseline")
+    out = ctx.ok("migrate")
+    expect("from schema 1 to 2: sequence 2, 3 entries" in out and "signed with key" in out, out)
+    expect(sequence_of(ctx.db) == 2, "the sequence was not kept")
+    expect(verdicts(ctx) == want, lambda: f"verdicts differ after migrating:\n{verdicts(ctx)}\n{want}")
+    out = ctx.ok("migrate")
+    expect("already in schema 2" in out, out)
+    ctx.ok("log")
+    expect(not [n for n in os.listdir(ctx.tmp) if ".tmp." in n], os.listdir(ctx.tmp))
+
+
 def sequence_of(db):
     con = sqlite3.connect(db)
     (seq,) = con.execute("SELECT CAST(value AS TEXT) FROM meta WHERE key = 'sequence'").fetchone()
