@@ -192,7 +192,7 @@ class Collector {
 
  private:
   struct Impl;
-  Impl* impl_;
+  std::unique_ptr<Impl> impl_;
   uint64_t bytes_hashed_ = 0;
 };
 

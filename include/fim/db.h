@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The baseline: one SQLite file, frozen once written (DESIGN.md, Baseline).
+// The baseline: one SQLite file, frozen once written (docs/design.md, Baseline).
 //
 // Format: rollback-journal mode (never WAL), application_id kBaselineAppId, user_version the
 // schema version, entries keyed by path BLOB in memcmp order (the walk order). `meta` holds
 // the manifest: a SHA-256 over the canonical encoding of every entry row in key order, the
-// entry count, the roots, the policy digest, host, time and version. Readers verify that
-// digest while they stream the rows and fail closed on a mismatch. Signing the manifest is
-// the next layer (Ed25519); until then a baseline is unsigned and every command needs
-// --unsigned to use it.
+// entry count, the roots, the policy digest, the journal's length and head, host, time and
+// version. Readers verify that digest while they stream the rows and fail closed on a
+// mismatch. The manifest is signed with Ed25519 (SigningKey); an unsigned baseline is used
+// only with --unsigned.
 #pragma once
 
 #include <cstdint>
@@ -83,40 +83,44 @@ struct BaselineMeta {
 /// the policy digest), the sequence, host, policy, time, version and key id.
 std::string manifest_text(const BaselineMeta& m);
 
+/// An Ed25519 key and its id (the first 16 hex digits of the SHA-256 of the raw public key):
+/// what SigningKey and VerifyKey share.
+class Ed25519Key {
+ public:
+  ~Ed25519Key();
+  Ed25519Key(Ed25519Key&&) noexcept;
+  Ed25519Key& operator=(Ed25519Key&&) noexcept;
+  const std::string& key_id() const;
+
+ protected:
+  struct Impl;
+  explicit Ed25519Key(std::unique_ptr<Impl> impl);
+  static Result<std::unique_ptr<Impl>> load_impl(const Bytes& path, bool private_key);
+  std::unique_ptr<Impl> impl_;
+};
+
 /// The host's Ed25519 signing key (PEM, mode 0600, on a trusted path).
-class SigningKey {
+class SigningKey : public Ed25519Key {
  public:
   static Result<SigningKey> load(const Bytes& path);
   /// Writes DIR/signing.key (0600) and DIR/signing.pub (0644); refuses to replace either.
   /// Returns the new key id.
   static Result<std::string> generate(const Bytes& dir);
-  ~SigningKey();
-  SigningKey(SigningKey&&) noexcept;
-  SigningKey& operator=(SigningKey&&) noexcept;
-  const std::string& key_id() const;
   /// Hex signature of `message`.
   Result<std::string> sign(std::string_view message) const;
 
  private:
-  struct Impl;
-  explicit SigningKey(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  using Ed25519Key::Ed25519Key;
 };
 
 /// The public half, which is all a host needs to verify (signing may happen elsewhere).
-class VerifyKey {
+class VerifyKey : public Ed25519Key {
  public:
   static Result<VerifyKey> load(const Bytes& path);
-  ~VerifyKey();
-  VerifyKey(VerifyKey&&) noexcept;
-  VerifyKey& operator=(VerifyKey&&) noexcept;
-  const std::string& key_id() const;
   bool verify(std::string_view message, std::string_view signature_hex) const;
 
  private:
-  struct Impl;
-  explicit VerifyKey(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  using Ed25519Key::Ed25519Key;
 };
 
 /// Mutable state beside the baseline (DESIGN.md, Files: state.db): the highest sequence

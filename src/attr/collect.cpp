@@ -177,8 +177,8 @@ bool recently_modified(const struct stat& st) {
 
 }  // namespace
 
-Collector::Collector() : impl_(new Impl) {}
-Collector::~Collector() { delete impl_; }
+Collector::Collector() : impl_(std::make_unique<Impl>()) {}
+Collector::~Collector() = default;
 
 void Collector::collect(const Target& t, const CollectOptions& opts, Record* out) {
   *out = Record{};

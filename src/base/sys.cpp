@@ -133,10 +133,9 @@ Result<std::string> read_small_file(const char* path, size_t limit) {
 }
 
 Status check_trusted_path(const Bytes& path, const char* what) {
-  char* real = ::realpath(path.c_str(), nullptr);
-  if (!real) return make_error(Errc::Usage, std::string("cannot resolve ") + what + " '" + escape_terminal(path) + "'", errno);
-  const Bytes resolved(real);
-  std::free(real);
+  const std::unique_ptr<char, CDeleter<std::free>> real(::realpath(path.c_str(), nullptr));
+  if (!real) return make_error(Errc::Usage, std::string("cannot resolve ") + what + " " + quote(path), errno);
+  const Bytes resolved(real.get());
   const uid_t me = ::geteuid();
   // The file, then each directory up to "/".
   Bytes p = resolved;

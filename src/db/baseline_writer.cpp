@@ -87,14 +87,14 @@ Result<std::unique_ptr<BaselineWriter>> BaselineWriter::create(const Bytes& path
     return make_error(Errc::Io, "cannot create the baseline directory " + quote(dir), errno);
   // Temp files a killed writer left behind (the caller holds the lock: no writer is live).
   if (UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dfd.valid()) {
-    if (DIR* d = ::fdopendir(dfd.get())) {
+    if (const std::unique_ptr<DIR, CDeleter<::closedir>> d(::fdopendir(dfd.get())); d) {
       dfd.release();
       const Bytes prefix = name + ".tmp.";
-      while (const dirent* e = ::readdir(d)) {
+      while (const dirent* e = ::readdir(d.get())) {
         const std::string_view n(e->d_name);
-        if (n.size() == prefix.size() + 6 && n.substr(0, prefix.size()) == prefix) ::unlinkat(::dirfd(d), e->d_name, 0);
+        if (n.size() == prefix.size() + 6 && n.substr(0, prefix.size()) == prefix)
+          ::unlinkat(::dirfd(d.get()), e->d_name, 0);
       }
-      ::closedir(d);
     }
   }
   Bytes templ = path + ".tmp.XXXXXX";

@@ -19,16 +19,9 @@
 namespace fim {
 namespace {
 
-std::string q(const Bytes& p) { return "'" + escape_terminal(p) + "'"; }
-
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
-
-struct FileClose {
-  void operator()(FILE* f) const { std::fclose(f); }
-};
+using Pkey = std::unique_ptr<EVP_PKEY, CDeleter<EVP_PKEY_free>>;
+using FilePtr = std::unique_ptr<FILE, CDeleter<std::fclose>>;
+using MdCtx = std::unique_ptr<EVP_MD_CTX, CDeleter<EVP_MD_CTX_free>>;
 
 /// The raw 32-byte public key's SHA-256, first 16 hex digits: short, stable, printable.
 Result<std::string> key_id_of(EVP_PKEY* k) {
@@ -44,38 +37,38 @@ Result<Pkey> read_pem(const Bytes& path, bool private_key) {
   FIM_TRY(check_trusted_path(path, what));
   // A symlinked key is allowed: check_trusted_path() vetted every component of its target.
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd.valid()) return make_error(errno == ENOENT ? Errc::Usage : Errc::Io, std::string("cannot open ") + what + " " + q(path), errno);
+  if (!fd.valid()) return make_error(errno == ENOENT ? Errc::Usage : Errc::Io, std::string("cannot open ") + what + " " + quote(path), errno);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
-    return make_error(Errc::Usage, std::string(what) + " " + q(path) + " is not a regular file");
+    return make_error(Errc::Usage, std::string(what) + " " + quote(path) + " is not a regular file");
   if (private_key && (st.st_mode & 077))
-    return make_error(Errc::Usage, "signing key " + q(path) + " can be read or written by others (mode " +
+    return make_error(Errc::Usage, "signing key " + quote(path) + " can be read or written by others (mode " +
                                        [&] {
                                          char m[8];
                                          std::snprintf(m, sizeof m, "%04o", st.st_mode & 07777);
                                          return std::string(m);
                                        }() + "): it must be 0600 and owned by its user");
-  std::unique_ptr<FILE, FileClose> f(::fdopen(fd.get(), "r"));
-  if (!f) return make_error(Errc::Io, std::string("cannot read ") + what + " " + q(path), errno);
+  FilePtr f(::fdopen(fd.get(), "r"));
+  if (!f) return make_error(Errc::Io, std::string("cannot read ") + what + " " + quote(path), errno);
   fd.release();
   Pkey k(private_key ? PEM_read_PrivateKey(f.get(), nullptr, nullptr, nullptr)
                      : PEM_read_PUBKEY(f.get(), nullptr, nullptr, nullptr));
   if (!k || EVP_PKEY_get_base_id(k.get()) != EVP_PKEY_ED25519)
-    return make_error(Errc::Usage, std::string(what) + " " + q(path) + " is not an Ed25519 key in PEM format");
+    return make_error(Errc::Usage, std::string(what) + " " + quote(path) + " is not an Ed25519 key in PEM format");
   return k;
 }
 
 Status write_pem(const Bytes& path, EVP_PKEY* k, bool private_key, mode_t mode) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
-  if (!fd.valid()) return make_error(errno == EEXIST ? Errc::Usage : Errc::Io, "cannot create " + q(path), errno);
-  if (::fchmod(fd.get(), mode) != 0) return make_error(Errc::Io, "cannot set the mode of " + q(path), errno);
-  std::unique_ptr<FILE, FileClose> f(::fdopen(fd.get(), "w"));
-  if (!f) return make_error(Errc::Io, "cannot write " + q(path), errno);
+  if (!fd.valid()) return make_error(errno == EEXIST ? Errc::Usage : Errc::Io, "cannot create " + quote(path), errno);
+  if (::fchmod(fd.get(), mode) != 0) return make_error(Errc::Io, "cannot set the mode of " + quote(path), errno);
+  FilePtr f(::fdopen(fd.get(), "w"));
+  if (!f) return make_error(Errc::Io, "cannot write " + quote(path), errno);
   fd.release();
   const int ok = private_key ? PEM_write_PrivateKey(f.get(), k, nullptr, nullptr, 0, nullptr, nullptr)
                              : PEM_write_PUBKEY(f.get(), k);
   if (ok != 1 || std::fflush(f.get()) != 0 || ::fsync(::fileno(f.get())) != 0)
-    return make_error(Errc::Io, "cannot write " + q(path), errno);
+    return make_error(Errc::Io, "cannot write " + quote(path), errno);
   return {};
 }
 
@@ -100,22 +93,19 @@ std::string manifest_text(const BaselineMeta& m) {
   return out;
 }
 
-struct SigningKey::Impl {
+struct Ed25519Key::Impl {
   Pkey key;
   std::string id;
 };
 
-SigningKey::SigningKey(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-SigningKey::~SigningKey() = default;
-SigningKey::SigningKey(SigningKey&&) noexcept = default;
-SigningKey& SigningKey::operator=(SigningKey&&) noexcept = default;
-const std::string& SigningKey::key_id() const { return impl_->id; }
+Ed25519Key::Ed25519Key(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Ed25519Key::~Ed25519Key() = default;
+Ed25519Key::Ed25519Key(Ed25519Key&&) noexcept = default;
+Ed25519Key& Ed25519Key::operator=(Ed25519Key&&) noexcept = default;
+const std::string& Ed25519Key::key_id() const { return impl_->id; }
 
-namespace {
-
-/// Reads a key and its id into a new Impl (SigningKey::Impl and VerifyKey::Impl share a shape).
-template <class Impl>
-Result<std::unique_ptr<Impl>> load_impl(const Bytes& path, bool private_key) {
+/// Reads a key and its id.
+Result<std::unique_ptr<Ed25519Key::Impl>> Ed25519Key::load_impl(const Bytes& path, bool private_key) {
   auto k = read_pem(path, private_key);
   if (!k) return k.error();
   auto id = key_id_of(k->get());
@@ -126,10 +116,8 @@ Result<std::unique_ptr<Impl>> load_impl(const Bytes& path, bool private_key) {
   return impl;
 }
 
-}  // namespace
-
 Result<SigningKey> SigningKey::load(const Bytes& path) {
-  auto impl = load_impl<Impl>(path, true);
+  auto impl = load_impl(path, true);
   if (!impl) return impl.error();
   return SigningKey(std::move(*impl));
 }
@@ -139,7 +127,7 @@ Result<std::string> SigningKey::generate(const Bytes& dir) {
   if (!k) return make_error(Errc::Bug, "OpenSSL cannot generate an Ed25519 key");
   const Bytes priv = join_path(dir, "signing.key"), pub = join_path(dir, "signing.pub");
   if (::access(priv.c_str(), F_OK) == 0 || ::access(pub.c_str(), F_OK) == 0)
-    return make_error(Errc::Usage, "a key already exists in " + q(dir) +
+    return make_error(Errc::Usage, "a key already exists in " + quote(dir) +
                                        "; a new key makes every baseline signed with the old one unverifiable: "
                                        "move the old files away first");
   FIM_TRY(write_pem(priv, k.get(), true, 0600));
@@ -153,7 +141,7 @@ Result<std::string> SigningKey::generate(const Bytes& dir) {
 }
 
 Result<std::string> SigningKey::sign(std::string_view message) const {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  MdCtx ctx(EVP_MD_CTX_new());
   unsigned char sig[64];
   size_t len = sizeof sig;
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, impl_->key.get()) != 1 ||
@@ -162,37 +150,19 @@ Result<std::string> SigningKey::sign(std::string_view message) const {
   return hex_encode(std::string_view(reinterpret_cast<const char*>(sig), len));
 }
 
-struct VerifyKey::Impl {
-  Pkey key;
-  std::string id;
-};
-
-VerifyKey::VerifyKey(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-VerifyKey::~VerifyKey() = default;
-VerifyKey::VerifyKey(VerifyKey&&) noexcept = default;
-VerifyKey& VerifyKey::operator=(VerifyKey&&) noexcept = default;
-const std::string& VerifyKey::key_id() const { return impl_->id; }
-
 Result<VerifyKey> VerifyKey::load(const Bytes& path) {
-  auto impl = load_impl<Impl>(path, false);
+  auto impl = load_impl(path, false);
   if (!impl) return impl.error();
   return VerifyKey(std::move(*impl));
 }
 
 bool VerifyKey::verify(std::string_view message, std::string_view signature_hex) const {
-  if (signature_hex.size() != 128) return false;
-  unsigned char sig[64];
-  for (size_t i = 0; i < 64; ++i) {
-    const auto nib = [](char c) -> int {
-      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    };
-    const int hi = nib(signature_hex[2 * i]), lo = nib(signature_hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    sig[i] = static_cast<unsigned char>(hi << 4 | lo);
-  }
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  const std::optional<Bytes> sig = hex_decode(signature_hex);
+  // Lower-case only, as sign() writes it: one spelling per signature.
+  if (!sig || sig->size() != 64 || hex_encode(*sig) != signature_hex) return false;
+  MdCtx ctx(EVP_MD_CTX_new());
   return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, impl_->key.get()) == 1 &&
-         EVP_DigestVerify(ctx.get(), sig, sizeof sig, reinterpret_cast<const unsigned char*>(message.data()),
+         EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig->data()), sig->size(), reinterpret_cast<const unsigned char*>(message.data()),
                           message.size()) == 1;
 }
 

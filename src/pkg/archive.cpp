@@ -24,13 +24,12 @@ namespace {
 
 std::vector<Bytes> list_dir(const Bytes& dir) {
   std::vector<Bytes> out;
-  DIR* d = ::opendir(dir.c_str());
+  const std::unique_ptr<DIR, CDeleter<::closedir>> d(::opendir(dir.c_str()));
   if (!d) return out;
-  while (dirent* e = ::readdir(d)) {
+  while (dirent* e = ::readdir(d.get())) {
     const std::string n = e->d_name;
     if (n != "." && n != "..") out.push_back(n);
   }
-  ::closedir(d);
   std::sort(out.begin(), out.end());
   return out;
 }

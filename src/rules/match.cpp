@@ -17,13 +17,23 @@
 
 namespace fim {
 
+/// A regex_t that regcomp() filled, or not: regfree() only for one it did (POSIX leaves
+/// regfree of a failed regcomp undefined).
+struct CompiledRegex {
+  regex_t rx{};
+  bool compiled = false;
+  CompiledRegex() = default;
+  CompiledRegex(const CompiledRegex&) = delete;
+  CompiledRegex& operator=(const CompiledRegex&) = delete;
+  ~CompiledRegex() {
+    if (compiled) regfree(&rx);
+  }
+};
+
 struct CompiledSelector {
   std::vector<Bytes> parts;  // glob: pattern components
   Bytes literal_prefix;      // path-valued fixed prefix: where a walk must start
-  std::unique_ptr<regex_t, void (*)(regex_t*)> rx{nullptr, [](regex_t* r) {
-                                                      regfree(r);
-                                                      delete r;
-                                                    }};
+  std::unique_ptr<CompiledRegex> rx;  // compiled once, freed once
 };
 
 namespace {
@@ -327,15 +337,15 @@ Status compile_rule(Rule* r) {
       auto lit = check_regex(r->pattern);
       if (!lit) return lit.error();
       c->literal_prefix = dir_of_prefix(*lit);
-      auto* rx = new regex_t;
+      auto rx = std::make_unique<CompiledRegex>();
       const std::string anchored = "^(" + r->pattern + ")$";
-      if (const int e = regcomp(rx, anchored.c_str(), REG_EXTENDED | REG_NOSUB); e != 0) {
+      if (const int e = regcomp(&rx->rx, anchored.c_str(), REG_EXTENDED | REG_NOSUB); e != 0) {
         char buf[256];
-        regerror(e, rx, buf, sizeof buf);
-        delete rx;
+        regerror(e, &rx->rx, buf, sizeof buf);
         return make_error(Errc::Usage, std::string("invalid regex: ") + buf);
       }
-      c->rx.reset(rx);
+      rx->compiled = true;
+      c->rx = std::move(rx);
       break;
     }
   }
@@ -363,7 +373,7 @@ bool selector_matches(const Rule& r, std::string_view path) {
     case SelectorKind::Regex: {
       if (!path_within(path, c.literal_prefix)) return false;
       const std::string s(path);  // regexec needs a NUL-terminated string
-      return regexec(c.rx.get(), s.c_str(), 0, nullptr, 0) == 0;
+      return regexec(&c.rx->rx, s.c_str(), 0, nullptr, 0) == 0;
     }
   }
   return false;
