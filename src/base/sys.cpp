@@ -118,13 +118,13 @@ int open_in_root(int root_fd, const Bytes& path, int flags) {
 
 Result<std::string> read_small_file(const char* path, size_t limit) {
   UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-  if (!fd.valid()) return make_error(Errc::Io, std::string("cannot open '") + path + "'", errno);
+  if (!fd.valid()) return make_error(Errc::Io, "cannot open " + quote(path), errno);
   std::string out(limit, '\0');
   size_t have = 0;
   while (have < limit) {
     const ssize_t n = ::read(fd.get(), out.data() + have, limit - have);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return make_error(Errc::Io, std::string("cannot read '") + path + "'", errno);
+    if (n < 0) return make_error(Errc::Io, "cannot read " + quote(path), errno);
     if (n == 0) break;
     have += static_cast<size_t>(n);
   }
@@ -142,7 +142,7 @@ Status check_trusted_path(const Bytes& path, const char* what) {
   for (bool file = true;; file = false) {
     struct stat st;
     if (::lstat(p.c_str(), &st) != 0)
-      return make_error(Errc::Usage, std::string("cannot check ") + what + " path '" + escape_terminal(p) + "'", errno);
+      return make_error(Errc::Usage, std::string("cannot check ") + what + " path " + quote(p), errno);
     const bool sticky_root_dir = !file && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) && st.st_uid == 0;
     std::string why;
     if (st.st_uid != 0 && st.st_uid != me)
@@ -150,8 +150,8 @@ Status check_trusted_path(const Bytes& path, const char* what) {
     else if ((st.st_mode & 022) && !sticky_root_dir)
       why = (st.st_mode & 002) ? "is writable by everyone" : "is writable by its group";
     if (!why.empty())
-      return make_error(Errc::Usage, std::string(what) + " '" + escape_terminal(path) + "' is not on a trusted path: '" +
-                                         escape_terminal(p) + "' " + why + ", so others could replace it");
+      return make_error(Errc::Usage, std::string(what) + " " + quote(path) + " is not on a trusted path: " + quote(p) +
+                                         " " + why + ", so others could replace it");
     if (p == "/") break;
     Bytes dir, name;
     split_path(p, &dir, &name);

@@ -173,7 +173,7 @@ Status BaselineReader::Impl::read_manifest() {
     kv[std::string(db::column_blob(s, 0))] = std::string(db::column_blob(s, 1));
   }));
   for (const char* key : {"format", "created_at", "entry_count", "content_sha256", "signed", "policy_digest", "roots_source"}) {
-    if (!kv.count(key)) return not_ours(std::string("manifest lacks '") + key + "'");
+    if (!kv.count(key)) return not_ours("manifest lacks " + quote(key));
   }
   if (kv["format"] != "fimctl-baseline") return not_ours("wrong format tag");
   BaselineMeta& m = meta;

@@ -100,14 +100,14 @@ Result<std::unique_ptr<BaselineWriter>> BaselineWriter::create(const Bytes& path
   Bytes templ = path + ".tmp.XXXXXX";
   const int fd = ::mkostemp(templ.data(), O_CLOEXEC);
   if (fd < 0)
-    return make_error(Errc::Io, "cannot create a temporary baseline beside '" + escape_terminal(path) + "'", errno);
+    return make_error(Errc::Io, "cannot create a temporary baseline beside " + quote(path), errno);
   ::close(fd);  // SQLite opens it by name; mkostemp made it 0600 and exclusively ours
   impl->temp_path = templ;
 
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(templ.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
   impl->db.reset(raw);
-  if (rc != SQLITE_OK) return db::sqlite_error(raw, Errc::Io, "cannot create '" + escape_terminal(templ) + "'");
+  if (rc != SQLITE_OK) return db::sqlite_error(raw, Errc::Io, "cannot create " + quote(templ));
   sqlite3* db = impl->db.get();
   FIM_TRY(db::exec(db,
                    "PRAGMA page_size=8192; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
@@ -132,7 +132,7 @@ Result<std::unique_ptr<BaselineWriter>> BaselineWriter::create(const Bytes& path
 
 Status BaselineWriter::add(const Record& r) {
   if (impl_->count > 0 && !(impl_->last_path < r.path))
-    return make_error(Errc::Bug, "baseline rows out of order at '" + escape_terminal(r.path) + "'");
+    return make_error(Errc::Bug, "baseline rows out of order at " + quote(r.path));
   sqlite3_stmt* st = impl_->insert.get();
   db::bind_record(st, r);
   const int rc = sqlite3_step(st);
@@ -163,14 +163,14 @@ Status BaselineWriter::commit(BaselineMeta* out) {
   impl_->txn.reset();
   impl_->insert.reset();
   if (sqlite3_close_v2(impl_->db.release()) != SQLITE_OK)
-    return make_error(Errc::Io, "cannot close '" + escape_terminal(impl_->temp_path) + "'");
+    return make_error(Errc::Io, "cannot close " + quote(impl_->temp_path));
 
   // Durable before visible: fsync the file, rename over the old baseline, fsync the directory.
   UniqueFd fd(::open(impl_->temp_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid() || ::fsync(fd.get()) != 0)
-    return make_error(Errc::Io, "cannot sync '" + escape_terminal(impl_->temp_path) + "'", errno);
+    return make_error(Errc::Io, "cannot sync " + quote(impl_->temp_path), errno);
   if (::rename(impl_->temp_path.c_str(), impl_->final_path.c_str()) != 0)
-    return make_error(Errc::Io, "cannot install '" + escape_terminal(impl_->final_path) + "'", errno);
+    return make_error(Errc::Io, "cannot install " + quote(impl_->final_path), errno);
   impl_->committed = true;
   Bytes dir, name;
   split_path(impl_->final_path, &dir, &name);

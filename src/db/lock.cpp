@@ -20,17 +20,17 @@ Result<BaselineLock> BaselineLock::acquire(const Bytes& baseline_path) {
   Bytes dir, name;
   split_path(baseline_path, &dir, &name);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return make_error(Errc::Io, "cannot create the baseline directory '" + escape_terminal(dir) + "'", errno);
+    return make_error(Errc::Io, "cannot create the baseline directory " + quote(dir), errno);
   UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd.valid()) return make_error(Errc::Io, "cannot open lock '" + escape_terminal(lock_path) + "'", errno);
+  if (!fd.valid()) return make_error(Errc::Io, "cannot open lock " + quote(lock_path), errno);
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) return make_error(Errc::Io, "cannot lock '" + escape_terminal(lock_path) + "'", errno);
+    if (errno != EWOULDBLOCK) return make_error(Errc::Io, "cannot lock " + quote(lock_path), errno);
     char buf[32] = {};
     const ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
     std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
     while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
-    return make_error(Errc::Locked, "baseline '" + escape_terminal(baseline_path) +
-                                        "' is locked by another fimctl (pid " + escape_terminal(holder) + ")");
+    return make_error(Errc::Locked, "baseline " + quote(baseline_path) + " is locked by another fimctl (pid " +
+                                        escape_terminal(holder) + ")");
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd.get(), 0) == 0) (void)!::pwrite(fd.get(), pid.data(), pid.size(), 0);

@@ -156,7 +156,7 @@ void AptArchive::load_indexes(const std::vector<Package>& packages) {
     }
   }
   if (verified_releases == 0)
-    load_problem_ = problems.empty() ? "no InRelease file in '" + escape_terminal(lists) + "' (run apt-get update)"
+    load_problem_ = problems.empty() ? "no InRelease file in " + quote(lists) + " (run apt-get update)"
                                      : "no InRelease file verified (" + problems.front() + ")";
 }
 
@@ -195,7 +195,7 @@ const std::map<Bytes, DebMember>* AptArchive::members(const Package& p, std::str
     auto mem = copy_hashing(in.get(), &got);
     if (!mem) return fail(mem.error().describe());
     if (got != l->second.sha256_hex) {
-      mismatch = "'" + escape_terminal(c) + "' does not match the signed index";
+      mismatch = quote(c) + " does not match the signed index";
       continue;
     }
     auto child = Child::start({opts_.dpkg_deb, "--fsys-tarfile", "/dev/stdin"}, mem->get());
@@ -206,7 +206,7 @@ const std::map<Bytes, DebMember>* AptArchive::members(const Package& p, std::str
     while (::read(child->out(), sink, sizeof sink) > 0) {
     }
     const Status st = child->wait();
-    if (!parsed) return fail("'" + escape_terminal(c) + "': " + parsed.error().describe());
+    if (!parsed) return fail(quote(c) + ": " + parsed.error().describe());
     if (!st) return fail(st.error().describe());
     slot = std::move(*parsed);
     why_[key].clear();

@@ -29,16 +29,16 @@ int open_in(const Options& o, const Bytes& path, int flags) {
 Result<std::string> read_in_root(const Options& o, const Bytes& path, size_t limit) {
   UniqueFd fd(open_in(o, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   const Bytes shown = under_root(o.root, path);
-  if (!fd.valid()) return make_error(Errc::Io, "cannot read '" + escape_terminal(shown) + "'", errno);
+  if (!fd.valid()) return make_error(Errc::Io, "cannot read " + quote(shown), errno);
   std::string out;
   char buf[1 << 16];
   for (;;) {
     const ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return make_error(Errc::Io, "cannot read '" + escape_terminal(shown) + "'", errno);
+    if (n < 0) return make_error(Errc::Io, "cannot read " + quote(shown), errno);
     if (n == 0) break;
     if (out.size() + static_cast<size_t>(n) > limit)
-      return make_error(Errc::Io, "'" + escape_terminal(shown) + "' is unexpectedly large");
+      return make_error(Errc::Io, quote(shown) + " is unexpectedly large");
     out.append(buf, static_cast<size_t>(n));
   }
   return out;
@@ -79,8 +79,9 @@ Result<std::vector<Package>> read_status(const Options& opts) {
   const Bytes& admin = opts.admindir;
   auto status = read_in_root(opts, admin + "/status", 512 << 20);
   if (!status)
-    return make_error(Errc::Usage, "no dpkg database at '" + escape_terminal(under_root(opts.root, admin)) +
-                                       "' (package checks need a Debian system's /var/lib/dpkg): " + status.error().describe());
+    return make_error(Errc::Usage, "no dpkg database at " + quote(under_root(opts.root, admin)) +
+                                       " (package checks need a Debian system's /var/lib/dpkg): " +
+                                       status.error().describe());
   std::vector<Package> out;
   parse_stanzas(*status, [&](const Stanza& st) {
     auto get = [&](const char* k) {
@@ -128,7 +129,7 @@ Result<std::unique_ptr<DpkgDb>> DpkgDb::open(const Options& opts) {
   std::unique_ptr<DpkgDb> db(new DpkgDb());
   db->opts_ = opts;
   db->root_.reset(::open(opts.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!db->root_.valid()) return make_error(Errc::Io, "cannot open '" + escape_terminal(opts.root) + "'", errno);
+  if (!db->root_.valid()) return make_error(Errc::Io, "cannot open " + quote(opts.root), errno);
   const Bytes& admin = opts.admindir;
   auto pk = read_status(opts);
   if (!pk) return pk.error();

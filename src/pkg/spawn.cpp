@@ -11,12 +11,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "fim/base/bytes.h"
+
 namespace fim::pkg {
 
 Result<Child> Child::start(const std::vector<std::string>& argv, int stdin_fd) {
   if (argv.empty() || argv[0].empty() || argv[0][0] != '/') return make_error(Errc::Bug, "spawn: no absolute program path");
   if (::access(argv[0].c_str(), X_OK) != 0)
-    return make_error(Errc::Io, "cannot run '" + argv[0] + "'", errno);
+    return make_error(Errc::Io, "cannot run " + quote(argv[0]), errno);
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return make_error(Errc::Io, "pipe", errno);
   Child c;
@@ -29,7 +31,7 @@ Result<Child> Child::start(const std::vector<std::string>& argv, int stdin_fd) {
     devnull.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     stdin_fd = devnull.get();
   }
-  if (!c.err_.valid() || stdin_fd < 0) return make_error(Errc::Io, "cannot prepare to run '" + argv[0] + "'", errno);
+  if (!c.err_.valid() || stdin_fd < 0) return make_error(Errc::Io, "cannot prepare to run " + quote(argv[0]), errno);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, stdin_fd, 0);
@@ -51,7 +53,7 @@ Result<Child> Child::start(const std::vector<std::string>& argv, int stdin_fd) {
   const int rc = ::posix_spawn(&c.pid_, argv[0].c_str(), &fa, &at, args.data(), envp);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
-  if (rc != 0) return make_error(Errc::Io, "cannot run '" + argv[0] + "'", rc);
+  if (rc != 0) return make_error(Errc::Io, "cannot run " + quote(argv[0]), rc);
   return c;
 }
 
@@ -73,7 +75,7 @@ Status Child::wait() {
   while ((r = ::waitpid(pid_, &st, 0)) < 0 && errno == EINTR) {
   }
   pid_ = -1;
-  if (r < 0) return make_error(Errc::Io, "waitpid '" + name_ + "'", errno);
+  if (r < 0) return make_error(Errc::Io, "waitpid " + quote(name_), errno);
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return {};
   std::string err;
   char buf[512];
@@ -84,7 +86,7 @@ Status Child::wait() {
     if (ch == '\n' || static_cast<unsigned char>(ch) < 0x20) ch = ' ';
   const std::string how = WIFEXITED(st) ? "exit " + std::to_string(WEXITSTATUS(st))
                                         : "signal " + std::to_string(WTERMSIG(st));
-  return make_error(Errc::Io, "'" + name_ + "' failed (" + how + ")" + (err.empty() ? "" : ": " + err));
+  return make_error(Errc::Io, quote(name_) + " failed (" + how + ")" + (err.empty() ? "" : ": " + err));
 }
 
 Result<std::string> run_capture(const std::vector<std::string>& argv, int stdin_fd, size_t limit) {
@@ -95,10 +97,10 @@ Result<std::string> run_capture(const std::vector<std::string>& argv, int stdin_
   for (;;) {
     const ssize_t n = ::read(c->out(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return make_error(Errc::Io, "reading from '" + argv[0] + "'", errno);
+    if (n < 0) return make_error(Errc::Io, "reading from " + quote(argv[0]), errno);
     if (n == 0) break;
     if (out.size() + static_cast<size_t>(n) > limit)
-      return make_error(Errc::Io, "'" + argv[0] + "' wrote more than " + std::to_string(limit) + " bytes");
+      return make_error(Errc::Io, quote(argv[0]) + " wrote more than " + std::to_string(limit) + " bytes");
     out.append(buf, static_cast<size_t>(n));
   }
   FIM_TRY(c->wait());

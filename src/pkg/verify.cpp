@@ -226,8 +226,7 @@ Note Verifier::explain(const Record* old, const Record* now) {
           continue;
         }
       } else if (t == FileType::Symlink && now->get(Attr::Link).bytes != d.link) {
-        bad = "points to '" + escape_terminal(now->get(Attr::Link).bytes) + "', the package's to '" +
-              escape_terminal(d.link) + "'";
+        bad = "points to " + quote(now->get(Attr::Link).bytes) + ", the package's to " + quote(d.link);
       } else if (t != FileType::Symlink) {
         uint64_t uid = d.uid, gid = d.gid;
         uint32_t mode = d.mode;

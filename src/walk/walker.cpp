@@ -173,18 +173,18 @@ class Walk {
       int err = parent.valid() ? 0 : errno;
       if (!err && ::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) err = errno;
       if (err == ENOENT || err == ENOTDIR) {
-        if (opts_.roots_must_exist) return make_error(Errc::Usage, "'" + escape_terminal(root) + "' does not exist");
+        if (opts_.roots_must_exist) return make_error(Errc::Usage, quote(root) + " does not exist");
         continue;  // recorded as absent: it shows up as added if it appears later
       }
       if (err) {
         return make_error(err == EACCES || err == EPERM ? Errc::Usage : Errc::Io,
-                          "cannot read root '" + escape_terminal(root) + "'", err);
+                          "cannot read root " + quote(root), err);
       }
       if (S_ISDIR(st.st_mode)) {  // a root directory that cannot be listed is fatal, not partial
         UniqueFd probe(::openat(parent.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!probe.valid())
           return make_error(errno == EACCES || errno == EPERM ? Errc::Usage : Errc::Io,
-                            "cannot read root '" + escape_terminal(root) + "'", errno);
+                            "cannot read root " + quote(root), errno);
       }
       top.names.push_back(root);
       top.root_scopes.push_back(sel_.scope_of(dir));

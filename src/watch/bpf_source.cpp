@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 
+#include "fim/base/fd.h"
 #include "fim/base/sys.h"
 #include "fim/bpf.h"
 #include "fim_config.h"
@@ -73,19 +74,14 @@ Error unsupported(const std::string& what, int err) {
 }  // namespace
 
 struct BpfSensor::Impl {
-  fim_bpf* skel = nullptr;
-  std::vector<bpf_link*> links;
-  ring_buffer* rb = nullptr;
+  // Destroyed in reverse order: the ring buffer, then the links, then the object they use.
+  std::unique_ptr<fim_bpf, CDeleter<fim_bpf__destroy>> skel;
+  std::vector<std::unique_ptr<bpf_link, CDeleter<bpf_link__destroy>>> links;
+  std::unique_ptr<ring_buffer, CDeleter<ring_buffer__free>> rb;
   std::string hooks;
   std::map<std::pair<uint64_t, uint64_t>, Bytes> roots;  // kernel (dev, ino) -> root path
   const std::function<void(BpfEvent&&)>* on_event = nullptr;
   uint64_t bad_records = 0;
-
-  ~Impl() {
-    if (rb) ring_buffer__free(rb);
-    for (auto* l : links) bpf_link__destroy(l);
-    if (skel) fim_bpf__destroy(skel);
-  }
 
   static int handle(void* ctx, void* data, size_t size) {
     auto* self = static_cast<Impl*>(ctx);
@@ -152,13 +148,13 @@ struct BpfSensor::Impl {
 
   Status set_flags(const Bytes& path, uint32_t add, struct stat* out) {
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return make_error(Errc::Io, "cannot stat '" + escape_terminal(path) + "'", errno);
+    if (::stat(path.c_str(), &st) != 0) return make_error(Errc::Io, "cannot stat " + quote(path), errno);
     fim_key k{kernel_dev(st.st_dev), st.st_ino};
     uint32_t v = 0;
     (void)bpf_map__lookup_elem(skel->maps.fim_watched, &k, sizeof k, &v, sizeof v, 0);
     v |= add;
     if (int err = bpf_map__update_elem(skel->maps.fim_watched, &k, sizeof k, &v, sizeof v, BPF_ANY); err)
-      return make_error(Errc::Io, "cannot add '" + escape_terminal(path) + "' to the BPF map", -err);
+      return make_error(Errc::Io, "cannot add " + quote(path) + " to the BPF map", -err);
     if (out) *out = st;
     return {};
   }
@@ -181,11 +177,11 @@ Result<std::unique_ptr<BpfSensor>> BpfSensor::open(const BpfOptions& opts) {
   if (auto lsm = read_small_file("/sys/kernel/security/lsm", 4096); lsm) {
     const std::string l = "," + *lsm + ",";
     if (l.find(",bpf,") == std::string::npos && l.find(",bpf\n") == std::string::npos)
-      return make_error(Errc::Unsupported, "the kernel's active LSMs do not include bpf ('" + escape_terminal(*lsm) +
-                                               "'; boot with lsm=...,bpf)");
+      return make_error(Errc::Unsupported,
+                        "the kernel's active LSMs do not include bpf (" + quote(*lsm) + "; boot with lsm=...,bpf)");
   }
   auto impl = std::make_unique<Impl>();
-  impl->skel = fim_bpf__open();
+  impl->skel.reset(fim_bpf__open());
   if (!impl->skel) return unsupported("cannot open the BPF object", errno);
   impl->skel->rodata->fim_self_tgid = static_cast<uint32_t>(::getpid());
   impl->skel->rodata->fim_enforce = opts.enforce ? 1 : 0;
@@ -208,26 +204,26 @@ Result<std::unique_ptr<BpfSensor>> BpfSensor::open(const BpfOptions& opts) {
       absent += (absent.empty() ? "" : ",") + std::string(sec + 4);
     }
   }
-  if (int err = fim_bpf__load(impl->skel); err) return unsupported("the BPF LSM programs did not load", -err);
+  if (int err = fim_bpf__load(impl->skel.get()); err) return unsupported("the BPF LSM programs did not load", -err);
   bpf_object__for_each_program(prog, impl->skel->obj) {
     if (!bpf_program__autoload(prog)) continue;
     bpf_link* link = bpf_program__attach(prog);
     if (!link) {
       const int err = errno;
-      return unsupported("BPF LSM program '" + std::string(bpf_program__section_name(prog)) + "' did not attach", err);
+      return unsupported("BPF LSM program " + quote(bpf_program__section_name(prog)) + " did not attach", err);
     }
-    impl->links.push_back(link);
+    impl->links.emplace_back(link);
     impl->hooks += (impl->hooks.empty() ? "" : ",") + std::string(bpf_program__section_name(prog) + 4);
   }
   if (!absent.empty()) impl->hooks += " (absent here: " + absent + ")";
-  impl->rb = ring_buffer__new(bpf_map__fd(impl->skel->maps.fim_events), &Impl::handle, impl.get(), nullptr);
+  impl->rb.reset(ring_buffer__new(bpf_map__fd(impl->skel->maps.fim_events), &Impl::handle, impl.get(), nullptr));
   if (!impl->rb) return unsupported("cannot map the BPF ring buffer", errno);
   return std::unique_ptr<BpfSensor>(new BpfSensor(std::move(impl)));
 }
 
 Status BpfSensor::watch_root(const Bytes& dir) {
   struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) return make_error(Errc::Io, "cannot stat '" + escape_terminal(dir) + "'", errno);
+  if (::stat(dir.c_str(), &st) != 0) return make_error(Errc::Io, "cannot stat " + quote(dir), errno);
   const std::pair<uint64_t, uint64_t> key{kernel_dev(st.st_dev), st.st_ino};
   if (auto it = impl_->roots.find(key); it != impl_->roots.end() && it->second == dir) return {};  // as registered
   for (auto it = impl_->roots.begin(); it != impl_->roots.end();) {
@@ -271,11 +267,11 @@ Status BpfSensor::set_exec_policy(const std::vector<Bytes>& guards, const std::v
   return {};
 }
 
-int BpfSensor::fd() const { return ring_buffer__epoll_fd(impl_->rb); }
+int BpfSensor::fd() const { return ring_buffer__epoll_fd(impl_->rb.get()); }
 
 Result<size_t> BpfSensor::consume(const std::function<void(BpfEvent&&)>& on_event) {
   impl_->on_event = &on_event;
-  const int n = ring_buffer__consume(impl_->rb);
+  const int n = ring_buffer__consume(impl_->rb.get());
   impl_->on_event = nullptr;
   if (n < 0) return make_error(Errc::Io, "reading the BPF ring buffer", -n);
   return static_cast<size_t>(n);

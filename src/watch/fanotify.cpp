@@ -125,7 +125,7 @@ Status FanotifySource::mark_filesystem(const Bytes& dir) {
   if (::fanotify_mark(fd_.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kMarkMask, AT_FDCWD, dir.c_str()) != 0) {
     const int err = errno;
     return make_error(err == EXDEV || err == EOPNOTSUPP || err == ENODEV ? Errc::Unsupported : Errc::Io,
-                      "cannot watch the filesystem of '" + escape_terminal(dir) + "'", err);
+                      "cannot watch the filesystem of " + quote(dir), err);
   }
   return {};
 }

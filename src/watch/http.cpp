@@ -61,7 +61,7 @@ bool send_all(int fd, std::string_view data, double deadline) {
 
 Result<HttpUrl> parse_http_url(std::string_view url) {
   const auto bad = [&](const std::string& why) {
-    return make_error(Errc::Usage, "'" + escape_terminal(url) + "' is not a usable URL: " + why);
+    return make_error(Errc::Usage, quote(url) + " is not a usable URL: " + why);
   };
   if (url.rfind("https://", 0) == 0)
     return bad("https is not supported; post to a local falcosidekick (http://127.0.0.1:2801/) or a TLS proxy");
@@ -91,7 +91,7 @@ Result<HttpUrl> parse_http_url(std::string_view url) {
 
 Result<std::pair<std::string, uint16_t>> parse_listen_address(std::string_view addr) {
   const auto bad = [&] {
-    return make_error(Errc::Usage, "'" + escape_terminal(addr) + "' is not HOST:PORT, [V6]:PORT or :PORT");
+    return make_error(Errc::Usage, quote(addr) + " is not HOST:PORT, [V6]:PORT or :PORT");
   };
   std::string host;
   std::string_view port;
@@ -119,7 +119,7 @@ Result<UniqueFd> listen_tcp(const std::string& host, uint16_t port) {
   addrinfo* res = nullptr;
   const std::string service = std::to_string(port);
   if (const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res); rc != 0)
-    return make_error(Errc::Usage, "cannot listen on '" + escape_terminal(host) + "': " + ::gai_strerror(rc));
+    return make_error(Errc::Usage, "cannot listen on " + quote(host) + ": " + ::gai_strerror(rc));
   std::unique_ptr<addrinfo, CDeleter<::freeaddrinfo>> owner(res);
   int err = 0;
   for (addrinfo* a = res; a; a = a->ai_next) {

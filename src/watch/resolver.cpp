@@ -31,7 +31,7 @@ uint64_t fsid_of(int fd) {
 
 Status Resolver::add_filesystem(const Bytes& dir) {
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) return make_error(Errc::Io, "cannot open '" + escape_terminal(dir) + "'", errno);
+  if (!fd.valid()) return make_error(Errc::Io, "cannot open " + quote(dir), errno);
   const uint64_t id = fsid_of(fd.get());
   if (!mounts_.count(id)) mounts_.emplace(id, std::move(fd));
   return {};
