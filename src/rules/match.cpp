@@ -17,17 +17,11 @@
 
 namespace fim {
 
-/// A regex_t that regcomp() filled, or not: regfree() only for one it did (POSIX leaves
-/// regfree of a failed regcomp undefined).
+/// A regex_t, regfree()d only when regcomp() filled it (POSIX leaves the other undefined).
 struct CompiledRegex {
   regex_t rx{};
   bool compiled = false;
-  CompiledRegex() = default;
-  CompiledRegex(const CompiledRegex&) = delete;
-  CompiledRegex& operator=(const CompiledRegex&) = delete;
-  ~CompiledRegex() {
-    if (compiled) regfree(&rx);
-  }
+  ~CompiledRegex() { if (compiled) regfree(&rx); }  // held by unique_ptr: never copied
 };
 
 struct CompiledSelector {
