@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include "fim/base/digest.h"
 #include "fim/db.h"
 #include "testutil.h"
 
@@ -192,4 +193,67 @@ TEST_CASE("one writer at a time") {
   REQUIRE_FALSE(second.has_value());
   CHECK(second.error().code == Errc::Locked);
   CHECK(second.error().message.find("pid") != std::string::npos);
+}
+
+namespace {
+
+/// Rewrites a fresh unsigned baseline (empty journal) as schema 1 had it: no journal table,
+/// user_version 1, the content digest without the journal in its manifest tail.
+void make_schema_1(const Bytes& path, const std::vector<Record>& records) {
+  write_baseline(path, records);
+  BaselineMeta m = meta_for({"/r"});
+  m.schema_version = 1;
+  std::string body = "fimctl-baseline-content-v1\n";  // the digest's domain prefix
+  for (const auto& r : records) body += canonical_row(r);
+  const std::string digest = hex_encode(sha256_of(body + canonical_manifest_tail(m)));
+  const std::string edit = "DROP TABLE journal; PRAGMA user_version=1;"
+                           "UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'schema_version';"
+                           "UPDATE meta SET value = CAST('" + digest + "' AS BLOB) WHERE key = 'content_sha256';";
+  sql(path, edit.c_str());
+}
+
+}  // namespace
+
+TEST_CASE("schema versions: the old one's SQL, refusal naming migrate, migration keeping every row") {
+  CHECK(baseline_schema(1).size() == 3);  // meta, roots, entries: no journal
+  CHECK(baseline_schema(kSchemaVersion).size() == 4);
+  CHECK(baseline_schema(kSchemaVersion + 1).empty());
+  TempDir d;
+  const Bytes db = d / "old.db";
+  const std::vector<Record> rows = {sample("/r", 1), sample("/r/a", 2), sample("/r/b", 3)};
+  make_schema_1(db, rows);
+  auto r = BaselineReader::open(db);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == Errc::Database);
+  CHECK(r.error().message.find("older fimctl (schema 1; this one reads 2): migrate it with fimctl --db '" + db +
+                               "' migrate") != std::string::npos);
+  auto old = BaselineReader::open_older(db);
+  REQUIRE(old.has_value());
+  CHECK((*old)->meta().schema_version == 1);
+  old->reset();
+  // Unsigned: only with allow_unsigned, as check would trust it.
+  auto refused = migrate_baseline(db, {});
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == Errc::Trust);
+  auto m = migrate_baseline(db, {nullptr, nullptr, true});
+  REQUIRE(m.has_value());
+  CHECK(m->from == 1);
+  CHECK(m->meta.sequence == 1);
+  auto now = BaselineReader::open(db);
+  REQUIRE(now.has_value());
+  CHECK((*now)->meta().schema_version == kSchemaVersion);
+  Record rec;
+  std::vector<Bytes> got;
+  for (;;) {
+    auto more = (*now)->next(&rec);
+    REQUIRE(more.has_value());
+    if (!*more) break;
+    CHECK(canonical_row(rec) == canonical_row(rows[got.size()]));
+    got.push_back(rec.path);
+  }
+  CHECK(got.size() == rows.size());
+  CHECK((*now)->verify().has_value());
+  auto again = migrate_baseline(db, {nullptr, nullptr, true});
+  REQUIRE(again.has_value());
+  CHECK(again->from == kSchemaVersion);  // nothing to do
 }
