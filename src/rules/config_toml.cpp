@@ -42,6 +42,7 @@ struct TomlInternalError : std::runtime_error {
 #define TOML_ASSERT_ASSUME(expr) TOML_ASSERT(expr)
 #include <toml++/toml.h>
 
+#include "fim/base/duration.h"
 #include "fim/base/fd.h"
 #include "fim/base/sys.h"
 #include "fim/rules.h"
@@ -241,26 +242,17 @@ bool is_known(const ConfigTable& t, std::string_view key) {
   return std::find(t.keys.begin(), t.keys.end(), key) != t.keys.end();
 }
 
-/// 30 (seconds), "30s", "500ms", "2m", "1h" or "0" -> seconds, at most a day.
-std::optional<double> parse_seconds(const toml::node& n) {
-  double v = -1;
-  if (auto i = n.value_exact<int64_t>()) {
-    v = static_cast<double>(*i);
-  } else if (auto s = n.value_exact<std::string>()) {
-    const std::string& t = *s;
-    size_t digits = 0;
-    while (digits < t.size() && std::isdigit(static_cast<unsigned char>(t[digits]))) ++digits;
-    if (digits == 0 || digits > 9) return std::nullopt;
-    const double num = std::strtod(t.substr(0, digits).c_str(), nullptr);
-    const std::string unit = t.substr(digits);
-    if (unit.empty() || unit == "s") v = num;
-    else if (unit == "ms") v = num / 1000;
-    else if (unit == "m") v = num * 60;
-    else if (unit == "h") v = num * 3600;
-    else return std::nullopt;
-  }
-  if (v < 0 || v > 86400) return std::nullopt;
-  return v;
+/// read_timeout: an integer or float (seconds) or a duration string (base/duration.h, the
+/// grammar the command line takes), at most a day.
+Result<double> parse_seconds(const toml::node& n) {
+  static const DurationSpec kDay{DurationSpec::kAllUnits, 0, 86400};
+  if (auto s = n.value_exact<std::string>()) return parse_duration(*s, kDay);
+  std::optional<double> v;
+  if (auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i);
+  else if (auto f = n.value_exact<double>()) v = *f;
+  if (!v) return make_error(Errc::Usage, "must be seconds or a duration string, not " + type_name(n));
+  if (!(*v >= 0 && *v <= kDay.max_seconds)) return make_error(Errc::Usage, "must be 0 to 86400 seconds (a day)");
+  return *v;
 }
 
 /// "1 GiB", "500M", "0", "none" or an integer -> bytes.
@@ -340,7 +332,7 @@ class Builder {
         else l_.error(d.name, v.source(), "options.max_hash_size must be a size such as 1048576, \"512 MiB\" or \"none\"");
       } else if (key == "read_timeout") {
         if (auto t = parse_seconds(v)) p_.read_timeout_seconds = *t;
-        else l_.error(d.name, v.source(), "options.read_timeout must be seconds (an integer) or a duration such as \"30s\", \"2m\" or \"0\" (wait forever), at most a day");
+        else l_.error(d.name, v.source(), "options.read_timeout: " + t.error().message);
       } else if (key == "package_mirrors") {
         if (auto l = strings_of(d, v, "options.package_mirrors")) {
           for (const auto& m : *l) {
