@@ -25,20 +25,28 @@
 
 // toml++ 3.3.0 asserts (or, under NDEBUG, *assumes*) conditions that hostile input breaks
 // (parse_key on "[`", fuzz-found). Its assertion macros are redefined after its
-// preprocessor header and before the rest: a broken assertion throws (the parser is not
-// noexcept; caught below as a parse error) in every build type. Its TOML_UNREACHABLE in the
-// Unicode tables (upstream #190) cannot be redefined that way (noexcept, void and bool
-// functions share it): prescan() keeps non-ASCII away from where the parser looks for
-// whitespace instead.
+// preprocessor header and before the rest: a broken assertion throws, in every build type,
+// and the parser (not noexcept) lets it through to the catch in parse() below: a parse error.
+// A few of its assertions sit in noexcept functions (the reader's step_back, the UTF-8
+// decoder, path accessors and value_exact<T> after their own type check): g++ warns that a
+// throw there calls std::terminate. That is the intended outcome for those: they guard
+// toml++'s own bookkeeping, which no input reaches (the decoder sees only what prescan_toml
+// validated as UTF-8), and ending the process beats the undefined behaviour of an assumed
+// condition. Hence the throw sits in a function of its own (g++'s -Wterminate looks for a
+// throw written inside a noexcept body). Its
+// TOML_UNREACHABLE in the Unicode tables (upstream #190) cannot be redefined that way
+// (noexcept, void and bool functions share it): prescan_toml() keeps non-ASCII away from
+// where the parser looks for whitespace instead.
 #include <toml++/impl/preprocessor.h>
 namespace fim {
 struct TomlInternalError : std::runtime_error {
   TomlInternalError() : std::runtime_error("input the TOML parser cannot handle") {}
 };
+[[noreturn]] inline void toml_assertion_failed() { throw TomlInternalError(); }
 }  // namespace fim
 #undef TOML_ASSERT
 #undef TOML_ASSERT_ASSUME
-#define TOML_ASSERT(expr) ((expr) ? static_cast<void>(0) : throw ::fim::TomlInternalError())
+#define TOML_ASSERT(expr) ((expr) ? static_cast<void>(0) : ::fim::toml_assertion_failed())
 #define TOML_ASSERT_ASSUME(expr) TOML_ASSERT(expr)
 #include <toml++/toml.h>
 
@@ -46,6 +54,7 @@ struct TomlInternalError : std::runtime_error {
 #include "fim/base/fd.h"
 #include "fim/base/sys.h"
 #include "fim/rules.h"
+#include "prescan.h"
 
 namespace fim {
 namespace {
@@ -75,109 +84,6 @@ class Loader {
     error(file, where.begin.line, where.begin.column, std::move(msg));
   }
 
-  /// Refuses what toml++ must not see; returns false with a diagnostic.
-  bool prescan(const std::string& file, std::string_view text) {
-    uint32_t line = 1, col = 1;
-    enum { Code, Comment, Basic, Literal, MlBasic, MlLiteral } st = Code;
-    char last = '\n';  // the last significant byte in code ('\n': the start of a line)
-    std::string open;  // brackets open in values: '[' array, '{' inline table
-    bool bare = false; // inside a bare value (number, boolean, date): up to a terminator
-    for (size_t i = 0; i < text.size();) {
-      const auto c = static_cast<unsigned char>(text[i]);
-      if (c == 0) return error(file, line, col, "NUL byte in the file"), false;
-      size_t len = 1;
-      if (c >= 0x80) {
-        len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-        bool ok = len != 0 && i + len <= text.size();
-        for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-        if (ok && len == 3) {  // overlong or surrogate
-          const auto c1 = static_cast<unsigned char>(text[i + 1]);
-          ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
-        }
-        if (ok && len == 4) {
-          const auto c1 = static_cast<unsigned char>(text[i + 1]);
-          ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
-        }
-        if (!ok) return error(file, line, col, "invalid UTF-8 (the policy must be UTF-8 text)"), false;
-        if (st == Code)
-          return error(file, line, col, "non-ASCII character outside a string or comment (quote the key or value)"), false;
-      }
-      const auto at = [&](std::string_view s) { return text.substr(i, s.size()) == s; };
-      switch (st) {
-        case Code:
-          // toml++ reads a bare value up to a terminator; a quote, '=' or non-ASCII inside
-          // it reaches its Unicode UB ("1=1=\"é\"", fuzz-found): refuse them there.
-          if (bare && std::strchr(" \t\r\n,]}#", c)) {
-            bare = false;
-          } else if (!bare && (last == '=' || (!open.empty() && open.back() == '[' && (last == '[' || last == ','))) &&
-                     !std::strchr(" \t\r\n\"'[{#", c)) {
-            bare = true;
-          }
-          if (bare && (c == '"' || c == '\'' || c == '='))
-            return error(file, line, col, std::string("unexpected '") + static_cast<char>(c) + "' in a value"), false;
-          if ((c == '"' || c == '\'') && !std::strchr("\n=[,{.", last)) {
-            // Valid TOML opens a string only where a key or a value starts. Elsewhere
-            // ("a=1\"é\"") toml++ would still be reading a bare token when it meets non-ASCII.
-            return error(file, line, col, "unexpected quote (a string can only start a key or a value)"), false;
-          }
-          if (c == '[' && open.empty() && last == '\n') {
-            // A table header. toml++ asserts (UB under NDEBUG) when its name starts with
-            // anything but a bare-key character or a quote ("[`]", fuzz-found): say so here.
-            size_t k = i + 1;
-            if (k < text.size() && text[k] == '[') ++k;
-            while (k < text.size() && (text[k] == ' ' || text[k] == '\t')) ++k;
-            const auto n = k < text.size() ? static_cast<unsigned char>(text[k]) : '\n';
-            if (!(std::isalnum(n) || n == '_' || n == '-' || n == '"' || n == '\'' || n == ']' || n == '\n' || n == '\r' || n == 0))
-              return error(file, line, col + static_cast<uint32_t>(k - i),
-                           "expected bare key starting character or string delimiter in a table name"), false;
-          } else if (c == '[' || c == '{') {
-            open.push_back(static_cast<char>(c));  // an array or inline table value
-          } else if ((c == ']' || c == '}') && !open.empty()) {
-            open.pop_back();
-          }
-          if (c == '#') st = Comment;
-          else if (at("\"\"\"")) st = MlBasic, len = 3;
-          else if (at("'''")) st = MlLiteral, len = 3;
-          else if (c == '"') st = Basic;
-          else if (c == '\'') st = Literal;
-          if (c == '\n') last = '\n';
-          else if (c != ' ' && c != '\t' && c != '\r') last = static_cast<char>(c);
-          break;
-        case Comment:
-          if (c == '\n') st = Code, last = '\n';
-          break;
-        case Basic:
-          if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') len = 2;
-          else if (c == '"' || c == '\n') st = Code, last = c == '"' ? 's' : '\n';
-          break;
-        case Literal:
-          if (c == '\'' || c == '\n') st = Code, last = c == '\'' ? 's' : '\n';
-          break;
-        case MlBasic:
-          if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') len = 2;
-          else if (at("\"\"\"")) {
-            len = 3;
-            while (i + len < text.size() && text[i + len] == '"' && len < 5) ++len;
-            st = Code, last = 's';
-          }
-          break;
-        case MlLiteral:
-          if (at("'''")) {
-            len = 3;
-            while (i + len < text.size() && text[i + len] == '\'' && len < 5) ++len;
-            st = Code, last = 's';
-          }
-          break;
-      }
-      for (size_t k = 0; k < len && i + k < text.size(); ++k) {
-        if (text[i + k] == '\n') line++, col = 1;
-        else if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) col++;
-      }
-      i += len;
-    }
-    return true;
-  }
-
   /// Parses one document; nothing is added on failure (the diagnostic says why).
   std::optional<toml::table> parse(const std::string& file, std::string_view text) {
     if (text.size() >= 2 && ((text[0] == '\xFF' && text[1] == '\xFE') || (text[0] == '\xFE' && text[1] == '\xFF'))) {
@@ -185,7 +91,10 @@ class Loader {
       return std::nullopt;
     }
     if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // a UTF-8 BOM is harmless
-    if (!prescan(file, text)) return std::nullopt;
+    if (auto bad = rules::prescan_toml(text)) {
+      error(file, bad->line, bad->column, std::move(bad->message));
+      return std::nullopt;
+    }
     try {
       return toml::parse(text, file);
     } catch (const toml::parse_error& e) {
