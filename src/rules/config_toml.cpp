@@ -178,7 +178,7 @@ class Builder {
       }
       const bool builtin = std::any_of(builtin_groups().begin(), builtin_groups().end(), [&](const auto& b) { return b.name == name; });
       if (builtin || attr_from_key(name) || name == "growing") {
-        error(at, "group '" + name + "' would redefine a built-in group or attribute");
+        error(at, "group " + quote(name) + " would redefine a built-in group or attribute");
         continue;
       }
       auto ctx = context();
@@ -186,7 +186,7 @@ class Builder {
       auto s = ctx.string(value_of(d.name, v));
       if (!s) continue;
       if (auto it = group_src_.find(name); it != group_src_.end()) {
-        error(at, "group '" + name + "' is already defined at " + it->second.pos.text());
+        error(at, "group " + quote(name) + " is already defined at " + it->second.pos.text());
         continue;
       }
       group_src_[name] = {*s, at};
@@ -240,7 +240,7 @@ class Builder {
     if (p_.groups.count(name)) return;
     const GroupSrc& src = group_src_.at(name);
     if (depth > 32 || resolving_.count(name)) {
-      error(src.pos, "group '" + name + "' refers to itself");
+      error(src.pos, "group " + quote(name) + " refers to itself");
       p_.groups[name] = AttrSet{};
       return;
     }

@@ -102,11 +102,11 @@ void top_include(K& c, const V& v) {
   if (auto l = c.strings(v)) c.includes = std::move(*l);
 }
 void top_table(K& c, const V& v) {
-  if (v.kind != V::Kind::Table) c.error(v.where, "'" + c.what + "' must be a table, not " + std::string(v.type_name()));
+  if (v.kind != V::Kind::Table) c.error(v.where, quote(c.what) + " must be a table, not " + std::string(v.type_name()));
 }
 void top_array_of_tables(K& c, const V& v) {
   if (v.kind != V::Kind::Array || !v.array_of_tables)
-    c.error(v.where, "'" + c.what + "' must be an array of tables: write [[" + c.what + "]]");
+    c.error(v.where, quote(c.what) + " must be an array of tables: write [[" + c.what + "]]");
 }
 
 // --- [options] ---
