@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // fimctl accept: differences of the last report taken into the successor baseline, each
-// exactly as it was reported (docs/design.md, Acceptance), with a journal entry of its own.
+// exactly as it was reported (docs/design.md, Baseline), with a journal entry of its own.
 // Named steps: the request, the report it acts on, the choice, the re-collection that
 // refuses what changed again, the successor.
 #include <fcntl.h>

@@ -107,7 +107,7 @@ Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
   if (meta.host_id != host_id())
     return make_error(Errc::Trust, "baseline " + quote(opts.db_path) + " was made on host " +
                                        escape_terminal(meta.host_id) + ", this is host " + host_id());
-  // A read-only state directory must not stop a check (notes/reliability.md T16): say so.
+  // A read-only state directory must not stop a check: say so.
   t.state = open_state(opts.db_path);
   if (t.state) {
     auto l = (*t.state)->last_sequence(opts.db_path);

@@ -51,7 +51,7 @@ std::string host_id();
 BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m);
 /// Who runs this, for the journal: the login name behind sudo when there is one.
 std::string current_user();
-/// state.db beside the baseline (docs/design.md, Files).
+/// state.db beside the baseline (docs/design.md, Formats).
 Result<std::unique_ptr<StateStore>> open_state(const Bytes& db_path);
 /// The key that signs a new baseline: required unless --unsigned (then used when present).
 Result<std::optional<SigningKey>> signing_key(const RunOptions& opts);

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// TOML -> Policy. The only translation unit that sees toml++ (STYLE.md convention 12).
+// TOML -> Policy. The only translation unit that sees toml++ (compile time: toml++ is
+// header-only here, and every other file stays free of it).
 //
 // toml++ 3.3.0 (Debian 12) is used header-only with exceptions, caught here, and
-// TOML_MAX_NESTED_VALUES=64 (deep nesting overflowed a 1 MiB stack). Its known crashers
-// (notes/reliability.md §6.2) are kept away before it sees a byte: files over 1 MiB, NUL
-// bytes, invalid UTF-8 and any non-ASCII character outside a string or comment are refused
-// by prescan() with a position (the UB in is_non_ascii_horizontal_whitespace is reached only
-// through non-ASCII code points where TOML allows none).
+// TOML_MAX_NESTED_VALUES=64 (deep nesting overflowed a 1 MiB stack). Its known crashers are
+// kept away before it sees a byte: files over 1 MiB, NUL bytes, invalid UTF-8 and any
+// non-ASCII character outside a string or comment are refused by prescan_toml() (prescan.cpp)
+// with a position (the UB in is_non_ascii_horizontal_whitespace is reached only through
+// non-ASCII code points where TOML allows none). Each key's value goes to its handler in the
+// key table (policy_keys.cpp); this file holds the documents, includes, groups and rules.
 #define TOML_HEADER_ONLY 1
 #define TOML_EXCEPTIONS 1
 #define TOML_MAX_NESTED_VALUES 64
@@ -327,7 +329,7 @@ Error diag_error(const Loader& l) {
 }
 
 Result<std::string> read_policy_file(const std::string& path, size_t limit, struct stat* st) {
-  // A policy others could rewrite decides what is watched: refuse it (DESIGN.md, Trusted paths).
+  // A policy others could rewrite decides what is watched: refuse it (docs/design.md, Threat model).
   if (::access(path.c_str(), F_OK) == 0) FIM_TRY(check_trusted_path(path, "policy"));
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (!fd.valid()) return make_error(Errc::Usage, "cannot open policy " + quote(path), errno);

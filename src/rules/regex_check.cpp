@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // What a [[rule]] regex may be (regex_check.h): glibc expands repetitions at compile time, so
-// their size is estimated before regcomp sees the pattern (notes/reliability.md T56).
+// their size is estimated before regcomp sees the pattern.
 #include "regex_check.h"
 
 #include <algorithm>

@@ -454,15 +454,13 @@ TEST_CASE("options.read_timeout: seconds or a duration, at most a day, not in th
   REQUIRE(p);
   CHECK(p->read_timeout_seconds == 0);
   // The grammar of the command line's durations (base/duration.h): fractions and days too.
-  p = load("\"1.5h\"");
-  REQUIRE(p);
-  CHECK(p->read_timeout_seconds == 5400);
-  p = load("\"1d\"");
-  REQUIRE(p);
-  CHECK(p->read_timeout_seconds == 86400);
-  p = load("2.5");
-  REQUIRE(p);
-  CHECK(p->read_timeout_seconds == 2.5);
+  const std::pair<const char*, double> also[] = {{"\"1.5h\"", 5400}, {"\"1d\"", 86400}, {"2.5", 2.5}};
+  for (const auto& [text, seconds] : also) {
+    CAPTURE(text);
+    auto q = load(text);
+    REQUIRE(q);
+    CHECK(q->read_timeout_seconds == seconds);
+  }
   for (const char* bad : {"-1", "\"2d\"", "\"25h\"", "\"x\"", "true", "\"\"", "90000", "-0.5", "\"1e3\""}) {
     CAPTURE(bad);
     CHECK(!load(bad));
