@@ -70,6 +70,14 @@ std::optional<uint32_t> file_type_bit(std::string_view name) {
   return std::nullopt;
 }
 
+/// "file, dir, ..., blockdev": the names file_type_bit() takes.
+std::string file_type_names() {
+  std::string out;
+  for (unsigned t = 1; t <= static_cast<unsigned>(FileType::BlockDev); ++t)
+    out += (t == 1 ? "" : ", ") + std::string(file_type_name(static_cast<FileType>(t)));
+  return out;
+}
+
 bool valid_tag(std::string_view t) {
   if (t.empty() || t.size() > 64) return false;
   return std::all_of(t.begin(), t.end(), [](char c) {
@@ -154,7 +162,7 @@ void rule_type(K& c, const V& v) {
   if (!l) return;
   for (const auto& s : *l) {
     if (auto b = file_type_bit(s)) c.rule->types |= *b;
-    else c.error(v.where, c.what + ": unknown file type " + quote(s) + " (file, dir, symlink, fifo, socket, chardev, blockdev)");
+    else c.error(v.where, c.what + ": unknown file type " + quote(s) + " (" + file_type_names() + ")");
   }
 }
 void rule_fstype(K& c, const V& v) {
