@@ -38,9 +38,11 @@ struct AttrSet {
 };
 
 /// Named sets every policy can use (AIDE's R, L, >, H, X plus readable names).
+/// Each is a mask over the attribute registry (include/fim/attr.h), so a new attribute needs
+/// no edit here; attr_set_text(attrs) writes one out.
 struct BuiltinGroup {
   std::string_view name;
-  std::string_view expr;
+  AttrSet attrs;
   std::string_view help;
 };
 const std::vector<BuiltinGroup>& builtin_groups();
@@ -152,10 +154,12 @@ struct ConfigTable {
   std::string_view name;               ///< "" (the top level), "options", "rule", "exclude"
   std::string_view where;              ///< as messages name it: "the top level", "[options]", ...
   std::vector<std::string_view> keys;  ///< in the order the man page lists them
+  std::vector<std::string_view> types; ///< per key: what its value is ("boolean", "duration", ...)
 };
-/// Every policy key, table by table: the one list. The loader refuses any other key (naming
-/// the nearest of these, "did you mean") and `fimctl completion list` prints them, so the
-/// man-page test checks exactly what the loader accepts. [groups] is absent: its keys are the
+/// Every policy key, table by table, derived from the loader's table of key handlers
+/// (rules/policy_keys.cpp): the loader refuses any other key (naming the nearest of these,
+/// "did you mean") and `fimctl completion list` prints them, so the man-page test and
+/// completion see exactly what the loader handles. [groups] is absent: its keys are the
 /// user's group names.
 const std::vector<ConfigTable>& config_keys();
 /// The entry of config_keys() for `name`; one exists for every name listed there.

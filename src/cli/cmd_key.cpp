@@ -79,9 +79,9 @@ int cmd_key(const Options& o) {
   Bytes parent, name;
   split_path(*dir, &parent, &name);
   if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
-    return report_error(make_error(Errc::Io, "cannot create '" + escape_terminal(parent) + "'", errno));
+    return report_error(make_error(Errc::Io, "cannot create " + quote(parent), errno));
   if (::mkdir(dir->c_str(), 0700) != 0 && errno != EEXIST)
-    return report_error(make_error(Errc::Io, "cannot create '" + escape_terminal(*dir) + "'", errno));
+    return report_error(make_error(Errc::Io, "cannot create " + quote(*dir), errno));
   if (auto st = check_trusted_path(*dir, "key directory"); !st) return report_error(st.error());
   auto id = SigningKey::generate(*dir);
   if (!id) return report_error(id.error());

@@ -11,28 +11,17 @@
 #include <vector>
 
 #include "commands.h"
+#include "fim/base/duration.h"
 #include "fim/base/sys.h"
 #include "fim/pipeline.h"
 
 namespace fim::cli {
 
 Result<double> parse_duration(std::string_view text, const char* what) {
-  // "90", "90s", "250ms", "5m", "6h", "1d": a number and an optional unit (seconds by default).
-  const std::string s(text);
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(s.c_str(), &end);
-  const std::string unit = end ? std::string(end) : std::string();
-  double scale = -1;
-  if (unit.empty() || unit == "s") scale = 1;
-  else if (unit == "ms") scale = 1e-3;
-  else if (unit == "m") scale = 60;
-  else if (unit == "h") scale = 3600;
-  else if (unit == "d") scale = 86400;
-  if (s.empty() || end == s.c_str() || errno != 0 || scale < 0 || !std::isfinite(v) || v < 0 || v * scale > 1e9)
-    return make_error(Errc::Usage, std::string(what) + ": '" + escape_terminal(s) +
-                                       "' is not a duration (a number with s, ms, m, h or d, such as 6h)");
-  return v * scale;
+  // The grammar of every duration, here and in the policy file (base/duration.h).
+  auto d = ::fim::parse_duration(text);
+  if (!d) return make_error(Errc::Usage, std::string(what) + ": " + d.error().message);
+  return d;
 }
 
 namespace {

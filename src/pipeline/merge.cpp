@@ -25,6 +25,21 @@ void note_status(const ScanEntry& e, const Policy& p, Summary* s, Sink& sink) {
   sink.entry_status(e.rec, e.subtree_incomplete, rule && !rule->exclude ? rule : nullptr);
 }
 
+namespace {
+
+/// An entry on disk and its baseline row: reported when they differ.
+Status compare_entry(const Record& old_rec, const Record& rec, const Rule* rule, Merge& m) {
+  // An entry that could not even be lstat'ed has nothing to compare; its status says so.
+  const bool comparable = !(rec.status != EntryStatus::Ok && rec.type() == FileType::Unknown);
+  const bool growing = rule && rule->attrs.growing;
+  const AttrMask changed = comparable ? compare(old_rec, rec, growing) : 0;
+  if (!changed) return {};
+  ++m.summary->changed;
+  return m.report(ChangeKind::Changed, &old_rec, &rec, changed, rule);
+}
+
+}  // namespace
+
 Status merge_compare(const ScanOptions& so, Merge& m) {
   Summary& s = *m.summary;
   // The baseline side of the merge: the next selected row, if any.
@@ -70,13 +85,7 @@ Status merge_compare(const ScanOptions& so, Merge& m) {
     ++s.entries;
     if (m.tick) m.tick(s.entries);
     if (have_old && old_rec.path == path) {
-      // An entry that could not even be lstat'ed has nothing to compare; its status says so.
-      const bool comparable = !(e.rec.status != EntryStatus::Ok && e.rec.type() == FileType::Unknown);
-      const bool growing = rule && rule->attrs.growing;
-      if (const AttrMask changed = comparable ? compare(old_rec, e.rec, growing) : 0; changed) {
-        ++s.changed;
-        FIM_TRY(m.report(ChangeKind::Changed, &old_rec, &e.rec, changed, rule));
-      }
+      FIM_TRY(compare_entry(old_rec, e.rec, rule, m));
       return advance();
     }
     ++s.added;

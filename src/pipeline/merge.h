@@ -12,30 +12,53 @@
 
 namespace fim::detail {
 
+/// Said in every report of a run over an unsigned baseline.
+inline constexpr const char* kUnsignedWarning =
+    "the baseline is not signed: anyone who can write it can rewrite it undetected";
+
+// --- baseline.cpp: the pieces init, check, update, accept, log and watch share ---
+
 /// A baseline opened for use: verified as far as it can be before its rows are read.
 struct Trusted {
   std::unique_ptr<BaselineReader> base;
   Result<std::unique_ptr<StateStore>> state = make_error(Errc::Bug, "unset");
-  uint64_t last_seq = 0;
+  uint64_t last_seq = 0;  ///< the highest sequence state.db has seen for this path
 };
 
-/// Trust before any result (DESIGN.md, Baseline): trusted path, signature and key id, host,
-/// and a sequence not older than one seen before. The rows are verified as they stream
+/// Trust before any result (docs/design.md, Baseline): trusted path, signature and key id,
+/// host, and a sequence not older than one seen before. The rows are verified as they stream
 /// (BaselineReader::verify at the end). Alerts (unsigned, state) go to `sink`.
 Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink);
 
+/// Reads every row (each one to `each`, which may be empty), then verifies the content
+/// digest: nothing read is trusted before this returns success.
+Status read_verified(BaselineReader& base, const std::function<Status(const Record&)>& each);
+
+/// The policy a baseline is compared under: the loaded one, plus the roots given to
+/// 'init PATH...' as rules of their own again, as they were then.
+Policy effective_policy(const Policy& policy, const BaselineMeta& meta);
+/// Whether `policy` differs from the one the baseline was written under (digest or roots).
+bool policy_changed(const Policy& policy, const BaselineMeta& meta);
+
+/// The manifest of a new baseline, written now by this fimctl on this host under `policy`,
+/// for `roots`: sequence `after` + 1, the journal carried over with `accepted` appended
+/// (stamped with the creation time). Its digests and signature are the writer's commit's.
+BaselineMeta successor_meta(const Policy& policy, const std::string& roots_source, std::vector<Bytes> roots,
+                            uint64_t after, std::vector<JournalEntry> journal, std::vector<Acceptance> accepted);
+
 /// This machine's id (/etc/machine-id), as recorded in baselines.
 std::string host_id();
-
-// Shared by the commands in run.cpp and accept.cpp.
-std::string quoted(const Bytes& p);  ///< 'p', terminal-safe, for messages
 BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m);
 /// Who runs this, for the journal: the login name behind sudo when there is one.
 std::string current_user();
-/// state.db beside the baseline (DESIGN.md, Files).
+/// state.db beside the baseline (docs/design.md, Formats).
 Result<std::unique_ptr<StateStore>> open_state(const Bytes& db_path);
 /// The key that signs a new baseline: required unless --unsigned (then used when present).
 Result<std::optional<SigningKey>> signing_key(const RunOptions& opts);
+/// A signed baseline is replaced only by a signed one (update, accept).
+Status check_successor_key(const RunOptions& opts, const BaselineMeta& meta, const std::optional<SigningKey>& key);
+
+// --- merge.cpp ---
 
 /// What 'accept' and the watch daemon compare: the SHA-256 of an entry's canonical row (every
 /// attribute and status), hex.

@@ -65,14 +65,10 @@ Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, S
   auto base = BaselineReader::open(opts.db_path);
   if (!base) return base.error();
   std::map<Bytes, Record> old;
-  Record r;
-  for (;;) {
-    auto more = (*base)->next(&r);
-    if (!more) return more.error();
-    if (!*more) break;
+  FIM_TRY(read_verified(**base, [&](const Record& r) -> Status {
     if (chosen->count(r.path)) old[r.path] = r;
-  }
-  FIM_TRY((*base)->verify());
+    return {};
+  }));
   if ((*base)->meta().content_sha256 != meta.content_sha256)
     return make_error(Errc::Trust, "the baseline changed while it was being read for accept");
   std::map<std::string, uint64_t> left;  // verdict (and evidence) -> changes not accepted
@@ -89,7 +85,7 @@ Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, S
       continue;
     }
     ++left[n.verdict == "verified" ? "verified only by " + n.evidence + " (add --weak to accept those)" : n.verdict];
-    if (example.empty()) example = "'" + escape_terminal(it->first) + "': " + n.verdict + ", " + escape_terminal(n.detail);
+    if (example.empty()) example = quote(it->first) + ": " + n.verdict + ", " + escape_terminal(n.detail);
     it = chosen->erase(it);
   }
   std::string counts;

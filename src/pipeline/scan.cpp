@@ -9,7 +9,7 @@
 // stalls the consumer, while the collectors run ahead through the rest of the window.
 //
 // A read that never returns (a hung FUSE or network filesystem) must not hang the scan
-// (DESIGN.md, Traversal). Collectors count the bytes they read; when the consumer has waited
+// (docs/design.md, Architecture). Collectors count the bytes they read; when the consumer has waited
 // on the front chunk and its current entry has read nothing for read_timeout, that entry gets
 // status timeout, the rest of the chunk is handed to a new collector, and the stuck thread is
 // abandoned: it holds only state shared through a shared_ptr, and the kernel ends it with
@@ -70,29 +70,28 @@ struct Shared {
   std::atomic<uint64_t> hashed{0};
 };
 
-/// The entry for a walk item that is not collected (stat failed, subtree notes).
+/// A walk item that is not collected (stat failed, subtree notes): its path, type and status.
+void uncollected(WalkItem& item, FileType type, EntryStatus status, int err, bool subtree, ScanEntry& e) {
+  e.rec.path = std::move(item.target.path);
+  e.rec.set_num(Attr::Type, static_cast<int64_t>(type));
+  e.rec.status = status;
+  e.rec.sys_errno = err;
+  e.subtree_incomplete = subtree;
+}
+
+/// The entry for a walk item that is not collected; false for an entry to collect.
 bool fill_uncollected(WalkItem& item, ScanEntry& e) {
   switch (item.kind) {
     case WalkItem::Kind::Entry:
       return false;
     case WalkItem::Kind::StatFailed:
-      e.rec.path = std::move(item.target.path);
-      e.rec.set_num(Attr::Type, static_cast<int64_t>(FileType::Unknown));
-      e.rec.status = EntryStatus::Unreadable;
-      e.rec.sys_errno = item.err;
+      uncollected(item, FileType::Unknown, EntryStatus::Unreadable, item.err, false, e);
       return true;
     case WalkItem::Kind::SubtreeIncomplete:
-      e.rec.path = std::move(item.target.path);
-      e.rec.set_num(Attr::Type, static_cast<int64_t>(FileType::Dir));
-      e.rec.status = EntryStatus::Unreadable;
-      e.rec.sys_errno = item.err;
-      e.subtree_incomplete = true;
+      uncollected(item, FileType::Dir, EntryStatus::Unreadable, item.err, true, e);
       return true;
     case WalkItem::Kind::SubtreeSkipped:
-      e.rec.path = std::move(item.target.path);
-      e.rec.set_num(Attr::Type, static_cast<int64_t>(FileType::Dir));
-      e.rec.status = EntryStatus::SkippedFs;
-      e.subtree_incomplete = true;
+      uncollected(item, FileType::Dir, EntryStatus::SkippedFs, 0, true, e);
       return true;
   }
   return false;
@@ -152,6 +151,178 @@ void collector_main(const std::shared_ptr<Shared>& sh, int id) {
   }
 }
 
+/// One scan: the walker thread, the collectors, and the consumer loop on the caller's thread.
+class ScanRun {
+ public:
+  ScanRun(const ScanOptions& opts, const Policy& policy) : opts_(opts), policy_(policy) {}
+
+  Status run(const std::function<Status(ScanEntry&)>& consume, uint64_t* bytes_hashed) {
+    std::thread walker([this] { walker_main(); });
+    for (unsigned i = 0; i < std::max(1u, opts_.jobs); ++i) start_worker();
+    const Status result = consume_all(consume);
+    stop_and_join(walker);
+    if (bytes_hashed) *bytes_hashed += sh_->hashed.load();
+    if (!result) return result;
+    return walk_status_;
+  }
+
+ private:
+  /// Hands a chunk to the collectors and the window; false once the scan is stopping.
+  bool push(std::shared_ptr<Chunk> c) {
+    std::unique_lock lk(sh_->mu);
+    sh_->space_cv.wait(lk, [&] { return sh_->window.size() < kWindowChunks || sh_->stop; });
+    if (sh_->stop) return false;
+    sh_->window.push_back(c);
+    sh_->todo.push_back(std::move(c));
+    lk.unlock();
+    sh_->work_cv.notify_one();
+    return true;
+  }
+
+  void walker_main() {
+    auto chunk = std::make_shared<Chunk>();
+    uint64_t chunk_bytes = 0;
+    bool ok = true;
+    const auto cut = [&] {
+      ok = push(std::move(chunk));
+      chunk = std::make_shared<Chunk>();
+      chunk_bytes = 0;
+    };
+    WalkOptions wopts = opts_.walk;
+    wopts.flush = [&] {  // the walk is about to wait for fds its pending items hold
+      if (ok && !chunk->in.empty()) cut();
+    };
+    walk_status_ = walk(opts_.roots, wopts, [&](WalkItem&& item) {
+      if (item.kind == WalkItem::Kind::Entry && S_ISREG(item.target.st.st_mode))
+        chunk_bytes += static_cast<uint64_t>(item.target.st.st_size);
+      CollectOptions co = opts_.collect;
+      if (item.rule >= 0) {
+        const Rule& r = policy_.rules[static_cast<size_t>(item.rule)];
+        co.mask = r.attrs.mask | attr_bit(Attr::Type);
+        co.max_hash_bytes = r.max_hash_bytes;
+      }
+      chunk->opts.push_back(co);
+      chunk->in.push_back(std::move(item));
+      if (chunk->in.size() >= kChunkItems || chunk_bytes >= kChunkBytes) cut();
+      return ok;
+    });
+    if (ok && !chunk->in.empty()) push(std::move(chunk));
+    {
+      std::lock_guard lk(sh_->mu);
+      sh_->walk_done = true;
+    }
+    sh_->work_cv.notify_all();
+    sh_->done_cv.notify_all();
+  }
+
+  void start_worker() {
+    const int id = static_cast<int>(workers_.size());
+    stuck_.push_back(false);
+    workers_.emplace_back([sh = sh_, id] { collector_main(sh, id); });
+  }
+
+  /// The front chunk's current entry has read nothing for read_timeout: give it up.
+  /// Called with sh_->mu held; returns true when it abandoned the chunk.
+  bool give_up_if_stuck(const std::shared_ptr<Chunk>& c) {
+    if (opts_.read_timeout_seconds <= 0 || !c->started || c->done) return false;
+    const double now = monotonic_seconds();
+    const uint64_t prog = c->progress.load(std::memory_order_relaxed);
+    if (c->since == 0 || prog != c->seen_progress || c->current != c->seen_current) {
+      c->since = now;
+      c->seen_progress = prog;
+      c->seen_current = c->current;
+      return false;
+    }
+    if (now - c->since < opts_.read_timeout_seconds) return false;
+    c->abandoned = true;
+    stuck_[static_cast<size_t>(c->worker)] = true;
+    time_out_current(*c);
+    return true;
+  }
+
+  /// The stuck entry gets what the walk saw of it (no digest) and status timeout; the rest
+  /// of its chunk goes to a new collector, right behind it in the window.
+  void time_out_current(Chunk& c) {
+    const size_t i = c.current;
+    ScanEntry& e = c.out[i];
+    e = ScanEntry{};
+    e.rule = c.in[i].rule;
+    e.rec.path = c.in[i].target.path;
+    e.rec.set_num(Attr::Type, static_cast<int64_t>(file_type_of(c.in[i].target.st.st_mode)));
+    fill_stat_attrs(c.in[i].target.st, c.opts[i].mask, &e.rec);
+    e.rec.status = EntryStatus::Timeout;
+    auto rest = std::make_shared<Chunk>();
+    for (size_t k = i + 1; k < c.in.size(); ++k) {
+      rest->in.push_back(std::move(c.in[k]));
+      rest->opts.push_back(c.opts[k]);
+    }
+    c.out.resize(i + 1);
+    c.done = true;
+    if (!rest->in.empty()) {
+      sh_->window.insert(sh_->window.begin() + 1, rest);
+      sh_->todo.push_front(std::move(rest));
+    }
+  }
+
+  /// The next chunk in walk order once it is done (null at the end); *replace when a stuck
+  /// collector was given up on and needs a successor.
+  std::shared_ptr<Chunk> next_done(bool* replace) {
+    std::unique_lock lk(sh_->mu);
+    for (;;) {
+      if ((!sh_->window.empty() && sh_->window.front()->done) || (sh_->walk_done && sh_->window.empty())) break;
+      sh_->done_cv.wait_for(lk, std::chrono::milliseconds(250));
+      if (!sh_->window.empty() && !sh_->window.front()->done && give_up_if_stuck(sh_->window.front())) {
+        *replace = true;
+        break;
+      }
+    }
+    if (sh_->window.empty()) return nullptr;
+    auto c = std::move(sh_->window.front());
+    sh_->window.pop_front();
+    return c;
+  }
+
+  /// The consumer: chunks in walk order, until the end or the first error.
+  Status consume_all(const std::function<Status(ScanEntry&)>& consume) {
+    for (;;) {
+      bool replace = false;
+      std::shared_ptr<Chunk> c = next_done(&replace);
+      if (!c) return {};
+      if (replace) {
+        start_worker();
+        sh_->work_cv.notify_all();
+      }
+      sh_->space_cv.notify_one();
+      for (auto& e : c->out) FIM_TRY(consume(e));
+    }
+  }
+
+  void stop_and_join(std::thread& walker) {
+    {
+      std::lock_guard lk(sh_->mu);
+      sh_->stop = true;
+    }
+    sh_->work_cv.notify_all();
+    sh_->space_cv.notify_all();
+    walker.join();
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      if (stuck_[i]) {
+        workers_[i].detach();  // blocked in the kernel; ends with the process
+        ++abandoned_count();
+      } else {
+        workers_[i].join();
+      }
+    }
+  }
+
+  const ScanOptions& opts_;
+  const Policy& policy_;
+  std::shared_ptr<Shared> sh_ = std::make_shared<Shared>();
+  Status walk_status_;
+  std::vector<std::thread> workers_;
+  std::vector<bool> stuck_;
+};
+
 }  // namespace
 
 uint64_t abandoned_threads() { return abandoned_count().load(); }
@@ -167,155 +338,7 @@ Status scan(const ScanOptions& given, const std::function<Status(ScanEntry&)>& c
     own.emplace(everything);
     opts.walk.selector = &*own;
   }
-  const Policy& policy = opts.walk.selector->policy();
-  auto sh = std::make_shared<Shared>();
-  Status walk_status;
-
-  const auto push = [&](std::shared_ptr<Chunk> c) {
-    std::unique_lock lk(sh->mu);
-    sh->space_cv.wait(lk, [&] { return sh->window.size() < kWindowChunks || sh->stop; });
-    if (sh->stop) return false;
-    sh->window.push_back(c);
-    sh->todo.push_back(std::move(c));
-    lk.unlock();
-    sh->work_cv.notify_one();
-    return true;
-  };
-
-  std::thread walker([&] {
-    auto chunk = std::make_shared<Chunk>();
-    uint64_t chunk_bytes = 0;
-    bool ok = true;
-    WalkOptions wopts = opts.walk;
-    wopts.flush = [&] {  // the walk is about to wait for fds its pending items hold
-      if (ok && !chunk->in.empty()) {
-        ok = push(std::move(chunk));
-        chunk = std::make_shared<Chunk>();
-        chunk_bytes = 0;
-      }
-    };
-    walk_status = walk(opts.roots, wopts, [&](WalkItem&& item) {
-      if (item.kind == WalkItem::Kind::Entry && S_ISREG(item.target.st.st_mode))
-        chunk_bytes += static_cast<uint64_t>(item.target.st.st_size);
-      CollectOptions co = opts.collect;
-      if (item.rule >= 0) {
-        const Rule& r = policy.rules[static_cast<size_t>(item.rule)];
-        co.mask = r.attrs.mask | attr_bit(Attr::Type);
-        co.max_hash_bytes = r.max_hash_bytes;
-      }
-      chunk->opts.push_back(co);
-      chunk->in.push_back(std::move(item));
-      if (chunk->in.size() >= kChunkItems || chunk_bytes >= kChunkBytes) {
-        ok = push(std::move(chunk));
-        chunk = std::make_shared<Chunk>();
-        chunk_bytes = 0;
-      }
-      return ok;
-    });
-    if (ok && !chunk->in.empty()) push(std::move(chunk));
-    {
-      std::lock_guard lk(sh->mu);
-      sh->walk_done = true;
-    }
-    sh->work_cv.notify_all();
-    sh->done_cv.notify_all();
-  });
-
-  std::vector<std::thread> workers;
-  std::vector<bool> stuck;
-  const auto start_worker = [&] {
-    const int id = static_cast<int>(workers.size());
-    stuck.push_back(false);
-    workers.emplace_back([sh, id] { collector_main(sh, id); });
-  };
-  for (unsigned i = 0; i < std::max(1u, opts.jobs); ++i) start_worker();
-
-  // The front chunk's current entry has read nothing for read_timeout: give it up.
-  // Called with sh->mu held; returns true when it abandoned the chunk.
-  const auto give_up_if_stuck = [&](const std::shared_ptr<Chunk>& c) {
-    if (opts.read_timeout_seconds <= 0 || !c->started || c->done) return false;
-    const double now = monotonic_seconds();
-    const uint64_t prog = c->progress.load(std::memory_order_relaxed);
-    if (c->since == 0 || prog != c->seen_progress || c->current != c->seen_current) {
-      c->since = now;
-      c->seen_progress = prog;
-      c->seen_current = c->current;
-      return false;
-    }
-    if (now - c->since < opts.read_timeout_seconds) return false;
-    const size_t i = c->current;
-    c->abandoned = true;
-    stuck[static_cast<size_t>(c->worker)] = true;
-    // The stuck entry: what the walk saw of it, and the timeout.
-    ScanEntry& e = c->out[i];
-    e = ScanEntry{};
-    e.rule = c->in[i].rule;
-    e.rec.path = c->in[i].target.path;
-    e.rec.set_num(Attr::Type, static_cast<int64_t>(file_type_of(c->in[i].target.st.st_mode)));
-    fill_stat_attrs(c->in[i].target.st, c->opts[i].mask, &e.rec);  // as the walk saw it; no digest
-    e.rec.status = EntryStatus::Timeout;
-    // The rest of the chunk goes to a new collector, right behind it in the window.
-    auto rest = std::make_shared<Chunk>();
-    for (size_t k = i + 1; k < c->in.size(); ++k) {
-      rest->in.push_back(std::move(c->in[k]));
-      rest->opts.push_back(c->opts[k]);
-    }
-    c->out.resize(i + 1);
-    c->done = true;
-    if (!rest->in.empty()) {
-      sh->window.insert(sh->window.begin() + 1, rest);
-      sh->todo.push_front(std::move(rest));
-    }
-    return true;
-  };
-
-  Status result;
-  for (;;) {
-    std::shared_ptr<Chunk> c;
-    bool replace = false;
-    {
-      std::unique_lock lk(sh->mu);
-      for (;;) {
-        if ((!sh->window.empty() && sh->window.front()->done) || (sh->walk_done && sh->window.empty())) break;
-        sh->done_cv.wait_for(lk, std::chrono::milliseconds(250));
-        if (!sh->window.empty() && !sh->window.front()->done && give_up_if_stuck(sh->window.front())) {
-          replace = true;
-          break;
-        }
-      }
-      if (sh->window.empty()) break;
-      c = std::move(sh->window.front());
-      sh->window.pop_front();
-    }
-    if (replace) {
-      start_worker();
-      sh->work_cv.notify_all();
-    }
-    sh->space_cv.notify_one();
-    for (auto& e : c->out) {
-      if (result) result = consume(e);
-      if (!result) break;
-    }
-    if (!result) break;
-  }
-  {
-    std::lock_guard lk(sh->mu);
-    sh->stop = true;
-  }
-  sh->work_cv.notify_all();
-  sh->space_cv.notify_all();
-  walker.join();
-  for (size_t i = 0; i < workers.size(); ++i) {
-    if (stuck[i]) {
-      workers[i].detach();  // blocked in the kernel; ends with the process
-      ++abandoned_count();
-    } else {
-      workers[i].join();
-    }
-  }
-  if (bytes_hashed) *bytes_hashed += sh->hashed.load();
-  if (!result) return result;
-  return walk_status;
+  return ScanRun(opts, opts.walk.selector->policy()).run(consume, bytes_hashed);
 }
 
 }  // namespace fim

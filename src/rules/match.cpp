@@ -5,7 +5,7 @@
 // pattern of any shape costs O(pattern x path) and the same code answers "could it match
 // below this directory" for pruning. Regexes are POSIX EREs through glibc in the C locale
 // (bytes): without back-references glibc matches in polynomial time, but it expands
-// intervals at compile time, so their bounds are limited (notes/reliability.md T56).
+// intervals at compile time, so their bounds are limited.
 #include <linux/magic.h>
 #include <regex.h>
 #include <sys/statfs.h>
@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "fim/rules.h"
+#include "regex_check.h"
 
 namespace fim {
 
@@ -33,8 +34,6 @@ struct CompiledSelector {
 namespace {
 
 constexpr size_t kMaxPattern = 4096;
-constexpr size_t kMaxRegex = 1024;
-constexpr uint64_t kMaxRegexNodes = 1024;  // estimated compiled size; regexec cost grows with it
 
 std::vector<std::string_view> components(std::string_view path) {
   std::vector<std::string_view> out;
@@ -149,128 +148,6 @@ Status check_absolute(std::string_view what, std::string_view p) {
   return {};
 }
 
-/// Rejects what would make glibc's regcomp or regexec blow up: back-references, long
-/// patterns, and patterns whose compiled size grows too far. glibc expands `x+` into `xx*` and
-/// `x{m,n}` into n copies of x, so stacked or nested repetitions multiply ("/a++++++...",
-/// "((a+)+)+", "(a{1,100}){1,100}" took seconds and gigabytes, fuzz-found). The size is
-/// estimated the same way and capped at kMaxRegexNodes. Returns the fixed prefix.
-Result<Bytes> check_regex(std::string_view rx) {
-  if (rx.size() > kMaxRegex) return make_error(Errc::Usage, "regex longer than 1024 bytes");
-  struct Frame {
-    uint64_t total = 0;  // estimated nodes of this group so far
-    uint64_t last = 0;   // nodes of the last item (what a quantifier repeats)
-  };
-  std::vector<Frame> stack(1);
-  const auto add_item = [&](uint64_t n) {
-    stack.back().last = n;
-    stack.back().total += n;
-  };
-  const auto repeat = [&](uint64_t times) {  // the last item now appears `times` times
-    Frame& f = stack.back();
-    f.total += f.last * (times - 1);
-    f.last *= times;
-    return f.total <= kMaxRegexNodes;
-  };
-  const auto too_big = [] {
-    return make_error(Errc::Usage, "regex too complex: nested or stacked repetitions (+, {m,n}) multiply its size past "
-                                   "glibc's practical limit; simplify it");
-  };
-  bool after_quantifier = false;
-  for (size_t i = 0; i < rx.size(); ++i) {
-    const char c = rx[i];
-    const bool quantifier = c == '*' || c == '+' || c == '?' || (c == '{' && rx.find('}', i) != std::string_view::npos);
-    if (quantifier && after_quantifier)
-      return make_error(Errc::Usage, "stacked repetitions ('a+*', 'a**', 'a+{2}') are not supported: group the "
-                                     "repeated part instead");
-    after_quantifier = quantifier;
-    if (c == '\\' && i + 1 < rx.size()) {
-      if (rx[i + 1] >= '1' && rx[i + 1] <= '9') return make_error(Errc::Usage, "back-references (\\1...) are not supported");
-      ++i;
-      add_item(1);
-    } else if (c == '[') {  // a bracket expression is one item; '{' inside is literal
-      size_t k = i + 1;
-      if (k < rx.size() && rx[k] == '^') ++k;
-      if (k < rx.size() && rx[k] == ']') ++k;
-      while (k < rx.size() && rx[k] != ']') {
-        if (rx[k] == '[' && k + 1 < rx.size() && (rx[k + 1] == ':' || rx[k + 1] == '.' || rx[k + 1] == '=')) {
-          const size_t e = rx.find(std::string{rx[k + 1], ']'}, k + 2);
-          k = e == std::string_view::npos ? rx.size() : e + 2;
-        } else {
-          ++k;
-        }
-      }
-      i = k;
-      add_item(1);
-    } else if (c == '(') {
-      if (stack.size() > 64) return too_big();
-      stack.emplace_back();
-    } else if (c == ')') {
-      // glibc would take it as a literal, but it would also close the group fimctl wraps the
-      // pattern in ("^(" pattern ")$"), changing what is anchored (fuzz-found).
-      if (stack.size() == 1) return make_error(Errc::Usage, "unbalanced ')' in regex");
-      const uint64_t inner = stack.back().total + 1;
-      stack.pop_back();
-      add_item(inner);
-    } else if (c == '|') {
-      stack.back().last = 0;
-      stack.back().total += 1;
-    } else if (c == '+') {
-      if (!repeat(2)) return too_big();
-    } else if (c == '*' || c == '?') {
-      stack.back().total += 1;  // a loop or a branch, not a copy
-    } else if (c == '{') {
-      const size_t close = rx.find('}', i);
-      if (close == std::string_view::npos) {  // not an interval: a literal '{'
-        add_item(1);
-        continue;
-      }
-      uint64_t lo = 0, hi = 0;
-      bool comma = false;
-      for (size_t k = i + 1; k < close; ++k) {
-        if (rx[k] >= '0' && rx[k] <= '9') {
-          uint64_t& v = comma ? hi : lo;
-          v = std::min<uint64_t>(v * 10 + static_cast<uint64_t>(rx[k] - '0'), 100000);
-        } else if (rx[k] == ',') {
-          comma = true;
-        }
-      }
-      const uint64_t copies = std::max<uint64_t>({lo, comma ? hi : lo, 1}) + (comma && hi == 0 ? 1 : 0);
-      if (!repeat(copies)) return too_big();
-      i = close;
-    } else {
-      add_item(1);
-    }
-    if (stack.back().total > kMaxRegexNodes) return too_big();
-  }
-  // The fixed prefix: literal bytes after an optional '^' up to the first operator. An
-  // alternative at the top level ("/a|/b") has no common prefix: refused below.
-  int depth = 0;
-  for (size_t k = 0; k < rx.size(); ++k) {
-    if (rx[k] == '\\') ++k;
-    else if (rx[k] == '(') ++depth;
-    else if (rx[k] == ')') --depth;
-    else if (rx[k] == '|' && depth <= 0) return make_error(Errc::Usage, "a regex with '|' at the top level has no fixed beginning; "
-                                                                         "group the alternatives: /usr/(bin|sbin)/.*");
-  }
-  size_t i = rx.size() && rx[0] == '^' ? 1 : 0;
-  Bytes lit;
-  for (; i < rx.size(); ++i) {
-    const char c = rx[i];
-    if (c == '\\' && i + 1 < rx.size() && std::strchr(".[]()*+?{}|^$\\/", rx[i + 1])) {
-      lit += rx[++i];
-      continue;
-    }
-    if (std::strchr(".[]()*+?{}|^$\\", c)) {
-      if ((c == '*' || c == '?' || c == '{') && !lit.empty()) lit.pop_back();  // the last byte is optional
-      break;
-    }
-    lit += c;
-  }
-  if (lit.empty() || lit[0] != '/')
-    return make_error(Errc::Usage, "a regex must start with '/' (or '^/'): it is matched against whole paths, "
-                                   "and its fixed beginning says where the walk starts");
-  return lit;
-}
 
 /// The directory a fixed prefix lies in: "/usr/lib/x" -> "/usr/lib", "/usr/" -> "/usr".
 Bytes dir_of_prefix(const Bytes& lit) {
@@ -328,7 +205,7 @@ Status compile_rule(Rule* r) {
       break;
     }
     case SelectorKind::Regex: {
-      auto lit = check_regex(r->pattern);
+      auto lit = rules::check_regex(r->pattern);
       if (!lit) return lit.error();
       c->literal_prefix = dir_of_prefix(*lit);
       auto rx = std::make_unique<CompiledRegex>();

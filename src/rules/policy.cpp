@@ -22,20 +22,41 @@ std::optional<Severity> severity_from_name(std::string_view name) {
 
 AttrMask default_attrs() { return kAllAttrs & ~attr_bit(Attr::Dev) & ~attr_bit(Attr::Xxh128); }
 
+namespace {
+
+/// Every attribute of one of `kinds`, read from the registry (include/fim/attr.h).
+AttrMask attrs_of_kind(std::initializer_list<AttrKind> kinds) {
+  AttrMask m = 0;
+  for (size_t i = 0; i < kAttrCount; ++i) {
+    const AttrInfo& a = attr_info(static_cast<Attr>(i));
+    if (std::find(kinds.begin(), kinds.end(), a.kind) != kinds.end()) m |= attr_bit(a.id);
+  }
+  return m;
+}
+
+}  // namespace
+
 const std::vector<BuiltinGroup>& builtin_groups() {
-  static const std::vector<BuiltinGroup> kGroups = {
-      {"R", "type+mode+uid+gid+size+mtime+ctime+inode+nlink+link+rdev+sha256+xattrs+acl_access+acl_default+caps+selinux+flags",
-       "read-only files: everything but dev and xxh128 (the default)"},
-      {"L", "type+mode+uid+gid+inode+nlink+link+rdev+xattrs+acl_access+acl_default+caps+selinux+flags",
-       "files whose content changes: ownership, mode, identity; no size, times or digest"},
-      {">", "L+size+growing", "growing logs: L plus size, where only a shrinking size is a change"},
-      {"H", "sha256", "the content digest"},
-      {"X", "xattrs+acl_access+acl_default+caps+selinux+flags", "extended attributes, ACLs, capabilities, label, flags"},
-      {"perms", "type+mode+uid+gid", "type, permission bits and owner"},
-      {"acl", "acl_access+acl_default", "both POSIX ACLs"},
-      {"all", "R+dev+xxh128", "every attribute fimctl knows"},
-      {"none", "", "nothing: the entry's existence only (its type is always recorded)"},
-  };
+  // Masks over the registry, not lists of names: an attribute added there joins R (and so L
+  // and all) unless it is content (size, times, digests), which L leaves out.
+  static const std::vector<BuiltinGroup> kGroups = [] {
+    const AttrMask r = default_attrs();
+    const AttrMask content = attr_bit(Attr::Size) | attrs_of_kind({AttrKind::Time, AttrKind::Digest});
+    const AttrMask l = r & ~content;
+    const AttrMask x = attrs_of_kind({AttrKind::Xattrs, AttrKind::Acl, AttrKind::Caps, AttrKind::Flags}) | attr_bit(Attr::Selinux);
+    const AttrMask perms = attr_bit(Attr::Type) | attr_bit(Attr::Mode) | attr_bit(Attr::Uid) | attr_bit(Attr::Gid);
+    return std::vector<BuiltinGroup>{
+        {"R", {r, false}, "read-only files: everything but dev and xxh128 (the default)"},
+        {"L", {l, false}, "files whose content changes: ownership, mode, identity; no size, times or digest"},
+        {">", {l | attr_bit(Attr::Size), true}, "growing logs: L plus size, where only a shrinking size is a change"},
+        {"H", {attr_bit(Attr::Sha256), false}, "the content digest"},
+        {"X", {x, false}, "extended attributes, ACLs, capabilities, label, flags"},
+        {"perms", {perms, false}, "type, permission bits and owner"},
+        {"acl", {attrs_of_kind({AttrKind::Acl}), false}, "both POSIX ACLs"},
+        {"all", {kAllAttrs, false}, "every attribute fimctl knows"},
+        {"none", {0, false}, "nothing: the entry's existence only (its type is always recorded)"},
+    };
+  }();
   return kGroups;
 }
 
@@ -43,9 +64,22 @@ namespace {
 
 bool is_word(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '>' || c == '-'; }
 
-Result<AttrSet> resolve_builtin(std::string_view name, int depth);
+const BuiltinGroup* builtin_group(std::string_view name) {
+  for (const auto& g : builtin_groups())
+    if (g.name == name) return &g;
+  return nullptr;
+}
 
-Result<AttrSet> parse_expr(std::string_view expr, const std::map<std::string, AttrSet, std::less<>>& groups, int depth) {
+/// "unknown attribute or group" lists what is known: the registry's attributes and the groups.
+std::string known_names() {
+  std::string out = "attributes:";
+  for (size_t i = 0; i < kAttrCount; ++i) out += (i ? ", " : " ") + std::string(attr_info(static_cast<Attr>(i)).key);
+  out += ", growing; groups:";
+  for (size_t i = 0; i < builtin_groups().size(); ++i) out += (i ? ", " : " ") + std::string(builtin_groups()[i].name);
+  return out + ", and [groups]";
+}
+
+Result<AttrSet> parse_expr(std::string_view expr, const std::map<std::string, AttrSet, std::less<>>& groups) {
   AttrSet out;
   size_t i = 0;
   bool any = false;
@@ -58,7 +92,7 @@ Result<AttrSet> parse_expr(std::string_view expr, const std::map<std::string, At
       ++i;
       while (i < expr.size() && expr[i] == ' ') ++i;
     } else if (any) {
-      return make_error(Errc::Usage, "expected '+' or '-' before '" + escape_terminal(expr.substr(i, 16)) + "'");
+      return make_error(Errc::Usage, "expected '+' or '-' before " + quote(expr.substr(i, 16)));
     }
     size_t j = i;
     if (j < expr.size() && expr[j] == '>') {
@@ -68,7 +102,7 @@ Result<AttrSet> parse_expr(std::string_view expr, const std::map<std::string, At
     }
     const std::string_view name = expr.substr(i, j - i);
     if (name.empty())
-      return make_error(Errc::Usage, "expected an attribute or group name after '" + escape_terminal(expr.substr(0, i)) + "'");
+      return make_error(Errc::Usage, "expected an attribute or group name after " + quote(expr.substr(0, i)));
     AttrSet term;
     if (name == "growing") {
       term.growing = true;
@@ -76,13 +110,10 @@ Result<AttrSet> parse_expr(std::string_view expr, const std::map<std::string, At
       term.mask = attr_bit(*a);
     } else if (auto g = groups.find(name); g != groups.end()) {
       term = g->second;
-    } else if (auto b = resolve_builtin(name, depth); b) {
-      term = *b;
+    } else if (const BuiltinGroup* b = builtin_group(name)) {
+      term = b->attrs;
     } else {
-      return make_error(Errc::Usage, "unknown attribute or group '" + escape_terminal(name) +
-                                         "' (attributes: type, mode, uid, gid, size, mtime, ctime, inode, dev, rdev, "
-                                         "nlink, link, sha256, xattrs, acl_access, acl_default, caps, selinux, flags, "
-                                         "xxh128, growing; groups: R, L, >, H, X, perms, acl, all, none, and [groups])");
+      return make_error(Errc::Usage, "unknown attribute or group " + quote(name) + " (" + known_names() + ")");
     }
     if (add) {
       out.mask |= term.mask;
@@ -97,19 +128,12 @@ Result<AttrSet> parse_expr(std::string_view expr, const std::map<std::string, At
   return out;
 }
 
-Result<AttrSet> resolve_builtin(std::string_view name, int depth) {
-  if (depth > 4) return make_error(Errc::Bug, "built-in groups nest too deep");
-  for (const auto& g : builtin_groups())
-    if (g.name == name) return parse_expr(g.expr, {}, depth + 1);
-  return make_error(Errc::Usage, "no such group");
-}
-
 }  // namespace
 
 Result<AttrSet> parse_attr_expr(std::string_view expr, const std::map<std::string, AttrSet, std::less<>>& groups) {
   const bool blank = std::all_of(expr.begin(), expr.end(), [](char c) { return c == ' '; });
   if (blank) return make_error(Errc::Usage, "empty attribute expression (use \"none\" for no attributes)");
-  return parse_expr(expr, groups, 0);
+  return parse_expr(expr, groups);
 }
 
 std::string attr_set_text(const AttrSet& s) {

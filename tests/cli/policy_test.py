@@ -269,6 +269,35 @@ def case_init_paths_keep_policy_rules(ctx):
     expect(not changes(recs), recs)
 
 
+def case_duration_grammar(ctx):
+    """One duration grammar: a policy's read_timeout takes what watch's options take
+    (fractions, days), and both refuse the same malformed values."""
+    for value, seconds in [("1.5h", 5400), ("1d", 86400), ("250ms", 0.25)]:
+        path = ctx.policy(f'[options]\nread_timeout = "{value}"\n')
+        rc, out, err = ctx.run("config", "check", config=path)
+        expect(rc == 0, f"read_timeout = {value!r}: exit {rc}: {err}")
+        rc, out, err = ctx.run("config", "show", config=path)
+        expect(rc == 0 and f'read_timeout = "{seconds:g}s"' in out, f"config show of read_timeout {value!r}: {out}")
+    for value in ["2d", "1.5x", "1e3"]:
+        path = ctx.policy(f'[options]\nread_timeout = "{value}"\n')
+        rc, out, err = ctx.run("config", "check", config=path)
+        fatal(rc, out, err, 16, "options.read_timeout:", f"'{value}'")
+    # watch parses its durations before it opens the baseline: with none there, an accepted
+    # duration ends in exit 17 (no baseline), a refused one in 16 naming the option.
+    missing = os.path.join(ctx.tmp, "baseline.db")
+    policy = ctx.policy("")
+    base = [ctx.fimctl, "-c", policy, "--db", missing, "--unsigned", "watch", "--socket", os.path.join(ctx.tmp, "s")]
+    for value in ["1.5h", "1d", "250ms"]:
+        p = subprocess.run(base + ["--heartbeat", value, "--full-check-interval", value], capture_output=True, timeout=60)
+        err = p.stderr.decode(errors="replace")
+        expect(p.returncode == 17 and "duration" not in err, f"watch --heartbeat {value}: exit {p.returncode}: {err}")
+    for value in ["1.5x", "1e3"]:
+        p = subprocess.run(base + ["--heartbeat", value], capture_output=True, timeout=60)
+        err = p.stderr.decode(errors="replace")
+        expect(p.returncode == 16 and "--heartbeat:" in err and "is not a duration" in err,
+               f"watch --heartbeat {value}: exit {p.returncode}: {err}")
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -123,3 +123,42 @@ TEST_CASE("protect and deny_unknown_exec: booleans; deny_unknown_exec on path ru
   CHECK(policy_digest(*plain) != policy_digest(*on));
   CHECK(policy_canonical(*plain).find("protect") == std::string::npos);
 }
+
+TEST_CASE("config_keys: every key says what its value is") {
+  for (const auto& t : config_keys()) {
+    INFO("table ", t.where);
+    REQUIRE(t.types.size() == t.keys.size());
+    for (const auto type : t.types) CHECK(!type.empty());
+  }
+}
+
+TEST_CASE("built-in groups: masks over the attribute registry, the sets fimctl.toml(5) documents") {
+  const std::map<std::string, std::string> documented = {
+      {"R", "type+mode+uid+gid+size+mtime+ctime+inode+rdev+nlink+link+sha256+xattrs+acl_access+acl_default+caps+selinux+flags"},
+      {"L", "type+mode+uid+gid+inode+rdev+nlink+link+xattrs+acl_access+acl_default+caps+selinux+flags"},
+      {">", "type+mode+uid+gid+size+inode+rdev+nlink+link+xattrs+acl_access+acl_default+caps+selinux+flags+growing"},
+      {"H", "sha256"},
+      {"X", "xattrs+acl_access+acl_default+caps+selinux+flags"},
+      {"perms", "type+mode+uid+gid"},
+      {"acl", "acl_access+acl_default"},
+      {"all", "type+mode+uid+gid+size+mtime+ctime+inode+dev+rdev+nlink+link+sha256+xattrs+acl_access+acl_default+caps+"
+              "selinux+flags+xxh128"},
+      {"none", "none"},
+  };
+  std::map<std::string, std::string> actual;
+  for (const auto& g : builtin_groups()) actual[std::string(g.name)] = attr_set_text(g.attrs);
+  CHECK(actual == documented);
+  // R is the default; every group parses as an expression to its own set.
+  for (const auto& g : builtin_groups()) {
+    CAPTURE(g.name);
+    auto parsed = parse_attr_expr(g.name, {});
+    REQUIRE(parsed.has_value());
+    CHECK(*parsed == g.attrs);
+  }
+  CHECK(builtin_groups()[0].attrs.mask == default_attrs());
+  // The message for an unknown name lists every attribute of the registry.
+  auto bad = parse_attr_expr("bogus", {});
+  REQUIRE_FALSE(bad.has_value());
+  for (size_t i = 0; i < kAttrCount; ++i)
+    CHECK(bad.error().message.find(std::string(attr_info(static_cast<Attr>(i)).key)) != std::string::npos);
+}

@@ -453,7 +453,15 @@ TEST_CASE("options.read_timeout: seconds or a duration, at most a day, not in th
   p = load("0");
   REQUIRE(p);
   CHECK(p->read_timeout_seconds == 0);
-  for (const char* bad : {"-1", "\"1d\"", "\"25h\"", "\"x\"", "true", "\"\"", "90000"}) {
+  // The grammar of the command line's durations (base/duration.h): fractions and days too.
+  const std::pair<const char*, double> also[] = {{"\"1.5h\"", 5400}, {"\"1d\"", 86400}, {"2.5", 2.5}};
+  for (const auto& [text, seconds] : also) {
+    CAPTURE(text);
+    auto q = load(text);
+    REQUIRE(q);
+    CHECK(q->read_timeout_seconds == seconds);
+  }
+  for (const char* bad : {"-1", "\"2d\"", "\"25h\"", "\"x\"", "true", "\"\"", "90000", "-0.5", "\"1e3\""}) {
     CAPTURE(bad);
     CHECK(!load(bad));
   }

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The pieces every command shares about the baseline (see merge.h): opening it trusted, the
+// policy it is compared under, the verified read of its rows, the manifest of its successor.
+#include <fcntl.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "fim/base/sys.h"
+#include "fim_config.h"
+#include "merge.h"
+
+namespace fim::detail {
+namespace {
+
+/// Trust before any result (docs/design.md, Baseline): a signed baseline must verify against
+/// the configured key; an unsigned one needs --unsigned and is said to be one.
+Status check_signature(const RunOptions& opts, const BaselineMeta& meta, Sink& sink) {
+  const Bytes pub_path = join_path(opts.keys_dir, "signing.pub");
+  const bool have_pub = ::access(pub_path.c_str(), F_OK) == 0;
+  const std::string base = "baseline " + quote(opts.db_path);
+  if (meta.is_signed) {
+    if (!have_pub)
+      return make_error(Errc::Trust, base + " is signed (key " + meta.key_id + ") but there is no public key at " +
+                                         quote(pub_path) + " to verify it");
+    auto vk = VerifyKey::load(pub_path);
+    if (!vk) return vk.error();
+    if (vk->key_id() != meta.key_id)
+      return make_error(Errc::Trust, base + " is signed by key " + escape_terminal(meta.key_id) +
+                                         ", not by the configured key " + vk->key_id() + " (" + quote(pub_path) + ")");
+    if (!vk->verify(manifest_text(meta), meta.signature))
+      return make_error(Errc::Trust, base + " failed verification: its signature does not match its manifest (edited "
+                                            "or forged); no result of this run can be trusted");
+    return {};
+  }
+  if (!opts.allow_unsigned)
+    return make_error(Errc::Trust, base + " is not signed" +
+                                       (have_pub ? " although a public key is configured (" + quote(pub_path) +
+                                                       "): refusing what could be a downgrade"
+                                                 : std::string()) +
+                                       "; pass --unsigned to use an unsigned baseline");
+  sink.alert("unsigned", kUnsignedWarning);
+  return {};
+}
+
+}  // namespace
+
+std::string host_id() {
+  auto id = read_small_file("/etc/machine-id", 128);
+  if (!id) return "unknown";
+  std::string s = *id;
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s.empty() ? "unknown" : s;
+}
+
+BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m) {
+  return BaselineFacts{path, m.is_signed, m.key_id, m.created_ns, m.entry_count, m.content_sha256};
+}
+
+std::string current_user() {
+  const uid_t uid = ::getuid();
+  std::string name = std::to_string(uid);
+  if (const passwd* pw = ::getpwuid(uid)) name = pw->pw_name;
+  if (const char* sudo = ::getenv("SUDO_USER"); sudo && uid == 0) name += " (sudo by " + std::string(sudo) + ")";
+  return name;
+}
+
+Result<std::unique_ptr<StateStore>> open_state(const Bytes& db_path) {
+  Bytes dir, name;
+  split_path(db_path, &dir, &name);
+  return StateStore::open(dir);
+}
+
+Result<std::optional<SigningKey>> signing_key(const RunOptions& opts) {
+  const Bytes key_path = join_path(opts.keys_dir, "signing.key");
+  if (::access(key_path.c_str(), F_OK) == 0) {
+    auto k = SigningKey::load(key_path);
+    if (!k) return k.error();
+    return std::optional<SigningKey>(std::move(*k));
+  }
+  if (!opts.allow_unsigned)
+    return make_error(Errc::Usage, "no signing key at " + quote(key_path) +
+                                       ": create one with 'fimctl key generate', or pass --unsigned to write an "
+                                       "unsigned baseline (every later command then needs --unsigned and every "
+                                       "report says so)");
+  return std::optional<SigningKey>();
+}
+
+Status check_successor_key(const RunOptions& opts, const BaselineMeta& meta, const std::optional<SigningKey>& key) {
+  if (!meta.is_signed || key) return {};
+  return make_error(Errc::Usage, "refusing to replace a signed baseline with an unsigned one: no signing key at " +
+                                     quote(join_path(opts.keys_dir, "signing.key")));
+}
+
+Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
+  Trusted t;
+  if (::access(opts.db_path.c_str(), F_OK) == 0) {
+    if (auto st = check_trusted_path(opts.db_path, "baseline"); !st) return make_error(Errc::Trust, st.error().message);
+  }
+  auto opened = BaselineReader::open(opts.db_path);
+  if (!opened) return opened.error();
+  t.base = std::move(*opened);
+  const BaselineMeta& meta = t.base->meta();
+  // Trust before any result: signature, host, sequence. The rows are verified as they stream.
+  FIM_TRY(check_signature(opts, meta, sink));
+  if (meta.host_id != host_id())
+    return make_error(Errc::Trust, "baseline " + quote(opts.db_path) + " was made on host " +
+                                       escape_terminal(meta.host_id) + ", this is host " + host_id());
+  // A read-only state directory must not stop a check: say so.
+  t.state = open_state(opts.db_path);
+  if (t.state) {
+    auto l = (*t.state)->last_sequence(opts.db_path);
+    if (l) t.last_seq = *l;
+    else t.state = l.error();
+  }
+  if (!t.state) sink.alert("state", "cannot use state.db, so an older baseline put back would not be noticed: " +
+                                        t.state.error().describe());
+  if (meta.sequence < t.last_seq)
+    return make_error(Errc::Trust, "baseline " + quote(opts.db_path) + " is older than one already seen here "
+                                       "(sequence " + std::to_string(meta.sequence) + " < " + std::to_string(t.last_seq) +
+                                       "): a rolled-back or replayed baseline is refused");
+  return t;
+}
+
+Status read_verified(BaselineReader& base, const std::function<Status(const Record&)>& each) {
+  Record r;
+  for (;;) {
+    auto more = base.next(&r);
+    if (!more) return more.error();
+    if (!*more) break;
+    if (each) FIM_TRY(each(r));
+  }
+  return base.verify();
+}
+
+Policy effective_policy(const Policy& policy, const BaselineMeta& meta) {
+  Policy effective = policy;
+  if (meta.roots_source == "cli") add_path_rules(&effective, meta.roots, "baseline roots (init PATH)");
+  return effective;
+}
+
+bool policy_changed(const Policy& policy, const BaselineMeta& meta) {
+  const bool roots_changed = meta.roots_source == "policy" && policy.roots() != meta.roots;
+  return meta.policy_digest != policy_digest(policy) || roots_changed;
+}
+
+BaselineMeta successor_meta(const Policy& policy, const std::string& roots_source, std::vector<Bytes> roots,
+                            uint64_t after, std::vector<JournalEntry> journal, std::vector<Acceptance> accepted) {
+  BaselineMeta next;
+  next.created_ns = now_ns();
+  next.fimctl_version = FIM_VERSION;
+  next.host_id = host_id();
+  next.policy_digest = policy_digest(policy);
+  next.policy_source = policy.source;
+  next.roots_source = roots_source;
+  next.roots = std::move(roots);
+  next.sequence = after + 1;
+  next.journal = std::move(journal);
+  for (auto& a : accepted) {
+    a.at_ns = next.created_ns;
+    next.append_journal(a);
+  }
+  return next;
+}
+
+}  // namespace fim::detail
