@@ -263,9 +263,15 @@ int parse_options(int argc, char** argv, Options* o) {
                                  "policy file (TOML, fimctl.toml(5)); its conf.d/*.toml drop-ins are loaded too")
                       ->type_name("FILE")
                       ->capture_default_str();
-  app.add_option("--format", o->format, "report format: plain (for people), json (one document), "
-                                        "ndjson (one record per line)")
-      ->check(CLI::IsMember({"plain", "json", "ndjson"}))
+  std::string format = format_name(o->format);
+  std::vector<std::string> format_names;
+  std::string format_help = "report format:";
+  for (const auto& f : kFormats) {
+    format_names.emplace_back(f.name);
+    format_help += std::string(format_names.size() > 1 ? "," : "") + " " + f.name + " (" + f.help + ")";
+  }
+  app.add_option("--format", format, format_help)
+      ->check(CLI::IsMember(format_names))
       ->capture_default_str();
   app.add_option("-j,--jobs", o->jobs, "hashing threads (default: number of CPUs)")
       ->check(CLI::Range(1u, 1024u))
@@ -433,7 +439,7 @@ int parse_options(int argc, char** argv, Options* o) {
                 "reports each change as the same change record 'check' prints, with the events and the\n"
                 "process that caused it. Lost events (queue overflow, read errors) and the time the daemon\n"
                 "was not running mark roots dirty in state.db; they are rescanned and 'fimctl status' shows\n"
-                "the gaps. --format ndjson (or json) gives one JSON record per line; plain, a line for people.\n"
+                "the gaps. --format ndjson gives one JSON record per line; plain, a line for people (json: a usage error).\n"
                 "SIGHUP reloads the policy; SIGTERM compares what is queued and exits 0.");
 
   auto* status = app.add_subcommand("status", "ask the running watch daemon how it is doing; without one, what "
@@ -476,6 +482,7 @@ int parse_options(int argc, char** argv, Options* o) {
     for (const auto* inner : sub->get_subcommands()) o->action = inner->get_name();
   }
   o->config_given = cfg_opt->count() > 0;
+  o->format = *parse_format(format);  // one of kFormats' names (IsMember)
   return -1;
 }
 

@@ -5,12 +5,14 @@
 #include <string>
 #include <vector>
 
+#include "fim/report.h"
+
 namespace fim::cli {
 
 struct Options {
   std::string command;  ///< "init", "check", "config", "explain", "version"
   std::string db;
-  std::string format = "plain";
+  Format format = Format::Plain;  ///< --format, one row of kFormats
   unsigned jobs = 0;  ///< 0: number of online CPUs
   bool quiet = false;
   int verbose = 0;

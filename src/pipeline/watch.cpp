@@ -43,8 +43,6 @@ namespace {
 
 using namespace watchd;
 
-std::string q(const Bytes& p) { return "'" + escape_terminal(p) + "'"; }
-
 std::string comm_of(int32_t pid) {
   if (pid <= 0) return {};
   auto c = read_small_file(("/proc/" + std::to_string(pid) + "/comm").c_str(), 64);
@@ -52,6 +50,21 @@ std::string comm_of(int32_t pid) {
   std::string s = *c;
   while (!s.empty() && s.back() == '\n') s.pop_back();
   return s;
+}
+
+/// "roots":["/root1","/root2"]
+void roots_field(json::Writer& f, const std::vector<Bytes>& roots) {
+  f.array("roots");
+  for (const auto& r : roots) f.str(r);
+  f.close();
+}
+
+/// The fields of a gap record: when events were lost, why, and the roots rescanned for it.
+json::Writer gap_fields(int64_t start_ns, int64_t end_ns, const std::string& reason, const std::vector<Bytes>& roots) {
+  json::Writer f = json::Writer::fields();
+  f.str("start", format_time_ns(start_ns)).str("end", format_time_ns(end_ns)).str("reason", reason);
+  roots_field(f, roots);
+  return f;
 }
 
 /// Blocks the signals the daemon handles, so the worker thread inherits the mask.
@@ -67,7 +80,7 @@ sigset_t daemon_signals() {
 class Watcher {
  public:
   explicit Watcher(const WatchOptions& o)
-      : o_(o), sink_(o.out, o.ndjson, o.syslog), policy_(std::make_unique<Policy>(o.run.policy)) {
+      : o_(o), sink_(o.out, o.format, o.syslog), policy_(std::make_unique<Policy>(o.run.policy)) {
     Bytes dir, name;
     split_path(o.run.db_path, &dir, &name);
     own_files_ = {o.run.db_path, o.run.db_path + ".lock", join_path(dir, "state.db"), join_path(dir, "state.db-journal")};
@@ -91,7 +104,7 @@ class Watcher {
   /// A new sensor policy (protect rules, exec guards) from the worker, into the kernel.
   void apply_sensor_policy();
   void serve_status();
-  std::string status_json();
+  WatchStatus status();
   std::string metrics_text();
   void tick();
   void reload();
@@ -204,26 +217,26 @@ Status Watcher::open_socket() {
   if (o_.socket_path.empty()) return {};
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
-  if (o_.socket_path.size() >= sizeof sa.sun_path) return make_error(Errc::Usage, "socket path too long: " + q(o_.socket_path));
+  if (o_.socket_path.size() >= sizeof sa.sun_path) return make_error(Errc::Usage, "socket path too long: " + quote(o_.socket_path));
   std::memcpy(sa.sun_path, o_.socket_path.data(), o_.socket_path.size());
   Bytes dir, name;
   split_path(o_.socket_path, &dir, &name);
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return make_error(Errc::Io, "cannot create " + q(dir), errno);
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return make_error(Errc::Io, "cannot create " + quote(dir), errno);
   {
     UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
-      return make_error(Errc::Locked, "another fimctl watch answers on " + q(o_.socket_path));
+      return make_error(Errc::Locked, "another fimctl watch answers on " + quote(o_.socket_path));
   }
   struct stat st;
   if (::lstat(o_.socket_path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return make_error(Errc::Usage, q(o_.socket_path) + " exists and is not a socket");
+    if (!S_ISSOCK(st.st_mode)) return make_error(Errc::Usage, quote(o_.socket_path) + " exists and is not a socket");
     ::unlink(o_.socket_path.c_str());  // a stale socket nobody listens on
   }
   sockfd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   const mode_t old = ::umask(0177);
   const int rc = ::bind(sockfd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
   ::umask(old);
-  if (rc != 0 || ::listen(sockfd_.get(), 16) != 0) return make_error(Errc::Io, "cannot listen on " + q(o_.socket_path), errno);
+  if (rc != 0 || ::listen(sockfd_.get(), 16) != 0) return make_error(Errc::Io, "cannot listen on " + quote(o_.socket_path), errno);
   return {};
 }
 
@@ -276,11 +289,7 @@ Status Watcher::setup() {
   }
   for (const auto& r : roots) mark_root(r, now);
   {
-    std::string f;
-    add_str(f, "start", format_time_ns(down_since));
-    add_str(f, "end", format_time_ns(now));
-    add_str(f, "reason", "daemon_down");
-    f += ",\"roots\":" + roots_json(roots);
+    json::Writer f = gap_fields(down_since, now, "daemon_down", roots);
     sink_.event("gap", f, "not watched from " + format_time_ns(down_since) + " to " + format_time_ns(now) +
                               " (daemon not running): rescanning every root");
     (void)state_->add_gap(o_.run.db_path, {down_since, now, "daemon_down"});
@@ -316,10 +325,10 @@ void Watcher::mark_root(const Bytes& r, int64_t now) {
     std::lock_guard<std::mutex> lk(mu_);
     degraded_.push_back(escape_terminal(r) + ": " + why);
   }
-  std::string f;
-  add_str(f, "reason", "mark_failed");
-  f += ",\"roots\":" + roots_json({r});
-  add_str(f, "message", why);
+  json::Writer f = json::Writer::fields();
+  f.str("reason", "mark_failed");
+  roots_field(f, {r});
+  f.str("message", why);
   sink_.event("degraded", f, escape_terminal(r) + " is not watched in real time (" + why +
                                  "); it is checked at start and by every full check");
   (void)state_->mark_dirty(o_.run.db_path, r, "mark_failed", now);
@@ -407,12 +416,7 @@ void Watcher::mark_all_dirty(const std::string& reason, int64_t since_ns) {
   for (const auto& r : roots) (void)state_->mark_dirty(o_.run.db_path, r, reason, now);
   if (reason != "coalesced") {
     (void)state_->add_gap(o_.run.db_path, {since_ns, now, reason});
-    std::string f;
-    add_str(f, "start", format_time_ns(since_ns));
-    add_str(f, "end", format_time_ns(now));
-    add_str(f, "reason", reason);
-    f += ",\"roots\":" + roots_json(roots);
-    sink_.event("gap", f, "events lost (" + reason + "): rescanning every root", LOG_WARNING);
+    sink_.event("gap", gap_fields(since_ns, now, reason, roots), "events lost (" + reason + "): rescanning every root", LOG_WARNING);
   }
   cv_.notify_one();
 }
@@ -469,51 +473,26 @@ void Watcher::on_event(FanEvent&& ev) {
   if (ev.dir_renamed()) resolver_.invalidate();
 }
 
-std::string Watcher::status_json() {
-  std::string o = "{\"schema\":\"";
-  o += kReportSchema;
-  o += "\",\"type\":\"status\",\"running\":true";
-  add_num(o, "pid", static_cast<uint64_t>(::getpid()));
-  add_str(o, "started", format_time_ns(started_ns_));
-  {
-    std::string b = "{";
-    json::add_bytes(b, "baseline", o_.run.db_path);
-    o += "," + b.substr(1);
-  }
+WatchStatus Watcher::status() {
+  WatchStatus s;
+  s.running = true;
+  s.pid = ::getpid();
+  s.started = format_time_ns(started_ns_);
+  s.baseline = o_.run.db_path;
+  s.events = events_, s.changes = changes_, s.overflows = overflows_, s.unresolved = unresolved_;
+  s.coalesced = coalesced_, s.rescans = rescans_;
+  s.bpf_lsm = sensors_.state();
+  s.bpf_active = sensors_.active();
+  if (s.bpf_active) s.bpf_events = sensors_.events(), s.bpf_lost = sensors_.lost_total(), s.bpf_denied = sensors_.denied();
   std::lock_guard<std::mutex> lk(mu_);
-  add_str(o, "baseline_sha256", baseline_sha_);
-  o += ",\"roots\":" + roots_json(roots_);
-  add_num(o, "events", events_);
-  add_num(o, "changes", changes_);
-  add_num(o, "overflows", overflows_);
-  add_num(o, "unresolved", unresolved_);
-  add_num(o, "coalesced", coalesced_);
-  add_num(o, "rescans", rescans_);
-  add_num(o, "queue_depth", pending_.size());
-  add_str(o, "last_full_check", last_full_ns_ ? format_time_ns(last_full_ns_) : "");
-  add_str(o, "bpf_lsm", sensors_.state());
-  if (sensors_.active()) {
-    add_num(o, "bpf_events", sensors_.events());
-    add_num(o, "bpf_lost", sensors_.lost_total());
-    add_num(o, "bpf_denied", sensors_.denied());
-  }
-  o += ",\"busy\":";
-  o += busy_ ? "true" : "false";
-  o += ",\"degraded\":[";
-  for (size_t i = 0; i < degraded_.size(); ++i) {
-    if (i) o += ',';
-    append_json_string(o, degraded_[i]);
-  }
-  o += "],\"dirty\":[";
-  bool first = true;
-  for (const auto& [root, mark] : dirty_) {
-    std::string d = "{";
-    json::add_bytes(d, "root", root);
-    add_str(d, "reason", mark.reason);
-    o += (first ? "" : ",") + d + "}";
-    first = false;
-  }
-  return o + "]}\n";
+  s.baseline_sha256 = baseline_sha_;
+  s.roots = roots_;
+  s.queue_depth = pending_.size();
+  s.last_full_check = last_full_ns_ ? format_time_ns(last_full_ns_) : "";
+  s.busy = busy_;
+  s.degraded = degraded_;
+  for (const auto& [root, mark] : dirty_) s.dirty.push_back({root, mark.reason, {}});
+  return s;
 }
 
 std::string Watcher::metrics_text() {
@@ -565,7 +544,7 @@ void Watcher::serve_status() {
   for (;;) {
     UniqueFd c(::accept4(sockfd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!c.valid()) return;
-    const std::string doc = status_json();
+    const std::string doc = status_json(status());
     size_t off = 0;
     while (off < doc.size()) {
       const ssize_t n = ::send(c.get(), doc.data() + off, doc.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -582,7 +561,7 @@ void Watcher::reload() {
     sink_.alert("reload_failed", "SIGHUP: the policy did not load, the daemon keeps the one it has: " + p.error().describe());
     return;
   }
-  sink_.event("reload", "", "policy reloaded from " + p->source);
+  sink_.event("reload", json::Writer::fields(), "policy reloaded from " + p->source);
   std::lock_guard<std::mutex> lk(mu_);
   new_policy_ = std::make_unique<Policy>(std::move(*p));
   cv_.notify_one();
@@ -620,16 +599,14 @@ void Watcher::tick() {
   }
   if (o_.heartbeat_seconds > 0 && now >= next_heartbeat_) {
     next_heartbeat_ = now + o_.heartbeat_seconds;
-    std::string f;
-    add_num(f, "events", events_);
-    add_num(f, "changes", changes_);
-    add_num(f, "overflows", overflows_);
+    json::Writer f = json::Writer::fields();
+    f.num("events", events_.load()).num("changes", changes_.load()).num("overflows", overflows_.load());
     size_t depth;
     {
       std::lock_guard<std::mutex> lk(mu_);
       depth = pending_.size();
     }
-    add_num(f, "queue_depth", depth);
+    f.num("queue_depth", depth);
     sink_.event("heartbeat", f, std::to_string(events_) + " events, " + std::to_string(changes_) + " changes", LOG_INFO);
   }
   // The watchdog is fed by progress: an idle worker, or one whose counter moved.
@@ -704,10 +681,8 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable)
   // removed, a mode changed back): say so once and forget it, so a new change is reported.
   for (auto it = reported_.lower_bound(p); it != reported_.end() && (it->first == p || it->first.compare(0, p.size(), p) == 0);) {
     if (path_within(it->first, p) && it->second.pass != pass_) {
-      std::string f = "{";
-      json::add_bytes(f, "path", it->first);
-      f = "," + f.substr(1);
-      f += trigger_fields(&t);
+      json::Writer f = json::Writer::fields();
+      f.bytes("path", it->first).members(trigger_fields(&t));
       sink_.event("restored", f, escape_terminal(it->first) + " is as the baseline records it again");
       it = reported_.erase(it);
     } else {
@@ -722,9 +697,9 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
   const double t0 = monotonic_seconds();
   const uint64_t changes_before = changes_;
   ++rescans_;
-  std::string f;
-  add_str(f, "reason", reason);
-  f += ",\"roots\":" + roots_json(roots);
+  json::Writer f = json::Writer::fields();
+  f.str("reason", reason);
+  roots_field(f, roots);
   sink_.event("rescan_start", f, "rescanning " + std::to_string(roots.size()) + " root(s) (" + reason + ")");
   Trigger t;
   t.rescan = reason;
@@ -734,13 +709,8 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
     std::lock_guard<std::mutex> lk(mu_);
     if (auto it = dirty_.find(r); it != dirty_.end() && it->second.at_ns <= began) dirty_.erase(it);
   }
-  char secs[32];
-  std::snprintf(secs, sizeof secs, "%.3f", monotonic_seconds() - t0);
-  std::string d = f;
-  add_num(d, "changes", changes_ - changes_before);
-  d += ",\"seconds\":";
-  d += secs;
-  sink_.event("rescan_done", d, "rescan done (" + reason + "), " + std::to_string(changes_ - changes_before) + " new difference(s)");
+  f.num("changes", changes_ - changes_before).fixed("seconds", monotonic_seconds() - t0, 3);
+  sink_.event("rescan_done", f, "rescan done (" + reason + "), " + std::to_string(changes_ - changes_before) + " new difference(s)");
   return {};
 }
 
@@ -879,9 +849,9 @@ Status Watcher::run() {
   next_heartbeat_ = monotonic_seconds() + o_.heartbeat_seconds;
 
   {
-    std::string f;
-    f += ",\"roots\":" + roots_json(roots_);
-    add_num(f, "pid", static_cast<uint64_t>(::getpid()));
+    json::Writer f = json::Writer::fields();
+    roots_field(f, roots_);
+    f.num("pid", ::getpid());
     sink_.event("watch_start", f, "watching " + std::to_string(roots_.size()) + " root(s)");
   }
   std::thread worker_thread([this] { worker(); });
@@ -972,9 +942,8 @@ Status Watcher::run() {
   (void)state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now_ns(), true);
   if (sockfd_.valid()) ::unlink(o_.socket_path.c_str());
   if (result) {
-    std::string f;
-    add_num(f, "events", events_);
-    add_num(f, "changes", changes_);
+    json::Writer f = json::Writer::fields();
+    f.num("events", events_.load()).num("changes", changes_.load());
     sink_.event("watch_stop", f, "stopped after " + std::to_string(events_) + " events");
   }
   return result;
