@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The command line, parsed by CLI11 in options.cpp only (it is slow to compile; STYLE.md §12).
+// The command line, parsed by CLI11 in options.cpp only (it is slow to compile).
 #pragma once
 
 #include <string>

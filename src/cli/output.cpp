@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Errors and progress on stderr, and the check of a command's --format: the only code that turns an Error into a message and an
-// exit code (STYLE.md convention 3).
+// exit code.
 #include <cstdio>
 #include <vector>
 
