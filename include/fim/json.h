@@ -79,7 +79,7 @@ class Writer {
   };
   void put_key(std::string_view key);
   void put_elem();
-  void open(char opener, char closer);
+  Writer& open(char opener, char closer);
   template <class T>
   Writer& put_int(T v) {
     if constexpr (std::is_signed_v<T>) out_ += std::to_string(static_cast<long long>(v));

@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fim/base/sys.h"
@@ -56,13 +57,31 @@ class Watcher {
   /// A new sensor policy (protect rules, exec guards) from the worker, into the kernel.
   void apply_sensor_policy();
   void serve_status();
+  /// One Prometheus scrape (bounded by serve_http's deadline).
+  void serve_metrics();
   WatchStatus status();
   std::string metrics_text();
   void tick();
+  /// The event loop's fds (signals, timer, wakeup) and setup(), all in one epoll set.
+  Status open_loop(UniqueFd* ep);
+  /// Reads every fanotify event queued.
+  Status drain_fanotify();
+  /// Handles one ready fd of the loop; true when the daemon is to stop (*result says why).
+  bool on_ready(int fd, Status* result);
+  /// After the loop: what the kernel still holds is compared, the worker ends, the stop is
+  /// recorded.
+  void shut_down(std::thread& worker_thread, const Status& result);
   void reload();
 
   // Worker thread.
   void worker();
+  struct Batch;
+  /// Waits for work and takes it (after the debounce); false when stopping with nothing left.
+  bool take_batch(Batch* b);
+  /// The scheduled full check and the rescans of dirty roots, each reason's roots in one pass.
+  Status run_rescans(Batch& b);
+  /// The paths events named (and the other names of an inode event's file), outermost first.
+  Status compare_batch(Batch& b);
   Status verify_baseline(bool first);
   Status compare_path(const Bytes& p, const Trigger& t, bool cancellable);
   Status rescan_roots(const std::vector<Bytes>& roots, const std::string& reason, bool cancellable);
@@ -112,6 +131,13 @@ class Watcher {
     int64_t at_ns = 0;  // the latest loss: a rescan clears it only when it began after this
   };
   std::map<Bytes, Mark> dirty_;
+  /// What the worker takes in one go.
+  struct Batch {
+    std::map<Bytes, Trigger> paths;
+    std::map<Bytes, Mark> dirty;
+    std::vector<BpfEvent> execs;
+    bool full = false;
+  };
   std::vector<Bytes> roots_;
   std::vector<std::string> degraded_;
   std::unique_ptr<Policy> new_policy_;

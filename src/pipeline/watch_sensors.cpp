@@ -111,6 +111,19 @@ void Watcher::serve_status() {
   }
 }
 
+void Watcher::serve_metrics() {
+  // One scrape at a time, bounded by serve_http's 2 s deadline.
+  UniqueFd c(::accept4(metricsfd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!c.valid()) return;
+  serve_http(c.get(), [&](std::string_view method, std::string_view path, int* status, std::string* type) {
+    if (method != "GET") return *status = 405, std::string("GET only\n");
+    if (path != "/metrics" && path != "/") return *status = 404, std::string("see /metrics\n");
+    *status = 200;
+    *type = "text/plain; version=0.0.4; charset=utf-8";
+    return metrics_text();
+  });
+}
+
 WatchStatus Watcher::status() {
   WatchStatus s;
   s.running = true;

@@ -137,110 +137,107 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
   return {};
 }
 
+bool Watcher::take_batch(Batch* b) {
+  std::unique_lock<std::mutex> lk(mu_);
+  busy_ = false;
+  cv_.wait(lk, [&] { return stop_ || !pending_.empty() || !dirty_.empty() || new_policy_ || full_due_ || !execs_.empty(); });
+  const bool stopping = stop_;
+  if (stopping && pending_.empty()) return false;
+  busy_ = true;
+  if (new_policy_) {
+    policy_ = std::move(new_policy_);
+    full_due_ = true;  // new rules: compare everything under them once
+  }
+  b->full = full_due_ && !stopping;
+  full_due_ = false;
+  if (!stopping) b->dirty = dirty_;
+  if (!pending_.empty() && !stopping) {
+    // Debounce: let a burst of events on the same files settle into one compare.
+    lk.unlock();
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(o_.debounce_seconds * 1e6)));
+    lk.lock();
+  }
+  b->paths.swap(pending_);
+  b->execs.swap(execs_);
+  return true;
+}
+
+Status Watcher::run_rescans(Batch& b) {
+  if (b.full) {
+    FIM_TRY(verify_baseline(false));
+    std::vector<Bytes> roots;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      roots = roots_;
+    }
+    FIM_TRY(rescan_roots(roots, "scheduled", true));
+    std::lock_guard<std::mutex> lk(mu_);
+    last_full_ns_ = now_ns();
+    b.dirty.clear();  // rescan_roots cleared what it covered
+  }
+  std::map<std::string, std::vector<Bytes>> by_reason;
+  for (const auto& [root, mark] : b.dirty) by_reason[mark.reason].push_back(root);
+  for (const auto& [reason, roots] : by_reason) {
+    FIM_TRY(rescan_roots(roots, reason, true));
+    if (reason == "start") {
+      std::lock_guard<std::mutex> lk(mu_);
+      last_full_ns_ = now_ns();
+    }
+  }
+  return {};
+}
+
+Status Watcher::compare_batch(Batch& b) {
+  // An event on a file's own handle (link(2) changes the link count of every name of the
+  // file, and the kernel names only one): the baseline's other names of that inode too.
+  std::vector<std::pair<Bytes, Trigger>> siblings;
+  for (const auto& [path, trig] : b.paths) {
+    struct stat sb;
+    if (!trig.inode_event || ::lstat(path.c_str(), &sb) != 0 || S_ISDIR(sb.st_mode)) continue;
+    if (auto names = reader_->paths_with_inode(sb.st_ino))
+      for (auto& n : *names)
+        if (n != path) siblings.emplace_back(std::move(n), trig);
+  }
+  for (auto& [p, t] : siblings) b.paths.emplace(std::move(p), std::move(t));
+  // Outermost first: a subtree compare covers what is below it, and a dirty root's rescan
+  // covers what is below that.
+  const Bytes* outer = nullptr;
+  for (const auto& [path, trig] : b.paths) {
+    if (outer && path_within(path, *outer)) continue;
+    if (std::any_of(b.dirty.begin(), b.dirty.end(), [&](const auto& d) { return path_within(path, d.first); })) continue;
+    outer = &path;
+    FIM_TRY(compare_path(path, trig, false));
+  }
+  return {};
+}
+
 void Watcher::worker() {
   for (;;) {
-    std::map<Bytes, Trigger> batch;
-    std::map<Bytes, Mark> dirty;
-    std::vector<BpfEvent> execs;
-    bool full = false, stopping = false;
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      busy_ = false;
-      cv_.wait(lk, [&] { return stop_ || !pending_.empty() || !dirty_.empty() || new_policy_ || full_due_ || !execs_.empty(); });
-      stopping = stop_;
-      if (stopping && pending_.empty()) return;
-      busy_ = true;
-      if (new_policy_) {
-        policy_ = std::move(new_policy_);
-        full_due_ = true;  // new rules: compare everything under them once
-      }
-      full = full_due_ && !stopping;
-      full_due_ = false;
-      if (!stopping) dirty = dirty_;
-      if (!pending_.empty() && !stopping) {
-        // Debounce: let a burst of events on the same files settle into one compare.
-        lk.unlock();
-        std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(o_.debounce_seconds * 1e6)));
-        lk.lock();
-      }
-      batch.swap(pending_);
-      execs.swap(execs_);
-    }
+    Batch b;
+    if (!take_batch(&b)) return;
     // Who made these changes: what the hooks queued before fanotify reported them, read now
     // (the main thread may not have got to it yet).
-    if (sensors_.active() && !batch.empty()) {
+    if (sensors_.active() && !b.paths.empty()) {
       if (Status d = sensors_.drain([this](BpfEvent&& ev) { on_sensor_event(std::move(ev)); }); !d)
         sink_.alert("read_error", d.error().describe());
     }
     Status st;
-    for (const auto& ev : execs) {
+    for (const auto& ev : b.execs) {
       if (!st) break;
       st = check_exec(*reader_, ev, sink_);
     }
-    if (full) {
-      st = verify_baseline(false);
-      if (st) {
-        std::vector<Bytes> roots;
-        {
-          std::lock_guard<std::mutex> lk(mu_);
-          roots = roots_;
-        }
-        st = rescan_roots(roots, "scheduled", true);
-        if (st) {
-          std::lock_guard<std::mutex> lk(mu_);
-          last_full_ns_ = now_ns();
-          dirty.clear();  // rescan_roots cleared what it covered
-        }
-      }
+    if (st || b.full) st = run_rescans(b);  // a full check goes ahead after a failed exec lookup
+    if (st) st = compare_batch(b);
+    if (st || st.error().code == Errc::Cancelled) continue;
+    if (st.error().code == Errc::Trust) {
+      // Replaced (an update) or edited: trust it again or stop.
+      if (Status v = verify_baseline(false); !v) return fatal(v.error());
+      std::lock_guard<std::mutex> lk(mu_);
+      for (const auto& r : roots_) dirty_[r] = Mark{"baseline_replaced", now_ns()};
+      continue;
     }
-    // Rescans by reason, each reason's roots in one pass.
-    std::map<std::string, std::vector<Bytes>> by_reason;
-    for (const auto& [root, mark] : dirty) by_reason[mark.reason].push_back(root);
-    for (const auto& [reason, roots] : by_reason) {
-      if (!st) break;
-      st = rescan_roots(roots, reason, true);
-      if (st && reason == "start") {
-        std::lock_guard<std::mutex> lk(mu_);
-        last_full_ns_ = now_ns();
-      }
-    }
-    // An event on a file's own handle (link(2) changes the link count of every name of the
-    // file, and the kernel names only one): the baseline's other names of that inode too.
-    std::vector<std::pair<Bytes, Trigger>> siblings;
-    for (const auto& [path, trig] : batch) {
-      struct stat sb;
-      if (!trig.inode_event || ::lstat(path.c_str(), &sb) != 0 || S_ISDIR(sb.st_mode)) continue;
-      if (auto names = reader_->paths_with_inode(sb.st_ino))
-        for (auto& n : *names)
-          if (n != path) siblings.emplace_back(std::move(n), trig);
-    }
-    for (auto& [p, t] : siblings) batch.emplace(std::move(p), std::move(t));
-    // Then the paths events named, outermost first (a subtree compare covers what is below).
-    const Bytes* outer = nullptr;
-    for (const auto& item : batch) {
-      const Bytes& path = item.first;
-      if (!st) break;
-      if (outer && path_within(path, *outer)) continue;
-      if (std::any_of(dirty.begin(), dirty.end(), [&](const auto& d) { return path_within(path, d.first); })) continue;
-      outer = &path;
-      st = compare_path(path, item.second, false);
-    }
-    if (!st) {
-      if (st.error().code == Errc::Cancelled) continue;
-      if (st.error().code == Errc::Trust) {
-        // Replaced (an update) or edited: trust it again or stop.
-        if (Status v = verify_baseline(false); !v) return fatal(v.error());
-        std::vector<Bytes> roots;
-        {
-          std::lock_guard<std::mutex> lk(mu_);
-          roots = roots_;
-          for (const auto& r : roots) dirty_[r] = Mark{"baseline_replaced", now_ns()};
-        }
-        continue;
-      }
-      sink_.alert("compare_failed", st.error().describe());
-      std::this_thread::sleep_for(std::chrono::seconds(1));  // no busy loop on a persistent error
-    }
+    sink_.alert("compare_failed", st.error().describe());
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // no busy loop on a persistent error
   }
 }
 

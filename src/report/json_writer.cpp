@@ -28,9 +28,10 @@ void Writer::put_elem() {
   open_.back().first = false;
 }
 
-void Writer::open(char opener, char closer) {
+Writer& Writer::open(char opener, char closer) {
   out_ += opener;
   open_.push_back({closer, true});
+  return *this;
 }
 
 Writer& Writer::schema(std::string_view type) {
@@ -41,26 +42,22 @@ Writer& Writer::schema(std::string_view type) {
 
 Writer& Writer::object() {
   put_elem();
-  open('{', '}');
-  return *this;
+  return open('{', '}');
 }
 
 Writer& Writer::object(std::string_view key) {
   put_key(key);
-  open('{', '}');
-  return *this;
+  return open('{', '}');
 }
 
 Writer& Writer::array() {
   put_elem();
-  open('[', ']');
-  return *this;
+  return open('[', ']');
 }
 
 Writer& Writer::array(std::string_view key) {
   put_key(key);
-  open('[', ']');
-  return *this;
+  return open('[', ']');
 }
 
 Writer& Writer::close() {
