@@ -10,7 +10,7 @@
 namespace fim::cli {
 
 struct Options {
-  std::string command;  ///< "init", "check", "config", "explain", "version"
+  std::string command;  ///< the command's name, as main.cpp's table has it
   std::string db;
   Format format = Format::Plain;  ///< --format, one row of kFormats
   unsigned jobs = 0;  ///< 0: number of online CPUs
