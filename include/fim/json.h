@@ -101,7 +101,8 @@ struct Value {
   double number = 0;
   std::string string;
   std::vector<Value> items;
-  std::vector<std::pair<std::string, Value>> members;
+  struct Member;
+  std::vector<Member> members;
 
   /// The member `key` of an object, or null when absent (or this is not an object).
   const Value* get(std::string_view key) const;
@@ -111,6 +112,11 @@ struct Value {
   bool flag(std::string_view key, bool fallback = false) const;
   /// The exact bytes Writer::bytes wrote: "key_b64" decoded when present, else "key".
   std::string bytes(std::string_view key) const;
+};
+
+struct Value::Member {
+  std::string key;
+  Value value;
 };
 
 /// Parses one JSON text (what a peer sent: Errc::Io when it is not JSON). Bounded: more than

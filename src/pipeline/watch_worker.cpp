@@ -202,11 +202,12 @@ Status Watcher::compare_batch(Batch& b) {
   // Outermost first: a subtree compare covers what is below it, and a dirty root's rescan
   // covers what is below that.
   const Bytes* outer = nullptr;
-  for (const auto& [path, trig] : b.paths) {
+  for (const auto& item : b.paths) {
+    const Bytes& path = item.first;
     if (outer && path_within(path, *outer)) continue;
     if (std::any_of(b.dirty.begin(), b.dirty.end(), [&](const auto& d) { return path_within(path, d.first); })) continue;
     outer = &path;
-    FIM_TRY(compare_path(path, trig, false));
+    FIM_TRY(compare_path(path, item.second, false));
   }
   return {};
 }

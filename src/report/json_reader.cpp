@@ -46,7 +46,7 @@ Value convert(const Doc& d) {
       break;
     case Doc::value_t::object:
       v.kind = Value::Kind::Object;
-      for (const auto& [k, item] : d.items()) v.members.emplace_back(k, convert(item));
+      for (const auto& [k, item] : d.items()) v.members.push_back({k, convert(item)});
       break;
   }
   return v;

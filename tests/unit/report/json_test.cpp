@@ -94,8 +94,8 @@ TEST_CASE("json::parse reads what json::Writer writes, exact bytes included") {
   CHECK(v->str("absent", "fallback") == "fallback");
   CHECK(v->i64("schema", -1) == -1);  // another kind: the fallback
   // Member order is the document's.
-  CHECK(v->members[0].first == "schema");
-  CHECK(v->members[2].first == "running");
+  CHECK(v->members[0].key == "schema");
+  CHECK(v->members[2].key == "running");
 }
 
 TEST_CASE("json::parse refuses what is not JSON, too long or too deep") {
