@@ -112,6 +112,20 @@ TEST_CASE("JSON document and ndjson hold every record and end with the summary")
   CHECK(doc.rfind("{\"schema\":\"fimctl.v1\",\"type\":\"report\",\"summary\":{", 0) == 0);
   CHECK(doc.find("},\n{") != std::string::npos);
   CHECK(doc.substr(doc.size() - 4) == "\n]}\n");
+  // Both read back as JSON: the document with its two records, each ndjson line alone.
+  auto parsed = json::parse(doc);
+  REQUIRE(parsed.has_value());
+  CHECK(parsed->str("type") == "report");
+  REQUIRE(parsed->get("records") != nullptr);
+  CHECK(parsed->get("records")->items.size() == 2);
+  CHECK(parsed->get("summary")->i64("added") == 2);
+  size_t start = 0, lines = 0;
+  for (size_t end; (end = nd.find('\n', start)) != std::string::npos; start = end + 1, ++lines) {
+    auto rec = json::parse(std::string_view(nd).substr(start, end - start));
+    REQUIRE(rec.has_value());
+    CHECK(rec->str("schema") == kReportSchema);
+  }
+  CHECK(lines == 3);
 }
 
 TEST_CASE("make_sink: extra fields end every JSON record, the summary's too") {
