@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The watch daemon (private to the pipeline module): the Watcher and what its files share.
-// watch.cpp holds its main thread (event loop, marks, signals, timers, the status socket),
-// watch_worker.cpp the worker (the compares and rescans), watch_sensors.cpp the BPF sensor
-// glue and what the daemon says about itself (status, metrics).
+// watch.cpp holds its main thread (event loop, marks, signals, timers), watch_worker.cpp the
+// worker (verification, compares, rescans), watch_sensors.cpp the BPF sensor glue and what
+// the daemon says about itself (the status socket and record, the metrics).
 #pragma once
 
 #include <atomic>
@@ -30,6 +30,8 @@ void roots_field(json::Writer& f, const std::vector<Bytes>& roots);
 /// The fields of a gap record: when events were lost, why, and the roots rescanned for it.
 json::Writer gap_fields(int64_t start_ns, int64_t end_ns, const std::string& reason, const std::vector<Bytes>& roots);
 
+/// The daemon on one baseline: two threads around a pending set and dirty marks (watch.cpp's
+/// top comment tells how they share the work).
 class Watcher {
  public:
   explicit Watcher(const WatchOptions& o)
