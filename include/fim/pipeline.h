@@ -101,8 +101,8 @@ struct ContainerRun {
 };
 
 /// The ndjson record of a response (type "response": action, pid, killed, reason, error),
-/// with `fields` (",k":v pairs) appended.
-std::string response_record(const ContainerRun& run, int pid, const std::string& fields = {});
+/// with `fields` (a json::Writer::fields(): the container) appended.
+std::string response_record(const ContainerRun& run, int pid, const json::Writer* fields = nullptr);
 
 /// Where per-image baselines live: images/ in the directory of the host's baseline.
 Bytes images_dir(const Bytes& db_path);
@@ -122,7 +122,7 @@ Result<BaselineMeta> run_log(const RunOptions& opts, Sink& sink);
 struct WatchOptions {
   RunOptions run;                 ///< policy, baseline, keys, jobs, --unsigned
   FILE* out = stdout;             ///< where records go, one per line
-  bool ndjson = true;             ///< ndjson records; false: one line per record for people
+  Format format = Format::Ndjson; ///< ndjson records, or plain: one line per record for people
   bool syslog = false;            ///< also send every record to syslog (journald picks it up)
   double full_check_seconds = 86400;  ///< a full check this often (0: never, besides the start)
   double debounce_seconds = 0.01; ///< events on one path within this are compared once
@@ -150,8 +150,40 @@ struct WatchOptions {
 /// before anything else; a baseline that stops verifying ends the daemon (Errc::Trust).
 Status run_watch(const WatchOptions& opts);
 
-/// fimctl status: the running daemon's status document (JSON), asked over its socket; or,
-/// when no daemon answers, what state.db says about its coverage. `running` tells which.
-Result<std::string> watch_status(const Bytes& socket_path, const Bytes& db_path, bool* running);
+/// fimctl status: what the running daemon says about itself (running), or, when no daemon
+/// answers, what state.db remembers of it (not running). The daemon fills it, status_json
+/// sends it, and the client reads it back with parse_status and renders it from it.
+struct WatchStatus {
+  bool running = false;
+  Bytes baseline;
+  // A running daemon's own.
+  int64_t pid = 0;
+  std::string started, baseline_sha256, last_full_check, bpf_lsm;
+  std::vector<Bytes> roots;
+  uint64_t events = 0, changes = 0, overflows = 0, unresolved = 0, coalesced = 0, rescans = 0, queue_depth = 0;
+  bool bpf_active = false;  ///< the sensors' counters below are shown
+  uint64_t bpf_events = 0, bpf_lost = 0, bpf_denied = 0;
+  bool busy = false;
+  std::vector<std::string> degraded;
+  // What state.db remembers when no daemon answers (last_started empty: it never ran).
+  std::string last_started, last_heartbeat, stopped;
+  struct Dirty {
+    Bytes root;
+    std::string reason;
+    std::string since;  ///< state.db only
+  };
+  std::vector<Dirty> dirty;  ///< roots whose events were lost and whose rescan has not finished
+  struct Gap {
+    std::string start, end, reason;
+  };
+  std::vector<Gap> gaps;  ///< state.db only: the last coverage gaps
+};
+
+/// Asks the daemon on `socket_path`; when none answers, reads state.db beside `db_path`.
+Result<WatchStatus> watch_status(const Bytes& socket_path, const Bytes& db_path);
+/// The status record ({"schema":..,"type":"status",...}, one line with its newline).
+std::string status_json(const WatchStatus& s);
+/// The daemon's status record read back (Errc::Io when it is not one).
+Result<WatchStatus> parse_status(std::string_view doc);
 
 }  // namespace fim

@@ -7,17 +7,17 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "fim/attr.h"
 #include "fim/base/result.h"
 #include "fim/diff.h"
+#include "fim/json.h"
 #include "fim/rules.h"
 
 namespace fim {
-
-inline constexpr const char* kReportSchema = "fimctl.v1";
 
 /// What a report says about the baseline it used.
 struct BaselineFacts {
@@ -52,7 +52,7 @@ struct Summary {
   int exit_code = 0;
 };
 
-/// AIDE-compatible bits: 1 added, 2 removed, 4 changed, 8 incomplete (DESIGN.md, Exit codes).
+/// AIDE-compatible bits: 1 added, 2 removed, 4 changed, 8 incomplete (docs/design.md, Exit codes).
 int exit_code_for(const Summary& s);
 
 class Sink {
@@ -78,24 +78,37 @@ class Sink {
   virtual Status finish(const Summary& s) = 0;
 };
 
-std::unique_ptr<Sink> make_plain_sink(FILE* out, bool color);
-std::unique_ptr<Sink> make_json_sink(FILE* out, bool ndjson);
+/// The output formats (docs/design.md, Formats). A format is one row of kFormats; each
+/// command says which it supports (src/cli/main.cpp), and a report is written by make_sink.
+enum class Format { Plain, Json, Ndjson };
+struct FormatInfo {
+  Format format;
+  const char* name;  ///< as --format takes it
+  const char* help;  ///< for --help
+};
+inline constexpr FormatInfo kFormats[] = {
+    {Format::Plain, "plain", "for people"},
+    {Format::Json, "json", "one document"},
+    {Format::Ndjson, "ndjson", "one record per line"},
+};
+const char* format_name(Format f);
+/// The format --format names, or none.
+std::optional<Format> parse_format(std::string_view name);
 
-// JSON building blocks, shared by the sinks (and the watch daemon's sinks later).
+/// A report in `format`: plain (coloured when `color`), one JSON document, or one JSON record
+/// per line. `extra` (a json::Writer::fields()) is added to every JSON record: watch
+/// --containers names the container in each.
+std::unique_ptr<Sink> make_sink(Format format, FILE* out, bool color, const json::Writer* extra = nullptr);
+
+// The JSON records of the report schema. Each opens its record in `w` and leaves it open, so
+// that a caller can add fields of its own (the watch daemon's trigger, who and time) before
+// w.take() closes it.
 namespace json {
-/// Appends "key":"value" (and "key_b64":"..." when value is not UTF-8) to a JSON object body.
-void add_bytes(std::string& o, std::string_view key, std::string_view value);
-/// Appends the value of attribute `a` as a JSON value (number or string) under `key`.
-void add_attr(std::string& o, std::string_view key, Attr a, const AttrValue& v);
-/// {"type":"file","mode":"0644",...}: every collected attribute of a record.
-std::string record_attrs(const Record& r);
-std::string change_record(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
-                          const Rule* rule, const PackageNote* note = nullptr);
-std::string status_record(const Record& r, bool subtree, const Rule* rule);
-/// Appends "severity", "tags" and "rule" (where the rule is defined) when `rule` is set.
-void add_labels(std::string& o, const Rule* rule);
-std::string alert_record(std::string_view code, std::string_view message);
-std::string summary_record(const Summary& s);
+void change_record(Writer& w, ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
+                   const Rule* rule, const PackageNote* note = nullptr);
+void status_record(Writer& w, const Record& r, bool subtree, const Rule* rule);
+void alert_record(Writer& w, std::string_view code, std::string_view message);
+void summary_record(Writer& w, const Summary& s);
 }  // namespace json
 
 }  // namespace fim

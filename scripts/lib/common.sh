@@ -8,8 +8,11 @@
 FIM_BUILD_PACKAGES=(
   meson ninja-build pkg-config g++ python3
   libsqlite3-dev libssl-dev libxxhash-dev libcli11-dev doctest-dev libtomlplusplus-dev
+  nlohmann-json3-dev
   clang libbpf-dev bpftool libelf-dev zlib1g-dev
 )
+# nlohmann-json3-dev: header-only JSON parser, the one JSON reader (fimctl status reads the
+# daemon's status document with it; src/report/json_reader.cpp is its only user).
 # Tools the tests drive: setfacl/getfacl (acl), setfattr (attr), setcap (libcap2-bin),
 # setpriv (util-linux) to drop root in tests of what other users may do.
 # clang and its runtimes build the libFuzzer targets (tests/fuzz).

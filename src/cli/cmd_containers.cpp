@@ -9,51 +9,40 @@
 
 namespace fim::cli {
 
-std::string container_json(const Container& c) {
-  std::string o = "{\"schema\":\"";
-  o += kReportSchema;
-  o += "\",\"type\":\"container\",\"pid\":" + std::to_string(c.pid) + ",\"processes\":" + std::to_string(c.processes);
-  const auto str = [&](const char* k, std::string_view v) {
-    o += ",\"";
-    o += k;
-    o += "\":";
-    append_json_string(o, v);
-  };
-  str("mnt_ns", c.mnt_ns);
-  str("pid_ns", c.pid_ns);
-  o += std::string(",\"own_pid_ns\":") + (c.own_pid_ns ? "true" : "false");
-  str("runtime", c.id ? c.id->runtime : "");
-  str("id", c.id ? c.id->id : "");
-  str("root_fstype", c.root_fstype);
-  {
-    std::string b = "{";
-    json::add_bytes(b, "root_source", c.root_source);
-    o += "," + b.substr(1);
-  }
+void container_fields(json::Writer& w, const Container& c) {
+  w.num("pid", c.pid).num("processes", c.processes);
+  w.str("mnt_ns", c.mnt_ns).str("pid_ns", c.pid_ns).boolean("own_pid_ns", c.own_pid_ns);
+  w.str("runtime", c.id ? c.id->runtime : "").str("id", c.id ? c.id->id : "");
+  w.str("root_fstype", c.root_fstype).bytes("root_source", c.root_source);
   if (c.overlay) {
-    std::string b = "{";
-    json::add_bytes(b, "upperdir", c.overlay->upper);
-    json::add_bytes(b, "workdir", c.overlay->work);
-    o += "," + b.substr(1) + ",\"lowerdirs\":[";
-    for (size_t i = 0; i < c.overlay->lower.size(); ++i) {
-      if (i) o += ',';
-      append_json_string(o, c.overlay->lower[i]);
-    }
-    o += "]";
+    w.bytes("upperdir", c.overlay->upper).bytes("workdir", c.overlay->work);
+    w.array("lowerdirs");
+    for (const auto& l : c.overlay->lower) w.str(l);
+    w.close();
   }
-  return o + "}";
 }
 
+namespace {
+
+std::string container_record(const Container& c) {
+  json::Writer w;
+  w.schema("container");
+  container_fields(w, c);
+  return w.take();
+}
+
+}  // namespace
 
 int cmd_containers(const Options& o) {
   auto found = discover_containers();
   if (!found) return report_error(found.error());
-  if (o.format == "ndjson") {
-    for (const auto& c : *found) std::printf("%s\n", container_json(c).c_str());
-  } else if (o.format == "json") {
-    std::printf("{\"schema\":\"%s\",\"type\":\"containers\",\"containers\":[", kReportSchema);
-    for (size_t i = 0; i < found->size(); ++i) std::printf("%s%s", i ? "," : "", container_json((*found)[i]).c_str());
-    std::printf("]}\n");
+  if (o.format == Format::Ndjson) {
+    for (const auto& c : *found) std::printf("%s\n", container_record(c).c_str());
+  } else if (o.format == Format::Json) {
+    json::Writer doc;
+    doc.schema("containers").array("containers");
+    for (const auto& c : *found) doc.raw(container_record(c));
+    std::printf("%s\n", doc.take().c_str());
   } else {
     std::printf("%zu container(s)\n", found->size());
     for (const auto& c : *found) {

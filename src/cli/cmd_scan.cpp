@@ -33,18 +33,17 @@ Result<RunOptions> run_options(const Options& o) {
   r.keys_dir = *keys;
   if (!o.sysroot.empty()) {
     char* real = ::realpath(o.sysroot.c_str(), nullptr);
-    if (!real) return make_error(Errc::Usage, "--sysroot '" + escape_terminal(o.sysroot) + "'", errno);
+    if (!real) return make_error(Errc::Usage, "--sysroot " + quote(o.sysroot), errno);
     r.package_sources.root = real;
     std::free(real);
     // Held open for the life of the process: every root and PATH is opened inside it.
     r.sysroot_fd = ::open(r.package_sources.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (r.sysroot_fd < 0)
-      return make_error(Errc::Usage, "--sysroot '" + escape_terminal(o.sysroot) + "' is not a directory", errno);
+      return make_error(Errc::Usage, "--sysroot " + quote(o.sysroot) + " is not a directory", errno);
   }
   for (const auto& p : o.paths) {
     if (r.sysroot_fd >= 0 && (p.empty() || p[0] != '/'))
-      return make_error(Errc::Usage, "with --sysroot, PATHs are absolute paths as seen inside it, not '" +
-                                         escape_terminal(p) + "'");
+      return make_error(Errc::Usage, "with --sysroot, PATHs are absolute paths as seen inside it, not " + quote(p));
     auto abs = absolute_path(p);
     if (!abs) return abs.error();
     r.paths.push_back(*abs);
@@ -70,16 +69,14 @@ Result<RunOptions> run_options(const Options& o) {
   return r;
 }
 
-std::unique_ptr<Sink> make_sink(const Options& o) {
-  if (o.format == "json") return make_json_sink(stdout, false);
-  if (o.format == "ndjson") return make_json_sink(stdout, true);
-  return make_plain_sink(stdout, !o.no_color && ::isatty(STDOUT_FILENO));
+std::unique_ptr<Sink> report_sink(const Options& o) {
+  return make_sink(o.format, stdout, !o.no_color && ::isatty(STDOUT_FILENO));
 }
 
 /// A rule with response = "kill" reported drift: the container's processes are killed, and
 /// the report says so (ndjson: a "response" record).
 void respond(const Options& o, const Container& c, const ContainerRun& run, const std::string& who) {
-  if (o.format == "ndjson") {
+  if (o.format == Format::Ndjson) {
     std::printf("%s\n", response_record(run, run.action == "kill" ? c.pid : run.offender).c_str());
   } else {
     std::printf("response: %s: %s (drift under the rule at %s)\n", who.c_str(),
@@ -91,13 +88,10 @@ void respond(const Options& o, const Container& c, const ContainerRun& run, cons
 }
 
 /// init/check --containers: the same run for each container (init: for each image), inside its
-/// root, against the baseline of its image (DESIGN.md, Containers). Exit: the bits of every
+/// root, against the baseline of its image (docs/design.md, Containers). Exit: the bits of every
 /// container's report together; a fatal error of one container is printed, the others still
 /// run, and the first such error decides the exit code.
 int run_containers(const Options& o, const RunOptions& base) {
-  if (o.format == "json")
-    return report_error(make_error(Errc::Usage, "--containers writes one report per container: use --format ndjson "
-                                                "(one record per line, each container's first) or plain"));
   if (!o.sysroot.empty()) return report_error(make_error(Errc::Usage, "--containers and --sysroot exclude each other"));
   if (o.new_images_only && o.command != "init")
     return report_error(make_error(Errc::Usage, "--new-images-only goes with init --containers"));
@@ -105,7 +99,7 @@ int run_containers(const Options& o, const RunOptions& base) {
   if (!found) return report_error(found.error());
   const Bytes images = images_dir(base.db_path);
   if (o.command == "init" && ::mkdir(images.c_str(), 0700) != 0 && errno != EEXIST)
-    return report_error(make_error(Errc::Io, "cannot create '" + escape_terminal(images) + "'", errno));
+    return report_error(make_error(Errc::Io, "cannot create " + quote(images), errno));
   std::set<std::string> done;
   int bits = 0, fatal = 0;
   size_t ran = 0, kept = 0;
@@ -126,20 +120,18 @@ int run_containers(const Options& o, const RunOptions& base) {
       bits |= 8;
       continue;
     }
-    if (o.format == "ndjson") {
-      std::string rec = container_json(c);
-      rec.pop_back();
-      rec += ",\"image\":\"" + key + "\",";
-      std::string b = "{";
-      json::add_bytes(b, "baseline", db);
-      rec += b.substr(1) + "}";
-      std::printf("%s\n", rec.c_str());
+    if (o.format == Format::Ndjson) {
+      json::Writer rec;
+      rec.schema("container");
+      container_fields(rec, c);
+      rec.str("image", key).bytes("baseline", db);
+      std::printf("%s\n", rec.take().c_str());
     } else {
       std::printf("%s== %s, baseline %s\n", ran ? "\n" : "", who.c_str(), escape_terminal(db).c_str());
     }
     std::fflush(stdout);
     ++ran;
-    auto sink = make_sink(o);
+    auto sink = report_sink(o);
     ContainerRun run;
     auto summary = run_in_container(base, c, init, *sink, &run);
     if (!summary) {
@@ -167,7 +159,7 @@ int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
   if (!ro) return report_error(ro.error());
   if (o.containers) return run_containers(o, *ro);
   if (o.new_images_only) return report_error(make_error(Errc::Usage, "--new-images-only goes with init --containers"));
-  auto sink = make_sink(o);
+  auto sink = report_sink(o);
   if (o.verbose && !o.quiet) {
     std::string roots;
     for (const auto& p : ro->paths.empty() && o.command == "init" ? ro->policy.roots() : ro->paths)
@@ -193,29 +185,20 @@ int cmd_accept(const Options& o) { return run(o, run_accept); }
 int cmd_log(const Options& o) {
   auto ro = run_options(o);
   if (!ro) return report_error(ro.error());
-  auto sink = make_sink(o);  // alerts (unsigned, state) are not printed by log; trust failures are errors
+  auto sink = report_sink(o);  // alerts (unsigned, state) are not printed by log; trust failures are errors
   auto meta = run_log(*ro, *sink);
   if (!meta) return report_error(meta.error());
-  const bool json = o.format != "plain";
+  const bool json = o.format == Format::Ndjson;
   for (const auto& e : meta->journal) {
     Acceptance a;
     parse_journal_text(e.text, &a);  // the chain check parsed every entry already
     if (json) {
-      std::string j = "{\"schema\":\"fimctl.v1\",\"type\":\"journal\",\"seq\":" + std::to_string(e.seq);
-      const auto str = [&](const char* k, std::string_view v) { j += ",\""; j += k; j += "\":"; append_json_string(j, v); };
-      str("at", format_time_ns(a.at_ns));
-      str("who", a.who);
-      str("action", a.action);
-      str("reason", a.reason);
-      j += ",";
-      std::string p = "{";
-      json::add_bytes(p, "path", a.path);
-      j += p.substr(1);
-      str("kind", a.kind);
-      str("old_row_sha256", a.old_row);
-      str("new_row_sha256", a.new_row);
-      str("hash", e.hash);
-      std::printf("%s}\n", j.c_str());
+      json::Writer j;
+      j.schema("journal").num("seq", e.seq);
+      j.str("at", format_time_ns(a.at_ns)).str("who", a.who).str("action", a.action).str("reason", a.reason);
+      j.bytes("path", a.path).str("kind", a.kind);
+      j.str("old_row_sha256", a.old_row).str("new_row_sha256", a.new_row).str("hash", e.hash);
+      std::printf("%s\n", j.take().c_str());
     } else {
       std::printf("#%llu %s %s by %s: %s %s\n  reason: %s\n  row sha256: %s -> %s\n",
                   static_cast<unsigned long long>(e.seq), format_time_ns(a.at_ns).c_str(), a.action.c_str(),

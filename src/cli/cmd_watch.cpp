@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "fim/base/duration.h"
 #include "fim/base/sys.h"
+#include "fim/json.h"
 #include "fim/pipeline.h"
 
 namespace fim::cli {
@@ -55,7 +56,7 @@ Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
   auto sock = absolute_path(o.socket);
   if (!sock) return sock.error();
   w.socket_path = *sock;
-  w.ndjson = o.format != "plain";
+  w.format = o.format;  // plain or ndjson (main.cpp's table)
   w.syslog = o.syslog;
   w.falco_url = o.falco_url;
   w.metrics_address = o.metrics;
@@ -74,7 +75,7 @@ Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
   }
   if (!o.output.empty()) {
     *out_file = std::fopen(o.output.c_str(), "ae");
-    if (!*out_file) return make_error(Errc::Io, "cannot open --output '" + escape_terminal(o.output) + "'", errno);
+    if (!*out_file) return make_error(Errc::Io, "cannot open --output " + quote(o.output), errno);
     w.out = *out_file;
   }
   // SIGHUP: the same policy source again (-c, or the default path and its drop-ins).
@@ -99,86 +100,43 @@ int cmd_watch(const Options& o) {
 
 namespace {
 
-/// Reads a JSON string starting at doc[i] == '"'; leaves i after the closing quote.
-std::string json_string(std::string_view doc, size_t& i) {
-  std::string out;
-  for (++i; i < doc.size() && doc[i] != '"'; ++i) {
-    if (doc[i] == '\\' && i + 1 < doc.size()) {
-      const char e = doc[++i];
-      out += e == 'n' ? '\n' : e == 't' ? '\t' : e == 'u' ? '?' : e;
-      if (e == 'u') i += 4;
-    } else {
-      out += doc[i];
-    }
+/// One value of the status record for people: a string as it is, a list or object as lines.
+std::string plain_scalar(const json::Value& v) {
+  switch (v.kind) {
+    case json::Value::Kind::String: return v.string;
+    case json::Value::Kind::Bool: return v.boolean ? "true" : "false";
+    case json::Value::Kind::Number: return v.integral ? std::to_string(v.integer) : std::to_string(v.number);
+    default: return {};
   }
-  ++i;
-  return out;
 }
 
-/// A scalar or a bracketed value as text, starting at doc[i]; leaves i after it.
-std::string json_value(std::string_view doc, size_t& i) {
-  if (doc[i] == '"') return json_string(doc, i);
-  const size_t start = i;
-  int depth = 0;
-  bool in_str = false;
-  for (; i < doc.size(); ++i) {
-    const char c = doc[i];
-    if (in_str) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_str = false;
-    } else if (c == '"') {
-      in_str = true;
-    } else if (c == '[' || c == '{') {
-      ++depth;
-    } else if (c == ']' || c == '}') {
-      if (depth == 0) break;
-      if (--depth == 0) {
-        ++i;
-        break;
-      }
-    } else if (c == ',' && depth == 0) {
-      break;
-    }
+/// "root=/etc, reason=overflow": an object of a list on one line.
+std::string plain_object(const json::Value& v) {
+  std::string line;
+  for (const auto& [k, item] : v.members) {
+    if (k.size() > 4 && k.compare(k.size() - 4, 4, "_b64") == 0) continue;  // shown as its exact bytes
+    line += (line.empty() ? "" : ", ") + k + "=" + (item.kind == json::Value::Kind::String ? v.bytes(k) : plain_scalar(item));
   }
-  return std::string(doc.substr(start, i - start));
+  return line;
 }
 
-/// The key/value pairs of one flat JSON object ({"k":v,...}), values as text.
-std::vector<std::pair<std::string, std::string>> status_fields(std::string_view doc) {
-  std::vector<std::pair<std::string, std::string>> out;
-  size_t i = doc.find('{');
-  if (i == std::string_view::npos) return out;
-  ++i;
-  while (i < doc.size()) {
-    while (i < doc.size() && (doc[i] == ',' || doc[i] == ' ' || doc[i] == '\n')) ++i;
-    if (i >= doc.size() || doc[i] != '"') break;
-    std::string key = json_string(doc, i);
-    if (i >= doc.size() || doc[i] != ':') break;
-    ++i;
-    out.emplace_back(std::move(key), json_value(doc, i));
-  }
-  return out;
-}
-
-/// A JSON list of strings or flat objects, each as one line ("k=v, k=v" for an object).
-std::vector<std::string> status_list(std::string_view list) {
-  std::vector<std::string> out;
-  size_t i = 1;
-  while (i < list.size() && list[i] != ']') {
-    if (list[i] == ',' || list[i] == ' ') {
-      ++i;
+/// The status for people: one line per field in the record's order, lists one item per line.
+void print_status_plain(const WatchStatus& s) {
+  std::printf("fimctl watch: %s\n", s.running ? "running" : "NOT running (changes are not seen in real time)");
+  auto rec = json::parse(status_json(s));  // the record's fields, in its order
+  if (!rec) return;
+  for (const auto& [key, value] : rec->members) {
+    if (key == "schema" || key == "type" || (key.size() > 4 && key.compare(key.size() - 4, 4, "_b64") == 0)) continue;
+    if (value.kind != json::Value::Kind::Array) {
+      const std::string text = value.kind == json::Value::Kind::String ? rec->bytes(key) : plain_scalar(value);
+      std::printf("  %s: %s\n", key.c_str(), escape_terminal(text).c_str());
       continue;
     }
-    const std::string v = json_value(list, i);
-    if (!v.empty() && v[0] == '{') {
-      std::string line;
-      for (const auto& [k, val] : status_fields(v)) line += (line.empty() ? "" : ", ") + k + "=" + val;
-      out.push_back(line);
-    } else {
-      out.push_back(v);
-    }
+    std::printf("  %s:%s\n", key.c_str(), value.items.empty() ? " none" : "");
+    for (const auto& item : value.items)
+      std::printf("    - %s\n", escape_terminal(item.kind == json::Value::Kind::Object ? plain_object(item)
+                                                                                    : plain_scalar(item)).c_str());
   }
-  return out;
 }
 
 }  // namespace
@@ -188,29 +146,12 @@ int cmd_status(const Options& o) {
   if (!db) return report_error(db.error());
   auto sock = absolute_path(o.socket);
   if (!sock) return report_error(sock.error());
-  bool running = false;
-  auto doc = watch_status(*sock, *db, &running);
-  if (!doc) return report_error(doc.error());
+  auto st = watch_status(*sock, *db);
+  if (!st) return report_error(st.error());
   // A gap is open when no daemon runs, or some root waits for its rescan.
-  const bool dirty = doc->find("\"dirty\":[]") == std::string::npos;
-  const int rc = running && !dirty ? 0 : 8;
-  if (o.format != "plain") {
-    std::fputs(doc->c_str(), stdout);
-    return rc;
-  }
-  // For people: one line per field; lists one element per line. The document is fimctl's
-  // own JSON (flat objects, lists of strings or flat objects), so a small reader suffices.
-  std::printf("fimctl watch: %s\n", running ? "running" : "NOT running (changes are not seen in real time)");
-  for (const auto& [key, value] : status_fields(*doc)) {
-    if (key == "schema" || key == "type") continue;
-    if (value.empty() || value[0] != '[') {
-      std::printf("  %s: %s\n", key.c_str(), escape_terminal(value).c_str());
-      continue;
-    }
-    const auto items = status_list(value);
-    std::printf("  %s:%s\n", key.c_str(), items.empty() ? " none" : "");
-    for (const auto& item : items) std::printf("    - %s\n", escape_terminal(item).c_str());
-  }
+  const int rc = st->running && st->dirty.empty() ? 0 : 8;
+  if (o.format == Format::Plain) print_status_plain(*st);
+  else std::fputs(status_json(*st).c_str(), stdout);  // json and ndjson: the one-line record
   return rc;
 }
 

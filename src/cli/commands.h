@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <initializer_list>
 #include <string>
 
 #include "fim/base/result.h"
 #include "fim/container.h"
+#include "fim/json.h"
+#include "fim/report.h"
 #include "fim/rules.h"
 #include "options.h"
 
 namespace fim::cli {
 
-/// The exit code of a fatal error (DESIGN.md, Exit codes): always >= 16.
+/// The exit code of a fatal error (docs/design.md, Exit codes): always >= 16.
 int exit_code_for_error(const Error& e);
 /// Prints "fimctl: error: ..." on stderr and returns exit_code_for_error(e).
 int report_error(const Error& e);
@@ -30,8 +33,26 @@ int cmd_status(const Options& o);
 int cmd_containers(const Options& o);
 int cmd_apt_hook(const Options& o);
 
-/// A container as an ndjson record (type "container").
-std::string container_json(const Container& c);
+/// The formats a command prints in: a set of rows of kFormats (fim/report.h).
+class Formats {
+ public:
+  constexpr Formats(std::initializer_list<Format> formats) {
+    for (const Format f : formats) bits_ |= bit(f);
+  }
+  constexpr bool has(Format f) const { return (bits_ & bit(f)) != 0; }
+  /// "plain, json or ndjson": for a usage error.
+  std::string names() const;
+
+ private:
+  static constexpr unsigned bit(Format f) { return 1u << static_cast<unsigned>(f); }
+  unsigned bits_ = 0;
+};
+
+/// Errc::Usage naming the formats `command` has, unless it has `format`.
+Status check_format(Format format, const Formats& formats, const std::string& command);
+
+/// The members of a container record (pid, namespaces, runtime, id, root, overlay layers).
+void container_fields(json::Writer& w, const Container& c);
 
 /// "90", "90s", "250ms", "5m", "6h", "1d" in seconds; `what` names the option in errors.
 Result<double> parse_duration(std::string_view text, const char* what);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// main(): parse, then dispatch through the command table. The only place the process ends.
+// main(): parse, then dispatch through the command table (each command's formats in it). The only place the process ends.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -16,26 +16,38 @@
 
 namespace {
 
+using fim::Format;
+using fim::cli::Formats;
+
+constexpr Formats kAll = {Format::Plain, Format::Json, Format::Ndjson};
+/// Record streams (a daemon's records, one report per container, journal entries): a record
+/// per line, no one document around them.
+constexpr Formats kStream = {Format::Plain, Format::Ndjson};
+/// Commands that print no records.
+constexpr Formats kText = {Format::Plain};
+
 struct Command {
   const char* name;
   int (*run)(const fim::cli::Options&);
+  Formats formats;          ///< the --format values it has
+  Formats with_containers;  ///< ... with --containers
 };
 
 constexpr Command kCommands[] = {
-    {"init", fim::cli::cmd_init},
-    {"check", fim::cli::cmd_check},
-    {"update", fim::cli::cmd_update},
-    {"accept", fim::cli::cmd_accept},
-    {"log", fim::cli::cmd_log},
-    {"config", fim::cli::cmd_config},
-    {"explain", fim::cli::cmd_explain},
-    {"key", fim::cli::cmd_key},
-    {"migrate", fim::cli::cmd_migrate},
-    {"watch", fim::cli::cmd_watch},
-    {"status", fim::cli::cmd_status},
-    {"containers", fim::cli::cmd_containers},
-    {"apt-hook", fim::cli::cmd_apt_hook},
-    {"version", fim::cli::cmd_version},
+    {"init", fim::cli::cmd_init, kAll, kStream},
+    {"check", fim::cli::cmd_check, kAll, kStream},
+    {"update", fim::cli::cmd_update, kAll, kAll},
+    {"accept", fim::cli::cmd_accept, kAll, kAll},
+    {"log", fim::cli::cmd_log, kStream, kStream},
+    {"config", fim::cli::cmd_config, kText, kText},
+    {"explain", fim::cli::cmd_explain, kText, kText},
+    {"key", fim::cli::cmd_key, kText, kText},
+    {"migrate", fim::cli::cmd_migrate, kText, kText},
+    {"watch", fim::cli::cmd_watch, kStream, kStream},
+    {"status", fim::cli::cmd_status, kAll, kAll},
+    {"containers", fim::cli::cmd_containers, kAll, kAll},
+    {"apt-hook", fim::cli::cmd_apt_hook, kText, kText},
+    {"version", fim::cli::cmd_version, kText, kText},
 };
 
 /// Runs `fn` in a child process and exits with its status as soon as the child reports it.
@@ -106,6 +118,9 @@ int main(int argc, char** argv) {
   fim::raise_fd_limit();
   for (const auto& c : kCommands) {
     if (opts.command != c.name) continue;
+    const std::string command = opts.command + (opts.containers ? " --containers" : "");
+    if (auto st = fim::cli::check_format(opts.format, opts.containers ? c.with_containers : c.formats, command); !st)
+      return fim::cli::report_error(st.error());
     // The commands that scan files: their exit must not wait for a read that never returns.
     const bool scans = opts.command == "init" || opts.command == "check" || opts.command == "update" ||
                        opts.command == "accept";

@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The command line, parsed by CLI11 in options.cpp only (it is slow to compile; STYLE.md §12).
+// The command line, parsed by CLI11 in options.cpp only (it is slow to compile).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "fim/report.h"
+
 namespace fim::cli {
 
 struct Options {
-  std::string command;  ///< "init", "check", "config", "explain", "version"
+  std::string command;  ///< the command's name, as main.cpp's table has it
   std::string db;
-  std::string format = "plain";
+  Format format = Format::Plain;  ///< --format, one row of kFormats
   unsigned jobs = 0;  ///< 0: number of online CPUs
   bool quiet = false;
   int verbose = 0;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Errors and progress on stderr: the only code that turns an Error into a message and an
-// exit code (STYLE.md convention 3).
+// Errors and progress on stderr, and the check of a command's --format: the only code that turns an Error into a message and an
+// exit code.
 #include <cstdio>
+#include <vector>
 
 #include "commands.h"
 #include "fim/base/bytes.h"
@@ -34,6 +35,21 @@ int report_error(const Error& e) {
     start = nl + 1;
   }
   return exit_code_for_error(e);
+}
+
+std::string Formats::names() const {
+  std::vector<const char*> names;
+  for (const auto& f : kFormats)
+    if (has(f.format)) names.push_back(f.name);
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) out += std::string(i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return out;
+}
+
+Status check_format(Format format, const Formats& formats, const std::string& command) {
+  if (formats.has(format)) return {};
+  return make_error(Errc::Usage, std::string("--format ") + format_name(format) + ": fimctl " + command + " writes " +
+                                     formats.names());
 }
 
 }  // namespace fim::cli

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// One container's init or check (DESIGN.md, Containers): the host's run, inside the
+// One container's init or check (docs/design.md, Containers): the host's run, inside the
 // container's root and against the baseline of its image; and the opt-in response.
 #include <fcntl.h>
 
@@ -43,16 +43,13 @@ class ResponseSink final : public Sink {
 
 }  // namespace
 
-std::string response_record(const ContainerRun& run, int pid, const std::string& fields) {
-  std::string rec = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"response\",\"action\":\"" + run.action +
-                    "\",\"pid\":" + std::to_string(pid) + ",\"killed\":" + std::to_string(run.killed < 0 ? 0 : run.killed) +
-                    ",\"reason\":";
-  append_json_string(rec, "drift under the rule at " + run.kill_rule + " (response = \"" + run.action + "\")");
-  if (!run.kill_error.empty()) {
-    rec += ",\"error\":";
-    append_json_string(rec, run.kill_error);
-  }
-  return rec + fields + "}";
+std::string response_record(const ContainerRun& run, int pid, const json::Writer* fields) {
+  json::Writer w;
+  w.schema("response").str("action", run.action).num("pid", pid).num("killed", run.killed < 0 ? 0 : run.killed);
+  w.str("reason", "drift under the rule at " + run.kill_rule + " (response = \"" + run.action + "\")");
+  if (!run.kill_error.empty()) w.str("error", run.kill_error);
+  if (fields) w.members(*fields);
+  return w.take();
 }
 
 Bytes images_dir(const Bytes& db_path) {

@@ -31,46 +31,22 @@ void prune(M& m, double now) {
   if (m.size() >= kMaxRemembered) m.clear();  // a flood of distinct files: forget, stay bounded
 }
 
-const char* errno_name(int e) {
-  switch (e) {
-    case EPERM: return "EPERM";
-    case EACCES: return "EACCES";
-    case EINVAL: return "EINVAL";
-    case ENOENT: return "ENOENT";
-    case ENOSYS: return "ENOSYS";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case ENOMEM: return "ENOMEM";
-    case E2BIG: return "E2BIG";
-    case ESRCH: return "ESRCH";
-    default: return nullptr;
-  }
-}
-
 }  // namespace
 
 std::string who_json(const BpfWho& w, std::string_view hook) {
-  std::string o = "{";
-  o += "\"pid\":" + std::to_string(w.pid);
-  add_num(o, "tgid", w.tgid);
-  add_num(o, "ppid", w.ppid);
-  add_num(o, "uid", w.uid);
-  if (w.loginuid != UINT32_MAX) add_num(o, "loginuid", w.loginuid);
-  add_str(o, "comm", w.comm);
-  if (!w.exe.empty()) {
-    std::string b = "{";
-    json::add_bytes(b, "exe", w.exe);
-    o += "," + b.substr(1);
-  }
+  json::Writer o;
+  o.object().num("pid", w.pid).num("tgid", w.tgid).num("ppid", w.ppid).num("uid", w.uid);
+  if (w.loginuid != UINT32_MAX) o.num("loginuid", w.loginuid);
+  o.str("comm", w.comm);
+  if (!w.exe.empty()) o.bytes("exe", w.exe);
   // The executable's identity from the kernel: what /proc/PID/exe named may be gone by the
   // time the record was read (a short-lived writer), these are not.
   if (w.exe_ino) {
-    add_str(o, "exe_dev", std::to_string(major(w.exe_dev)) + ":" + std::to_string(minor(w.exe_dev)));
-    add_num(o, "exe_inode", w.exe_ino);
+    o.str("exe_dev", std::to_string(major(w.exe_dev)) + ":" + std::to_string(minor(w.exe_dev)));
+    o.num("exe_inode", w.exe_ino);
   }
-  add_num(o, "cgroup_id", w.cgroup_id);
-  add_num(o, "mntns", w.mntns);
-  add_str(o, "hook", hook);
-  return o + "}";
+  o.num("cgroup_id", w.cgroup_id).num("mntns", w.mntns).str("hook", hook);
+  return o.take();
 }
 
 std::string who_human(const BpfWho& w) {
@@ -89,9 +65,8 @@ Status Sensors::start(BpfMode mode, const BpfOptions& opts, bool quiet) {
   auto s = BpfSensor::open(opts);
   if (!s) {
     const Error& e = s.error();
-    const char* name = errno_name(e.sys_errno);
     state_ = "unavailable (";
-    if (e.sys_errno) state_ += std::string(name ? name : "errno " + std::to_string(e.sys_errno)) + ": ";
+    if (e.sys_errno) state_ += errno_name(e.sys_errno) + ": ";
     state_ += e.describe() + ")";
     if (mode == BpfMode::Required)
       return make_error(Errc::Unsupported, "--bpf=required: BPF LSM is " + state_);
@@ -198,13 +173,12 @@ namespace fim::watchd {
 
 namespace {
 
-/// ,"path":..,"hook":..,"who":{..}: the fields every sensor alert carries.
-std::string sensor_fields(const BpfEvent& ev) {
-  std::string f = "{";
-  if (!ev.path.empty()) json::add_bytes(f, "path", ev.path);
-  f = f.size() > 1 ? "," + f.substr(1) : std::string();
-  add_str(f, "hook", bpf_kind_name(ev.kind));
-  f += ",\"who\":" + who_json(ev.who, bpf_kind_name(ev.kind));
+/// "path":..,"hook":..,"who":{..}: the fields every sensor alert carries.
+json::Writer sensor_fields(const BpfEvent& ev) {
+  json::Writer f = json::Writer::fields();
+  if (!ev.path.empty()) f.bytes("path", ev.path);
+  f.str("hook", bpf_kind_name(ev.kind));
+  f.raw("who", who_json(ev.who, bpf_kind_name(ev.kind)));
   return f;
 }
 
@@ -214,14 +188,14 @@ std::string mode_octal(uint32_t mode) {
   return b;
 }
 
-std::string where(const BpfEvent& ev) { return ev.path.empty() ? std::string("?") : "'" + escape_terminal(ev.path) + "'"; }
+std::string where(const BpfEvent& ev) { return ev.path.empty() ? std::string("?") : quote(ev.path); }
 
 }  // namespace
 
 bool report_sensor_event(const BpfEvent& ev, StreamSink& sink) {
   if (ev.denied()) {
-    std::string f = sensor_fields(ev);
-    add_str(f, "action", "denied");
+    json::Writer f = sensor_fields(ev);
+    f.str("action", "denied");
     const std::string what = ev.kind == BpfKind::Exec
                                  ? "exec of " + where(ev) + " (not in the baseline as it is, below a deny_unknown_exec rule)"
                                  : std::string(bpf_kind_name(ev.kind)) + " of protected " + where(ev);
@@ -237,8 +211,8 @@ bool report_sensor_event(const BpfEvent& ev, StreamSink& sink) {
       return false;
     case BpfKind::KernelRead:
     case BpfKind::KernelLoad: {
-      std::string f = sensor_fields(ev);
-      add_num(f, "id", ev.extra);
+      json::Writer f = sensor_fields(ev);
+      f.num("id", ev.extra);
       if (ev.is_module_load())
         sink.alert_with("module_load", "kernel module " + (ev.path.empty() ? std::string("from memory") : where(ev)) +
                                            " loaded " + who_human(ev.who), f, LOG_ERR);
@@ -248,11 +222,9 @@ bool report_sensor_event(const BpfEvent& ev, StreamSink& sink) {
       return false;
     }
     case BpfKind::BpfLoad: {
-      std::string f = sensor_fields(ev);
-      add_str(f, "prog_name", ev.name2);
-      add_num(f, "prog_type", ev.extra);
-      add_num(f, "attach_type", ev.mode);
-      sink.alert_with("bpf_load", "BPF program '" + escape_terminal(ev.name2) + "' (type " + std::to_string(ev.extra) +
+      json::Writer f = sensor_fields(ev);
+      f.str("prog_name", ev.name2).num("prog_type", ev.extra).num("attach_type", ev.mode);
+      sink.alert_with("bpf_load", "BPF program " + quote(ev.name2) + " (type " + std::to_string(ev.extra) +
                                       ") loaded " + who_human(ev.who), f, LOG_ERR);
       return false;
     }
@@ -273,8 +245,8 @@ Status check_exec(BaselineReader& base, const BpfEvent& ev, StreamSink& sink) {
                      (!r.has(Attr::Inode) || static_cast<uint64_t>(r.get(Attr::Inode).num) == ev.ino) &&
                      (!r.has(Attr::Dev) || static_cast<dev_t>(r.get(Attr::Dev).num) == ev.dev);
   if (known) return {};
-  std::string f = sensor_fields(ev);
-  add_str(f, "action", "reported");
+  json::Writer f = sensor_fields(ev);
+  f.str("action", "reported");
   sink.alert_with("exec_unknown", where(ev) + ", which the baseline does not record" +
                                       std::string(*got && r.path == ev.path ? " as it is now" : "") + ", was executed " +
                                       who_human(ev.who), f, LOG_ERR);

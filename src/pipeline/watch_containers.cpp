@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// watch --containers (DESIGN.md, Containers, real time; notes/kernel.md §5): the running
+// watch --containers (docs/design.md, Containers and Real time): the running
 // containers' drift as it happens. Containers are found every poll (they start and stop
 // while the daemon runs); the host filesystem that holds each overlay's upper directory gets
 // a filesystem mark of this thread's own fanotify group; an event below an upper directory is
@@ -59,20 +59,41 @@ struct Tracked {
   Bytes db;
 };
 
-/// ,"container":{"pid":N,"runtime":"...","id":"...","image":"..."}
-std::string container_field(const Tracked& t) {
-  std::string o = ",\"container\":{\"pid\":" + std::to_string(t.c.pid);
-  const auto str = [&](const char* k, std::string_view v) {
-    o += ",\"";
-    o += k;
-    o += "\":";
-    append_json_string(o, v);
-  };
-  str("runtime", t.c.id ? t.c.id->runtime : "");
-  str("id", t.c.id ? t.c.id->id : "");
-  str("image", t.key);
-  return o + "}";
+/// "container":{"pid":N,"runtime":"...","id":"...","image":"..."}
+json::Writer container_field(const Tracked& t) {
+  json::Writer f = json::Writer::fields();
+  f.object("container").num("pid", t.c.pid);
+  f.str("runtime", t.c.id ? t.c.id->runtime : "").str("id", t.c.id ? t.c.id->id : "").str("image", t.key);
+  f.close();
+  return f;
 }
+
+/// The memory stream a container's report is written to, and what it holds once closed.
+class MemoryOut {
+ public:
+  MemoryOut() : file_(::open_memstream(&buf_, &len_)) {}
+  ~MemoryOut() {
+    close();
+    std::free(buf_);
+  }
+  MemoryOut(const MemoryOut&) = delete;
+  MemoryOut& operator=(const MemoryOut&) = delete;
+  FILE* file() const { return file_; }
+  /// Closes the stream (once) and returns what was written.
+  std::string text() {
+    close();
+    return std::string(buf_ ? buf_ : "", len_);
+  }
+
+ private:
+  void close() {
+    if (file_) std::fclose(file_);
+    file_ = nullptr;
+  }
+  char* buf_ = nullptr;
+  size_t len_ = 0;
+  FILE* file_;
+};
 
 /// The nearest path at or above `p` that exists inside the container's root.
 Bytes existing_ancestor(int root_fd, Bytes p) {
@@ -98,9 +119,10 @@ class ContainerWatch {
     src_.emplace(std::move(*src));
     std::string why;
     UniqueFd mounts = open_mount_watch(&why);
-    write_block(o_.ndjson ? "{\"schema\":\"" + std::string(kReportSchema) +
-                                "\",\"type\":\"containers_watch\",\"mount_events\":" + (mounts.valid() ? "true" : "false") +
-                                ",\"poll_seconds\":" + std::to_string(o_.container_poll_seconds) + "}\n"
+    json::Writer start;
+    start.schema("containers_watch").boolean("mount_events", mounts.valid());
+    start.raw("poll_seconds", std::to_string(o_.container_poll_seconds));
+    write_block(ndjson() ? start.take() + "\n"
                           : std::string("fimctl: watching containers (") +
                                 (mounts.valid() ? "mount events" : "no mount events: " + why) + ")\n");
     double next_poll = 0, burst_until = 0;
@@ -132,6 +154,8 @@ class ContainerWatch {
   }
 
  private:
+  bool ndjson() const { return o_.format != Format::Plain; }
+
   /// Whole lines, in one piece: the daemon's own records go to the same stream.
   void write_block(const std::string& block) {
     flockfile(o_.out);
@@ -141,7 +165,9 @@ class ContainerWatch {
   }
 
   void say(const std::string& code, const std::string& message) {
-    write_block((o_.ndjson ? json::alert_record(code, message) : "fimctl: containers: " + message) + "\n");
+    json::Writer w;
+    json::alert_record(w, code, message);
+    write_block((ndjson() ? w.take() : "fimctl: containers: " + message) + "\n");
   }
 
   void rediscover() {
@@ -179,8 +205,8 @@ class ContainerWatch {
   /// container_start / container_stop: from the moment of container_start its writes are seen.
   void announce(const char* type, const Tracked& t, const std::string& text) {
     std::string line;
-    if (o_.ndjson) {
-      line = "{\"schema\":\"" + std::string(kReportSchema) + "\",\"type\":\"" + type + "\"" + container_field(t) + "}";
+    if (ndjson()) {
+      line = json::Writer().schema(type).members(container_field(t)).take();
     } else {
       line = "fimctl: " + text + " (image " + t.key.substr(0, 12) + ")";
     }
@@ -257,44 +283,31 @@ class ContainerWatch {
     RunOptions r = o_.run;
     r.paths = normalize_roots({wanted.begin(), wanted.end()});
     r.progress = nullptr;
-    char* buf = nullptr;
-    size_t len = 0;
-    FILE* mem = ::open_memstream(&buf, &len);
-    if (!mem) return;
+    MemoryOut mem;
+    if (!mem.file()) return;
     Status out_st;
     ContainerRun run;
     run.offender = writer;
     bool drift = false;
+    // Every record names its container: lines of two reports may sit side by side in a SIEM.
+    const json::Writer field = container_field(t);
+    json::Writer extra = json::Writer::fields();
+    extra.members(field).str("source", "watch");
     {
-      auto sink = o_.ndjson ? make_json_sink(mem, true) : make_plain_sink(mem, false);
+      auto sink = make_sink(ndjson() ? Format::Ndjson : Format::Plain, mem.file(), false, &extra);
       auto s = run_in_container(r, t.c, false, *sink, &run);
       if (!s) {
-        std::fclose(mem);
-        std::free(buf);
         return say("container_check_failed", "container pid " + std::to_string(t.c.pid) + ": " + s.error().describe());
       }
       drift = s->added || s->removed || s->changed || s->incomplete;
       if (drift) out_st = sink->finish(*s);
     }
-    std::fclose(mem);
-    std::string text(buf ? buf : "", len);
-    std::free(buf);
+    std::string text = mem.text();
     if (!drift || !out_st) return;
     std::string block;
-    const std::string field = container_field(t);
-    if (o_.ndjson) {
-      // Every record names its container: lines of two reports may sit side by side in a SIEM.
-      size_t pos = 0;
-      while (pos < text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string::npos) end = text.size();
-        std::string line = text.substr(pos, end - pos);
-        pos = end + 1;
-        if (line.size() < 2 || line.back() != '}') continue;
-        line.insert(line.size() - 1, field + ",\"source\":\"watch\"");
-        block += line + "\n";
-      }
-      if (respond_again(run, writer)) block += response_record(run, run.action == "kill" ? t.c.pid : writer, field) + "\n";
+    if (ndjson()) {
+      block = std::move(text);
+      if (respond_again(run, writer)) block += response_record(run, run.action == "kill" ? t.c.pid : writer, &field) + "\n";
     } else {
       block = "== container pid " + std::to_string(t.c.pid) + ", image " + t.key.substr(0, 12) + "\n" + text;
       if (respond_again(run, writer))

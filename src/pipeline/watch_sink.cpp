@@ -1,53 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Helpers of the watch daemon's records (see watch_sink.h).
-#include <unistd.h>
-
+// The watch daemon's records (see watch_sink.h).
 #include "watch_sink.h"
+
+#include <unistd.h>
 
 namespace fim::watchd {
 
-void add_str(std::string& o, std::string_view k, std::string_view v) {
-  o += ",\"";
-  o += k;
-  o += "\":";
-  append_json_string(o, v);
-}
-
-void add_num(std::string& o, std::string_view k, uint64_t v) {
-  o += ",\"";
-  o += k;
-  o += "\":" + std::to_string(v);
-}
-
-std::string roots_json(const std::vector<Bytes>& roots) {
-  std::string o = "[";
-  for (size_t i = 0; i < roots.size(); ++i) {
-    if (i) o += ',';
-    append_json_string(o, roots[i]);
-  }
-  return o + "]";
-}
-
-/// ,"source":"watch" and what triggered the compare: the events, pid and command, or the
-/// rescan's reason.
-std::string trigger_fields(const Trigger* t) {
-  std::string o = ",\"source\":\"watch\"";
-  if (!t) return o;
+json::Writer trigger_fields(const Trigger* t) {
+  json::Writer f = json::Writer::fields();
+  f.str("source", "watch");
+  if (!t) return f;
   if (!t->rescan.empty()) {
-    add_str(o, "rescan", t->rescan);
-    return o;
+    f.str("rescan", t->rescan);
+    return f;
   }
-  o += ",\"events\":[";
-  const auto names = fan_mask_names(t->mask);
-  for (size_t i = 0; i < names.size(); ++i) o += (i ? ",\"" : "\"") + names[i] + "\"";
-  o += "]";
-  if (t->pid > 0) add_num(o, "pid", static_cast<uint64_t>(t->pid));
-  if (!t->comm.empty()) add_str(o, "comm", t->comm);
-  if (t->first_ns) add_str(o, "event_time", format_time_ns(t->first_ns));
-  return o;
+  f.array("events");
+  for (const auto& name : fan_mask_names(t->mask)) f.str(name);
+  f.close();
+  if (t->pid > 0) f.num("pid", t->pid);
+  if (!t->comm.empty()) f.str("comm", t->comm);
+  if (t->first_ns) f.str("event_time", format_time_ns(t->first_ns));
+  return f;
 }
 
-/// Falco's priority names (falcosidekick filters and routes on them) for fimctl's severities.
 std::string_view falco_priority(const Rule* rule) {
   if (!rule) return "Warning";
   switch (rule->severity) {
@@ -66,28 +41,106 @@ std::string this_host() {
   return h;
 }
 
-/// The JSON Falco writes with json_output (what falcosidekick's POST / accepts): output,
-/// priority, rule, time, source, tags, hostname and output_fields (`fields`: ",k":v pairs).
 std::string falco_payload(std::string_view rule, std::string_view priority, std::string_view output,
-                          const std::string& fields, const std::vector<std::string>& tags, const std::string& host) {
-  std::string o = "{";
-  const auto str = [&](std::string_view k, std::string_view v) {
-    o += (o.size() > 1 ? ",\"" : "\"") + std::string(k) + "\":";
-    append_json_string(o, v);
-  };
-  str("output", output);
-  str("priority", priority);
-  str("rule", rule);
-  str("time", format_time_ns(now_ns()));
-  str("source", "fimctl");
-  str("hostname", host);
-  o += ",\"tags\":[\"fimctl\",\"filesystem\"";
-  for (const auto& t : tags) {
-    o += ',';
-    append_json_string(o, t);
+                          const json::Writer& fields, const std::vector<std::string>& tags, const std::string& host) {
+  json::Writer w;
+  w.object();
+  w.str("output", output).str("priority", priority).str("rule", rule).str("time", format_time_ns(now_ns()));
+  w.str("source", "fimctl").str("hostname", host);
+  w.array("tags").str("fimctl").str("filesystem");
+  for (const auto& t : tags) w.str(t);
+  w.close();
+  w.object("output_fields").members(fields);
+  return w.take();
+}
+
+std::string changed_keys(AttrMask changed) {
+  std::string attrs;
+  for (size_t i = 0; i < kAttrCount; ++i)
+    if (changed & attr_bit(static_cast<Attr>(i))) attrs += (attrs.empty() ? "" : ",") + std::string(attr_info(static_cast<Attr>(i)).key);
+  return attrs;
+}
+
+void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) {
+  json::Writer j;
+  json::change_record(j, kind, o, n, changed, rule);
+  j.members(trigger_fields(trigger_));
+  const auto [who, who_human] = who_ ? who_(o, n, trigger_ ? trigger_->pid : 0) : std::pair<std::string, std::string>();
+  if (!who.empty()) j.raw("who", who);
+  const Record& any = n ? *n : *o;
+  std::string human = std::string(change_kind_name(kind)) + ": " + escape_terminal(any.path);
+  if (rule) human += " [" + std::string(severity_name(rule->severity)) + "]";
+  if (kind == ChangeKind::Changed) human += " (" + changed_keys(changed) + ")";
+  if (trigger_ && trigger_->pid > 0)
+    human += " after pid " + std::to_string(trigger_->pid) + (trigger_->comm.empty() ? "" : " (" + escape_terminal(trigger_->comm) + ")");
+  if (trigger_ && !trigger_->rescan.empty()) human += " (rescan: " + trigger_->rescan + ")";
+  if (!who_human.empty()) human += " " + who_human;
+  const int prio = rule && rule->severity >= Severity::High ? LOG_ERR : LOG_WARNING;
+  if (falco_) {
+    json::Writer f = json::Writer::fields();
+    f.str("fd.name", any.path).str("fimctl.kind", change_kind_name(kind)).str("fimctl.file_type", file_type_name(any.type()));
+    if (kind == ChangeKind::Changed) f.str("fimctl.changes", changed_keys(changed));
+    if (o && o->has(Attr::Sha256)) f.str("fimctl.old.sha256", render_attr(Attr::Sha256, o->get(Attr::Sha256)));
+    if (n && n->has(Attr::Sha256)) f.str("fimctl.new.sha256", render_attr(Attr::Sha256, n->get(Attr::Sha256)));
+    if (rule) f.str("fimctl.rule", rule->where.text());
+    if (trigger_ && trigger_->pid > 0) f.num("proc.pid", trigger_->pid);
+    if (trigger_ && !trigger_->comm.empty()) f.str("proc.name", trigger_->comm);
+    if (trigger_ && !trigger_->rescan.empty()) f.str("fimctl.rescan", trigger_->rescan);
+    if (!who.empty()) f.raw("fimctl.who", who);
+    falco_->post(falco_payload("fimctl: file " + std::string(change_kind_name(kind)), falco_priority(rule), human, f,
+                               rule ? rule->tags : std::vector<std::string>{}, host_));
   }
-  o += "],\"output_fields\":{" + (fields.empty() ? std::string() : fields.substr(1)) + "}}";
-  return o;
+  emit(j, human, prio);
+}
+
+void StreamSink::entry_status(const Record& r, bool subtree, const Rule* rule) {
+  json::Writer j;
+  json::status_record(j, r, subtree, rule);
+  j.members(trigger_fields(trigger_));
+  emit(j, std::string(entry_status_is_failure(r.status) ? "incomplete: " : "skipped: ") + escape_terminal(r.path) + ": " +
+              std::string(entry_status_name(r.status)),
+       LOG_WARNING);
+}
+
+void StreamSink::alert(std::string_view code, std::string_view message) {
+  if (falco_) {
+    json::Writer f = json::Writer::fields();
+    f.str("fimctl.alert", code);
+    falco_->post(falco_payload("fimctl: " + std::string(code), "Warning", message, f, {}, host_));
+  }
+  json::Writer j;
+  json::alert_record(j, code, message);
+  emit(j, "warning: " + std::string(message), LOG_WARNING);
+}
+
+void StreamSink::alert_with(std::string_view code, std::string_view message, const json::Writer& fields, int prio) {
+  if (falco_) {
+    json::Writer f = json::Writer::fields();
+    f.str("fimctl.alert", code).members(fields);
+    falco_->post(falco_payload("fimctl: " + std::string(code), prio <= LOG_ERR ? "Error" : "Warning", message, f, {}, host_));
+  }
+  json::Writer j;
+  json::alert_record(j, code, message);
+  j.members(fields);
+  emit(j, "alert: " + std::string(message), prio);
+}
+
+void StreamSink::event(std::string_view type, const json::Writer& fields, const std::string& human, int prio) {
+  if (falco_ && (type == "gap" || type == "degraded"))
+    falco_->post(falco_payload("fimctl: coverage " + std::string(type), "Warning", human, fields, {}, host_));
+  json::Writer j;
+  j.schema(type).members(fields);
+  emit(j, std::string(type) + ": " + human, prio);
+}
+
+void StreamSink::emit(json::Writer& w, const std::string& human, int prio) {
+  w.str("time", format_time_ns(now_ns()));
+  const std::string j = w.take();
+  std::lock_guard<std::mutex> lk(mu_);
+  if (ndjson_) std::fprintf(out_, "%s\n", j.c_str());
+  else std::fprintf(out_, "%s %s\n", format_time_ns(now_ns()).c_str(), human.c_str());
+  std::fflush(out_);
+  if (syslog_) ::syslog(prio, "%s", j.c_str());
 }
 
 }  // namespace fim::watchd

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// fimctl status: the running watch daemon's status document over its socket, or what
-// state.db remembers when no daemon answers.
+// fimctl status: the running watch daemon's status record over its socket, or what state.db
+// remembers when no daemon answers. One struct (WatchStatus), one writer (status_json) and
+// one reader (parse_status): the daemon and the client agree by construction.
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -8,20 +9,41 @@
 #include <cerrno>
 #include <cstring>
 
+#include "fim/base/sys.h"
 #include "fim/db.h"
+#include "fim/json.h"
 #include "fim/pipeline.h"
-#include "watch_sink.h"
 
 namespace fim {
-
-using watchd::add_str;
-
 namespace {
-std::string q(const Bytes& p) { return "'" + escape_terminal(p) + "'"; }
+
+/// What state.db remembers of the daemon on this baseline.
+Result<WatchStatus> remembered(const Bytes& db_path) {
+  Bytes dir, name;
+  split_path(db_path, &dir, &name);
+  auto st = StateStore::open(dir);
+  if (!st) return st.error();
+  WatchStatus s;
+  s.baseline = db_path;
+  auto d = (*st)->daemon(db_path);
+  if (!d) return d.error();
+  if (*d) {
+    s.last_started = format_time_ns((*d)->started_ns);
+    s.last_heartbeat = format_time_ns((*d)->heartbeat_ns);
+    s.stopped = (*d)->stopped_ns ? format_time_ns((*d)->stopped_ns) : "not cleanly (killed or crashed)";
+  }
+  auto dirty = (*st)->dirty(db_path);
+  if (!dirty) return dirty.error();
+  for (const auto& e : *dirty) s.dirty.push_back({e.root, e.reason, format_time_ns(e.first_ns)});
+  auto gaps = (*st)->gaps(db_path, 20);
+  if (!gaps) return gaps.error();
+  for (const auto& g : *gaps) s.gaps.push_back({format_time_ns(g.start_ns), format_time_ns(g.end_ns), g.reason});
+  return s;
+}
+
 }  // namespace
 
-Result<std::string> watch_status(const Bytes& socket_path, const Bytes& db_path, bool* running) {
-  *running = false;
+Result<WatchStatus> watch_status(const Bytes& socket_path, const Bytes& db_path) {
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   if (!socket_path.empty() && socket_path.size() < sizeof sa.sun_path) {
@@ -34,52 +56,89 @@ Result<std::string> watch_status(const Bytes& socket_path, const Bytes& db_path,
       char buf[4096];
       ssize_t n;
       while ((n = ::read(c.get(), buf, sizeof buf)) > 0 && doc.size() < (1u << 24)) doc.append(buf, static_cast<size_t>(n));
-      if (n < 0) return make_error(Errc::Io, "reading the daemon's status from " + q(socket_path), errno);
-      *running = true;
-      return doc;
+      if (n < 0) return make_error(Errc::Io, "reading the daemon's status from " + quote(socket_path), errno);
+      auto s = parse_status(doc);
+      if (!s) return make_error(Errc::Io, "the daemon on " + quote(socket_path) + " answered: " + s.error().describe());
+      return s;
     }
   }
-  // Nobody answers: what state.db remembers.
-  Bytes dir, name;
-  split_path(db_path, &dir, &name);
-  auto st = StateStore::open(dir);
-  if (!st) return st.error();
-  std::string o = "{\"schema\":\"";
-  o += kReportSchema;
-  o += "\",\"type\":\"status\",\"running\":false";
-  {
-    std::string b = "{";
-    json::add_bytes(b, "baseline", db_path);
-    o += "," + b.substr(1);
+  return remembered(db_path);  // nobody answers
+}
+
+std::string status_json(const WatchStatus& s) {
+  json::Writer w;
+  w.schema("status").boolean("running", s.running);
+  if (s.running) {
+    w.num("pid", s.pid);
+    w.str("started", s.started);
   }
-  auto d = (*st)->daemon(db_path);
-  if (!d) return d.error();
-  if (*d) {
-    add_str(o, "last_started", format_time_ns((*d)->started_ns));
-    add_str(o, "last_heartbeat", format_time_ns((*d)->heartbeat_ns));
-    add_str(o, "stopped", (*d)->stopped_ns ? format_time_ns((*d)->stopped_ns) : "not cleanly (killed or crashed)");
+  w.bytes("baseline", s.baseline);
+  if (s.running) {
+    w.str("baseline_sha256", s.baseline_sha256);
+    w.array("roots");
+    for (const auto& r : s.roots) w.str(r);
+    w.close();
+    w.num("events", s.events).num("changes", s.changes).num("overflows", s.overflows);
+    w.num("unresolved", s.unresolved).num("coalesced", s.coalesced).num("rescans", s.rescans);
+    w.num("queue_depth", s.queue_depth);
+    w.str("last_full_check", s.last_full_check);
+    w.str("bpf_lsm", s.bpf_lsm);
+    if (s.bpf_active) w.num("bpf_events", s.bpf_events).num("bpf_lost", s.bpf_lost).num("bpf_denied", s.bpf_denied);
+    w.boolean("busy", s.busy);
+    w.array("degraded");
+    for (const auto& d : s.degraded) w.str(d);
+    w.close();
+  } else if (!s.last_started.empty()) {
+    w.str("last_started", s.last_started).str("last_heartbeat", s.last_heartbeat).str("stopped", s.stopped);
   }
-  auto dirty = (*st)->dirty(db_path);
-  if (!dirty) return dirty.error();
-  o += ",\"dirty\":[";
-  for (size_t i = 0; i < dirty->size(); ++i) {
-    std::string e = "{";
-    json::add_bytes(e, "root", (*dirty)[i].root);
-    add_str(e, "reason", (*dirty)[i].reason);
-    add_str(e, "since", format_time_ns((*dirty)[i].first_ns));
-    o += (i ? "," : "") + e + "}";
+  w.array("dirty");
+  for (const auto& d : s.dirty) {
+    w.object().bytes("root", d.root).str("reason", d.reason);
+    if (!s.running) w.str("since", d.since);
+    w.close();
   }
-  o += "],\"gaps\":[";
-  auto gaps = (*st)->gaps(db_path, 20);
-  if (!gaps) return gaps.error();
-  for (size_t i = 0; i < gaps->size(); ++i) {
-    std::string e;  // ",k":v pairs
-    add_str(e, "start", format_time_ns((*gaps)[i].start_ns));
-    add_str(e, "end", format_time_ns((*gaps)[i].end_ns));
-    add_str(e, "reason", (*gaps)[i].reason);
-    o += (i ? ",{" : "{") + e.substr(1) + "}";
+  w.close();
+  if (!s.running) {
+    w.array("gaps");
+    for (const auto& g : s.gaps) w.object().str("start", g.start).str("end", g.end).str("reason", g.reason).close();
+    w.close();
   }
-  return o + "]}\n";
+  return w.take() + "\n";
+}
+
+Result<WatchStatus> parse_status(std::string_view doc) {
+  auto v = json::parse(doc);
+  if (!v) return v.error();
+  if (v->kind != json::Value::Kind::Object || v->str("type") != "status")
+    return make_error(Errc::Io, "not a status record");
+  WatchStatus s;
+  s.running = v->flag("running");
+  s.baseline = v->bytes("baseline");
+  s.pid = v->i64("pid");
+  s.started = v->str("started");
+  s.baseline_sha256 = v->str("baseline_sha256");
+  s.last_full_check = v->str("last_full_check");
+  s.bpf_lsm = v->str("bpf_lsm");
+  const auto count = [&](std::string_view key) { return static_cast<uint64_t>(v->i64(key)); };
+  s.events = count("events"), s.changes = count("changes"), s.overflows = count("overflows");
+  s.unresolved = count("unresolved"), s.coalesced = count("coalesced"), s.rescans = count("rescans");
+  s.queue_depth = count("queue_depth");
+  s.bpf_active = v->get("bpf_events") != nullptr;
+  s.bpf_events = count("bpf_events"), s.bpf_lost = count("bpf_lost"), s.bpf_denied = count("bpf_denied");
+  s.busy = v->flag("busy");
+  s.last_started = v->str("last_started");
+  s.last_heartbeat = v->str("last_heartbeat");
+  s.stopped = v->str("stopped");
+  const auto list = [&](std::string_view key) -> const std::vector<json::Value>& {
+    static const std::vector<json::Value> none;
+    const json::Value* l = v->get(key);
+    return l && l->kind == json::Value::Kind::Array ? l->items : none;
+  };
+  for (const auto& r : list("roots")) s.roots.push_back(r.string);
+  for (const auto& d : list("degraded")) s.degraded.push_back(d.string);
+  for (const auto& d : list("dirty")) s.dirty.push_back({d.bytes("root"), d.str("reason"), d.str("since")});
+  for (const auto& g : list("gaps")) s.gaps.push_back({g.str("start"), g.str("end"), g.str("reason")});
+  return s;
 }
 
 }  // namespace fim

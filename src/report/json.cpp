@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// JSON records of the fimctl.v1 schema (DESIGN.md, Reports). Every record is one object
-// {"schema":"fimctl.v1","type":...}; the set of types and their fields is append-only.
+// JSON records of the fimctl.v1 schema (docs/design.md, Record schema). Every record is one
+// object {"schema":"fimctl.v1","type":...}; the set of types and their fields is append-only.
 // Strings are valid JSON for any bytes: invalid UTF-8 becomes \u00XX escapes and the exact
-// bytes travel in a sibling "<key>_b64" field.
+// bytes travel in a sibling "<key>_b64" field (json::Writer::bytes).
 #include <cstring>
 
 #include "fim/base/sys.h"
@@ -11,172 +11,120 @@
 namespace fim::json {
 namespace {
 
-void key(std::string& o, std::string_view k) {
-  if (o.size() > 1) o += ',';
-  append_json_string(o, k);
-  o += ':';
+/// The value of attribute `a` under `key`: a number for integer attributes, else its text.
+void attr_value(Writer& w, std::string_view key, Attr a, const AttrValue& v) {
+  if (attr_info(a).kind == AttrKind::Int) w.num(key, v.num);
+  else w.bytes(key, render_attr(a, v));
 }
 
-void add_str(std::string& o, std::string_view k, std::string_view v) {
-  key(o, k);
-  append_json_string(o, v);
+/// "key":{"type":"file","mode":"0644",...}: every collected attribute of a record.
+void record_attrs(Writer& w, std::string_view key, const Record& r) {
+  w.object(key);
+  for (size_t i = 0; i < kAttrCount; ++i) {
+    const Attr a = static_cast<Attr>(i);
+    if (r.has(a)) attr_value(w, attr_info(a).key, a, r.get(a));
+  }
+  w.close();
 }
 
-void add_num(std::string& o, std::string_view k, uint64_t v) {
-  key(o, k);
-  o += std::to_string(v);
+/// "severity", "tags" and "rule" (where the rule is defined) when `rule` is set.
+void add_labels(Writer& w, const Rule* rule) {
+  if (!rule) return;
+  w.str("severity", severity_name(rule->severity));
+  w.array("tags");
+  for (const auto& t : rule->tags) w.str(t);
+  w.close();
+  w.bytes("rule", rule->where.text());
 }
 
-std::string begin(std::string_view type) {
-  std::string o = "{";
-  add_str(o, "schema", kReportSchema);
-  add_str(o, "type", type);
-  return o;
+void package_note(Writer& w, const PackageNote& note) {
+  w.object("package");
+  w.str("verdict", note.verdict);
+  w.str("evidence", note.evidence);
+  if (!note.package.empty()) {
+    w.str("name", note.package);
+    w.str("version", note.version);
+    w.str("arch", note.arch);
+  }
+  w.str("detail", note.detail);
+  if (!note.upgrade.empty()) w.str("upgrade", note.upgrade);
+  w.close();
 }
 
 }  // namespace
 
-void add_bytes(std::string& o, std::string_view k, std::string_view value) {
-  key(o, k);
-  if (!append_json_string(o, value)) {
-    std::string k64(k);
-    k64 += "_b64";
-    add_str(o, k64, base64_encode(value));
-  }
-}
-
-void add_attr(std::string& o, std::string_view k, Attr a, const AttrValue& v) {
-  if (attr_info(a).kind == AttrKind::Int) {
-    key(o, k);
-    o += std::to_string(v.num);
-  } else {
-    add_bytes(o, k, render_attr(a, v));
-  }
-}
-
-std::string record_attrs(const Record& r) {
-  std::string o = "{";
-  for (size_t i = 0; i < kAttrCount; ++i) {
-    const Attr a = static_cast<Attr>(i);
-    if (r.has(a)) add_attr(o, attr_info(a).key, a, r.get(a));
-  }
-  return o + "}";
-}
-
-void add_labels(std::string& o, const Rule* rule) {
-  if (!rule) return;
-  add_str(o, "severity", severity_name(rule->severity));
-  key(o, "tags");
-  o += '[';
-  for (size_t i = 0; i < rule->tags.size(); ++i) {
-    if (i) o += ',';
-    append_json_string(o, rule->tags[i]);
-  }
-  o += ']';
-  add_bytes(o, "rule", rule->where.text());
-}
-
-std::string change_record(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
-                          const Rule* rule, const PackageNote* note) {
+void change_record(Writer& w, ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
+                   const Rule* rule, const PackageNote* note) {
   const Record& any = new_rec ? *new_rec : *old_rec;
-  std::string o = begin("change");
-  add_str(o, "kind", change_kind_name(kind));
-  add_bytes(o, "path", any.path);
-  add_str(o, "file_type", file_type_name(any.type()));
-  add_labels(o, rule);
+  w.schema("change");
+  w.str("kind", change_kind_name(kind));
+  w.bytes("path", any.path);
+  w.str("file_type", file_type_name(any.type()));
+  add_labels(w, rule);
   if (kind == ChangeKind::Changed) {
-    key(o, "changes");
-    o += '[';
-    bool first = true;
+    w.array("changes");
     for (size_t i = 0; i < kAttrCount; ++i) {
       const Attr a = static_cast<Attr>(i);
       if (!(changed & attr_bit(a))) continue;
-      if (!first) o += ',';
-      first = false;
-      std::string c = "{";
-      add_str(c, "attr", attr_info(a).key);
-      if (old_rec->has(a)) add_attr(c, "old", a, old_rec->get(a));
-      if (new_rec->has(a)) add_attr(c, "new", a, new_rec->get(a));
-      o += c + "}";
+      w.object();
+      w.str("attr", attr_info(a).key);
+      if (old_rec->has(a)) attr_value(w, "old", a, old_rec->get(a));
+      if (new_rec->has(a)) attr_value(w, "new", a, new_rec->get(a));
+      w.close();
     }
-    o += ']';
-    if (old_rec->type() != new_rec->type()) add_str(o, "old_file_type", file_type_name(old_rec->type()));
+    w.close();
+    if (old_rec->type() != new_rec->type()) w.str("old_file_type", file_type_name(old_rec->type()));
   } else {
-    key(o, kind == ChangeKind::Added ? "new" : "old");
-    o += record_attrs(any);
+    record_attrs(w, kind == ChangeKind::Added ? "new" : "old", any);
   }
-  if (note) {
-    key(o, "package");
-    std::string p = "{";
-    add_str(p, "verdict", note->verdict);
-    add_str(p, "evidence", note->evidence);
-    if (!note->package.empty()) {
-      add_str(p, "name", note->package);
-      add_str(p, "version", note->version);
-      add_str(p, "arch", note->arch);
-    }
-    add_str(p, "detail", note->detail);
-    if (!note->upgrade.empty()) add_str(p, "upgrade", note->upgrade);
-    o += p + "}";
-  }
-  return o + "}";
+  if (note) package_note(w, *note);
 }
 
-std::string status_record(const Record& r, bool subtree, const Rule* rule) {
-  std::string o = begin("entry_status");
-  add_bytes(o, "path", r.path);
-  add_str(o, "status", entry_status_name(r.status));
-  add_labels(o, rule);
-  if (subtree) add_str(o, "scope", "contents");
+void status_record(Writer& w, const Record& r, bool subtree, const Rule* rule) {
+  w.schema("entry_status");
+  w.bytes("path", r.path);
+  w.str("status", entry_status_name(r.status));
+  add_labels(w, rule);
+  if (subtree) w.str("scope", "contents");
   if (r.sys_errno) {
-    add_str(o, "errno", errno_name(r.sys_errno));
-    add_str(o, "error", std::strerror(r.sys_errno));
+    w.str("errno", errno_name(r.sys_errno));
+    w.str("error", std::strerror(r.sys_errno));
   }
-  return o + "}";
 }
 
-std::string alert_record(std::string_view code, std::string_view message) {
-  std::string o = begin("alert");
-  add_str(o, "code", code);
-  add_str(o, "message", message);
-  return o + "}";
+void alert_record(Writer& w, std::string_view code, std::string_view message) {
+  w.schema("alert");
+  w.str("code", code);
+  w.str("message", message);
 }
 
-std::string summary_record(const Summary& s) {
-  std::string o = begin("summary");
-  add_str(o, "command", s.command);
-  add_num(o, "entries", s.entries);
-  add_num(o, "added", s.added);
-  add_num(o, "removed", s.removed);
-  add_num(o, "changed", s.changed);
-  add_num(o, "incomplete", s.incomplete);
-  add_num(o, "skipped", s.skipped);
-  add_num(o, "unverified", s.unverified);
-  add_num(o, "bytes_hashed", s.bytes_hashed);
-  key(o, "seconds");
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", s.seconds);
-  o += buf;
-  key(o, "policy_changed");
-  o += s.policy_changed ? "true" : "false";
+void summary_record(Writer& w, const Summary& s) {
+  w.schema("summary");
+  w.str("command", s.command);
+  w.num("entries", s.entries);
+  w.num("added", s.added);
+  w.num("removed", s.removed);
+  w.num("changed", s.changed);
+  w.num("incomplete", s.incomplete);
+  w.num("skipped", s.skipped);
+  w.num("unverified", s.unverified);
+  w.num("bytes_hashed", s.bytes_hashed);
+  w.fixed("seconds", s.seconds, 3);
+  w.boolean("policy_changed", s.policy_changed);
   if (!s.packages.empty()) {
-    key(o, "packages");
-    std::string p = "{";
-    for (const auto& [verdict, n] : s.packages) add_num(p, verdict, n);
-    o += p + "}";
+    w.object("packages");
+    for (const auto& [verdict, n] : s.packages) w.num(verdict, n);
+    w.close();
   }
-  key(o, "baseline");
-  std::string b = "{";
-  add_bytes(b, "path", s.baseline.path);
-  key(b, "signed");
-  b += s.baseline.is_signed ? "true" : "false";
-  if (s.baseline.is_signed) add_str(b, "key_id", s.baseline.key_id);
-  add_str(b, "created", format_time_ns(s.baseline.created_ns));
-  add_num(b, "entries", s.baseline.entries);
-  add_str(b, "content_sha256", s.baseline.content_sha256);
-  o += b + "}";
-  add_num(o, "exit_code", static_cast<uint64_t>(s.exit_code));
-  return o + "}";
+  w.object("baseline");
+  w.bytes("path", s.baseline.path);
+  w.boolean("signed", s.baseline.is_signed);
+  if (s.baseline.is_signed) w.str("key_id", s.baseline.key_id);
+  w.str("created", format_time_ns(s.baseline.created_ns));
+  w.num("entries", s.baseline.entries);
+  w.str("content_sha256", s.baseline.content_sha256);
+  w.close();
+  w.num("exit_code", static_cast<uint64_t>(s.exit_code));
 }
 
 }  // namespace fim::json

@@ -160,6 +160,6 @@ class PlainSink final : public Sink {
 
 }  // namespace
 
-std::unique_ptr<Sink> make_plain_sink(FILE* out, bool color) { return std::make_unique<PlainSink>(out, color); }
+std::unique_ptr<Sink> report::make_plain_sink(FILE* out, bool color) { return std::make_unique<PlainSink>(out, color); }
 
 }  // namespace fim

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// The report module's private parts: the spool the sinks hold records in, and the sinks.
 #pragma once
 
 #include <cstdio>
 #include <string>
 
+#include <memory>
+
 #include "fim/base/result.h"
+#include "fim/report.h"
 
 namespace fim::report {
 
@@ -25,5 +29,9 @@ class Spool {
   bool failed_ = false;
   size_t count_ = 0;
 };
+
+/// The sinks make_sink chooses between (plain.cpp, sink.cpp).
+std::unique_ptr<Sink> make_plain_sink(FILE* out, bool color);
+std::unique_ptr<Sink> make_json_sink(FILE* out, bool ndjson, const json::Writer* extra);
 
 }  // namespace fim::report

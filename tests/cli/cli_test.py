@@ -877,6 +877,15 @@ def prep_usage(*extra):
     return prep
 
 
+def prep_format(fmt, *command):
+    """--format FMT before COMMAND (a format the command does not have): refused before it
+    runs, so nothing else needs to exist."""
+    def prep(ctx):
+        baseline(ctx)
+        return ["--db", ctx.db, "--unsigned", "--format", fmt, *command]
+    return prep
+
+
 def fingerprint(path):
     st = os.stat(path)
     with open(path, "rb") as f:
@@ -955,6 +964,18 @@ ERRORS = [
           "--bogus"),
     Error("bad_format_xml", "a report format fimctl does not have", prep_usage("--format", "xml"),
           16, "xml", formats=False),
+    # Each command has the formats main.cpp's table gives it; any other is a usage error that
+    # names them, one case per class of command.
+    Error("bad_format_report_containers", "check --containers writes one report per container: "
+          "no one document", prep_format("json", "check", "--containers"), 16,
+          "--format json: fimctl check --containers writes plain or ndjson", formats=False),
+    Error("bad_format_stream_watch", "the daemon's records are a stream: no one document",
+          prep_format("json", "watch"), 16, "--format json: fimctl watch writes plain or ndjson",
+          formats=False),
+    Error("bad_format_stream_log", "the journal's entries are a stream", prep_format("json", "log"), 16,
+          "--format json: fimctl log writes plain or ndjson", formats=False),
+    Error("bad_format_text_config", "config prints no records", prep_format("ndjson", "config", "check"), 16,
+          "--format ndjson: fimctl config writes plain", formats=False),
 ]
 
 ALL = {c.name: c for c in CASES + ERRORS}

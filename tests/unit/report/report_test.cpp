@@ -20,18 +20,25 @@ Record rec(const Bytes& path, int64_t mode) {
   return r;
 }
 
-std::string run_sink(std::unique_ptr<Sink> (*make)(FILE*, bool), bool flag, const Summary& s,
-                     const std::function<void(Sink&)>& feed) {
+std::string run_sink(Format format, const Summary& s, const std::function<void(Sink&)>& feed,
+                     const json::Writer* extra = nullptr) {
   char* buf = nullptr;
   size_t len = 0;
   FILE* mem = open_memstream(&buf, &len);
-  auto sink = make(mem, flag);
+  auto sink = make_sink(format, mem, false, extra);
   feed(*sink);
   REQUIRE(sink->finish(s).has_value());
   std::fclose(mem);
   std::string out(buf, len);
   std::free(buf);
   return out;
+}
+
+template <class F>
+std::string record(F&& build) {
+  json::Writer w;
+  build(w);
+  return w.take();
 }
 
 }  // namespace
@@ -56,17 +63,17 @@ TEST_CASE("exit code bits") {
 
 TEST_CASE("JSON records: numbers stay numbers, bytes stay exact") {
   const Record a = rec("/x/\xff\x01", 0644), b = rec("/x/\xff\x01", 0600);
-  const std::string c = json::change_record(ChangeKind::Changed, &a, &b, attr_bit(Attr::Mode), nullptr);
+  const std::string c = record([&](json::Writer& w) { json::change_record(w, ChangeKind::Changed, &a, &b, attr_bit(Attr::Mode), nullptr); });
   CHECK(c.find("\"schema\":\"fimctl.v1\",\"type\":\"change\",\"kind\":\"changed\"") != std::string::npos);
   CHECK(c.find("\"path\":\"/x/\\u00ff\\u0001\",\"path_b64\":\"L3gv/wE=\"") != std::string::npos);
   CHECK(c.find("{\"attr\":\"mode\",\"old\":\"0644\",\"new\":\"0600\"}") != std::string::npos);
-  const std::string added = json::change_record(ChangeKind::Added, nullptr, &a, 0, nullptr);
+  const std::string added = record([&](json::Writer& w) { json::change_record(w, ChangeKind::Added, nullptr, &a, 0, nullptr); });
   CHECK(added.find("\"uid\":1000") != std::string::npos);
   CHECK(added.find("\"new\":{\"type\":\"file\"") != std::string::npos);
   Record bad = rec("/ok", 0644);
   bad.status = EntryStatus::Unreadable;
   bad.sys_errno = EACCES;
-  const std::string st = json::status_record(bad, false, nullptr);
+  const std::string st = record([&](json::Writer& w) { json::status_record(w, bad, false, nullptr); });
   CHECK(st.find("\"status\":\"unreadable\",\"errno\":\"EACCES\"") != std::string::npos);
   CHECK(st.find("path_b64") == std::string::npos);
 }
@@ -78,7 +85,7 @@ TEST_CASE("plain report: summary first, escaped names, nothing raw") {
   s.entries = 2;
   s.baseline.path = "/db";
   const Record a = rec("/x/\x1b[31mOK\n", 0644), b = rec("/x/\x1b[31mOK\n", 0600);
-  const std::string out = run_sink(make_plain_sink, false, s, [&](Sink& sink) {
+  const std::string out = run_sink(Format::Plain, s, [&](Sink& sink) {
     sink.change(ChangeKind::Changed, &a, &b, attr_bit(Attr::Mode), nullptr);
     sink.alert("unsigned", "not signed");
   });
@@ -98,11 +105,52 @@ TEST_CASE("JSON document and ndjson hold every record and end with the summary")
     sink.change(ChangeKind::Added, nullptr, &a, 0, nullptr);
     sink.change(ChangeKind::Added, nullptr, &b, 0, nullptr);
   };
-  const std::string nd = run_sink(make_json_sink, true, s, feed);
+  const std::string nd = run_sink(Format::Ndjson, s, feed);
   CHECK(std::count(nd.begin(), nd.end(), '\n') == 3);
   CHECK(nd.find("{\"schema\":\"fimctl.v1\",\"type\":\"summary\"") != std::string::npos);
-  const std::string doc = run_sink(make_json_sink, false, s, feed);
+  const std::string doc = run_sink(Format::Json, s, feed);
   CHECK(doc.rfind("{\"schema\":\"fimctl.v1\",\"type\":\"report\",\"summary\":{", 0) == 0);
   CHECK(doc.find("},\n{") != std::string::npos);
   CHECK(doc.substr(doc.size() - 4) == "\n]}\n");
+  // Both read back as JSON: the document with its two records, each ndjson line alone.
+  auto parsed = json::parse(doc);
+  REQUIRE(parsed.has_value());
+  CHECK(parsed->str("type") == "report");
+  REQUIRE(parsed->get("records") != nullptr);
+  CHECK(parsed->get("records")->items.size() == 2);
+  CHECK(parsed->get("summary")->i64("added") == 2);
+  size_t start = 0, lines = 0;
+  for (size_t end; (end = nd.find('\n', start)) != std::string::npos; start = end + 1, ++lines) {
+    auto rec = json::parse(std::string_view(nd).substr(start, end - start));
+    REQUIRE(rec.has_value());
+    CHECK(rec->str("schema") == kReportSchema);
+  }
+  CHECK(lines == 3);
+}
+
+TEST_CASE("make_sink: extra fields end every JSON record, the summary's too") {
+  Summary s;
+  s.command = "check";
+  const Record a = rec("/a", 0644);
+  json::Writer extra = json::Writer::fields();
+  extra.object("container").num("pid", 7).close();
+  extra.str("source", "watch");
+  const std::string nd = run_sink(Format::Ndjson, s, [&](Sink& sink) { sink.change(ChangeKind::Added, nullptr, &a, 0, nullptr); },
+                                  &extra);
+  CHECK(std::count(nd.begin(), nd.end(), '\n') == 2);
+  size_t lines = 0;
+  for (size_t pos = 0; (pos = nd.find(",\"container\":{\"pid\":7},\"source\":\"watch\"}\n", pos)) != std::string::npos; ++pos)
+    ++lines;
+  CHECK(lines == 2);
+}
+
+TEST_CASE("format registry: every row parses back to itself, nothing else parses") {
+  for (const auto& row : kFormats) {
+    REQUIRE(parse_format(row.name).has_value());
+    CHECK(*parse_format(row.name) == row.format);
+    CHECK(std::string(format_name(row.format)) == row.name);
+  }
+  CHECK(!parse_format("xml").has_value());
+  CHECK(!parse_format("JSON").has_value());
+  CHECK(!parse_format("").has_value());
 }

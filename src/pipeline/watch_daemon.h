@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The watch daemon (private to the pipeline module): the Watcher and what its files share.
+// watch.cpp holds its main thread (event loop, marks, signals, timers), watch_worker.cpp the
+// worker (verification, compares, rescans), watch_sensors.cpp the BPF sensor glue and what
+// the daemon says about itself (the status socket and record, the metrics).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fim/base/sys.h"
+#include "fim/json.h"
+#include "fim/pipeline.h"
+#include "fim/watch.h"
+#include "watch_bpf.h"
+#include "watch_sink.h"
+
+namespace fim::watchd {
+
+/// "roots":["/root1","/root2"]
+void roots_field(json::Writer& f, const std::vector<Bytes>& roots);
+/// The fields of a gap record: when events were lost, why, and the roots rescanned for it.
+json::Writer gap_fields(int64_t start_ns, int64_t end_ns, const std::string& reason, const std::vector<Bytes>& roots);
+
+/// The daemon on one baseline: two threads around a pending set and dirty marks (watch.cpp's
+/// top comment tells how they share the work).
+class Watcher {
+ public:
+  explicit Watcher(const WatchOptions& o)
+      : o_(o), sink_(o.out, o.format, o.syslog), policy_(std::make_unique<Policy>(o.run.policy)) {
+    Bytes dir, name;
+    split_path(o.run.db_path, &dir, &name);
+    own_files_ = {o.run.db_path, o.run.db_path + ".lock", join_path(dir, "state.db"), join_path(dir, "state.db-journal")};
+  }
+  Status run();
+
+ private:
+  // Main thread.
+  Status setup();
+  Status open_socket();
+  void on_event(FanEvent&& ev);
+  void enqueue(const Bytes& path, const FanEvent& ev, bool inode_event);
+  void mark_all_dirty(const std::string& reason, int64_t since_ns);
+  void mark_root(const Bytes& root, int64_t now);
+  /// Roots of an adopted baseline that no mark covers yet (main thread, from tick()).
+  void mark_new_roots();
+  /// The BPF sensors: probed, given the roots and the protected files (main thread).
+  Status start_sensors();
+  std::vector<Bytes> protected_paths();
+  void on_sensor_event(BpfEvent&& ev);
+  /// A new sensor policy (protect rules, exec guards) from the worker, into the kernel.
+  void apply_sensor_policy();
+  void serve_status();
+  /// One Prometheus scrape (bounded by serve_http's deadline).
+  void serve_metrics();
+  WatchStatus status();
+  std::string metrics_text();
+  void tick();
+  /// The event loop's fds (signals, timer, wakeup) and setup(), all in one epoll set.
+  Status open_loop(UniqueFd* ep);
+  /// Reads every fanotify event queued.
+  Status drain_fanotify();
+  /// Handles one ready fd of the loop; true when the daemon is to stop (*result says why).
+  bool on_ready(int fd, Status* result);
+  /// After the loop: what the kernel still holds is compared, the worker ends, the stop is
+  /// recorded.
+  void shut_down(std::thread& worker_thread, const Status& result);
+  void reload();
+
+  // Worker thread.
+  void worker();
+  struct Batch;
+  /// Waits for work and takes it (after the debounce); false when stopping with nothing left.
+  bool take_batch(Batch* b);
+  /// The scheduled full check and the rescans of dirty roots, each reason's roots in one pass.
+  Status run_rescans(Batch& b);
+  /// The paths events named (and the other names of an inode event's file), outermost first.
+  Status compare_batch(Batch& b);
+  Status verify_baseline(bool first);
+  Status compare_path(const Bytes& p, const Trigger& t, bool cancellable);
+  Status rescan_roots(const std::vector<Bytes>& roots, const std::string& reason, bool cancellable);
+  void fatal(Error e);
+
+  const WatchOptions& o_;
+  std::vector<Bytes> own_files_;  // the baseline, its lock, state.db: events on them are ignored
+  StreamSink sink_;
+  std::unique_ptr<StateStore> state_;         // main thread's connection
+  std::unique_ptr<StateStore> worker_state_;  // the worker's
+  std::optional<FanotifySource> fan_;
+  Sensors sensors_;
+  double next_protect_ = 0;
+  int64_t last_bpf_read_ns_ = now_ns();  // a kernel-side loss happened after this
+  Resolver resolver_;
+  Notifier notifier_;
+  UniqueFd sigfd_, timerfd_, wakefd_, sockfd_, metricsfd_;
+  std::unique_ptr<HttpPoster> falco_;
+  std::set<Bytes> marked_roots_;  // main thread
+  int64_t started_ns_ = now_ns();
+  int64_t last_read_ns_ = now_ns();
+  double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0;
+  uint64_t last_progress_ = 0;
+  double next_watchdog_ = 0, next_status_ = 0, last_progress_at_ = 0;
+
+  // Worker-owned (set before the worker starts, then only the worker touches them).
+  std::unique_ptr<Policy> policy_;
+  Policy effective_;
+  std::unique_ptr<Selector> sel_;
+  std::unique_ptr<BaselineReader> reader_;
+  struct Reported {
+    std::string key;
+    uint64_t pass = 0;
+  };
+  std::map<Bytes, Reported> reported_;  // what was last reported per path (no repeats)
+  uint64_t pass_ = 0;
+
+  // Shared, under mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<Bytes, Trigger> pending_;
+  std::vector<BpfEvent> execs_;  // executions below a root, for the worker to look up
+  SensorPolicy sensor_policy_;   // from the verified baseline and the policy's rules
+  bool sensor_policy_fresh_ = false;
+  struct Mark {
+    std::string reason;
+    int64_t at_ns = 0;  // the latest loss: a rescan clears it only when it began after this
+  };
+  std::map<Bytes, Mark> dirty_;
+  /// What the worker takes in one go.
+  struct Batch {
+    std::map<Bytes, Trigger> paths;
+    std::map<Bytes, Mark> dirty;
+    std::vector<BpfEvent> execs;
+    bool full = false;
+  };
+  std::vector<Bytes> roots_;
+  std::vector<std::string> degraded_;
+  std::unique_ptr<Policy> new_policy_;
+  bool full_due_ = false, stop_ = false, busy_ = false;
+  std::optional<Error> fatal_;
+  std::string baseline_sha_;
+  int64_t last_full_ns_ = 0;
+
+  // Counters for status and metrics.
+  std::atomic<uint64_t> events_{0}, changes_{0}, overflows_{0}, unresolved_{0}, rescans_{0}, progress_{0};
+  std::atomic<uint64_t> coalesced_{0};
+};
+
+}  // namespace fim::watchd

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The watch daemon's BPF sensor glue (see watch_daemon.h and watch_bpf.h: what it protects,
+// the exec policy it hands the kernel, the events it reports) and what the daemon says about
+// itself: the status socket and record 'fimctl status' asks for, and the Prometheus metrics.
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <cstdio>
+
+#include "watch_daemon.h"
+
+namespace fim::watchd {
+
+std::vector<Bytes> Watcher::protected_paths() {
+  // fimctl's own baseline, state, keys, policy and binary, and what --protect names.
+  std::vector<Bytes> p = own_files_;
+  p.push_back(join_path(o_.run.keys_dir, "signing.key"));
+  p.push_back(join_path(o_.run.keys_dir, "signing.pub"));
+  char exe[4096];
+  if (const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe); n > 0) p.emplace_back(exe, static_cast<size_t>(n));
+  p.insert(p.end(), o_.protect.begin(), o_.protect.end());
+  std::lock_guard<std::mutex> lk(mu_);
+  p.insert(p.end(), sensor_policy_.protect.begin(), sensor_policy_.protect.end());
+  if (!sensor_policy_.policy_file.empty()) p.push_back(sensor_policy_.policy_file);
+  return p;
+}
+
+void Watcher::apply_sensor_policy() {
+  SensorPolicy sp;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!sensor_policy_fresh_) return;
+    sensor_policy_fresh_ = false;
+    sp = sensor_policy_;
+  }
+  sensors_.protect(protected_paths());
+  if (!o_.enforce) return;  // guards only deny; without --enforce execs are reported only
+  if (Status st = sensors_.set_exec_policy(sp); !st)
+    sink_.alert("exec_enforcement_off", st.error().describe());
+}
+
+Status Watcher::start_sensors() {
+  const BpfMode mode = o_.bpf == "off" ? BpfMode::Off : o_.bpf == "required" ? BpfMode::Required : BpfMode::Auto;
+  BpfOptions bo;
+  bo.enforce = o_.enforce;
+  char exe[4096];
+  if (const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe); n > 0) bo.exempt_exe.assign(exe, static_cast<size_t>(n));
+  FIM_TRY(sensors_.start(mode, bo, o_.quiet));
+  // Not loaded: Sensors::start said so once on stderr; status and metrics say it too. Asked
+  // for enforcement, the record stream says so as well: nothing is denied.
+  if (!sensors_.active()) {
+    if (o_.enforce) sink_.alert("enforcement_unavailable", "--enforce: nothing is denied, the BPF LSM is " + sensors_.state());
+    return {};
+  }
+  sensors_.protect(protected_paths());
+  apply_sensor_policy();
+  sink_.set_who([this](const Record* o, const Record* n, int32_t pid) { return sensors_.who_for(o, n, pid); });
+  return {};
+}
+
+void Watcher::on_sensor_event(BpfEvent&& ev) {
+  if (!report_sensor_event(ev, sink_)) return;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (execs_.size() < 4096) execs_.push_back(std::move(ev));  // beyond: the exec burst is not looked up
+  cv_.notify_one();
+}
+
+Status Watcher::open_socket() {
+  if (o_.socket_path.empty()) return {};
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (o_.socket_path.size() >= sizeof sa.sun_path) return make_error(Errc::Usage, "socket path too long: " + quote(o_.socket_path));
+  std::memcpy(sa.sun_path, o_.socket_path.data(), o_.socket_path.size());
+  Bytes dir, name;
+  split_path(o_.socket_path, &dir, &name);
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return make_error(Errc::Io, "cannot create " + quote(dir), errno);
+  {
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
+      return make_error(Errc::Locked, "another fimctl watch answers on " + quote(o_.socket_path));
+  }
+  struct stat st;
+  if (::lstat(o_.socket_path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return make_error(Errc::Usage, quote(o_.socket_path) + " exists and is not a socket");
+    ::unlink(o_.socket_path.c_str());  // a stale socket nobody listens on
+  }
+  sockfd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  const mode_t old = ::umask(0177);
+  const int rc = ::bind(sockfd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  ::umask(old);
+  if (rc != 0 || ::listen(sockfd_.get(), 16) != 0) return make_error(Errc::Io, "cannot listen on " + quote(o_.socket_path), errno);
+  return {};
+}
+
+void Watcher::serve_status() {
+  for (;;) {
+    UniqueFd c(::accept4(sockfd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c.valid()) return;
+    const std::string doc = status_json(status());
+    size_t off = 0;
+    while (off < doc.size()) {
+      const ssize_t n = ::send(c.get(), doc.data() + off, doc.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+  }
+}
+
+void Watcher::serve_metrics() {
+  // One scrape at a time, bounded by serve_http's 2 s deadline.
+  UniqueFd c(::accept4(metricsfd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!c.valid()) return;
+  serve_http(c.get(), [&](std::string_view method, std::string_view path, int* status, std::string* type) {
+    if (method != "GET") return *status = 405, std::string("GET only\n");
+    if (path != "/metrics" && path != "/") return *status = 404, std::string("see /metrics\n");
+    *status = 200;
+    *type = "text/plain; version=0.0.4; charset=utf-8";
+    return metrics_text();
+  });
+}
+
+WatchStatus Watcher::status() {
+  WatchStatus s;
+  s.running = true;
+  s.pid = ::getpid();
+  s.started = format_time_ns(started_ns_);
+  s.baseline = o_.run.db_path;
+  s.events = events_, s.changes = changes_, s.overflows = overflows_, s.unresolved = unresolved_;
+  s.coalesced = coalesced_, s.rescans = rescans_;
+  s.bpf_lsm = sensors_.state();
+  s.bpf_active = sensors_.active();
+  if (s.bpf_active) s.bpf_events = sensors_.events(), s.bpf_lost = sensors_.lost_total(), s.bpf_denied = sensors_.denied();
+  std::lock_guard<std::mutex> lk(mu_);
+  s.baseline_sha256 = baseline_sha_;
+  s.roots = roots_;
+  s.queue_depth = pending_.size();
+  s.last_full_check = last_full_ns_ ? format_time_ns(last_full_ns_) : "";
+  s.busy = busy_;
+  s.degraded = degraded_;
+  for (const auto& [root, mark] : dirty_) s.dirty.push_back({root, mark.reason, {}});
+  return s;
+}
+
+std::string Watcher::metrics_text() {
+  std::string o;
+  const auto metric = [&](const char* name, const char* type, const char* help, double v) {
+    char num[64];
+    std::snprintf(num, sizeof num, "%.17g", v);
+    o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + num + "\n";
+  };
+  size_t depth, dirty, degraded;
+  int64_t last_full;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    depth = pending_.size();
+    dirty = dirty_.size();
+    degraded = degraded_.size();
+    last_full = last_full_ns_;
+  }
+  metric("fimctl_events_total", "counter", "fanotify events read", static_cast<double>(events_));
+  metric("fimctl_changes_total", "counter", "differences from the baseline reported", static_cast<double>(changes_));
+  metric("fimctl_overflows_total", "counter", "kernel event queue overflows (events lost, roots rescanned)",
+         static_cast<double>(overflows_));
+  metric("fimctl_unresolved_events_total", "counter", "events whose directory was gone before it could be named",
+         static_cast<double>(unresolved_));
+  metric("fimctl_coalesced_total", "counter", "times the pending set outgrew its bound and roots were rescanned instead",
+         static_cast<double>(coalesced_));
+  metric("fimctl_rescans_total", "counter", "root rescans (start, losses, scheduled full checks)", static_cast<double>(rescans_));
+  metric("fimctl_queue_depth", "gauge", "paths waiting to be compared", static_cast<double>(depth));
+  metric("fimctl_dirty_roots", "gauge", "roots whose events were lost and whose rescan has not finished", static_cast<double>(dirty));
+  metric("fimctl_degraded_roots", "gauge", "roots not watched in real time (a mark failed)", static_cast<double>(degraded));
+  metric("fimctl_last_full_check_timestamp_seconds", "gauge", "when the last full compare of every root finished",
+         static_cast<double>(last_full) / 1e9);
+  metric("fimctl_start_time_seconds", "gauge", "when the daemon started", static_cast<double>(started_ns_) / 1e9);
+  metric("fimctl_bpf_lsm_active", "gauge", "1 when the BPF LSM sensors loaded and attached, 0 when watching on fanotify alone",
+         sensors_.active() ? 1 : 0);
+  metric("fimctl_bpf_events_total", "counter", "BPF LSM events read", static_cast<double>(sensors_.events()));
+  metric("fimctl_bpf_lost_total", "counter", "BPF LSM events lost to a full ring buffer (roots rescanned)",
+         static_cast<double>(sensors_.lost_total()));
+  metric("fimctl_bpf_denied_total", "counter", "operations on protected files denied", static_cast<double>(sensors_.denied()));
+  if (falco_) {
+    metric("fimctl_falco_posted_total", "counter", "events posted to the Falco URL", static_cast<double>(falco_->sent()));
+    metric("fimctl_falco_failed_total", "counter", "posts that got no 2xx answer", static_cast<double>(falco_->failed()));
+    metric("fimctl_falco_dropped_total", "counter", "events dropped from a full post queue", static_cast<double>(falco_->dropped()));
+  }
+  return o;
+}
+
+}  // namespace fim::watchd

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The watch daemon's worker thread (see watch_daemon.h): it verifies the baseline (at start,
+// when it is replaced, before each full check), takes the pending paths after the debounce,
+// compares each subtree with the baseline through the merge check uses, and rescans the
+// roots marked dirty, clearing each mark only when a rescan that began after it is done.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "merge.h"
+#include "watch_daemon.h"
+
+namespace fim::watchd {
+
+Status Watcher::verify_baseline(bool first) {
+  // A sink that drops what open_trusted says on the way: alerts are re-issued below once.
+  auto trusted = detail::open_trusted(o_.run, sink_);
+  if (!trusted) return trusted.error();
+  Record r;
+  // The protect and deny_unknown_exec rules need the baseline's files: kept only then.
+  const bool keep = wants_sensor_policy(*policy_);
+  std::vector<BaselineFile> rows;
+  for (;;) {
+    auto more = trusted->base->next(&r);
+    if (!more) return more.error();
+    if (!*more) break;
+    if (keep) rows.push_back({r.path, static_cast<uint64_t>(r.get(Attr::Inode).num), r.type()});
+  }
+  FIM_TRY(trusted->base->verify());
+  const BaselineMeta& meta = trusted->base->meta();
+  if (trusted->state) (void)(*trusted->state)->note_sequence(o_.run.db_path, meta.sequence, meta.content_sha256);
+  const bool replaced = !first && meta.content_sha256 != baseline_sha_;
+  reader_ = std::move(trusted->base);
+  effective_ = *policy_;
+  if (meta.roots_source == "cli") add_path_rules(&effective_, meta.roots, "baseline roots (init PATH)");
+  sel_ = std::make_unique<Selector>(effective_);
+  if (meta.policy_digest != policy_digest(*policy_) || (meta.roots_source == "policy" && policy_->roots() != meta.roots))
+    sink_.alert("policy_changed", "the policy differs from the one the baseline was written under (" + meta.policy_source +
+                                      " -> " + policy_->source + "); re-baseline with 'fimctl update'");
+  if (replaced) {
+    reported_.clear();  // differences are relative to the new baseline now
+    sink_.alert("baseline_replaced", "the baseline was replaced (fimctl update or accept): verified again (sequence " +
+                                         std::to_string(meta.sequence) + "), every root is compared with it");
+  }
+  SensorPolicy sp = sensor_policy(effective_, *sel_, rows);
+  if (!policy_->source.empty() && policy_->source[0] == '/') sp.policy_file = policy_->source;  // worker-owned policy_
+  std::lock_guard<std::mutex> lk(mu_);
+  baseline_sha_ = meta.content_sha256;
+  roots_ = meta.roots;
+  sensor_policy_ = std::move(sp);
+  sensor_policy_fresh_ = true;  // the main thread applies it (tick)
+  return {};
+}
+
+
+void Watcher::fatal(Error e) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!fatal_) fatal_ = std::move(e);
+  const uint64_t one = 1;
+  (void)::write(wakefd_.get(), &one, sizeof one);
+}
+
+Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable) {
+  FIM_TRY(reader_->seek(p));
+  ScanOptions so;
+  so.roots = {p};
+  so.walk.selector = sel_.get();
+  so.walk.roots_must_exist = false;
+  so.jobs = o_.run.jobs;
+  so.read_timeout_seconds = policy_->read_timeout_seconds;
+  Summary s;
+  ++pass_;
+  sink_.set_trigger(&t);
+  detail::Merge m{effective_, *sel_, &s, sink_, {}, {}, {}, {}, {}};
+  m.next_old = [&](Record* r) { return reader_->range_next(r); };
+  m.selected = [](const Bytes&) { return true; };
+  m.report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
+    const Bytes& path = (n ? n : o)->path;
+    const std::string key = std::string(change_kind_name(k)) + ":" + (n ? detail::row_digest(*n) : "-");
+    auto it = reported_.find(path);
+    if (it != reported_.end() && it->second.key == key) {
+      it->second.pass = pass_;
+      return {};  // reported already, unchanged since
+    }
+    if (reported_.size() < 1000000) reported_[path] = Reported{key, pass_};
+    ++changes_;
+    sink_.change(k, o, n, changed, rule);
+    return {};
+  };
+  m.on_entry = [&](const Record&) -> Status {
+    ++progress_;
+    if (cancellable) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stop_) return make_error(Errc::Cancelled, "cancelled");
+    }
+    return {};
+  };
+  const Status st = detail::merge_compare(so, m);
+  sink_.set_trigger(nullptr);
+  FIM_TRY(st);
+  // What was reported below p and is now as the baseline says again (a file added and
+  // removed, a mode changed back): say so once and forget it, so a new change is reported.
+  for (auto it = reported_.lower_bound(p); it != reported_.end() && (it->first == p || it->first.compare(0, p.size(), p) == 0);) {
+    if (path_within(it->first, p) && it->second.pass != pass_) {
+      json::Writer f = json::Writer::fields();
+      f.bytes("path", it->first).members(trigger_fields(&t));
+      sink_.event("restored", f, escape_terminal(it->first) + " is as the baseline records it again");
+      it = reported_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return {};
+}
+
+Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string& reason, bool cancellable) {
+  const int64_t began = now_ns();
+  const double t0 = monotonic_seconds();
+  const uint64_t changes_before = changes_;
+  ++rescans_;
+  json::Writer f = json::Writer::fields();
+  f.str("reason", reason);
+  roots_field(f, roots);
+  sink_.event("rescan_start", f, "rescanning " + std::to_string(roots.size()) + " root(s) (" + reason + ")");
+  Trigger t;
+  t.rescan = reason;
+  for (const auto& r : roots) {
+    FIM_TRY(compare_path(r, t, cancellable));
+    (void)worker_state_->clear_dirty(o_.run.db_path, r, began);
+    std::lock_guard<std::mutex> lk(mu_);
+    if (auto it = dirty_.find(r); it != dirty_.end() && it->second.at_ns <= began) dirty_.erase(it);
+  }
+  f.num("changes", changes_ - changes_before).fixed("seconds", monotonic_seconds() - t0, 3);
+  sink_.event("rescan_done", f, "rescan done (" + reason + "), " + std::to_string(changes_ - changes_before) + " new difference(s)");
+  return {};
+}
+
+bool Watcher::take_batch(Batch* b) {
+  std::unique_lock<std::mutex> lk(mu_);
+  busy_ = false;
+  cv_.wait(lk, [&] { return stop_ || !pending_.empty() || !dirty_.empty() || new_policy_ || full_due_ || !execs_.empty(); });
+  const bool stopping = stop_;
+  if (stopping && pending_.empty()) return false;
+  busy_ = true;
+  if (new_policy_) {
+    policy_ = std::move(new_policy_);
+    full_due_ = true;  // new rules: compare everything under them once
+  }
+  b->full = full_due_ && !stopping;
+  full_due_ = false;
+  if (!stopping) b->dirty = dirty_;
+  if (!pending_.empty() && !stopping) {
+    // Debounce: let a burst of events on the same files settle into one compare.
+    lk.unlock();
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(o_.debounce_seconds * 1e6)));
+    lk.lock();
+  }
+  b->paths.swap(pending_);
+  b->execs.swap(execs_);
+  return true;
+}
+
+Status Watcher::run_rescans(Batch& b) {
+  if (b.full) {
+    FIM_TRY(verify_baseline(false));
+    std::vector<Bytes> roots;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      roots = roots_;
+    }
+    FIM_TRY(rescan_roots(roots, "scheduled", true));
+    std::lock_guard<std::mutex> lk(mu_);
+    last_full_ns_ = now_ns();
+    b.dirty.clear();  // rescan_roots cleared what it covered
+  }
+  std::map<std::string, std::vector<Bytes>> by_reason;
+  for (const auto& [root, mark] : b.dirty) by_reason[mark.reason].push_back(root);
+  for (const auto& [reason, roots] : by_reason) {
+    FIM_TRY(rescan_roots(roots, reason, true));
+    if (reason == "start") {
+      std::lock_guard<std::mutex> lk(mu_);
+      last_full_ns_ = now_ns();
+    }
+  }
+  return {};
+}
+
+Status Watcher::compare_batch(Batch& b) {
+  // An event on a file's own handle (link(2) changes the link count of every name of the
+  // file, and the kernel names only one): the baseline's other names of that inode too.
+  std::vector<std::pair<Bytes, Trigger>> siblings;
+  for (const auto& [path, trig] : b.paths) {
+    struct stat sb;
+    if (!trig.inode_event || ::lstat(path.c_str(), &sb) != 0 || S_ISDIR(sb.st_mode)) continue;
+    if (auto names = reader_->paths_with_inode(sb.st_ino))
+      for (auto& n : *names)
+        if (n != path) siblings.emplace_back(std::move(n), trig);
+  }
+  for (auto& [p, t] : siblings) b.paths.emplace(std::move(p), std::move(t));
+  // Outermost first: a subtree compare covers what is below it, and a dirty root's rescan
+  // covers what is below that.
+  const Bytes* outer = nullptr;
+  for (const auto& item : b.paths) {
+    const Bytes& path = item.first;
+    if (outer && path_within(path, *outer)) continue;
+    if (std::any_of(b.dirty.begin(), b.dirty.end(), [&](const auto& d) { return path_within(path, d.first); })) continue;
+    outer = &path;
+    FIM_TRY(compare_path(path, item.second, false));
+  }
+  return {};
+}
+
+void Watcher::worker() {
+  for (;;) {
+    Batch b;
+    if (!take_batch(&b)) return;
+    // Who made these changes: what the hooks queued before fanotify reported them, read now
+    // (the main thread may not have got to it yet).
+    if (sensors_.active() && !b.paths.empty()) {
+      if (Status d = sensors_.drain([this](BpfEvent&& ev) { on_sensor_event(std::move(ev)); }); !d)
+        sink_.alert("read_error", d.error().describe());
+    }
+    Status st;
+    for (const auto& ev : b.execs) {
+      if (!st) break;
+      st = check_exec(*reader_, ev, sink_);
+    }
+    if (st || b.full) st = run_rescans(b);  // a full check goes ahead after a failed exec lookup
+    if (st) st = compare_batch(b);
+    if (st || st.error().code == Errc::Cancelled) continue;
+    if (st.error().code == Errc::Trust) {
+      // Replaced (an update) or edited: trust it again or stop.
+      if (Status v = verify_baseline(false); !v) return fatal(v.error());
+      std::lock_guard<std::mutex> lk(mu_);
+      for (const auto& r : roots_) dirty_[r] = Mark{"baseline_replaced", now_ns()};
+      continue;
+    }
+    sink_.alert("compare_failed", st.error().describe());
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // no busy loop on a persistent error
+  }
+}
+
+}  // namespace fim::watchd
