@@ -6,7 +6,6 @@ the right status, and nothing outside the tree recorded.
 Usage: hostile_test.py --fimctl PATH (--list | CASE)
 """
 import hashlib
-import json
 import os
 import resource
 import subprocess
@@ -15,15 +14,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from caserun import Failure, Skip, run_main  # noqa: E402
-
-POLICY = os.path.abspath(os.path.join(HERE, "..", "..", "share", "fimctl.toml"))
-
-
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg() if callable(msg) else msg)
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from fimtest import Failure, Skip, expect, run_fimctl, run_main  # noqa: E402,F401
 
 
 class Ctx:
@@ -33,20 +25,11 @@ class Ctx:
         os.makedirs(os.path.dirname(self.db))
 
     def run(self, *args, timeout=120, nofile=None):
-        cmd = [self.fimctl, "-c", POLICY, "--db", self.db, "--keys", self.db + ".keys", "--unsigned", "--format", "json",
-               *args]
         limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
         t0 = time.monotonic()
-        try:
-            p = subprocess.run(cmd, capture_output=True, timeout=timeout, preexec_fn=limit)
-        except subprocess.TimeoutExpired:
-            raise Failure(f"{' '.join(args)}: not done in {timeout} s")
+        r = run_fimctl(self.fimctl, *args, db=self.db, timeout=timeout, run_kw={"preexec_fn": limit})
         took = time.monotonic() - t0
-        try:
-            doc = json.loads(p.stdout) if p.stdout else None
-        except json.JSONDecodeError as e:
-            raise Failure(f"{' '.join(args)}: output is not JSON ({e}): {p.stdout[:200]!r}")
-        return p.returncode, doc, p.stderr.decode(errors="replace"), took
+        return r.rc, r.json(), r.stderr, took
 
 
 def entries(ctx):

@@ -17,20 +17,12 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from caserun import Failure, Skip, run_main  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from fimtest import SOURCE, Failure, Skip, expect, run_main  # noqa: E402
 
 
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg() if callable(msg) else msg)
-
-SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
 SHARE = os.path.join(SOURCE, "share")
 UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path")
-
-
-
 
 
 def read(path):
@@ -641,7 +633,6 @@ def case_man_coverage(ctx):
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
-
 
 
 if __name__ == "__main__":

@@ -13,15 +13,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from caserun import Failure, Skip, run_main  # noqa: E402
-
-
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg() if callable(msg) else msg)
-
-POLICY = os.path.abspath(os.path.join(HERE, "..", "..", "share", "fimctl.toml"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from fimtest import POLICY, Failure, Skip, expect, run_fimctl, run_main  # noqa: E402,F401
 
 
 class Ctx:
@@ -35,9 +28,9 @@ class Ctx:
             f.write("content\n")
 
     def run(self, *args, keys=None, db=None):
-        cmd = [self.fimctl, "-c", POLICY, "--db", db or self.db, "--keys", keys or self.keys, *args]
-        p = subprocess.run(cmd, capture_output=True, timeout=60)
-        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        r = run_fimctl(self.fimctl, *args, db=db or self.db, keys=keys or self.keys, unsigned=False,
+                       fmt=None)
+        return r.rc, r.stdout, r.stderr
 
     def ok(self, *args, rc_want=0, **kw):
         rc, out, err = self.run(*args, **kw)
