@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from fimtest import SOURCE, Failure, Skip, run_main  # noqa: E402
+from fimtest import SOURCE, Ctx, Failure, Skip, run_main  # noqa: E402
 
 try:
     import yaml
@@ -24,11 +24,6 @@ K8S = os.path.join(SOURCE, "share", "k8s")
 # What the features need (README, Kubernetes): fanotify filesystem marks, reading every file
 # and open_by_handle_at, /proc/PID/root of other processes.
 ALLOWED_CAPS = {"SYS_ADMIN", "DAC_READ_SEARCH", "SYS_PTRACE"}
-
-
-class Ctx:
-    def __init__(self, fimctl, tmp):
-        self.fimctl, self.tmp = fimctl, tmp
 
 
 def docs(name):

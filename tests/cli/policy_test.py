@@ -13,15 +13,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from fimtest import POLICY as DEFAULT_POLICY  # noqa: E402
-from fimtest import Failure, Skip, expect, run_fimctl, run_main  # noqa: E402,F401
+from fimtest import Ctx as CaseCtx, Failure, Skip, expect, run_fimctl, run_main  # noqa: E402,F401
 
 
-class Ctx:
-    def __init__(self, fimctl, tmp):
-        self.fimctl, self.tmp = fimctl, tmp
-        self.db = os.path.join(tmp, "db")
-        self.tree = os.path.join(tmp, "tree")
-
+class Ctx(CaseCtx):
     def policy(self, text, name="policy.toml"):
         path = os.path.join(self.tmp, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)

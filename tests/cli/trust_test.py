@@ -14,15 +14,13 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from fimtest import POLICY, Failure, Skip, expect, run_fimctl, run_main  # noqa: E402,F401
+from fimtest import POLICY, Ctx as CaseCtx, Failure, Skip, expect, run_fimctl, run_main  # noqa: E402,F401
 
 
-class Ctx:
+class Ctx(CaseCtx):
     def __init__(self, fimctl, tmp):
-        self.fimctl, self.tmp = fimctl, tmp
-        self.db = os.path.join(tmp, "db")
+        super().__init__(fimctl, tmp)
         self.keys = os.path.join(tmp, "keys")
-        self.tree = os.path.join(tmp, "tree")
         os.mkdir(self.tree)
         with open(os.path.join(self.tree, "f"), "w") as f:
             f.write("content\n")

@@ -51,6 +51,16 @@ def need_tool(tool):
         raise Skip(f"{tool} is not installed")
 
 
+class Ctx:
+    """A case's context: the binary under test, the case's temporary directory, TMP/tree (the
+    tree a case builds and scans) and TMP/db (its baseline). Files extend it."""
+
+    def __init__(self, fimctl, tmp):
+        self.fimctl, self.tmp = fimctl, tmp
+        self.db = os.path.join(tmp, "db")
+        self.tree = os.path.join(tmp, "tree")
+
+
 # --- running fimctl -----------------------------------------------------------------------
 
 @dataclasses.dataclass
