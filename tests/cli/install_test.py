@@ -13,12 +13,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from fimtest import SOURCE, Failure, Skip, expect, run_main  # noqa: E402
+from fimtest import SOURCE, Skip, expect, run, run_main  # noqa: E402
 
 
 SHARE = os.path.join(SOURCE, "share")
@@ -56,11 +55,8 @@ class Ctx:
         self.unitdir_option = opts.get("systemdunitdir", "")
 
     def run(self, cmd, timeout=120, **kw):
-        try:
-            p = subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
-        except subprocess.TimeoutExpired as e:
-            raise Failure(f"{' '.join(cmd)}: no answer in {timeout} s\n{e.stdout}\n{e.stderr}")
-        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        r = run(cmd, timeout=timeout, **kw)
+        return r.rc, r.stdout, r.stderr
 
     def install(self, dest):
         """meson install of the build directory into `dest` (DESTDIR)."""

@@ -98,8 +98,10 @@ def run(argv, *, timeout=60, user=None, **kw) -> Run:
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
     try:
         p = subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
-    except subprocess.TimeoutExpired:
-        raise Failure(f"{' '.join(map(os.fsdecode, argv))} did not finish within {timeout} s")
+    except subprocess.TimeoutExpired as e:
+        partial = b"".join(x for x in (e.stdout, e.stderr) if x)[-2000:]
+        raise Failure(f"{' '.join(map(os.fsdecode, argv))} did not finish within {timeout} s"
+                      + (f"; it printed: {partial!r}" if partial else ""))
     return Run(list(argv), p.returncode, p.stdout, p.stderr)
 
 
