@@ -7,6 +7,7 @@ Exit 0 pass, 1 fail. Every case works in its own temporary directory.
 """
 import json
 import os
+import subprocess  # noqa: F401  (cases may run other tools)
 import sys
 import time
 
