@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The baseline: one SQLite file, frozen once written (DESIGN.md, Baseline).
+// The baseline: one SQLite file, frozen once written (docs/design.md, Baseline).
 //
 // Format: rollback-journal mode (never WAL), application_id kBaselineAppId, user_version the
 // schema version, entries keyed by path BLOB in memcmp order (the walk order). `meta` holds
 // the manifest: a SHA-256 over the canonical encoding of every entry row in key order, the
 // entry count, the roots, the policy digest, host, time and version. Readers verify that
-// digest while they stream the rows and fail closed on a mismatch. Signing the manifest is
-// the next layer (Ed25519); until then a baseline is unsigned and every command needs
-// --unsigned to use it.
+// digest while they stream the rows and fail closed on a mismatch. The manifest is signed
+// with Ed25519 when a signing key is configured (docs/design.md, Baseline); an unsigned
+// baseline needs --unsigned at every command.
 #pragma once
 
 #include <cstdint>
@@ -115,9 +115,10 @@ class VerifyKey {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Mutable state beside the baseline (DESIGN.md, Files: state.db): the highest sequence
-/// number verified or written for each baseline path, so an older baseline copied back is
-/// caught. Never part of the signed baseline.
+/// Mutable state beside the baseline (docs/design.md, Formats: state.db): the highest sequence
+/// verified or written per baseline path (an older baseline copied back is caught), the last
+/// report, the watch daemon's coverage and the apt hook's runs. Never part of the signed
+/// baseline.
 class StateStore {
  public:
   /// Opens (creating) `dir`/state.db.
@@ -128,7 +129,7 @@ class StateStore {
   /// Records `sequence` when it is higher than what is stored.
   Status note_sequence(const Bytes& baseline, uint64_t sequence, const std::string& content_sha256);
 
-  /// The last report of `baseline` (DESIGN.md, Acceptance): what `accept` may accept. Written
+  /// The last report of `baseline` (docs/design.md, Baseline): what `accept` may accept. Written
   /// in one transaction: begin, add each change, end(keep) commits (or discards) it.
   struct Reported {
     Bytes path;
@@ -142,7 +143,7 @@ class StateStore {
   /// After an accept: drops the accepted paths and moves the report to the new baseline.
   Status accepted(const Bytes& baseline, const std::vector<Bytes>& paths, const std::string& new_content_sha256);
 
-  /// The watch daemon's coverage (DESIGN.md, Real time). A root is dirty from the moment
+  /// The watch daemon's coverage (docs/design.md, Real time). A root is dirty from the moment
   /// events under it may have been lost until a rescan that began after that moment ends.
   struct Dirty {
     Bytes root;
@@ -256,7 +257,7 @@ class BaselineLock {
   UniqueFd fd_;
 };
 
-/// Signs the baseline at `path` with `key` (off the host: see DESIGN.md, Baseline): verifies
+/// Signs the baseline at `path` with `key` (off the host: see docs/design.md, Baseline): verifies
 /// its rows against its manifest, then installs the same rows and manifest (sequence, host,
 /// policy, time, journal) with the signature, atomically and under the lock. Replaces an
 /// earlier signature.

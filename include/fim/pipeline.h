@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pipeline: the one path every entry takes (DESIGN.md, Architecture). scan() runs the walker
+// pipeline: the one path every entry takes (docs/design.md, Architecture). scan() runs the walker
 // and a pool of collectors and hands Records back in path order on the calling thread;
 // run_init() and run_check() are the two consumers of that stream.
 #pragma once
@@ -89,7 +89,7 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink);
 /// accepted difference (who, when, reason, old and new row digests). Exit 0.
 Result<Summary> run_accept(const RunOptions& opts, Sink& sink);
 
-/// --containers (DESIGN.md, Containers): what one container's run used and did.
+/// --containers (docs/design.md, Containers): what one container's run used and did.
 struct ContainerRun {
   std::string image;      ///< image_key() of the container
   Bytes baseline;         ///< images/<image>.db beside RunOptions::db_path
@@ -118,7 +118,7 @@ Result<Summary> run_in_container(const RunOptions& opts, const Container& c, boo
 /// fimctl log: the baseline verified (signature, rows, journal chain); its meta with the journal.
 Result<BaselineMeta> run_log(const RunOptions& opts, Sink& sink);
 
-/// fimctl watch (DESIGN.md, Real time): the daemon's settings.
+/// fimctl watch (docs/design.md, Real time): the daemon's settings.
 struct WatchOptions {
   RunOptions run;                 ///< policy, baseline, keys, jobs, --unsigned
   FILE* out = stdout;             ///< where records go, one per line

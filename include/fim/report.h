@@ -52,7 +52,7 @@ struct Summary {
   int exit_code = 0;
 };
 
-/// AIDE-compatible bits: 1 added, 2 removed, 4 changed, 8 incomplete (DESIGN.md, Exit codes).
+/// AIDE-compatible bits: 1 added, 2 removed, 4 changed, 8 incomplete (docs/design.md, Exit codes).
 int exit_code_for(const Summary& s);
 
 class Sink {

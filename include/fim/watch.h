@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// watch: the kernel side of `fimctl watch` (DESIGN.md, Real time; notes/kernel.md §1, §5).
+// watch: the kernel side of `fimctl watch` (docs/design.md, Real time).
 //
 // A fanotify notification group in FID mode (FAN_REPORT_DFID_NAME | FAN_REPORT_FID) with a
 // filesystem mark on every filesystem that holds a watched root; never mount marks (they

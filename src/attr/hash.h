@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Content digests. OpenSSL and xxHash headers stay in hash.cpp (STYLE.md §2.2).
+// Content digests. OpenSSL and xxHash headers stay in hash.cpp (docs/design.md, Conventions 12).
 #pragma once
 
 #include <cstddef>

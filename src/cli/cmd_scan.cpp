@@ -91,7 +91,7 @@ void respond(const Options& o, const Container& c, const ContainerRun& run, cons
 }
 
 /// init/check --containers: the same run for each container (init: for each image), inside its
-/// root, against the baseline of its image (DESIGN.md, Containers). Exit: the bits of every
+/// root, against the baseline of its image (docs/design.md, Containers). Exit: the bits of every
 /// container's report together; a fatal error of one container is printed, the others still
 /// run, and the first such error decides the exit code.
 int run_containers(const Options& o, const RunOptions& base) {

@@ -10,7 +10,7 @@
 
 namespace fim::cli {
 
-/// The exit code of a fatal error (DESIGN.md, Exit codes): always >= 16.
+/// The exit code of a fatal error (docs/design.md, Exit codes): always >= 16.
 int exit_code_for_error(const Error& e);
 /// Prints "fimctl: error: ..." on stderr and returns exit_code_for_error(e).
 int report_error(const Error& e);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The command surface of DESIGN.md (Decisions) that this build implements. CLI11 throws; the
+// The command surface (fimctl(1)) that this build implements. CLI11 throws; the
 // exceptions stay in this file.
 #include "options.h"
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The command line, parsed by CLI11 in options.cpp only (it is slow to compile; STYLE.md §12).
+// The command line, parsed by CLI11 in options.cpp only (it is slow to compile; docs/design.md,
+// Conventions 12).
 #pragma once
 
 #include <string>
@@ -8,7 +9,7 @@
 namespace fim::cli {
 
 struct Options {
-  std::string command;  ///< "init", "check", "config", "explain", "version"
+  std::string command;  ///< the subcommand: a name in main.cpp's command table
   std::string db;
   std::string format = "plain";
   unsigned jobs = 0;  ///< 0: number of online CPUs

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Errors and progress on stderr: the only code that turns an Error into a message and an
-// exit code (STYLE.md convention 3).
+// exit code (docs/design.md, Conventions 3).
 #include <cstdio>
 
 #include "commands.h"

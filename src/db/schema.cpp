@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The baseline schema, generated from FIM_ATTRIBUTES so a new attribute is one table row.
 //
-//   meta     the manifest: key/value pairs (format, schema, created_at, host_id, policy,
-//            roots_source, entry_count, content_sha256, signed, sequence, fimctl_version)
+//   meta     the manifest: key/value pairs, the signature among them (docs/design.md,
+//            Formats, lists every key)
 //   roots    the roots the baseline covers; check without PATHs walks exactly these
 //   journal  acceptances (who, when, why, which path, old and new row digests), hash-chained
 //   entries  one row per path: status and errno (why an entry could not be fully read), the

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Signing a baseline after the fact (DESIGN.md, Baseline: "signing off the host"): the host
+// Signing a baseline after the fact (docs/design.md, Baseline: "signing off the host"): the host
 // writes it with --unsigned and keeps only signing.pub; the baseline is signed where the
 // private key lives and copied back. The rows are verified against the manifest first, then
 // copied into a new file with the same manifest (sequence, host, policy, time, journal) and

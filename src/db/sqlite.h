@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// RAII over SQLite (STYLE.md convention 1): no bare sqlite3_finalize/close in logic code.
+// RAII over SQLite (docs/design.md, Conventions 1): no bare sqlite3_finalize/close in logic code.
 // Only src/db/*.cpp include this header; the rest of fimctl never sees a SQLite type.
 #pragma once
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// state.db: what fimctl must remember between runs but must not sign (DESIGN.md, Files).
-// Today: the highest baseline sequence seen per baseline path, so an older, validly signed
-// baseline copied back over the current one is refused (notes/reliability.md T08).
+// state.db: what fimctl must remember between runs but must not sign (docs/design.md, Formats):
+// the highest baseline sequence seen per baseline path (an older, validly signed baseline
+// copied back is refused: docs/design.md, Threat model, T08), the last report, the watch
+// daemon's coverage (dirty roots, gaps, liveness) and the apt hook's runs.
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -47,7 +48,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                    "  kind TEXT NOT NULL, old_row TEXT NOT NULL, new_row TEXT NOT NULL, rule TEXT NOT NULL,"
                    "  PRIMARY KEY(baseline, path)"
                    ") WITHOUT ROWID;"
-                   // The watch daemon's coverage (DESIGN.md, Real time): roots whose events
+                   // The watch daemon's coverage (docs/design.md, Real time): roots whose events
                    // may have been lost, until a rescan that began after the loss finishes.
                    "CREATE TABLE IF NOT EXISTS dirty("
                    "  baseline BLOB NOT NULL, root BLOB NOT NULL,"

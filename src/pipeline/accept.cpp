@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // fimctl accept: differences of the last report taken into the successor baseline, each
-// exactly as it was reported (DESIGN.md, Acceptance), with a journal entry of its own.
+// exactly as it was reported (docs/design.md, Baseline), with a journal entry of its own.
 #include <fcntl.h>
 
 #include <map>

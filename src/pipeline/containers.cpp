@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// One container's init or check (DESIGN.md, Containers): the host's run, inside the
+// One container's init or check (docs/design.md, Containers): the host's run, inside the
 // container's root and against the baseline of its image; and the opt-in response.
 #include <fcntl.h>
 

@@ -19,7 +19,7 @@ struct Trusted {
   uint64_t last_seq = 0;
 };
 
-/// Trust before any result (DESIGN.md, Baseline): trusted path, signature and key id, host,
+/// Trust before any result (docs/design.md, Baseline): trusted path, signature and key id, host,
 /// and a sequence not older than one seen before. The rows are verified as they stream
 /// (BaselineReader::verify at the end). Alerts (unsigned, state) go to `sink`.
 Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink);
@@ -32,7 +32,7 @@ std::string quoted(const Bytes& p);  ///< 'p', terminal-safe, for messages
 BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m);
 /// Who runs this, for the journal: the login name behind sudo when there is one.
 std::string current_user();
-/// state.db beside the baseline (DESIGN.md, Files).
+/// state.db beside the baseline (docs/design.md, Formats).
 Result<std::unique_ptr<StateStore>> open_state(const Bytes& db_path);
 /// The key that signs a new baseline: required unless --unsigned (then used when present).
 Result<std::optional<SigningKey>> signing_key(const RunOptions& opts);

@@ -99,7 +99,7 @@ std::string current_user() {
 }
 
 
-/// state.db lives beside the baseline (DESIGN.md, Files).
+/// state.db lives beside the baseline (docs/design.md, Formats).
 Result<std::unique_ptr<StateStore>> open_state(const Bytes& db_path) {
   Bytes dir, name;
   split_path(db_path, &dir, &name);
@@ -223,7 +223,7 @@ Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
   if (meta.host_id != host_id())
     return make_error(Errc::Trust, "baseline " + quoted(opts.db_path) + " was made on host " +
                                        escape_terminal(meta.host_id) + ", this is host " + host_id());
-  // A read-only state directory must not stop a check (notes/reliability.md T16): say so.
+  // A read-only state directory must not stop a check (docs/design.md, Threat model, T16): say so.
   t.state = open_state(opts.db_path);
   if (t.state) {
     auto l = (*t.state)->last_sequence(opts.db_path);

@@ -9,12 +9,12 @@
 // stalls the consumer, while the collectors run ahead through the rest of the window.
 //
 // A read that never returns (a hung FUSE or network filesystem) must not hang the scan
-// (DESIGN.md, Traversal). Collectors count the bytes they read; when the consumer has waited
-// on the front chunk and its current entry has read nothing for read_timeout, that entry gets
-// status timeout, the rest of the chunk is handed to a new collector, and the stuck thread is
-// abandoned: it holds only state shared through a shared_ptr, and the kernel ends it with
-// the process. Everything a collector needs (the attribute mask and hash limit of each
-// entry) is in the chunk, so an abandoned thread never touches the caller's policy.
+// (docs/design.md, Architecture). Collectors count the bytes they read; when the consumer has
+// waited on the front chunk and its current entry has read nothing for read_timeout, that entry
+// gets status timeout, the rest of the chunk is handed to a new collector, and the stuck thread is
+// abandoned: it holds only state shared through a shared_ptr, and the kernel ends it with the
+// process. Everything a collector needs (the attribute mask and hash limit of each entry) is in the
+// chunk, so an abandoned thread never touches the caller's policy.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>

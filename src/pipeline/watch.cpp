@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// fimctl watch: fanotify events feed the same compare as check (DESIGN.md, Architecture).
+// fimctl watch: fanotify events feed the same compare as check (docs/design.md, Architecture).
 //
 // Two threads. The main thread owns the kernel side: it reads fanotify, resolves each event
 // to a path, keeps the paths below the baseline's roots in a pending set (bounded), and
@@ -915,7 +915,7 @@ Status Watcher::run() {
           mark_all_dirty("read_error", last_read_ns_);
         }
         // Under a stream of events, let them gather for a moment instead of waking for each
-        // one: a busy writer pays for every wakeup (notes/kernel.md §4: -57% per event,
+        // one: a busy writer pays for every wakeup (docs/design.md, Real time: -57% per event,
         // -33% batched). Bounded latency cost; the kernel queue holds them meanwhile.
         if (events_ - before > 0 && o_.batch_seconds > 0)
           std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(o_.batch_seconds * 1e6)));

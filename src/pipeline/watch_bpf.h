@@ -3,7 +3,7 @@
 // the who-data its events carry kept for a short while so each fanotify change can say who
 // made it, and the records of what only the LSM hooks see (a file made executable, a module
 // or BPF program loaded, an operation denied). Where the sensor does not load, the daemon
-// says so once and runs on fanotify alone (DESIGN.md, Real time).
+// says so once and runs on fanotify alone (docs/design.md, Real time).
 #pragma once
 
 #include <sys/types.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// watch --containers (DESIGN.md, Containers, real time; notes/kernel.md §5): the running
+// watch --containers (docs/design.md, Containers): the running
 // containers' drift as it happens. Containers are found every poll (they start and stop
 // while the daemon runs); the host filesystem that holds each overlay's upper directory gets
 // a filesystem mark of this thread's own fanotify group; an event below an upper directory is

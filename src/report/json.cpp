@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// JSON records of the fimctl.v1 schema (DESIGN.md, Reports). Every record is one object
+// JSON records of the fimctl.v1 schema (docs/design.md, Record schema). Every record is one object
 // {"schema":"fimctl.v1","type":...}; the set of types and their fields is append-only.
 // Strings are valid JSON for any bytes: invalid UTF-8 becomes \u00XX escapes and the exact
 // bytes travel in a sibling "<key>_b64" field.

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// TOML -> Policy. The only translation unit that sees toml++ (STYLE.md convention 12).
+// TOML -> Policy. The only translation unit that sees toml++ (docs/design.md, Conventions 12).
 //
 // toml++ 3.3.0 (Debian 12) is used header-only with exceptions, caught here, and
 // TOML_MAX_NESTED_VALUES=64 (deep nesting overflowed a 1 MiB stack). Its known crashers
-// (notes/reliability.md §6.2) are kept away before it sees a byte: files over 1 MiB, NUL
+// (docs/design.md, Policy) are kept away before it sees a byte: files over 1 MiB, NUL
 // bytes, invalid UTF-8 and any non-ASCII character outside a string or comment are refused
 // by prescan() with a position (the UB in is_non_ascii_horizontal_whitespace is reached only
 // through non-ASCII code points where TOML allows none).
@@ -638,7 +638,8 @@ Error diag_error(const Loader& l) {
 }
 
 Result<std::string> read_policy_file(const std::string& path, size_t limit, struct stat* st) {
-  // A policy others could rewrite decides what is watched: refuse it (DESIGN.md, Trusted paths).
+  // A policy others could rewrite decides what is watched: refuse it (docs/design.md, Threat model,
+  // trusted paths).
   if (::access(path.c_str(), F_OK) == 0) FIM_TRY(check_trusted_path(path, "policy"));
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (!fd.valid()) return make_error(Errc::Usage, "cannot open policy '" + escape_terminal(path) + "'", errno);

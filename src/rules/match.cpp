@@ -5,7 +5,7 @@
 // pattern of any shape costs O(pattern x path) and the same code answers "could it match
 // below this directory" for pruning. Regexes are POSIX EREs through glibc in the C locale
 // (bytes): without back-references glibc matches in polynomial time, but it expands
-// intervals at compile time, so their bounds are limited (notes/reliability.md T56).
+// intervals at compile time, so their bounds are limited (docs/design.md, Threat model, T56).
 #include <linux/magic.h>
 #include <regex.h>
 #include <sys/statfs.h>

@@ -19,9 +19,9 @@ the tree, run `check`, and compare, for every run:
     valid UTF-8 and decode to the exact bytes;
   - that the plain output is terminal-safe (no control byte but newline, valid UTF-8, no C1
     or bidi control), for every case, not only the one about hostile names.
-Error cases (ERRORS) check what DESIGN.md promises for fatal errors: the documented exit code,
-exactly one line on stderr starting with "fimctl: error:", nothing on stdout, in every format,
-and nothing written where nothing may be written.
+Error cases (ERRORS) check what docs/design.md, Exit codes, promises for fatal errors: the
+documented exit code, exactly one line on stderr starting with "fimctl: error:", nothing on stdout,
+in every format, and nothing written where nothing may be written.
 
 The goldens were recorded with /tmp on ext4: a few values (directory sizes, the `flags`
 attribute) depend on the filesystem, and a failure says so when /tmp is something else.
@@ -49,7 +49,7 @@ from fimtest import (POLICY, SKIP, Failure, Run, Skip, expect, need_tool, run,  
                      run_main)
 
 SCHEMA = "fimctl.v1"
-# DESIGN.md, Reports: the documented, append-only set of ndjson record types.
+# docs/design.md, Record schema: the documented, append-only set of ndjson record types.
 RECORD_TYPES = {"change", "entry_status", "summary", "gap", "rescan_start", "rescan_done",
                 "degraded", "alert", "heartbeat"}
 # Every command runs in all three formats, plain last: its output is what the transcript
@@ -295,7 +295,7 @@ def check_json_reports(ctx, command, rc, runs, want):
     expect(s_json["exit_code"] == rc, f"summary exit_code {s_json['exit_code']}, process exited {rc}")
     expect(exact_bytes(s_json["baseline"], "path") == os.fsencode(ctx.db), f"baseline path: {s_json}")
     expect(s_json["baseline"]["signed"] is False, "an unsigned baseline reported as signed")
-    # DESIGN.md: an unsigned baseline needs --unsigned "and every report says so".
+    # docs/design.md, Baseline: an unsigned baseline needs --unsigned, and every report says so.
     alerts = [r.get("code") for r in r_json if r["type"] == "alert"]
     expect(alerts == ["unsigned"], f"alerts {alerts}, want exactly ['unsigned']")
     statuses = [r for r in r_json if r["type"] == "entry_status"]
@@ -327,7 +327,7 @@ def report(ctx, command, args, rc, want, cwd=None, timeout=60):
 
 
 def expect_fatal(ctx, r: Run, rc: int, says: str):
-    """DESIGN.md, Exit codes: a fatal error is one clear line on stderr, nothing on stdout."""
+    """docs/design.md, Exit codes: a fatal error is one clear line on stderr, nothing on stdout."""
     cmd = show(ctx, r.argv)
     expect(r.rc == rc, f"{cmd}: exit {r.rc}, want {rc}; stderr: {r.err!r}")
     expect(r.out == b"", f"{cmd}: a fatal error must print nothing on stdout: {r.out[:300]!r}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hostile trees (notes/reliability.md §5 B): races during the walk, files changing while
+"""Hostile trees (docs/design.md, Threat model): races during the walk, files changing while
 hashed, a very deep tree, a very large directory, churn. Every case: no crash, bounded time,
 the right status, and nothing outside the tree recorded.
 

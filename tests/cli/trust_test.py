@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Signed baselines from the command line: key generation and its refusals, signing at init,
-verification at check, and the attacks of notes/reliability.md §5.A (T04, T07, T08, T09, T10).
+verification at check, and the attacks of docs/design.md, Threat model (T04, T07, T08, T09, T10).
 
 Usage: trust_test.py --fimctl PATH (--list | CASE)
 Exit 0 pass, 1 fail, 77 skip. Every case works in its own temporary directory.

@@ -3,9 +3,9 @@
 
 Usage: bpf_test.py --fimctl PATH (--list | CASE)
 Exit 0 pass, 1 fail, 77 skip (not root, no fanotify). The BPF LSM programs themselves run in
-the vm suite (tests/vm): the build machines refuse them with EPERM (notes/kernel.md §0), so
-here the cases check what DESIGN.md asks of that refusal: one clear line, status and metrics
-say so, and watch goes on with fanotify alone. Where the sensors do load, the same cases
+the vm suite (tests/vm): the build machines refuse them with EPERM (docs/design.md, Real time), so
+here the cases check what docs/design.md, Real time, asks of that refusal: one clear line, status
+and metrics say so, and watch goes on with fanotify alone. Where the sensors do load, the same cases
 check the other side (active, and changes say who made them).
 """
 import os
@@ -51,7 +51,7 @@ def case_probe_auto(fimctl, tmp):
         if state.startswith("unavailable ("):
             assert len(lines) == 1, d.stderr()
             assert "fanotify alone" in lines[0] and state in lines[0], lines
-            # The errno is named (EPERM on the build machines, notes/kernel.md §0).
+            # The errno is named (EPERM on the build machines, docs/design.md, Real time).
             assert re.match(r"unavailable \(E[A-Z0-9]+: ", state) or "LSMs do not include bpf" in state, state
             assert m["fimctl_bpf_lsm_active"] == 0, m
             assert "who" not in change and change.get("pid"), change

@@ -310,8 +310,8 @@ def container_records(ndjson, upper):
 
 
 def case_disk_full_during_write(fimctl, tmp):
-    """The baseline's filesystem fills up while a new baseline is written (reliability §5 B):
-    a clear I/O error (exit 20), the previous baseline still in force and verifying, and no
+    """The baseline's filesystem fills up while a new baseline is written (docs/design.md, Threat
+    model): a clear I/O error (exit 20), the previous baseline still in force and verifying, and no
     temporary file left behind."""
     tree, dbdir = f"{tmp}/tree", f"{tmp}/dbdir"
     os.makedirs(tree)
@@ -338,9 +338,9 @@ def case_disk_full_during_write(fimctl, tmp):
 
 
 def case_fuse_read_timeout(fimctl, tmp):
-    """A read that never returns (a hung FUSE filesystem, reliability T30): the entry gets
-    status timeout after options.read_timeout, its neighbours are hashed, and init and check
-    end (bounded), with exit bit 8."""
+    """A read that never returns (a hung FUSE filesystem; docs/design.md, Threat model, T30): the
+    entry gets status timeout after options.read_timeout, its neighbours are hashed, and init and
+    check end (bounded), with exit bit 8."""
     import time
     hangfs = os.environ.get("FIMCTL_HANGFS")
     if not hangfs or not os.path.exists("/dev/fuse"):

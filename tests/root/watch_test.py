@@ -504,9 +504,9 @@ def case_update_adopted(fimctl, tmp):
 
 
 def case_other_namespace_bind_mount_mmap(fimctl, tmp):
-    """Writes the daemon must not miss although mount marks would (notes/reliability.md T44,
-    T46): from another mount namespace, through a bind mount of the same filesystem, and through
-    a shared mapping (mmap write, then close: close_write)."""
+    """Writes the daemon must not miss although mount marks would (docs/design.md, Threat model,
+    T44, T46): from another mount namespace, through a bind mount of the same filesystem, and
+    through a shared mapping (mmap write, then close: close_write)."""
     import mmap
     tree, db = small_tree(fimctl, tmp)
     with Daemon(fimctl, tmp, db) as d:
