@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * fim.bpf.c: fimctl's BPF LSM sensors (DESIGN.md, Real time; notes/kernel.md §2).
+ * fim.bpf.c: fimctl's BPF LSM sensors (docs/design.md, Real time).
  *
  * One CO-RE object, built against bpf/vmlinux/x86/vmlinux.h (the 6.1 BTF, the oldest kernel
  * supported) and loaded unchanged on newer kernels. The programs tell the watch daemon who
@@ -12,7 +12,7 @@
  * FIM_MAX_DEPTH d_parent links up from the object looking for one, and records the names it
  * passed, so user space rebuilds the path as root + names without a lookup. bpf_d_path is
  * used only where every supported kernel allows it (file_open, bprm_check_security,
- * kernel_read_file: notes/kernel.md §2.3).
+ * kernel_read_file: docs/design.md, Real time).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -106,7 +106,7 @@ int BPF_PROG(fim_path_chmod, const struct path *path, umode_t mode)
 }
 
 /* kuid_t and kgid_t are passed by value, which BPF_PROG cannot declare: as __u32
- * (notes/kernel.md §2.5 item 2). */
+ * (docs/design.md, Real time, verifier quirk 2). */
 SEC("lsm/path_chown")
 int BPF_PROG(fim_path_chown, const struct path *path, __u32 uid, __u32 gid)
 {

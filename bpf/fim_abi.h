@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fim_abi.h: the one header shared by the BPF LSM programs (fim.bpf.c) and fimctl's loader
- * (src/watch/bpf_*.cpp). It is an ABI (STYLE.md convention 9): fixed-width types only, every
- * record starts with abi_version and kind, and every struct's size and the offsets user space
+ * (src/watch/bpf_*.cpp). It is an ABI (docs/design.md, Conventions 9): fixed-width types only,
+ * every record starts with abi_version and kind, and every struct's size and the offsets user space
  * relies on are checked on both sides at compile time. Change a layout only together with
  * FIM_ABI_VERSION; user space refuses records of another version.
  *

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * fim_test.bpf.c: the LSM programs' decisions (lib/classify.bpf.h) in a SEC("syscall")
- * program, which loads where LSM programs do not (notes/kernel.md §0) and runs through
+ * program, which loads where LSM programs do not (docs/design.md, Real time) and runs through
  * BPF_PROG_TEST_RUN: the host-side test of the helper logic (tests/root/bpf_helpers_test.cpp).
  * It reads its arguments from the context and writes the answer back into it.
  */

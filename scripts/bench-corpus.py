@@ -7,7 +7,7 @@
   bench-corpus.py many DEST N          N files of 1-1024 bytes, 1,000 per directory
   bench-corpus.py usr DEST             cp -a of /usr/bin, /usr/lib/x86_64-linux-gnu, /usr/lib/gcc,
                                        /usr/lib/python3*, /usr/include, /usr/share/{doc,man}
-The small and large trees follow notes/performance.md section 3 (seed 42).
+The small and large trees follow docs/design.md, Tests (seed 42).
 """
 import os
 import random

@@ -2,7 +2,7 @@
 """Watch benchmark (scripts/bench -c watch): event-to-report latency and writer overhead.
 
 Usage: bench-watch.py FIMCTL WRITER WORKDIR [RUNS]
-On tmpfs (ext4 on these VMs is too noisy to time, notes/kernel.md section 4), as root:
+On tmpfs (ext4 on these VMs is too noisy to time, docs/design.md, Tests), as root:
   latency   the writer creates one file per 2 ms named by its CLOCK_REALTIME; the report
             record's "time" minus that, p50/p90/p99, with the default --debounce (10ms) and 0
   overhead  files/s of 100,000 create+write+close with no monitor and with fimctl watch

@@ -3,7 +3,7 @@
 
 Usage: ci-summary.py TESTLOG.json... [--guest COUNTS...]
 
-Each meson test() counts once per build directory. DESIGN.md (Tests and CI): N also counts
+Each meson test() counts once per build directory. docs/design.md, Tests: N also counts
 the cases the VM guest reports; each COUNTS file (written by tests/vm/run-vm.sh) holds that
 guest's "PASSED FAILED". A COUNTS file that is missing counts as one failure when its vm test
 ran (the guest did not report). Exit status 1 when anything failed, timed out or errored, or

@@ -2,8 +2,8 @@
 /*
  * classify.bpf.h: the decisions the LSM programs make, as pure functions of plain integers,
  * so that fim_test.bpf.c (a SEC("syscall") program) can run them on hosts that refuse LSM
- * programs (notes/kernel.md §0) through BPF_PROG_TEST_RUN. Named object__verb (STYLE.md
- * convention 10).
+ * programs (docs/design.md, Real time) through BPF_PROG_TEST_RUN. Named object__verb
+ * (docs/design.md, Conventions 10).
  */
 #ifndef FIM_CLASSIFY_BPF_H
 #define FIM_CLASSIFY_BPF_H

@@ -80,8 +80,8 @@ static __always_inline void event__submit(struct fim_event *e)
 
 /* The LSM verdict. "return deny ? -EPERM : 0;" compiles (clang 14) to r0 = -deny, whose range
  * the verifier does not track; kernels >= 6.10 then reject the object ("R0 has unknown scalar
- * value should have been in [-4095, 0]", notes/kernel.md §2.5 item 1). A side effect in the
- * deny branch keeps two return paths with constant R0. */
+ * value should have been in [-4095, 0]", docs/design.md, Real time, verifier quirk 1). A side
+ * effect in the deny branch keeps two return paths with constant R0. */
 static __always_inline int verdict(int deny)
 {
 	if (deny) {

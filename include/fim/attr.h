@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Attributes: declared once in FIM_ATTRIBUTES (STYLE.md convention 8). The enum, the
+// Attributes: declared once in FIM_ATTRIBUTES (docs/design.md, Conventions 8). The enum, the
 // baseline columns, the canonical row encoding, the diff loop and every report read it.
 #pragma once
 
@@ -88,7 +88,7 @@ enum class FileType : uint8_t { Unknown = 0, File, Dir, Symlink, Fifo, Socket, C
 FileType file_type_of(mode_t mode);
 std::string_view file_type_name(FileType t);
 
-/// Every entry ends in exactly one status (DESIGN.md, Entry status); append only.
+/// Every entry ends in exactly one status (docs/design.md, Architecture); append only.
 enum class EntryStatus : uint8_t {
   Ok = 0,
   Unreadable,  ///< open or read failed (errno kept)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// BPF LSM sensors (DESIGN.md, Real time; notes/kernel.md §0, §2): who changes what below the
+// BPF LSM sensors (docs/design.md, Real time): who changes what below the
 // watched roots, module and BPF program loads, executions below the roots, and optional
 // enforcement on protected inodes. Used only when the programs load AND attach: on hosts
 // that refuse LSM programs (EPERM on the build machines) BpfSensor::open fails with

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// container: finding the containers running on this host from /proc alone (DESIGN.md,
-// Containers; notes/kernel.md §1.4, §3). Every runtime (containerd, CRI-O, Docker, Podman)
+// container: finding the containers running on this host from /proc alone (docs/design.md,
+// Containers). Every runtime (containerd, CRI-O, Docker, Podman)
 // ends in processes in their own mount namespace, usually with an overlayfs root; the
 // runtime and the container id are read from the cgroup path where it names them.
 #pragma once
@@ -58,7 +58,7 @@ struct Container {
   std::optional<OverlayDirs> overlay;
 };
 
-/// The key of a container's image, shared by every container of that image (DESIGN.md,
+/// The key of a container's image, shared by every container of that image (docs/design.md,
 /// Containers: per-image baselines): the SHA-256 (hex) of the ordered lower-layer directories
 /// of its overlay root, or, without one, of its root's source and device and inode.
 std::string image_key(const Container& c, const Bytes& proc_dir = "/proc");

@@ -123,9 +123,10 @@ class VerifyKey : public Ed25519Key {
   using Ed25519Key::Ed25519Key;
 };
 
-/// Mutable state beside the baseline (DESIGN.md, Files: state.db): the highest sequence
-/// number verified or written for each baseline path, so an older baseline copied back is
-/// caught. Never part of the signed baseline.
+/// Mutable state beside the baseline (docs/design.md, Formats: state.db): the highest sequence
+/// verified or written per baseline path (an older baseline copied back is caught), the last
+/// report, the watch daemon's coverage and the apt hook's runs. Never part of the signed
+/// baseline.
 class StateStore {
  public:
   /// Opens (creating) `dir`/state.db.
@@ -167,7 +168,7 @@ class StateStore {
   /// After an accept: drops the accepted paths and moves the report to the new baseline.
   Status accepted(const Bytes& baseline, const std::vector<Bytes>& paths, const std::string& new_content_sha256);
 
-  /// The watch daemon's coverage (DESIGN.md, Real time). A root is dirty from the moment
+  /// The watch daemon's coverage (docs/design.md, Real time). A root is dirty from the moment
   /// events under it may have been lost until a rescan that began after that moment ends.
   struct Dirty {
     Bytes root;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pkg: what the package manager vouches for (issue 11, DESIGN.md "Package provenance graded
-// by strength"). For a changed path: which dpkg package ships it, and whether its current
+// pkg: what the package manager vouches for (issue 11; docs/design.md, Packages: provenance graded
+// by strength). For a changed path: which dpkg package ships it, and whether its current
 // content is the package's, by the strongest evidence there is:
 //
 //   deb-sha256  the file's digest inside the .deb whose SHA-256 is listed in a Packages index

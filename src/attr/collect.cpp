@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // attr::Collector: everything fimctl records about one entry, read relative to the parent
-// directory fd the walker holds (STYLE.md convention 5).
+// directory fd the walker holds (docs/design.md, Conventions 5).
 //
-// Safety rules, each from a measured attack (notes/reliability.md §1.6, §5 B):
+// Safety rules, each from a measured attack (docs/design.md, Threat model):
 //  - only entries the walk's lstat saw as regular files are opened, with
 //    O_NOFOLLOW|O_NONBLOCK|O_NOCTTY: a symlink swapped in is never followed (ELOOP), a FIFO
 //    never blocks; reads stop at the size lstat saw, and the fstat after the read rejects
@@ -266,8 +266,8 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
         // A write sets mtime when it starts, so a read overlapping a write that began just
         // before it sees the same metadata before and after and may still be half old, half
         // new. For a file modified within the last second the digest counts only when a
-        // second read agrees with it (reliability T21); a file that keeps changing ends
-        // unstable.
+        // second read agrees with it (docs/design.md, Threat model, T21); a file that keeps
+        // changing ends unstable.
         if (recently_modified(after)) {
           Bytes both = sha + xxh;
           if (first_read.empty() || first_read != both) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Reading a baseline as untrusted input (sqlite.org security.html §1.2; notes/reliability.md
-// §3): refuse side files SQLite would replay, open immutable and read-only, defensive, no
+// Reading a baseline as untrusted input (sqlite.org security.html §1.2; docs/design.md,
+// Formats): refuse side files SQLite would replay, open immutable and read-only, defensive, no
 // triggers or views, exact schema and identity checks, and a content digest recomputed over
 // exactly the rows returned. Verified before any result is trusted (the caller holds its
 // report until verify() passes).

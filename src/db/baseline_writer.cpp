@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Writing a baseline: one transaction of prepared inserts into a temp file, then an atomic
-// install (notes/reliability.md §3.4). The temp file is disposable until renamed, so it is
+// install (docs/design.md, Formats). The temp file is disposable until renamed, so it is
 // written with journal_mode=OFF and synchronous=OFF and made durable by one fsync at the end.
 #include <dirent.h>
 #include <fcntl.h>

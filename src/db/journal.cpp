@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The acceptance journal (DESIGN.md, Acceptance): one canonical text per acceptance, each
+// The acceptance journal (docs/design.md, Baseline): one canonical text per acceptance, each
 // chained to the one before by SHA-256, the count and head covered by the content digest.
 #include <map>
 

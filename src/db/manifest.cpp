@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The signed manifest (DESIGN.md, Baseline; notes/reliability.md §3.3): Ed25519 over a small
+// The signed manifest (docs/design.md, Formats): Ed25519 over a small
 // canonical text that names the content digest, so the signature covers every row without
 // streaming them through the signer (PureEdDSA in OpenSSL 3.0 is one-shot only). The only
 // file that sees OpenSSL's key and signature API.

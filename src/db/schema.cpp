@@ -2,8 +2,8 @@
 // The baseline schema, generated from FIM_ATTRIBUTES and kSchemaVersions: every version this
 // build can migrate is the same generator with fewer attributes or no journal.
 //
-//   meta     the manifest: key/value pairs (format, schema, created_at, host_id, policy,
-//            roots_source, entry_count, content_sha256, signed, sequence, fimctl_version)
+//   meta     the manifest: key/value pairs, the signature among them (docs/design.md,
+//            Formats, lists every key)
 //   roots    the roots the baseline covers; check without PATHs walks exactly these
 //   journal  acceptances (who, when, why, which path, old and new row digests), hash-chained
 //   entries  one row per path: status and errno (why an entry could not be fully read), the

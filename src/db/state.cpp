@@ -62,7 +62,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                    "  kind TEXT NOT NULL, old_row TEXT NOT NULL, new_row TEXT NOT NULL, rule TEXT NOT NULL,"
                    "  PRIMARY KEY(baseline, path)"
                    ") WITHOUT ROWID;"
-                   // The watch daemon's coverage (DESIGN.md, Real time): roots whose events
+                   // The watch daemon's coverage (docs/design.md, Real time): roots whose events
                    // may have been lost, until a rescan that began after the loss finishes.
                    "CREATE TABLE IF NOT EXISTS dirty("
                    "  baseline BLOB NOT NULL, root BLOB NOT NULL,"

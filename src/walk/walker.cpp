@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Iterative, dirfd-relative directory walk (STYLE.md convention 5).
+// Iterative, dirfd-relative directory walk (docs/design.md, Conventions 5).
 //
 // Memory: one frame per directory level holding that directory's names (needed to sort
 // them); nothing else grows with the tree. Per entry: one getdents64 share and one
 // fstatat(AT_SYMLINK_NOFOLLOW); per directory: openat(O_DIRECTORY|O_NOFOLLOW), fstat, statx
 // for the mount id. Mount boundaries are found by mount id, not st_dev: a bind mount has the
-// same st_dev and inode as its source (notes/reliability.md T27).
+// same st_dev and inode as its source (docs/design.md, Threat model, T27).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -53,7 +53,7 @@ struct Frame {
 // Directory fds kept open along the current path: the deepest kFdFrames levels. Above them a
 // level's fd is closed while the walk is below it and reopened through ".." of its child
 // when the walk comes back, checked to be the same directory (dev, ino): a tree 10,000 levels
-// deep needs no more descriptors than one 60 levels deep (notes/reliability.md T33).
+// deep needs no more descriptors than one 60 levels deep (docs/design.md, Threat model, T33).
 constexpr size_t kFdFrames = 48;
 
 /// Directory fds alive: the frames' and those that emitted items still hold (an item keeps

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The BPF LSM sensors' loader (include/fim/bpf.h): the skeleton built from bpf/fim.bpf.c,
-// loaded and attached as the probe (STYLE.md convention 11: available only when `bpf` is an
+// loaded and attached as the probe (docs/design.md, Conventions 11: available only when `bpf` is an
 // active LSM, the object loads and every program attaches), then the ring buffer consumed.
 // Built as a stub returning Errc::Unsupported when FIM_HAVE_BPF is 0.
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // fanotify in FID mode: the group, its filesystem marks, and the parser of what read(2)
-// returns (notes/kernel.md §1, §5). The parser trusts no length in the buffer.
+// returns (docs/design.md, Real time). The parser trusts no length in the buffer.
 #include <fcntl.h>
 #include <sys/fanotify.h>
 #include <unistd.h>
@@ -19,7 +19,7 @@ namespace fim {
 
 namespace {
 
-// What a change to a watched file can look like (kernel.md §5 item 1). FAN_MODIFY as well as
+// What a change to a watched file can look like (docs/design.md, Real time). FAN_MODIFY as well as
 // close_write: a writer that keeps the file open must not hide its writes until it closes.
 constexpr uint64_t kMarkMask = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_ATTRIB |
                                FAN_CLOSE_WRITE | FAN_MODIFY | FAN_ONDIR;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// File handles back to paths (notes/kernel.md §1.2): open_by_handle_at through an fd on the
+// File handles back to paths (docs/design.md, Real time): open_by_handle_at through an fd on the
 // same filesystem, readlink of /proc/self/fd, and a check that the path still names the
 // inode the handle opened (a directory deleted or moved since the event gives nothing rather
 // than a wrong path). Needs CAP_DAC_READ_SEARCH.

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Golden tests of the fimctl command line (meson suite 'cli').
 
-Usage: cli_test.py --list
+Usage: cli_test.py [--fimctl PATH] --list
        cli_test.py --fimctl PATH [--update-golden] [CASE...]   (no CASE: all of them)
 Exit 0 pass, 1 fail, 77 skip (a root-only case as non-root, a tool or filesystem feature
 missing).
@@ -19,9 +19,9 @@ the tree, run `check`, and compare, for every run:
     valid UTF-8 and decode to the exact bytes;
   - that the plain output is terminal-safe (no control byte but newline, valid UTF-8, no C1
     or bidi control), for every case, not only the one about hostile names.
-Error cases (ERRORS) check what DESIGN.md promises for fatal errors: the documented exit code,
-exactly one line on stderr starting with "fimctl: error:", nothing on stdout, in every format,
-and nothing written where nothing may be written.
+Error cases (ERRORS) check what docs/design.md, Exit codes, promises for fatal errors: the
+documented exit code, exactly one line on stderr starting with "fimctl: error:", nothing on stdout,
+in every format, and nothing written where nothing may be written.
 
 The goldens were recorded with /tmp on ext4: a few values (directory sizes, the `flags`
 attribute) depend on the filesystem, and a failure says so when /tmp is something else.
@@ -40,14 +40,16 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Callable, Optional, Sequence, Union
 
-SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from fimtest import (POLICY, SKIP, Failure, Run, Skip, expect, need_tool, run,  # noqa: E402,F401
+                     run_main)
+
 SCHEMA = "fimctl.v1"
-# DESIGN.md, Reports: the documented, append-only set of ndjson record types.
+# docs/design.md, Record schema: the documented, append-only set of ndjson record types.
 RECORD_TYPES = {"change", "entry_status", "summary", "gap", "rescan_start", "rescan_done",
                 "degraded", "alert", "heartbeat"}
 # Every command runs in all three formats, plain last: its output is what the transcript
@@ -59,33 +61,7 @@ TICK = 0.05
 NOBODY = 65534
 
 
-class Skip(Exception):
-    pass
-
-
-class Failure(Exception):
-    pass
-
-
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg() if callable(msg) else msg)
-
-
-def need_tool(tool):
-    if not shutil.which(tool):
-        raise Skip(f"{tool} is not installed")
-
-
 # --- the per-case context and running fimctl ---------------------------------------------
-
-@dataclasses.dataclass
-class Run:
-    argv: list
-    rc: int
-    out: bytes
-    err: bytes
-
 
 class Ctx:
     """One case's temporary directory: ROOT/tree is scanned, ROOT/db is the baseline."""
@@ -101,6 +77,12 @@ class Ctx:
         self.cleanups = []        # run before the directory is removed (e.g. chmod back)
         self.held = []            # files kept open for the case (a held lock)
         self.fingerprints = {}    # path -> state a failed command must not have touched
+
+    def close(self):
+        for fn in self.cleanups:
+            fn()
+        for f in self.held:
+            f.close()
 
     def path(self, rel) -> bytes:
         """ROOT/rel as bytes; rel may be str or bytes (names that are not UTF-8)."""
@@ -120,16 +102,8 @@ class Ctx:
         prefix += ["--keys", os.path.join(self.root, "keys")] if "--keys" not in args else []
         prefix += [] if raw else ["--db", self.db, "--unsigned"]
         argv = [self.fimctl] + prefix + fmt_args + [self.expand(a) for a in args]
-        cmd = argv
-        if self.user is not None:
-            cmd = ["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--clear-groups"] + argv
-        try:
-            p = subprocess.run(cmd, capture_output=True, timeout=timeout,
-                               cwd=os.path.join(self.root, cwd) if cwd else None)
-        except subprocess.TimeoutExpired:
-            raise Failure(f"{show(self, argv)} did not finish within {timeout} s "
-                          "(blocked on a FIFO or a device?)")
-        return Run(argv, p.returncode, p.stdout, p.stderr)
+        return run(argv, timeout=timeout, user=self.user,
+                   cwd=os.path.join(self.root, cwd) if cwd else None)
 
     def note(self, line):
         self.transcript.append(normalise(self, os.fsencode(line)))
@@ -152,7 +126,6 @@ def show(ctx, argv) -> str:
 
 # --- normalising and checking output -----------------------------------------------------
 
-POLICY = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share", "fimctl.toml"))
 ISO_TIME = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
 
 
@@ -322,7 +295,7 @@ def check_json_reports(ctx, command, rc, runs, want):
     expect(s_json["exit_code"] == rc, f"summary exit_code {s_json['exit_code']}, process exited {rc}")
     expect(exact_bytes(s_json["baseline"], "path") == os.fsencode(ctx.db), f"baseline path: {s_json}")
     expect(s_json["baseline"]["signed"] is False, "an unsigned baseline reported as signed")
-    # DESIGN.md: an unsigned baseline needs --unsigned "and every report says so".
+    # docs/design.md, Baseline: an unsigned baseline needs --unsigned, and every report says so.
     alerts = [r.get("code") for r in r_json if r["type"] == "alert"]
     expect(alerts == ["unsigned"], f"alerts {alerts}, want exactly ['unsigned']")
     statuses = [r for r in r_json if r["type"] == "entry_status"]
@@ -354,7 +327,7 @@ def report(ctx, command, args, rc, want, cwd=None, timeout=60):
 
 
 def expect_fatal(ctx, r: Run, rc: int, says: str):
-    """DESIGN.md, Exit codes: a fatal error is one clear line on stderr, nothing on stdout."""
+    """docs/design.md, Exit codes: a fatal error is one clear line on stderr, nothing on stdout."""
     cmd = show(ctx, r.argv)
     expect(r.rc == rc, f"{cmd}: exit {r.rc}, want {rc}; stderr: {r.err!r}")
     expect(r.out == b"", f"{cmd}: a fatal error must print nothing on stdout: {r.out[:300]!r}")
@@ -984,55 +957,18 @@ assert len(ALL) == len(CASES) + len(ERRORS), "duplicate case name"
 
 # --- main ---------------------------------------------------------------------------------
 
-def run_one(fimctl, name, update, golden_dir):
-    root = tempfile.mkdtemp(prefix="fimctl-cli.", dir="/tmp")
-    os.chmod(root, 0o755)  # other users (setpriv) must reach their part of it
-    ctx = Ctx(fimctl, root)
-    try:
-        ALL[name].run(ctx, update, golden_dir)
-        print(f"pass: {name}")
-        return 0
-    except Skip as e:
-        print(f"skip: {name}: {e}")
-        return SKIP
-    except Failure as e:
-        print(f"FAIL: {name}: {e}{filesystem_hint(root)}")
-        return 1
-    finally:
-        for fn in ctx.cleanups:
-            fn()
-        for f in ctx.held:
-            f.close()
-        shutil.rmtree(root, ignore_errors=True)  # fd-relative: fine past PATH_MAX
-        if os.path.exists(root):
-            print(f"warning: could not remove {root}", file=sys.stderr)
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fimctl", help="the binary under test")
-    ap.add_argument("--list", action="store_true", help="print the case names, one per line")
-    ap.add_argument("--update-golden", action="store_true",
-                    help="write golden/CASE.txt from this run (then read every one of them)")
-    ap.add_argument("--golden-dir", default=os.path.join(HERE, "golden"), help=argparse.SUPPRESS)
-    ap.add_argument("cases", nargs="*", metavar="CASE")
-    a = ap.parse_args()
-    if a.list:
-        print("\n".join(ALL))
-        return 0
-    if not a.fimctl:
-        ap.error("--fimctl is required to run cases")
-    unknown = [c for c in a.cases if c not in ALL]
-    if unknown:
-        print(f"unknown case(s) {unknown}; --list shows them", file=sys.stderr)
-        return 1
-    os.umask(0o022)  # modes of what the cases create are part of the goldens
-    fimctl = os.path.abspath(a.fimctl)
-    results = [run_one(fimctl, name, a.update_golden, a.golden_dir) for name in a.cases or ALL]
-    if 1 in results:
-        return 1
-    return SKIP if results and all(r == SKIP for r in results) else 0
+def make_ctx(args, fimctl, tmp):
+    ctx = Ctx(fimctl, tmp)
+    ctx.update, ctx.golden_dir = args.update_golden, args.golden_dir
+    return ctx
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main({name: (lambda ctx, c=c: c.run(ctx, ctx.update, ctx.golden_dir))
+                       for name, c in ALL.items()},
+                      "fimctl-cli.", make_ctx,
+                      [("--update-golden", {"action": "store_true", "help":
+                        "write golden/CASE.txt from this run (then read every one of them)"}),
+                       ("--golden-dir", {"default": os.path.join(HERE, "golden"),
+                                         "help": argparse.SUPPRESS})],
+                      fail_hint=filesystem_hint, doc=__doc__))

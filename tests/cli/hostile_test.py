@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
-"""Hostile trees (notes/reliability.md §5 B): races during the walk, files changing while
+"""Hostile trees (docs/design.md, Threat model): races during the walk, files changing while
 hashed, a very deep tree, a very large directory, churn. Every case: no crash, bounded time,
 the right status, and nothing outside the tree recorded.
 
 Usage: hostile_test.py --fimctl PATH (--list | CASE)
 """
 import hashlib
-import json
 import os
 import resource
 import subprocess
@@ -15,38 +14,22 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from caserun import Failure, Skip, run_main  # noqa: E402
-
-POLICY = os.path.abspath(os.path.join(HERE, "..", "..", "share", "fimctl.toml"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from fimtest import Ctx as CaseCtx, Failure, Skip, expect, run_fimctl, run_main  # noqa: E402,F401
 
 
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg() if callable(msg) else msg)
-
-
-class Ctx:
+class Ctx(CaseCtx):
     def __init__(self, fimctl, tmp):
-        self.fimctl, self.tmp = fimctl, tmp
+        super().__init__(fimctl, tmp)
         self.db = os.path.join(tmp, "db", "baseline.db")
         os.makedirs(os.path.dirname(self.db))
 
     def run(self, *args, timeout=120, nofile=None):
-        cmd = [self.fimctl, "-c", POLICY, "--db", self.db, "--keys", self.db + ".keys", "--unsigned", "--format", "json",
-               *args]
         limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
         t0 = time.monotonic()
-        try:
-            p = subprocess.run(cmd, capture_output=True, timeout=timeout, preexec_fn=limit)
-        except subprocess.TimeoutExpired:
-            raise Failure(f"{' '.join(args)}: not done in {timeout} s")
+        r = run_fimctl(self.fimctl, *args, db=self.db, timeout=timeout, run_kw={"preexec_fn": limit})
         took = time.monotonic() - t0
-        try:
-            doc = json.loads(p.stdout) if p.stdout else None
-        except json.JSONDecodeError as e:
-            raise Failure(f"{' '.join(args)}: output is not JSON ({e}): {p.stdout[:200]!r}")
-        return p.returncode, doc, p.stderr.decode(errors="replace"), took
+        return r.rc, r.json(), r.stderr, took
 
 
 def entries(ctx):
@@ -61,7 +44,8 @@ def entries(ctx):
 
 
 class Loop(threading.Thread):
-    """Runs `step` again and again until stopped."""
+    """Runs `step` again and again until stopped; `with Loop(step) as loop:` runs it for the
+    block."""
 
     def __init__(self, step):
         super().__init__(daemon=True)
@@ -78,6 +62,13 @@ class Loop(threading.Thread):
     def stop(self):
         self.stop_flag.set()
         self.join()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 def case_file_symlink_swap_race(ctx):
@@ -101,9 +92,7 @@ def case_file_symlink_swap_race(ctx):
         os.rename(f"{tree}/link", f"{tree}/plain")
         os.rename(f"{tree}/tmp", f"{tree}/link")
 
-    loop = Loop(swap)
-    loop.start()
-    try:
+    with Loop(swap) as loop:
         for _ in range(5):
             rc, doc, err, took = ctx.run("init", tree)
             expect(rc in (0, 8), f"init: {rc} {err}")
@@ -111,8 +100,6 @@ def case_file_symlink_swap_race(ctx):
                 expect(digest != secret_sha, f"{path} recorded with the secret's digest")
             rc, doc, err, took = ctx.run("check")
             expect(rc < 16, f"check: {rc} {err}")
-    finally:
-        loop.stop()
     expect(loop.count > 100, f"the swap loop ran only {loop.count} times")
 
 
@@ -132,17 +119,13 @@ def case_dir_symlink_swap_race(ctx):
         os.rename(f"{tree}/sub", f"{tree}/root-link")
         os.rename(f"{tree}/away", f"{tree}/sub")
 
-    loop = Loop(swap)
-    loop.start()
-    try:
+    with Loop(swap):
         for _ in range(5):
             rc, doc, err, took = ctx.run("init", tree, timeout=60)
             expect(rc in (0, 8), f"init: {rc} {err}")
             outside = [p for p in entries(ctx) if not (p == tree or p.startswith(tree + "/"))]
             expect(not outside, f"recorded outside the tree: {outside[:5]}")
             expect(len(entries(ctx)) < 400, f"{len(entries(ctx))} entries: more than the tree holds")
-    finally:
-        loop.stop()
 
 
 def case_file_changing_while_hashed(ctx):
@@ -166,9 +149,7 @@ def case_file_changing_while_hashed(ctx):
             state["short"] = True  # the file rested in a mixed state: not fimctl's doing
         os.close(fd)
 
-    loop = Loop(rewrite)
-    loop.start()
-    try:
+    with Loop(rewrite):
         seen_unstable = False
         for _ in range(6):
             rc, doc, err, took = ctx.run("init", tree)
@@ -180,8 +161,6 @@ def case_file_changing_while_hashed(ctx):
                 seen_unstable = True
             elif not state.get("short"):
                 expect(digest in digests, "a digest of no version of the file was recorded (torn read)")
-    finally:
-        loop.stop()
     print(f"unstable seen: {seen_unstable}")
 
 
@@ -207,9 +186,7 @@ def case_file_replaced_between_stat_and_open(ctx):
         os.link(f"{spare}/{'AB'[state['i']]}", f"{tree}/.next")  # same inodes, swapped in by rename
         os.rename(f"{tree}/.next", f"{tree}/target")
 
-    loop = Loop(replace)
-    loop.start()
-    try:
+    with Loop(replace):
         for _ in range(8):
             rc, doc, err, took = ctx.run("init", tree)
             expect(rc in (0, 8), f"init: {rc} {err}")
@@ -220,8 +197,6 @@ def case_file_replaced_between_stat_and_open(ctx):
             ino, digest = row
             if digest is not None:
                 expect(contents.get(ino) == bytes(digest), f"inode {ino} recorded with another file's digest")
-    finally:
-        loop.stop()
 
 
 def case_file_growing_and_truncated(ctx):
@@ -244,16 +219,12 @@ def case_file_growing_and_truncated(ctx):
             os.write(fd, b"x" * (len(states[state["i"]]) - os.fstat(fd).st_size))
             os.close(fd)
 
-    loop = Loop(resize)
-    loop.start()
-    try:
+    with Loop(resize):
         for _ in range(6):
             rc, doc, err, took = ctx.run("init", tree)
             expect(rc in (0, 8), f"init: {rc} {err}")
             typ, digest = entries(ctx)[f"{tree}/log"]
             expect(digest is None or digest in digests, "a digest of no state the file was in")
-    finally:
-        loop.stop()
 
 
 def case_deep_tree(ctx):
@@ -322,9 +293,7 @@ def case_churn(ctx):
         if i % 3 == 0:
             os.unlink(f"{tree}/churn/c{(i + 25) % 50}")
 
-    loop = Loop(churn)
-    loop.start()
-    try:
+    with Loop(churn):
         for cmd in ("init", "check", "check"):
             rc, doc, err, took = ctx.run(cmd, *([tree] if cmd == "init" else []))
             expect(rc < 16, f"{cmd}: {rc} {err}")
@@ -332,8 +301,6 @@ def case_churn(ctx):
             expect(not bad, bad[:3])
             stable = [r for r in doc["records"] if r["type"] == "change" and "/stable" in r["path"]]
             expect(not stable, stable[:3])
-    finally:
-        loop.stop()
 
 
 def case_sysroot_contained(ctx):

@@ -13,24 +13,15 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from caserun import Failure, Skip, run_main  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from fimtest import SOURCE, Skip, expect, run, run_main  # noqa: E402
 
 
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg() if callable(msg) else msg)
-
-SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
 SHARE = os.path.join(SOURCE, "share")
 UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path")
-
-
-
 
 
 def read(path):
@@ -64,11 +55,8 @@ class Ctx:
         self.unitdir_option = opts.get("systemdunitdir", "")
 
     def run(self, cmd, timeout=120, **kw):
-        try:
-            p = subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
-        except subprocess.TimeoutExpired as e:
-            raise Failure(f"{' '.join(cmd)}: no answer in {timeout} s\n{e.stdout}\n{e.stderr}")
-        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        r = run(cmd, timeout=timeout, **kw)
+        return r.rc, r.stdout, r.stderr
 
     def install(self, dest):
         """meson install of the build directory into `dest` (DESTDIR)."""
@@ -641,7 +629,6 @@ def case_man_coverage(ctx):
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
-
 
 
 if __name__ == "__main__":

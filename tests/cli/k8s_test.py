@@ -10,8 +10,8 @@ import shlex
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from caserun import Failure, Skip, run_main  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from fimtest import SOURCE, Ctx, Failure, Skip, run_main  # noqa: E402
 
 try:
     import yaml
@@ -20,15 +20,10 @@ except ImportError:  # the python meson found has no PyYAML: Debian's python3 wi
         os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
     yaml = None
 
-K8S = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share", "k8s"))
+K8S = os.path.join(SOURCE, "share", "k8s")
 # What the features need (README, Kubernetes): fanotify filesystem marks, reading every file
 # and open_by_handle_at, /proc/PID/root of other processes.
 ALLOWED_CAPS = {"SYS_ADMIN", "DAC_READ_SEARCH", "SYS_PTRACE"}
-
-
-class Ctx:
-    def __init__(self, fimctl, tmp):
-        self.fimctl, self.tmp = fimctl, tmp
 
 
 def docs(name):

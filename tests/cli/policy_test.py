@@ -7,30 +7,17 @@ Exit 0 pass, 1 fail. Every case works in its own temporary directory.
 """
 import json
 import os
-import subprocess
+import subprocess  # noqa: F401  (cases may run other tools)
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from caserun import Failure, Skip, run_main  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from fimtest import POLICY as DEFAULT_POLICY  # noqa: E402
+from fimtest import Ctx as CaseCtx, Failure, Skip, expect, run_fimctl, run_main  # noqa: E402,F401
 
 
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg() if callable(msg) else msg)
-
-DEFAULT_POLICY = os.path.abspath(os.path.join(HERE, "..", "..", "share", "fimctl.toml"))
-
-
-
-
-class Ctx:
-    def __init__(self, fimctl, tmp):
-        self.fimctl, self.tmp = fimctl, tmp
-        self.db = os.path.join(tmp, "db")
-        self.tree = os.path.join(tmp, "tree")
-
+class Ctx(CaseCtx):
     def policy(self, text, name="policy.toml"):
         path = os.path.join(self.tmp, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -39,14 +26,9 @@ class Ctx:
         return path
 
     def run(self, *args, config=None, fmt=None):
-        cmd = [self.fimctl]
-        if config:
-            cmd += ["-c", config]
-        cmd += ["--db", self.db, "--keys", os.path.join(self.tmp, "keys"), "--unsigned", "--no-color"]
-        if fmt:
-            cmd += ["--format", fmt]
-        p = subprocess.run(cmd + list(args), capture_output=True, timeout=60)
-        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        r = run_fimctl(self.fimctl, *args, config=config or None, db=self.db,
+                       keys=os.path.join(self.tmp, "keys"), fmt=fmt or "plain")
+        return r.rc, r.stdout, r.stderr
 
     def report(self, command, config, rc_want):
         rc, out, err = self.run(command, config=config, fmt="ndjson")
@@ -299,7 +281,6 @@ def case_duration_grammar(ctx):
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
-
 
 
 if __name__ == "__main__":

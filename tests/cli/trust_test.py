@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Signed baselines from the command line: key generation and its refusals, signing at init,
-verification at check, and the attacks of notes/reliability.md §5.A (T04, T07, T08, T09, T10).
+verification at check, and the attacks of docs/design.md, Threat model (T04, T07, T08, T09, T10).
 
 Usage: trust_test.py --fimctl PATH (--list | CASE)
 Exit 0 pass, 1 fail, 77 skip. Every case works in its own temporary directory.
@@ -13,31 +13,22 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from caserun import Failure, Skip, run_main  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from fimtest import POLICY, Ctx as CaseCtx, Failure, Skip, expect, run_fimctl, run_main  # noqa: E402,F401
 
 
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg() if callable(msg) else msg)
-
-POLICY = os.path.abspath(os.path.join(HERE, "..", "..", "share", "fimctl.toml"))
-
-
-class Ctx:
+class Ctx(CaseCtx):
     def __init__(self, fimctl, tmp):
-        self.fimctl, self.tmp = fimctl, tmp
-        self.db = os.path.join(tmp, "db")
+        super().__init__(fimctl, tmp)
         self.keys = os.path.join(tmp, "keys")
-        self.tree = os.path.join(tmp, "tree")
         os.mkdir(self.tree)
         with open(os.path.join(self.tree, "f"), "w") as f:
             f.write("content\n")
 
     def run(self, *args, keys=None, db=None):
-        cmd = [self.fimctl, "-c", POLICY, "--db", db or self.db, "--keys", keys or self.keys, *args]
-        p = subprocess.run(cmd, capture_output=True, timeout=60)
-        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        r = run_fimctl(self.fimctl, *args, db=db or self.db, keys=keys or self.keys, unsigned=False,
+                       fmt=None)
+        return r.rc, r.stdout, r.stderr
 
     def ok(self, *args, rc_want=0, **kw):
         rc, out, err = self.run(*args, **kw)

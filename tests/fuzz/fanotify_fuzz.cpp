@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The fanotify record parser on arbitrary bytes (notes/reliability.md §6): no read outside the
+// The fanotify record parser on arbitrary bytes (docs/design.md, Tests): no read outside the
 // buffer, and every parsed record lies inside it.
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The signed manifest and the acceptance journal on arbitrary bytes (notes/reliability.md §6):
+// The signed manifest and the acceptance journal on arbitrary bytes (docs/design.md, Tests):
 // a journal entry parses only if it is exactly what journal_text() writes, a chain built from
 // parsed entries verifies, and a manifest with fuzzed fields and signature never verifies
 // under a key that did not sign it.

@@ -3,7 +3,7 @@
 // both as a glob and as a regex rule; whatever compiles is matched against the path through a
 // one-rule policy (Selector) and, for globs, glob_match. Invariants:
 //   - no single match takes a second (globs are an NFA, regexes are bounded by compile_rule:
-//     notes/reliability.md T56);
+//     docs/design.md, Threat model, T56);
 //   - the Selector (which prunes by the fixed prefix) agrees with glob_match;
 //   - for globs of '*' and '?' only, glob_match agrees with fnmatch(3) with FNM_PATHNAME.
 #include <fnmatch.h>

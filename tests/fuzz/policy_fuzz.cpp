@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The TOML policy loader on arbitrary bytes (toml++ 3.3.0 behind prescan(): notes/reliability.md
-// §6.2). Invariants checked, not just "no crash":
+// The TOML policy loader on arbitrary bytes (toml++ 3.3.0 behind prescan(): docs/design.md,
+// Policy). Invariants checked, not just "no crash":
 //   - an error is Errc::Usage and every line of its message is "name:line:col: ..." (or the
 //     "(more problems not shown)" trailer): one clear, positioned line per problem;
 //   - a policy that loads is shown by policy_to_toml as text that loads back to a policy with the

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The BPF LSM programs' decisions (bpf/lib/classify.bpf.h) run in the kernel on this host:
 // fim_test.bpf.c is a SEC("syscall") program, which loads where LSM programs are refused
-// (notes/kernel.md §0), run through BPF_PROG_TEST_RUN (ctx_in only: the kernel writes the
-// result back into it). One row per case, as the STYLE.md tables do. Needs CAP_BPF: exits 77
+// (docs/design.md, Real time), run through BPF_PROG_TEST_RUN (ctx_in only: the kernel writes the
+// result back into it). One row per case (docs/design.md, Conventions 8). Needs CAP_BPF: exits 77
 // (skip) when not root or when the kernel refuses the program type too.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>

@@ -3,21 +3,21 @@
 
 Usage: bpf_test.py --fimctl PATH (--list | CASE)
 Exit 0 pass, 1 fail, 77 skip (not root, no fanotify). The BPF LSM programs themselves run in
-the vm suite (tests/vm): the build machines refuse them with EPERM (notes/kernel.md §0), so
-here the cases check what DESIGN.md asks of that refusal: one clear line, status and metrics
-say so, and watch goes on with fanotify alone. Where the sensors do load, the same cases
+the vm suite (tests/vm): the build machines refuse them with EPERM (docs/design.md, Real time), so
+here the cases check what docs/design.md, Real time, asks of that refusal: one clear line, status
+and metrics say so, and watch goes on with fanotify alone. Where the sensors do load, the same cases
 check the other side (active, and changes say who made them).
 """
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from root_test import main  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from fimtest import run_main  # noqa: E402
 from watch_test import Daemon, small_tree  # noqa: E402
 
 
@@ -39,8 +39,7 @@ def case_probe_auto(fimctl, tmp):
     and a change is still reported (by fanotify)."""
     tree, db = small_tree(fimctl, tmp)
     port = free_port()
-    d = Daemon(fimctl, tmp, db, extra=["--metrics", f"127.0.0.1:{port}"])
-    try:
+    with Daemon(fimctl, tmp, db, extra=["--metrics", f"127.0.0.1:{port}"]) as d:
         rc, st = d.status()
         assert st is not None, rc
         state = st["bpf_lsm"]
@@ -52,7 +51,7 @@ def case_probe_auto(fimctl, tmp):
         if state.startswith("unavailable ("):
             assert len(lines) == 1, d.stderr()
             assert "fanotify alone" in lines[0] and state in lines[0], lines
-            # The errno is named (EPERM on the build machines, notes/kernel.md §0).
+            # The errno is named (EPERM on the build machines, docs/design.md, Real time).
             assert re.match(r"unavailable \(E[A-Z0-9]+: ", state) or "LSMs do not include bpf" in state, state
             assert m["fimctl_bpf_lsm_active"] == 0, m
             assert "who" not in change and change.get("pid"), change
@@ -63,21 +62,16 @@ def case_probe_auto(fimctl, tmp):
             assert m["fimctl_bpf_lsm_active"] == 1, m
             assert change["who"]["pid"] > 0, change
         assert d.stop() == 0
-    finally:
-        d.stop(signal.SIGKILL)
 
 
 def case_probe_off(fimctl, tmp):
     """--bpf=off: not probed, nothing on stderr, status says off."""
     tree, db = small_tree(fimctl, tmp)
-    d = Daemon(fimctl, tmp, db, extra=["--bpf=off"])
-    try:
+    with Daemon(fimctl, tmp, db, extra=["--bpf=off"]) as d:
         rc, st = d.status()
         assert st["bpf_lsm"] == "off (--bpf=off)", st
         assert "BPF LSM" not in d.stderr(), d.stderr()
         assert d.stop() == 0
-    finally:
-        d.stop(signal.SIGKILL)
 
 
 def case_probe_required(fimctl, tmp):
@@ -100,8 +94,7 @@ def case_enforce_without_sensors(fimctl, tmp):
     """--enforce where the sensors do not load: the daemon watches on, and an alert
     (enforcement_unavailable) tells the record stream that nothing is denied."""
     tree, db = small_tree(fimctl, tmp)
-    d = Daemon(fimctl, tmp, db, extra=["--enforce", "--protect", f"{tree}/f0"])
-    try:
+    with Daemon(fimctl, tmp, db, extra=["--enforce", "--protect", f"{tree}/f0"]) as d:
         rc, st = d.status()
         if st["bpf_lsm"].startswith("active"):
             return  # enforcement is real here: the vm suite tests it
@@ -112,11 +105,9 @@ def case_enforce_without_sensors(fimctl, tmp):
             f.write("not denied")
         d.change(f"{tree}/f0", "changed", "sha256")
         assert d.stop() == 0
-    finally:
-        d.stop(signal.SIGKILL)
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":
-    sys.exit(main(CASES, os.path.abspath(__file__)))
+    sys.exit(run_main(CASES, "fimctl-bpf.", as_root=True, doc=__doc__))

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // A FUSE filesystem whose one file, /stuck, can be listed, stat'ed and opened but never read:
-// the read blocks forever (a hung FUSE or network filesystem; notes/reliability.md T30).
+// the read blocks forever (a hung FUSE or network filesystem; docs/design.md, Threat model, T30).
 // Usage: hangfs MOUNTPOINT [fuse options]
 #define FUSE_USE_VERSION 31
 #include <errno.h>

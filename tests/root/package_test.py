@@ -23,10 +23,9 @@ import subprocess
 import sys
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from root_test import Skip, main  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from fimtest import SOURCE, Skip, run_main  # noqa: E402
 
-SOURCE = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 MIRROR = os.environ.get("FIMCTL_TEST_MIRROR", "http://deb.debian.org/debian")
 CACHE = os.environ.get("FIMCTL_TEST_DEBROOT", "/var/tmp/fimctl-test-debroot")
 DB = "/var/lib/fimctl/baseline.db"
@@ -331,4 +330,4 @@ CASES = {
 }
 
 if __name__ == "__main__":
-    sys.exit(main(CASES, os.path.abspath(__file__)))
+    sys.exit(run_main(CASES, "fimctl-package.", as_root=True, doc=__doc__))

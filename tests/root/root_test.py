@@ -6,30 +6,20 @@ Exit 0 pass, 1 fail, 77 skip (not root, or the kernel/tool refuses the setup).
 Each case runs in its own mount namespace (unshare -m), so a failed test leaves no mount
 behind on the host.
 """
-import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
-SKIP = 77
-# The project's default policy: what /etc/fimctl holds on the test machine must not matter.
-POLICY = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share", "fimctl.toml"))
-
-
-class Skip(Exception):
-    pass
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from fimtest import POLICY, Skip, run_fimctl, run_main  # noqa: E402,F401
 
 
 def run(fimctl, db, *args, user=None, timeout=60, config=POLICY):
-    cmd = [fimctl, "-c", config, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "json", *args]
-    if user:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
-    p = subprocess.run(cmd, capture_output=True, timeout=timeout)
-    doc = json.loads(p.stdout) if p.stdout else None
-    return p.returncode, doc, p.stderr.decode(errors="replace")
+    """fimctl on baseline db with --format json -> (exit code, the JSON document, stderr)."""
+    r = run_fimctl(fimctl, *args, config=config, db=db, timeout=timeout, user=user or None)
+    return r.rc, r.json(), r.stderr
 
 
 def records(doc, kind=None):
@@ -320,8 +310,8 @@ def container_records(ndjson, upper):
 
 
 def case_disk_full_during_write(fimctl, tmp):
-    """The baseline's filesystem fills up while a new baseline is written (reliability §5 B):
-    a clear I/O error (exit 20), the previous baseline still in force and verifying, and no
+    """The baseline's filesystem fills up while a new baseline is written (docs/design.md, Threat
+    model): a clear I/O error (exit 20), the previous baseline still in force and verifying, and no
     temporary file left behind."""
     tree, dbdir = f"{tmp}/tree", f"{tmp}/dbdir"
     os.makedirs(tree)
@@ -348,9 +338,9 @@ def case_disk_full_during_write(fimctl, tmp):
 
 
 def case_fuse_read_timeout(fimctl, tmp):
-    """A read that never returns (a hung FUSE filesystem, reliability T30): the entry gets
-    status timeout after options.read_timeout, its neighbours are hashed, and init and check
-    end (bounded), with exit bit 8."""
+    """A read that never returns (a hung FUSE filesystem; docs/design.md, Threat model, T30): the
+    entry gets status timeout after options.read_timeout, its neighbours are hashed, and init and
+    check end (bounded), with exit bit 8."""
     import time
     hangfs = os.environ.get("FIMCTL_HANGFS")
     if not hangfs or not os.path.exists("/dev/fuse"):
@@ -391,51 +381,5 @@ def case_fuse_read_timeout(fimctl, tmp):
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
-def main(cases=None, script=None):
-    """The runner of every root suite file: --list, or one case in a private mount namespace."""
-    cases = CASES if cases is None else cases
-    script = os.path.abspath(__file__) if script is None else script
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fimctl", required=True)
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("case", nargs="?")
-    a = ap.parse_args()
-    if a.list:
-        print("\n".join(cases))
-        return 0
-    if a.case not in cases:
-        print(f"unknown case {a.case!r}", file=sys.stderr)
-        return 1
-    if os.geteuid() != 0:
-        print("skip: needs root")
-        return SKIP
-    if not a.in_namespace:  # re-run inside a private mount namespace
-        if not shutil.which("unshare"):
-            return SKIP
-        return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, script,
-                               "--fimctl", a.fimctl, "--in-namespace", a.case]).returncode
-    tmp = tempfile.mkdtemp(prefix="fimctl-root.")
-    os.chmod(tmp, 0o755)
-    try:
-        cases[a.case](os.path.abspath(a.fimctl), tmp)
-        print(f"pass: {a.case}")
-        return 0
-    except Skip as e:
-        print(f"skip: {e}")
-        return SKIP
-    except AssertionError as e:
-        print(f"FAIL: {a.case}: {e}")
-        return 1
-    finally:
-        # Mounts first (deepest first), so rmtree does not descend into them or a loop.
-        with open("/proc/self/mounts") as f:
-            points = [line.split()[1] for line in f if line.split()[1].startswith(tmp + "/")]
-        for point in sorted(points, key=len, reverse=True):
-            subprocess.run(["umount", "-l", point], capture_output=True)
-        subprocess.run(["chmod", "-R", "u+rwx", tmp], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(CASES, "fimctl-root.", as_root=True, doc=__doc__))

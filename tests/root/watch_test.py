@@ -14,21 +14,34 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from root_test import POLICY, Skip, busybox_container, find_container, main, mount  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from fimtest import POLICY, Skip, fimctl_argv, run, run_fimctl, run_main  # noqa: E402
+from root_test import busybox_container, find_container, mount  # noqa: E402
 
 
 class Daemon:
-    """fimctl watch on one baseline, its records read from --output."""
+    """fimctl watch on one baseline, its records read from --output. As a context manager it
+    is killed (SIGKILL) on the way out, whatever happened: a case stops it cleanly itself."""
 
     def __init__(self, fimctl, tmp, db, config=POLICY, extra=(), env=None):
         self.fimctl, self.db, self.config = fimctl, db, config
         self.out = f"{tmp}/watch.{len(os.listdir(tmp))}.ndjson"
         self.sock = f"{tmp}/watch.sock"
         self.err = open(f"{self.out}.stderr", "w")
-        cmd = [fimctl, "-c", config, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "ndjson",
-               "watch", "--socket", self.sock, "--output", self.out, "--debounce", "20ms", *extra]
+        cmd = fimctl_argv(fimctl, "watch", "--socket", self.sock, "--output", self.out, "--debounce", "20ms",
+                          *extra, config=config, db=db, fmt="ndjson")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.err, env=env)
-        self.wait_for(lambda r: r["type"] == "rescan_done" and r["reason"] == "start", what="the start rescan")
+        try:
+            self.wait_for(lambda r: r["type"] == "rescan_done" and r["reason"] == "start", what="the start rescan")
+        except BaseException:
+            self.stop(signal.SIGKILL)  # no case holds it yet
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop(signal.SIGKILL)
 
     def records(self):
         try:
@@ -71,15 +84,13 @@ class Daemon:
         return self.proc.returncode
 
     def status(self):
-        p = subprocess.run([self.fimctl, "--db", self.db, "--format", "json", "status", "--socket", self.sock],
-                           capture_output=True, timeout=30)
-        return p.returncode, json.loads(p.stdout) if p.stdout else None
+        r = run([self.fimctl, "--db", self.db, "--format", "json", "status", "--socket", self.sock], timeout=30)
+        return r.rc, r.json()
 
 
 def init(fimctl, db, tree, config=POLICY):
-    p = subprocess.run([fimctl, "-c", config, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "json",
-                        "init", tree], capture_output=True, timeout=60)
-    assert p.returncode == 0, (p.returncode, p.stderr)
+    r = run_fimctl(fimctl, "init", tree, config=config, db=db)
+    assert r.rc == 0, (r.rc, r.stderr)
 
 
 def sha(data):
@@ -113,8 +124,7 @@ def every_event_kind(fimctl, tmp, kind):
     db = f"{tmp}/db/baseline.db"
     os.makedirs(f"{tmp}/db")
     init(fimctl, db, tree)
-    d = Daemon(fimctl, tmp, db)
-    try:
+    with Daemon(fimctl, tmp, db) as d:
         with open(f"{tree}/bin/tool", "w") as f:       # content (close_write)
             f.write("trojaned")
         r = d.change(f"{tree}/bin/tool", "changed", "sha256")
@@ -156,8 +166,6 @@ def every_event_kind(fimctl, tmp, kind):
         assert rc == 0 and st["running"] and st["changes"] >= 14 and st["dirty"] == [], (rc, st)
         assert d.stop() == 0, d.stderr()
         assert d.records()[-1]["type"] == "watch_stop"
-    finally:
-        d.stop(signal.SIGKILL)
 
 
 def case_event_kinds_tmpfs(fimctl, tmp):
@@ -186,8 +194,7 @@ def small_tree(fimctl, tmp, files=3):
 def case_rapid_rewrites(fimctl, tmp):
     """A file rewritten 2,000 times: the last content is what the last record says."""
     tree, db = small_tree(fimctl, tmp)
-    d = Daemon(fimctl, tmp, db)
-    try:
+    with Daemon(fimctl, tmp, db) as d:
         for i in range(2000):
             with open(f"{tree}/f0", "w") as f:
                 f.write(f"version {i}")
@@ -198,8 +205,6 @@ def case_rapid_rewrites(fimctl, tmp):
         reported = [r for r in d.records() if r["type"] == "change" and r["path"] == f"{tree}/f0"]
         assert len(reported) < 2000, len(reported)  # debounced, not one record per write
         assert d.stop() == 0
-    finally:
-        d.stop(signal.SIGKILL)
 
 
 def case_overflow_recovery(fimctl, tmp):
@@ -246,15 +251,12 @@ def case_restart_recovery(fimctl, tmp):
         "reason=daemon_down" in p.stdout, p.stdout
     with open(f"{tree}/f1", "a") as f:
         f.write(" changed while nobody watched")
-    d2 = Daemon(fimctl, tmp, db)
-    try:
+    with Daemon(fimctl, tmp, db) as d2:
         r = d2.change(f"{tree}/f1", "changed", "sha256")
         assert r["rescan"] == "start", r
         gaps = [r for r in d2.records() if r["type"] == "gap"]
         assert gaps and gaps[0]["reason"] == "daemon_down", gaps
         assert d2.stop() == 0
-    finally:
-        d2.stop(signal.SIGKILL)
 
 
 def case_killed_daemon(fimctl, tmp):
@@ -265,11 +267,8 @@ def case_killed_daemon(fimctl, tmp):
     rc, st = d.status()
     assert rc == 8 and not st["running"] and "not cleanly" in st["stopped"], (rc, st)
     os.unlink(f"{tree}/f2")
-    d2 = Daemon(fimctl, tmp, db)
-    try:
+    with Daemon(fimctl, tmp, db) as d2:
         d2.change(f"{tree}/f2", "removed")
-    finally:
-        d2.stop(signal.SIGKILL)
 
 
 def case_flood(fimctl, tmp):
@@ -277,8 +276,7 @@ def case_flood(fimctl, tmp):
     before the kernel merges what is queued for one file):
     memory stays bounded and every file's last content is reported."""
     tree, db = small_tree(fimctl, tmp, files=1000)
-    d = Daemon(fimctl, tmp, db)
-    try:
+    with Daemon(fimctl, tmp, db) as d:
         rounds = 1000
         for rnd in range(rounds):
             for i in range(1000):
@@ -313,8 +311,6 @@ def case_flood(fimctl, tmp):
         # under ASan. What must hold is above: every file's last content is reported.
         assert st["events"] > 0 and st["dirty"] == [], st
         assert d.stop() == 0
-    finally:
-        d.stop(signal.SIGKILL)
 
 
 def case_sighup_reload(fimctl, tmp):
@@ -323,8 +319,7 @@ def case_sighup_reload(fimctl, tmp):
     pol = f"{tmp}/policy.toml"
     with open(POLICY) as src, open(pol, "w") as dst:
         dst.write(src.read())
-    d = Daemon(fimctl, tmp, db, config=pol)
-    try:
+    with Daemon(fimctl, tmp, db, config=pol) as d:
         with open(pol, "a") as f:
             f.write("\n[[rule]]\npath = \"/nonexistent-fimctl-test\"\n")
         d.proc.send_signal(signal.SIGHUP)
@@ -337,15 +332,12 @@ def case_sighup_reload(fimctl, tmp):
             f.write("still watching")
         d.change(f"{tree}/f0", "changed", "sha256")
         assert d.stop() == 0
-    finally:
-        d.stop(signal.SIGKILL)
 
 
 def case_baseline_tampered(fimctl, tmp):
     """The baseline edited under the running daemon: it stops with 18 rather than trust it."""
     tree, db = small_tree(fimctl, tmp)
-    d = Daemon(fimctl, tmp, db)
-    try:
+    with Daemon(fimctl, tmp, db) as d:
         data = bytearray(open(db, "rb").read())
         i = data.find(hashlib.sha256(b"file 1").digest())  # f1's recorded digest
         assert i > 0
@@ -356,8 +348,6 @@ def case_baseline_tampered(fimctl, tmp):
             f.write("trigger a lookup")
         d.proc.wait(timeout=30)
         assert d.proc.returncode in (17, 18), (d.proc.returncode, d.stderr())
-    finally:
-        d.stop(signal.SIGKILL)
 
 
 def case_systemd_notify(fimctl, tmp):
@@ -493,14 +483,12 @@ def case_update_adopted(fimctl, tmp):
     """fimctl update under a running daemon: the new baseline is verified and adopted, and a
     later change is reported against it (not the old one)."""
     tree, db = small_tree(fimctl, tmp)
-    d = Daemon(fimctl, tmp, db)
-    try:
+    with Daemon(fimctl, tmp, db) as d:
         with open(f"{tree}/f0", "w") as f:
             f.write("accepted by update")
         d.change(f"{tree}/f0", "changed", "sha256")
-        p = subprocess.run([fimctl, "-c", POLICY, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "json",
-                            "update", "--reason", "test"], capture_output=True, timeout=60)
-        assert p.returncode == 4, (p.returncode, p.stderr)
+        r = run_fimctl(fimctl, "update", "--reason", "test", db=db)
+        assert r.rc == 4, (r.rc, r.stderr)
         with open(f"{tree}/f1", "w") as f:
             f.write("after the update")
         d.change(f"{tree}/f1", "changed", "sha256")
@@ -513,18 +501,15 @@ def case_update_adopted(fimctl, tmp):
         rc, st = d.status()
         assert d.proc.poll() is None and rc == 0, (rc, st)
         assert d.stop() == 0
-    finally:
-        d.stop(signal.SIGKILL)
 
 
 def case_other_namespace_bind_mount_mmap(fimctl, tmp):
-    """Writes the daemon must not miss although mount marks would (notes/reliability.md T44,
-    T46): from another mount namespace, through a bind mount of the same filesystem, and through
-    a shared mapping (mmap write, then close: close_write)."""
+    """Writes the daemon must not miss although mount marks would (docs/design.md, Threat model,
+    T44, T46): from another mount namespace, through a bind mount of the same filesystem, and
+    through a shared mapping (mmap write, then close: close_write)."""
     import mmap
     tree, db = small_tree(fimctl, tmp)
-    d = Daemon(fimctl, tmp, db)
-    try:
+    with Daemon(fimctl, tmp, db) as d:
         p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", f"echo other-ns >> {tree}/f0"],
                            capture_output=True)
         if p.returncode != 0:
@@ -543,8 +528,6 @@ def case_other_namespace_bind_mount_mmap(fimctl, tmp):
         r = d.change(f"{tree}/f2", "changed", "sha256")
         assert "close_write" in r["events"], r
         assert d.stop() == 0
-    finally:
-        d.stop(signal.SIGKILL)
 
 
 def case_new_root_after_update(fimctl, tmp):
@@ -566,8 +549,7 @@ def case_new_root_after_update(fimctl, tmp):
     base = [fimctl, "-c", pol, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "json"]
     p = subprocess.run(base + ["init"], capture_output=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    d = Daemon(fimctl, tmp, db, config=pol)
-    try:
+    with Daemon(fimctl, tmp, db, config=pol) as d:
         with open(pol, "a") as f:
             f.write(f'\n[[rule]]\npath = "{b}/tree"\n')
         p = subprocess.run(base + ["update", "--reason", "new root"], capture_output=True, timeout=60)
@@ -583,8 +565,6 @@ def case_new_root_after_update(fimctl, tmp):
         stale = [r for r in d.records() if r["type"] == "change" and r.get("path", "").startswith(f"{b}/tree/file")]
         assert not stale, stale
         assert d.stop() == 0
-    finally:
-        d.stop(signal.SIGKILL)
 
 
 def case_containers_realtime(fimctl, tmp):
@@ -708,4 +688,4 @@ def case_containers_kill_process(fimctl, tmp):
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":
-    sys.exit(main(CASES, os.path.abspath(__file__)))
+    sys.exit(run_main(CASES, "fimctl-watch.", as_root=True, doc=__doc__))

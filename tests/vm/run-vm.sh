@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# The vm suite's host side (notes/kernel.md §6): boots one of Debian's own kernels under qemu
+# The vm suite's host side (docs/design.md, Tests): boots one of Debian's own kernels under qemu
 # TCG with a busybox initramfs carrying a static fimctl and tests/vm/cases/*.sh, and checks
 # the guest's closing "N passed, N failed" line. The BPF LSM programs cannot load on the
-# build machines (EPERM, notes/kernel.md §0); in the guest they do.
+# build machines (EPERM, docs/design.md, Real time); in the guest they do.
 #
 # Usage: run-vm.sh METAPACKAGE FIMCTL WORKDIR
 #   METAPACKAGE  linux-image-amd64 (6.1) or linux-image-6.12-amd64: the image package is what

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Paths and names are bytes (STYLE.md convention 4). Escaping happens only here, at the edge.
+// Paths and names are bytes (docs/design.md, Conventions 4). Escaping happens only here, at the
+// edge.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +23,7 @@ std::string escape_terminal(std::string_view s);
 /// Appends a JSON string literal (with quotes). Valid UTF-8 is kept (control characters,
 /// quote and backslash escaped); each byte of an invalid sequence becomes \u00XX, so the
 /// result is always valid JSON. Returns false when the input was not valid UTF-8, in which
-/// case the caller must also emit the exact bytes in base64 (DESIGN.md, Reports).
+/// case the caller must also emit the exact bytes in base64 (docs/design.md, Record schema).
 bool append_json_string(std::string& out, std::string_view s);
 
 /// A path or name for a user-facing message: 'p', terminal-safe (escape_terminal). The one

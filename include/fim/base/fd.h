@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The one owner of a file descriptor (STYLE.md convention 1): move-only, closes once.
+// The one owner of a file descriptor (docs/design.md, Conventions 1): move-only, closes once.
 #pragma once
 
 #include <unistd.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// One error type and Result<T> for every fallible call (STYLE.md convention 2).
+// One error type and Result<T> for every fallible call (docs/design.md, Conventions 2).
 // Spelled like std::expected (has_value, value, error) so switching later is a rename.
 #pragma once
 
@@ -10,7 +10,7 @@
 
 namespace fim {
 
-/// What kind of failure; each maps to one documented fatal exit code (DESIGN.md).
+/// What kind of failure; each maps to one documented fatal exit code (docs/design.md, Exit codes).
 enum class Errc {
   Usage,        ///< bad arguments or policy: exit 16
   Database,     ///< baseline missing, corrupt, foreign or newer: exit 17

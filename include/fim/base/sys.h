@@ -45,9 +45,9 @@ int open_in_root(int root_fd, const Bytes& path, int flags);
 /// Contents of a small file (at most `limit` bytes), e.g. /etc/machine-id.
 Result<std::string> read_small_file(const char* path, size_t limit);
 
-/// DESIGN.md, Trusted paths: refuses (Errc::Usage, naming the component) a file that anyone
-/// but root or the effective user could replace: the file or any directory on its path (links
-/// resolved) owned by someone else, or writable by group or others, except a root-owned
+/// docs/design.md, Threat model, trusted paths: refuses (Errc::Usage, naming the component) a file
+/// that anyone but root or the effective user could replace: the file or any directory on its path
+/// (links resolved) owned by someone else, or writable by group or others, except a root-owned
 /// sticky directory such as /tmp. `what` names the file in the message ("signing key").
 Status check_trusted_path(const Bytes& path, const char* what);
 

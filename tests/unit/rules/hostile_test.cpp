@@ -2,7 +2,7 @@
 // Hostile policy input: each case is refused with Errc::Usage, a "file:line:col:" position and a
 // message that says what is wrong (or, for a UTF-8 BOM and a diamond include, accepted), and
 // nothing crashes, hangs or reads without bound. The toml++ 3.3.0 crashers of
-// notes/reliability.md §6.2 are among them; tests/fuzz/corpus/policy/ holds the same bytes.
+// docs/design.md, Policy, are among them; tests/fuzz/corpus/policy/ holds the same bytes.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <unistd.h>
