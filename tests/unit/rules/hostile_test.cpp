@@ -455,11 +455,11 @@ TEST_CASE("options.read_timeout: seconds or a duration, at most a day, not in th
   CHECK(p->read_timeout_seconds == 0);
   // The grammar of the command line's durations (base/duration.h): fractions and days too.
   const std::pair<const char*, double> also[] = {{"\"1.5h\"", 5400}, {"\"1d\"", 86400}, {"2.5", 2.5}};
-  for (const auto& [text, seconds] : also) {
-    CAPTURE(text);
-    auto q = load(text);
+  for (const auto& row : also) {  // no structured binding: clang 14 cannot capture one in CAPTURE
+    CAPTURE(row.first);
+    auto q = load(row.first);
     REQUIRE(q);
-    CHECK(q->read_timeout_seconds == seconds);
+    CHECK(q->read_timeout_seconds == row.second);
   }
   for (const char* bad : {"-1", "\"2d\"", "\"25h\"", "\"x\"", "true", "\"\"", "90000", "-0.5", "\"1e3\""}) {
     CAPTURE(bad);
