@@ -18,25 +18,20 @@ Status Watcher::verify_baseline(bool first) {
   // A sink that drops what open_trusted says on the way: alerts are re-issued below once.
   auto trusted = detail::open_trusted(o_.run, sink_);
   if (!trusted) return trusted.error();
-  Record r;
   // The protect and deny_unknown_exec rules need the baseline's files: kept only then.
   const bool keep = wants_sensor_policy(*policy_);
   std::vector<BaselineFile> rows;
-  for (;;) {
-    auto more = trusted->base->next(&r);
-    if (!more) return more.error();
-    if (!*more) break;
+  FIM_TRY(detail::read_verified(*trusted->base, [&](const Record& r) -> Status {
     if (keep) rows.push_back({r.path, static_cast<uint64_t>(r.get(Attr::Inode).num), r.type()});
-  }
-  FIM_TRY(trusted->base->verify());
+    return {};
+  }));
   const BaselineMeta& meta = trusted->base->meta();
   if (trusted->state) (void)(*trusted->state)->note_sequence(o_.run.db_path, meta.sequence, meta.content_sha256);
   const bool replaced = !first && meta.content_sha256 != baseline_sha_;
   reader_ = std::move(trusted->base);
-  effective_ = *policy_;
-  if (meta.roots_source == "cli") add_path_rules(&effective_, meta.roots, "baseline roots (init PATH)");
+  effective_ = detail::effective_policy(*policy_, meta);
   sel_ = std::make_unique<Selector>(effective_);
-  if (meta.policy_digest != policy_digest(*policy_) || (meta.roots_source == "policy" && policy_->roots() != meta.roots))
+  if (detail::policy_changed(*policy_, meta))
     sink_.alert("policy_changed", "the policy differs from the one the baseline was written under (" + meta.policy_source +
                                       " -> " + policy_->source + "); re-baseline with 'fimctl update'");
   if (replaced) {
