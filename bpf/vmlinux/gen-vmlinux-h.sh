@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Regenerates bpf/vmlinux/x86/vmlinux.h from the BTF of the kernel linux-image-amd64 depends
-# on (DESIGN.md: dumped from the oldest supported kernel, 6.1, with its provenance on line 1).
+# on (docs/design.md, Real time: dumped from the oldest supported kernel, 6.1, with its
+# provenance on line 1).
 # The kernel is not booted: the vmlinuz's xz payload is the vmlinux whose .BTF section the
 # running kernel exposes as /sys/kernel/btf/vmlinux. Needs apt-get, dpkg-deb, python3, bpftool.
 set -euo pipefail
