@@ -174,6 +174,9 @@ struct CollectOptions {
   /// Bumped as file data is read, so a watcher can tell a slow read from one that is stuck
   /// (a hung FUSE or network filesystem); may be null.
   std::atomic<uint64_t>* progress = nullptr;
+  /// A growing log (the `>` group): content is hashed up to the size the walk saw and that
+  /// size is recorded with it, so appends during the read neither tear nor destabilise it.
+  bool growing = false;
 };
 
 /// Per-thread collector: owns the read buffer and digest contexts, so workers never share
@@ -187,6 +190,12 @@ class Collector {
   Collector& operator=(const Collector&) = delete;
 
   void collect(const Target& t, const CollectOptions& opts, Record* out);
+
+  /// SHA-256 of the first `len` bytes of DIRFD/NAME, read from offset 0, if it is still the
+  /// regular file `seen` recorded (same inode) and at least that long: a growing log's old
+  /// prefix, which must not have been rewritten (docs/design.md, Threat model). False when it
+  /// cannot be read whole: the caller then has no evidence the prefix is intact.
+  bool prefix_sha256(int dirfd, const Bytes& name, const Record& seen, uint64_t len, Bytes* out);
 
   uint64_t bytes_hashed() const { return bytes_hashed_; }
 

@@ -38,6 +38,10 @@ struct ScanEntry {
   Record rec;
   bool subtree_incomplete = false;  ///< a status about a directory's contents, not an entry
   int rule = -1;                    ///< the rule that selected it (Policy::rules index)
+  /// A growing log with a digest: its directory and name, so the merge can re-read the prefix
+  /// the baseline recorded (Collector::prefix_sha256). Empty for every other entry.
+  SharedFd dir;
+  Bytes name;
 };
 
 /// How many collector threads this process gave up on, stuck in a read that never returned

@@ -212,19 +212,27 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
       const bool hash = want_content && !(opts.max_hash_bytes && static_cast<uint64_t>(before.st_size) > opts.max_hash_bytes);
       // Wait out a write in progress: a buffered write holds the inode lock, which
       // SEEK_DATA takes too (ext4, tmpfs, btrfs; elsewhere it returns at once). Without it a
-      // write that set mtime before our stat and is still copying would go unseen.
+      // write that set mtime before our stat and is still copying would go unseen. It also
+      // moves the file offset past a leading hole, so the reads below are preads from
+      // offset 0: a sparse file is hashed as the bytes it reads as, holes included.
       if (hash) (void)::lseek(fd.get(), 0, SEEK_DATA);
       if (attempt > 0 && ::fstat(fd.get(), &before) != 0) {
         set_failure(out, EntryStatus::Unreadable, errno);
         return;
       }
-      const uint64_t expected = static_cast<uint64_t>(before.st_size);
+      // A growing log is hashed up to the size the walk saw, whatever was appended since:
+      // the digest is of exactly the bytes the recorded size covers (merge.cpp compares the
+      // same prefix later), and an append during the read does not make it unstable.
+      const uint64_t expected = static_cast<uint64_t>(opts.growing ? t.st.st_size : before.st_size);
       uint64_t total = 0;
       int read_errno = 0;
       if (hash) {
         impl_->digester.begin(want_sha, want_xxh);
         for (;;) {
-          const ssize_t n = ::read(fd.get(), impl_->buf.data(), impl_->buf.size());
+          const size_t want = opts.growing ? static_cast<size_t>(std::min<uint64_t>(impl_->buf.size(), expected - total))
+                                           : impl_->buf.size();
+          if (want == 0) break;  // growing: the recorded size is read
+          const ssize_t n = ::pread(fd.get(), impl_->buf.data(), want, static_cast<off_t>(total));
           if (n < 0 && errno == EINTR) continue;
           if (n < 0) {
             read_errno = errno;
@@ -260,7 +268,11 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
         done = true;
         break;
       }
-      if (same_file_state(before, after) && total == static_cast<uint64_t>(after.st_size)) {
+      const bool settled = opts.growing
+          ? before.st_dev == after.st_dev && before.st_ino == after.st_ino && total == expected &&
+                static_cast<uint64_t>(after.st_size) >= expected
+          : same_file_state(before, after) && total == static_cast<uint64_t>(after.st_size);
+      if (settled) {
         Bytes sha, xxh;
         impl_->digester.finish(&sha, &xxh);
         // A write sets mtime when it starts, so a read overlapping a write that began just
@@ -275,6 +287,7 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
             continue;
           }
         }
+        if (opts.growing && (mask & attr_bit(Attr::Size))) out->set_num(Attr::Size, static_cast<int64_t>(expected));
         if (want_sha) out->set_bytes(Attr::Sha256, std::move(sha));
         if (want_xxh) out->set_bytes(Attr::Xxh128, std::move(xxh));
         bytes_hashed_ += total;  // the content a digest was recorded for (re-reads not counted)
@@ -333,6 +346,27 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
       out->set_num(Attr::Flags, static_cast<uint32_t>(flags));
     // ENOTTY/EOPNOTSUPP: this filesystem has no such flags; the attribute is simply absent.
   }
+}
+
+bool Collector::prefix_sha256(int dirfd, const Bytes& name, const Record& seen, uint64_t len, Bytes* out) {
+  UniqueFd fd(impl_->open_file(dirfd, name.c_str()));
+  struct stat st;
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      (seen.has(Attr::Inode) && static_cast<int64_t>(st.st_ino) != seen.get(Attr::Inode).num) || static_cast<uint64_t>(st.st_size) < len)
+    return false;
+  impl_->digester.begin(true, false);
+  for (uint64_t total = 0; total < len;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(impl_->buf.size(), len - total));
+    const ssize_t n = ::pread(fd.get(), impl_->buf.data(), want, static_cast<off_t>(total));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;  // an error, or truncated under us: no digest to vouch with
+    impl_->digester.update(impl_->buf.data(), static_cast<size_t>(n));
+    total += static_cast<uint64_t>(n);
+  }
+  Bytes xxh;
+  impl_->digester.finish(out, &xxh);
+  bytes_hashed_ += len;
+  return true;
 }
 
 }  // namespace fim

@@ -38,6 +38,7 @@ std::optional<Record> collect_one(const Selector& sel, int root_fd, const Bytes&
   CollectOptions co;
   co.mask = r.attrs.mask | attr_bit(Attr::Type);
   co.max_hash_bytes = r.max_hash_bytes;
+  co.growing = r.attrs.growing;
   Record rec;
   c.collect(t, co, &rec);
   return rec;

@@ -3,6 +3,7 @@
 #include "merge.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "fim/base/digest.h"
 
@@ -27,12 +28,30 @@ void note_status(const ScanEntry& e, const Policy& p, Summary* s, Sink& sink) {
 
 namespace {
 
+/// Whether a growing log that grew still starts with the bytes the baseline recorded: its
+/// digest covers the recorded size only, so the first that many bytes are hashed again. A log
+/// wiped and rewritten longer, or edited in place, fails this (MITRE T1070.002).
+bool prefix_intact(const Record& old_rec, const ScanEntry& e, std::unique_ptr<Collector>& c) {
+  const Attr size = Attr::Size, sha = Attr::Sha256;
+  if (!e.dir || !old_rec.has(size) || !old_rec.has(sha) || !e.rec.has(size) ||
+      e.rec.get(size).num <= old_rec.get(size).num)
+    return false;
+  if (!c) c = std::make_unique<Collector>();
+  Bytes digest;
+  return c->prefix_sha256(e.dir->get(), e.name, e.rec, static_cast<uint64_t>(old_rec.get(size).num), &digest) &&
+         digest == old_rec.get(sha).bytes;
+}
+
 /// An entry on disk and its baseline row: reported when they differ.
-Status compare_entry(const Record& old_rec, const Record& rec, const Rule* rule, Merge& m) {
+Status compare_entry(const Record& old_rec, const ScanEntry& e, const Rule* rule, Merge& m,
+                     std::unique_ptr<Collector>& prefix_reader) {
+  const Record& rec = e.rec;
   // An entry that could not even be lstat'ed has nothing to compare; its status says so.
   const bool comparable = !(rec.status != EntryStatus::Ok && rec.type() == FileType::Unknown);
   const bool growing = rule && rule->attrs.growing;
-  const AttrMask changed = comparable ? compare(old_rec, rec, growing) : 0;
+  AttrMask changed = comparable ? compare(old_rec, rec, growing) : 0;
+  if (growing && (changed & attr_bit(Attr::Sha256)) && prefix_intact(old_rec, e, prefix_reader))
+    changed &= ~attr_bit(Attr::Sha256);
   if (!changed) return {};
   ++m.summary->changed;
   return m.report(ChangeKind::Changed, &old_rec, &rec, changed, rule);
@@ -53,6 +72,7 @@ Status merge_compare(const ScanOptions& so, Merge& m) {
       if (!have_old || m.selected(old_rec.path)) return {};
     }
   };
+  std::unique_ptr<Collector> prefix_reader;  // made for the first growing log that grew
   std::vector<Bytes> unreadable_dirs;  // contents not listed: their baseline entries are unverified
   const auto missing = [&](const Record& r) -> Status {
     const bool unknown = std::any_of(unreadable_dirs.begin(), unreadable_dirs.end(),
@@ -85,7 +105,7 @@ Status merge_compare(const ScanOptions& so, Merge& m) {
     ++s.entries;
     if (m.tick) m.tick(s.entries);
     if (have_old && old_rec.path == path) {
-      FIM_TRY(compare_entry(old_rec, e.rec, rule, m));
+      FIM_TRY(compare_entry(old_rec, e, rule, m, prefix_reader));
       return advance();
     }
     ++s.added;

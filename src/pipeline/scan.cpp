@@ -135,6 +135,10 @@ void collector_main(const std::shared_ptr<Shared>& sh, int id) {
         CollectOptions o = c->opts[i];
         o.progress = &c->progress;
         collector.collect(item.target, o, &e.rec);
+        if (o.growing && e.rec.has(Attr::Sha256)) {
+          e.dir = item.target.dir;
+          e.name = item.target.name;
+        }
       }
       sh->hashed += collector.bytes_hashed() - counted;
       counted = collector.bytes_hashed();
@@ -200,6 +204,7 @@ class ScanRun {
         const Rule& r = policy_.rules[static_cast<size_t>(item.rule)];
         co.mask = r.attrs.mask | attr_bit(Attr::Type);
         co.max_hash_bytes = r.max_hash_bytes;
+        co.growing = r.attrs.growing;
       }
       chunk->opts.push_back(co);
       chunk->in.push_back(std::move(item));

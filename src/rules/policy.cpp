@@ -48,7 +48,8 @@ const std::vector<BuiltinGroup>& builtin_groups() {
     return std::vector<BuiltinGroup>{
         {"R", {r, false}, "read-only files: everything but dev and xxh128 (the default)"},
         {"L", {l, false}, "files whose content changes: ownership, mode, identity; no size, times or digest"},
-        {">", {l | attr_bit(Attr::Size), true}, "growing logs: L plus size, where only a shrinking size is a change"},
+        {">", {l | attr_bit(Attr::Size) | attr_bit(Attr::Sha256), true},
+         "growing logs: L plus size and the digest of the recorded size; a shrinking size or rewritten bytes are a change"},
         {"H", {attr_bit(Attr::Sha256), false}, "the content digest"},
         {"X", {x, false}, "extended attributes, ACLs, capabilities, label, flags"},
         {"perms", {perms, false}, "type, permission bits and owner"},

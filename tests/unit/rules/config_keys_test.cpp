@@ -136,7 +136,7 @@ TEST_CASE("built-in groups: masks over the attribute registry, the sets fimctl.t
   const std::map<std::string, std::string> documented = {
       {"R", "type+mode+uid+gid+size+mtime+ctime+inode+rdev+nlink+link+sha256+xattrs+acl_access+acl_default+caps+selinux+flags"},
       {"L", "type+mode+uid+gid+inode+rdev+nlink+link+xattrs+acl_access+acl_default+caps+selinux+flags"},
-      {">", "type+mode+uid+gid+size+inode+rdev+nlink+link+xattrs+acl_access+acl_default+caps+selinux+flags+growing"},
+      {">", "type+mode+uid+gid+size+inode+rdev+nlink+link+sha256+xattrs+acl_access+acl_default+caps+selinux+flags+growing"},
       {"H", "sha256"},
       {"X", "xattrs+acl_access+acl_default+caps+selinux+flags"},
       {"perms", "type+mode+uid+gid"},

@@ -168,7 +168,7 @@ attrs = "none"
   CHECK(p.rules[0].attrs.mask == (web.mask | attr_bit(Attr::Type)));
   CHECK(p.rules[1].attrs.growing);
   CHECK((p.rules[1].attrs.mask & attr_bit(Attr::Size)) != 0);
-  CHECK((p.rules[1].attrs.mask & attr_bit(Attr::Sha256)) == 0);
+  CHECK((p.rules[1].attrs.mask & attr_bit(Attr::Sha256)) != 0);  // of the recorded size only
   CHECK(p.rules[2].attrs.mask == attr_bit(Attr::Type));  // the type is always recorded
 
   std::string msg;
