@@ -47,6 +47,9 @@ struct Summary {
   uint64_t bytes_hashed = 0;
   double seconds = 0;
   bool policy_changed = false;
+  /// state.db could not be written (a full disk, ...): what `accept` and rollback protection
+  /// rely on was not recorded; an alert says what, and exit bit 8 says the run is incomplete.
+  bool state_unwritten = false;
   std::map<std::string, uint64_t> packages;  ///< check --packages: verdict -> changes
   BaselineFacts baseline;
   int exit_code = 0;
@@ -98,7 +101,10 @@ std::optional<Format> parse_format(std::string_view name);
 /// A report in `format`: plain (coloured when `color`), one JSON document, or one JSON record
 /// per line. `extra` (a json::Writer::fields()) is added to every JSON record: watch
 /// --containers names the container in each.
-std::unique_ptr<Sink> make_sink(Format format, FILE* out, bool color, const json::Writer* extra = nullptr);
+/// `spill_dir`: where records beyond the in-memory bound are spooled (the baseline's
+/// directory; empty: the temporary directory only).
+std::unique_ptr<Sink> make_sink(Format format, FILE* out, bool color, const json::Writer* extra = nullptr,
+                                const Bytes& spill_dir = {});
 
 // The JSON records of the report schema. Each opens its record in `w` and leaves it open, so
 // that a caller can add fields of its own (the watch daemon's trigger, who and time) before

@@ -70,7 +70,11 @@ Result<RunOptions> run_options(const Options& o) {
 }
 
 std::unique_ptr<Sink> report_sink(const Options& o) {
-  return make_sink(o.format, stdout, !o.no_color && ::isatty(STDOUT_FILENO));
+  // A report larger than the memory bound spools beside the baseline, not in /tmp: an
+  // intruder who fills /tmp must not be able to make the report vanish.
+  Bytes dir, name;
+  if (auto db = absolute_path(o.db)) split_path(*db, &dir, &name);
+  return make_sink(o.format, stdout, !o.no_color && ::isatty(STDOUT_FILENO), nullptr, dir);
 }
 
 /// A rule with response = "kill" reported drift: the container's processes are killed, and

@@ -129,12 +129,20 @@ StateStore::Reported reported_of(ChangeKind k, const Record* o, const Record* n,
   return r;
 }
 
+/// state.db could not be written: the report still goes out whole, with an alert saying what
+/// was not recorded and exit bit 8 (docs/design.md, Exit codes). A full disk must not turn a
+/// report into an error with no records.
+void state_unwritten(const std::string& what, const Error& e, Summary* s, Sink& sink) {
+  sink.alert("state", what + ": " + e.describe());
+  s->state_unwritten = true;
+}
+
 /// The verified baseline's sequence, remembered so an older one put back is refused.
-void note_verified(const RunOptions& opts, detail::Trusted& t, Sink& sink) {
+void note_verified(const RunOptions& opts, detail::Trusted& t, Summary* s, Sink& sink) {
   if (!t.state) return;
   const BaselineMeta& meta = t.base->meta();
   if (auto st = (*t.state)->note_sequence(opts.db_path, meta.sequence, meta.content_sha256); !st)
-    sink.alert("state", "cannot record the verified sequence: " + st.error().describe());
+    state_unwritten("cannot record the verified sequence in state.db", st.error(), s, sink);
 }
 
 /// check --packages: what the package manager says of each change, and an alert when some
@@ -206,11 +214,13 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
   s.baseline = facts_of(opts.db_path, meta);
   note_policy_change(opts, meta, "Review them, then re-baseline with 'fimctl update' so checks compare under one policy again",
                      &s, sink);
-  // Every difference goes to the report and to state.db: what 'accept' may accept later.
+  // Every difference goes to the report and to state.db: what 'accept' may accept later. When
+  // state.db cannot take it the report still goes out whole; the previous report stays.
   std::optional<StateStore::ReportTxn> recording;
+  static const std::string kUnrecorded = "cannot record this report in state.db for 'fimctl accept' (the report is complete)";
   if (state) {
     if (auto b = (*state)->begin_report(opts.db_path); b) recording.emplace(std::move(*b));
-    else sink.alert("state", "cannot record this report for 'fimctl accept': " + b.error().describe());
+    else state_unwritten(kUnrecorded, b.error(), &s, sink);
   }
   auto packages = check_packages(opts, *trusted);
   if (!packages) return packages.error();
@@ -222,16 +232,23 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     } else {
       sink.change(k, o, n, changed, rule);
     }
-    if (recording) FIM_TRY(recording->add(reported_of(k, o, n, rule)));
+    if (recording) {
+      if (auto st = recording->add(reported_of(k, o, n, rule)); !st) {
+        recording.reset();
+        state_unwritten(kUnrecorded, st.error(), &s, sink);
+      }
+    }
     return {};
   };
   FIM_TRY(compare_tree(opts, *trusted, *roots, !opts.paths.empty(), report, {}, &s, sink));
   alert_package_mismatch(s, sink);
   const Status verified = trusted->base->verify();
-  if (recording && verified) (void)recording->commit(meta.content_sha256);
+  if (recording && verified) {
+    if (auto st = recording->commit(meta.content_sha256); !st) state_unwritten(kUnrecorded, st.error(), &s, sink);
+  }
   recording.reset();  // rolls back the report of a baseline that did not verify
   FIM_TRY(verified);
-  note_verified(opts, *trusted, sink);
+  note_verified(opts, *trusted, &s, sink);
   return finished(std::move(s), t0);
 }
 
@@ -266,7 +283,7 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
   };
   FIM_TRY(compare_tree(opts, *trusted, roots, false, report, [&](const Record& r) { return (*writer)->add(r); }, &s, sink));
   FIM_TRY(trusted->base->verify());
-  note_verified(opts, *trusted, sink);
+  note_verified(opts, *trusted, &s, sink);
   // The old baseline verified: its successor may now replace it.
   BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, roots,
                                              std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(accepted));

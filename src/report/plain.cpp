@@ -28,7 +28,7 @@ std::string human_bytes(uint64_t n) {
 
 class PlainSink final : public Sink {
  public:
-  PlainSink(FILE* out, bool color) : out_(out), color_(color) {}
+  PlainSink(FILE* out, bool color, const Bytes& spill_dir) : out_(out), color_(color), details_(spill_dir), spill_dir_(spill_dir) {}
 
   void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
     details_.line(render(kind, o, n, changed, rule));
@@ -42,7 +42,7 @@ class PlainSink final : public Sink {
     const std::string owner = note.package.empty() ? std::string()
                                                    : escape_terminal(note.package + " " + note.version + " (" + note.arch + ")");
     if (note.verdict == "verified" && !note.upgrade.empty()) {
-      Upgrade& u = upgrades_[note.upgrade];
+      Upgrade& u = upgrades_.try_emplace(note.upgrade, spill_dir_).first->second;
       ++u.count;
       u.lines.line("  " + std::string(change_kind_name(kind)) + ": " + escape_terminal(any.path) + "  " + owner + ", " +
                    note.evidence);
@@ -148,18 +148,22 @@ class PlainSink final : public Sink {
   }
 
   struct Upgrade {
+    explicit Upgrade(const Bytes& spill_dir) : lines(spill_dir) {}
     uint64_t count = 0;
     report::Spool lines;
   };
   FILE* out_;
   bool color_;
   report::Spool details_;
+  Bytes spill_dir_;
   std::map<std::string, Upgrade> upgrades_;  // apt run -> the verified changes it explains
   std::vector<std::string> alerts_;
 };
 
 }  // namespace
 
-std::unique_ptr<Sink> report::make_plain_sink(FILE* out, bool color) { return std::make_unique<PlainSink>(out, color); }
+std::unique_ptr<Sink> report::make_plain_sink(FILE* out, bool color, const Bytes& spill_dir) {
+  return std::make_unique<PlainSink>(out, color, spill_dir);
+}
 
 }  // namespace fim

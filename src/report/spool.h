@@ -12,10 +12,13 @@
 
 namespace fim::report {
 
-/// Lines held in an unlinked temporary file until the report is complete.
+/// Lines held until the report is complete: in memory up to `memory_bound` bytes, then in an
+/// unlinked file (O_TMPFILE) in `spill_dir`, the baseline's directory, or when that fails in
+/// the temporary directory. A full /tmp alone never loses a report.
 class Spool {
  public:
-  Spool();
+  static constexpr size_t kMemoryBound = size_t{64} << 20;
+  explicit Spool(Bytes spill_dir = {}, size_t memory_bound = kMemoryBound);
   ~Spool();
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
@@ -25,13 +28,18 @@ class Spool {
   size_t count() const { return count_; }
 
  private:
-  FILE* file_;
+  void spill();
+  Bytes spill_dir_;
+  size_t memory_bound_;
+  std::string mem_;       // the lines while they fit
+  FILE* file_ = nullptr;  // once they did not
   bool failed_ = false;
+  int errno_ = 0;
   size_t count_ = 0;
 };
 
 /// The sinks make_sink chooses between (plain.cpp, sink.cpp).
-std::unique_ptr<Sink> make_plain_sink(FILE* out, bool color);
-std::unique_ptr<Sink> make_json_sink(FILE* out, bool ndjson, const json::Writer* extra);
+std::unique_ptr<Sink> make_plain_sink(FILE* out, bool color, const Bytes& spill_dir);
+std::unique_ptr<Sink> make_json_sink(FILE* out, bool ndjson, const json::Writer* extra, const Bytes& spill_dir);
 
 }  // namespace fim::report

@@ -5,7 +5,11 @@
 #include <cstdio>
 #include <functional>
 
+#include <dirent.h>
+
 #include "fim/report.h"
+#include "report/spool.h"
+#include "testutil.h"
 
 using namespace fim;
 
@@ -153,4 +157,54 @@ TEST_CASE("format registry: every row parses back to itself, nothing else parses
   CHECK(!parse_format("xml").has_value());
   CHECK(!parse_format("JSON").has_value());
   CHECK(!parse_format("").has_value());
+}
+
+namespace {
+
+std::string spooled(report::Spool& sp, const char* sep) {
+  char* buf = nullptr;
+  size_t len = 0;
+  FILE* mem = open_memstream(&buf, &len);
+  const Status st = sp.copy_to(mem, sep);
+  std::fclose(mem);
+  std::string out(buf, len);
+  std::free(buf);
+  REQUIRE(st.has_value());
+  return out;
+}
+
+size_t visible_files(const std::string& dir) {
+  size_t n = 0;
+  DIR* d = opendir(dir.c_str());
+  REQUIRE(d != nullptr);
+  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("spool: lines come back in order, from memory and past the bound from beside the baseline") {
+  test::TempDir dir;
+  std::string want, joined;
+  for (const size_t bound : {size_t{1} << 20, size_t{100}}) {
+    CAPTURE(bound);
+    report::Spool sp(dir.path(), bound);
+    want.clear();
+    joined.clear();
+    for (int i = 0; i < 50; ++i) {
+      const std::string line = "{\"n\":" + std::to_string(i) + "}";
+      sp.line(line);
+      want += line + "\n";
+      joined += (i ? ",\n" : "") + line;
+    }
+    CHECK(sp.count() == 50);
+    CHECK(spooled(sp, nullptr) == want);
+    CHECK(spooled(sp, ",\n") == joined);
+    CHECK(visible_files(dir.path()) == 0);  // O_TMPFILE: nothing left for anyone to read or swap
+  }
+  // No usable directory beside the baseline: the temporary directory still takes it.
+  report::Spool sp(dir / "missing", 10);
+  for (int i = 0; i < 5; ++i) sp.line("line " + std::to_string(i));
+  CHECK(spooled(sp, nullptr) == "line 0\nline 1\nline 2\nline 3\nline 4\n");
 }
