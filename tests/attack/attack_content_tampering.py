@@ -77,6 +77,7 @@ def case_leading_hole_file_is_hashed(ctx):
     sparse(ctx.path("lead"), [(8 * KIB, b"x" * 100)])
     sparse(ctx.path("middle"), [(0, b"a" * 100), (1 << 20, b"b")])
     sparse(ctx.path("end"), [(0, b"a" * 100), (1 << 20, None)])
+    sparse(ctx.path("all-hole"), [(64 * KIB, None)])  # SEEK_DATA finds no data at all (ENXIO)
     ctx.fim("init", ctx.tree, rc_want=0)
     recs = ctx.check(0)
     expect(not recs, f"a clean tree of sparse files reports {list(recs)}")
