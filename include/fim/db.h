@@ -71,6 +71,10 @@ struct BaselineMeta {
   uint64_t sequence = 1;       ///< grows with every baseline written for this path (rollback check)
   std::string key_id;          ///< signer's key id (16 hex digits), when signed
   std::string signature;       ///< Ed25519 over manifest_text(), hex, when signed
+  /// Random at init, kept by every successor (docs/design.md, Baseline: identity); empty in a
+  /// baseline written before ids existed. Signed (manifest_text), but not part of the content
+  /// digest, which stays a function of the rows, roots, policy and journal alone.
+  std::string baseline_id;
   std::vector<JournalEntry> journal;  ///< every acceptance since the first baseline, chained
 
   /// Appends an acceptance to the journal, chained to the last entry.
@@ -78,6 +82,32 @@ struct BaselineMeta {
   /// The last entry's hash, or 64 zeros for an empty journal.
   std::string journal_head() const;
 };
+
+/// What ties a baseline to its use on this host (docs/design.md, Baseline: identity): pinned
+/// per baseline path in state.db, and (id, key, sequence) in the baseline file's
+/// trusted.fimctl.identity extended attribute, which only CAP_SYS_ADMIN can set.
+struct BaselineIdentity {
+  std::string id;            ///< BaselineMeta::baseline_id
+  std::string roots_sha256;  ///< roots_digest() (state.db only)
+  std::string key_id;        ///< empty: unsigned
+  uint64_t sequence = 0;
+  bool operator==(const BaselineIdentity&) const = default;
+};
+BaselineIdentity identity_of(const BaselineMeta& m);
+/// SHA-256 (hex) over the roots, each length-prefixed.
+std::string roots_digest(const std::vector<Bytes>& roots);
+/// 32 hex digits from the system's CSPRNG.
+std::string new_baseline_id();
+inline constexpr const char* kIdentityXattr = "trusted.fimctl.identity";
+/// "v1 id=ID key=KEY|- seq=N"
+std::string identity_xattr_text(const BaselineIdentity& i);
+std::optional<BaselineIdentity> parse_identity_xattr(std::string_view text);
+/// The attribute of `path`: there (*out set), absent, unreadable as such (not root: trusted.*
+/// is invisible; or a filesystem without extended attributes, *err says which), or malformed.
+enum class IdentityXattr { Present, Absent, Unavailable, Malformed };
+IdentityXattr read_identity_xattr(const Bytes& path, BaselineIdentity* out, int* err);
+/// Sets it on `fd`; 0 or the errno (ENOTSUP, EPERM: not root).
+int write_identity_xattr(int fd, const BaselineIdentity& i);
 
 /// The text the signature covers: the content digest (which covers every row, the roots and
 /// the policy digest), the sequence, host, policy, time, version and key id.
@@ -136,6 +166,15 @@ class StateStore {
   Result<uint64_t> last_sequence(const Bytes& baseline);
   /// Records `sequence` when it is higher than what is stored.
   Status note_sequence(const Bytes& baseline, uint64_t sequence, const std::string& content_sha256);
+  /// The identity pinned for `baseline` (none: never pinned, or state.db was recreated).
+  Result<std::optional<BaselineIdentity>> identity(const Bytes& baseline);
+  /// Pins it: written by this host (init, update, accept, adopt, key rotate) or verified.
+  /// Clears the identity announced with pin_next().
+  Status pin_identity(const Bytes& baseline, const BaselineIdentity& id);
+  /// The identity of a baseline about to be installed, so that a writer killed between the
+  /// rename and pin_identity() leaves a baseline that is still accepted (and then pinned).
+  Status pin_next(const Bytes& baseline, const BaselineIdentity& id);
+  Result<std::optional<BaselineIdentity>> identity_next(const Bytes& baseline);
 
   /// The last report of `baseline` (docs/design.md, Baseline): what `accept` may accept.
   struct Reported {
@@ -230,6 +269,9 @@ class BaselineWriter {
   Status add(const Record& r);
   /// Fills meta->entry_count and meta->content_sha256, writes the manifest, and installs the file.
   Status commit(BaselineMeta* meta);
+  /// After commit(): 0 when the trusted.fimctl.identity attribute was set, else why not
+  /// (EPERM: not root; ENOTSUP: the filesystem has none).
+  int identity_xattr_errno() const;
 
  private:
   struct Impl;

@@ -64,6 +64,8 @@ struct RunOptions {
   int sysroot_fd = -1;
   unsigned jobs = 1;
   bool allow_unsigned = false;
+  /// init: replace an existing baseline (kept as PATH.prev; the replacement is journalled).
+  bool force = false;
   std::string reason;        ///< update/accept: why, for the journal
   bool accept_all = false;   ///< accept: everything in the last report
   std::vector<std::string> accept_rules;  ///< accept: reported entries of these rules ("file:line:col")
@@ -118,6 +120,21 @@ Bytes image_baseline_path(const Bytes& db_path, const std::string& key);
 /// after a check whose drift a rule with a response reported, the container's processes (or,
 /// for kill_process, run->offender) are killed. Errc::Io when the container is gone.
 Result<Summary> run_in_container(const RunOptions& opts, const Container& c, bool init, Sink& sink, ContainerRun* run);
+
+/// fimctl adopt FILE --reason: FILE (a restored backup, a golden image, a copy signed off the
+/// host) verified (signature with --keys, host, every row) and installed at --db as a signed,
+/// journalled successor whose identity is then pinned (docs/design.md, Baseline: identity).
+Result<BaselineMeta> run_adopt(const RunOptions& opts, const Bytes& file, Sink& sink);
+
+/// fimctl key rotate --reason: the baseline verified with the current (pinned) key, a new
+/// pair generated in --keys (the old kept as signing.key.old-ID, signing.pub.old-ID), the
+/// successor signed with the new key, journalled with both ids, and pinned.
+struct KeyRotation {
+  std::string old_key_id, new_key_id;
+  Bytes kept_key, kept_pub;
+  BaselineMeta meta;
+};
+Result<KeyRotation> run_key_rotate(const RunOptions& opts, Sink& sink);
 
 /// fimctl log: the baseline verified (signature, rows, journal chain); its meta with the journal.
 Result<BaselineMeta> run_log(const RunOptions& opts, Sink& sink);

@@ -18,7 +18,6 @@
 #include "fim_config.h"
 
 namespace fim::cli {
-namespace {
 
 Result<RunOptions> run_options(const Options& o) {
   RunOptions r;
@@ -52,6 +51,7 @@ Result<RunOptions> run_options(const Options& o) {
   r.jobs = o.jobs ? o.jobs : static_cast<unsigned>(cpus > 0 ? cpus : 1);
   r.allow_unsigned = o.allow_unsigned;
   r.reason = o.reason;
+  r.force = o.force;
   r.accept_all = o.all;
   r.accept_rules = o.rules;
   r.packages = o.packages;
@@ -68,6 +68,8 @@ Result<RunOptions> run_options(const Options& o) {
   }
   return r;
 }
+
+namespace {
 
 std::unique_ptr<Sink> report_sink(const Options& o) {
   // A report larger than the memory bound spools beside the baseline, not in /tmp: an

@@ -7,6 +7,7 @@
 #include "fim/base/result.h"
 #include "fim/container.h"
 #include "fim/json.h"
+#include "fim/pipeline.h"
 #include "fim/report.h"
 #include "fim/rules.h"
 #include "options.h"
@@ -28,10 +29,14 @@ int cmd_config(const Options& o);
 int cmd_explain(const Options& o);
 int cmd_key(const Options& o);
 int cmd_migrate(const Options& o);
+int cmd_adopt(const Options& o);
 int cmd_watch(const Options& o);
 int cmd_status(const Options& o);
 int cmd_containers(const Options& o);
 int cmd_apt_hook(const Options& o);
+
+/// What the pipeline runs with: the policy, --db, --keys, --sysroot, --jobs, ... of `o`.
+Result<RunOptions> run_options(const Options& o);
 
 /// The formats a command prints in: a set of rows of kFormats (fim/report.h).
 class Formats {

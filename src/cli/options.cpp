@@ -281,11 +281,15 @@ CLI::Option* add_global_options(CLI::App& app, Options* o, std::string* format) 
 
 /// init and check: a baseline written, a baseline compared.
 void add_baseline_commands(CLI::App& app, Options* o) {
-  auto* init = app.add_subcommand("init", "scan the roots and write a new baseline (replaces the old one atomically)");
+  auto* init = app.add_subcommand("init", "scan the roots and write a new baseline (an existing one only with --force)");
   init->add_option("PATH", o->paths,
                    "roots to record instead of the built-in policy's; stored in the baseline, so a later "
                    "'check' without PATHs checks exactly these")
       ->type_name("PATH");
+  init->add_flag("--force", o->force,
+                 "replace an existing baseline: the old one is kept as BASELINE.prev and the replacement is "
+                 "journalled in the new one (without --force, init over a baseline refuses: use 'update')");
+  init->add_option("--reason", o->reason, "with --force: why, recorded in the new baseline's journal");
   init->add_flag("--containers", o->containers,
                  "instead of this host: one baseline per image of the running containers ('fimctl "
                  "containers'), of the policy's roots (or PATHs) inside the image's first container, in "
@@ -356,6 +360,19 @@ void add_journal_commands(CLI::App& app, Options* o) {
                  "that changed again since it was reported is refused, and then nothing is accepted.\n"
                  "Writes the next signed baseline; 'fimctl log' shows the journal. Exit 0 when accepted.");
 
+  auto* adopt = app.add_subcommand("adopt", "make FILE (a restored backup, a golden image, a copy signed off the "
+                                           "host) the baseline at --db: verified, journalled, pinned");
+  adopt->add_option("FILE", o->paths, "the baseline to adopt (it may be --db itself)")->required()->type_name("FILE");
+  adopt->add_option("--reason", o->reason, "why (required): recorded in the journal with who and when")
+      ->type_name("TEXT");
+  adopt->footer("check refuses (exit 18) a baseline this host did not write at --db: another baseline (a\n"
+                "different id), other roots, another key, or any baseline once state.db was reset. adopt is\n"
+                "how the operator says a baseline is the one to use: FILE's signature (with --keys), host and\n"
+                "every row are verified, and a successor with FILE's rows and a sequence above every one seen\n"
+                "here is written at --db, signed with this host's key, with the adoption in its journal; its\n"
+                "identity is then pinned in state.db and in the file's trusted.fimctl.identity attribute.\n"
+                "Exit 0 when adopted.");
+
   auto* hook = app.add_subcommand("apt-hook", "record what an apt run changes (run by apt through "
                                              "share/apt/99fimctl: 'pre' before dpkg runs, 'post' after)");
   hook->add_option("PHASE", o->hook_phase, "pre or post")->required()->check(CLI::IsMember({"pre", "post"}));
@@ -396,8 +413,20 @@ void add_policy_commands(CLI::App& app, Options* o) {
       ->required()
       ->type_name("FILE");
   sign->footer("Copy the host's unsigned baseline to where the private key is, run 'fimctl --keys DIR key sign\n"
-               "FILE', and copy it back: the host's check then verifies it with signing.pub. The sequence,\n"
-               "host, policy, time and journal are kept; an earlier signature is replaced. Exit 0 when signed.");
+               "FILE', and copy it back: the host's check then verifies it with signing.pub and pins the key.\n"
+               "The sequence, id, roots, host, policy, time and journal are kept; an earlier signature is\n"
+               "replaced (a baseline already pinned to another key is then refused: 'fimctl key rotate').\n"
+               "Prints the roots it signs. Exit 0 when signed.");
+
+  auto* rotate = key->add_subcommand("rotate", "replace the signing key: the baseline is verified with the current "
+                                                "key, a new pair generated, and the baseline re-signed and journalled");
+  rotate->add_option("--reason", o->reason, "why (required): recorded in the journal with both key ids")
+      ->type_name("TEXT");
+  rotate->footer("check pins the key that signed each baseline and refuses (exit 18, alert key_changed) a\n"
+                 "baseline signed by another, so a key pair put in place by an intruder is not trusted. rotate\n"
+                 "is the change of keys the old key vouches for: the baseline at --db must verify with the\n"
+                 "current signing.pub; the old pair is kept as signing.key.old-ID and signing.pub.old-ID beside\n"
+                 "the new one; the successor is signed with the new key and pinned. Exit 0 when rotated.");
 
   app.add_subcommand("migrate", "rewrite the baseline (--db), written by an older fimctl, in this one's schema: "
                                 "verified first, then installed signed, atomically, under the lock")

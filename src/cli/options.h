@@ -24,7 +24,8 @@ struct Options {
   std::string config;           ///< -c: the policy file
   bool config_given = false;    ///< -c was on the command line (no built-in fallback)
   std::string action;           ///< "config check" / "config show": the second word
-  std::string reason;           ///< update/accept --reason
+  std::string reason;           ///< update/accept/init --force/adopt/key rotate --reason
+  bool force = false;           ///< init --force
   bool all = false;             ///< accept --all
   std::vector<std::string> rules;  ///< accept --rule
   bool packages = false;           ///< check --packages

@@ -190,6 +190,9 @@ Status BaselineReader::Impl::read_manifest() {
   m.sequence = std::strtoull(kv["sequence"].c_str(), &end, 10);
   m.key_id = kv["key_id"];
   m.signature = kv["signature"];
+  m.baseline_id = kv["baseline_id"];
+  if (!m.baseline_id.empty() && (m.baseline_id.size() != 32 || m.baseline_id.find_first_not_of("0123456789abcdef") != std::string::npos))
+    return not_ours("malformed baseline id");
   auto roots = stmt("SELECT path FROM roots ORDER BY path");
   if (!roots) return roots.error();
   FIM_TRY(roots->for_each_row([&](sqlite3_stmt* s) { m.roots.emplace_back(db::column_blob(s, 0)); }));

@@ -47,6 +47,7 @@ Status write_manifest(sqlite3* db, const BaselineMeta& meta) {
       {"sequence", std::to_string(meta.sequence)},
       {"key_id", meta.key_id},
       {"signature", meta.signature},
+      {"baseline_id", meta.baseline_id},
   };
   for (const auto& [key, value] : rows) FIM_TRY(put->bind(db::Text{key}, value).exec());
   return {};
@@ -65,6 +66,7 @@ struct BaselineWriter::Impl {
   Bytes last_path;
   bool committed = false;
   const SigningKey* sign = nullptr;  // signs the manifest on commit, when set
+  int xattr_errno = 0;               // why trusted.fimctl.identity could not be set (0: it was)
 
   ~Impl() {
     insert.reset();
@@ -144,6 +146,8 @@ Status BaselineWriter::add(const Record& r) {
   return {};
 }
 
+int BaselineWriter::identity_xattr_errno() const { return impl_->xattr_errno; }
+
 Status BaselineWriter::commit(BaselineMeta* out) {
   sqlite3* db = impl_->db.get();
   BaselineMeta& meta = *out;
@@ -169,6 +173,9 @@ Status BaselineWriter::commit(BaselineMeta* out) {
   UniqueFd fd(::open(impl_->temp_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid() || ::fsync(fd.get()) != 0)
     return make_error(Errc::Io, "cannot sync " + quote(impl_->temp_path), errno);
+  // The identity's second copy, before the file is visible (docs/design.md, Baseline:
+  // identity). Not root, or no extended attributes here: state.db alone pins it.
+  impl_->xattr_errno = write_identity_xattr(fd.get(), identity_of(meta));
   if (::rename(impl_->temp_path.c_str(), impl_->final_path.c_str()) != 0)
     return make_error(Errc::Io, "cannot install " + quote(impl_->final_path), errno);
   impl_->committed = true;

@@ -90,6 +90,9 @@ std::string manifest_text(const BaselineMeta& m) {
   out += "created_at=" + std::to_string(m.created_ns) + "\n";
   out += "fimctl_version=" + hex_encode(m.fimctl_version) + "\n";
   out += "key_id=" + m.key_id + "\n";
+  // Baselines written before ids existed have none; their manifests (and signatures) stay as
+  // they were. An id removed from a baseline that had one breaks its signature.
+  if (!m.baseline_id.empty()) out += "baseline_id=" + m.baseline_id + "\n";
   return out;
 }
 

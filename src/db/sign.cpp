@@ -77,6 +77,7 @@ Result<Migrated> migrate_baseline(const Bytes& path, const MigrateKeys& keys) {
   out.meta.key_id.clear();
   out.meta.signature.clear();
   out.meta.is_signed = false;
+  if (out.meta.baseline_id.empty()) out.meta.baseline_id = new_baseline_id();  // written before ids
   FIM_TRY((*writer)->commit(&out.meta));
   return out;
 }

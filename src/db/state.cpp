@@ -53,6 +53,15 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                    "  seq INTEGER NOT NULL,"        // highest sequence written or verified
                    "  content_sha256 TEXT NOT NULL" // the baseline that had it
                    ") WITHOUT ROWID;"
+                   // The baseline's identity (docs/design.md, Baseline: identity).
+                   "CREATE TABLE IF NOT EXISTS identity("
+                   "  baseline BLOB PRIMARY KEY, id TEXT NOT NULL, roots_sha256 TEXT NOT NULL,"
+                   "  key_id TEXT NOT NULL, seq INTEGER NOT NULL"
+                   ") WITHOUT ROWID;"
+                   "CREATE TABLE IF NOT EXISTS identity_next("
+                   "  baseline BLOB PRIMARY KEY, id TEXT NOT NULL, roots_sha256 TEXT NOT NULL,"
+                   "  key_id TEXT NOT NULL, seq INTEGER NOT NULL"
+                   ") WITHOUT ROWID;"
                    "CREATE TABLE IF NOT EXISTS report_of("
                    "  baseline BLOB PRIMARY KEY,"
                    "  content_sha256 TEXT NOT NULL" // the baseline the last report compared with
@@ -97,6 +106,45 @@ Status StateStore::note_sequence(const Bytes& baseline, uint64_t sequence, const
   return impl_->exec("INSERT INTO sequence(baseline, seq, content_sha256) VALUES(?1, ?2, ?3) "
                      "ON CONFLICT(baseline) DO UPDATE SET seq = ?2, content_sha256 = ?3 WHERE ?2 > seq",
                      baseline, sequence, db::Text{content_sha256});
+}
+
+namespace {
+
+Result<std::optional<BaselineIdentity>> read_identity(db::Stmt& st, const Bytes& baseline) {
+  auto row = st.bind(baseline).step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<BaselineIdentity>();
+  sqlite3_stmt* s = st.get();
+  const auto text = [&](int col) { return std::string(db::column_blob(s, col)); };
+  return std::optional<BaselineIdentity>(
+      BaselineIdentity{text(0), text(1), text(2), static_cast<uint64_t>(sqlite3_column_int64(s, 3))});
+}
+
+}  // namespace
+
+Result<std::optional<BaselineIdentity>> StateStore::identity_next(const Bytes& baseline) {
+  auto st = impl_->stmt("SELECT id, roots_sha256, key_id, seq FROM identity_next WHERE baseline = ?", false);
+  if (!st) return st.error();
+  return read_identity(*st, baseline);
+}
+
+Status StateStore::pin_next(const Bytes& baseline, const BaselineIdentity& id) {
+  return impl_->exec("INSERT OR REPLACE INTO identity_next(baseline, id, roots_sha256, key_id, seq) VALUES(?, ?, ?, ?, ?)",
+                     baseline, db::Text{id.id}, db::Text{id.roots_sha256}, db::Text{id.key_id}, id.sequence);
+}
+
+Result<std::optional<BaselineIdentity>> StateStore::identity(const Bytes& baseline) {
+  auto st = impl_->stmt("SELECT id, roots_sha256, key_id, seq FROM identity WHERE baseline = ?", false);
+  if (!st) return st.error();
+  return read_identity(*st, baseline);
+}
+
+Status StateStore::pin_identity(const Bytes& baseline, const BaselineIdentity& id) {
+  // Pinned first, the announcement dropped after: a kill between the two leaves both naming
+  // the new baseline, never neither (then the installed file would be refused).
+  FIM_TRY(impl_->exec("INSERT OR REPLACE INTO identity(baseline, id, roots_sha256, key_id, seq) VALUES(?, ?, ?, ?, ?)",
+                      baseline, db::Text{id.id}, db::Text{id.roots_sha256}, db::Text{id.key_id}, id.sequence));
+  return impl_->exec("DELETE FROM identity_next WHERE baseline = ?", baseline);
 }
 
 StateStore::ReportTxn::ReportTxn(StateStore* store, Bytes baseline, std::unique_ptr<db::Txn> txn)

@@ -202,9 +202,9 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   FIM_TRY(rows.write(*trusted->base));
   // Same roots and policy: accept changes entries, nothing else.
   BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, meta.roots,
-                                             std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(rows.journal));
-  FIM_TRY((*writer)->commit(&next));
-  FIM_TRY(state.note_sequence(opts.db_path, next.sequence, next.content_sha256));
+                                             std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(rows.journal),
+                                             meta.baseline_id);
+  FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, *key, sink));
   std::vector<Bytes> paths;
   for (const auto& [p, _] : *now) paths.push_back(p);
   FIM_TRY(state.accepted(opts.db_path, paths, next.content_sha256));

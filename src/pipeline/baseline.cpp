@@ -12,10 +12,7 @@
 #include "merge.h"
 
 namespace fim::detail {
-namespace {
 
-/// Trust before any result (docs/design.md, Baseline): a signed baseline must verify against
-/// the configured key; an unsigned one needs --unsigned and is said to be one.
 Status check_signature(const RunOptions& opts, const BaselineMeta& meta, Sink& sink) {
   const Bytes pub_path = join_path(opts.keys_dir, "signing.pub");
   const bool have_pub = ::access(pub_path.c_str(), F_OK) == 0;
@@ -43,8 +40,6 @@ Status check_signature(const RunOptions& opts, const BaselineMeta& meta, Sink& s
   sink.alert("unsigned", kUnsignedWarning);
   return {};
 }
-
-}  // namespace
 
 std::string host_id() {
   auto id = read_small_file("/etc/machine-id", 128);
@@ -120,6 +115,7 @@ Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
     return make_error(Errc::Trust, "baseline " + quote(opts.db_path) + " is older than one already seen here "
                                        "(sequence " + std::to_string(meta.sequence) + " < " + std::to_string(t.last_seq) +
                                        "): a rolled-back or replayed baseline is refused");
+  FIM_TRY(check_identity(opts, meta, t, sink));
   return t;
 }
 
@@ -146,8 +142,10 @@ bool policy_changed(const Policy& policy, const BaselineMeta& meta) {
 }
 
 BaselineMeta successor_meta(const Policy& policy, const std::string& roots_source, std::vector<Bytes> roots,
-                            uint64_t after, std::vector<JournalEntry> journal, std::vector<Acceptance> accepted) {
+                            uint64_t after, std::vector<JournalEntry> journal, std::vector<Acceptance> accepted,
+                            const std::string& baseline_id) {
   BaselineMeta next;
+  next.baseline_id = baseline_id.empty() ? new_baseline_id() : baseline_id;
   next.created_ns = now_ns();
   next.fimctl_version = FIM_VERSION;
   next.host_id = host_id();

@@ -67,6 +67,7 @@ Result<Summary> run_in_container(const RunOptions& opts, const Container& c, boo
   run->baseline = image_baseline_path(opts.db_path, run->image);
   RunOptions r = opts;
   r.db_path = run->baseline;
+  r.force = true;  // init --containers re-baselines each image it meets (--new-images-only: not)
   const Bytes root = "/proc/" + std::to_string(c.pid) + "/root";
   UniqueFd rfd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!rfd.valid()) return make_error(Errc::Io, "container pid " + std::to_string(c.pid) + " is gone", errno);

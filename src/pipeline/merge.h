@@ -23,12 +23,35 @@ struct Trusted {
   std::unique_ptr<BaselineReader> base;
   Result<std::unique_ptr<StateStore>> state = make_error(Errc::Bug, "unset");
   uint64_t last_seq = 0;  ///< the highest sequence state.db has seen for this path
+  bool repin = false;     ///< verified, then pinned anew: first signature, or a baseline from before ids
 };
+
+/// Trust before any result (docs/design.md, Baseline): a signed baseline must verify against
+/// the configured key; an unsigned one needs --unsigned and is said to be one.
+Status check_signature(const RunOptions& opts, const BaselineMeta& meta, Sink& sink);
 
 /// Trust before any result (docs/design.md, Baseline): trusted path, signature and key id,
 /// host, and a sequence not older than one seen before. The rows are verified as they stream
 /// (BaselineReader::verify at the end). Alerts (unsigned, state) go to `sink`.
 Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink);
+
+// --- identity.cpp ---
+
+/// The baseline against the identity pinned for its path in state.db and in its
+/// trusted.fimctl.identity attribute (docs/design.md, Baseline: identity): another baseline,
+/// other roots, another key, a state.db reset or an attribute missing are refused (Trust,
+/// alerts key_changed and state_reset). Called by open_trusted().
+Status check_identity(const RunOptions& opts, const BaselineMeta& meta, Trusted& t, Sink& sink);
+/// After a verified read with t.repin: pins the identity (and sets the attribute, as root).
+Status repin_verified(const RunOptions& opts, const BaselineMeta& meta, StateStore& state);
+/// Commits `w` as this host's baseline: its identity announced in state.db first (pin_next),
+/// then installed, then pinned (pin_written).
+Status commit_pinned(const RunOptions& opts, StateStore& state, BaselineWriter& w, BaselineMeta* meta,
+                     const std::optional<SigningKey>& key, Sink& sink);
+/// After this host wrote `meta` with `w`: records its sequence and pins its identity; an
+/// attribute the filesystem cannot hold is the alert identity_xattr.
+Status pin_written(const RunOptions& opts, StateStore& state, const BaselineMeta& meta, const BaselineWriter& w,
+                   Sink& sink);
 
 /// Reads every row (each one to `each`, which may be empty), then verifies the content
 /// digest: nothing read is trusted before this returns success.
@@ -43,8 +66,10 @@ bool policy_changed(const Policy& policy, const BaselineMeta& meta);
 /// The manifest of a new baseline, written now by this fimctl on this host under `policy`,
 /// for `roots`: sequence `after` + 1, the journal carried over with `accepted` appended
 /// (stamped with the creation time). Its digests and signature are the writer's commit's.
+/// `baseline_id`: the predecessor's (empty: a new one, for init or a baseline from before ids).
 BaselineMeta successor_meta(const Policy& policy, const std::string& roots_source, std::vector<Bytes> roots,
-                            uint64_t after, std::vector<JournalEntry> journal, std::vector<Acceptance> accepted);
+                            uint64_t after, std::vector<JournalEntry> journal, std::vector<Acceptance> accepted,
+                            const std::string& baseline_id);
 
 /// This machine's id (/etc/machine-id), as recorded in baselines.
 std::string host_id();

@@ -9,7 +9,11 @@
 // passes, so a tampered baseline yields an error and no report at all. update is the same
 // merge with every entry seen also written to the successor, installed only once the old
 // baseline verified.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <optional>
 
 #include "fim/base/sys.h"
@@ -72,6 +76,63 @@ Result<uint64_t> init_sequence(const RunOptions& opts, StateStore& state) {
   uint64_t sequence = *last_seq;
   if (auto old = BaselineReader::open(opts.db_path)) sequence = std::max(sequence, (*old)->meta().sequence);
   return sequence;
+}
+
+/// An existing baseline at the path: init refuses to replace it without --force (Usage);
+/// with it, the journal entry of the replacement. Nothing there: no entry. The key pinned for
+/// the path survives a forced init: another key (or none) is refused (docs/design.md,
+/// Baseline: identity).
+Result<std::vector<Acceptance>> init_replacing(const RunOptions& opts, StateStore& state,
+                                               const std::optional<SigningKey>& key, Sink& sink) {
+  std::vector<Acceptance> journal;
+  struct stat st;
+  if (::lstat(opts.db_path.c_str(), &st) != 0) return journal;
+  auto old = BaselineReader::open(opts.db_path);
+  const std::string what = old ? " (" + std::to_string((*old)->meta().entry_count) + " entries, sequence " +
+                                     std::to_string((*old)->meta().sequence) + ")"
+                               : "";
+  if (!opts.force)
+    return make_error(Errc::Usage, "a baseline already exists at " + quote(opts.db_path) + what +
+                                       ": 'fimctl check' compares with it, 'fimctl update' re-baselines it (signed "
+                                       "and journalled); 'fimctl init --force' replaces it, keeping it as " +
+                                       quote(opts.db_path + ".prev"));
+  auto pinned = state.identity(opts.db_path);
+  if (!pinned) return pinned.error();
+  const std::string key_id = key ? key->key_id() : "";
+  if (*pinned && !(*pinned)->key_id.empty() && (*pinned)->key_id != key_id) {
+    const std::string msg = "this host pinned key " + escape_terminal((*pinned)->key_id) + " for " +
+                            quote(opts.db_path) + "; init --force " +
+                            (key ? "with key " + key_id : std::string("without a key")) + " would replace it";
+    sink.alert("key_changed", msg);
+    return make_error(Errc::Trust, "key_changed: " + msg + ": change keys with 'fimctl key rotate --reason TEXT' first");
+  }
+  journal.push_back(Acceptance{0, detail::current_user(), "init --force",
+                               opts.reason.empty() ? "replaced by init --force" : opts.reason, opts.db_path, "replaced",
+                               old ? (*old)->meta().content_sha256 : "-", "-"});
+  return journal;
+}
+
+/// init --force keeps the baseline it replaces as PATH.prev: hard-linked to PATH.prev.tmp
+/// before the writer's atomic rename installs the new one (no moment without a baseline),
+/// named PATH.prev once that succeeded, dropped when it did not.
+Status link_previous(const Bytes& db_path) {
+  const Bytes tmp = db_path + ".prev.tmp";
+  ::unlink(tmp.c_str());
+  if (::link(db_path.c_str(), tmp.c_str()) != 0)
+    return make_error(Errc::Io, "cannot keep the replaced baseline as " + quote(db_path + ".prev"), errno);
+  return {};
+}
+
+Status keep_previous(const Bytes& db_path, bool installed) {
+  const Bytes tmp = db_path + ".prev.tmp", prev = db_path + ".prev";
+  if (!installed) {
+    ::unlink(tmp.c_str());
+    return {};
+  }
+  if (::rename(tmp.c_str(), prev.c_str()) != 0)
+    return make_error(Errc::Io, "the new baseline is installed, but the replaced one could not be kept as " +
+                                    quote(prev), errno);
+  return {};
 }
 
 // --- check and update ---
@@ -143,6 +204,10 @@ void note_verified(const RunOptions& opts, detail::Trusted& t, Summary* s, Sink&
   const BaselineMeta& meta = t.base->meta();
   if (auto st = (*t.state)->note_sequence(opts.db_path, meta.sequence, meta.content_sha256); !st)
     state_unwritten("cannot record the verified sequence in state.db", st.error(), s, sink);
+  if (t.repin) {
+    if (auto st = detail::repin_verified(opts, meta, **t.state); !st)
+      state_unwritten("cannot pin the baseline's identity in state.db", st.error(), s, sink);
+  }
 }
 
 /// check --packages: what the package manager says of each change, and an alert when some
@@ -179,6 +244,8 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   if (!state) return state.error();
   auto sequence = init_sequence(opts, **state);
   if (!sequence) return sequence.error();
+  auto replacing = init_replacing(opts, **state, *key, sink);
+  if (!replacing) return replacing.error();
   auto writer = BaselineWriter::create(opts.db_path, *key ? &**key : nullptr);
   if (!writer) return writer.error();
 
@@ -193,9 +260,13 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
     return (*writer)->add(e.rec);
   }, &s.bytes_hashed));
 
-  BaselineMeta meta = detail::successor_meta(opts.policy, from_cli ? "cli" : "policy", roots, *sequence, {}, {});
-  FIM_TRY((*writer)->commit(&meta));
-  FIM_TRY((*state)->note_sequence(opts.db_path, meta.sequence, meta.content_sha256));
+  BaselineMeta meta = detail::successor_meta(opts.policy, from_cli ? "cli" : "policy", roots, *sequence, {},
+                                             std::move(*replacing), "");
+  const bool replacing_one = !meta.journal.empty();
+  if (replacing_one) FIM_TRY(link_previous(opts.db_path));
+  const Status installed = detail::commit_pinned(opts, **state, **writer, &meta, *key, sink);
+  if (replacing_one) FIM_TRY(keep_previous(opts.db_path, installed.has_value()));
+  FIM_TRY(installed);
   if (!meta.is_signed) sink.alert("unsigned", detail::kUnsignedWarning);
   s.baseline = facts_of(opts.db_path, meta);
   return finished(std::move(s), t0);
@@ -286,13 +357,14 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
   note_verified(opts, *trusted, &s, sink);
   // The old baseline verified: its successor may now replace it.
   BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, roots,
-                                             std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(accepted));
-  FIM_TRY((*writer)->commit(&next));
+                                             std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(accepted),
+                                             meta.baseline_id);
   if (!trusted->state)
-    return make_error(Errc::Io, "the new baseline is installed but its sequence could not be recorded: " +
-                                    trusted->state.error().describe());
+    return make_error(Errc::Io, "state.db cannot be used, so the new baseline's sequence and identity could not be "
+                                "recorded: not written (" + trusted->state.error().describe() + ")");
   StateStore& state = **trusted->state;
-  FIM_TRY(state.note_sequence(opts.db_path, next.sequence, next.content_sha256));
+  // This host's own update pins what it wrote: new roots after a policy change included.
+  FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, *key, sink));
   // Everything reported was accepted: the new baseline starts with an empty report.
   auto empty = state.begin_report(opts.db_path);
   if (!empty) return empty.error();

@@ -94,7 +94,7 @@ def case_file_symlink_swap_race(ctx):
 
     with Loop(swap) as loop:
         for _ in range(5):
-            rc, doc, err, took = ctx.run("init", tree)
+            rc, doc, err, took = ctx.run("init", "--force", tree)
             expect(rc in (0, 8), f"init: {rc} {err}")
             for path, (typ, digest) in entries(ctx).items():
                 expect(digest != secret_sha, f"{path} recorded with the secret's digest")
@@ -121,7 +121,7 @@ def case_dir_symlink_swap_race(ctx):
 
     with Loop(swap):
         for _ in range(5):
-            rc, doc, err, took = ctx.run("init", tree, timeout=60)
+            rc, doc, err, took = ctx.run("init", "--force", tree, timeout=60)
             expect(rc in (0, 8), f"init: {rc} {err}")
             outside = [p for p in entries(ctx) if not (p == tree or p.startswith(tree + "/"))]
             expect(not outside, f"recorded outside the tree: {outside[:5]}")
@@ -152,7 +152,7 @@ def case_file_changing_while_hashed(ctx):
     with Loop(rewrite):
         seen_unstable = False
         for _ in range(6):
-            rc, doc, err, took = ctx.run("init", tree)
+            rc, doc, err, took = ctx.run("init", "--force", tree)
             expect(rc in (0, 8), f"init: {rc} {err}")
             typ, digest = entries(ctx)[f"{tree}/big"]
             statuses = [r for r in doc["records"] if r["type"] == "entry_status" and r["path"] == f"{tree}/big"]
@@ -188,7 +188,7 @@ def case_file_replaced_between_stat_and_open(ctx):
 
     with Loop(replace):
         for _ in range(8):
-            rc, doc, err, took = ctx.run("init", tree)
+            rc, doc, err, took = ctx.run("init", "--force", tree)
             expect(rc in (0, 8), f"init: {rc} {err}")
             con = sqlite3.connect(f"file:{ctx.db}?mode=ro&immutable=1", uri=True)
             row = con.execute("SELECT inode, sha256 FROM entries WHERE path = ?", (f"{tree}/target".encode(),)).fetchone()
@@ -221,7 +221,7 @@ def case_file_growing_and_truncated(ctx):
 
     with Loop(resize):
         for _ in range(6):
-            rc, doc, err, took = ctx.run("init", tree)
+            rc, doc, err, took = ctx.run("init", "--force", tree)
             expect(rc in (0, 8), f"init: {rc} {err}")
             typ, digest = entries(ctx)[f"{tree}/log"]
             expect(digest is None or digest in digests, "a digest of no state the file was in")
@@ -243,7 +243,7 @@ def case_deep_tree(ctx):
         leaf = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
         os.write(leaf, b"bottom")
         os.close(leaf)
-        rc, doc, err, took = ctx.run("init", tree, nofile=256, timeout=300)
+        rc, doc, err, took = ctx.run("init", "--force", tree, nofile=256, timeout=300)
         expect(rc == 0, f"init: {rc} {err[:500]}")
         expect(doc["summary"]["entries"] == depth + 2, doc["summary"])
         leaf = os.open("leaf", os.O_WRONLY | os.O_APPEND, dir_fd=fd)
@@ -266,7 +266,7 @@ def case_big_directory(ctx):
     n = 200000
     for i in range(n):
         os.close(os.open(f"{tree}/f{i:06d}", os.O_WRONLY | os.O_CREAT, 0o644))
-    rc, doc, err, took = ctx.run("init", tree, timeout=300)
+    rc, doc, err, took = ctx.run("init", "--force", tree, timeout=300)
     expect(rc == 0 and doc["summary"]["entries"] == n + 1, (rc, doc and doc["summary"], err))
     print(f"init of {n} entries in one directory: {took:.1f} s")
     os.unlink(f"{tree}/f123456")
@@ -295,7 +295,7 @@ def case_churn(ctx):
 
     with Loop(churn):
         for cmd in ("init", "check", "check"):
-            rc, doc, err, took = ctx.run(cmd, *([tree] if cmd == "init" else []))
+            rc, doc, err, took = ctx.run(cmd, *(["--force", tree] if cmd == "init" else []))
             expect(rc < 16, f"{cmd}: {rc} {err}")
             bad = [r for r in doc["records"] if r["type"] == "entry_status" and r["status"] not in ("vanished", "unstable")]
             expect(not bad, bad[:3])

@@ -31,7 +31,9 @@ class Ctx(CaseCtx):
         return r.rc, r.stdout, r.stderr
 
     def report(self, command, config, rc_want):
-        rc, out, err = self.run(command, config=config, fmt="ndjson")
+        # init here re-baselines under the case's policy on purpose: --force (no prompt, no refusal)
+        cmd = (command, "--force") if command == "init" else (command,)
+        rc, out, err = self.run(*cmd, config=config, fmt="ndjson")
         expect(rc == rc_want, f"{command}: exit {rc}, want {rc_want}\nstderr: {err}\nstdout: {out}")
         recs = [json.loads(line) for line in out.splitlines()]
         return recs
@@ -193,7 +195,7 @@ attrs = "Meta"
     summary = recs[-1]
     # tree, bin, tool, log, app.log, data, counter: the .pyc is not recorded
     expect(summary["entries"] == 7, f"entries: {summary}")
-    rc, out, err = ctx.run("init", ctx.tree, config=pol, fmt="ndjson")  # PATH form: same entries
+    rc, out, err = ctx.run("init", "--force", ctx.tree, config=pol, fmt="ndjson")  # PATH form: same entries
     expect(rc == 0 and json.loads(out.splitlines()[-1])["entries"] == 7, out)
     ctx.report("init", pol, 0)
 
@@ -243,7 +245,7 @@ def case_init_paths_keep_policy_rules(ctx):
     ctx.write("keep", "k")
     ctx.write("skip.tmp", "s")
     pol = ctx.policy('[options]\ndefault_attrs = "perms + sha256"\n[[exclude]]\nglob = "TREE/*.tmp"\n')
-    rc, out, err = ctx.run("init", ctx.tree, config=pol, fmt="ndjson")
+    rc, out, err = ctx.run("init", "--force", ctx.tree, config=pol, fmt="ndjson")
     expect(rc == 0 and json.loads(out.splitlines()[-1])["entries"] == 2, f"{rc} {out} {err}")
     time.sleep(0.02)
     ctx.write("skip.tmp", "changed")

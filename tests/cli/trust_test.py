@@ -165,7 +165,7 @@ def case_wrong_or_missing_public_key(ctx):
         os.chown(key, 4242, 4242)
         ctx.refused(16, "is owned by uid 4242", "init", ctx.tree)
         os.chown(key, 0, 0)
-    ctx.ok("init", ctx.tree)
+    ctx.ok("init", "--force", ctx.tree)
 
 
 def case_rollback_refused(ctx):
@@ -173,11 +173,11 @@ def case_rollback_refused(ctx):
     ctx.signed_baseline()
     old = ctx.db + ".seq1"
     shutil.copyfile(ctx.db, old)
-    ctx.ok("init", ctx.tree)  # sequence 2
+    ctx.ok("init", "--force", ctx.tree)  # sequence 2
     ctx.ok("check")
     shutil.copyfile(old, ctx.db)
     ctx.refused(18, "sequence 1 < 2", "check")
-    ctx.ok("init", ctx.tree)  # sequence 3, not 2: it continues from state.db
+    ctx.ok("init", "--force", ctx.tree)  # sequence 3, not 2: it continues from state.db
     con = sqlite3.connect(ctx.db)
     (seq,) = con.execute("SELECT CAST(value AS TEXT) FROM meta WHERE key = 'sequence'").fetchone()
     con.close()
@@ -229,11 +229,19 @@ def downgrade_to_schema_1(ctx):
     sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", os.path.join(ctx.keys, "signing.key"), "-rawin",
                           "-in", msg], capture_output=True, check=True).stdout.hex()
     con.execute("DROP TABLE journal")
+    con.execute("DELETE FROM meta WHERE key = 'baseline_id'")  # ids came later
     for k, v in (("schema_version", "1"), ("content_sha256", meta["content_sha256"]), ("signature", sig)):
         con.execute("UPDATE meta SET value = ? WHERE key = ?", (v.encode(), k))
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()
+    # Nor did fimctl 1 pin an identity: its state.db has none, its file no attribute.
+    state = sqlite3.connect(os.path.join(os.path.dirname(ctx.db), "state.db"))
+    state.execute("DELETE FROM identity")
+    state.commit()
+    state.close()
+    if os.geteuid() == 0:
+        os.removexattr(ctx.db, "trusted.fimctl.identity")
 
 
 def verdicts(ctx):
@@ -253,6 +261,7 @@ def case_migrate_older_schema(ctx):
     ctx.signed_baseline()
     with open(os.path.join(ctx.tree, "g"), "w") as f:
         f.write("g\n")
+    os.unlink(ctx.db)  # (not init --force: its journal would say so, and schema 1 had none)
     ctx.ok("init", ctx.tree)  # sequence 2, so the sequence is seen to be kept
     with open(os.path.join(ctx.tree, "f"), "a") as f:
         f.write("changed\n")
@@ -332,7 +341,7 @@ def case_kill_during_init_and_update(ctx):
     kills = 0
     for i in range(16):
         cmd = [ctx.fimctl, "-c", POLICY, "--db", ctx.db, "--keys", ctx.keys, "-q", "--format", "json"]
-        cmd += ["update"] if i % 2 else ["init", ctx.tree]
+        cmd += ["update"] if i % 2 else ["init", "--force", ctx.tree]
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0, full * 0.8))
         if p.poll() is None:

@@ -327,14 +327,16 @@ def case_disk_full_during_write(fimctl, tmp):
     for i in range(5000):  # far more rows than the rest of the filesystem holds
         with open(f"{tree}/more-{i:05d}-{'x' * 100}", "w") as f:
             f.write(str(i))
-    for cmd in (["update", "--reason", "disk full test"], ["init", tree]):
+    for cmd in (["update", "--reason", "disk full test"], ["init", "--force", tree]):
         rc, doc, err = run(fimctl, db, *cmd)
         assert rc == 20 and "fimctl: error:" in err, (cmd, rc, err)
         assert open(db, "rb").read() == before, f"{cmd}: the previous baseline was changed"
         left = [n for n in os.listdir(dbdir) if ".tmp." in n]
         assert not left, (cmd, left)
+    # The disk is still full: the report is whole, and state.db's failed write is an alert and bit 8.
     rc, doc, err = run(fimctl, db, "check")
-    assert rc == 5 and doc["summary"]["added"] == 5000, (rc, err, doc and doc["summary"])  # + the directory changed
+    assert rc == 13 and doc["summary"]["added"] == 5000, (rc, err, doc and doc["summary"])  # + the directory changed
+    assert any(r["type"] == "alert" and r["code"] == "state" for r in doc["records"]), doc["records"][-3:]
 
 
 def case_fuse_read_timeout(fimctl, tmp):
