@@ -225,6 +225,32 @@ def case_policy_change_update_repins_roots(ctx):
     expect(r.rc == 0, f"check after the host's own update: {r.rc} {r.stderr}")
 
 
+def case_decoy_swapped_under_running_watch_refused(ctx):
+    """The decoy copied over the baseline under a running daemon: the daemon does not adopt it
+    as an update (it used to, and then watched the decoy's roots); it stops with 18, naming the
+    baseline, and status no longer says all is well."""
+    sys.path.insert(0, os.path.join(HERE, "..", "root"))
+    from watch_test import Daemon, small_tree  # noqa: E402
+    tree, db = small_tree(ctx.fimctl, ctx.tmp)
+    decoy_db = os.path.join(ctx.tmp, "decoy.db")
+    r = run(fimctl_argv(ctx.fimctl, "init", ctx.decoy, db=decoy_db))
+    expect(r.rc == 0, r.stderr)
+    for i in range(2):
+        r = run(fimctl_argv(ctx.fimctl, "update", "--reason", f"decoy {i}", db=decoy_db))
+        expect(r.rc == 0, r.stderr)
+    with Daemon(ctx.fimctl, ctx.tmp, db) as d:
+        shutil.copyfile(decoy_db, db + ".new")
+        os.rename(db + ".new", db)
+        with open(f"{tree}/f0", "w") as f:
+            f.write("changed after the swap")
+        try:
+            d.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            recs = [r for r in d.records() if r["type"] == "alert"]
+            raise AssertionError(f"the daemon still runs after the swap; alerts: {recs}")
+        expect(d.proc.returncode == 18 and "baseline" in d.stderr(), f"exit {d.proc.returncode}: {d.stderr()}")
+
+
 CASES = {name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 if __name__ == "__main__":
