@@ -91,7 +91,12 @@ struct BaselineIdentity {
   std::string roots_sha256;  ///< roots_digest() (state.db only)
   std::string key_id;        ///< empty: unsigned
   uint64_t sequence = 0;
-  bool operator==(const BaselineIdentity&) const = default;
+  /// state.db only: the file carried the attribute when this was pinned, so a file at the path
+  /// without it was put there by something other than fimctl. Not part of the identity.
+  bool xattr = false;
+  bool operator==(const BaselineIdentity& o) const {
+    return id == o.id && roots_sha256 == o.roots_sha256 && key_id == o.key_id && sequence == o.sequence;
+  }
 };
 BaselineIdentity identity_of(const BaselineMeta& m);
 /// SHA-256 (hex) over the roots, each length-prefixed.
@@ -108,6 +113,9 @@ enum class IdentityXattr { Present, Absent, Unavailable, Malformed };
 IdentityXattr read_identity_xattr(const Bytes& path, BaselineIdentity* out, int* err);
 /// Sets it on `fd`; 0 or the errno (ENOTSUP, EPERM: not root).
 int write_identity_xattr(int fd, const BaselineIdentity& i);
+/// identity_of(m) as pinned for the file at `path`: with xattr set when the file carries the
+/// attribute naming it.
+BaselineIdentity identity_as_installed(const Bytes& path, const BaselineMeta& m);
 
 /// The text the signature covers: the content digest (which covers every row, the roots and
 /// the policy digest), the sequence, host, policy, time, version and key id.
@@ -168,8 +176,8 @@ class StateStore {
   Status note_sequence(const Bytes& baseline, uint64_t sequence, const std::string& content_sha256);
   /// The identity pinned for `baseline` (none: never pinned, or state.db was recreated).
   Result<std::optional<BaselineIdentity>> identity(const Bytes& baseline);
-  /// Pins it: written by this host (init, update, accept, adopt, key rotate) or verified.
-  /// Clears the identity announced with pin_next().
+  /// Pins it (with id.xattr): written by this host (init, update, accept, adopt, key rotate,
+  /// migrate) or verified. Clears the identity announced with pin_next().
   Status pin_identity(const Bytes& baseline, const BaselineIdentity& id);
   /// The identity of a baseline about to be installed, so that a writer killed between the
   /// rename and pin_identity() leaves a baseline that is still accepted (and then pinned).

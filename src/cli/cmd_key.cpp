@@ -124,7 +124,7 @@ int cmd_migrate(const Options& o) {
   split_path(*db, &dir_of_db, &name);
   auto state = StateStore::open(dir_of_db);
   if (!state) return report_error(state.error());
-  if (auto st = (*state)->pin_identity(*db, identity_of(m->meta)); !st) return report_error(st.error());
+  if (auto st = (*state)->pin_identity(*db, identity_as_installed(*db, m->meta)); !st) return report_error(st.error());
   std::printf("migrated %s from schema %d to %d: sequence %llu, %llu entries, content sha256 %s, %s\n",
               quote(*db).c_str(), m->from, kSchemaVersion, static_cast<unsigned long long>(m->meta.sequence),
               static_cast<unsigned long long>(m->meta.entry_count), m->meta.content_sha256.c_str(),

@@ -413,7 +413,8 @@ void add_policy_commands(CLI::App& app, Options* o) {
       ->required()
       ->type_name("FILE");
   sign->footer("Copy the host's unsigned baseline to where the private key is, run 'fimctl --keys DIR key sign\n"
-               "FILE', and copy it back: the host's check then verifies it with signing.pub and pins the key.\n"
+               "FILE', and copy it back over the baseline file (cp, not mv: the file keeps its identity\n"
+               "attribute): the host's check then verifies it with signing.pub and pins the key.\n"
                "The sequence, id, roots, host, policy, time and journal are kept; an earlier signature is\n"
                "replaced (a baseline already pinned to another key is then refused: 'fimctl key rotate').\n"
                "Prints the roots it signs. Exit 0 when signed.");

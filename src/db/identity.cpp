@@ -84,4 +84,13 @@ int write_identity_xattr(int fd, const BaselineIdentity& i) {
   return ::fsetxattr(fd, kIdentityXattr, text.data(), text.size(), 0) == 0 ? 0 : errno;
 }
 
+BaselineIdentity identity_as_installed(const Bytes& path, const BaselineMeta& m) {
+  BaselineIdentity id = identity_of(m);
+  BaselineIdentity x;
+  int err = 0;
+  id.xattr = read_identity_xattr(path, &x, &err) == IdentityXattr::Present && x.id == id.id &&
+             x.key_id == id.key_id && x.sequence == id.sequence;  // the attribute has no roots
+  return id;
+}
+
 }  // namespace fim

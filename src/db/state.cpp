@@ -56,7 +56,8 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                    // The baseline's identity (docs/design.md, Baseline: identity).
                    "CREATE TABLE IF NOT EXISTS identity("
                    "  baseline BLOB PRIMARY KEY, id TEXT NOT NULL, roots_sha256 TEXT NOT NULL,"
-                   "  key_id TEXT NOT NULL, seq INTEGER NOT NULL"
+                   "  key_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+                   "  xattr INTEGER NOT NULL DEFAULT 0"  // the file had trusted.fimctl.identity
                    ") WITHOUT ROWID;"
                    "CREATE TABLE IF NOT EXISTS identity_next("
                    "  baseline BLOB PRIMARY KEY, id TEXT NOT NULL, roots_sha256 TEXT NOT NULL,"
@@ -116,14 +117,15 @@ Result<std::optional<BaselineIdentity>> read_identity(db::Stmt& st, const Bytes&
   if (!*row) return std::optional<BaselineIdentity>();
   sqlite3_stmt* s = st.get();
   const auto text = [&](int col) { return std::string(db::column_blob(s, col)); };
-  return std::optional<BaselineIdentity>(
-      BaselineIdentity{text(0), text(1), text(2), static_cast<uint64_t>(sqlite3_column_int64(s, 3))});
+  BaselineIdentity id{text(0), text(1), text(2), static_cast<uint64_t>(sqlite3_column_int64(s, 3))};
+  id.xattr = sqlite3_column_int64(s, 4) != 0;
+  return std::optional<BaselineIdentity>(std::move(id));
 }
 
 }  // namespace
 
 Result<std::optional<BaselineIdentity>> StateStore::identity_next(const Bytes& baseline) {
-  auto st = impl_->stmt("SELECT id, roots_sha256, key_id, seq FROM identity_next WHERE baseline = ?", false);
+  auto st = impl_->stmt("SELECT id, roots_sha256, key_id, seq, 0 FROM identity_next WHERE baseline = ?", false);
   if (!st) return st.error();
   return read_identity(*st, baseline);
 }
@@ -134,7 +136,7 @@ Status StateStore::pin_next(const Bytes& baseline, const BaselineIdentity& id) {
 }
 
 Result<std::optional<BaselineIdentity>> StateStore::identity(const Bytes& baseline) {
-  auto st = impl_->stmt("SELECT id, roots_sha256, key_id, seq FROM identity WHERE baseline = ?", false);
+  auto st = impl_->stmt("SELECT id, roots_sha256, key_id, seq, xattr FROM identity WHERE baseline = ?", false);
   if (!st) return st.error();
   return read_identity(*st, baseline);
 }
@@ -142,8 +144,10 @@ Result<std::optional<BaselineIdentity>> StateStore::identity(const Bytes& baseli
 Status StateStore::pin_identity(const Bytes& baseline, const BaselineIdentity& id) {
   // Pinned first, the announcement dropped after: a kill between the two leaves both naming
   // the new baseline, never neither (then the installed file would be refused).
-  FIM_TRY(impl_->exec("INSERT OR REPLACE INTO identity(baseline, id, roots_sha256, key_id, seq) VALUES(?, ?, ?, ?, ?)",
-                      baseline, db::Text{id.id}, db::Text{id.roots_sha256}, db::Text{id.key_id}, id.sequence));
+  FIM_TRY(impl_->exec("INSERT OR REPLACE INTO identity(baseline, id, roots_sha256, key_id, seq, xattr) "
+                      "VALUES(?, ?, ?, ?, ?, ?)",
+                      baseline, db::Text{id.id}, db::Text{id.roots_sha256}, db::Text{id.key_id}, id.sequence,
+                      static_cast<int64_t>(id.xattr)));
   return impl_->exec("DELETE FROM identity_next WHERE baseline = ?", baseline);
 }
 

@@ -103,9 +103,15 @@ Status check_identity(const RunOptions& opts, const BaselineMeta& meta, Trusted&
   if (*pinned) {
     FIM_TRY(against_pin(opts, meta, mine, **pinned, t, sink));
     FIM_TRY(against_xattr(opts, meta, mine, xr, x));
-    // Copied back after 'key sign' off the host, or restored by a tool that drops trusted.*:
-    // the pin vouches for it (same id, roots and key, a sequence not older); the attribute is
-    // set again.
+    // The file carried the attribute when it was pinned: one without it is another file put
+    // at the path (even the same bytes: a state.db rewritten to pin a decoy would pass else).
+    if (xr == IdentityXattr::Absent && (**pinned).xattr)
+      return refuse_error(base + " lacks its " + kIdentityXattr + " attribute, which the baseline pinned here "
+                              "had: it was copied or moved into place, not written by fimctl (pinned: " +
+                              describe(**pinned) + ")",
+                          opts.db_path);
+    // Signed since it was written (key sign, copied back over the file), or pinned where the
+    // attribute could not be read: pinned again, with the attribute set where it can be.
     if (xr == IdentityXattr::Absent || (xr == IdentityXattr::Present && x.key_id != mine.key_id)) t.repin = true;
     return {};
   }
@@ -137,11 +143,11 @@ Status check_identity(const RunOptions& opts, const BaselineMeta& meta, Trusted&
 }
 
 Status repin_verified(const RunOptions& opts, const BaselineMeta& meta, StateStore& state) {
-  FIM_TRY(state.pin_identity(opts.db_path, identity_of(meta)));
-  // A baseline from before ids gets the attribute now (it is root's to set; not root: state.db).
+  // The attribute first (a baseline from before ids, one signed since, one whose pin vouched
+  // for it without it): root's to set; not root, state.db alone.
   UniqueFd fd(::open(opts.db_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (fd.valid()) (void)write_identity_xattr(fd.get(), identity_of(meta));
-  return {};
+  return state.pin_identity(opts.db_path, identity_as_installed(opts.db_path, meta));
 }
 
 Status commit_pinned(const RunOptions& opts, StateStore& state, BaselineWriter& w, BaselineMeta* meta,
@@ -155,7 +161,7 @@ Status commit_pinned(const RunOptions& opts, StateStore& state, BaselineWriter& 
 Status pin_written(const RunOptions& opts, StateStore& state, const BaselineMeta& meta, const BaselineWriter& w,
                    Sink& sink) {
   FIM_TRY(state.note_sequence(opts.db_path, meta.sequence, meta.content_sha256));
-  FIM_TRY(state.pin_identity(opts.db_path, identity_of(meta)));
+  FIM_TRY(state.pin_identity(opts.db_path, identity_as_installed(opts.db_path, meta)));
   if (const int e = w.identity_xattr_errno(); e && e != EPERM)
     sink.alert("identity_xattr", "cannot set " + std::string(kIdentityXattr) + " on " + quote(opts.db_path) + " (" +
                                      std::strerror(e) + "): a swapped or rolled-back baseline is caught through "

@@ -202,9 +202,38 @@ def case_key_sign_prints_roots(ctx):
     r = run(fimctl_argv(ctx.fimctl, "key", "sign", copy, db=ctx.db, keys=off, fmt=None))
     expect(r.rc == 0 and ctx.tree in r.stdout, f"key sign does not print the roots: {r.stdout} {r.stderr}")
     shutil.copy(os.path.join(off, "signing.pub"), os.path.join(ctx.keys, "signing.pub"))
-    shutil.copyfile(copy, ctx.db + ".new")
-    os.rename(ctx.db + ".new", ctx.db)
+    shutil.copyfile(copy, ctx.db)  # over the file: it keeps its trusted.fimctl.identity attribute
     ctx.fim("check", rc_want=0)
+
+
+def case_same_baseline_moved_into_place_refused(ctx):
+    """The baseline in use, copied to a new file and renamed over itself: same bytes, but not
+    the file fimctl wrote (no trusted.fimctl.identity attribute), so refused; adopt takes it."""
+    ctx.signed_baseline()
+    shutil.copyfile(ctx.db, ctx.db + ".new")
+    os.rename(ctx.db + ".new", ctx.db)
+    refused(ctx.fim("check"), "attribute")
+    ctx.fim("adopt", ctx.db, "--reason", "restored with a tool that drops xattrs", fmt=None, rc_want=0)
+    ctx.fim("check", rc_want=0)
+
+
+def case_state_db_forged_to_pin_decoy_refused(ctx):
+    """state.db rewritten to pin a decoy (its id, roots, key and sequence), the decoy moved into
+    place: the pin agrees, but the file lacks the attribute the pinned baseline had."""
+    import sqlite3
+    ctx.signed_baseline()
+    other = os.path.join(ctx.tmp, "other")
+    os.mkdir(other, 0o700)
+    decoy_db = os.path.join(other, "decoy.db")
+    ctx.fim("init", ctx.decoy, db=decoy_db, rc_want=0)
+    ctx.fim("update", "--reason", "decoy", db=decoy_db, rc_want=0)
+    with sqlite3.connect(os.path.join(other, "state.db")) as src:
+        row = src.execute("SELECT id, roots_sha256, key_id, seq FROM identity").fetchone()
+    with sqlite3.connect(ctx.state_db()) as dst:
+        dst.execute("UPDATE identity SET id = ?, roots_sha256 = ?, key_id = ?, seq = ?", row)
+    shutil.copyfile(decoy_db, ctx.db + ".new")
+    os.rename(ctx.db + ".new", ctx.db)
+    refused(ctx.fim("check"), "attribute")
 
 
 def case_policy_change_update_repins_roots(ctx):
