@@ -27,6 +27,8 @@ struct BaselineFacts {
   int64_t created_ns = 0;
   uint64_t entries = 0;
   std::string content_sha256;
+  std::string baseline_id;   ///< empty: written before baseline ids
+  std::vector<Bytes> roots;  ///< what it records: a swapped baseline shows here
 };
 
 /// What the package manager says about one change (check --packages; fim/pkg.h decides it).
@@ -114,6 +116,8 @@ void change_record(Writer& w, ChangeKind kind, const Record* old_rec, const Reco
                    const Rule* rule, const PackageNote* note = nullptr);
 void status_record(Writer& w, const Record& r, bool subtree, const Rule* rule);
 void alert_record(Writer& w, std::string_view code, std::string_view message);
+/// "roots":["/root1","/root2"]: a baseline's roots (summary, watch gaps and rescans).
+void roots_field(Writer& w, const std::vector<Bytes>& roots);
 void summary_record(Writer& w, const Summary& s);
 }  // namespace json
 

@@ -50,7 +50,7 @@ std::string host_id() {
 }
 
 BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m) {
-  return BaselineFacts{path, m.is_signed, m.key_id, m.created_ns, m.entry_count, m.content_sha256};
+  return BaselineFacts{path, m.is_signed, m.key_id, m.created_ns, m.entry_count, m.content_sha256, m.baseline_id, m.roots};
 }
 
 std::string current_user() {

@@ -25,8 +25,6 @@
 
 namespace fim::watchd {
 
-/// "roots":["/root1","/root2"]
-void roots_field(json::Writer& f, const std::vector<Bytes>& roots);
 /// The fields of a gap record: when events were lost, why, and the roots rescanned for it.
 json::Writer gap_fields(int64_t start_ns, int64_t end_ns, const std::string& reason, const std::vector<Bytes>& roots);
 

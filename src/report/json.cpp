@@ -92,6 +92,12 @@ void status_record(Writer& w, const Record& r, bool subtree, const Rule* rule) {
   }
 }
 
+void roots_field(Writer& w, const std::vector<Bytes>& roots) {
+  w.array("roots");
+  for (const auto& r : roots) w.str(r);
+  w.close();
+}
+
 void alert_record(Writer& w, std::string_view code, std::string_view message) {
   w.schema("alert");
   w.str("code", code);
@@ -123,6 +129,8 @@ void summary_record(Writer& w, const Summary& s) {
   w.str("created", format_time_ns(s.baseline.created_ns));
   w.num("entries", s.baseline.entries);
   w.str("content_sha256", s.baseline.content_sha256);
+  if (!s.baseline.baseline_id.empty()) w.str("id", s.baseline.baseline_id);
+  roots_field(w, s.baseline.roots);
   w.close();
   w.num("exit_code", static_cast<uint64_t>(s.exit_code));
 }

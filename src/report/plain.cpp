@@ -87,6 +87,11 @@ class PlainSink final : public Sink {
                  s.baseline.is_signed ? (" (signed, key " + escape_terminal(s.baseline.key_id) + ")").c_str() : " (UNSIGNED)",
                  format_time_ns(s.baseline.created_ns).c_str(), ull(s.baseline.entries),
                  s.baseline.content_sha256.c_str());
+    std::string roots;
+    for (const Bytes& r : s.baseline.roots) roots += (roots.empty() ? "" : ", ") + quote(r);
+    std::fprintf(out_, "baseline id %s, roots %s\n",
+                 s.baseline.baseline_id.empty() ? "(none)" : s.baseline.baseline_id.c_str(),
+                 roots.empty() ? "(none)" : roots.c_str());
     if (s.unverified)
       std::fprintf(out_, "unverified: %llu baseline entries below directories that could not be read\n",
                    ull(s.unverified));
