@@ -367,10 +367,11 @@ void add_journal_commands(CLI::App& app, Options* o) {
       ->type_name("TEXT");
   adopt->footer("check refuses (exit 18) a baseline this host did not write at --db: another baseline (a\n"
                 "different id), other roots, another key, or any baseline once state.db was reset. adopt is\n"
-                "how the operator says a baseline is the one to use: FILE's signature (with --keys), host and\n"
-                "every row are verified, and a successor with FILE's rows and a sequence above every one seen\n"
-                "here is written at --db, signed with this host's key, with the adoption in its journal; its\n"
-                "identity is then pinned in state.db and in the file's trusted.fimctl.identity attribute.\n"
+                "how the operator says a baseline is the one to use: FILE's signature (with --keys) and every\n"
+                "row are verified (another host's: named in the journal), and a successor with FILE's rows\n"
+                "and a sequence above every one seen here is written at --db, signed with this host's key,\n"
+                "with the adoption in its journal; its identity is then pinned in state.db and in the file's\n"
+                "trusted.fimctl.identity attribute.\n"
                 "Exit 0 when adopted.");
 
   auto* hook = app.add_subcommand("apt-hook", "record what an apt run changes (run by apt through "

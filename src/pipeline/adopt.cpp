@@ -15,16 +15,12 @@
 namespace fim {
 namespace {
 
-/// Copies every row of the verified `file` into `w`: nothing edited is carried over.
-Status copy_verified(const Bytes& file, BaselineWriter& w) {
-  auto reader = BaselineReader::open(file);
-  if (!reader) return reader.error();
-  return detail::read_verified(**reader, [&](const Record& r) { return w.add(r); });
-}
-
-/// A successor of `meta` carrying its rows, sequence above everything seen for the path, with
-/// `entry` at the end of its journal; written with `key`, installed and pinned.
-Result<BaselineMeta> write_successor(const RunOptions& opts, const Bytes& rows_from, const BaselineMeta& meta,
+/// A successor of `meta` carrying the rows of `rows` (the reader `meta` came from, read here
+/// once: what is verified is what is written, with no second open that could find another
+/// file), sequence above everything seen for the path, with `entry` at the end of its
+/// journal; written with `key`, installed and pinned. Nothing is installed unless every row
+/// verified.
+Result<BaselineMeta> write_successor(const RunOptions& opts, BaselineReader& rows, const BaselineMeta& meta,
                                      StateStore& state, const std::optional<SigningKey>& key, Acceptance entry,
                                      Sink& sink) {
   auto last = state.last_sequence(opts.db_path);
@@ -33,9 +29,8 @@ Result<BaselineMeta> write_successor(const RunOptions& opts, const Bytes& rows_f
   if (auto pinned = state.identity(opts.db_path); pinned && *pinned) after = std::max(after, (*pinned)->sequence);
   auto writer = BaselineWriter::create(opts.db_path, key ? &*key : nullptr);
   if (!writer) return writer.error();
-  FIM_TRY(copy_verified(rows_from, **writer));
+  FIM_TRY(detail::read_verified(rows, [&](const Record& r) { return (*writer)->add(r); }));
   BaselineMeta next = meta;
-  next.created_ns = 0;
   next.sequence = after + 1;
   next.is_signed = false;
   next.key_id.clear();
@@ -56,18 +51,20 @@ Result<BaselineMeta> run_adopt(const RunOptions& opts, const Bytes& file, Sink& 
   auto lock = BaselineLock::acquire(opts.db_path);
   if (!lock) return lock.error();
   // The file is verified as check would verify it, but against nothing pinned: that is the
-  // point. Its signature, host and every row must hold.
+  // point. Its signature and every row must hold; one made on another host (a golden image
+  // from a template) becomes this host's, and the journal says where it came from.
   RunOptions as_file = opts;
   as_file.db_path = file;
   if (::access(file.c_str(), F_OK) == 0) FIM_TRY(check_trusted_path(file, "baseline"));
   auto reader = BaselineReader::open(file);
   if (!reader) return reader.error();
-  const BaselineMeta meta = (*reader)->meta();
+  BaselineMeta meta = (*reader)->meta();
   FIM_TRY(detail::check_signature(as_file, meta, sink));
-  if (meta.host_id != detail::host_id())
-    return make_error(Errc::Trust, "baseline " + quote(file) + " was made on host " + escape_terminal(meta.host_id) +
-                                       ", this is host " + detail::host_id());
-  FIM_TRY(detail::read_verified(**reader, {}));
+  std::string reason = opts.reason;
+  if (meta.host_id != detail::host_id()) {
+    reason += " (made on host " + meta.host_id + ")";
+    meta.host_id = detail::host_id();
+  }
   auto state = detail::open_state(opts.db_path);
   if (!state) return state.error();
   auto key = detail::signing_key(opts);
@@ -75,12 +72,13 @@ Result<BaselineMeta> run_adopt(const RunOptions& opts, const Bytes& file, Sink& 
   if (meta.is_signed && !*key)
     return make_error(Errc::Usage, "adopting the signed baseline " + quote(file) + " writes a successor, which needs "
                                    "this host's signing key (none at " + quote(join_path(opts.keys_dir, "signing.key")) +
-                                   "): adopt it where the key is, then copy both back, or run adopt here with the key");
+                                   "): run adopt with --keys naming a directory that holds it (a medium "
+                                   "attached for the purpose)");
   auto pinned = (**state).identity(opts.db_path);
   if (!pinned) return pinned.error();
-  Acceptance entry{0, detail::current_user(), "adopt", opts.reason, file, "adopted",
+  Acceptance entry{0, detail::current_user(), "adopt", reason, file, "adopted",
                    *pinned ? (**pinned).id : std::string("-"), meta.baseline_id.empty() ? "-" : meta.baseline_id};
-  return write_successor(opts, file, meta, **state, *key, std::move(entry), sink);
+  return write_successor(opts, **reader, meta, **state, *key, std::move(entry), sink);
 }
 
 Result<KeyRotation> run_key_rotate(const RunOptions& opts, Sink& sink) {
@@ -94,7 +92,6 @@ Result<KeyRotation> run_key_rotate(const RunOptions& opts, Sink& sink) {
   auto trusted = detail::open_trusted(opts, sink);  // verified with the old public key, as pinned
   if (!trusted) return trusted.error();
   const BaselineMeta meta = trusted->base->meta();
-  FIM_TRY(detail::read_verified(*trusted->base, {}));
   if (!trusted->state) return trusted->state.error();
   KeyRotation out;
   out.old_key_id = old_key->key_id();
@@ -124,8 +121,8 @@ Result<KeyRotation> run_key_rotate(const RunOptions& opts, Sink& sink) {
   }
   Acceptance entry{0, detail::current_user(), "key rotate", opts.reason, opts.db_path, "key", out.old_key_id,
                    out.new_key_id};
-  auto next = write_successor(opts, opts.db_path, meta, **trusted->state, std::optional<SigningKey>(std::move(*new_key)),
-                              std::move(entry), sink);
+  auto next = write_successor(opts, *trusted->base, meta, **trusted->state,
+                              std::optional<SigningKey>(std::move(*new_key)), std::move(entry), sink);
   if (!next) {
     restore();
     return next.error();

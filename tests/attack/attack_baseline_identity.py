@@ -140,6 +140,30 @@ def case_state_db_recreated_refused(ctx):
     expect("adopt" in log and "state.db lost with /var" in log, f"the adoption is not journalled: {log}")
 
 
+def case_adopt_of_edited_backup_refused(ctx):
+    """adopt is no way around verification: a backup with one recorded digest edited (and
+    one left unsigned with a key configured) is refused (18), the baseline in use untouched."""
+    import hashlib
+    ctx.signed_baseline()
+    before = open(ctx.db, "rb").read()
+    backup = os.path.join(ctx.dir, "backup.db")
+    data = bytearray(before)
+    i = data.find(hashlib.sha256(b"shadow\n").digest())
+    expect(i > 0, "the digest of tree/shadow is not in the baseline file")
+    data[i] ^= 1
+    with open(backup, "wb") as f:
+        f.write(data)
+    r = ctx.fim("adopt", backup, "--reason", "restore", fmt=None)
+    expect(r.rc == 18, f"adopt of an edited backup: exit {r.rc}: {r.stderr}")
+    unsigned = os.path.join(ctx.dir, "unsigned.db")
+    r = run(fimctl_argv(ctx.fimctl, "init", ctx.decoy, db=unsigned, keys=os.path.join(ctx.tmp, "nokeys")))
+    expect(r.rc == 0, r.stderr)
+    r = ctx.fim("adopt", unsigned, "--reason", "restore", fmt=None)
+    expect(r.rc == 18, f"adopt of an unsigned baseline with a key configured: exit {r.rc}: {r.stderr}")
+    expect(open(ctx.db, "rb").read() == before, "a refused adopt changed the baseline")
+    ctx.fim("check", rc_want=0)
+
+
 def case_intruder_key_pair_resign_refused(ctx):
     """The intruder replaces signing.key and signing.pub with a pair of their own and re-signs
     an edited baseline (key sign) or re-inits (init --force): the pinned key refuses both with
