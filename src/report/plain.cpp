@@ -87,6 +87,8 @@ class PlainSink final : public Sink {
                  s.baseline.is_signed ? (" (signed, key " + escape_terminal(s.baseline.key_id) + ")").c_str() : " (UNSIGNED)",
                  format_time_ns(s.baseline.created_ns).c_str(), ull(s.baseline.entries),
                  s.baseline.content_sha256.c_str());
+    // The short form of the id: what 'accept --report' and 'update --report' take.
+    if (!s.report_id.empty()) std::fprintf(out_, "report: %s\n", s.report_id.substr(0, kReportIdShown).c_str());
     if (s.unverified)
       std::fprintf(out_, "unverified: %llu baseline entries below directories that could not be read\n",
                    ull(s.unverified));

@@ -86,7 +86,7 @@ def case_decoy_baseline_copied_over_refused(ctx):
     decoy_db = os.path.join(ctx.tmp, "decoy.db")
     ctx.fim("init", ctx.decoy, db=decoy_db, rc_want=0)
     for i in range(3):
-        ctx.fim("update", "--reason", f"decoy {i}", db=decoy_db, rc_want=0)
+        ctx.fim("update", "--yes", "--reason", f"decoy {i}", db=decoy_db, rc_want=0)
     ctx.tamper()
     shutil.copyfile(decoy_db, ctx.db)
     r = ctx.fim("check")
@@ -101,10 +101,10 @@ def case_decoy_baseline_with_xattr_refused(ctx):
     ctx.signed_baseline()
     decoy_db = os.path.join(ctx.dir, "decoy.db")
     ctx.fim("init", ctx.decoy, db=decoy_db, rc_want=0)
-    ctx.fim("update", "--reason", "decoy", db=decoy_db, rc_want=0)
+    ctx.fim("update", "--yes", "--reason", "decoy", db=decoy_db, rc_want=0)
     subprocess.run(["cp", "-a", decoy_db, ctx.db], check=True)
     refused(ctx.fim("check"), "baseline")
-    refused(ctx.fim("update", "--reason", "quietly"), "baseline")
+    refused(ctx.fim("update", "--yes", "--reason", "quietly"), "baseline")
 
 
 def case_rollback_after_state_db_deleted_refused(ctx):
@@ -116,7 +116,7 @@ def case_rollback_after_state_db_deleted_refused(ctx):
     shutil.copyfile(ctx.db, old_plain)
     subprocess.run(["cp", "-a", ctx.db, old_attr], check=True)
     ctx.tamper()
-    ctx.fim("update", "--reason", "real change", rc_want=4)
+    ctx.fim("update", "--yes", "--reason", "real change", rc_want=4)
     for old, replace in ((old_plain, True), (old_attr, True), (old_plain, False)):
         ctx.remove_state()
         if replace:  # a new file at the path (else the old bytes are written into the file in use)
@@ -219,7 +219,7 @@ def case_policy_change_update_repins_roots(ctx):
     fim = lambda pol, *a: run(fimctl_argv(ctx.fimctl, *a, db=ctx.db, keys=ctx.keys, unsigned=False, config=pol))
     r = fim(pols[0], "init")
     expect(r.rc == 0, r.stderr)
-    r = fim(pols[1], "update", "--reason", "decoy tree is watched too")
+    r = fim(pols[1], "update", "--yes", "--reason", "decoy tree is watched too")
     expect(r.rc < 16, f"update: exit {r.rc}: {r.stderr}")  # the new root's entries added (1), policy changed (8)
     r = fim(pols[1], "check")
     expect(r.rc == 0, f"check after the host's own update: {r.rc} {r.stderr}")
