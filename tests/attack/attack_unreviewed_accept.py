@@ -15,6 +15,7 @@ import os
 import pty
 import re
 import select
+import sqlite3
 import subprocess
 import sys
 
@@ -136,6 +137,28 @@ def case_reviewed_entry_changed_again_refused(ctx):
     expect(ctx.baseline_bytes() == before, "a refused accept changed the baseline")
     ctx.fim("accept", "--report", r2, "--reason", "A, then reviewed again", "--all", rc_want=0)
     ctx.check(rc_want=0)
+
+
+def case_kept_report_edited_in_state_db_refused(ctx):
+    """state.db is not signed: an intruder who can write it copies the backdoor's entry of
+    their own check (R2) into R1, the report the operator reviewed. `accept --report R1`
+    refuses (18): R1's entries no longer hash to its id."""
+    ctx.write("a", "reviewed edit\n", "a")
+    r1, _ = ctx.check(rc_want=4)
+    ctx.write("backdoor", "intruder\n")
+    r2, _ = ctx.check(rc_want=5)
+    con = sqlite3.connect(os.path.join(ctx.dir, "state.db"))
+    seq = {rid: con.execute("SELECT seq FROM reports WHERE id = ?", (rid,)).fetchone()[0] for rid in (r1, r2)}
+    con.execute("INSERT INTO report_entries SELECT ?1, path, kind, old_row, new_row, rule FROM report_entries "
+                "WHERE report = ?2 AND path NOT IN (SELECT path FROM report_entries WHERE report = ?1)",
+                (seq[r1], seq[r2]))
+    con.commit()
+    con.close()
+    before = ctx.baseline_bytes()
+    r = ctx.fim("accept", "--report", r1, "--reason", "A", "--all")
+    expect(r.rc == 18 and "state.db" in r.stderr and r1[:16] in r.stderr,
+           f"an edited kept report: exit {r.rc}, want 18 naming state.db and the report: {r.stderr}")
+    expect(ctx.baseline_bytes() == before, "accept of an edited report changed the baseline")
 
 
 def case_accept_without_report_not_a_terminal_refused(ctx):

@@ -115,19 +115,16 @@ TEST_CASE("state rows round trip through the statement wrapper") {
 
 namespace {
 
-/// Commits a report of `entries` under `id` (any text: the store does not recompute it).
-void keep(StateStore& s, const Bytes& b, const std::vector<StateStore::Reported>& entries, const std::string& id) {
+/// Commits a report of `entries` under `id` (by default their report id).
+std::string keep(StateStore& s, const Bytes& b, const std::vector<StateStore::Reported>& entries, std::string id = "") {
+  if (id.empty()) id = report_id_of(entries);
   auto t = s.begin_report(b);
   REQUIRE(t.has_value());
   for (const auto& e : entries) REQUIRE(t->add(e).has_value());
   REQUIRE(t->commit("content", id).has_value());
+  return id;
 }
 
-std::string id_n(int n) {  // 64 hex digits, distinct in the first 12
-  char buf[65];
-  std::snprintf(buf, sizeof buf, "%012x%052d", n, 0);
-  return buf;
-}
 
 }  // namespace
 
@@ -159,8 +156,10 @@ TEST_CASE("kept reports: found by id or an unambiguous prefix of 12 digits or mo
   auto s = StateStore::open(d.path());
   REQUIRE(s.has_value());
   const Bytes b = "/var/lib/fimctl/baseline.db", other = "/srv/other.db";
-  for (int i = 0; i < 22; ++i) keep(**s, b, {change("/f" + std::to_string(i), "changed")}, id_n(i));
-  keep(**s, other, {change("/g", "added")}, id_n(0));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 22; ++i) ids.push_back(keep(**s, b, {change("/f" + std::to_string(i), "changed")}));
+  const auto id_n = [&](int i) { return ids[static_cast<size_t>(i)]; };
+  const std::string g = keep(**s, other, {change("/g", "added")});
   // The two oldest of b are gone; b's 3rd and other's only one are there.
   for (int i : {0, 1}) {
     auto gone = (*s)->find_report(b, id_n(i));
@@ -173,7 +172,8 @@ TEST_CASE("kept reports: found by id or an unambiguous prefix of 12 digits or mo
   CHECK(third->id == id_n(2));
   REQUIRE(third->entries.size() == 1);
   CHECK(third->entries[0].path == "/f2");
-  auto mine = (*s)->find_report(other, id_n(0));
+  CHECK_FALSE((*s)->find_report(other, id_n(5)).has_value());  // per baseline
+  auto mine = (*s)->find_report(other, g);
   REQUIRE(mine.has_value());
   CHECK(mine->entries[0].path == "/g");
   auto latest = (*s)->latest_report(b);
@@ -188,7 +188,8 @@ TEST_CASE("kept reports: found by id or an unambiguous prefix of 12 digits or mo
   CHECK_FALSE((*s)->find_report(b, "zz" + id_n(21).substr(2)).has_value());
 }
 
-TEST_CASE("kept reports: a prefix two ids share is ambiguous; one id kept twice is not") {
+TEST_CASE("kept reports: a prefix two ids share is ambiguous; one id kept twice is not; entries that do "
+          "not hash to their id are refused") {
   TempDir d;
   auto s = StateStore::open(d.path());
   REQUIRE(s.has_value());
@@ -199,11 +200,17 @@ TEST_CASE("kept reports: a prefix two ids share is ambiguous; one id kept twice 
   auto amb = (*s)->find_report(b, a.substr(0, 12));
   REQUIRE_FALSE(amb.has_value());
   CHECK(amb.error().message.find("ambiguous") != std::string::npos);
+  // 13 digits find one, whose entries (made up here) are not what its id says: as if someone
+  // edited state.db, which is not signed.
   auto longer = (*s)->find_report(b, a.substr(0, 13));
-  REQUIRE(longer.has_value());
-  CHECK(longer->entries[0].path == "/one");
-  keep(**s, b, {change("/one", "changed")}, a);  // the same differences again
-  CHECK((*s)->find_report(b, a.substr(0, 13)).has_value());
+  REQUIRE_FALSE(longer.has_value());
+  CHECK(longer.error().code == Errc::Trust);
+  const std::vector<StateStore::Reported> once = {change("/one", "changed")};
+  const std::string real = keep(**s, b, once);
+  keep(**s, b, once);  // the same differences again: not ambiguous
+  auto found = (*s)->find_report(b, real.substr(0, 12));
+  REQUIRE(found.has_value());
+  CHECK(found->entries.size() == 1);
 }
 
 TEST_CASE("an abandoned report is not kept, and accept moves only a current last report") {
@@ -211,7 +218,7 @@ TEST_CASE("an abandoned report is not kept, and accept moves only a current last
   auto s = StateStore::open(d.path());
   REQUIRE(s.has_value());
   const Bytes b = "/b.db";
-  keep(**s, b, {change("/x", "changed"), change("/y", "added")}, id_n(7));
+  const std::string seven = keep(**s, b, {change("/x", "changed"), change("/y", "added")});
   {
     auto t = (*s)->begin_report(b);
     REQUIRE(t.has_value());
@@ -220,7 +227,7 @@ TEST_CASE("an abandoned report is not kept, and accept moves only a current last
   auto latest = (*s)->latest_report(b);
   REQUIRE(latest.has_value());
   REQUIRE(latest->has_value());
-  CHECK((*latest)->id == id_n(7));
+  CHECK((*latest)->id == seven);
   REQUIRE((*s)->accepted(b, {"/x"}, "not-this-baseline", "next").has_value());
   std::string digest;
   CHECK(paths_of(**s, b, &digest) == std::vector<Bytes>{"/y"});
@@ -228,7 +235,7 @@ TEST_CASE("an abandoned report is not kept, and accept moves only a current last
   REQUIRE((*s)->accepted(b, {}, "content", "next").has_value());
   paths_of(**s, b, &digest);
   CHECK(digest == "next");
-  auto kept = (*s)->find_report(b, id_n(7));
+  auto kept = (*s)->find_report(b, seven);
   REQUIRE(kept.has_value());
   CHECK(kept->entries.size() == 2);  // kept reports stay as they were made
   REQUIRE((*s)->clear_report(b, "after-update").has_value());
