@@ -341,15 +341,16 @@ void add_journal_commands(CLI::App& app, Options* o) {
       ->type_name("ID");
   update->add_flag("--yes", o->yes,
                    "without --report: accept whatever differs now without asking (by default update shows the "
-                   "differences and asks on a terminal, and refuses when there is none)");
+                   "differences and asks on a terminal, and refuses without one)");
   update->footer("The report lists exactly the differences the new baseline accepts (exit bits as for check).\n"
                  "The old baseline must verify first; nothing is replaced if it does not, or if the scan fails.\n"
                  "Bound to what was reviewed: with --report ID, refused (exit 16, naming both ids) unless the\n"
                  "differences are that report's; without it, shown and confirmed on a terminal, else refused\n"
                  "unless --yes. Also the way to re-baseline after a policy change.");
 
-  auto* accept = app.add_subcommand("accept", "accept chosen differences of the last check into the baseline, "
-                                             "with a reason kept in its signed journal");
+  auto* accept = app.add_subcommand("accept", "accept chosen differences of a check (the report you reviewed, "
+                                             "or the last) into the baseline, with a reason kept in its signed "
+                                             "journal");
   accept->add_option("PATH", o->paths, "reported entries to accept: a path (it and everything reported below it) "
                                        "or a glob (*, ?, [...], **)")
       ->type_name("PATH|GLOB");
@@ -364,7 +365,7 @@ void add_journal_commands(CLI::App& app, Options* o) {
       ->type_name("ID");
   accept->add_flag("--yes", o->yes,
                    "without --report: accept from the last report without asking (by default accept shows what "
-                   "it would accept and asks on a terminal, and refuses when there is none)");
+                   "it would accept and asks on a terminal, and refuses without one)");
   accept->add_flag("--package-verified", o->package_verified,
                    "accept only the differences whose new state the package's signed .deb vouches for (with "
                    "PATHs or --rule: only those among them); the rest stay reported");

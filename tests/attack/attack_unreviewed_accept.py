@@ -199,13 +199,18 @@ def case_accept_on_a_terminal_shows_and_asks(ctx):
 def case_update_without_report_not_a_terminal_refused(ctx):
     """The operator reviews a check (etc/a); the intruder adds etc/backdoor; `update` from a
     script, which would take the backdoor into the baseline, is refused (16, naming --report
-    and --yes) and writes nothing; with --yes it writes what it found."""
+    and --yes) and writes nothing; on a terminal it shows the backdoor and asks; with --yes it
+    writes what it found."""
     ctx.write("a", "reviewed edit\n", "a")
     ctx.fim("check", rc_want=4)
     ctx.write("backdoor", "intruder\n")
     before = ctx.baseline_bytes()
     refused(ctx.fim("update", "--reason", "A"), "--report", "--yes")
     expect(ctx.baseline_bytes() == before, "a refused update changed the baseline")
+    rc, out, shown = on_terminal(ctx.argv("update", "--reason", "A"), b"n\n")
+    expect(rc == 16 and out == "" and ctx.path("backdoor") in shown and "update 3 changes? [y/N]" in shown,
+           f"update on a terminal, answered no: exit {rc}, stdout {out[:300]!r}, terminal {shown!r}")
+    expect(ctx.baseline_bytes() == before, "update changed the baseline though the answer was no")
     ctx.fim("update", "--yes", "--reason", "whatever is there, unreviewed", rc_want=5)
     ctx.fim("check", rc_want=0)
 
