@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "fim/attr.h"
+#include "fim/base/digest.h"
 #include "fim/base/fd.h"
 #include "fim/base/result.h"
 
@@ -199,21 +200,43 @@ class StateStore {
     ReportTxn& operator=(ReportTxn&&) = delete;
     ~ReportTxn();
     Status add(const Reported& r);
-    /// Keeps the report as the one made against the baseline with `content_sha256`.
-    Status commit(const std::string& content_sha256);
+    /// Keeps the report as the one made against the baseline with `content_sha256`, and as
+    /// the kept report `id` (report_id_of() of what was added).
+    Status commit(const std::string& content_sha256, const std::string& id);
 
    private:
     friend class StateStore;
-    ReportTxn(StateStore* store, Bytes baseline, std::unique_ptr<db::Txn> txn);
+    ReportTxn(StateStore* store, Bytes baseline, int64_t kept, std::unique_ptr<db::Txn> txn);
     StateStore* store_;
     Bytes baseline_;
+    int64_t kept_;  // its row in the kept reports
     std::unique_ptr<db::Txn> txn_;  // null once committed
   };
+  /// Also starts a kept report (below): commit() names it with its id, and the oldest kept
+  /// report beyond the last kKeptReports is dropped in the same transaction.
   Result<ReportTxn> begin_report(const Bytes& baseline);
+  /// After update, which accepted everything: an empty last report of the new baseline (not
+  /// a kept one: update's differences are in the baseline's journal).
+  Status clear_report(const Bytes& baseline, const std::string& content_sha256);
   /// The stored report and the content digest of the baseline it was made against.
   Result<std::vector<Reported>> load_report(const Bytes& baseline, std::string* content_sha256);
-  /// After an accept: drops the accepted paths and moves the report to the new baseline.
-  Status accepted(const Bytes& baseline, const std::vector<Bytes>& paths, const std::string& new_content_sha256);
+  /// After an accept: drops the accepted paths from the last report and, when it was made
+  /// against `old_content_sha256`, moves it to the new baseline (kept reports stay as made).
+  Status accepted(const Bytes& baseline, const std::vector<Bytes>& paths, const std::string& old_content_sha256,
+                  const std::string& new_content_sha256);
+
+  /// One of the last kKeptReports reports of a baseline, as its check printed it
+  /// (docs/design.md, Baseline: acceptance): what 'accept --report ID' acts on.
+  struct KeptReport {
+    std::string id;  ///< report_id_of() its entries, full length
+    int64_t at_ns = 0;
+    std::vector<Reported> entries;  ///< in path order
+  };
+  /// The kept report whose id starts with `prefix` (at least kReportIdMinPrefix hex digits).
+  /// Errc::Usage when the prefix is malformed, matches no kept report, or matches two.
+  Result<KeptReport> find_report(const Bytes& baseline, std::string_view prefix);
+  /// The most recent kept report, entries included; none when there is none.
+  Result<std::optional<KeptReport>> latest_report(const Bytes& baseline);
 
   /// The watch daemon's coverage (docs/design.md, Real time). A root is dirty from the moment
   /// events under it may have been lost until a rescan that began after that moment ends.
@@ -260,6 +283,28 @@ class StateStore {
   explicit StateStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// How many reports state.db keeps per baseline for 'accept --report ID'.
+inline constexpr int kKeptReports = 20;
+/// The shortest prefix of a report id a command takes (48 bits: unambiguous among 20 reports
+/// unless someone searches for a collision, and then it is refused as ambiguous).
+inline constexpr size_t kReportIdMinPrefix = 12;
+
+/// A report's id (docs/design.md, Baseline: acceptance): SHA-256 (hex) over its change records
+/// in report order, each its path, kind and the row digests of the old and new state, every
+/// field length-prefixed. No time of the run goes in: the same differences give the same id,
+/// and any other difference (one more entry, another old or new value) gives another.
+class ReportDigest {
+ public:
+  ReportDigest();
+  void add(const StateStore::Reported& r);
+  /// The id of what was added (of an empty report: the digest of the header alone).
+  std::string hex();
+
+ private:
+  Sha256Stream sha_;
+};
+std::string report_id_of(const std::vector<StateStore::Reported>& entries);
 
 /// Writes a new baseline next to `path` and replaces `path` atomically on commit: temp file
 /// in the same directory, fsync, rename, fsync of the directory. Call under BaselineLock:

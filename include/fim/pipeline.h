@@ -69,6 +69,16 @@ struct RunOptions {
   std::string reason;        ///< update/accept: why, for the journal
   bool accept_all = false;   ///< accept: everything in the last report
   std::vector<std::string> accept_rules;  ///< accept: reported entries of these rules ("file:line:col")
+  /// accept/update --report ID (a prefix of at least 12 hex digits): act on the differences
+  /// of that kept report only, and refuse when they are not what is there now.
+  std::string report;
+  /// accept/update --yes: without --report, go on without asking (scripts that accept
+  /// whatever the last check or the update's own compare found).
+  bool yes = false;
+  /// Without --report or --yes: shows `what` (the differences about to be accepted) and asks
+  /// `question`; true to go on. Set by the command line only when it can ask (stdin and
+  /// stderr are a terminal); null: refused (docs/design.md, Baseline: acceptance).
+  std::function<bool(const std::string& question, const std::vector<StateStore::Reported>& what)> confirm;
   bool packages = false;          ///< check --packages: each change says what its package vouches for
   bool package_verified = false;  ///< accept --package-verified: only what the package's .deb vouches for
   bool weak_evidence = false;     ///< accept --package-verified --weak: dpkg's own MD5s and lists too

@@ -39,6 +39,10 @@ struct PackageNote {
   std::string upgrade;   ///< the recorded apt run since the baseline that changed the package
 };
 
+/// How much of a report id the plain report shows (64 bits; a command takes any unambiguous
+/// prefix of at least 12 digits, so this one is enough).
+inline constexpr size_t kReportIdShown = 16;
+
 struct Summary {
   std::string command;        ///< "init" or "check"
   uint64_t entries = 0;       ///< entries inspected
@@ -53,6 +57,9 @@ struct Summary {
   /// rely on was not recorded; an alert says what, and exit bit 8 says the run is incomplete.
   bool state_unwritten = false;
   std::map<std::string, uint64_t> packages;  ///< check --packages: verdict -> changes
+  /// check and update: the report's id (docs/design.md, Baseline: acceptance), 64 hex digits;
+  /// 'accept --report ID' and 'update --report ID' name it. Empty for other commands.
+  std::string report_id;
   BaselineFacts baseline;
   int exit_code = 0;
 };

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include <cstdio>
 #include <set>
@@ -18,6 +19,24 @@
 #include "fim_config.h"
 
 namespace fim::cli {
+
+namespace {
+
+/// accept/update without --report or --yes, on a terminal: what would be accepted, one line
+/// each on stderr (the report itself is held until the command ends), and the question; true
+/// for "y" or "yes".
+bool ask_on_terminal(const std::string& question, const std::vector<StateStore::Reported>& what) {
+  std::fputs("\r\x1b[K", stderr);  // the progress line
+  for (const auto& r : what) std::fprintf(stderr, "  %s: %s\n", r.kind.c_str(), escape_terminal(r.path).c_str());
+  std::fprintf(stderr, "fimctl: %s", question.c_str());
+  std::fflush(stderr);
+  char line[64] = "";
+  if (!std::fgets(line, sizeof line, stdin)) return false;
+  const std::string answer(line, std::strcspn(line, "\r\n"));
+  return answer == "y" || answer == "Y" || answer == "yes";
+}
+
+}  // namespace
 
 Result<RunOptions> run_options(const Options& o) {
   RunOptions r;
@@ -53,6 +72,9 @@ Result<RunOptions> run_options(const Options& o) {
   r.reason = o.reason;
   r.force = o.force;
   r.accept_all = o.all;
+  r.report = o.report;
+  r.yes = o.yes;
+  if (o.report.empty() && !o.yes && ::isatty(STDIN_FILENO) && ::isatty(STDERR_FILENO)) r.confirm = ask_on_terminal;
   r.accept_rules = o.rules;
   r.packages = o.packages;
   r.package_verified = o.package_verified;

@@ -37,8 +37,8 @@ Files:
   /etc/fimctl/conf.d/*.toml       drop-ins, loaded after it in name order
   )" FIM_DEFAULT_KEYS R"(/signing.key  signs new baselines (--keys moves the directory)
   )" FIM_DEFAULT_KEYS R"(/signing.pub  verifies them
-  /var/lib/fimctl/state.db        per baseline: the last verified sequence, the last report
-                                  ('accept' acts on it) and watch's coverage gaps (beside --db)
+  /var/lib/fimctl/state.db        per baseline: the last verified sequence, the last 20 reports
+                                  ('accept' acts on them) and watch's coverage gaps (beside --db)
   /run/fimctl/watch.sock          the watch daemon's status socket (--socket)
   )" FIM_DEFAULT_DB R"(   the baseline (--db moves it; a .lock file sits beside it)
 
@@ -335,12 +335,22 @@ void add_journal_commands(CLI::App& app, Options* o) {
                                              "(signed, next sequence number, atomically)");
   update->add_option("--reason", o->reason, "why, recorded in the journal with every difference accepted")
       ->type_name("TEXT");
+  update->add_option("--report", o->report,
+                     "the id of the report you reviewed (check prints it; 12 or more of its hex digits): the new "
+                     "baseline is written only when the differences found now are exactly that report's")
+      ->type_name("ID");
+  update->add_flag("--yes", o->yes,
+                   "without --report: accept whatever differs now without asking (by default update shows the "
+                   "differences and asks on a terminal, and refuses without one)");
   update->footer("The report lists exactly the differences the new baseline accepts (exit bits as for check).\n"
                  "The old baseline must verify first; nothing is replaced if it does not, or if the scan fails.\n"
-                 "Also the way to re-baseline after a policy change.");
+                 "Bound to what was reviewed: with --report ID, refused (exit 16, naming both ids) unless the\n"
+                 "differences are that report's; without it, shown and confirmed on a terminal, else refused\n"
+                 "unless --yes. Also the way to re-baseline after a policy change.");
 
-  auto* accept = app.add_subcommand("accept", "accept chosen differences of the last check into the baseline, "
-                                             "with a reason kept in its signed journal");
+  auto* accept = app.add_subcommand("accept", "accept chosen differences of a check (the report you reviewed, "
+                                             "or the last) into the baseline, with a reason kept in its signed "
+                                             "journal");
   accept->add_option("PATH", o->paths, "reported entries to accept: a path (it and everything reported below it) "
                                        "or a glob (*, ?, [...], **)")
       ->type_name("PATH|GLOB");
@@ -348,7 +358,14 @@ void add_journal_commands(CLI::App& app, Options* o) {
       ->type_name("TEXT");
   accept->add_option("--rule", o->rules, "accept what the rule at FILE:LINE:COLUMN selected (as in the report)")
       ->type_name("FILE:LINE:COLUMN");
-  accept->add_flag("--all", o->all, "accept every difference of the last report");
+  accept->add_flag("--all", o->all, "accept every difference of the report (--report ID, or the last one)");
+  accept->add_option("--report", o->report,
+                     "act on the report you reviewed: its id as check printed it (12 or more hex digits; state.db "
+                     "keeps the last 20); an entry chosen from it that is no longer as it showed is refused")
+      ->type_name("ID");
+  accept->add_flag("--yes", o->yes,
+                   "without --report: accept from the last report without asking (by default accept shows what "
+                   "it would accept and asks on a terminal, and refuses without one)");
   accept->add_flag("--package-verified", o->package_verified,
                    "accept only the differences whose new state the package's signed .deb vouches for (with "
                    "PATHs or --rule: only those among them); the rest stay reported");
@@ -356,9 +373,11 @@ void add_journal_commands(CLI::App& app, Options* o) {
                    "with --package-verified: also accept what only dpkg's own MD5s and file lists vouch for "
                    "(records kept on this host, so as trustworthy as the host)");
   accept->add_option("--package-mirror", o->package_mirrors, "as for check --packages")->type_name("DIR");
-  accept->footer("Acts on the last 'fimctl check' of this baseline (kept in state.db beside it). An entry\n"
-                 "that changed again since it was reported is refused, and then nothing is accepted.\n"
-                 "Writes the next signed baseline; 'fimctl log' shows the journal. Exit 0 when accepted.");
+  accept->footer("Acts on the report --report names (one of the last 20 checks of this baseline, kept in\n"
+                 "state.db beside it), or on the last one: shown and confirmed on a terminal, else refused\n"
+                 "unless --yes. An entry that is no longer as the report showed it (changed again on disk, or\n"
+                 "accepted since) is refused (exit 16), and then nothing is accepted. Writes the next signed\n"
+                 "baseline; 'fimctl log' shows the journal. Exit 0 when accepted.");
 
   auto* adopt = app.add_subcommand("adopt", "make FILE (a restored backup, a golden image, a copy signed off the "
                                            "host) the baseline at --db: verified, journalled, pinned");

@@ -27,6 +27,8 @@ struct Options {
   std::string reason;           ///< update/accept/init --force/adopt/key rotate --reason
   bool force = false;           ///< init --force
   bool all = false;             ///< accept --all
+  std::string report;           ///< accept/update --report ID
+  bool yes = false;             ///< accept/update --yes
   std::vector<std::string> rules;  ///< accept --rule
   bool packages = false;           ///< check --packages
   bool containers = false;         ///< init/check --containers

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // state.db: what fimctl must remember between runs but must not sign (docs/design.md,
 // Baseline): per baseline path, the highest sequence seen (an older, validly signed baseline
-// copied back is refused), the last report (what 'accept' may accept), the watch daemon's
+// copied back is refused), the last report (what 'accept' may accept) and the last 20 with
+// their ids (what 'accept --report ID' may accept), the watch daemon's
 // coverage (dirty roots, gaps, liveness); and the apt hook's package snapshots and runs.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -71,6 +72,15 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                    "  baseline BLOB NOT NULL, path BLOB NOT NULL,"
                    "  kind TEXT NOT NULL, old_row TEXT NOT NULL, new_row TEXT NOT NULL, rule TEXT NOT NULL,"
                    "  PRIMARY KEY(baseline, path)"
+                   ") WITHOUT ROWID;"
+                   // The last kKeptReports reports of each baseline, for 'accept --report ID'
+                   // (docs/design.md, Baseline: acceptance). id is '' until the report commits.
+                   "CREATE TABLE IF NOT EXISTS reports("
+                   "  seq INTEGER PRIMARY KEY, baseline BLOB NOT NULL, id TEXT NOT NULL, at_ns INTEGER NOT NULL);"
+                   "CREATE TABLE IF NOT EXISTS report_entries("
+                   "  report INTEGER NOT NULL, path BLOB NOT NULL,"
+                   "  kind TEXT NOT NULL, old_row TEXT NOT NULL, new_row TEXT NOT NULL, rule TEXT NOT NULL,"
+                   "  PRIMARY KEY(report, path)"
                    ") WITHOUT ROWID;"
                    // The watch daemon's coverage (docs/design.md, Real time): roots whose events
                    // may have been lost, until a rescan that began after the loss finishes.
@@ -151,8 +161,8 @@ Status StateStore::pin_identity(const Bytes& baseline, const BaselineIdentity& i
   return impl_->exec("DELETE FROM identity_next WHERE baseline = ?", baseline);
 }
 
-StateStore::ReportTxn::ReportTxn(StateStore* store, Bytes baseline, std::unique_ptr<db::Txn> txn)
-    : store_(store), baseline_(std::move(baseline)), txn_(std::move(txn)) {}
+StateStore::ReportTxn::ReportTxn(StateStore* store, Bytes baseline, int64_t kept, std::unique_ptr<db::Txn> txn)
+    : store_(store), baseline_(std::move(baseline)), kept_(kept), txn_(std::move(txn)) {}
 StateStore::ReportTxn::ReportTxn(ReportTxn&&) noexcept = default;
 StateStore::ReportTxn::~ReportTxn() = default;  // txn_ rolls back unless committed
 
@@ -160,20 +170,38 @@ Result<StateStore::ReportTxn> StateStore::begin_report(const Bytes& baseline) {
   auto txn = impl_->begin();
   if (!txn) return txn.error();
   FIM_TRY(impl_->exec("DELETE FROM report WHERE baseline = ?", baseline));
-  return ReportTxn(this, baseline, std::make_unique<db::Txn>(std::move(*txn)));
+  FIM_TRY(impl_->exec("INSERT INTO reports(baseline, id, at_ns) VALUES(?, '', ?)", baseline, now_ns()));
+  const int64_t kept = sqlite3_last_insert_rowid(impl_->db.get());
+  return ReportTxn(this, baseline, kept, std::make_unique<db::Txn>(std::move(*txn)));
 }
 
 Status StateStore::ReportTxn::add(const Reported& r) {
   if (!txn_) return make_error(Errc::Bug, "report written after it was committed");
-  return store_->impl_->exec(
+  FIM_TRY(store_->impl_->exec(
       "INSERT OR REPLACE INTO report(baseline, path, kind, old_row, new_row, rule) VALUES(?,?,?,?,?,?)", baseline_,
+      r.path, db::Text{r.kind}, db::Text{r.old_row}, db::Text{r.new_row}, db::Text{r.rule}));
+  return store_->impl_->exec(
+      "INSERT OR REPLACE INTO report_entries(report, path, kind, old_row, new_row, rule) VALUES(?,?,?,?,?,?)", kept_,
       r.path, db::Text{r.kind}, db::Text{r.old_row}, db::Text{r.new_row}, db::Text{r.rule});
 }
 
-Status StateStore::ReportTxn::commit(const std::string& content_sha256) {
+Status StateStore::ReportTxn::commit(const std::string& content_sha256, const std::string& id) {
   if (!txn_) return make_error(Errc::Bug, "report committed twice");
   const std::unique_ptr<db::Txn> txn = std::move(txn_);  // rolls back on every early return
   FIM_TRY(store_->report_of(baseline_, content_sha256));
+  FIM_TRY(store_->impl_->exec("UPDATE reports SET id = ? WHERE seq = ?", db::Text{id}, kept_));
+  // Older reports beyond the kept ones go in the same transaction: never more than kKeptReports.
+  static const std::string kOld = "(SELECT seq FROM reports WHERE baseline = ?1 ORDER BY seq DESC LIMIT -1 OFFSET ?2)";
+  FIM_TRY(store_->impl_->exec("DELETE FROM report_entries WHERE report IN " + kOld, baseline_, kKeptReports));
+  FIM_TRY(store_->impl_->exec("DELETE FROM reports WHERE seq IN " + kOld, baseline_, kKeptReports));
+  return txn->commit();
+}
+
+Status StateStore::clear_report(const Bytes& baseline, const std::string& content_sha256) {
+  auto txn = impl_->begin();
+  if (!txn) return txn.error();
+  FIM_TRY(impl_->exec("DELETE FROM report WHERE baseline = ?", baseline));
+  FIM_TRY(report_of(baseline, content_sha256));
   return txn->commit();
 }
 
@@ -181,6 +209,21 @@ Status StateStore::report_of(const Bytes& baseline, const std::string& content_s
   return impl_->exec("INSERT OR REPLACE INTO report_of(baseline, content_sha256) VALUES(?, ?)", baseline,
                      db::Text{content_sha256});
 }
+
+namespace {
+
+/// The rows of `sql` (path, kind, old_row, new_row, rule), its ?1.. bound to `args`.
+template <class... A>
+Status read_reported(db::Stmt& st, std::vector<StateStore::Reported>* out, const A&... args) {
+  return st.bind(args...).for_each_row([&](sqlite3_stmt* s) {
+    out->push_back({Bytes(db::column_blob(s, 0)), std::string(db::column_blob(s, 1)), std::string(db::column_blob(s, 2)),
+                    std::string(db::column_blob(s, 3)), std::string(db::column_blob(s, 4))});
+  });
+}
+
+bool is_lower_hex(std::string_view s) { return s.find_first_not_of("0123456789abcdef") == std::string_view::npos; }
+
+}  // namespace
 
 Result<std::vector<StateStore::Reported>> StateStore::load_report(const Bytes& baseline, std::string* content_sha256) {
   content_sha256->clear();
@@ -192,20 +235,68 @@ Result<std::vector<StateStore::Reported>> StateStore::load_report(const Bytes& b
   std::vector<Reported> out;
   auto st = impl_->stmt("SELECT path, kind, old_row, new_row, rule FROM report WHERE baseline = ? ORDER BY path", false);
   if (!st) return st.error();
-  FIM_TRY(st->bind(baseline).for_each_row([&](sqlite3_stmt* s) {
-    out.push_back({Bytes(db::column_blob(s, 0)), std::string(db::column_blob(s, 1)), std::string(db::column_blob(s, 2)),
-                   std::string(db::column_blob(s, 3)), std::string(db::column_blob(s, 4))});
-  }));
+  FIM_TRY(read_reported(*st, &out, baseline));
   return out;
 }
 
-Status StateStore::accepted(const Bytes& baseline, const std::vector<Bytes>& paths, const std::string& new_content_sha256) {
+Result<StateStore::KeptReport> StateStore::find_report(const Bytes& baseline, std::string_view prefix) {
+  std::string p(prefix);
+  for (char& c : p) c = static_cast<char>(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+  if (p.size() < kReportIdMinPrefix || p.size() > 64 || !is_lower_hex(p))
+    return make_error(Errc::Usage, "--report " + quote(prefix) + ": a report id is hex digits, at least " +
+                                       std::to_string(kReportIdMinPrefix) + " of them (as a report prints it)");
+  auto st = impl_->stmt("SELECT seq, id, at_ns FROM reports WHERE baseline = ?1 AND id <> '' AND "
+                        "substr(id, 1, length(?2)) = ?2 ORDER BY seq DESC", false);
+  if (!st) return st.error();
+  std::vector<std::pair<int64_t, KeptReport>> found;
+  FIM_TRY(st->bind(baseline, db::Text{p}).for_each_row([&](sqlite3_stmt* s) {
+    found.push_back({sqlite3_column_int64(s, 0), KeptReport{std::string(db::column_blob(s, 1)), sqlite3_column_int64(s, 2), {}}});
+  }));
+  if (found.empty())
+    return make_error(Errc::Usage, "no report " + p + " among the last " + std::to_string(kKeptReports) +
+                                       " reports of " + quote(baseline) + " that state.db keeps: run 'fimctl check' "
+                                       "and use the id it prints");
+  for (const auto& f : found)  // the same id twice is the same differences: the latest is used
+    if (f.second.id != found.front().second.id)
+      return make_error(Errc::Usage, "--report " + p + " is ambiguous: it begins " + found.front().second.id + " and " +
+                                         f.second.id + "; give more digits");
+  auto entries = impl_->stmt("SELECT path, kind, old_row, new_row, rule FROM report_entries WHERE report = ? ORDER BY path",
+                             false);
+  if (!entries) return entries.error();
+  KeptReport out = std::move(found.front().second);
+  FIM_TRY(read_reported(*entries, &out.entries, found.front().first));
+  // state.db is not signed: the id the operator reviewed is what vouches for the entries.
+  if (report_id_of(out.entries) != out.id)
+    return make_error(Errc::Trust, "state.db's copy of report " + out.id.substr(0, 16) + " is not that report any more "
+                                       "(its entries do not hash to its id: edited since it was stored in " +
+                                       quote(impl_->path) + "); nothing was accepted: run 'fimctl check' and review "
+                                       "its report");
+  return out;
+}
+
+Result<std::optional<StateStore::KeptReport>> StateStore::latest_report(const Bytes& baseline) {
+  auto st = impl_->stmt("SELECT id FROM reports WHERE baseline = ? AND id <> '' ORDER BY seq DESC LIMIT 1", false);
+  if (!st) return st.error();
+  auto row = st->bind(baseline).step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<KeptReport>();
+  const std::string id(db::column_blob(st->get(), 0));
+  auto kept = find_report(baseline, id);
+  if (!kept) return kept.error();
+  return std::optional<KeptReport>(std::move(*kept));
+}
+
+Status StateStore::accepted(const Bytes& baseline, const std::vector<Bytes>& paths, const std::string& old_content_sha256,
+                            const std::string& new_content_sha256) {
   auto txn = impl_->begin();
   if (!txn) return txn.error();
   auto del = impl_->stmt("DELETE FROM report WHERE baseline = ? AND path = ?");
   if (!del) return del.error();
   for (const auto& p : paths) FIM_TRY(del->bind(baseline, p).exec());
-  FIM_TRY(report_of(baseline, new_content_sha256));
+  // A last report made against another baseline stays tied to it: accept --report may act on
+  // an older report, and that must not make a stale last report look current.
+  FIM_TRY(impl_->exec("UPDATE report_of SET content_sha256 = ?3 WHERE baseline = ?1 AND content_sha256 = ?2", baseline,
+                      db::Text{old_content_sha256}, db::Text{new_content_sha256}));
   return txn->commit();
 }
 

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// fimctl accept: differences of the last report taken into the successor baseline, each
-// exactly as it was reported (docs/design.md, Baseline), with a journal entry of its own.
-// Named steps: the request, the report it acts on, the choice, the re-collection that
-// refuses what changed again, the successor.
+// fimctl accept: differences of a report taken into the successor baseline, each exactly as
+// it was reported (docs/design.md, Baseline), with a journal entry of its own. The report is
+// the one the operator reviewed (--report ID, one of the last 20 kept in state.db), or the
+// last one, shown and confirmed on a terminal or taken as it is with --yes.
+// Named steps: the request, the report it acts on, the choice, the confirmation, the
+// re-collection that refuses what changed again, the successor (which refuses an entry whose
+// baseline row is no longer the one the report compared with).
 #include <fcntl.h>
 
 #include <map>
@@ -52,25 +55,45 @@ Status check_request(const RunOptions& opts) {
   if (!opts.accept_all && opts.paths.empty() && opts.accept_rules.empty() && !opts.package_verified)
     return make_error(Errc::Usage, "name what to accept: PATHs or GLOBs, --rule FILE:LINE:COLUMN, --package-verified "
                                    "or --all");
-  return {};
+  return detail::need_review(opts, "accept");
 }
 
-/// The last report, when it was made against this baseline under this policy.
-Result<std::vector<StateStore::Reported>> last_report(const RunOptions& opts, const BaselineMeta& meta, StateStore& state) {
-  std::string report_of;
-  auto rep = state.load_report(opts.db_path, &report_of);
-  if (!rep) return rep.error();
+/// What accept chooses from: the kept report --report names, or the last report.
+struct Source {
+  std::string id;  ///< --report: the kept report's full id; empty: the last report
+  std::vector<StateStore::Reported> entries;
+  std::string name() const { return id.empty() ? "the last report" : "report " + detail::short_id(id); }
+};
+
+Status same_policy(const RunOptions& opts, const BaselineMeta& meta) {
   if (meta.policy_digest != policy_digest(opts.policy))
     return make_error(Errc::Usage, "the policy changed since the baseline was written: accepting single entries would "
                                    "mix two policies in one baseline; use 'fimctl update' to re-baseline");
+  return {};
+}
+
+/// The last report, when it was made against this baseline under this policy; or, with
+/// --report, the kept report it names (its entries are checked one by one against the
+/// baseline's rows as the successor is written, so it may be older than the baseline).
+Result<Source> source(const RunOptions& opts, const BaselineMeta& meta, StateStore& state) {
+  FIM_TRY(same_policy(opts, meta));
+  if (!opts.report.empty()) {
+    auto kept = state.find_report(opts.db_path, opts.report);
+    if (!kept) return kept.error();
+    return Source{kept->id, std::move(kept->entries)};
+  }
+  std::string report_of;
+  auto rep = state.load_report(opts.db_path, &report_of);
+  if (!rep) return rep.error();
   if (report_of != meta.content_sha256)
     return make_error(Errc::Usage, "there is no report of this baseline to accept from (the last one was made against "
                                    "another baseline, or none was): run 'fimctl check' first");
-  return rep;
+  return Source{"", std::move(*rep)};
 }
 
 /// The reported differences the command line names.
-Result<std::vector<StateStore::Reported>> choose(const RunOptions& opts, const std::vector<StateStore::Reported>& rep) {
+Result<std::vector<StateStore::Reported>> choose(const RunOptions& opts, const Source& src) {
+  const std::vector<StateStore::Reported>& rep = src.entries;
   std::vector<StateStore::Reported> chosen;
   for (const auto& r : rep) {
     // --package-verified alone: every reported difference is a candidate (its package decides).
@@ -80,40 +103,75 @@ Result<std::vector<StateStore::Reported>> choose(const RunOptions& opts, const s
     if (take) chosen.push_back(r);
   }
   if (chosen.empty())
-    return make_error(Errc::Usage, "nothing in the last report matches (it lists " + std::to_string(rep.size()) +
+    return make_error(Errc::Usage, "nothing in " + src.name() + " matches (it lists " + std::to_string(rep.size()) +
                                        " differences; 'fimctl check' shows them)");
   return chosen;
 }
 
+/// Path -> the row digest on disk now ("-": gone), of the chosen entries that are no longer
+/// what the report showed.
+using Stale = std::map<Bytes, std::string>;
+
+/// accept --report ID refused: names ID and the report that shows the stale entries as they
+/// are now (the last check's, when it does), so the operator reviews that one.
+Error stale_report(const Source& src, const Stale& stale, const std::string& list, StateStore& state,
+                   const Bytes& db_path) {
+  std::string now = "no kept report shows them as they are now: run 'fimctl check', review its report and accept "
+                    "with its id";
+  if (auto latest = state.latest_report(db_path); latest && *latest && (*latest)->id != src.id) {
+    const auto& entries = (*latest)->entries;
+    size_t shown = 0;
+    for (const auto& e : entries) shown += stale.count(e.path) && stale.at(e.path) == e.new_row;
+    const std::string other = detail::short_id((*latest)->id);
+    now = shown == stale.size() ? "the last check's report " + other + " shows them as they are now: review it, then "
+                                  "'fimctl accept --report " + other + "'"
+                                : "the last check's report " + other + " does not show them as they are now either: "
+                                  "run 'fimctl check', review its report and accept with its id";
+  }
+  return make_error(Errc::Usage, src.name() + " is not what is there now: " + std::to_string(stale.size()) +
+                                     " of the chosen entries changed since it was made (" + list + "); " + now +
+                                     "; nothing was accepted");
+}
+
 /// Tripwire's high-security rule: what is accepted is exactly what was reported. An entry
 /// that changed again since is refused, and then nothing is accepted.
-Result<Accepted> recollect(const RunOptions& opts, const BaselineMeta& meta, const std::vector<StateStore::Reported>& chosen) {
+Result<Accepted> recollect(const RunOptions& opts, const BaselineMeta& meta, const std::vector<StateStore::Reported>& chosen,
+                           const Source& src, StateStore& state) {
   const Policy effective = detail::effective_policy(opts.policy, meta);
   const Selector sel(effective);
   Collector collector;
   Accepted now;
-  std::vector<Bytes> stale;
+  Stale stale;
   for (const auto& r : chosen) {
     auto cur = collect_one(sel, opts.sysroot_fd, r.path, collector);
     const std::string digest = cur ? row_digest(*cur) : "-";
-    if (digest != r.new_row) stale.push_back(r.path);
+    if (digest != r.new_row) stale[r.path] = digest;
     else now[r.path] = std::move(cur);
   }
   if (stale.empty()) return now;
   std::string list;
-  for (size_t i = 0; i < stale.size() && i < 5; ++i) list += (i ? ", " : "") + quote(stale[i]);
+  size_t listed = 0;
+  for (auto it = stale.begin(); it != stale.end() && listed < 5; ++it, ++listed)
+    list += (list.empty() ? "" : ", ") + quote(it->first);
   if (stale.size() > 5) list += ", ...";
+  if (!src.id.empty()) return stale_report(src, stale, list, state, opts.db_path);
   return make_error(Errc::Usage, std::to_string(stale.size()) + " of the chosen entries changed again since they were "
                                  "reported (" + list + "): nothing was accepted; run 'fimctl check' and accept again");
 }
 
+/// Path -> the row digest the report compared with ("-": the baseline had none).
+using Compared = std::map<Bytes, std::string>;
+
 /// The successor's rows: the old ones (verified as they are read), with the accepted
-/// entries replaced, dropped or inserted in path order; one journal entry each.
+/// entries replaced, dropped or inserted in path order; one journal entry each. An accepted
+/// entry whose old row is not the one the report compared with (accepted or updated since,
+/// or a report of an earlier baseline) is refused: a difference is accepted only as reported.
 class SuccessorRows {
  public:
-  SuccessorRows(const RunOptions& opts, const Accepted& now, const std::map<Bytes, std::string>& vouched,
-                BaselineWriter& w, Summary* s, Sink& sink)
-      : opts_(opts), now_(now), vouched_(vouched), w_(w), s_(*s), sink_(sink), next_new_(now.begin()) {}
+  SuccessorRows(const RunOptions& opts, const Accepted& now, const Compared& was, const std::string& report,
+                const std::map<Bytes, std::string>& vouched, BaselineWriter& w, Summary* s, Sink& sink)
+      : opts_(opts), now_(now), was_(was), report_(report), vouched_(vouched), w_(w), s_(*s), sink_(sink),
+        next_new_(now.begin()) {}
 
   Status write(BaselineReader& base) {
     FIM_TRY(detail::read_verified(base, [&](const Record& old) { return old_row(old); }));
@@ -126,12 +184,19 @@ class SuccessorRows {
     auto v = vouched_.find(path);
     return v == vouched_.end() ? opts_.reason : opts_.reason + " (" + v->second + ")";
   }
+  Status as_compared(const Bytes& path, const std::string& old_row) const {
+    if (was_.at(path) == old_row) return {};
+    return make_error(Errc::Usage, "the baseline's entry for " + quote(path) + " is no longer the one " + report_ +
+                                       " compared with (accepted or updated since): nothing was accepted; run 'fimctl "
+                                       "check' and accept from its report");
+  }
   void note(const Bytes& path, const char* kind, std::string old_row, std::string new_row) {
     journal.push_back({0, who_, "accept", why(path), path, kind, std::move(old_row), std::move(new_row)});
   }
   /// Accepted additions sort in by path, before `limit` (null: the rest).
   Status added_before(const Bytes* limit) {
     for (; next_new_ != now_.end() && (!limit || next_new_->first < *limit); ++next_new_) {
+      FIM_TRY(as_compared(next_new_->first, "-"));  // not in the baseline
       if (!next_new_->second) continue;
       const Record& rec = *next_new_->second;
       FIM_TRY(w_.add(rec));
@@ -145,6 +210,7 @@ class SuccessorRows {
     FIM_TRY(added_before(&old.path));
     auto it = now_.find(old.path);
     if (it == now_.end()) return w_.add(old);
+    FIM_TRY(as_compared(old.path, row_digest(old)));
     if (next_new_ == it) ++next_new_;
     if (!it->second) {
       ++s_.removed;
@@ -161,6 +227,8 @@ class SuccessorRows {
 
   const RunOptions& opts_;
   const Accepted& now_;
+  const Compared& was_;
+  const std::string report_;
   const std::map<Bytes, std::string>& vouched_;
   BaselineWriter& w_;
   Summary& s_;
@@ -170,6 +238,32 @@ class SuccessorRows {
 };
 
 }  // namespace
+
+namespace detail {
+
+std::string short_id(const std::string& id) { return id.substr(0, kReportIdShown); }
+
+Status need_review(const RunOptions& opts, const char* command) {
+  if (!opts.report.empty() || opts.yes || opts.confirm) return {};
+  const std::string cmd = command;
+  const std::string what = cmd == "update" ? "update without --report accepts whatever differs when it runs"
+                                           : "accept without --report accepts from the last report, whatever the last "
+                                             "check found";
+  return make_error(Errc::Usage, what + ", which nobody may have reviewed, and there is no terminal to ask on: give the "
+                                 "id of the report you reviewed ('fimctl " + cmd + " --report ID', as 'fimctl check' "
+                                 "prints it), or --yes to " + cmd + " without review");
+}
+
+Status confirmed(const RunOptions& opts, const char* command, const std::vector<StateStore::Reported>& what) {
+  if (!opts.report.empty() || opts.yes || what.empty()) return {};
+  FIM_TRY(need_review(opts, command));
+  const std::string n = std::to_string(what.size());
+  if (opts.confirm(std::string(command) + " " + n + (what.size() == 1 ? " change" : " changes") + "? [y/N] ", what))
+    return {};
+  return make_error(Errc::Usage, std::string(command) + ": not confirmed, nothing was accepted");
+}
+
+}  // namespace detail
 
 Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   const double t0 = monotonic_seconds();
@@ -185,12 +279,15 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   if (!trusted->state) return make_error(Errc::Io, "accept needs state.db, which holds the last report: " +
                                                       trusted->state.error().describe());
   StateStore& state = **trusted->state;
-  auto rep = last_report(opts, meta, state);
-  if (!rep) return rep.error();
-  auto chosen = choose(opts, *rep);
+  auto src = source(opts, meta, state);
+  if (!src) return src.error();
+  auto chosen = choose(opts, *src);
   if (!chosen) return chosen.error();
-  auto now = recollect(opts, meta, *chosen);
+  FIM_TRY(detail::confirmed(opts, "accept", *chosen));
+  auto now = recollect(opts, meta, *chosen, *src, state);
   if (!now) return now.error();
+  Compared was;
+  for (const auto& r : *chosen) was[r.path] = r.old_row;
   std::map<Bytes, std::string> vouched;  // --package-verified: path -> the package's word, for the journal
   if (opts.package_verified) FIM_TRY(detail::keep_package_verified(opts, meta, &state, &*now, &vouched, sink));
 
@@ -198,7 +295,7 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   if (!writer) return writer.error();
   Summary s;
   s.command = "accept";
-  SuccessorRows rows(opts, *now, vouched, **writer, &s, sink);
+  SuccessorRows rows(opts, *now, was, src->name(), vouched, **writer, &s, sink);
   FIM_TRY(rows.write(*trusted->base));
   // Same roots and policy: accept changes entries, nothing else.
   BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, meta.roots,
@@ -207,7 +304,7 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, *key, sink));
   std::vector<Bytes> paths;
   for (const auto& [p, _] : *now) paths.push_back(p);
-  FIM_TRY(state.accepted(opts.db_path, paths, next.content_sha256));
+  FIM_TRY(state.accepted(opts.db_path, paths, meta.content_sha256, next.content_sha256));
   s.entries = next.entry_count;
   s.baseline = detail::facts_of(opts.db_path, next);
   s.seconds = monotonic_seconds() - t0;

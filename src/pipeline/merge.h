@@ -91,6 +91,16 @@ std::string row_digest(const Record& r);
 
 const Rule* rule_at(const Policy& p, int idx);
 
+/// accept and update act on reviewed differences (docs/design.md, Baseline: acceptance): with
+/// --report ID, or --yes, or a terminal to ask on (RunOptions::confirm). Errc::Usage, naming
+/// both ways, before anything is read, when there is none of them.
+Status need_review(const RunOptions& opts, const char* command);
+/// Without --report and --yes: shows `what` through RunOptions::confirm and asks; Errc::Usage
+/// when the answer is no.
+Status confirmed(const RunOptions& opts, const char* command, const std::vector<StateStore::Reported>& what);
+/// "1234567890abcdef": how a report id is shown in messages (kReportIdShown digits).
+std::string short_id(const std::string& id);
+
 /// Counts an entry's status into the summary and reports it when it is not ok.
 void note_status(const ScanEntry& e, const Policy& p, Summary* s, Sink& sink);
 

@@ -14,7 +14,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "fim/base/sys.h"
 #include "fim/db.h"
@@ -219,6 +221,45 @@ Result<std::optional<detail::Packages>> check_packages(const RunOptions& opts, d
   return std::optional<detail::Packages>(std::move(*p));
 }
 
+/// update --report ID: the kept report the operator reviewed, found before the scan (an id
+/// state.db does not keep fails at once); none without --report.
+Result<std::optional<StateStore::KeptReport>> reviewed_report(const RunOptions& opts, detail::Trusted& t) {
+  if (opts.report.empty()) return std::optional<StateStore::KeptReport>();
+  if (!t.state)
+    return make_error(Errc::Io, "update --report needs state.db, which keeps the reports: " + t.state.error().describe());
+  auto kept = (*t.state)->find_report(opts.db_path, opts.report);
+  if (!kept) return kept.error();
+  return std::optional<StateStore::KeptReport>(std::move(*kept));
+}
+
+/// The paths whose difference is not the same in `a` and `b` (up to five, quoted).
+std::string differing(const std::vector<StateStore::Reported>& a, const std::vector<StateStore::Reported>& b) {
+  std::map<Bytes, std::string> in_a, in_b;
+  const auto key = [](const StateStore::Reported& r) { return r.kind + " " + r.old_row + " " + r.new_row; };
+  for (const auto& r : a) in_a[r.path] = key(r);
+  for (const auto& r : b) in_b[r.path] = key(r);
+  std::set<Bytes> paths;
+  for (const auto& [p, k] : in_a) if (!in_b.count(p) || in_b[p] != k) paths.insert(p);
+  for (const auto& [p, k] : in_b) if (!in_a.count(p)) paths.insert(p);
+  std::string list;
+  size_t n = 0;
+  for (auto it = paths.begin(); it != paths.end() && n < 5; ++it, ++n) list += (list.empty() ? "" : ", ") + quote(*it);
+  if (paths.size() > 5) list += ", ...";
+  return list;
+}
+
+/// update is bound to the differences the operator reviewed (docs/design.md, Baseline:
+/// acceptance): those of --report ID exactly, or confirmed on a terminal, or --yes.
+Status update_reviewed(const RunOptions& opts, const std::optional<StateStore::KeptReport>& reviewed,
+                       const std::string& id, const std::vector<StateStore::Reported>& found) {
+  if (!reviewed) return detail::confirmed(opts, "update", found);
+  if (reviewed->id == id) return {};
+  return make_error(Errc::Usage, "the differences update finds now (report " + detail::short_id(id) +
+                                     ") are not those of report " + detail::short_id(reviewed->id) + " (they differ at " +
+                                     differing(reviewed->entries, found) + "): nothing was written; run 'fimctl "
+                                     "check', review its report and 'fimctl update --report ID' with its id");
+}
+
 void alert_package_mismatch(const Summary& s, Sink& sink) {
   if (const auto m = s.packages.find("mismatch"); m != s.packages.end())
     sink.alert("package_mismatch", std::to_string(m->second) + " changed entries are not what their packages ship: "
@@ -295,6 +336,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
   }
   auto packages = check_packages(opts, *trusted);
   if (!packages) return packages.error();
+  ReportDigest id;
   const Report report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
     if (*packages) {
       const PackageNote note = (*packages)->explain(o, n);
@@ -303,8 +345,10 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     } else {
       sink.change(k, o, n, changed, rule);
     }
+    const StateStore::Reported r = reported_of(k, o, n, rule);
+    id.add(r);
     if (recording) {
-      if (auto st = recording->add(reported_of(k, o, n, rule)); !st) {
+      if (auto st = recording->add(r); !st) {
         recording.reset();
         state_unwritten(kUnrecorded, st.error(), &s, sink);
       }
@@ -314,8 +358,10 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
   FIM_TRY(compare_tree(opts, *trusted, *roots, !opts.paths.empty(), report, {}, &s, sink));
   alert_package_mismatch(s, sink);
   const Status verified = trusted->base->verify();
+  s.report_id = id.hex();
   if (recording && verified) {
-    if (auto st = recording->commit(meta.content_sha256); !st) state_unwritten(kUnrecorded, st.error(), &s, sink);
+    if (auto st = recording->commit(meta.content_sha256, s.report_id); !st)
+      state_unwritten(kUnrecorded, st.error(), &s, sink);
   }
   recording.reset();  // rolls back the report of a baseline that did not verify
   FIM_TRY(verified);
@@ -327,6 +373,7 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
   const double t0 = monotonic_seconds();
   if (!opts.paths.empty())
     return make_error(Errc::Usage, "update rewrites the whole baseline: it takes no PATHs (check PATH... looks at a part)");
+  FIM_TRY(detail::need_review(opts, "update"));
   auto key = signing_key(opts);
   if (!key) return key.error();
   auto lock = BaselineLock::acquire(opts.db_path);
@@ -335,6 +382,8 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
   if (!trusted) return trusted.error();
   const BaselineMeta& meta = trusted->base->meta();
   FIM_TRY(detail::check_successor_key(opts, meta, *key));
+  auto reviewed = reviewed_report(opts, *trusted);
+  if (!reviewed) return reviewed.error();
   Summary s;
   s.command = "update";
   s.baseline = facts_of(opts.db_path, meta);
@@ -345,15 +394,21 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
   note_policy_change(opts, meta, "The new baseline is written under the current policy", &s, sink);
   // Every difference reported is accepted into the successor, with a journal entry.
   std::vector<Acceptance> accepted;
+  std::vector<StateStore::Reported> found;
+  ReportDigest id;
   const std::string who = current_user();
   const Report report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
     sink.change(k, o, n, changed, rule);
-    const StateStore::Reported r = reported_of(k, o, n, rule);
+    StateStore::Reported r = reported_of(k, o, n, rule);
+    id.add(r);
     accepted.push_back(Acceptance{0, who, "update", opts.reason, r.path, r.kind, r.old_row, r.new_row});
+    found.push_back(std::move(r));
     return {};
   };
   FIM_TRY(compare_tree(opts, *trusted, roots, false, report, [&](const Record& r) { return (*writer)->add(r); }, &s, sink));
   FIM_TRY(trusted->base->verify());
+  s.report_id = id.hex();
+  FIM_TRY(update_reviewed(opts, *reviewed, s.report_id, found));
   note_verified(opts, *trusted, &s, sink);
   // The old baseline verified: its successor may now replace it.
   BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, roots,
@@ -366,9 +421,7 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
   // This host's own update pins what it wrote: new roots after a policy change included.
   FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, *key, sink));
   // Everything reported was accepted: the new baseline starts with an empty report.
-  auto empty = state.begin_report(opts.db_path);
-  if (!empty) return empty.error();
-  FIM_TRY(empty->commit(next.content_sha256));
+  FIM_TRY(state.clear_report(opts.db_path, next.content_sha256));
   s.baseline = facts_of(opts.db_path, next);
   return finished(std::move(s), t0);
 }

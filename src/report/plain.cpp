@@ -92,6 +92,8 @@ class PlainSink final : public Sink {
     std::fprintf(out_, "baseline id %s, roots %s\n",
                  s.baseline.baseline_id.empty() ? "(none)" : s.baseline.baseline_id.c_str(),
                  roots.empty() ? "(none)" : roots.c_str());
+    // The short form of the id: what 'accept --report' and 'update --report' take.
+    if (!s.report_id.empty()) std::fprintf(out_, "report: %s\n", s.report_id.substr(0, kReportIdShown).c_str());
     if (s.unverified)
       std::fprintf(out_, "unverified: %llu baseline entries below directories that could not be read\n",
                    ull(s.unverified));

@@ -86,7 +86,7 @@ def case_decoy_baseline_copied_over_refused(ctx):
     decoy_db = os.path.join(ctx.tmp, "decoy.db")
     ctx.fim("init", ctx.decoy, db=decoy_db, rc_want=0)
     for i in range(3):
-        ctx.fim("update", "--reason", f"decoy {i}", db=decoy_db, rc_want=0)
+        ctx.fim("update", "--yes", "--reason", f"decoy {i}", db=decoy_db, rc_want=0)
     ctx.tamper()
     shutil.copyfile(decoy_db, ctx.db)
     r = ctx.fim("check")
@@ -101,10 +101,10 @@ def case_decoy_baseline_with_xattr_refused(ctx):
     ctx.signed_baseline()
     decoy_db = os.path.join(ctx.dir, "decoy.db")
     ctx.fim("init", ctx.decoy, db=decoy_db, rc_want=0)
-    ctx.fim("update", "--reason", "decoy", db=decoy_db, rc_want=0)
+    ctx.fim("update", "--yes", "--reason", "decoy", db=decoy_db, rc_want=0)
     subprocess.run(["cp", "-a", decoy_db, ctx.db], check=True)
     refused(ctx.fim("check"), "baseline")
-    refused(ctx.fim("update", "--reason", "quietly"), "baseline")
+    refused(ctx.fim("update", "--yes", "--reason", "quietly"), "baseline")
 
 
 def case_rollback_after_state_db_deleted_refused(ctx):
@@ -116,7 +116,7 @@ def case_rollback_after_state_db_deleted_refused(ctx):
     shutil.copyfile(ctx.db, old_plain)
     subprocess.run(["cp", "-a", ctx.db, old_attr], check=True)
     ctx.tamper()
-    ctx.fim("update", "--reason", "real change", rc_want=4)
+    ctx.fim("update", "--yes", "--reason", "real change", rc_want=4)
     for old, replace in ((old_plain, True), (old_attr, True), (old_plain, False)):
         ctx.remove_state()
         if replace:  # a new file at the path (else the old bytes are written into the file in use)
@@ -250,7 +250,7 @@ def case_state_db_forged_to_pin_decoy_refused(ctx):
     os.mkdir(other, 0o700)
     decoy_db = os.path.join(other, "decoy.db")
     ctx.fim("init", ctx.decoy, db=decoy_db, rc_want=0)
-    ctx.fim("update", "--reason", "decoy", db=decoy_db, rc_want=0)
+    ctx.fim("update", "--yes", "--reason", "decoy", db=decoy_db, rc_want=0)
     with sqlite3.connect(os.path.join(other, "state.db")) as src:
         row = src.execute("SELECT id, roots_sha256, key_id, seq FROM identity").fetchone()
     with sqlite3.connect(ctx.state_db()) as dst:
@@ -272,7 +272,7 @@ def case_policy_change_update_repins_roots(ctx):
     fim = lambda pol, *a: run(fimctl_argv(ctx.fimctl, *a, db=ctx.db, keys=ctx.keys, unsigned=False, config=pol))
     r = fim(pols[0], "init")
     expect(r.rc == 0, r.stderr)
-    r = fim(pols[1], "update", "--reason", "decoy tree is watched too")
+    r = fim(pols[1], "update", "--yes", "--reason", "decoy tree is watched too")
     expect(r.rc < 16, f"update: exit {r.rc}: {r.stderr}")  # the new root's entries added (1), policy changed (8)
     r = fim(pols[1], "check")
     expect(r.rc == 0, f"check after the host's own update: {r.rc} {r.stderr}")
@@ -289,7 +289,7 @@ def case_decoy_swapped_under_running_watch_refused(ctx):
     r = run(fimctl_argv(ctx.fimctl, "init", ctx.decoy, db=decoy_db))
     expect(r.rc == 0, r.stderr)
     for i in range(2):
-        r = run(fimctl_argv(ctx.fimctl, "update", "--reason", f"decoy {i}", db=decoy_db))
+        r = run(fimctl_argv(ctx.fimctl, "update", "--yes", "--reason", f"decoy {i}", db=decoy_db))
         expect(r.rc == 0, r.stderr)
     with Daemon(ctx.fimctl, ctx.tmp, db) as d:
         shutil.copyfile(decoy_db, db + ".new")

@@ -7,6 +7,7 @@ Exit 0 pass, 1 fail, 77 skip. Every case works in its own temporary directory.
 """
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -307,17 +308,18 @@ def case_update(ctx):
         f.write("accepted\n")
     with open(os.path.join(ctx.tree, "new"), "w") as f:
         f.write("n\n")
-    out = ctx.ok("update", rc_want=5)
+    ctx.refused(16, "--report ID", "update")  # not a terminal: bound to a report, or --yes
+    out = ctx.ok("update", "--yes", rc_want=5)
     expect("fimctl update: 1 added, 0 removed, 2 changed" in out and "(signed, key " in out, out)
     expect(sequence_of(ctx.db) == 2, "update did not advance the sequence")
     ctx.ok("check")
     ctx.refused(16, "not expected", "update", ctx.tree)
     os.rename(os.path.join(ctx.keys, "signing.key"), os.path.join(ctx.tmp, "away.key"))
-    ctx.refused(16, "no signing key", "update")
+    ctx.refused(16, "no signing key", "update", "--yes")
     os.rename(os.path.join(ctx.tmp, "away.key"), os.path.join(ctx.keys, "signing.key"))
     ctx.meta("UPDATE entries SET size = size + 1")
     before = open(ctx.db, "rb").read()
-    ctx.refused(18, "failed verification", "update")
+    ctx.refused(18, "failed verification", "update", "--yes")
     expect(open(ctx.db, "rb").read() == before, "a baseline that failed verification was replaced")
     expect(not [n for n in os.listdir(ctx.tmp) if ".tmp." in n], os.listdir(ctx.tmp))
 
@@ -335,13 +337,13 @@ def case_kill_during_init_and_update(ctx):
                 f.write(os.urandom(2048))
     ctx.signed_baseline()
     t0 = time.monotonic()
-    ctx.ok("update")
+    ctx.ok("update", "--yes")
     full = time.monotonic() - t0
     rng = random.Random(1234)
     kills = 0
     for i in range(16):
         cmd = [ctx.fimctl, "-c", POLICY, "--db", ctx.db, "--keys", ctx.keys, "-q", "--format", "json"]
-        cmd += ["update"] if i % 2 else ["init", "--force", ctx.tree]
+        cmd += ["update", "--yes"] if i % 2 else ["init", "--force", ctx.tree]
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0, full * 0.8))
         if p.poll() is None:
@@ -351,7 +353,7 @@ def case_kill_during_init_and_update(ctx):
         rc, out, err = ctx.run("check")
         expect(rc == 0, f"after a kill at try {i}: check exit {rc}: {err}")
     expect(kills >= 6, f"only {kills} of 16 runs were killed before they finished: the tree is too small")
-    ctx.ok("update")
+    ctx.ok("update", "--yes")
     leftovers = [n for n in os.listdir(ctx.tmp) if ".tmp." in n]
     expect(not leftovers, f"temp files left behind: {leftovers}")
 
@@ -389,30 +391,33 @@ def case_accept_and_log(ctx):
     for name in ("a", "b", "c.conf", "d.conf"):
         with open(os.path.join(ctx.tree, name), "w") as f:
             f.write(name + "\n")
-    ctx.ok("update", "--reason", "initial files", rc_want=5)  # 4 added + the directory, journaled
+    ctx.ok("update", "--yes", "--reason", "initial files", rc_want=5)  # 4 added + the directory, journaled
     expect(len(journal_rows(ctx.db)) >= 4, "update did not journal its additions")
-    ctx.refused(16, "nothing in the last report matches", "accept", "--reason", "x", "--all")  # update accepted all
+    ctx.refused(16, "nothing in the last report matches", "accept", "--yes", "--reason", "x", "--all")  # update accepted all
     for name in ("a", "b", "c.conf", "d.conf"):
         with open(os.path.join(ctx.tree, name), "a") as f:
             f.write("changed\n")
     os.unlink(os.path.join(ctx.tree, "f"))
-    ctx.ok("check", rc_want=6)
+    reviewed = re.search(r"(?m)^report: ([0-9a-f]{16})$", ctx.ok("check", rc_want=6)).group(1)
     ctx.refused(16, "needs --reason", "accept", "--all")
     ctx.refused(16, "name what to accept", "accept", "--reason", "x")
-    ctx.refused(16, "nothing in the last report matches", "accept", "--reason", "x", os.path.join(ctx.tree, "zzz"))
-    out = ctx.ok("accept", "--reason", "ticket 7", os.path.join(ctx.tree, "a"))
+    ctx.refused(16, "nothing in report " + reviewed + " matches", "accept", "--report", reviewed, "--reason", "x",
+                os.path.join(ctx.tree, "zzz"))
+    out = ctx.ok("accept", "--report", reviewed, "--reason", "ticket 7", os.path.join(ctx.tree, "a"))
     expect("fimctl accept: 0 added, 0 removed, 1 changed" in out, out)
-    out = ctx.ok("accept", "--reason", "configs", os.path.join(ctx.tree, "*.conf"))
+    out = ctx.ok("accept", "--report", reviewed, "--reason", "configs", os.path.join(ctx.tree, "*.conf"))
     expect("2 changed" in out, out)
     with open(os.path.join(ctx.tree, "b"), "a") as f:  # changed again since the report
         f.write("again\n")
     before = open(ctx.db, "rb").read()
-    ctx.refused(16, "changed again since they were reported", "accept", "--reason", "x", "--all")
+    ctx.refused(16, "changed again since they were reported", "accept", "--yes", "--reason", "x", "--all")
+    ctx.refused(16, "report " + reviewed + " is not what is there now", "accept", "--report", reviewed, "--reason", "x",
+                "--all")
     expect(open(ctx.db, "rb").read() == before, "a refused accept changed the baseline")
     ctx.ok("check", rc_want=6)  # b (again), tree dir, f removed
     rc, out, err = ctx.run("--format", "ndjson", "check")
     rule = [json.loads(l) for l in out.splitlines() if '"change"' in l][0]["rule"]
-    ctx.ok("accept", "--reason", "by rule", "--rule", rule)
+    ctx.ok("accept", "--yes", "--reason", "by rule", "--rule", rule)
     ctx.ok("check")
     out = ctx.ok("log")
     expect("reason: ticket 7" in out and "reason: configs" in out and "reason: by rule" in out, out)
@@ -435,8 +440,8 @@ def case_accept_and_log(ctx):
     with open(os.path.join(ctx.tree, "a"), "a") as f:
         f.write("later\n")
     ctx.ok("check", rc_want=4)
-    ctx.ok("update", "--reason", "release", rc_want=4)
-    ctx.refused(16, "nothing in the last report matches", "accept", "--reason", "x", "--all")
+    ctx.ok("update", "--yes", "--reason", "release", rc_want=4)
+    ctx.refused(16, "nothing in the last report matches", "accept", "--yes", "--reason", "x", "--all")
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}

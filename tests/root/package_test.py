@@ -249,7 +249,7 @@ def case_upgrade_verified_and_grouped(fimctl, tmp):
     assert "changes, each verified against its package:" in plain, plain
     assert "package: mismatch coreutils" in plain, plain
 
-    rc, doc, err = root.fimctl("accept", "--package-verified", "--reason", "fimtest 2.0 upgrade")
+    rc, doc, err = root.fimctl("accept", "--yes", "--package-verified", "--reason", "fimtest 2.0 upgrade")
     assert rc == 0, (rc, err)
     assert any(r["type"] == "alert" and r["code"] == "not_accepted" for r in doc["records"]), doc
     rc, doc, err = root.fimctl("check", "--packages")
@@ -278,7 +278,7 @@ def case_planted_deb_refused(fimctl, tmp):
     n = by_path(doc)["/usr/bin/fimtest-tool"]["package"]
     assert n["verdict"] == "mismatch" and n["evidence"] == "dpkg-md5", n
     assert "does not match the signed index" in n["detail"] or "MD5" in n["detail"], n
-    rc, doc, err = root.fimctl("accept", "--package-verified", "--weak", "--reason", "x")
+    rc, doc, err = root.fimctl("accept", "--yes", "--package-verified", "--weak", "--reason", "x")
     assert rc == 16 and "nothing was accepted" in err, (rc, err)
     # An index edited to list the fake .deb no longer matches its signed InRelease.
     lists = root.dir + "/var/lib/apt/lists"
@@ -312,9 +312,9 @@ def case_weak_after_clean(fimctl, tmp):
     n = by_path(doc)["/usr/bin/fimtest-tool"]["package"]
     assert n["verdict"] == "verified" and n["evidence"] == "deb-sha256", n
     shutil.rmtree(root.dir + "/srv/mirror")
-    rc, doc, err = root.fimctl("accept", "--package-verified", "--reason", "upgrade")
+    rc, doc, err = root.fimctl("accept", "--yes", "--package-verified", "--reason", "upgrade")
     assert rc == 16 and "--weak" in err, (rc, err)
-    rc, doc, err = root.fimctl("accept", "--package-verified", "--weak", "--reason", "upgrade")
+    rc, doc, err = root.fimctl("accept", "--yes", "--package-verified", "--weak", "--reason", "upgrade")
     assert rc == 0, (rc, err)
     rc, doc, err = root.fimctl("check", "--packages")
     left = by_path(doc)

@@ -327,7 +327,7 @@ def case_disk_full_during_write(fimctl, tmp):
     for i in range(5000):  # far more rows than the rest of the filesystem holds
         with open(f"{tree}/more-{i:05d}-{'x' * 100}", "w") as f:
             f.write(str(i))
-    for cmd in (["update", "--reason", "disk full test"], ["init", "--force", tree]):
+    for cmd in (["update", "--yes", "--reason", "disk full test"], ["init", "--force", tree]):
         rc, doc, err = run(fimctl, db, *cmd)
         assert rc == 20 and "fimctl: error:" in err, (cmd, rc, err)
         assert open(db, "rb").read() == before, f"{cmd}: the previous baseline was changed"

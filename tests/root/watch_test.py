@@ -487,7 +487,7 @@ def case_update_adopted(fimctl, tmp):
         with open(f"{tree}/f0", "w") as f:
             f.write("accepted by update")
         d.change(f"{tree}/f0", "changed", "sha256")
-        r = run_fimctl(fimctl, "update", "--reason", "test", db=db)
+        r = run_fimctl(fimctl, "update", "--yes", "--reason", "test", db=db)
         assert r.rc == 4, (r.rc, r.stderr)
         with open(f"{tree}/f1", "w") as f:
             f.write("after the update")
@@ -552,7 +552,7 @@ def case_new_root_after_update(fimctl, tmp):
     with Daemon(fimctl, tmp, db, config=pol) as d:
         with open(pol, "a") as f:
             f.write(f'\n[[rule]]\npath = "{b}/tree"\n')
-        p = subprocess.run(base + ["update", "--reason", "new root"], capture_output=True, timeout=60)
+        p = subprocess.run(base + ["update", "--yes", "--reason", "new root"], capture_output=True, timeout=60)
         assert p.returncode == 9, (p.returncode, p.stderr)  # b/tree and its file added; the policy changed
         d.proc.send_signal(signal.SIGHUP)
         d.wait_for(lambda r: r["type"] == "reload", what="the reload")

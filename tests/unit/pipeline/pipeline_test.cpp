@@ -170,3 +170,66 @@ TEST_CASE("a different policy than the baseline's sets bit 8 and says so") {
   CHECK(s->exit_code == 8);
   CHECK(std::any_of(out.events.begin(), out.events.end(), [](const Event& e) { return e.what == "policy_changed"; }));
 }
+
+TEST_CASE("accept and update act on reviewed differences: --report, a confirmation, or --yes") {
+  TempDir d;
+  make_tree(d, 10);
+  RecordingSink sink;
+  REQUIRE(run_init(opts_for(d), sink).has_value());
+  RunOptions o = opts_for(d);
+  o.paths.clear();
+  test::write_file(d / "t/d1/f1", "reviewed");
+  auto reviewed = run_check(o, sink);
+  REQUIRE(reviewed.has_value());
+  CHECK(reviewed->report_id.size() == 64);
+  auto again = run_check(o, sink);
+  REQUIRE(again.has_value());
+  CHECK(again->report_id == reviewed->report_id);  // the same differences, the same id
+
+  // Neither --report, --yes nor a terminal: refused before anything is read.
+  RunOptions acc = o;
+  acc.reason = "r";
+  acc.accept_all = true;
+  auto s = run_accept(acc, sink);
+  REQUIRE_FALSE(s.has_value());
+  CHECK(s.error().code == Errc::Usage);
+  RunOptions upd = o;
+  s = run_update(upd, sink);
+  REQUIRE_FALSE(s.has_value());
+  CHECK(s.error().code == Errc::Usage);
+
+  // A change slips in after the review: the confirmation shows it, and "no" accepts nothing.
+  test::write_file(d / "t/d2/slipped", "");
+  REQUIRE(run_check(o, sink).has_value());
+  std::vector<Bytes> shown;
+  std::string asked;
+  acc.confirm = [&](const std::string& q, const std::vector<StateStore::Reported>& what) {
+    asked = q;
+    for (const auto& r : what) shown.push_back(r.path);
+    return false;
+  };
+  s = run_accept(acc, sink);
+  REQUIRE_FALSE(s.has_value());
+  CHECK(std::count(shown.begin(), shown.end(), d / "t/d2/slipped") == 1);
+  CHECK(asked.rfind("accept ", 0) == 0);
+
+  // update --report of the reviewed report: the differences now are not its.
+  upd.report = reviewed->report_id.substr(0, 12);
+  s = run_update(upd, sink);
+  REQUIRE_FALSE(s.has_value());
+  CHECK(s.error().message.find(reviewed->report_id.substr(0, 16)) != std::string::npos);
+
+  // accept --report of the reviewed report takes what it showed, and only that.
+  acc.confirm = nullptr;
+  acc.report = reviewed->report_id;
+  acc.accept_all = false;
+  acc.paths = {d / "t"};
+  REQUIRE(run_accept(acc, sink).has_value());
+  RecordingSink after;
+  auto left = run_check(o, after);
+  REQUIRE(left.has_value());
+  CHECK(left->added == 1);
+  const bool f1_left = std::any_of(after.events.begin(), after.events.end(),
+                                   [&](const Event& e) { return e.path == d / "t/d1/f1"; });
+  CHECK_FALSE(f1_left);
+}
