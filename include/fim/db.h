@@ -50,6 +50,10 @@ struct Acceptance {
   std::string kind;     ///< added / removed / changed
   std::string old_row;  ///< SHA-256 of canonical_row() before, hex ("-" when added)
   std::string new_row;  ///< after ("-" when removed)
+  /// accept/update: the id of the report the operator reviewed (empty: none named; an entry
+  /// written before report ids). Compared with an off-host copy of the reports it tells
+  /// what was signed in from which report.
+  std::string report;
 };
 std::string journal_text(const Acceptance& a);
 /// Whether entries are numbered 1.. and each hash chains to the one before.

@@ -225,13 +225,16 @@ int cmd_log(const Options& o) {
       j.schema("journal").num("seq", e.seq);
       j.str("at", format_time_ns(a.at_ns)).str("who", a.who).str("action", a.action).str("reason", a.reason);
       j.bytes("path", a.path).str("kind", a.kind);
-      j.str("old_row_sha256", a.old_row).str("new_row_sha256", a.new_row).str("hash", e.hash);
+      j.str("old_row_sha256", a.old_row).str("new_row_sha256", a.new_row);
+      if (!a.report.empty()) j.str("report_id", a.report);
+      j.str("hash", e.hash);
       std::printf("%s\n", j.take().c_str());
     } else {
-      std::printf("#%llu %s %s by %s: %s %s\n  reason: %s\n  row sha256: %s -> %s\n",
+      std::printf("#%llu %s %s by %s: %s %s\n  reason: %s\n  row sha256: %s -> %s\n%s",
                   static_cast<unsigned long long>(e.seq), format_time_ns(a.at_ns).c_str(), a.action.c_str(),
                   escape_terminal(a.who).c_str(), a.kind.c_str(), escape_terminal(a.path).c_str(),
-                  escape_terminal(a.reason).c_str(), a.old_row.c_str(), a.new_row.c_str());
+                  escape_terminal(a.reason).c_str(), a.old_row.c_str(), a.new_row.c_str(),
+                  a.report.empty() ? "" : ("  report: " + a.report + "\n").c_str());
     }
   }
   if (!json)

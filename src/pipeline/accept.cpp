@@ -191,7 +191,7 @@ class SuccessorRows {
                                        "check' and accept from its report");
   }
   void note(const Bytes& path, const char* kind, std::string old_row, std::string new_row) {
-    journal.push_back({0, who_, "accept", why(path), path, kind, std::move(old_row), std::move(new_row)});
+    journal.push_back({0, who_, "accept", why(path), path, kind, std::move(old_row), std::move(new_row), ""});
   }
   /// Accepted additions sort in by path, before `limit` (null: the rest).
   Status added_before(const Bytes* limit) {
@@ -297,6 +297,7 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   s.command = "accept";
   SuccessorRows rows(opts, *now, was, src->name(), vouched, **writer, &s, sink);
   FIM_TRY(rows.write(*trusted->base));
+  for (Acceptance& a : rows.journal) a.report = src->id;  // --report's id; none for the last report
   // Same roots and policy: accept changes entries, nothing else.
   BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, meta.roots,
                                              std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(rows.journal),

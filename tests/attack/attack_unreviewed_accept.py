@@ -136,6 +136,10 @@ def case_reviewed_entry_changed_again_refused(ctx):
     refused(ctx.fim("accept", "--report", r1[:12], "--reason", "A", ctx.path("a")), r1[:16], r2[:16])
     expect(ctx.baseline_bytes() == before, "a refused accept changed the baseline")
     ctx.fim("accept", "--report", r2, "--reason", "A, then reviewed again", "--all", rc_want=0)
+    # The signed journal names the report each acceptance came from, to compare with a copy
+    # of the reports kept off the host.
+    log = [json.loads(x) for x in ctx.fim("log", fmt="ndjson", rc_want=0).stdout.splitlines() if x.strip()]
+    expect(log and all(e.get("report_id") == r2 for e in log), f"journal entries do not name report {r2}: {log}")
     ctx.check(rc_want=0)
 
 
