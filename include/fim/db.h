@@ -10,6 +10,8 @@
 // only with --unsigned.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -374,6 +376,17 @@ class BaselineReader {
   explicit BaselineReader(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// The baseline's own directory (docs/design.md, Threat model, trusted paths): owned by root or
+/// the effective user and writable by nobody else, a sticky bit or not; its ancestors follow
+/// check_trusted_path. Errc::Trust naming the offending component.
+Status check_baseline_dir(const Bytes& dir);
+/// A file fimctl keeps beside the baseline (state.db, its -journal/-wal/-shm, the lock): when it
+/// exists it must be a regular file, not a link, with one name, owned by root or the effective
+/// user. Errc::Trust naming it; a file that does not exist passes.
+Status check_side_file(const Bytes& path);
+/// The same for an already opened side file's fstat (no race between check and open).
+Status check_side_file_stat(const Bytes& path, const struct stat& st);
 
 /// Exclusive writer lock: flock on "<baseline>.lock". Errc::Locked names the holder's pid.
 class BaselineLock {

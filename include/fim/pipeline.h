@@ -208,6 +208,9 @@ struct WatchStatus {
     std::string start, end, reason;
   };
   std::vector<Gap> gaps;  ///< state.db only: the last coverage gaps
+  /// Set when a peer answered on the socket but was not provably the daemon (its uid, its pid
+  /// against state.db's heartbeat): what it said was ignored, and why.
+  std::string untrusted;
 };
 
 /// Asks the daemon on `socket_path`; when none answers, reads state.db beside `db_path`.

@@ -149,7 +149,10 @@ int cmd_status(const Options& o) {
   auto st = watch_status(*sock, *db);
   if (!st) return report_error(st.error());
   // A gap is open when no daemon runs, or some root waits for its rescan.
-  const int rc = st->running && st->dirty.empty() ? 0 : 8;
+  // A degraded root (not watched in real time) is a gap too; so is an answer on the socket
+  // that was not provably the daemon's (docs/design.md, Status).
+  const int rc = st->running && st->dirty.empty() && st->degraded.empty() && st->untrusted.empty() ? 0 : 8;
+  if (!st->untrusted.empty()) std::fprintf(stderr, "fimctl: status: %s\n", st->untrusted.c_str());
   if (o.format == Format::Plain) print_status_plain(*st);
   else std::fputs(status_json(*st).c_str(), stdout);  // json and ndjson: the one-line record
   return rc;

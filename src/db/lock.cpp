@@ -21,8 +21,15 @@ Result<BaselineLock> BaselineLock::acquire(const Bytes& baseline_path) {
   split_path(baseline_path, &dir, &name);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     return make_error(Errc::Io, "cannot create the baseline directory " + quote(dir), errno);
-  UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  FIM_TRY(check_baseline_dir(dir));
+  // O_NOFOLLOW and the fstat below: a lock someone else planted (and holds, to block every
+  // update) is refused by its owner, not waited for (docs/design.md, Threat model).
+  UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600));
+  if (!fd.valid() && errno == ELOOP) FIM_TRY(check_side_file(lock_path));
   if (!fd.valid()) return make_error(Errc::Io, "cannot open lock " + quote(lock_path), errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return make_error(Errc::Io, "cannot stat lock " + quote(lock_path), errno);
+  FIM_TRY(check_side_file_stat(lock_path, st));
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) return make_error(Errc::Io, "cannot lock " + quote(lock_path), errno);
     char buf[32] = {};

@@ -38,6 +38,10 @@ StateStore::~StateStore() = default;
 Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
   auto impl = std::make_unique<Impl>();
   impl->path = join_path(dir, "state.db");
+  // The directory and every file SQLite may open here, before it opens them: SQLite follows
+  // a -journal symlink and replays a hot journal it finds (docs/design.md, Threat model).
+  FIM_TRY(check_baseline_dir(dir));
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) FIM_TRY(check_side_file(impl->path + suffix));
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(impl->path.c_str(), &raw,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, nullptr);

@@ -90,6 +90,11 @@ Status check_successor_key(const RunOptions& opts, const BaselineMeta& meta, con
 
 Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
   Trusted t;
+  {
+    Bytes dir, name;
+    split_path(opts.db_path, &dir, &name);
+    if (::access(dir.c_str(), F_OK) == 0) FIM_TRY(check_baseline_dir(dir));
+  }
   if (::access(opts.db_path.c_str(), F_OK) == 0) {
     if (auto st = check_trusted_path(opts.db_path, "baseline"); !st) return make_error(Errc::Trust, st.error().message);
   }
@@ -104,6 +109,9 @@ Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
                                        escape_terminal(meta.host_id) + ", this is host " + host_id());
   // A read-only state directory must not stop a check: say so.
   t.state = open_state(opts.db_path);
+  // A state.db that cannot be written is an alert (T16), a planted one is refused: alerting
+  // and going on would let whoever planted it switch the rollback check off.
+  if (!t.state && t.state.error().code == Errc::Trust) return t.state.error();
   if (t.state) {
     auto l = (*t.state)->last_sequence(opts.db_path);
     if (l) t.last_seq = *l;

@@ -79,14 +79,27 @@ Status Watcher::open_socket() {
   Bytes dir, name;
   split_path(o_.socket_path, &dir, &name);
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return make_error(Errc::Io, "cannot create " + quote(dir), errno);
+  // Whoever can create names in the socket's directory can bind first and answer for the
+  // daemon: no sticky-bit exemption for it (docs/design.md, Status).
+  FIM_TRY(check_trusted_path(dir, "status socket directory"));
   {
     UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
-      return make_error(Errc::Locked, "another fimctl watch answers on " + quote(o_.socket_path));
+    {
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      const bool known = ::getsockopt(probe.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
+      return make_error(Errc::Locked, "another process answers on " + quote(o_.socket_path) +
+                                          (known ? " (pid " + std::to_string(cred.pid) + ", uid " +
+                                                       std::to_string(cred.uid) + ")" : std::string()));
+    }
   }
   struct stat st;
   if (::lstat(o_.socket_path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) return make_error(Errc::Usage, quote(o_.socket_path) + " exists and is not a socket");
+    if (st.st_uid != 0 && st.st_uid != ::geteuid())
+      return make_error(Errc::Locked, "stale socket " + quote(o_.socket_path) + " is owned by uid " +
+                                          std::to_string(st.st_uid) + ": remove it after looking who made it");
     ::unlink(o_.socket_path.c_str());  // a stale socket nobody listens on
   }
   sockfd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));

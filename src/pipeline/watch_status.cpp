@@ -2,7 +2,9 @@
 // fimctl status: the running watch daemon's status record over its socket, or what state.db
 // remembers when no daemon answers. One struct (WatchStatus), one writer (status_json) and
 // one reader (parse_status): the daemon and the client agree by construction.
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -43,26 +45,95 @@ Result<WatchStatus> remembered(const Bytes& db_path) {
 
 }  // namespace
 
+namespace {
+
+constexpr size_t kMaxStatus = size_t{1} << 20;  // a real record is a few KiB
+constexpr int kStatusTimeoutMs = 5000;           // for connect and the whole reply together
+constexpr int64_t kMaxHeartbeatAgeNs = 120'000'000'000;  // the daemon beats every 10 s
+
+/// The reply, bounded in size and in total time: a peer that never accepts, never closes or
+/// drips a byte at a time ends the wait after kStatusTimeoutMs, never later.
+Result<std::string> read_reply(int fd, const Bytes& socket_path) {
+  std::string doc;
+  const double deadline = monotonic_seconds() + kStatusTimeoutMs / 1000.0;
+  char buf[4096];
+  for (;;) {
+    const int left = static_cast<int>((deadline - monotonic_seconds()) * 1000);
+    pollfd p{fd, POLLIN, 0};
+    if (left <= 0 || ::poll(&p, 1, left) == 0)
+      return make_error(Errc::Io, "the peer on " + quote(socket_path) + " did not answer within 5 s");
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) return make_error(Errc::Io, "reading the daemon's status from " + quote(socket_path), errno);
+    if (n == 0) return doc;
+    doc.append(buf, static_cast<size_t>(n));
+    if (doc.size() > kMaxStatus)
+      return make_error(Errc::Io, "the peer on " + quote(socket_path) + " sent more than 1 MiB: not a status record");
+  }
+}
+
+/// Why the answering peer is not the daemon on this baseline (empty: it may be): the peer's
+/// uid (root, the running user or the baseline's owner), and its pid against the record's
+/// and the one state.db's heartbeat names (docs/design.md, Status).
+std::string distrust_peer(const ucred& cred, const WatchStatus& s, const Bytes& db_path) {
+  struct stat st {};
+  const bool owner = ::stat(db_path.c_str(), &st) == 0 && st.st_uid == cred.uid;
+  if (cred.uid != 0 && cred.uid != ::geteuid() && !owner)
+    return "the process answering (pid " + std::to_string(cred.pid) + ") runs as uid " + std::to_string(cred.uid) +
+           ", neither root nor the baseline's owner";
+  if (s.pid != cred.pid)
+    return "the record names pid " + std::to_string(s.pid) + " but pid " + std::to_string(cred.pid) + " answered";
+  Bytes dir, name;
+  split_path(db_path, &dir, &name);
+  auto store = StateStore::open(dir);
+  if (!store) return "state.db cannot be read to confirm the daemon: " + store.error().describe();
+  auto d = (*store)->daemon(db_path);
+  if (!d || !*d) return "state.db has no heartbeat of a daemon on this baseline";
+  if ((*d)->pid != cred.pid)
+    return "state.db's heartbeat is of pid " + std::to_string((*d)->pid) + ", not of pid " + std::to_string(cred.pid);
+  if ((*d)->stopped_ns) return "state.db says the daemon stopped at " + format_time_ns((*d)->stopped_ns);
+  if (now_ns() - (*d)->heartbeat_ns > kMaxHeartbeatAgeNs)
+    return "state.db's last heartbeat is from " + format_time_ns((*d)->heartbeat_ns) + ", more than 2 min ago";
+  return {};
+}
+
+}  // namespace
+
 Result<WatchStatus> watch_status(const Bytes& socket_path, const Bytes& db_path) {
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
-  if (!socket_path.empty() && socket_path.size() < sizeof sa.sun_path) {
-    std::memcpy(sa.sun_path, socket_path.data(), socket_path.size());
-    UniqueFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (::connect(c.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
-      timeval tv{5, 0};
-      ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      std::string doc;
-      char buf[4096];
-      ssize_t n;
-      while ((n = ::read(c.get(), buf, sizeof buf)) > 0 && doc.size() < (1u << 24)) doc.append(buf, static_cast<size_t>(n));
-      if (n < 0) return make_error(Errc::Io, "reading the daemon's status from " + quote(socket_path), errno);
-      auto s = parse_status(doc);
-      if (!s) return make_error(Errc::Io, "the daemon on " + quote(socket_path) + " answered: " + s.error().describe());
-      return s;
-    }
+  if (socket_path.empty() || socket_path.size() >= sizeof sa.sun_path) return remembered(db_path);
+  Bytes dir, name;
+  split_path(socket_path, &dir, &name);
+  // Whoever can create the socket's name can answer for the daemon: its directory must be
+  // trusted, with no sticky-bit exemption for it (a socket in /tmp is refused).
+  if (::access(dir.c_str(), F_OK) == 0) FIM_TRY(check_trusted_path(dir, "status socket directory"));
+  std::memcpy(sa.sun_path, socket_path.data(), socket_path.size());
+  UniqueFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  // A listener that never accepts blocks connect() once its backlog is full: bounded too.
+  timeval tv{kStatusTimeoutMs / 1000, 0};
+  ::setsockopt(c.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (::connect(c.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    if (errno == EAGAIN || errno == EINPROGRESS)
+      return make_error(Errc::Io, "the peer on " + quote(socket_path) + " did not accept within 5 s");
+    return remembered(db_path);  // nobody answers
   }
-  return remembered(db_path);  // nobody answers
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(c.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    return make_error(Errc::Io, "cannot identify the peer on " + quote(socket_path), errno);
+  auto doc = read_reply(c.get(), socket_path);
+  if (!doc) return doc.error();
+  auto s = parse_status(*doc);
+  if (!s) return make_error(Errc::Io, "the daemon on " + quote(socket_path) + " answered: " + s.error().describe());
+  if (std::string why = distrust_peer(cred, *s, db_path); !why.empty()) {
+    // Not the daemon, or not provably: what state.db remembers, and why the answer was not used.
+    auto r = remembered(db_path);
+    if (!r) return r.error();
+    r->untrusted = "ignored the answer on " + escape_terminal(socket_path) + ": " + why;
+    return r;
+  }
+  return s;
 }
 
 std::string status_json(const WatchStatus& s) {
@@ -73,6 +144,7 @@ std::string status_json(const WatchStatus& s) {
     w.str("started", s.started);
   }
   w.bytes("baseline", s.baseline);
+  if (!s.untrusted.empty()) w.str("untrusted", s.untrusted);
   if (s.running) {
     w.str("baseline_sha256", s.baseline_sha256);
     w.array("roots");
@@ -129,6 +201,7 @@ Result<WatchStatus> parse_status(std::string_view doc) {
   s.last_started = v->str("last_started");
   s.last_heartbeat = v->str("last_heartbeat");
   s.stopped = v->str("stopped");
+  s.untrusted = v->str("untrusted");
   const auto list = [&](std::string_view key) -> const std::vector<json::Value>& {
     static const std::vector<json::Value> none;
     const json::Value* l = v->get(key);

@@ -316,7 +316,8 @@ def case_disk_full_during_write(fimctl, tmp):
     tree, dbdir = f"{tmp}/tree", f"{tmp}/dbdir"
     os.makedirs(tree)
     os.makedirs(dbdir)
-    mount("-t", "tmpfs", "-o", "size=384k", "tmpfs", dbdir)
+    # mode 0755: a tmpfs is 1777 by default, and the baseline's own directory must not be (Trusted paths).
+    mount("-t", "tmpfs", "-o", "size=384k,mode=0755", "tmpfs", dbdir)
     db = f"{dbdir}/baseline.db"
     for i in range(20):
         with open(f"{tree}/f{i}", "w") as f:

@@ -61,3 +61,25 @@ TEST_CASE("parse_status refuses what is not a status record") {
     CHECK(s.error().code == Errc::Io);
   }
 }
+
+TEST_CASE("parse_status: malformed and hostile replies end in an error, never a loop") {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  for (const std::string bad : {std::string(R"({"dirty":[}]})"), std::string(R"({"schema":"fimctl.v1","type":"status","dirty":[)"),
+                                std::string(R"({"schema":"fimctl.v1","type":"status","dirty":[}]})"), deep,
+                                std::string(size_t{1} << 25, ' ')}) {
+    CAPTURE(bad.substr(0, 60));
+    auto s = parse_status(bad);
+    REQUIRE(!s.has_value());
+    CHECK(s.error().code == Errc::Io);
+  }
+}
+
+TEST_CASE("status record: 'untrusted' is written and read back") {
+  WatchStatus s;
+  s.baseline = "/b.db";
+  s.untrusted = "ignored the answer on /s: uid 65534";
+  auto back = parse_status(status_json(s));
+  REQUIRE(back.has_value());
+  CHECK(back->untrusted == s.untrusted);
+  CHECK(!back->running);
+}
