@@ -83,7 +83,7 @@ def case_lock_planted_by_user_refused(ctx):
     holder = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                                "flock", lock, "sleep", "60"])
     try:
-        r = ctx.fim("update")
+        r = ctx.fim("update", "--yes")
         refused(r, "baseline.db.lock", "update with a planted, held lock")
     finally:
         holder.kill()

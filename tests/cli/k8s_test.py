@@ -65,11 +65,25 @@ def fimctl_lines(spec):
         if cmd and cmd[0] == "fimctl":
             out.append(cmd)
         elif cmd[:2] == ["/bin/sh", "-c"]:
-            for line in " ".join(cmd[2:]).replace("||", "\n").replace("&&", "\n").replace(";", "\n").splitlines():
+            script = "\n".join(ln for ln in " ".join(cmd[2:]).splitlines() if not ln.strip().startswith("#"))
+            for line in script.replace("||", "\n").replace("&&", "\n").replace(";", "\n").splitlines():
                 words = shlex.split(line.strip().lstrip("[").split("]")[-1]) if "fimctl" in line else []
                 if "fimctl" in words:
                     out.append(words[words.index("fimctl"):])
     return out
+
+
+def check_empty_dirs(spec, where):
+    """kubelet creates an emptyDir 0777, and fimctl refuses a baseline or a status socket in a
+    directory others can write (fimctl(1), THREAT MODEL): each emptyDir a container mounts must
+    be made 0755 by a script of the pod before fimctl uses it."""
+    empty = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+    scripts = " ".join(" ".join(c.get("args", [])) for c in containers(spec)
+                       if c.get("command", [])[:2] == ["/bin/sh", "-c"])
+    for c in containers(spec):
+        for m in c.get("volumeMounts", []):
+            if m["name"] in empty and f"chmod 0755 {m['mountPath']}" not in scripts:
+                raise Failure(f"{where}/{c['name']}: emptyDir {m['mountPath']} stays 0777 (no 'chmod 0755 {m['mountPath']}')")
 
 
 def check_commands(ctx, lines):
@@ -114,6 +128,7 @@ def case_daemonset(ctx):
     if not spec.get("hostPID"):
         raise Failure("the DaemonSet needs hostPID to read containers' roots")
     check_security(spec, "DaemonSet")
+    check_empty_dirs(spec, "DaemonSet")
     vols = {v["name"]: v for v in spec["volumes"]}
     for c in containers(spec):
         for m in c.get("volumeMounts", []):
@@ -135,6 +150,7 @@ def case_sidecar(ctx):
     if not side:
         raise Failure("no fimctl container")
     check_security({"containers": side}, "sidecar")
+    check_empty_dirs({"containers": side, "volumes": spec["volumes"]}, "sidecar")
     if check_commands(ctx, fimctl_lines({"containers": side})) < 3:
         raise Failure("expected the key, init and check command lines")
 
