@@ -295,6 +295,9 @@ inline constexpr int kKeptReports = 20;
 /// The shortest prefix of a report id a command takes (48 bits: unambiguous among 20 reports
 /// unless someone searches for a collision, and then it is refused as ambiguous).
 inline constexpr size_t kReportIdMinPrefix = 12;
+/// How much of a report id the plain report and messages show: 96 bits, so the id an
+/// operator copies cannot be matched by searching for changes with the same prefix.
+inline constexpr size_t kReportIdShown = 24;
 
 /// A report's id (docs/design.md, Baseline: acceptance): SHA-256 (hex) over its change records
 /// in report order, each its path, kind and the row digests of the old and new state, every

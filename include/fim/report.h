@@ -39,10 +39,6 @@ struct PackageNote {
   std::string upgrade;   ///< the recorded apt run since the baseline that changed the package
 };
 
-/// How much of a report id the plain report shows (64 bits; a command takes any unambiguous
-/// prefix of at least 12 digits, so this one is enough).
-inline constexpr size_t kReportIdShown = 16;
-
 struct Summary {
   std::string command;        ///< "init" or "check"
   uint64_t entries = 0;       ///< entries inspected

@@ -271,7 +271,7 @@ Result<StateStore::KeptReport> StateStore::find_report(const Bytes& baseline, st
   FIM_TRY(read_reported(*entries, &out.entries, found.front().first));
   // state.db is not signed: the id the operator reviewed is what vouches for the entries.
   if (report_id_of(out.entries) != out.id)
-    return make_error(Errc::Trust, "state.db's copy of report " + out.id.substr(0, 16) + " is not that report any more "
+    return make_error(Errc::Trust, "state.db's copy of report " + out.id.substr(0, kReportIdShown) + " is not that report any more "
                                        "(its entries do not hash to its id: edited since it was stored in " +
                                        quote(impl_->path) + "); nothing was accepted: run 'fimctl check' and review "
                                        "its report");

@@ -98,7 +98,7 @@ Status need_review(const RunOptions& opts, const char* command);
 /// Without --report and --yes: shows `what` through RunOptions::confirm and asks; Errc::Usage
 /// when the answer is no.
 Status confirmed(const RunOptions& opts, const char* command, const std::vector<StateStore::Reported>& what);
-/// "1234567890abcdef": how a report id is shown in messages (kReportIdShown digits).
+/// "1234567890abcdef01234567": how a report id is shown in messages (kReportIdShown digits).
 std::string short_id(const std::string& id);
 
 /// Counts an entry's status into the summary and reports it when it is not ok.

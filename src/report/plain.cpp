@@ -7,6 +7,7 @@
 #include <map>
 
 #include "fim/base/sys.h"
+#include "fim/db.h"
 #include "fim/report.h"
 #include "spool.h"
 

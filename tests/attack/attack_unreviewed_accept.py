@@ -115,7 +115,7 @@ def case_change_slipped_in_after_review_not_accepted(ctx):
     ctx.write("backdoor", "intruder\n")
     r2, paths2 = ctx.check(rc_want=5)
     expect(r2 != r1 and ctx.path("backdoor") in paths2, f"R2 {r2} lists {paths2}, R1 was {r1}")
-    ctx.fim("accept", "--report", r1[:16], "--reason", "A", ctx.etc, rc_want=0)
+    ctx.fim("accept", "--report", r1[:24], "--reason", "A", ctx.etc, rc_want=0)
     _, left = ctx.check(rc_want=5)
     expect(left == sorted([ctx.etc, ctx.path("backdoor")]), f"after accepting R1, check reports {left}")
     # R1 once more: its difference is in the baseline now, so it is no longer R1's to accept.
@@ -132,8 +132,8 @@ def case_reviewed_entry_changed_again_refused(ctx):
     r2, _ = ctx.check(rc_want=4)
     expect(r1 != r2, "a further change of the same file kept the report id")
     before = ctx.baseline_bytes()
-    refused(ctx.fim("accept", "--report", r1, "--reason", "A", "--all"), r1[:16], r2[:16])
-    refused(ctx.fim("accept", "--report", r1[:12], "--reason", "A", ctx.path("a")), r1[:16], r2[:16])
+    refused(ctx.fim("accept", "--report", r1, "--reason", "A", "--all"), r1[:24], r2[:24])
+    refused(ctx.fim("accept", "--report", r1[:12], "--reason", "A", ctx.path("a")), r1[:24], r2[:24])
     expect(ctx.baseline_bytes() == before, "a refused accept changed the baseline")
     ctx.fim("accept", "--report", r2, "--reason", "A, then reviewed again", "--all", rc_want=0)
     # The signed journal names the report each acceptance came from, to compare with a copy
@@ -160,7 +160,7 @@ def case_kept_report_edited_in_state_db_refused(ctx):
     con.close()
     before = ctx.baseline_bytes()
     r = ctx.fim("accept", "--report", r1, "--reason", "A", "--all")
-    expect(r.rc == 18 and "state.db" in r.stderr and r1[:16] in r.stderr,
+    expect(r.rc == 18 and "state.db" in r.stderr and r1[:24] in r.stderr,
            f"an edited kept report: exit {r.rc}, want 18 naming state.db and the report: {r.stderr}")
     expect(ctx.baseline_bytes() == before, "accept of an edited report changed the baseline")
 
@@ -228,14 +228,14 @@ def case_update_bound_to_report_refused(ctx):
     r1, _ = ctx.check(rc_want=4)
     ctx.write("backdoor", "intruder\n")
     before = ctx.baseline_bytes()
-    r = ctx.fim("update", "--report", r1[:16], "--reason", "A")
-    refused(r, r1[:16], "backdoor")
-    ids = set(re.findall(r"report ([0-9a-f]{16})", r.stderr))
+    r = ctx.fim("update", "--report", r1[:24], "--reason", "A")
+    refused(r, r1[:24], "backdoor")
+    ids = set(re.findall(r"report ([0-9a-f]{24})", r.stderr))
     expect(len(ids) == 2, f"the refusal does not name two report ids: {r.stderr}")
     refused(ctx.fim("update", "--reason", "A"), "--report", "--yes")
     expect(ctx.baseline_bytes() == before, "a refused update changed the baseline")
     r2, _ = ctx.check(rc_want=5)
-    expect(r2[:16] in ids, f"the id update named ({ids}) is not that of a check of the same state ({r2})")
+    expect(r2[:24] in ids, f"the id update named ({ids}) is not that of a check of the same state ({r2})")
     r = ctx.fim("update", "--report", r2[:12], "--reason", "A and the new file, reviewed", rc_want=5)
     expect(r.json()["summary"]["report_id"] == r2, "update's report id is not that of the check it is bound to")
     ctx.check(rc_want=0)
@@ -252,7 +252,7 @@ def case_same_differences_same_id(ctx):
     r1b, _ = ctx.check(rc_want=4)
     expect(r1 == r1b and r1 != clean1, f"same differences: {r1} then {r1b} (clean {clean1})")
     plain = ctx.fim("check", fmt="plain", rc_want=4).stdout
-    expect(f"\nreport: {r1[:16]}\n" in plain, f"the plain report does not show the id {r1[:16]}: {plain[:800]}")
+    expect(f"\nreport: {r1[:24]}\n" in plain, f"the plain report does not show the id {r1[:24]}: {plain[:800]}")
     os.chmod(ctx.path("hosts"), 0o600)
     r2, _ = ctx.check(rc_want=4)
     expect(r2 != r1, "another difference kept the report id")
@@ -283,7 +283,7 @@ def case_only_last_20_reports_kept(ctx):
         ids.append(ctx.check(rc_want=4)[0])
     expect(len(set(ids)) == 21, "21 different states gave fewer ids")
     refused(ctx.fim("accept", "--report", ids[0], "--reason", "x", "--all"), "no report", "20")
-    refused(ctx.fim("accept", "--report", ids[1], "--reason", "x", "--all"), ids[1][:16], "not what is there now")
+    refused(ctx.fim("accept", "--report", ids[1], "--reason", "x", "--all"), ids[1][:24], "not what is there now")
     ctx.fim("accept", "--report", ids[20], "--reason", "x", "--all", rc_want=0)
     ctx.check(rc_want=0)
 

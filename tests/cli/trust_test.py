@@ -398,7 +398,7 @@ def case_accept_and_log(ctx):
         with open(os.path.join(ctx.tree, name), "a") as f:
             f.write("changed\n")
     os.unlink(os.path.join(ctx.tree, "f"))
-    reviewed = re.search(r"(?m)^report: ([0-9a-f]{16})$", ctx.ok("check", rc_want=6)).group(1)
+    reviewed = re.search(r"(?m)^report: ([0-9a-f]{24})$", ctx.ok("check", rc_want=6)).group(1)
     ctx.refused(16, "needs --reason", "accept", "--all")
     ctx.refused(16, "name what to accept", "accept", "--reason", "x")
     ctx.refused(16, "nothing in report " + reviewed + " matches", "accept", "--report", reviewed, "--reason", "x",
