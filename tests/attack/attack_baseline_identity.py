@@ -304,6 +304,34 @@ def case_decoy_swapped_under_running_watch_refused(ctx):
         expect(d.proc.returncode == 18 and "baseline" in d.stderr(), f"exit {d.proc.returncode}: {d.stderr()}")
 
 
+def case_decoy_with_state_db_made_unreadable_refused(ctx):
+    """Whoever can rename files in the baseline's directory needs no new file to switch the pin
+    off: the lock file fimctl leaves there (root's, regular, one link) renamed over state.db
+    makes state.db unreadable ("file is not a database"), and a decoy is then judged by its
+    trusted.fimctl.identity attribute alone, which a decoy fimctl wrote in that directory
+    carries for itself, and which a symlink to a decoy elsewhere lacks (absent passes). Both
+    must be refused (18), not compared with (exit 0 and a warning)."""
+    ctx.signed_baseline()
+    decoy_db = os.path.join(ctx.dir, "decoy.db")
+    ctx.fim("init", ctx.decoy, db=decoy_db, rc_want=0)
+    outside = os.path.join(ctx.tmp, "outside.db")
+    shutil.copyfile(decoy_db, outside)  # root's, on a trusted path, no attribute
+    ctx.tamper()
+    lock = ctx.db + ".lock"
+    expect(os.path.exists(lock), f"no lock file beside the baseline: {os.listdir(ctx.dir)}")
+    os.rename(ctx.state_db(), os.path.join(ctx.dir, "state.db.saved"))
+    os.rename(lock, ctx.state_db())
+    os.rename(decoy_db, ctx.db)
+    r = ctx.fim("check")
+    expect(r.rc == 18, lambda: f"decoy (renamed in, own attribute) with state.db unreadable: exit {r.rc}, want 18\n"
+                               f"stderr: {r.stderr}\nstdout: {r.stdout[:1500]}")
+    os.unlink(ctx.db)
+    os.symlink(outside, ctx.db)
+    r = ctx.fim("check")
+    expect(r.rc == 18, lambda: f"decoy (symlink, no attribute) with state.db unreadable: exit {r.rc}, want 18\n"
+                               f"stderr: {r.stderr}\nstdout: {r.stdout[:1500]}")
+
+
 CASES = {name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 if __name__ == "__main__":
