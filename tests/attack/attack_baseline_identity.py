@@ -332,6 +332,33 @@ def case_decoy_with_state_db_made_unreadable_refused(ctx):
                                f"stderr: {r.stderr}\nstdout: {r.stdout[:1500]}")
 
 
+def case_decoy_swapped_under_watch_with_state_db_made_unreadable_refused(ctx):
+    """The same rename of the lock file over state.db, then a decoy fimctl wrote in the
+    baseline's directory renamed over the baseline, under a running daemon: it must stop (18)
+    as it does when state.db is intact, not alert 'state', adopt the decoy as a replaced
+    baseline and go on watching the decoy's roots."""
+    sys.path.insert(0, os.path.join(HERE, "..", "root"))
+    from watch_test import Daemon, small_tree  # noqa: E402
+    tree, db = small_tree(ctx.fimctl, ctx.tmp)
+    d_dir = os.path.dirname(db)
+    decoy_db = os.path.join(d_dir, "decoy.db")
+    r = run(fimctl_argv(ctx.fimctl, "init", ctx.decoy, db=decoy_db))
+    expect(r.rc == 0, r.stderr)
+    with Daemon(ctx.fimctl, ctx.tmp, db) as d:
+        os.rename(os.path.join(d_dir, "state.db"), os.path.join(d_dir, "state.db.saved"))
+        os.rename(db + ".lock", os.path.join(d_dir, "state.db"))
+        os.rename(decoy_db, db)
+        with open(f"{tree}/f0", "w") as f:
+            f.write("changed after the swap")
+        try:
+            d.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            recs = [(x.get("type"), x.get("code") or x.get("reason")) for x in d.records()
+                    if x["type"] in ("alert", "rescan_start")]
+            raise AssertionError(f"the daemon still runs after the swap; alerts and rescans: {recs}")
+        expect(d.proc.returncode == 18 and "baseline" in d.stderr(), f"exit {d.proc.returncode}: {d.stderr()}")
+
+
 CASES = {name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 if __name__ == "__main__":
