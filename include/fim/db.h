@@ -101,6 +101,9 @@ struct BaselineIdentity {
   /// state.db only: the file carried the attribute when this was pinned, so a file at the path
   /// without it was put there by something other than fimctl. Not part of the identity.
   bool xattr = false;
+  /// The attribute only: path_tag() of the path fimctl wrote the file at (empty: an attribute
+  /// from before it was recorded). Not part of the identity.
+  std::string at;
   bool operator==(const BaselineIdentity& o) const {
     return id == o.id && roots_sha256 == o.roots_sha256 && key_id == o.key_id && sequence == o.sequence;
   }
@@ -111,15 +114,18 @@ std::string roots_digest(const std::vector<Bytes>& roots);
 /// 32 hex digits from the system's CSPRNG.
 std::string new_baseline_id();
 inline constexpr const char* kIdentityXattr = "trusted.fimctl.identity";
-/// "v1 id=ID key=KEY|- seq=N"
+/// 32 hex digits of SHA-256 over `path`: which path an attribute was written for, so a file
+/// fimctl wrote elsewhere (a sibling baseline renamed over this one) is not taken for it.
+std::string path_tag(const Bytes& path);
+/// "v2 id=ID key=KEY|- seq=N at=TAG" (v1, without at=, is still read: at is then empty).
 std::string identity_xattr_text(const BaselineIdentity& i);
 std::optional<BaselineIdentity> parse_identity_xattr(std::string_view text);
 /// The attribute of `path`: there (*out set), absent, unreadable as such (not root: trusted.*
 /// is invisible; or a filesystem without extended attributes, *err says which), or malformed.
 enum class IdentityXattr { Present, Absent, Unavailable, Malformed };
 IdentityXattr read_identity_xattr(const Bytes& path, BaselineIdentity* out, int* err);
-/// Sets it on `fd`; 0 or the errno (ENOTSUP, EPERM: not root).
-int write_identity_xattr(int fd, const BaselineIdentity& i);
+/// Sets it on `fd`, naming `path` (the file's final path); 0 or the errno (ENOTSUP, EPERM: not root).
+int write_identity_xattr(int fd, const BaselineIdentity& i, const Bytes& path);
 /// identity_of(m) as pinned for the file at `path`: with xattr set when the file carries the
 /// attribute naming it.
 BaselineIdentity identity_as_installed(const Bytes& path, const BaselineMeta& m);

@@ -175,7 +175,7 @@ Status BaselineWriter::commit(BaselineMeta* out) {
     return make_error(Errc::Io, "cannot sync " + quote(impl_->temp_path), errno);
   // The identity's second copy, before the file is visible (docs/design.md, Baseline:
   // identity). Not root, or no extended attributes here: state.db alone pins it.
-  impl_->xattr_errno = write_identity_xattr(fd.get(), identity_of(meta));
+  impl_->xattr_errno = write_identity_xattr(fd.get(), identity_of(meta), impl_->final_path);
   if (::rename(impl_->temp_path.c_str(), impl_->final_path.c_str()) != 0)
     return make_error(Errc::Io, "cannot install " + quote(impl_->final_path), errno);
   impl_->committed = true;

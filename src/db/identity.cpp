@@ -35,9 +35,12 @@ std::string new_baseline_id() {
   return hex_encode(std::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
 }
 
+std::string path_tag(const Bytes& path) { return hex_encode(sha256_of(path)).substr(0, 32); }
+
 std::string identity_xattr_text(const BaselineIdentity& i) {
-  return "v1 id=" + (i.id.empty() ? std::string("-") : i.id) + " key=" + (i.key_id.empty() ? std::string("-") : i.key_id) +
-         " seq=" + std::to_string(i.sequence);
+  return std::string(i.at.empty() ? "v1" : "v2") + " id=" + (i.id.empty() ? std::string("-") : i.id) +
+         " key=" + (i.key_id.empty() ? std::string("-") : i.key_id) + " seq=" + std::to_string(i.sequence) +
+         (i.at.empty() ? std::string() : " at=" + i.at);
 }
 
 std::optional<BaselineIdentity> parse_identity_xattr(std::string_view text) {
@@ -53,7 +56,10 @@ std::optional<BaselineIdentity> parse_identity_xattr(std::string_view text) {
     return true;
   };
   std::string seq;
-  if (!field("v1 id=", &i.id) || !field("key=", &i.key_id) || !field("seq=", &seq) || !text.empty()) return std::nullopt;
+  const bool v2 = text.substr(0, 3) == "v2 ";
+  if (!field(v2 ? "v2 id=" : "v1 id=", &i.id) || !field("key=", &i.key_id) || !field("seq=", &seq) ||
+      (v2 && (!field("at=", &i.at) || i.at.size() != 32)) || !text.empty())
+    return std::nullopt;
   if (seq.empty() || seq.find_first_not_of("0123456789") != std::string::npos || seq.size() > 19) return std::nullopt;
   i.sequence = std::strtoull(seq.c_str(), nullptr, 10);
   if (identity_xattr_text(i) != whole) return std::nullopt;  // one spelling: nothing smuggled in
@@ -79,8 +85,10 @@ IdentityXattr read_identity_xattr(const Bytes& path, BaselineIdentity* out, int*
   return IdentityXattr::Present;
 }
 
-int write_identity_xattr(int fd, const BaselineIdentity& i) {
-  const std::string text = identity_xattr_text(i);
+int write_identity_xattr(int fd, const BaselineIdentity& i, const Bytes& path) {
+  BaselineIdentity named = i;
+  named.at = path_tag(path);
+  const std::string text = identity_xattr_text(named);
   return ::fsetxattr(fd, kIdentityXattr, text.data(), text.size(), 0) == 0 ? 0 : errno;
 }
 
@@ -89,7 +97,7 @@ BaselineIdentity identity_as_installed(const Bytes& path, const BaselineMeta& m)
   BaselineIdentity x;
   int err = 0;
   id.xattr = read_identity_xattr(path, &x, &err) == IdentityXattr::Present && x.id == id.id &&
-             x.key_id == id.key_id && x.sequence == id.sequence;  // the attribute has no roots
+             x.key_id == id.key_id && x.sequence == id.sequence && x.at == path_tag(path);  // it has no roots
   return id;
 }
 

@@ -3,11 +3,13 @@
 // open_trusted() makes against the identity pinned in state.db and in the file's
 // trusted.fimctl.identity attribute, and the pin every baseline written here gets.
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "fim/base/sys.h"
 #include "merge.h"
 
 namespace fim::detail {
@@ -78,7 +80,43 @@ Status against_xattr(const RunOptions& opts, const BaselineMeta& meta, const Bas
                             describe(x) + ", its manifest says " + describe(mine) + " (roots " +
                             roots_text(meta.roots) + ")",
                         opts.db_path);
+  // Written by fimctl, but for another path: a sibling baseline (or one of another directory)
+  // renamed or linked into place.
+  if (xr == IdentityXattr::Present && !x.at.empty() && x.at != path_tag(opts.db_path))
+    return refuse_error(base + " is a baseline fimctl wrote at another path (" + describe(x) + ", roots " +
+                            roots_text(meta.roots) + "): it was moved or linked into place",
+                        opts.db_path);
   return {};
+}
+
+/// state.db cannot be used (unreadable, not a database, cannot be created): nothing pins the
+/// baseline, so only the attribute can say this is the file fimctl wrote at this path. Without
+/// it, anything signed with the key (a sibling renamed in, a symlink to an old copy) would be
+/// compared with as if it were the baseline: refused, unless the baseline's directory is on a
+/// read-only filesystem (read-only media), where nobody put anything since it was mounted.
+/// Elsewhere the run is never clean (alert 'state', bit 8): an older copy fimctl wrote at this
+/// path, renamed aside before an update and renamed back, is not caught without state.db.
+Status without_state(const RunOptions& opts, const BaselineMeta& meta, const BaselineIdentity& mine, IdentityXattr xr,
+                     const BaselineIdentity& x, Trusted& t, Sink& sink) {
+  FIM_TRY(against_xattr(opts, meta, mine, xr, x));
+  if (xr == IdentityXattr::Present && x.at == path_tag(opts.db_path)) return {};
+  Bytes dir, name;
+  split_path(opts.db_path, &dir, &name);
+  struct statvfs vfs{};
+  if (::statvfs(dir.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) {
+    t.read_only_media = true;
+    return {};
+  }
+  const std::string base = "baseline " + quote(opts.db_path);
+  const std::string msg = "state.db cannot be used, and nothing else vouches that " + base + " (" + describe(mine) +
+                          ", roots " + roots_text(meta.roots) + ") is the one fimctl wrote there: " +
+                          (xr == IdentityXattr::Absent ? "the file has no " + std::string(kIdentityXattr) + " attribute"
+                           : xr == IdentityXattr::Present
+                               ? "its " + std::string(kIdentityXattr) + " attribute predates path binding"
+                               : "its " + std::string(kIdentityXattr) + " attribute cannot be read (not root, or no "
+                                 "extended attributes here)") +
+                          ". Repair or move state.db aside, then check again (or adopt a baseline you trust)";
+  return refuse_alert(sink, "state_reset", msg, opts.db_path);
 }
 
 }  // namespace
@@ -89,7 +127,7 @@ Status check_identity(const RunOptions& opts, const BaselineMeta& meta, Trusted&
   BaselineIdentity x;
   int xerr = 0;
   const IdentityXattr xr = read_identity_xattr(opts.db_path, &x, &xerr);
-  if (!t.state) return against_xattr(opts, meta, mine, xr, x);  // state.db cannot be used: the attribute alone
+  if (!t.state) return without_state(opts, meta, mine, xr, x, t, sink);
   auto pinned = (*t.state)->identity(opts.db_path);
   if (!pinned) return pinned.error();
   // Installed by this host, which was stopped before it could pin it (kill -9, power loss).
@@ -112,7 +150,8 @@ Status check_identity(const RunOptions& opts, const BaselineMeta& meta, Trusted&
                           opts.db_path);
     // Signed since it was written (key sign, copied back over the file), or pinned where the
     // attribute could not be read: pinned again, with the attribute set where it can be.
-    if (xr == IdentityXattr::Absent || (xr == IdentityXattr::Present && x.key_id != mine.key_id)) t.repin = true;
+    if (xr == IdentityXattr::Absent || (xr == IdentityXattr::Present && (x.key_id != mine.key_id || x.at.empty())))
+      t.repin = true;
     return {};
   }
   if (auto st = against_xattr(opts, meta, mine, xr, x); !st) {
@@ -146,7 +185,7 @@ Status repin_verified(const RunOptions& opts, const BaselineMeta& meta, StateSto
   // The attribute first (a baseline from before ids, one signed since, one whose pin vouched
   // for it without it): root's to set; not root, state.db alone.
   UniqueFd fd(::open(opts.db_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (fd.valid()) (void)write_identity_xattr(fd.get(), identity_of(meta));
+  if (fd.valid()) (void)write_identity_xattr(fd.get(), identity_of(meta), opts.db_path);
   return state.pin_identity(opts.db_path, identity_as_installed(opts.db_path, meta));
 }
 

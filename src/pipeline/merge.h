@@ -24,6 +24,9 @@ struct Trusted {
   Result<std::unique_ptr<StateStore>> state = make_error(Errc::Bug, "unset");
   uint64_t last_seq = 0;  ///< the highest sequence state.db has seen for this path
   bool repin = false;     ///< verified, then pinned anew: first signature, or a baseline from before ids
+  /// state.db cannot be used and the baseline's directory is on a read-only filesystem (a
+  /// baseline kept on read-only media): nobody can have put another file there since.
+  bool read_only_media = false;
 };
 
 /// Trust before any result (docs/design.md, Baseline): a signed baseline must verify against

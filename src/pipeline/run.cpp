@@ -202,7 +202,12 @@ void state_unwritten(const std::string& what, const Error& e, Summary* s, Sink& 
 
 /// The verified baseline's sequence, remembered so an older one put back is refused.
 void note_verified(const RunOptions& opts, detail::Trusted& t, Summary* s, Sink& sink) {
-  if (!t.state) return;
+  // Without state.db (alerted when it was opened) no rollback check ran: never a clean run,
+  // unless the baseline lies on read-only media.
+  if (!t.state) {
+    if (!t.read_only_media) s->state_unwritten = true;
+    return;
+  }
   const BaselineMeta& meta = t.base->meta();
   if (auto st = (*t.state)->note_sequence(opts.db_path, meta.sequence, meta.content_sha256); !st)
     state_unwritten("cannot record the verified sequence in state.db", st.error(), s, sink);

@@ -19,7 +19,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from fimtest import Ctx as CaseCtx, expect, fimctl_argv, run, run_main  # noqa: E402
+from fimtest import Ctx as CaseCtx, Skip, expect, fimctl_argv, run, run_main  # noqa: E402
 
 
 class Ctx(CaseCtx):
@@ -330,6 +330,60 @@ def case_decoy_with_state_db_made_unreadable_refused(ctx):
     r = ctx.fim("check")
     expect(r.rc == 18, lambda: f"decoy (symlink, no attribute) with state.db unreadable: exit {r.rc}, want 18\n"
                                f"stderr: {r.stderr}\nstdout: {r.stdout[:1500]}")
+
+
+def case_rollback_kept_aside_with_state_db_made_unreadable_never_clean(ctx):
+    """The limit without state.db, played: a copy of the baseline kept aside with the attribute
+    fimctl wrote for this path (cp -a by root, or a file renamed aside), the operator removes a
+    planted setuid file and updates, the intruder plants it again, makes state.db unreadable
+    (the lock renamed over it) and renames the old copy back. Nothing left can tell that copy
+    from the current one, so the run must never pass as clean: alert 'state' and exit bit 8
+    (the old fimctl gave 5: the alert, but not the bit)."""
+    ctx.signed_baseline()
+    planted = os.path.join(ctx.tree, "suid")
+    with open(planted, "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(planted, 0o4755)
+    ctx.fim("update", "--yes", "--reason", "seen")
+    kept = os.path.join(ctx.dir, "kept.db")
+    subprocess.run(["cp", "-a", ctx.db, kept], check=True)  # with the attribute fimctl wrote for the path
+    os.unlink(planted)
+    ctx.fim("update", "--yes", "--reason", "removed the planted setuid file")
+    with open(planted, "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(planted, 0o4755)
+    os.rename(ctx.state_db(), os.path.join(ctx.dir, "state.db.saved"))
+    os.rename(ctx.db + ".lock", ctx.state_db())
+    os.rename(kept, ctx.db)
+    r = ctx.fim("check")
+    expect(r.rc != 0 and r.rc & 8 and r.rc < 16,
+           lambda: f"rollback with state.db unreadable: exit {r.rc}, want the alert bit (8)\nstderr: {r.stderr}\n"
+                   f"stdout: {r.stdout[:1500]}")
+    expect("state" in [a.get("code") for a in alerts(r)], lambda: f"no 'state' alert: {r.stdout[:1500]}")
+
+
+def case_baseline_on_read_only_media_still_checks(ctx):
+    """The other side of refusing an unpinned baseline when state.db cannot be used: a baseline
+    copied (without its attribute) to a read-only filesystem, where no state.db can be made,
+    is still checked (nobody can have put a file there since it was mounted), clean is 0, and a
+    change is reported."""
+    if os.geteuid() != 0:
+        raise Skip("mounts a tmpfs read-only: needs root")
+    ctx.signed_baseline()
+    media = os.path.join(ctx.tmp, "media")
+    os.mkdir(media)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", media], check=True)
+    try:
+        shutil.copyfile(ctx.db, os.path.join(media, "baseline.db"))
+        subprocess.run(["mount", "-o", "remount,ro", media], check=True)
+        ro = os.path.join(media, "baseline.db")
+        r = ctx.fim("check", db=ro)
+        expect(r.rc == 0, lambda: f"clean check of a baseline on read-only media: exit {r.rc}\nstderr: {r.stderr}")
+        ctx.tamper()
+        r = ctx.fim("check", db=ro)
+        expect(r.rc == 4, lambda: f"changed tree against read-only media: exit {r.rc}\nstderr: {r.stderr}")
+    finally:
+        subprocess.run(["umount", "-l", media], check=False)
 
 
 def case_decoy_swapped_under_watch_with_state_db_made_unreadable_refused(ctx):

@@ -242,3 +242,27 @@ TEST_CASE("an abandoned report is not kept, and accept moves only a current last
   CHECK(paths_of(**s, b, &digest).empty());
   CHECK(digest == "after-update");
 }
+
+TEST_CASE("the identity attribute names the path it was written for, in one spelling only") {
+  BaselineIdentity i{"0123456789abcdef0123456789abcdef", "", "1a2b3c4d5e6f7a8b", 7};
+  i.at = path_tag("/var/lib/fimctl/baseline.db");
+  CHECK(i.at.size() == 32);
+  CHECK(i.at != path_tag("/var/lib/fimctl/decoy.db"));
+  const std::string text = identity_xattr_text(i);
+  CHECK(text == "v2 id=0123456789abcdef0123456789abcdef key=1a2b3c4d5e6f7a8b seq=7 at=" + i.at);
+  auto back = parse_identity_xattr(text);
+  REQUIRE(back);
+  CHECK(*back == i);
+  CHECK(back->at == i.at);
+  // v1 (before the path was recorded) still reads, with no path.
+  auto v1 = parse_identity_xattr("v1 id=0123456789abcdef0123456789abcdef key=- seq=3");
+  REQUIRE(v1);
+  CHECK(v1->at.empty());
+  CHECK(v1->sequence == 3);
+  // A v2 without at=, a short tag, a v1 with one, or anything appended is malformed.
+  CHECK_FALSE(parse_identity_xattr("v2 id=0123456789abcdef0123456789abcdef key=- seq=3"));
+  CHECK_FALSE(parse_identity_xattr("v2 id=0123456789abcdef0123456789abcdef key=- seq=3 at=abc"));
+  CHECK_FALSE(parse_identity_xattr("v1 id=0123456789abcdef0123456789abcdef key=- seq=3 at=" + i.at));
+  CHECK_FALSE(parse_identity_xattr(text + " "));
+  CHECK_FALSE(parse_identity_xattr(text + " x=1"));
+}
