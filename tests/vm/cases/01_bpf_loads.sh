@@ -3,7 +3,7 @@
 echo data > "$W/f"
 init_baseline
 start_watch --bpf=required --metrics 127.0.0.1:9464
-fimctl status --socket "$SOCK" > /tmp/$NAME.status 2>&1
+fimctl --db "$DB" status --socket "$SOCK" > /tmp/$NAME.status 2>&1
 grep 'bpf_lsm' /tmp/$NAME.status
 grep -q 'bpf_lsm: active (file_open,' /tmp/$NAME.status || fail "status does not say the sensors are active"
 grep -q 'unavailable' "$ERR" && fail "stderr says unavailable"

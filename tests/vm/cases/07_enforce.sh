@@ -15,7 +15,7 @@ wait_record '"code":"denied".*"hook":"open_write"' 30 || fail "no denied alert f
 wait_record '"code":"denied".*"hook":"unlink"' 30 || fail "no denied alert for the unlink"
 wait_record '"code":"denied".*"hook":"rename"' 30 || fail "no denied alert for the rename"
 record '"code":"denied"' | cut -c1-400
-fimctl status --socket "$SOCK" | grep 'bpf_'
+fimctl --db "$DB" status --socket "$SOCK" | grep 'bpf_'
 stop_watch
 # Off by default: the same write succeeds (and is reported as a change).
 start_watch --protect "$W/protected"

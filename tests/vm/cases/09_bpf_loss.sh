@@ -15,7 +15,7 @@ wait_record '"type":"gap".*"reason":"bpf_loss"' 60 || fail "no gap record for th
 record '"type":"gap".*"reason":"bpf_loss"'
 wait_record '"type":"rescan_done","reason":"bpf_loss"' 120 || fail "no rescan after the loss"
 record '"type":"rescan_done","reason":"bpf_loss"'
-lost=$(fimctl status --socket "$SOCK" | grep 'bpf_lost' | awk '{print $2}')
+lost=$(fimctl --db "$DB" status --socket "$SOCK" | grep 'bpf_lost' | awk '{print $2}')
 echo "bpf_lost: $lost"
 [ "${lost:-0}" -gt 0 ] || fail "status does not count the lost records"
 wait_record "\"type\":\"change\".*\"path\":\"$W/f1499\"" 60 || fail "the last file created is not reported"
