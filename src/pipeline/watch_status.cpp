@@ -24,6 +24,10 @@ Result<WatchStatus> remembered(const Bytes& db_path) {
   Bytes dir, name;
   split_path(db_path, &dir, &name);
   auto st = StateStore::open(dir);
+  if (!st && ::access(dir.c_str(), F_OK) != 0)  // the common mistake: a daemon started with another --db
+    return make_error(st.error().code, "no directory " + quote(dir) + " for baseline " + quote(db_path) +
+                                           ": status reads the state.db beside the baseline the daemon watches, so "
+                                           "give the daemon's --db ('fimctl --db FILE status')");
   if (!st) return st.error();
   WatchStatus s;
   s.baseline = db_path;

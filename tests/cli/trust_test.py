@@ -444,6 +444,14 @@ def case_accept_and_log(ctx):
     ctx.refused(16, "nothing in the last report matches", "accept", "--yes", "--reason", "x", "--all")
 
 
+def case_status_without_the_daemons_db_names_it(ctx):
+    """status believes the daemon only through the state.db beside the baseline it watches: with
+    a --db whose directory does not exist, the error says so and names --db (exit 18), instead of
+    a bare 'cannot resolve baseline directory'."""
+    missing = os.path.join(ctx.tmp, "nowhere", "baseline.db")
+    ctx.refused(18, "give the daemon's --db", "status", "--socket", os.path.join(ctx.tmp, "w.sock"), db=missing)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
