@@ -47,10 +47,6 @@ Result<WatchStatus> remembered(const Bytes& db_path) {
   return s;
 }
 
-}  // namespace
-
-namespace {
-
 constexpr size_t kMaxStatus = size_t{1} << 20;  // a real record is a few KiB
 constexpr int kStatusTimeoutMs = 5000;           // for connect and the whole reply together
 constexpr int64_t kMaxHeartbeatAgeNs = 120'000'000'000;  // the daemon beats every 10 s
