@@ -10,7 +10,7 @@
 
 #include "fim/base/sys.h"
 #include "fim/pipeline.h"
-#include "merge.h"
+#include "fim/merge.h"
 
 namespace fim {
 namespace {

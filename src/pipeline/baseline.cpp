@@ -9,7 +9,7 @@
 
 #include "fim/base/sys.h"
 #include "fim_config.h"
-#include "merge.h"
+#include "fim/merge.h"
 
 namespace fim::detail {
 

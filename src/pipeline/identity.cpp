@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "fim/base/sys.h"
-#include "merge.h"
+#include "fim/merge.h"
 
 namespace fim::detail {
 namespace {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The streaming merge shared by check, update and watch (see merge.h).
-#include "merge.h"
+#include "fim/merge.h"
 
 #include <algorithm>
 #include <memory>

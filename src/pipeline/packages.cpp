@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The package manager's word on changes, for check --packages and accept --package-verified.
 #include "fim/base/sys.h"
-#include "merge.h"
+#include "fim/merge.h"
 
 namespace fim::detail {
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The compare at the heart of check, update and watch: a streaming merge of the walk (in
-// bytewise path order) with baseline rows in the same order. Private to the pipeline module.
+// bytewise path order) with baseline rows in the same order. The pipeline module owns it
+// (src/pipeline/); the daemon (src/daemon/) is its one other user.
 #pragma once
 
 #include <atomic>
@@ -129,7 +130,7 @@ struct Merge {
 /// not be listed count as unverified, not removed.
 Status merge_compare(const ScanOptions& so, Merge& m);
 
-/// watch --containers (watch_containers.cpp): runs until `stop`, on its own thread.
+/// watch --containers (src/daemon/containers.cpp): runs until `stop`, on its own thread.
 Status watch_containers(const WatchOptions& opts, const std::atomic<bool>& stop);
 
 /// check --packages and accept --package-verified (packages.cpp): the package manager's

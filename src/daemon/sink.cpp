@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The watch daemon's records (see watch_sink.h).
-#include "watch_sink.h"
+// The watch daemon's records (see sink.h).
+#include "sink.h"
 
 #include <unistd.h>
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The watch daemon's worker thread (see watch_daemon.h): it verifies the baseline (at start,
+// The watch daemon's worker thread (see daemon.h): it verifies the baseline (at start,
 // when it is replaced, before each full check), takes the pending paths after the debounce,
 // compares each subtree with the baseline through the merge check uses, and rescans the
 // roots marked dirty, clearing each mark only when a rescan that began after it is done.
@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <thread>
 
-#include "merge.h"
-#include "watch_daemon.h"
+#include "fim/merge.h"
+#include "daemon.h"
 
 namespace fim::watchd {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The watch daemon's BPF sensor glue (see watch_daemon.h and watch_bpf.h: what it protects,
+// The watch daemon's BPF sensor glue (see daemon.h and bpf.h: what it protects,
 // the exec policy it hands the kernel, the events it reports) and what the daemon says about
 // itself: the status socket and record 'fimctl status' asks for, and the Prometheus metrics.
 #include <sys/socket.h>
@@ -12,7 +12,7 @@
 
 #include <cstdio>
 
-#include "watch_daemon.h"
+#include "daemon.h"
 
 namespace fim::watchd {
 

@@ -24,7 +24,7 @@
 #include "fim/base/sys.h"
 #include "fim/pipeline.h"
 #include "fim/watch.h"
-#include "merge.h"
+#include "fim/merge.h"
 
 namespace fim::detail {
 namespace {

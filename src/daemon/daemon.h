@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The watch daemon (private to the pipeline module): the Watcher and what its files share.
-// watch.cpp holds its main thread (event loop, marks, signals, timers), watch_worker.cpp the
-// worker (verification, compares, rescans), watch_sensors.cpp the BPF sensor glue and what
+// The watch daemon (its own module, src/daemon/): the Watcher and what its files share.
+// loop.cpp holds its main thread (event loop, marks, signals, timers), worker.cpp the
+// worker (verification, compares, rescans), sensors.cpp the BPF sensor glue and what
 // the daemon says about itself (the status socket and record, the metrics).
 #pragma once
 
@@ -20,8 +20,8 @@
 #include "fim/json.h"
 #include "fim/pipeline.h"
 #include "fim/watch.h"
-#include "watch_bpf.h"
-#include "watch_sink.h"
+#include "bpf.h"
+#include "sink.h"
 
 namespace fim::watchd {
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The watch daemon's BPF side (see watch_bpf.h).
-#include "watch_bpf.h"
+// The watch daemon's BPF side (see bpf.h).
+#include "bpf.h"
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "fim/base/sys.h"
-#include "watch_sink.h"
+#include "sink.h"
 
 namespace fim::watchd {
 

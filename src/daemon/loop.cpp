@@ -26,8 +26,8 @@
 #include <cstring>
 #include <thread>
 
-#include "merge.h"
-#include "watch_daemon.h"
+#include "fim/merge.h"
+#include "daemon.h"
 
 namespace fim::watchd {
 
