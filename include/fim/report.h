@@ -118,6 +118,9 @@ namespace json {
 void change_record(Writer& w, ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
                    const Rule* rule, const PackageNote* note = nullptr);
 void status_record(Writer& w, const Record& r, bool subtree, const Rule* rule);
+/// A change of kind "transient" (watch): an entry added and removed again before it could be
+/// compared, labelled by the rule that would have selected it (the trigger says by whom).
+void transient_record(Writer& w, const Bytes& path, const Rule* rule);
 void alert_record(Writer& w, std::string_view code, std::string_view message);
 /// "roots":["/root1","/root2"]: a baseline's roots (summary, watch gaps and rescans).
 void roots_field(Writer& w, const std::vector<Bytes>& roots);

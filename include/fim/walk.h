@@ -19,6 +19,7 @@ namespace fim {
 struct WalkOptions {
   const Selector* selector = nullptr;  ///< decides which entries are emitted; null: all below the roots
   bool roots_must_exist = false;  ///< a missing root is fatal (command-line PATHs) or absent (policy)
+  bool roots_only = false;  ///< the roots' own entries, not what is below them (watch: a directory's times)
   /// --sysroot: the roots are paths inside this directory, opened with RESOLVE_IN_ROOT (a
   /// symlink on the way cannot leave it); entries keep the paths as seen inside. -1: "/".
   int root_fd = -1;

@@ -10,6 +10,8 @@
 // returned, so it is unit-tested and fuzzed without a kernel.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -34,6 +36,9 @@ struct FanInfo {
   int32_t handle_type = 0;
   Bytes handle;          ///< f_handle bytes
   Bytes name;            ///< empty for Fid/Dfid
+  /// Replayed events (tests, no CAP_DAC_READ_SEARCH): the object by path instead of a
+  /// handle. Empty for every event the kernel reports.
+  Bytes path;
 };
 
 struct FanEvent {
@@ -53,7 +58,7 @@ Status parse_fanotify(std::string_view buf, const std::function<void(FanEvent&&)
 /// Human names of the mask bits ("create", "close_write", ...), for reports and logs.
 std::vector<std::string> fan_mask_names(uint64_t mask);
 
-/// The notification group. One per daemon.
+/// The notification group. One per daemon (and one for container drift).
 class FanotifySource {
  public:
   /// fanotify_init in FID mode; Errc::Unsupported when the kernel or the capabilities lack it.
@@ -71,23 +76,68 @@ class FanotifySource {
   std::string buf_;
 };
 
-/// Directory handles to paths, with a bounded cache. A handle resolves through an fd on its
-/// filesystem (registered with add_filesystem); the path is checked to name the same inode
-/// as the handle, so a directory moved or deleted since the event does not resolve to a
-/// wrong path.
-class Resolver {
+/// A file's identity: device and inode, as stat(2) gives them.
+struct FileId {
+  dev_t dev = 0;
+  uint64_t ino = 0;
+  bool operator==(const FileId& o) const { return dev == o.dev && ino == o.ino; }
+  bool operator<(const FileId& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
+};
+
+/// Where an event's directory lies relative to the daemon's roots.
+struct Located {
+  enum class Where : uint8_t {
+    Outside,    ///< below no root
+    Inside,     ///< at or below a root: `path` is the directory as the baseline names it
+    Unknown,    ///< gone, moved, or too deep to tell (counted as unresolved)
+  };
+  Where where = Where::Unknown;
+  Bytes path;
+  /// Roots this directory is an ancestor of, with the name of the next component on the way
+  /// to each: an event naming that component (create, delete, rename, chmod) touches the root.
+  std::vector<std::pair<Bytes, Bytes>> above;  ///< (component name, root)
+};
+
+/// Events to roots by identity, not by path string (docs/design.md, Real time): a directory
+/// is inside a root when the root's (dev, ino) is among its ancestors, walked with ".." from
+/// the handle. So a root reached through a symlinked ancestor or a bind mount, a write through
+/// another mount of the same filesystem and a directory deeper than PATH_MAX are all found;
+/// the path reported is the one the baseline uses (root as given + the names below it).
+class Locator {
  public:
-  explicit Resolver(size_t cache_limit = 16384) : limit_(cache_limit) {}
+  explicit Locator(size_t cache_limit = 16384) : limit_(cache_limit) {}
+  /// The roots as the baseline names them. Each is identified by what its path names now
+  /// (symlinks followed), its ancestors by theirs; refresh() reads them again.
+  void set_roots(const std::vector<Bytes>& roots);
+  /// Re-reads the roots' identities (a root created, replaced or mounted over since); true
+  /// when one changed (the cache is dropped then).
+  bool refresh();
   /// Registers the filesystem of `dir` (its fsid, and an fd for open_by_handle_at).
   Status add_filesystem(const Bytes& dir);
-  /// The path the handle names now, or nothing (gone, moved, unknown filesystem).
+  /// Where the directory an info record names lies (a Dfid/DfidName record, or a replayed path).
+  Located locate(const FanInfo& info);
+  /// The identity of the object a Fid record names now; nothing when it is gone.
+  std::optional<FileId> object(const FanInfo& info);
+  /// The path a directory handle names now (readlink of the opened handle), for callers that
+  /// map by path (container upper directories); nothing when gone or moved.
   std::optional<Bytes> resolve(const FanInfo& info);
-  /// Forget cached directory paths (after a directory rename).
-  void invalidate() { cache_.clear(); lru_.clear(); }
+  /// Forget cached locations (after a directory rename).
+  void invalidate();
   uint64_t failures() const { return failures_; }
 
  private:
-  struct Cached { Bytes path; std::list<std::string>::iterator lru; };
+  struct Root {
+    Bytes path;
+    std::optional<FileId> id;
+    std::vector<std::pair<FileId, Bytes>> ancestors;  ///< each ancestor and the next name below it
+  };
+  struct Cached {
+    Located loc;
+    std::list<std::string>::iterator lru;
+  };
+  UniqueFd open_info(const FanInfo& info, int flags);
+  Located walk_up(UniqueFd fd);
+  std::vector<Root> roots_;
   std::unordered_map<uint64_t, UniqueFd> mounts_;
   std::unordered_map<std::string, Cached> cache_;
   std::list<std::string> lru_;

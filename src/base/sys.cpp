@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -105,8 +106,42 @@ void raise_fd_limit() {
   }
 }
 
+namespace {
+
+/// open(2) of a path of any length: directories a piece shorter than PATH_MAX at a time, each
+/// relative to the last (symlinks on the way are followed, as open(2) would).
+int open_long(const Bytes& path, int flags) {
+  int dir = AT_FDCWD;
+  UniqueFd held;
+  size_t at = 0;
+  while (path.size() - at >= PATH_MAX) {
+    size_t cut = path.rfind('/', at + PATH_MAX - 1);
+    if (cut == Bytes::npos || cut <= at) {
+      errno = ENAMETOOLONG;  // one name longer than PATH_MAX: no filesystem has it
+      return -1;
+    }
+    const Bytes piece = path.substr(at, cut - at);
+    held.reset(::openat(dir, piece.empty() ? "/" : piece.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!held.valid()) return -1;
+    dir = held.get();
+    at = cut + 1;
+  }
+  return ::openat(dir, path.c_str() + at, flags);
+}
+
+}  // namespace
+
+int lstat_path(const Bytes& path, struct stat* st) {
+  if (path.size() < PATH_MAX) return ::lstat(path.c_str(), st);
+  Bytes dir, name;
+  split_path(path, &dir, &name);
+  UniqueFd fd(open_long(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return -1;
+  return ::fstatat(fd.get(), name.c_str(), st, AT_SYMLINK_NOFOLLOW);
+}
+
 int open_in_root(int root_fd, const Bytes& path, int flags) {
-  if (root_fd < 0) return ::open(path.c_str(), flags);
+  if (root_fd < 0) return path.size() < PATH_MAX ? ::open(path.c_str(), flags) : open_long(path, flags);
   open_how how{};
   how.flags = static_cast<uint64_t>(flags);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;

@@ -187,7 +187,7 @@ class ContainerWatch {
       if (marked_.insert(upper).second) {
         // The host filesystem of the upper directory (one mark per filesystem is enough).
         if (auto st = src_->mark_filesystem(upper); !st) say("mark_failed", st.error().describe());
-        (void)resolver_.add_filesystem(upper);
+        (void)locator_.add_filesystem(upper);
       }
       announce("container_start", t, "watching container pid " + std::to_string(c.pid));
       by_upper_.emplace(upper, std::move(t));
@@ -222,7 +222,7 @@ class ContainerWatch {
     // directory by setting its xattrs on the upper one (an attrib event in the reader's name):
     // without this filter every compare would trigger the next.
     if (ev.pid == self_) return;
-    if (ev.dir_renamed()) resolver_.invalidate();
+    if (ev.dir_renamed()) locator_.invalidate();
     // Who wrote: only an event that changes something names a writer (not the attrib of a
     // directory, which overlayfs makes when anyone reads through it).
     const bool writes = (ev.mask & (FAN_MODIFY | FAN_CLOSE_WRITE | FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO)) ||
@@ -230,7 +230,7 @@ class ContainerWatch {
     const int32_t writer = writes ? ev.pid : 0;
     for (const auto& info : ev.infos) {
       if (info.kind == FanInfo::Kind::Fid || info.kind == FanInfo::Kind::Dfid) continue;
-      auto dir = resolver_.resolve(info);
+      auto dir = locator_.resolve(info);
       if (!dir) continue;
       const Bytes path = info.name == "." ? *dir : join_path(*dir, info.name);
       for (const auto& [upper, t] : by_upper_) {
@@ -338,7 +338,7 @@ class ContainerWatch {
   std::set<int> killed_;  // writers killed by a kill_process response
   const int32_t self_ = ::getpid();
   std::optional<FanotifySource> src_;
-  Resolver resolver_;
+  Locator locator_;
   std::map<Bytes, Tracked> by_upper_;
   std::set<Bytes> marked_;
   std::set<std::string> warned_;

@@ -22,6 +22,7 @@
 #include "fim/watch.h"
 #include "bpf.h"
 #include "sink.h"
+#include "source.h"
 
 namespace fim::watchd {
 
@@ -32,8 +33,9 @@ json::Writer gap_fields(int64_t start_ns, int64_t end_ns, const std::string& rea
 /// top comment tells how they share the work).
 class Watcher {
  public:
-  explicit Watcher(const WatchOptions& o)
-      : o_(o), sink_(o.out, o.format, o.syslog), policy_(std::make_unique<Policy>(o.run.policy)) {
+  /// `replay`: events from a test instead of the kernel (no marks are placed).
+  explicit Watcher(const WatchOptions& o, std::unique_ptr<Source> replay = nullptr)
+      : o_(o), sink_(o.out, o.format, o.syslog), source_(std::move(replay)), policy_(std::make_unique<Policy>(o.run.policy)) {
     Bytes dir, name;
     split_path(o.run.db_path, &dir, &name);
     own_files_ = {o.run.db_path, o.run.db_path + ".lock", join_path(dir, "state.db"), join_path(dir, "state.db-journal")};
@@ -44,8 +46,16 @@ class Watcher {
   // Main thread.
   Status setup();
   Status open_socket();
-  void on_event(FanEvent&& ev);
-  void enqueue(const Bytes& path, const FanEvent& ev, bool inode_event);
+  void on_event(Event&& ev);
+  /// A path below a root an event named (`dir_only`: the directory's own entry, after a name
+  /// in it was created, deleted or moved).
+  void enqueue(const Bytes& path, const Event& ev, bool dir_only = false);
+  /// A file the baseline records, named by identity (a hard link outside every root, a link
+  /// count change): the worker compares each baseline name of it.
+  void enqueue_inode(const FileId& id, const Event& ev, Bytes via);
+  /// The object of an event (its FAN_REPORT_FID record) when the baseline records its inode.
+  void by_identity(const FanInfo& object, const Event& ev, const FanInfo* dir, bool inside);
+  Trigger& merge_trigger(Trigger& t, const Event& ev);
   void mark_all_dirty(const std::string& reason, int64_t since_ns);
   void mark_root(const Bytes& root, int64_t now);
   /// Roots of an adopted baseline that no mark covers yet (main thread, from tick()).
@@ -64,8 +74,8 @@ class Watcher {
   void tick();
   /// The event loop's fds (signals, timer, wakeup) and setup(), all in one epoll set.
   Status open_loop(UniqueFd* ep);
-  /// Reads every fanotify event queued.
-  Status drain_fanotify();
+  /// Reads every event the source has queued.
+  Status drain_source();
   /// Handles one ready fd of the loop; true when the daemon is to stop (*result says why).
   bool on_ready(int fd, Status* result);
   /// After the loop: what the kernel still holds is compared, the worker ends, the stop is
@@ -83,8 +93,14 @@ class Watcher {
   /// The paths events named (and the other names of an inode event's file), outermost first.
   Status compare_batch(Batch& b);
   Status verify_baseline(bool first);
-  Status compare_path(const Bytes& p, const Trigger& t, bool cancellable);
+  /// `entry_only`: the entry at p, not what is below it.
+  Status compare_path(const Bytes& p, const Trigger& t, bool cancellable, bool entry_only = false);
   Status rescan_roots(const std::vector<Bytes>& roots, const std::string& reason, bool cancellable);
+  /// After a rescan for `reason`: when no root is still dirty for it, the gap record of the
+  /// loss, from the last event read before it to now.
+  /// A path an event created that is gone again, not in the baseline: a transient record.
+  Status transient_check(const Bytes& p, const Trigger& t);
+  void close_gap(const std::string& reason, const std::vector<Bytes>& roots);
   void fatal(Error e);
 
   const WatchOptions& o_;
@@ -92,18 +108,19 @@ class Watcher {
   StreamSink sink_;
   std::unique_ptr<StateStore> state_;         // main thread's connection
   std::unique_ptr<StateStore> worker_state_;  // the worker's
-  std::optional<FanotifySource> fan_;
+  std::unique_ptr<Source> source_;
+  FanotifyEvents* fan_ = nullptr;  // source_ when it is the kernel's (marks go there)
   Sensors sensors_;
   double next_protect_ = 0;
   int64_t last_bpf_read_ns_ = now_ns();  // a kernel-side loss happened after this
-  Resolver resolver_;
+  Locator locator_;
   Notifier notifier_;
   UniqueFd sigfd_, timerfd_, wakefd_, sockfd_, metricsfd_;
   std::unique_ptr<HttpPoster> falco_;
   std::set<Bytes> marked_roots_;  // main thread
   int64_t started_ns_ = now_ns();
   int64_t last_read_ns_ = now_ns();
-  double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0;
+  double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0, next_refresh_ = 0;
   uint64_t last_progress_ = 0;
   double next_watchdog_ = 0, next_status_ = 0, last_progress_at_ = 0;
 
@@ -123,6 +140,14 @@ class Watcher {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<Bytes, Trigger> pending_;
+  std::map<Bytes, Trigger> pending_dirs_;      // directories whose own entry is compared
+  std::map<FileId, Trigger> pending_inodes_;   // baseline files named by identity
+  /// The baseline's inode numbers, sorted (from the verified rows): an event's object is
+  /// looked up in the baseline's index only when its inode is here.
+  std::shared_ptr<const std::vector<uint64_t>> inodes_;
+  /// The events lost (overflow, ...) whose gap record waits for the rescan to end: the gap
+  /// runs from the last event read before the loss to the end of that rescan.
+  std::map<std::string, int64_t> open_gaps_;
   std::vector<BpfEvent> execs_;  // executions below a root, for the worker to look up
   SensorPolicy sensor_policy_;   // from the verified baseline and the policy's rules
   bool sensor_policy_fresh_ = false;
@@ -134,6 +159,8 @@ class Watcher {
   /// What the worker takes in one go.
   struct Batch {
     std::map<Bytes, Trigger> paths;
+    std::map<Bytes, Trigger> dirs;
+    std::map<FileId, Trigger> inodes;
     std::map<Bytes, Mark> dirty;
     std::vector<BpfEvent> execs;
     bool full = false;

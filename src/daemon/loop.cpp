@@ -11,6 +11,7 @@
 // a rescan that began after the loss has finished.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/fanotify.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -89,9 +90,13 @@ Status Watcher::setup() {
   // Trust first: nothing is reported from a baseline that does not verify.
   FIM_TRY(verify_baseline(true));
 
-  auto fan = FanotifySource::open();
-  if (!fan) return fan.error();
-  fan_.emplace(std::move(*fan));
+  if (!source_) {
+    auto fan = FanotifySource::open();
+    if (!fan) return fan.error();
+    auto events = std::make_unique<FanotifyEvents>(std::move(*fan));
+    fan_ = events.get();
+    source_ = std::move(events);
+  }
   FIM_TRY(open_socket());
   FIM_TRY(start_sensors());
 
@@ -109,6 +114,7 @@ Status Watcher::setup() {
     std::lock_guard<std::mutex> lk(mu_);
     roots = roots_;
   }
+  locator_.set_roots(roots);
   for (const auto& r : roots) mark_root(r, now);
   {
     json::Writer f = gap_fields(down_since, now, "daemon_down", roots);
@@ -139,8 +145,9 @@ void Watcher::mark_root(const Bytes& r, int64_t now) {
     split_path(at, &parent, &base);
     at = parent.empty() ? "/" : parent;
   }
+  if (!fan_) return;  // replayed events: nothing to mark
   Status ms = fan_->mark_filesystem(at);
-  if (ms) ms = resolver_.add_filesystem(at);
+  if (ms) ms = locator_.add_filesystem(at);
   if (ms) return;
   const std::string why = ms.error().describe();
   {
@@ -158,13 +165,15 @@ void Watcher::mark_root(const Bytes& r, int64_t now) {
 
 
 void Watcher::mark_new_roots() {
-  std::vector<Bytes> fresh;
+  std::vector<Bytes> fresh, all;
   {
     std::lock_guard<std::mutex> lk(mu_);
+    all = roots_;
     for (const auto& r : roots_)
       if (!marked_roots_.count(r)) fresh.push_back(r);
   }
   if (fresh.empty()) return;
+  locator_.set_roots(all);
   const int64_t now = now_ns();
   for (const auto& r : fresh) mark_root(r, now);
   // Compared again now that they are marked: nothing between the two is missed.
@@ -184,31 +193,33 @@ void Watcher::mark_all_dirty(const std::string& reason, int64_t since_ns) {
   }
   for (const auto& r : roots) (void)state_->mark_dirty(o_.run.db_path, r, reason, now);
   if (reason != "coalesced") {
-    (void)state_->add_gap(o_.run.db_path, {since_ns, now, reason});
-    sink_.event("gap", gap_fields(since_ns, now, reason, roots), "events lost (" + reason + "): rescanning every root", LOG_WARNING);
+    // The gap is said when the rescan that closes it ends: events were lost from the last one
+    // read before the loss until then (Watcher::close_gap).
+    std::lock_guard<std::mutex> lk(mu_);
+    auto [it, fresh] = open_gaps_.emplace(reason, since_ns);
+    if (!fresh) it->second = std::min(it->second, since_ns);
   }
   cv_.notify_one();
 }
 
-void Watcher::enqueue(const Bytes& path, const FanEvent& ev, bool inode_event) {
+Trigger& Watcher::merge_trigger(Trigger& t, const Event& ev) {
+  t.mask |= ev.mask;
+  if (ev.pid > 0 && ev.pid != t.pid) {
+    t.pid = ev.pid;
+    t.comm = comm_of(ev.pid);
+  }
+  if (!t.first_ns) t.first_ns = now_ns();
+  return t;
+}
+
+void Watcher::enqueue(const Bytes& path, const Event& ev, bool dir_only) {
   // fimctl's own files never trigger work (a root above them would loop).
   if (std::find(own_files_.begin(), own_files_.end(), path) != own_files_.end()) return;
   bool overfull = false;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    for (const auto& r : roots_) {
-      const Bytes* key = path_within(path, r) ? &path : path_within(r, path) ? &r : nullptr;
-      if (!key) continue;
-      Trigger& t = pending_[*key];
-      t.mask |= ev.mask;
-      t.inode_event |= inode_event && key == &path;
-      if (ev.pid > 0 && ev.pid != t.pid) {
-        t.pid = ev.pid;
-        t.comm = comm_of(ev.pid);
-      }
-      if (!t.first_ns) t.first_ns = now_ns();
-    }
-    overfull = pending_.size() > o_.max_pending;
+    merge_trigger((dir_only ? pending_dirs_ : pending_)[path], ev);
+    overfull = pending_.size() + pending_dirs_.size() + pending_inodes_.size() > o_.max_pending;
   }
   if (overfull) {
     ++coalesced_;
@@ -217,29 +228,95 @@ void Watcher::enqueue(const Bytes& path, const FanEvent& ev, bool inode_event) {
   cv_.notify_one();
 }
 
-void Watcher::on_event(FanEvent&& ev) {
+void Watcher::enqueue_inode(const FileId& id, const Event& ev, Bytes via) {
+  bool overfull = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    Trigger& t = merge_trigger(pending_inodes_[id], ev);
+    if (!via.empty()) t.via = std::move(via);
+    overfull = pending_.size() + pending_dirs_.size() + pending_inodes_.size() > o_.max_pending;
+  }
+  if (overfull) {
+    ++coalesced_;
+    mark_all_dirty("coalesced", now_ns());
+  }
+  cv_.notify_one();
+}
+
+void Watcher::by_identity(const FanInfo& object, const Event& ev, const FanInfo* dir, bool inside) {
+  std::shared_ptr<const std::vector<uint64_t>> inodes;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    inodes = inodes_;
+  }
+  if (!inodes || inodes->empty()) return;
+  const auto id = locator_.object(object);
+  if (!id || !std::binary_search(inodes->begin(), inodes->end(), id->ino)) return;
+  // A name outside every root: said in the record, so the admin finds the link.
+  Bytes via;
+  if (!inside && dir)
+    if (auto d = locator_.resolve(*dir)) via = dir->name.empty() || dir->name == "." ? *d : join_path(*d, dir->name);
+  enqueue_inode(*id, ev, std::move(via));
+}
+
+void Watcher::on_event(Event&& ev) {
   ++events_;
-  if (ev.overflow()) {
+  if (ev.loss) {
     ++overflows_;
     mark_all_dirty("overflow", last_read_ns_);
     return;
   }
-  const bool has_name = std::any_of(ev.infos.begin(), ev.infos.end(), [](const FanInfo& i) {
-    return i.kind == FanInfo::Kind::DfidName || i.kind == FanInfo::Kind::OldDfidName || i.kind == FanInfo::Kind::NewDfidName;
-  });
+  const bool dirent = ev.mask & (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO);
+  const FanInfo* object = nullptr;  // FAN_REPORT_FID: the file itself (TARGET_FID: also for dirents)
+  const FanInfo* named_dir = nullptr;
+  bool inside = false, touched_root = false;
   for (const auto& info : ev.infos) {
-    if (has_name && (info.kind == FanInfo::Kind::Fid || info.kind == FanInfo::Kind::Dfid)) continue;
-    auto dir = resolver_.resolve(info);
-    if (!dir) {
+    if (info.kind == FanInfo::Kind::Fid) {
+      object = &info;
+      continue;
+    }
+    named_dir = &info;
+    const Located loc = locator_.locate(info);
+    const bool named = !info.name.empty() && info.name != ".";
+    // The component on the way to a root: the root (or an ancestor) created, removed,
+    // renamed, chmod-ed. Its subtree is compared, and the roots' identities read again.
+    for (const auto& [component, root] : loc.above)
+      if (named && info.name == component) {
+        enqueue(root, ev);
+        touched_root = true;
+      }
+    if (loc.where == Located::Where::Unknown) {
       // A directory gone or moved before we looked: its own delete/move event, on a parent
       // that still exists, covers what was in it.
       ++unresolved_;
-      continue;
+    } else if (loc.where == Located::Where::Inside) {
+      inside = true;
+      enqueue(named ? join_path(loc.path, info.name) : loc.path, ev);
+      // The directory's own entry changed too (times, link count): a name in it came or went.
+      if (named && dirent) enqueue(loc.path, ev, true);
     }
-    const bool named = !info.name.empty() && info.name != ".";
-    enqueue(named ? join_path(*dir, info.name) : *dir, ev, info.kind == FanInfo::Kind::Fid);
   }
-  if (ev.dir_renamed()) resolver_.invalidate();
+  if (object && !named_dir) {
+    // No directory record: an event on the object itself (a link count changed by link(2) or
+    // unlink(2) anywhere). A directory locates like any; a file by its identity, else by the
+    // directory its path names now.
+    const Located loc = locator_.locate(*object);
+    if (loc.where == Located::Where::Inside) {
+      inside = true;
+      enqueue(loc.path, ev);
+    } else if (auto p = loc.where == Located::Where::Unknown ? locator_.resolve(*object) : std::nullopt) {
+      Bytes dir, name;
+      split_path(*p, &dir, &name);
+      FanInfo parent;
+      parent.path = dir;
+      if (const Located pl = locator_.locate(parent); pl.where == Located::Where::Inside) enqueue(join_path(pl.path, name), ev);
+    }
+  }
+  // Whatever name the event came through: a file the baseline records is compared under its
+  // baseline names (a hard link made outside every root and written through).
+  if (object) by_identity(*object, ev, named_dir, inside);
+  if (touched_root) locator_.refresh();  // later events in the new root locate already
+  if ((ev.mask & FAN_ONDIR) && (ev.mask & (FAN_MOVED_FROM | FAN_MOVED_TO))) locator_.invalidate();
 }
 
 void Watcher::reload() {
@@ -258,6 +335,12 @@ void Watcher::reload() {
 void Watcher::tick() {
   mark_new_roots();
   const double now = monotonic_seconds();
+  if (now >= next_refresh_) {
+    // A root replaced or moved without an event we could place (it is found by identity):
+    // what happened in between was not located, so it is a gap.
+    next_refresh_ = now + 1;
+    if (locator_.refresh()) mark_all_dirty("root_changed", last_read_ns_);
+  }
   if (sensors_.active()) {
     // Kernel-side loss: the same recovery as a fanotify overflow.
     if (const uint64_t lost = sensors_.new_losses(); lost > 0) mark_all_dirty("bpf_loss", last_bpf_read_ns_);
@@ -338,7 +421,7 @@ Status Watcher::open_loop(UniqueFd* ep) {
   its.it_interval.tv_nsec = 250'000'000;
   its.it_value.tv_nsec = 250'000'000;
   ::timerfd_settime(timerfd_.get(), 0, &its, nullptr);
-  if (!add(fan_->fd()) || !add(sigfd_.get()) || !add(timerfd_.get()) || !add(wakefd_.get()) ||
+  if (!add(source_->fd()) || !add(sigfd_.get()) || !add(timerfd_.get()) || !add(wakefd_.get()) ||
       (sockfd_.valid() && !add(sockfd_.get())) || (metricsfd_.valid() && !add(metricsfd_.get())) ||
       (sensors_.active() && !add(sensors_.fd())))
     return make_error(Errc::Io, "epoll_ctl", errno);
@@ -347,9 +430,9 @@ Status Watcher::open_loop(UniqueFd* ep) {
   return {};
 }
 
-Status Watcher::drain_fanotify() {
+Status Watcher::drain_source() {
   for (;;) {
-    auto got = fan_->read([this](FanEvent&& ev) { on_event(std::move(ev)); });
+    auto got = source_->drain([this](Event&& ev) { on_event(std::move(ev)); });
     if (!got) return got.error();
     if (!*got) return {};
     last_read_ns_ = now_ns();
@@ -357,9 +440,9 @@ Status Watcher::drain_fanotify() {
 }
 
 bool Watcher::on_ready(int fd, Status* result) {
-  if (fd == fan_->fd()) {
+  if (fd == source_->fd()) {
     const uint64_t before = events_;
-    if (Status st = drain_fanotify(); !st) {
+    if (Status st = drain_source(); !st) {
       // A read error loses events: say so, rescan, go on.
       sink_.alert("read_error", st.error().describe());
       mark_all_dirty("read_error", last_read_ns_);
@@ -407,7 +490,7 @@ void Watcher::shut_down(std::thread& worker_thread, const Status& result) {
   // SIGTERM: take what the kernel still holds, let the worker compare it, then stop.
   notifier_.send("STOPPING=1");
   (void)sensors_.drain([this](BpfEvent&& ev) { on_sensor_event(std::move(ev)); });
-  (void)drain_fanotify();
+  (void)drain_source();
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;

@@ -20,6 +20,7 @@ json::Writer trigger_fields(const Trigger* t) {
   if (t->pid > 0) f.num("pid", t->pid);
   if (!t->comm.empty()) f.str("comm", t->comm);
   if (t->first_ns) f.str("event_time", format_time_ns(t->first_ns));
+  if (!t->via.empty()) f.bytes("via", t->via);
   return f;
 }
 
@@ -73,6 +74,7 @@ void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrM
   if (kind == ChangeKind::Changed) human += " (" + changed_keys(changed) + ")";
   if (trigger_ && trigger_->pid > 0)
     human += " after pid " + std::to_string(trigger_->pid) + (trigger_->comm.empty() ? "" : " (" + escape_terminal(trigger_->comm) + ")");
+  if (trigger_ && !trigger_->via.empty()) human += " through " + escape_terminal(trigger_->via);
   if (trigger_ && !trigger_->rescan.empty()) human += " (rescan: " + trigger_->rescan + ")";
   if (!who_human.empty()) human += " " + who_human;
   const int prio = rule && rule->severity >= Severity::High ? LOG_ERR : LOG_WARNING;
@@ -91,6 +93,19 @@ void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrM
                                rule ? rule->tags : std::vector<std::string>{}, host_));
   }
   emit(j, human, prio);
+}
+
+void StreamSink::transient(const Bytes& path, const Rule* rule) {
+  json::Writer j;
+  json::transient_record(j, path, rule);
+  j.members(trigger_fields(trigger_));
+  std::string human = "transient: " + escape_terminal(path);
+  if (rule) human += " [" + std::string(severity_name(rule->severity)) + "]";
+  human += " (added and removed again";
+  if (trigger_ && trigger_->pid > 0)
+    human += " by pid " + std::to_string(trigger_->pid) + (trigger_->comm.empty() ? "" : " (" + escape_terminal(trigger_->comm) + ")");
+  human += ")";
+  emit(j, human, rule && rule->severity >= Severity::High ? LOG_ERR : LOG_WARNING);
 }
 
 void StreamSink::entry_status(const Record& r, bool subtree, const Rule* rule) {

@@ -27,7 +27,8 @@ struct Trigger {
   std::string comm;
   int64_t first_ns = 0;
   std::string rescan;  ///< non-empty for a rescan: start, overflow, scheduled, ...
-  bool inode_event = false;  ///< named by the file's own handle (link count, ...): its other names too
+  /// The name outside every root the event came through (a hard link of a baseline file).
+  Bytes via;
 };
 
 /// "source":"watch" and what triggered the compare: the events, pid and command, or the
@@ -64,6 +65,8 @@ class StreamSink final : public Sink {
   void set_who(WhoFn f) { who_ = std::move(f); }
 
   void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override;
+  /// An entry added and removed again within one debounce (json::transient_record).
+  void transient(const Bytes& path, const Rule* rule);
   void entry_status(const Record& r, bool subtree, const Rule* rule) override;
   void alert(std::string_view code, std::string_view message) override;
   Status finish(const Summary&) override { return {}; }

@@ -3,10 +3,12 @@
 // when it is replaced, before each full check), takes the pending paths after the debounce,
 // compares each subtree with the baseline through the merge check uses, and rescans the
 // roots marked dirty, clearing each mark only when a rescan that began after it is done.
+#include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <thread>
 
 #include "fim/merge.h"
@@ -21,10 +23,14 @@ Status Watcher::verify_baseline(bool first) {
   // The protect and deny_unknown_exec rules need the baseline's files: kept only then.
   const bool keep = wants_sensor_policy(*policy_);
   std::vector<BaselineFile> rows;
+  auto inodes = std::make_shared<std::vector<uint64_t>>();
   FIM_TRY(detail::read_verified(*trusted->base, [&](const Record& r) -> Status {
     if (keep) rows.push_back({r.path, static_cast<uint64_t>(r.get(Attr::Inode).num), r.type()});
+    if (r.has(Attr::Inode)) inodes->push_back(static_cast<uint64_t>(r.get(Attr::Inode).num));
     return {};
   }));
+  std::sort(inodes->begin(), inodes->end());
+  inodes->erase(std::unique(inodes->begin(), inodes->end()), inodes->end());
   const BaselineMeta& meta = trusted->base->meta();
   if (trusted->state) (void)(*trusted->state)->note_sequence(o_.run.db_path, meta.sequence, meta.content_sha256);
   const bool replaced = !first && meta.content_sha256 != baseline_sha_;
@@ -44,6 +50,7 @@ Status Watcher::verify_baseline(bool first) {
   std::lock_guard<std::mutex> lk(mu_);
   baseline_sha_ = meta.content_sha256;
   roots_ = meta.roots;
+  inodes_ = std::move(inodes);
   sensor_policy_ = std::move(sp);
   sensor_policy_fresh_ = true;  // the main thread applies it (tick)
   return {};
@@ -57,12 +64,13 @@ void Watcher::fatal(Error e) {
   (void)::write(wakefd_.get(), &one, sizeof one);
 }
 
-Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable) {
+Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable, bool entry_only) {
   FIM_TRY(reader_->seek(p));
   ScanOptions so;
   so.roots = {p};
   so.walk.selector = sel_.get();
   so.walk.roots_must_exist = false;
+  so.walk.roots_only = entry_only;
   so.jobs = o_.run.jobs;
   so.read_timeout_seconds = policy_->read_timeout_seconds;
   Summary s;
@@ -70,9 +78,12 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable)
   sink_.set_trigger(&t);
   detail::Merge m{effective_, *sel_, &s, sink_, {}, {}, {}, {}, {}};
   m.next_old = [&](Record* r) { return reader_->range_next(r); };
-  m.selected = [](const Bytes&) { return true; };
+  // A directory's own entry: the rows below it are not this compare's to judge.
+  m.selected = [&](const Bytes& path) { return !entry_only || path == p; };
+  bool reported_p = false;
   m.report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
     const Bytes& path = (n ? n : o)->path;
+    reported_p |= path == p;
     const std::string key = std::string(change_kind_name(k)) + ":" + (n ? detail::row_digest(*n) : "-");
     auto it = reported_.find(path);
     if (it != reported_.end() && it->second.key == key) {
@@ -92,7 +103,8 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable)
     }
     return {};
   };
-  const Status st = detail::merge_compare(so, m);
+  Status st = detail::merge_compare(so, m);
+  if (st && !reported_p && t.rescan.empty() && !entry_only) st = transient_check(p, t);
   sink_.set_trigger(nullptr);
   FIM_TRY(st);
   // What was reported below p and is now as the baseline says again (a file added and
@@ -107,6 +119,20 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable)
       ++it;
     }
   }
+  return {};
+}
+
+Status Watcher::transient_check(const Bytes& p, const Trigger& t) {
+  // Created (or moved in) and gone again before the debounce ended: nothing on disk and no
+  // baseline row to compare, but a name came and went below a root (a set-uid file dropped
+  // in a cron directory and removed 3 ms later). Reported when the policy would select it.
+  if (!(t.mask & (FAN_CREATE | FAN_MOVED_TO))) return {};
+  struct stat sb;
+  if (lstat_path(p, &sb) == 0 || errno != ENOENT) return {};
+  const int rule = sel_->winner(sel_->scope_of(p), FileType::File, "");
+  if (rule < 0) return {};
+  ++changes_;
+  sink_.transient(p, detail::rule_at(effective_, rule));
   return {};
 }
 
@@ -129,15 +155,35 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
   }
   f.num("changes", changes_ - changes_before).fixed("seconds", monotonic_seconds() - t0, 3);
   sink_.event("rescan_done", f, "rescan done (" + reason + "), " + std::to_string(changes_ - changes_before) + " new difference(s)");
+  close_gap(reason, roots);
   return {};
+}
+
+void Watcher::close_gap(const std::string& reason, const std::vector<Bytes>& roots) {
+  int64_t start = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    const auto g = open_gaps_.find(reason);
+    if (g == open_gaps_.end()) return;
+    for (const auto& [root, mark] : dirty_)
+      if (mark.reason == reason) return;  // lost again during the rescan: the next one closes it
+    start = g->second;
+    open_gaps_.erase(g);
+  }
+  const int64_t end = now_ns();
+  (void)worker_state_->add_gap(o_.run.db_path, {start, end, reason});
+  sink_.event("gap", gap_fields(start, end, reason, roots),
+              "events lost (" + reason + ") from " + format_time_ns(start) + " until the rescan of every root ended",
+              LOG_WARNING);
 }
 
 bool Watcher::take_batch(Batch* b) {
   std::unique_lock<std::mutex> lk(mu_);
   busy_ = false;
-  cv_.wait(lk, [&] { return stop_ || !pending_.empty() || !dirty_.empty() || new_policy_ || full_due_ || !execs_.empty(); });
+  const auto have_paths = [&] { return !pending_.empty() || !pending_dirs_.empty() || !pending_inodes_.empty(); };
+  cv_.wait(lk, [&] { return stop_ || have_paths() || !dirty_.empty() || new_policy_ || full_due_ || !execs_.empty(); });
   const bool stopping = stop_;
-  if (stopping && pending_.empty()) return false;
+  if (stopping && !have_paths()) return false;
   busy_ = true;
   if (new_policy_) {
     policy_ = std::move(new_policy_);
@@ -146,13 +192,15 @@ bool Watcher::take_batch(Batch* b) {
   b->full = full_due_ && !stopping;
   full_due_ = false;
   if (!stopping) b->dirty = dirty_;
-  if (!pending_.empty() && !stopping) {
+  if (have_paths() && !stopping) {
     // Debounce: let a burst of events on the same files settle into one compare.
     lk.unlock();
     std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(o_.debounce_seconds * 1e6)));
     lk.lock();
   }
   b->paths.swap(pending_);
+  b->dirs.swap(pending_dirs_);
+  b->inodes.swap(pending_inodes_);
   b->execs.swap(execs_);
   return true;
 }
@@ -183,26 +231,47 @@ Status Watcher::run_rescans(Batch& b) {
 }
 
 Status Watcher::compare_batch(Batch& b) {
-  // An event on a file's own handle (link(2) changes the link count of every name of the
-  // file, and the kernel names only one): the baseline's other names of that inode too.
-  std::vector<std::pair<Bytes, Trigger>> siblings;
-  for (const auto& [path, trig] : b.paths) {
-    struct stat sb;
-    if (!trig.inode_event || ::lstat(path.c_str(), &sb) != 0 || S_ISDIR(sb.st_mode)) continue;
-    if (auto names = reader_->paths_with_inode(sb.st_ino))
-      for (auto& n : *names)
-        if (n != path) siblings.emplace_back(std::move(n), trig);
+  // Files named by identity (a hard link outside every root, a link count change): each
+  // baseline name that is still that file is compared like a path an event named.
+  for (auto& [id, trig] : b.inodes) {
+    auto names = reader_->paths_with_inode(id.ino);
+    if (!names) return names.error();
+    for (auto& n : *names) {
+      struct stat sb;
+      if (lstat_path(n, &sb) != 0 || sb.st_dev != id.dev || static_cast<uint64_t>(sb.st_ino) != id.ino) continue;
+      Trigger& t = b.paths[n];
+      t.mask |= trig.mask;
+      if (!t.pid) t.pid = trig.pid, t.comm = trig.comm;
+      if (!t.first_ns) t.first_ns = trig.first_ns;
+      if (t.via.empty()) t.via = trig.via;
+    }
   }
-  for (auto& [p, t] : siblings) b.paths.emplace(std::move(p), std::move(t));
+  const auto covered = [&](const Bytes& path) {
+    return std::any_of(b.dirty.begin(), b.dirty.end(), [&](const auto& d) { return path_within(path, d.first); });
+  };
   // Outermost first: a subtree compare covers what is below it, and a dirty root's rescan
   // covers what is below that.
   const Bytes* outer = nullptr;
   for (const auto& item : b.paths) {
     const Bytes& path = item.first;
     if (outer && path_within(path, *outer)) continue;
-    if (std::any_of(b.dirty.begin(), b.dirty.end(), [&](const auto& d) { return path_within(path, d.first); })) continue;
+    if (covered(path)) continue;
     outer = &path;
     FIM_TRY(compare_path(path, item.second, false));
+  }
+  // Directories whose names changed: their own entry (times, link count), unless a subtree
+  // compare above already covered it.
+  for (const auto& [dir, trig] : b.dirs) {
+    if (covered(dir)) continue;
+    bool compared = false;
+    for (Bytes at = dir; !compared && at.size() > 1;) {
+      compared = b.paths.count(at) > 0;
+      Bytes parent, name;
+      split_path(at, &parent, &name);
+      at = parent;
+    }
+    if (compared) continue;
+    FIM_TRY(compare_path(dir, trig, false, true));
   }
   return {};
 }

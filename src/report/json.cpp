@@ -80,6 +80,13 @@ void change_record(Writer& w, ChangeKind kind, const Record* old_rec, const Reco
   if (note) package_note(w, *note);
 }
 
+void transient_record(Writer& w, const Bytes& path, const Rule* rule) {
+  w.schema("change");
+  w.str("kind", "transient");
+  w.bytes("path", path);
+  add_labels(w, rule);
+}
+
 void status_record(Writer& w, const Record& r, bool subtree, const Rule* rule) {
   w.schema("entry_status");
   w.bytes("path", r.path);

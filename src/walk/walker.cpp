@@ -190,7 +190,7 @@ class Walk {
       top.root_scopes.push_back(sel_.scope_of(dir));
       top.root_fstypes.push_back(fstype_of(parent.get()));
       top.root_parents.push_back(budgeted(std::move(parent), budget_));
-      is_dir.push_back(S_ISDIR(st.st_mode));
+      is_dir.push_back(S_ISDIR(st.st_mode) && !opts_.roots_only);
     }
     sort_events(&top, is_dir);
     stack_.push_back(std::move(top));

@@ -108,8 +108,11 @@ Status parse_fanotify(std::string_view buf, const std::function<void(FanEvent&&)
 }
 
 Result<FanotifySource> FanotifySource::open() {
-  const int fd = ::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME | FAN_REPORT_FID,
-                                 O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  // FAN_REPORT_TARGET_FID (5.17): a create, delete or move also names the entry itself, so a
+  // hard link made outside every root to a baseline file is seen for what it links to.
+  constexpr unsigned kBase = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME | FAN_REPORT_FID;
+  int fd = ::fanotify_init(kBase | FAN_REPORT_TARGET_FID, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  if (fd < 0 && errno == EINVAL) fd = ::fanotify_init(kBase, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
     if (err == EPERM)

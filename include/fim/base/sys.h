@@ -39,8 +39,11 @@ void raise_fd_limit();
 
 /// Opens `path` (absolute) with `flags`: with root_fd < 0 as open(2) does; otherwise inside the
 /// directory root_fd, as if it were "/" (openat2 RESOLVE_IN_ROOT: "..", absolute symlinks and
-/// magic links cannot leave it). Returns the fd, or -1 with errno set.
+/// magic links cannot leave it). Returns the fd, or -1 with errno set. A path longer than
+/// PATH_MAX is opened a piece at a time (the watch daemon compares such subtrees).
 int open_in_root(int root_fd, const Bytes& path, int flags);
+/// lstat(2) that also works for paths longer than PATH_MAX (through the parent's fd).
+int lstat_path(const Bytes& path, struct stat* st);
 
 /// Contents of a small file (at most `limit` bytes), e.g. /etc/machine-id.
 Result<std::string> read_small_file(const char* path, size_t limit);
