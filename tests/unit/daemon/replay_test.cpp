@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The watch daemon's logic through the replay source: no root, no fanotify. Each case makes a
+// tree and a baseline, runs the daemon on its own thread, feeds it the events the kernel
+// would report for what the case did, and reads the records it writes.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "daemon/daemon.h"
+#include "daemon/source.h"
+#include "fim/pipeline.h"
+#include "testutil.h"
+
+using namespace fim;
+using fim::test::TempDir;
+using fim::watchd::Event;
+using fim::watchd::ReplaySource;
+
+namespace {
+
+class NullSink final : public Sink {
+ public:
+  void change(ChangeKind, const Record*, const Record*, AttrMask, const Rule*) override {}
+  void entry_status(const Record&, bool, const Rule*) override {}
+  void alert(std::string_view, std::string_view) override {}
+  Status finish(const Summary&) override { return {}; }
+};
+
+/// A baseline of `roots` in d/db and the daemon on it, fed by a replay source.
+class Daemon {
+ public:
+  Daemon(const TempDir& d, std::vector<Bytes> roots) : out_path_(d / "records.ndjson") {
+    o_.run.policy = default_policy();
+    o_.run.db_path = d / "db";
+    o_.run.paths = std::move(roots);
+    o_.run.allow_unsigned = true;
+    NullSink sink;
+    REQUIRE(run_init(o_.run, sink).has_value());
+    o_.run.paths.clear();  // watch uses the baseline's roots
+    o_.out = std::fopen(out_path_.c_str(), "w");
+    o_.bpf = "off";
+    o_.quiet = true;
+    o_.debounce_seconds = 0.02;
+    o_.heartbeat_seconds = 0;
+    // The daemon reads its stop from a signalfd: SIGTERM stays pending for it, on every thread.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    auto src = std::make_unique<ReplaySource>();
+    src_ = src.get();
+    thread_ = std::thread([this, s = std::move(src)]() mutable {
+      watchd::Watcher w(o_, std::move(s));
+      result_ = w.run();
+    });
+    wait_for("\"type\":\"rescan_done\",\"reason\":\"start\"");
+  }
+  ~Daemon() {
+    stop();
+    std::fclose(o_.out);
+  }
+  void push(Event ev) { src_->push(std::move(ev)); }
+  std::vector<std::string> records() const {
+    std::ifstream in(out_path_);
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+  }
+  /// The first record that contains every one of `parts` (waits up to 10 s).
+  std::string wait_for(std::initializer_list<std::string> parts) const {
+    for (int i = 0; i < 1000; ++i) {
+      for (const auto& l : records()) {
+        bool all = true;
+        for (const auto& p : parts) all &= l.find(p) != std::string::npos;
+        if (all) return l;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL("no record with " << *parts.begin() << " in:\n" << dump());
+    return {};
+  }
+  std::string wait_for(const std::string& part) const { return wait_for({part}); }
+  size_t count(const std::string& part) const {
+    size_t n = 0;
+    for (const auto& l : records()) n += l.find(part) != std::string::npos;
+    return n;
+  }
+  std::string dump() const {
+    std::string all;
+    for (const auto& l : records()) all += l + "\n";
+    return all;
+  }
+  void stop() {
+    if (!thread_.joinable()) return;
+    ::kill(::getpid(), SIGTERM);
+    thread_.join();
+    CHECK(result_.has_value());
+  }
+
+ private:
+  std::string out_path_;
+  WatchOptions o_;
+  ReplaySource* src_ = nullptr;
+  std::thread thread_;
+  Status result_;
+};
+
+std::string q(const std::string& s) { return "\"" + s + "\""; }
+
+Event named(uint64_t mask, const std::string& dir, const std::string& name) {
+  return ReplaySource::named(mask, dir, name, ::getpid());
+}
+
+}  // namespace
+
+TEST_CASE("replay: a write through a hard link outside every root is compared under the baseline's name") {
+  TempDir d;
+  ::mkdir((d / "t").c_str(), 0755);
+  ::mkdir((d / "t/sbin").c_str(), 0755);
+  ::mkdir((d / "outside").c_str(), 0755);
+  test::write_file(d / "t/sbin/sshd", "the real sshd\n");
+  Daemon w(d, {d / "t"});
+  REQUIRE(::link((d / "t/sbin/sshd").c_str(), (d / "outside/x").c_str()) == 0);
+  std::ofstream(d / "outside/x", std::ios::app) << "backdoor\n";
+  Event ev = named(FAN_CLOSE_WRITE, d / "outside", "x");
+  ReplaySource::with_object(ev, d / "outside/x");
+  w.push(std::move(ev));
+  const auto r = w.wait_for({"\"kind\":\"changed\"", q(d / "t/sbin/sshd")});
+  CHECK(r.find("\"via\":" + q(d / "outside/x")) != std::string::npos);
+  CHECK(r.find("\"attr\":\"sha256\"") != std::string::npos);
+}
+
+TEST_CASE("replay: an event outside every root on a file the baseline does not record is dropped") {
+  TempDir d;
+  ::mkdir((d / "t").c_str(), 0755);
+  ::mkdir((d / "outside").c_str(), 0755);
+  test::write_file(d / "t/f", "watched\n");
+  Daemon w(d, {d / "t"});
+  test::write_file(d / "outside/db", "a busy database\n");
+  Event ev = named(FAN_CLOSE_WRITE, d / "outside", "db");
+  ReplaySource::with_object(ev, d / "outside/db");
+  w.push(std::move(ev));
+  // Then a real change, to know the first event was handled.
+  std::ofstream(d / "t/f", std::ios::app) << "more\n";
+  w.push(named(FAN_CLOSE_WRITE, d / "t", "f"));
+  w.wait_for({"\"kind\":\"changed\"", q(d / "t/f")});
+  CHECK(w.count("outside") == 0);
+}
+
+TEST_CASE("replay: a root with a symlinked ancestor reports the path the baseline uses") {
+  TempDir d;
+  ::mkdir((d / "data").c_str(), 0755);
+  ::mkdir((d / "data/etc").c_str(), 0755);
+  test::write_file(d / "data/etc/passwd", "root:x:0:0\n");
+  REQUIRE(::symlink((d / "data").c_str(), (d / "link").c_str()) == 0);
+  Daemon w(d, {d / "link/etc"});
+  std::ofstream(d / "data/etc/passwd", std::ios::app) << "evil:x:0:0\n";
+  w.push(named(FAN_CLOSE_WRITE, d / "data/etc", "passwd"));  // the kernel names the real path
+  w.wait_for({"\"kind\":\"changed\"", q(d / "link/etc/passwd")});
+}
+
+TEST_CASE("replay: rewrites within the debounce are compared once, with the last content") {
+  TempDir d;
+  ::mkdir((d / "t").c_str(), 0755);
+  test::write_file(d / "t/f", "v0");
+  Daemon w(d, {d / "t"});
+  for (int i = 1; i <= 200; ++i) {
+    test::write_file(d / "t/f", "v" + std::to_string(i));
+    w.push(named(FAN_CLOSE_WRITE, d / "t", "f"));
+  }
+  const auto r = w.wait_for({"\"kind\":\"changed\"", q(d / "t/f"), test::sha256_hex("v200")});
+  CHECK(w.count(q(d / "t/f")) < 200);
+}
+
+TEST_CASE("replay: a file created and removed before the compare is a transient record, and its directory is compared") {
+  TempDir d;
+  ::mkdir((d / "t").c_str(), 0755);
+  ::mkdir((d / "t/cron.d").c_str(), 0755);
+  test::write_file(d / "t/cron.d/backup", "0 3 * * * root /backup\n");
+  Daemon w(d, {d / "t"});
+  test::write_file(d / "t/cron.d/evil", "* * * * * root /tmp/x\n");
+  w.push(named(FAN_CREATE, d / "t/cron.d", "evil"));
+  ::unlink((d / "t/cron.d/evil").c_str());
+  w.push(named(FAN_DELETE, d / "t/cron.d", "evil"));
+  const auto r = w.wait_for({"\"kind\":\"transient\"", q(d / "t/cron.d/evil")});
+  CHECK(r.find("\"create\"") != std::string::npos);
+  CHECK(r.find("\"pid\":" + std::to_string(::getpid())) != std::string::npos);
+  w.wait_for({"\"kind\":\"changed\"", q(d / "t/cron.d") + ","});
+}
+
+TEST_CASE("replay: a rename within a root is the old name removed and the new one added") {
+  TempDir d;
+  ::mkdir((d / "t").c_str(), 0755);
+  test::write_file(d / "t/sshd_config", "PermitRootLogin no\n");
+  Daemon w(d, {d / "t"});
+  REQUIRE(::rename((d / "t/sshd_config").c_str(), (d / "t/sshd_config.bak").c_str()) == 0);
+  w.push(named(FAN_MOVED_FROM, d / "t", "sshd_config"));
+  w.push(named(FAN_MOVED_TO, d / "t", "sshd_config.bak"));
+  w.wait_for({"\"kind\":\"removed\"", q(d / "t/sshd_config")});
+  w.wait_for({"\"kind\":\"added\"", q(d / "t/sshd_config.bak")});
+}
+
+TEST_CASE("replay: a lost event is a gap that runs to the end of the rescan, and the rescan finds the change") {
+  TempDir d;
+  ::mkdir((d / "t").c_str(), 0755);
+  test::write_file(d / "t/f", "v0");
+  Daemon w(d, {d / "t"});
+  test::write_file(d / "t/f", "changed while events were lost");
+  Event loss;
+  loss.mask = FAN_Q_OVERFLOW;
+  loss.loss = true;
+  w.push(std::move(loss));
+  w.wait_for({"\"kind\":\"changed\"", q(d / "t/f"), "\"rescan\":\"overflow\""});
+  const auto gap = w.wait_for({"\"type\":\"gap\"", "\"reason\":\"overflow\""});
+  // The gap record comes after the rescan that closes it.
+  const auto recs = w.records();
+  size_t done = recs.size(), gap_at = recs.size();
+  for (size_t i = 0; i < recs.size(); ++i) {
+    if (recs[i].find("\"type\":\"rescan_done\",\"reason\":\"overflow\"") != std::string::npos) done = i;
+    if (recs[i] == gap) gap_at = i;
+  }
+  CHECK(done < gap_at);
+}
+
+TEST_CASE("replay: a change below a directory deeper than PATH_MAX is located and compared") {
+  TempDir d;
+  ::mkdir((d / "t").c_str(), 0755);
+  // mkdir(2) of a path this long fails: the tree is made with directory fds.
+  int fd = ::open((d / "t").c_str(), O_RDONLY | O_DIRECTORY);
+  std::string deep = d / "t";
+  for (int i = 0; i < 40; ++i) {
+    const std::string name = "L" + std::to_string(100 + i) + std::string(120, 'd');
+    ::mkdirat(fd, name.c_str(), 0755);
+    const int next = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY);
+    ::close(fd);
+    fd = next;
+    deep += "/" + name;
+  }
+  REQUIRE(deep.size() > PATH_MAX);
+  int f = ::openat(fd, "target", O_WRONLY | O_CREAT, 0644);
+  REQUIRE(::write(f, "original\n", 9) == 9);
+  ::close(f);
+  Daemon w(d, {d / "t"});
+  f = ::openat(fd, "target", O_WRONLY | O_APPEND);
+  REQUIRE(::write(f, "tampered\n", 9) == 9);
+  ::close(f);
+  ::close(fd);
+  w.push(named(FAN_CLOSE_WRITE, deep, "target"));
+  w.wait_for({"\"kind\":\"changed\"", q(deep + "/target")});
+}
