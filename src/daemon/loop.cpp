@@ -2,9 +2,9 @@
 // fimctl watch: fanotify events feed the same compare as check (docs/design.md, Architecture).
 //
 // Two threads. The main thread owns the kernel side: it reads fanotify, resolves each event
-// to a path, keeps the paths below the baseline's roots in a pending set (bounded), answers
-// signals and timers, and publishes what the servers' thread (servers.h) tells 'fimctl
-// status' and Prometheus: no client is ever served here. The worker takes the pending paths after a
+// to a path, keeps the paths below the baseline's roots in a pending set (bounded), and
+// answers signals and timers; 'fimctl status' and Prometheus are a third thread's (servers.h),
+// answered from what this one publishes. The worker takes the pending paths after a
 // short debounce and compares each subtree with the baseline (a verified BaselineReader,
 // range lookups), through the merge check uses. Loss is never silent: a queue overflow, a
 // failed mark, a pending set that outgrew its bound and the time the daemon was not running
@@ -317,7 +317,7 @@ void Watcher::tick() {
     notifier_.send("STATUS=" + std::to_string(events_) + " events, " + std::to_string(changes_) + " changes, " +
                    std::to_string(overflows_) + " overflows, " + std::to_string(rescans_) + " rescans");
   }
-  servers_.publish(snapshot());
+  servers_.publish([this] { return snapshot(); });
 }
 
 Status Watcher::open_loop(UniqueFd* ep) {
@@ -399,7 +399,7 @@ bool Watcher::on_ready(int fd, Status* result) {
       return true;
     }
   } else if (fd == servers_.refresh_fd()) {
-    servers_.publish(snapshot());  // a client waits for what is true now
+    servers_.publish([this] { return snapshot(); });  // a client waits for what is true now
   }
   return false;
 }

@@ -11,8 +11,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include <cstdio>
-
 #include "daemon.h"
 
 namespace fim::watchd {

@@ -5,6 +5,7 @@
 #include "servers.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,7 +32,7 @@ struct Conn {
   Phase phase = Phase::Reading;
   double deadline = 0;    // closed then, answered or not
   double wait_until = 0;  // Waiting: answered by then with the snapshot there is
-  uint64_t need_gen = 0;  // Waiting: a snapshot at least this new
+  uint64_t ticket = 0;    // Waiting: answered by a snapshot that covers this request
   std::string in, out;
   size_t sent = 0;
   bool done = false;  // to be closed (answered, or the peer went away)
@@ -152,27 +153,34 @@ void Servers::stop() {
   metrics_fd_.reset();
 }
 
-void Servers::publish(Snapshot s) {
-  auto fresh = std::make_shared<const Snapshot>(std::move(s));
+void Servers::publish(const std::function<Snapshot()>& build) {
+  uint64_t covers;
   {
+    // Requests from here on are asked for again, and answered by the next publication.
     std::lock_guard<std::mutex> lk(mu_);
-    snap_ = std::move(fresh);
-    ++gen_;
+    covers = tickets_;
     if (refresh_pending_) {
       uint64_t v;
       (void)::read(refresh_.get(), &v, sizeof v);
       refresh_pending_ = false;
     }
   }
+  auto fresh = std::make_shared<const Snapshot>(build());
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    snap_ = std::move(fresh);
+    covered_ = std::max(covered_, covers);
+  }
   const uint64_t one = 1;
   (void)::write(wake_.get(), &one, sizeof one);
 }
 
-void Servers::ask_refresh(uint64_t gen) {
+uint64_t Servers::ask_refresh() {
   std::lock_guard<std::mutex> lk(mu_);
-  if (refresh_pending_ || gen_ > gen) return;
+  const uint64_t ticket = ++tickets_;
   const uint64_t one = 1;
-  if (::write(refresh_.get(), &one, sizeof one) == sizeof one) refresh_pending_ = true;
+  if (!refresh_pending_ && ::write(refresh_.get(), &one, sizeof one) == sizeof one) refresh_pending_ = true;
+  return ticket;
 }
 
 /// The thread's own state: its clients and what they are answered from.
@@ -181,7 +189,7 @@ struct Servers::Loop {
   std::vector<Conn> conns;
   double paused_until = 0;
   std::shared_ptr<const Snapshot> snap;
-  uint64_t gen = 0;
+  uint64_t covered = 0;  // snap answers the requests up to this ticket
 
   Counters& counters(Kind k) { return k == Kind::Status ? s.status_stats_ : s.metrics_stats_; }
 
@@ -189,12 +197,11 @@ struct Servers::Loop {
     return static_cast<size_t>(std::count_if(conns.begin(), conns.end(), [&](const Conn& c) { return c.kind == k; }));
   }
 
-  /// From now on c waits for a snapshot published after this moment, bounded.
+  /// From now on c waits for a snapshot built after this moment, bounded.
   void await_fresh(Conn& c, double now) {
     c.phase = Phase::Waiting;
-    c.need_gen = gen + 1;
+    c.ticket = s.ask_refresh();
     c.wait_until = std::min(c.deadline, now + s.limits_.fresh_wait_seconds);
-    s.ask_refresh(gen);
   }
 
   void answer(Conn& c, std::string out) {
@@ -223,7 +230,8 @@ struct Servers::Loop {
     for (int i = 0; i < kAcceptBurst; ++i) {
       UniqueFd fd(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
       if (!fd.valid()) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) paused_until = now + kAcceptPause;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+          paused_until = now + kAcceptPause;
         if (errno == EINTR || errno == ECONNABORTED) continue;
         return;  // EAGAIN: none left
       }
@@ -253,7 +261,7 @@ struct Servers::Loop {
       }
     }
     for (Conn& c : conns)
-      if (c.phase == Phase::Waiting && !c.done && (gen >= c.need_gen || now >= c.wait_until)) render(c);
+      if (c.phase == Phase::Waiting && !c.done && (covered >= c.ticket || now >= c.wait_until)) render(c);
     for (Conn& c : conns)
       if (!c.done && now >= c.deadline) {
         c.done = true;
@@ -284,6 +292,7 @@ struct Servers::Loop {
 };
 
 void Servers::run() {
+  ::pthread_setname_np(::pthread_self(), "fimctl-servers");  // top -H, /proc/PID/task/*/comm
   Loop loop{*this, {}, 0, nullptr, 0};
   std::vector<pollfd> pfds;
   for (;;) {
@@ -291,7 +300,7 @@ void Servers::run() {
       std::lock_guard<std::mutex> lk(mu_);
       if (stop_) return;
       loop.snap = snap_;
-      loop.gen = gen_;
+      loop.covered = covered_;
     }
     const int wait_ms = loop.prepare(&pfds, monotonic_seconds());
     if (::poll(pfds.data(), pfds.size(), wait_ms) < 0 && errno != EINTR) {
@@ -305,7 +314,7 @@ void Servers::run() {
       std::lock_guard<std::mutex> lk(mu_);
       if (stop_) return;
       loop.snap = snap_;
-      loop.gen = gen_;
+      loop.covered = covered_;
     }
     loop.serve(pfds, monotonic_seconds());
   }

@@ -8,13 +8,14 @@
 // listener (more are accepted and closed at once, counted); each is closed at its deadline
 // (counted); a request is read up to kMaxHttpRequest. What they are told comes from a
 // Snapshot the main thread publishes, never from the Watcher's live state. An answer waits
-// (briefly, bounded) for a snapshot published after its request arrived, so a client that
-// saw a record and then asks is told about it: the thread asks the main thread for one
-// through refresh_fd(), and the main thread, which also publishes at every tick, publishes.
+// (briefly, bounded) for a snapshot built after its request arrived, so a client that saw a
+// record and then asks is told about it: the thread asks the main thread for one through
+// refresh_fd(), and the main thread, which also publishes at every tick, publishes.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -71,8 +72,9 @@ class Servers {
   /// Readable when a client waits for a fresh snapshot: the main thread polls it and then
   /// calls publish(). Valid after start().
   int refresh_fd() const { return refresh_.get(); }
-  /// A new snapshot to answer from (any thread; the daemon's main thread). Clears refresh_fd().
-  void publish(Snapshot s);
+  /// A new snapshot to answer from, built by `build` (any thread; the daemon's main thread):
+  /// it answers every request that came before `build` was called. Clears refresh_fd().
+  void publish(const std::function<Snapshot()>& build);
 
   ServerStats status_stats() const { return load(status_stats_); }
   ServerStats metrics_stats() const { return load(metrics_stats_); }
@@ -84,8 +86,9 @@ class Servers {
   struct Loop;
   static ServerStats load(const Counters& c) { return {c.accepted, c.refused, c.timed_out}; }
   void run();
-  /// Asks the main thread for a snapshot newer than `gen` (once until it comes).
-  void ask_refresh(uint64_t gen);
+  /// A ticket for a request that just came: answered by a snapshot that covers it. Asks the
+  /// main thread for one (once until it comes).
+  uint64_t ask_refresh();
 
   const ServerLimits limits_;
   UniqueFd status_fd_, metrics_fd_;
@@ -97,7 +100,8 @@ class Servers {
 
   std::mutex mu_;  // guards what follows
   std::shared_ptr<const Snapshot> snap_;
-  uint64_t gen_ = 0;              // publications so far
+  uint64_t tickets_ = 0;          // requests so far
+  uint64_t covered_ = 0;          // the requests snap_ was built after
   bool refresh_pending_ = false;  // refresh_ was written and publish() has not come yet
   bool stop_ = false;
 };

@@ -180,7 +180,8 @@ std::string status_json(const WatchStatus& s) {
 }
 
 std::string status_text(const WatchStatus& s) {
-  std::string o = std::string("fimctl watch: ") + (s.running ? "running" : "NOT running (changes are not seen in real time)") + "\n";
+  std::string o = "fimctl watch: ";
+  o += s.running ? "running\n" : "NOT running (changes are not seen in real time)\n";
   const auto field = [&](std::string_view key, std::string_view v) {
     o.append("  ").append(key).append(": ").append(escape_terminal(v)).append("\n");
   };
@@ -204,7 +205,8 @@ std::string status_text(const WatchStatus& s) {
     count("queue_depth", s.queue_depth);
     field("last_full_check", s.last_full_check);
     field("bpf_lsm", s.bpf_lsm);
-    if (s.bpf_active) count("bpf_events", s.bpf_events), count("bpf_lost", s.bpf_lost), count("bpf_denied", s.bpf_denied);
+    if (s.bpf_active)
+      count("bpf_events", s.bpf_events), count("bpf_lost", s.bpf_lost), count("bpf_denied", s.bpf_denied);
     field("busy", s.busy ? "true" : "false");
     list("degraded", s.degraded);
   } else if (!s.last_started.empty()) {

@@ -146,7 +146,7 @@ TEST_CASE("status: answered from a snapshot published after the client came") {
   // The main thread's part: the servers ask for a fresh snapshot, it publishes one.
   pollfd p{servers.refresh_fd(), POLLIN, 0};
   REQUIRE(::poll(&p, 1, 10000) == 1);
-  servers.publish(with_events(2));
+  servers.publish([] { return with_events(2); });
   auto s = parse_status(read_all(c.get()));
   REQUIRE(s.has_value());
   CHECK(s->events == 2);
