@@ -182,8 +182,9 @@ struct WatchOptions {
 Status run_watch(const WatchOptions& opts);
 
 /// fimctl status: what the running daemon says about itself (running), or, when no daemon
-/// answers, what state.db remembers of it (not running). The daemon fills it, status_json
-/// sends it, and the client reads it back with parse_status and renders it from it.
+/// answers, what state.db remembers of it (not running). The daemon fills it (a snapshot its
+/// server thread answers from), status_json sends it, and the client reads it back with
+/// parse_status and renders it (status_json, status_text).
 struct WatchStatus {
   bool running = false;
   Bytes baseline;
@@ -217,6 +218,9 @@ struct WatchStatus {
 Result<WatchStatus> watch_status(const Bytes& socket_path, const Bytes& db_path);
 /// The status record ({"schema":..,"type":"status",...}, one line with its newline).
 std::string status_json(const WatchStatus& s);
+/// The status for people: a headline, then one line per field of the record in its order,
+/// lists one item per line (terminal-safe).
+std::string status_text(const WatchStatus& s);
 /// The daemon's status record read back (Errc::Io when it is not one).
 Result<WatchStatus> parse_status(std::string_view doc);
 

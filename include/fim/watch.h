@@ -160,10 +160,18 @@ Result<std::pair<std::string, uint16_t>> parse_listen_address(std::string_view a
 /// A TCP listener (SOCK_NONBLOCK) on `host`:`port`.
 Result<UniqueFd> listen_tcp(const std::string& host, uint16_t port);
 
-/// Reads one HTTP request from a connected socket (bounded: 8 KiB, 2 s) and answers it with
-/// what `handler` returns for the request's method and path (it sets *status and *type).
-void serve_http(int fd, const std::function<std::string(std::string_view method, std::string_view path, int* status,
-                                                        std::string* type)>& handler);
+/// An HTTP request as far as the metrics endpoint cares: its method and path (both empty when
+/// the request line is not "METHOD PATH ...": answer 400).
+struct HttpRequest {
+  std::string method, path;
+};
+/// What a request may take before it is answered as it stands (the header alone, no body).
+inline constexpr size_t kMaxHttpRequest = 8192;
+/// The request in the bytes received so far; nullopt while its header has not ended (a blank
+/// line) and fewer than kMaxHttpRequest bytes came.
+std::optional<HttpRequest> parse_http_request(std::string_view received);
+/// A whole answer (status line, Content-Type, Content-Length, Connection: close, body).
+std::string http_response(int status, std::string_view type, std::string_view body);
 
 /// Posts JSON bodies to one URL from its own thread. The queue is bounded: when the receiver
 /// is slow or down, the oldest bodies are dropped and counted, never the daemon's memory.

@@ -13,7 +13,6 @@
 #include "commands.h"
 #include "fim/base/duration.h"
 #include "fim/base/sys.h"
-#include "fim/json.h"
 #include "fim/pipeline.h"
 
 namespace fim::cli {
@@ -98,49 +97,6 @@ int cmd_watch(const Options& o) {
   return 0;
 }
 
-namespace {
-
-/// One value of the status record for people: a string as it is, a list or object as lines.
-std::string plain_scalar(const json::Value& v) {
-  switch (v.kind) {
-    case json::Value::Kind::String: return v.string;
-    case json::Value::Kind::Bool: return v.boolean ? "true" : "false";
-    case json::Value::Kind::Number: return v.integral ? std::to_string(v.integer) : std::to_string(v.number);
-    default: return {};
-  }
-}
-
-/// "root=/etc, reason=overflow": an object of a list on one line.
-std::string plain_object(const json::Value& v) {
-  std::string line;
-  for (const auto& [k, item] : v.members) {
-    if (k.size() > 4 && k.compare(k.size() - 4, 4, "_b64") == 0) continue;  // shown as its exact bytes
-    line += (line.empty() ? "" : ", ") + k + "=" + (item.kind == json::Value::Kind::String ? v.bytes(k) : plain_scalar(item));
-  }
-  return line;
-}
-
-/// The status for people: one line per field in the record's order, lists one item per line.
-void print_status_plain(const WatchStatus& s) {
-  std::printf("fimctl watch: %s\n", s.running ? "running" : "NOT running (changes are not seen in real time)");
-  auto rec = json::parse(status_json(s));  // the record's fields, in its order
-  if (!rec) return;
-  for (const auto& [key, value] : rec->members) {
-    if (key == "schema" || key == "type" || (key.size() > 4 && key.compare(key.size() - 4, 4, "_b64") == 0)) continue;
-    if (value.kind != json::Value::Kind::Array) {
-      const std::string text = value.kind == json::Value::Kind::String ? rec->bytes(key) : plain_scalar(value);
-      std::printf("  %s: %s\n", key.c_str(), escape_terminal(text).c_str());
-      continue;
-    }
-    std::printf("  %s:%s\n", key.c_str(), value.items.empty() ? " none" : "");
-    for (const auto& item : value.items)
-      std::printf("    - %s\n", escape_terminal(item.kind == json::Value::Kind::Object ? plain_object(item)
-                                                                                    : plain_scalar(item)).c_str());
-  }
-}
-
-}  // namespace
-
 int cmd_status(const Options& o) {
   auto db = absolute_path(o.db);
   if (!db) return report_error(db.error());
@@ -153,7 +109,7 @@ int cmd_status(const Options& o) {
   // that was not provably the daemon's (docs/design.md, Status).
   const int rc = st->running && st->dirty.empty() && st->degraded.empty() && st->untrusted.empty() ? 0 : 8;
   if (!st->untrusted.empty()) std::fprintf(stderr, "fimctl: status: %s\n", st->untrusted.c_str());
-  if (o.format == Format::Plain) print_status_plain(*st);
+  if (o.format == Format::Plain) std::fputs(status_text(*st).c_str(), stdout);
   else std::fputs(status_json(*st).c_str(), stdout);  // json and ndjson: the one-line record
   return rc;
 }

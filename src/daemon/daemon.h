@@ -2,7 +2,8 @@
 // The watch daemon (its own module, src/daemon/): the Watcher and what its files share.
 // loop.cpp holds its main thread (event loop, marks, signals, timers), worker.cpp the
 // worker (verification, compares, rescans), sensors.cpp the BPF sensor glue and what
-// the daemon says about itself (the status socket and record, the metrics).
+// the daemon says about itself (the snapshot of its state the servers answer from), and
+// servers.cpp the status socket and metrics endpoint, served from a thread of their own.
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,7 @@
 #include "fim/pipeline.h"
 #include "fim/watch.h"
 #include "bpf.h"
+#include "servers.h"
 #include "sink.h"
 #include "source.h"
 
@@ -66,11 +68,9 @@ class Watcher {
   void on_sensor_event(BpfEvent&& ev);
   /// A new sensor policy (protect rules, exec guards) from the worker, into the kernel.
   void apply_sensor_policy();
-  void serve_status();
-  /// One Prometheus scrape (bounded by serve_http's deadline).
-  void serve_metrics();
-  WatchStatus status();
-  std::string metrics_text();
+  /// What the servers answer from, as of now (main thread: published at every tick and when
+  /// a client waits for a fresh one).
+  Snapshot snapshot();
   void tick();
   /// The event loop's fds (signals, timer, wakeup) and setup(), all in one epoll set.
   Status open_loop(UniqueFd* ep);
@@ -117,6 +117,7 @@ class Watcher {
   Notifier notifier_;
   UniqueFd sigfd_, timerfd_, wakefd_, sockfd_, metricsfd_;
   std::unique_ptr<HttpPoster> falco_;
+  Servers servers_;  // owns the status and metrics listeners once started (open_loop)
   std::set<Bytes> marked_roots_;  // main thread
   int64_t started_ns_ = now_ns();
   int64_t last_read_ns_ = now_ns();

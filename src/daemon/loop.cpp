@@ -3,7 +3,8 @@
 //
 // Two threads. The main thread owns the kernel side: it reads fanotify, resolves each event
 // to a path, keeps the paths below the baseline's roots in a pending set (bounded), and
-// answers signals, timers and 'fimctl status'. The worker takes the pending paths after a
+// answers signals and timers; 'fimctl status' and Prometheus are a third thread's (servers.h),
+// answered from what this one publishes. The worker takes the pending paths after a
 // short debounce and compares each subtree with the baseline (a verified BaselineReader,
 // range lookups), through the merge check uses. Loss is never silent: a queue overflow, a
 // failed mark, a pending set that outgrew its bound and the time the daemon was not running
@@ -399,6 +400,7 @@ void Watcher::tick() {
     notifier_.send("STATUS=" + std::to_string(events_) + " events, " + std::to_string(changes_) + " changes, " +
                    std::to_string(overflows_) + " overflows, " + std::to_string(rescans_) + " rescans");
   }
+  servers_.publish([this] { return snapshot(); });
 }
 
 Status Watcher::open_loop(UniqueFd* ep) {
@@ -409,6 +411,7 @@ Status Watcher::open_loop(UniqueFd* ep) {
   wakefd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!sigfd_.valid() || !timerfd_.valid() || !wakefd_.valid()) return make_error(Errc::Io, "cannot create the event loop's fds", errno);
   FIM_TRY(setup());
+  FIM_TRY(servers_.start(std::move(sockfd_), std::move(metricsfd_), snapshot()));
 
   ep->reset(::epoll_create1(EPOLL_CLOEXEC));
   const auto add = [&](int fd) {
@@ -422,7 +425,7 @@ Status Watcher::open_loop(UniqueFd* ep) {
   its.it_value.tv_nsec = 250'000'000;
   ::timerfd_settime(timerfd_.get(), 0, &its, nullptr);
   if (!add(source_->fd()) || !add(sigfd_.get()) || !add(timerfd_.get()) || !add(wakefd_.get()) ||
-      (sockfd_.valid() && !add(sockfd_.get())) || (metricsfd_.valid() && !add(metricsfd_.get())) ||
+      !add(servers_.refresh_fd()) ||
       (sensors_.active() && !add(sensors_.fd())))
     return make_error(Errc::Io, "epoll_ctl", errno);
   next_full_ = monotonic_seconds() + o_.full_check_seconds;
@@ -478,10 +481,8 @@ bool Watcher::on_ready(int fd, Status* result) {
       *result = *fatal_;
       return true;
     }
-  } else if (fd == sockfd_.get()) {
-    serve_status();
-  } else if (fd == metricsfd_.get()) {
-    serve_metrics();
+  } else if (fd == servers_.refresh_fd()) {
+    servers_.publish([this] { return snapshot(); });  // a client waits for what is true now
   }
   return false;
 }
@@ -498,7 +499,9 @@ void Watcher::shut_down(std::thread& worker_thread, const Status& result) {
   cv_.notify_one();
   worker_thread.join();
   (void)state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now_ns(), true);
-  if (sockfd_.valid()) ::unlink(o_.socket_path.c_str());
+  const bool bound = servers_.serves_status();
+  servers_.stop();  // nothing answers on the name once it is gone
+  if (bound) ::unlink(o_.socket_path.c_str());
   if (result) {
     json::Writer f = json::Writer::fields();
     f.num("events", events_.load()).num("changes", changes_.load());

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The watch daemon's BPF sensor glue (see daemon.h and bpf.h: what it protects,
 // the exec policy it hands the kernel, the events it reports) and what the daemon says about
-// itself: the status socket and record 'fimctl status' asks for, and the Prometheus metrics.
+// itself: the snapshot of its state the servers (servers.h) render the status record and
+// the Prometheus metrics from.
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -9,8 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-
-#include <cstdio>
 
 #include "daemon.h"
 
@@ -110,35 +109,14 @@ Status Watcher::open_socket() {
   return {};
 }
 
-void Watcher::serve_status() {
-  for (;;) {
-    UniqueFd c(::accept4(sockfd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!c.valid()) return;
-    const std::string doc = status_json(status());
-    size_t off = 0;
-    while (off < doc.size()) {
-      const ssize_t n = ::send(c.get(), doc.data() + off, doc.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n <= 0) break;
-      off += static_cast<size_t>(n);
-    }
+Snapshot Watcher::snapshot() {
+  Snapshot snap;
+  snap.started_ns = started_ns_;
+  if (falco_) {
+    snap.falco = true;
+    snap.falco_posted = falco_->sent(), snap.falco_failed = falco_->failed(), snap.falco_dropped = falco_->dropped();
   }
-}
-
-void Watcher::serve_metrics() {
-  // One scrape at a time, bounded by serve_http's 2 s deadline.
-  UniqueFd c(::accept4(metricsfd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  if (!c.valid()) return;
-  serve_http(c.get(), [&](std::string_view method, std::string_view path, int* status, std::string* type) {
-    if (method != "GET") return *status = 405, std::string("GET only\n");
-    if (path != "/metrics" && path != "/") return *status = 404, std::string("see /metrics\n");
-    *status = 200;
-    *type = "text/plain; version=0.0.4; charset=utf-8";
-    return metrics_text();
-  });
-}
-
-WatchStatus Watcher::status() {
-  WatchStatus s;
+  WatchStatus& s = snap.status;
   s.running = true;
   s.pid = ::getpid();
   s.started = format_time_ns(started_ns_);
@@ -153,55 +131,11 @@ WatchStatus Watcher::status() {
   s.roots = roots_;
   s.queue_depth = pending_.size();
   s.last_full_check = last_full_ns_ ? format_time_ns(last_full_ns_) : "";
+  snap.last_full_ns = last_full_ns_;
   s.busy = busy_;
   s.degraded = degraded_;
   for (const auto& [root, mark] : dirty_) s.dirty.push_back({root, mark.reason, {}});
-  return s;
-}
-
-std::string Watcher::metrics_text() {
-  std::string o;
-  const auto metric = [&](const char* name, const char* type, const char* help, double v) {
-    char num[64];
-    std::snprintf(num, sizeof num, "%.17g", v);
-    o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + num + "\n";
-  };
-  size_t depth, dirty, degraded;
-  int64_t last_full;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    depth = pending_.size();
-    dirty = dirty_.size();
-    degraded = degraded_.size();
-    last_full = last_full_ns_;
-  }
-  metric("fimctl_events_total", "counter", "fanotify events read", static_cast<double>(events_));
-  metric("fimctl_changes_total", "counter", "differences from the baseline reported", static_cast<double>(changes_));
-  metric("fimctl_overflows_total", "counter", "kernel event queue overflows (events lost, roots rescanned)",
-         static_cast<double>(overflows_));
-  metric("fimctl_unresolved_events_total", "counter", "events whose directory was gone before it could be named",
-         static_cast<double>(unresolved_));
-  metric("fimctl_coalesced_total", "counter", "times the pending set outgrew its bound and roots were rescanned instead",
-         static_cast<double>(coalesced_));
-  metric("fimctl_rescans_total", "counter", "root rescans (start, losses, scheduled full checks)", static_cast<double>(rescans_));
-  metric("fimctl_queue_depth", "gauge", "paths waiting to be compared", static_cast<double>(depth));
-  metric("fimctl_dirty_roots", "gauge", "roots whose events were lost and whose rescan has not finished", static_cast<double>(dirty));
-  metric("fimctl_degraded_roots", "gauge", "roots not watched in real time (a mark failed)", static_cast<double>(degraded));
-  metric("fimctl_last_full_check_timestamp_seconds", "gauge", "when the last full compare of every root finished",
-         static_cast<double>(last_full) / 1e9);
-  metric("fimctl_start_time_seconds", "gauge", "when the daemon started", static_cast<double>(started_ns_) / 1e9);
-  metric("fimctl_bpf_lsm_active", "gauge", "1 when the BPF LSM sensors loaded and attached, 0 when watching on fanotify alone",
-         sensors_.active() ? 1 : 0);
-  metric("fimctl_bpf_events_total", "counter", "BPF LSM events read", static_cast<double>(sensors_.events()));
-  metric("fimctl_bpf_lost_total", "counter", "BPF LSM events lost to a full ring buffer (roots rescanned)",
-         static_cast<double>(sensors_.lost_total()));
-  metric("fimctl_bpf_denied_total", "counter", "operations on protected files denied", static_cast<double>(sensors_.denied()));
-  if (falco_) {
-    metric("fimctl_falco_posted_total", "counter", "events posted to the Falco URL", static_cast<double>(falco_->sent()));
-    metric("fimctl_falco_failed_total", "counter", "posts that got no 2xx answer", static_cast<double>(falco_->failed()));
-    metric("fimctl_falco_dropped_total", "counter", "events dropped from a full post queue", static_cast<double>(falco_->dropped()));
-  }
-  return o;
+  return snap;
 }
 
 }  // namespace fim::watchd

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // fimctl status: the running watch daemon's status record over its socket, or what state.db
 // remembers when no daemon answers. One struct (WatchStatus), one writer (status_json) and
-// one reader (parse_status): the daemon and the client agree by construction.
+// one reader (parse_status): the daemon and the client agree by construction. The client
+// renders the struct it read (status_json again, or status_text for people), never the JSON.
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -176,6 +177,51 @@ std::string status_json(const WatchStatus& s) {
     w.close();
   }
   return w.take() + "\n";
+}
+
+std::string status_text(const WatchStatus& s) {
+  std::string o = "fimctl watch: ";
+  o += s.running ? "running\n" : "NOT running (changes are not seen in real time)\n";
+  const auto field = [&](std::string_view key, std::string_view v) {
+    o.append("  ").append(key).append(": ").append(escape_terminal(v)).append("\n");
+  };
+  const auto count = [&](std::string_view key, uint64_t v) { field(key, std::to_string(v)); };
+  const auto list = [&](std::string_view key, const std::vector<std::string>& items) {
+    o.append("  ").append(key).append(items.empty() ? ": none\n" : ":\n");
+    for (const auto& i : items) o.append("    - ").append(escape_terminal(i)).append("\n");
+  };
+  field("running", s.running ? "true" : "false");
+  if (s.running) {
+    field("pid", std::to_string(s.pid));
+    field("started", s.started);
+  }
+  field("baseline", s.baseline);
+  if (!s.untrusted.empty()) field("untrusted", s.untrusted);
+  if (s.running) {
+    field("baseline_sha256", s.baseline_sha256);
+    list("roots", s.roots);
+    count("events", s.events), count("changes", s.changes), count("overflows", s.overflows);
+    count("unresolved", s.unresolved), count("coalesced", s.coalesced), count("rescans", s.rescans);
+    count("queue_depth", s.queue_depth);
+    field("last_full_check", s.last_full_check);
+    field("bpf_lsm", s.bpf_lsm);
+    if (s.bpf_active)
+      count("bpf_events", s.bpf_events), count("bpf_lost", s.bpf_lost), count("bpf_denied", s.bpf_denied);
+    field("busy", s.busy ? "true" : "false");
+    list("degraded", s.degraded);
+  } else if (!s.last_started.empty()) {
+    field("last_started", s.last_started), field("last_heartbeat", s.last_heartbeat), field("stopped", s.stopped);
+  }
+  std::vector<std::string> items;
+  for (const auto& d : s.dirty)
+    items.push_back("root=" + d.root + ", reason=" + d.reason + (s.running ? "" : ", since=" + d.since));
+  list("dirty", items);
+  if (!s.running) {
+    items.clear();
+    for (const auto& g : s.gaps) items.push_back("start=" + g.start + ", end=" + g.end + ", reason=" + g.reason);
+    list("gaps", items);
+  }
+  return o;
 }
 
 Result<WatchStatus> parse_status(std::string_view doc) {

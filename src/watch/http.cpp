@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Just enough HTTP/1.1 for the daemon's two network features: posting Falco-compatible
-// events to falcosidekick (one JSON body per POST, Connection: close) and answering
-// Prometheus scrapes. Every read and write has a deadline; nothing here can stall the
-// event loop or grow without bound.
+// events to falcosidekick (one JSON body per POST, Connection: close, from the poster's own
+// thread) and answering Prometheus scrapes (the request read and the answer written by the
+// daemon's server thread, src/daemon/servers.cpp; here only what it parses and sends). Every
+// read and write has a deadline; nothing here can grow without bound.
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -133,31 +134,24 @@ Result<UniqueFd> listen_tcp(const std::string& host, uint16_t port) {
   return make_error(Errc::Io, "cannot listen on " + escape_terminal(host) + ":" + service, err);
 }
 
-void serve_http(int fd, const std::function<std::string(std::string_view, std::string_view, int*, std::string*)>& handler) {
-  const double deadline = monotonic_seconds() + 2;
-  std::string req;
-  char buf[2048];
-  while (req.find("\r\n\r\n") == std::string::npos && req.size() < 8192) {
-    if (!wait_fd(fd, POLLIN, deadline)) return;
-    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n == 0) return;
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      return;
-    }
-    req.append(buf, static_cast<size_t>(n));
-  }
-  const size_t sp1 = req.find(' ');
-  const size_t sp2 = sp1 == std::string::npos ? sp1 : req.find(' ', sp1 + 1);
-  int status = 400;
-  std::string type = "text/plain; charset=utf-8";
-  std::string body = "bad request\n";
-  if (sp2 != std::string::npos)
-    body = handler(std::string_view(req).substr(0, sp1), std::string_view(req).substr(sp1 + 1, sp2 - sp1 - 1), &status, &type);
+std::optional<HttpRequest> parse_http_request(std::string_view received) {
+  if (received.find("\r\n\r\n") == std::string_view::npos && received.size() < kMaxHttpRequest) return std::nullopt;
+  received = received.substr(0, kMaxHttpRequest);
+  HttpRequest r;
+  const size_t sp1 = received.find(' ');
+  const size_t sp2 = sp1 == std::string_view::npos ? sp1 : received.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return r;  // no "METHOD PATH ": bad request
+  r.method = std::string(received.substr(0, sp1));
+  r.path = std::string(received.substr(sp1 + 1, sp2 - sp1 - 1));
+  return r;
+}
+
+std::string http_response(int status, std::string_view type, std::string_view body) {
   const char* reason = status == 200 ? "OK" : status == 404 ? "Not Found" : status == 405 ? "Method Not Allowed" : "Bad Request";
-  const std::string head = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + type +
-                           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
-  (void)send_all(fd, head + body, deadline);
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + std::string(type) +
+                    "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  out += body;
+  return out;
 }
 
 struct HttpPoster::Impl {

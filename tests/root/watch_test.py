@@ -382,6 +382,116 @@ def case_systemd_notify(fimctl, tmp):
         sock.close()
 
 
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def exposition_errors(text):
+    """What a Prometheus scraper would refuse in `text` (exposition format 0.0.4), as far as
+    fimctl's metrics go: every sample named by a HELP and a TYPE line before it, valid names
+    and labels, a number, counters ending in _total. Empty: none."""
+    import re
+    errors, helped, typed = [], set(), {}
+    name_re = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+    sample = re.compile(rf'^({name_re})(\{{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*")*\}})? (\S+)$')
+    if not text.endswith("\n"):
+        errors.append("no final newline")
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helped.add(line.split()[2])
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            if kind not in ("counter", "gauge") or name in typed:
+                errors.append(line)
+            typed[name] = kind
+        else:
+            m = sample.match(line)
+            if not m:
+                errors.append(f"not a sample: {line!r}")
+                continue
+            name = m.group(1)
+            if name not in helped or name not in typed:
+                errors.append(f"{name}: no HELP or TYPE before it")
+            elif typed[name] == "counter" and not name.endswith("_total"):
+                errors.append(f"{name}: a counter not named _total")
+            try:
+                float(m.group(4))
+            except ValueError:
+                errors.append(f"not a number: {line!r}")
+    return errors
+
+
+def scrape(port):
+    """The metrics as {sample: value} (the labels part of the sample's name), and their text."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {l.split()[0]: float(l.split()[1]) for l in text.splitlines() if l and not l.startswith("#")}, text
+
+
+class IdleClients:
+    """An attacker who connects and says nothing: keeps `count` connections open to each of
+    the metrics port and the status socket, opening a new one whenever the daemon closes one,
+    from a thread of its own until stop(). Connects never block (a daemon that stopped
+    accepting leaves them pending in its backlog, which is the point)."""
+
+    def __init__(self, port, sock_path, count):
+        import socket
+        import threading
+        self.port, self.sock_path, self.count = port, sock_path, count
+        self.tcp, self.unix = [], []
+        self.opened = 0
+        self.done = threading.Event()
+        self.socket = socket
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.top_up()  # the first burst before the case goes on
+        self.thread.start()
+
+    def connect(self, family, addr):
+        s = self.socket.socket(family, self.socket.SOCK_STREAM)
+        s.setblocking(False)
+        if s.connect_ex(addr) not in (0, 115, 11):  # 0, EINPROGRESS, EAGAIN (a full unix backlog)
+            s.close()
+            return None
+        self.opened += 1
+        return s
+
+    def closed_by_peer(self, s):
+        try:
+            return s.recv(65536) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def top_up(self):
+        for conns, family, addr in ((self.tcp, self.socket.AF_INET, ("127.0.0.1", self.port)),
+                                    (self.unix, self.socket.AF_UNIX, self.sock_path)):
+            for s in [s for s in conns if self.closed_by_peer(s)]:
+                conns.remove(s)
+                s.close()
+            while len(conns) < self.count:
+                s = self.connect(family, addr)
+                if s is None:
+                    break
+                conns.append(s)
+
+    def run(self):
+        while not self.done.wait(0.2):
+            self.top_up()
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        for s in self.tcp + self.unix:
+            s.close()
+        self.tcp, self.unix = [], []
+
+
 def case_falco_and_metrics(fimctl, tmp):
     """Changes are posted as Falco JSON (what falcosidekick accepts) and metrics are scraped."""
     import http.server
@@ -424,8 +534,8 @@ def case_falco_and_metrics(fimctl, tmp):
         assert ev["priority"] in ("Informational", "Notice", "Warning", "Error", "Critical"), ev
         assert ev["rule"] == "fimctl: file changed" and "sha256" in ev["output_fields"]["fimctl.changes"], ev
         assert ev["output_fields"]["fimctl.new.sha256"] == sha(b"posted"), ev
-        text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read().decode()
-        metrics = {l.split()[0]: float(l.split()[1]) for l in text.splitlines() if l and not l.startswith("#")}
+        metrics, text = scrape(mport)
+        assert not exposition_errors(text), (exposition_errors(text), text)
         assert metrics["fimctl_changes_total"] >= 1 and metrics["fimctl_events_total"] >= 1, metrics
         assert metrics["fimctl_falco_posted_total"] >= 1 and metrics["fimctl_last_full_check_timestamp_seconds"] > 0, metrics
         try:
@@ -437,6 +547,98 @@ def case_falco_and_metrics(fimctl, tmp):
     finally:
         d.stop(signal.SIGKILL)
         srv.shutdown()
+
+
+def case_idle_metrics_clients_do_not_stall_events(fimctl, tmp):
+    """Clients that connect and say nothing, 40 held open on the metrics port (the DaemonSet
+    binds 0.0.0.0:9464: any pod can) and 40 on the status socket, replaced as the daemon closes
+    them: changes are still reported as they happen, status still answers and SIGTERM still
+    stops the daemon within 10 s (the event loop never waits on a client).
+
+    Changes are made one after another, each once the previous one is reported, as a busy
+    host makes them: 25 within 25 s, where each takes tens of milliseconds. A loop that waits
+    2 s on each idle client reads events once per wait, so there each change lands just as
+    the next wait begins and takes 2 s (50 s in all)."""
+    tree, db = small_tree(fimctl, tmp)
+    port = free_port()
+    d = Daemon(fimctl, tmp, db, extra=["--metrics", f"127.0.0.1:{port}"])
+    idle = None
+    try:
+        idle = IdleClients(port, d.sock, 40)
+        time.sleep(1)  # the attack is under way
+        end = time.monotonic() + 25
+        for i in range(25):
+            with open(f"{tree}/f0", "w") as f:
+                f.write(f"change {i}, written while idle clients hold the servers")
+            digest = sha(f"change {i}, written while idle clients hold the servers".encode())
+            d.wait_for(lambda r: r["type"] == "change" and r["path"] == f"{tree}/f0" and
+                       any(c["attr"] == "sha256" and c["new"] == digest for c in r.get("changes", [])),
+                       timeout=max(0.1, end - time.monotonic()), what=f"change {i} of 25 (all within 25 s)")
+        rc, st = d.status()
+        assert rc == 0 and st["running"] and st["changes"] >= 25, (rc, st)
+        d.proc.send_signal(signal.SIGTERM)
+        try:
+            d.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("SIGTERM did not stop the daemon within 10 s while idle clients were connected")
+        assert d.proc.returncode == 0, (d.proc.returncode, d.stderr())
+        assert d.records()[-1]["type"] == "watch_stop", d.records()[-3:]
+        assert not os.path.exists(d.sock), "the status socket was left behind"
+    finally:
+        if idle:
+            idle.stop()
+        d.stop(signal.SIGKILL)
+
+
+def case_connection_flood_beyond_server_cap(fimctl, tmp):
+    """300 connections held open to each server, far beyond the cap of 32 per server: those
+    beyond it are closed at once, the rest at their 1 s deadline, so the daemon's open fds stay
+    bounded, a change is reported meanwhile, and once the flood ends metrics (which count the
+    refused and timed-out connections) and status answer again."""
+    tree, db = small_tree(fimctl, tmp)
+    port = free_port()
+    d = Daemon(fimctl, tmp, db, extra=["--metrics", f"127.0.0.1:{port}"])
+    idle = None
+    try:
+        fds = lambda: len(os.listdir(f"/proc/{d.proc.pid}/fd"))  # noqa: E731
+        before = fds()
+        idle = IdleClients(port, d.sock, 300)
+        most = before
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            most = max(most, fds())
+            time.sleep(0.05)
+        # 32 clients per server, plus one accepted and about to be closed, and some slack.
+        assert most <= before + 2 * 32 + 8, f"the daemon held {most} fds under the flood ({before} before it)"
+        with open(f"{tree}/f1", "w") as f:
+            f.write("written during the flood")
+        d.change(f"{tree}/f1", "changed", "sha256", timeout=20)
+        assert idle.opened > 300, idle.opened  # the daemon closed some and they were replaced
+        idle.stop()
+        end = time.monotonic() + 10
+        while True:  # the flood's connections time out within a second; then a scrape is served
+            try:
+                metrics, text = scrape(port)
+                break
+            except OSError:
+                assert time.monotonic() < end, "metrics not served after the flood ended"
+                time.sleep(0.2)
+        assert not exposition_errors(text), exposition_errors(text)
+        refused = 'fimctl_server_connections_refused_total{server="metrics"}'
+        timed_out = 'fimctl_server_connections_timed_out_total{server="metrics"}'
+        assert metrics.get(refused, 0) >= 1 and metrics.get(timed_out, 0) >= 1, \
+            {k: v for k, v in metrics.items() if "server" in k}
+        rc, st = d.status()
+        assert rc == 0 and st["running"], (rc, st)
+        end = time.monotonic() + 10
+        while fds() > before + 4:  # what the servers held is closed once its peer is gone
+            assert time.monotonic() < end, f"{fds()} fds after the flood, {before} before it"
+            time.sleep(0.1)
+        assert d.stop() == 0
+    finally:
+        if idle:
+            idle.stop()
+        d.stop(signal.SIGKILL)
 
 
 def case_syslog(fimctl, tmp):

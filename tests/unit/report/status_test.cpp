@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The status record: what the daemon writes (status_json) is what the client reads back
-// (parse_status), for a running daemon and for what state.db remembers.
+// (parse_status), for a running daemon and for what state.db remembers, and the struct
+// rendered for people (status_text).
 #include <doctest/doctest.h>
 
 #include <initializer_list>
+#include <string>
+#include <vector>
 
+#include "fim/json.h"
 #include "fim/pipeline.h"
 
 using namespace fim;
@@ -82,4 +86,45 @@ TEST_CASE("status record: 'untrusted' is written and read back") {
   REQUIRE(back.has_value());
   CHECK(back->untrusted == s.untrusted);
   CHECK(!back->running);
+}
+
+TEST_CASE("status for people: rendered from the struct, one line per field of the record in its order") {
+  WatchStatus running;
+  running.running = true;
+  running.pid = 42;
+  running.baseline = "/b\x1b[31m.db";
+  running.roots = {"/etc", "/usr"};
+  running.events = 7;
+  running.bpf_active = true;
+  running.bpf_denied = 3;
+  running.dirty = {{"/etc", "overflow", {}}};
+  WatchStatus stopped;
+  stopped.baseline = "/db";
+  stopped.untrusted = "ignored the answer on /s";
+  stopped.last_started = "s", stopped.last_heartbeat = "h", stopped.stopped = "not cleanly (killed or crashed)";
+  stopped.dirty = {{"/etc", "daemon_down", "t"}};
+  stopped.gaps = {{"a", "b", "daemon_down"}};
+  for (const WatchStatus* s : std::initializer_list<const WatchStatus*>{&running, &stopped}) {
+    const std::string text = status_text(*s);
+    CAPTURE(text);
+    // The keys of the text, in order, are the record's (less schema, type and _b64 twins).
+    std::vector<std::string> keys;
+    for (size_t pos = text.find('\n') + 1; pos < text.size(); pos = text.find('\n', pos) + 1)
+      if (text.compare(pos, 4, "    ") != 0) keys.push_back(text.substr(pos + 2, text.find(':', pos) - pos - 2));
+    auto rec = json::parse(status_json(*s));
+    REQUIRE(rec.has_value());
+    std::vector<std::string> expected;
+    for (const auto& m : rec->members)
+      if (m.key != "schema" && m.key != "type" && m.key.find("_b64") == std::string::npos) expected.push_back(m.key);
+    CHECK(keys == expected);
+  }
+  const std::string text = status_text(running);
+  CHECK(text.rfind("fimctl watch: running\n  running: true\n  pid: 42\n", 0) == 0);
+  CHECK(text.find("  baseline: /b\\x1b[31m.db\n") != std::string::npos);  // terminal-safe
+  CHECK(text.find("  roots:\n    - /etc\n    - /usr\n") != std::string::npos);
+  CHECK(text.find("  bpf_denied: 3\n") != std::string::npos);
+  CHECK(text.find("  degraded: none\n  dirty:\n    - root=/etc, reason=overflow\n") != std::string::npos);
+  CHECK(status_text(stopped).find("    - root=/etc, reason=daemon_down, since=t\n  gaps:\n    - start=a, end=b, "
+                                  "reason=daemon_down\n") != std::string::npos);
+  CHECK(status_text(stopped).rfind("fimctl watch: NOT running (changes are not seen in real time)\n", 0) == 0);
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The daemon's address parsing: what --falco-url and --metrics accept and refuse.
+// The daemon's HTTP: what --falco-url and --metrics accept and refuse, and how a metrics
+// request is read and answered.
 #include <doctest/doctest.h>
 
 #include "fim/watch.h"
@@ -44,4 +45,31 @@ TEST_CASE("metrics listen addresses") {
     CAPTURE(bad);
     CHECK(!parse_listen_address(bad));
   }
+}
+
+TEST_CASE("metrics requests: read until the header ends, bounded") {
+  CHECK(!parse_http_request(""));
+  CHECK(!parse_http_request("GET /metrics HTTP/1.1\r\nHost: x\r\n"));  // more to come
+  auto r = parse_http_request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  REQUIRE(r);
+  CHECK(r->method == "GET");
+  CHECK(r->path == "/metrics");
+  r = parse_http_request("garbage\r\n\r\n");
+  REQUIRE(r);
+  CHECK(r->method.empty());  // answered 400
+  // No end of header within kMaxHttpRequest: taken as it stands, never read further.
+  r = parse_http_request("GET /x " + std::string(kMaxHttpRequest, 'a'));
+  REQUIRE(r);
+  CHECK(r->path == "/x");
+  r = parse_http_request(std::string(kMaxHttpRequest, 'a'));
+  REQUIRE(r);
+  CHECK(r->method.empty());
+}
+
+TEST_CASE("HTTP answers: status line, type, length, close") {
+  CHECK(http_response(200, "text/plain", "ok\n") ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
+  CHECK(http_response(404, "t", "").rfind("HTTP/1.1 404 Not Found\r\n", 0) == 0);
+  CHECK(http_response(405, "t", "").rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0) == 0);
+  CHECK(http_response(400, "t", "").rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
 }
