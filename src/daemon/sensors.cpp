@@ -64,6 +64,8 @@ Status Watcher::start_sensors() {
 }
 
 void Watcher::on_sensor_event(BpfEvent&& ev) {
+  if (ev.kind == BpfKind::OpenWrite && !ev.denied() && ev.in_root() && !ev.path.empty())
+    writers_.note({ev.dev, ev.ino, ev.path, static_cast<int32_t>(ev.who.tgid), ev.who.comm, false});
   if (!report_sensor_event(ev, sink_)) return;
   std::lock_guard<std::mutex> lk(mu_);
   if (execs_.size() < 4096) execs_.push_back(std::move(ev));  // beyond: the exec burst is not looked up
@@ -190,6 +192,11 @@ std::string Watcher::metrics_text() {
   metric("fimctl_last_full_check_timestamp_seconds", "gauge", "when the last full compare of every root finished",
          static_cast<double>(last_full) / 1e9);
   metric("fimctl_start_time_seconds", "gauge", "when the daemon started", static_cast<double>(started_ns_) / 1e9);
+  metric("fimctl_open_writers", "gauge", "watched files held open for writing or mapped shared-writable, compared every 5 s",
+         static_cast<double>(writers_.held()));
+  metric("fimctl_open_writer_scans_incomplete_total", "counter",
+         "scans for files held open for writing that a bound stopped before every process was seen",
+         static_cast<double>(writers_.incomplete_passes()));
   metric("fimctl_bpf_lsm_active", "gauge", "1 when the BPF LSM sensors loaded and attached, 0 when watching on fanotify alone",
          sensors_.active() ? 1 : 0);
   metric("fimctl_bpf_events_total", "counter", "BPF LSM events read", static_cast<double>(sensors_.events()));

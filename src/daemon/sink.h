@@ -28,6 +28,9 @@ struct Trigger {
   int64_t first_ns = 0;
   std::string rescan;  ///< non-empty for a rescan: start, overflow, scheduled, ...
   bool inode_event = false;  ///< named by the file's own handle (link count, ...): its other names too
+  /// Held open for writing or mapped shared-writable when compared (open_writers.h); pid and
+  /// comm then name a holder unless an event named the writer.
+  bool open_for_write = false;
 };
 
 /// "source":"watch" and what triggered the compare: the events, pid and command, or the

@@ -73,9 +73,13 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable)
   m.selected = [](const Bytes&) { return true; };
   m.report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
     const Bytes& path = (n ? n : o)->path;
-    const std::string key = std::string(change_kind_name(k)) + ":" + (n ? detail::row_digest(*n) : "-");
+    // A difference an event reported is reported once more when found held open for writing
+    // (by whom); one found so is not repeated by the next event on it.
+    const std::string seen = std::string(change_kind_name(k)) + ":" + (n ? detail::row_digest(*n) : "-");
+    const std::string held = seen + "|open_for_write";
+    const std::string key = t.open_for_write ? held : seen;
     auto it = reported_.find(path);
-    if (it != reported_.end() && it->second.key == key) {
+    if (it != reported_.end() && (it->second.key == key || it->second.key == held)) {
       it->second.pass = pass_;
       return {};  // reported already, unchanged since
     }
