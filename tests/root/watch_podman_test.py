@@ -66,7 +66,7 @@ def case_containers_podman_missing_policy_path_still_watched(fimctl, tmp):
     file written to /usr/bin inside it is reported, and no container_check_failed is raised."""
     root = f"{tmp}/rootfs"
     busybox_rootfs(root)
-    name = "fimtest-" + os.path.basename(tmp).replace(".", "-").replace("_", "-").lower()
+    name = f"fimtest-{os.getpid()}-{os.urandom(4).hex()}"  # a valid reference whatever tmp's name
     image = f"localhost/{name}:1"
     policy, tree, db = f"{tmp}/policy.toml", f"{tmp}/tree", f"{tmp}/db/baseline.db"
     with open(policy, "w") as f:
