@@ -59,6 +59,10 @@ struct RunOptions {
   Bytes db_path;
   Bytes keys_dir;            ///< signing.key (init) and signing.pub (check) live here
   std::vector<Bytes> paths;  ///< command-line PATHs (absolute, normalised); empty: policy/baseline roots
+  /// check: `paths` come from events, not from a user (watch --containers): one that does not
+  /// exist is an absent root, compared as such (what the baseline has below it is removed),
+  /// never an error. A user's PATH that does not exist stays an error.
+  bool paths_may_be_absent = false;
   /// --sysroot: every path (roots, PATHs) is inside this directory, opened with RESOLVE_IN_ROOT
   /// and recorded as seen inside it; -1: "/". The caller keeps it open.
   int sysroot_fd = -1;

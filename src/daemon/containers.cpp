@@ -282,6 +282,9 @@ class ContainerWatch {
     if (wanted.empty()) return;
     RunOptions r = o_.run;
     r.paths = normalize_roots({wanted.begin(), wanted.end()});
+    // A policy path the image lacks (the default's /home in a busybox image) is an absent
+    // root there, as on the host: never a reason to drop the rest of the batch.
+    r.paths_may_be_absent = true;
     r.progress = nullptr;
     MemoryOut mem;
     if (!mem.file()) return;

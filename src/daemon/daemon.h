@@ -23,6 +23,7 @@
 #include "fim/watch.h"
 #include "bpf.h"
 #include "servers.h"
+#include "open_writers.h"
 #include "sink.h"
 #include "source.h"
 
@@ -82,6 +83,12 @@ class Watcher {
   /// recorded.
   void shut_down(std::thread& worker_thread, const Status& result);
   void reload();
+  /// Files held open for writing (open_writers_daemon.cpp): the scan's thread, the watched
+  /// test it asks, and what it found into the pending set.
+  void start_open_writers();
+  bool below_root(dev_t dev, uint64_t ino, const Bytes& path);
+  bool watched_file(dev_t dev, uint64_t ino, const Bytes& path);
+  void queue_open_writers(const std::vector<OpenWriter>& held, const ScanResult& pass);
 
   // Worker thread.
   void worker();
@@ -177,6 +184,8 @@ class Watcher {
   // Counters for status and metrics.
   std::atomic<uint64_t> events_{0}, changes_{0}, overflows_{0}, unresolved_{0}, rescans_{0}, progress_{0};
   std::atomic<uint64_t> coalesced_{0};
+  OpenWriterWatch writers_;  // its own thread; stopped before the worker
+  bool writers_incomplete_ = false;  // the scan's thread only
 };
 
 }  // namespace fim::watchd

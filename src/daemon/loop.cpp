@@ -490,6 +490,7 @@ bool Watcher::on_ready(int fd, Status* result) {
 void Watcher::shut_down(std::thread& worker_thread, const Status& result) {
   // SIGTERM: take what the kernel still holds, let the worker compare it, then stop.
   notifier_.send("STOPPING=1");
+  writers_.stop();
   (void)sensors_.drain([this](BpfEvent&& ev) { on_sensor_event(std::move(ev)); });
   (void)drain_source();
   {
@@ -519,6 +520,7 @@ Status Watcher::run() {
     sink_.event("watch_start", f, "watching " + std::to_string(roots_.size()) + " root(s)");
   }
   std::thread worker_thread([this] { worker(); });
+  start_open_writers();
   notifier_.send("READY=1\nSTATUS=watching");
   Status result;
   bool stopping = false;

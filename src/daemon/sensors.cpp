@@ -63,6 +63,8 @@ Status Watcher::start_sensors() {
 }
 
 void Watcher::on_sensor_event(BpfEvent&& ev) {
+  if (ev.kind == BpfKind::OpenWrite && !ev.denied() && ev.in_root() && !ev.path.empty())
+    writers_.note({ev.dev, ev.ino, ev.path, static_cast<int32_t>(ev.who.tgid), ev.who.comm, false});
   if (!report_sensor_event(ev, sink_)) return;
   std::lock_guard<std::mutex> lk(mu_);
   if (execs_.size() < 4096) execs_.push_back(std::move(ev));  // beyond: the exec burst is not looked up
@@ -116,6 +118,8 @@ Snapshot Watcher::snapshot() {
     snap.falco = true;
     snap.falco_posted = falco_->sent(), snap.falco_failed = falco_->failed(), snap.falco_dropped = falco_->dropped();
   }
+  snap.open_writers = writers_.held();
+  snap.open_writer_incomplete = writers_.incomplete_passes();
   WatchStatus& s = snap.status;
   s.running = true;
   s.pid = ::getpid();

@@ -107,6 +107,11 @@ std::string metrics_text(const Snapshot& s, const ServerStats& status, const Ser
   metric(o, "fimctl_last_full_check_timestamp_seconds", "gauge", "when the last full compare of every root finished",
          static_cast<double>(s.last_full_ns) / 1e9);
   metric(o, "fimctl_start_time_seconds", "gauge", "when the daemon started", static_cast<double>(s.started_ns) / 1e9);
+  metric(o, "fimctl_open_writers", "gauge",
+         "watched files held open for writing or mapped shared-writable, compared every 5 s", d(s.open_writers));
+  metric(o, "fimctl_open_writer_scans_incomplete_total", "counter",
+         "scans for files held open for writing that a bound stopped before every process was seen",
+         d(s.open_writer_incomplete));
   metric(o, "fimctl_bpf_lsm_active", "gauge",
          "1 when the BPF LSM sensors loaded and attached, 0 when watching on fanotify alone", w.bpf_active ? 1 : 0);
   metric(o, "fimctl_bpf_events_total", "counter", "BPF LSM events read", d(w.bpf_events));

@@ -35,6 +35,8 @@ struct Snapshot {
   int64_t last_full_ns = 0;  ///< 0: no full compare yet
   bool falco = false;        ///< --falco-url: the poster's counters below are shown
   uint64_t falco_posted = 0, falco_failed = 0, falco_dropped = 0;
+  uint64_t open_writers = 0;             ///< watched files held open for writing (open_writers.h)
+  uint64_t open_writer_incomplete = 0;   ///< scans a bound stopped early
 };
 
 /// One listener's connections, as counted by the server thread.

@@ -17,6 +17,7 @@ json::Writer trigger_fields(const Trigger* t) {
   f.array("events");
   for (const auto& name : fan_mask_names(t->mask)) f.str(name);
   f.close();
+  if (t->open_for_write) f.boolean("open_for_write", true);
   if (t->pid > 0) f.num("pid", t->pid);
   if (!t->comm.empty()) f.str("comm", t->comm);
   if (t->first_ns) f.str("event_time", format_time_ns(t->first_ns));
@@ -75,6 +76,7 @@ void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrM
   if (trigger_ && trigger_->pid > 0)
     human += " after pid " + std::to_string(trigger_->pid) + (trigger_->comm.empty() ? "" : " (" + escape_terminal(trigger_->comm) + ")");
   if (trigger_ && !trigger_->via.empty()) human += " through " + escape_terminal(trigger_->via);
+  if (trigger_ && trigger_->open_for_write) human += " (held open for writing)";
   if (trigger_ && !trigger_->rescan.empty()) human += " (rescan: " + trigger_->rescan + ")";
   if (!who_human.empty()) human += " " + who_human;
   const int prio = rule && rule->severity >= Severity::High ? LOG_ERR : LOG_WARNING;
@@ -88,6 +90,7 @@ void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrM
     if (trigger_ && trigger_->pid > 0) f.num("proc.pid", trigger_->pid);
     if (trigger_ && !trigger_->comm.empty()) f.str("proc.name", trigger_->comm);
     if (trigger_ && !trigger_->rescan.empty()) f.str("fimctl.rescan", trigger_->rescan);
+    if (trigger_ && trigger_->open_for_write) f.boolean("fimctl.open_for_write", true);
     if (!who.empty()) f.raw("fimctl.who", who);
     falco_->post(falco_payload("fimctl: file " + std::string(change_kind_name(kind)), falco_priority(rule), human, f,
                                rule ? rule->tags : std::vector<std::string>{}, host_));

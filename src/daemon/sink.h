@@ -29,6 +29,9 @@ struct Trigger {
   std::string rescan;  ///< non-empty for a rescan: start, overflow, scheduled, ...
   /// The name outside every root the event came through (a hard link of a baseline file).
   Bytes via;
+  /// Held open for writing or mapped shared-writable when compared (open_writers.h); pid and
+  /// comm then name a holder unless an event named the writer.
+  bool open_for_write = false;
 };
 
 /// "source":"watch" and what triggered the compare: the events, pid and command, or the

@@ -84,9 +84,13 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable,
   m.report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
     const Bytes& path = (n ? n : o)->path;
     reported_p |= path == p;
-    const std::string key = std::string(change_kind_name(k)) + ":" + (n ? detail::row_digest(*n) : "-");
+    // A difference an event reported is reported once more when found held open for writing
+    // (by whom); one found so is not repeated by the next event on it.
+    const std::string seen = std::string(change_kind_name(k)) + ":" + (n ? detail::row_digest(*n) : "-");
+    const std::string held = seen + "|open_for_write";
+    const std::string key = t.open_for_write ? held : seen;
     auto it = reported_.find(path);
-    if (it != reported_.end() && it->second.key == key) {
+    if (it != reported_.end() && (it->second.key == key || it->second.key == held)) {
       it->second.pass = pass_;
       return {};  // reported already, unchanged since
     }
@@ -244,6 +248,7 @@ Status Watcher::compare_batch(Batch& b) {
       if (!t.pid) t.pid = trig.pid, t.comm = trig.comm;
       if (!t.first_ns) t.first_ns = trig.first_ns;
       if (t.via.empty()) t.via = trig.via;
+      t.open_for_write |= trig.open_for_write;
     }
   }
   const auto covered = [&](const Bytes& path) {

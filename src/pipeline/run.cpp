@@ -168,7 +168,8 @@ using Report = std::function<Status(ChangeKind, const Record*, const Record*, At
 /// The merge of the walk below `roots` with the baseline's rows, under the effective policy;
 /// with `subset`, rows outside `roots` are not compared and the roots must exist.
 Status compare_tree(const RunOptions& opts, detail::Trusted& t, const std::vector<Bytes>& roots, bool subset,
-                    const Report& report, std::function<Status(const Record&)> on_entry, Summary* s, Sink& sink) {
+                    const Report& report, std::function<Status(const Record&)> on_entry, Summary* s, Sink& sink,
+                    bool roots_must_exist = true) {
   const Policy effective = detail::effective_policy(opts.policy, t.base->meta());
   const Selector sel(effective);
   const auto selected = [&](const Bytes& path) {
@@ -178,7 +179,7 @@ Status compare_tree(const RunOptions& opts, detail::Trusted& t, const std::vecto
   m.next_old = [&](Record* r) { return t.base->next(r); };
   Ticker ticker(opts.progress);
   m.tick = [&](uint64_t n) { ticker.tick(n); };
-  return detail::merge_compare(scan_options(opts, sel, roots, subset), m);
+  return detail::merge_compare(scan_options(opts, sel, roots, subset && roots_must_exist), m);
 }
 
 /// What state.db keeps of a reported difference (and update's journal): row digests.
@@ -360,7 +361,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     }
     return {};
   };
-  FIM_TRY(compare_tree(opts, *trusted, *roots, !opts.paths.empty(), report, {}, &s, sink));
+  FIM_TRY(compare_tree(opts, *trusted, *roots, !opts.paths.empty(), report, {}, &s, sink, !opts.paths_may_be_absent));
   alert_package_mismatch(s, sink);
   const Status verified = trusted->base->verify();
   s.report_id = id.hex();

@@ -143,6 +143,32 @@ TEST_CASE("check of a subtree ignores the rest and refuses paths outside the bas
   CHECK(s.error().code == Errc::Usage);
 }
 
+TEST_CASE("paths from events (watch --containers) that do not exist are absent roots, a user's PATH an error") {
+  TempDir d;
+  make_tree(d, 30);
+  RecordingSink sink;
+  REQUIRE(run_init(opts_for(d), sink).has_value());
+  test::write_file(d / "t/d1/f1", "changed");
+  RunOptions sub = opts_for(d);
+  sub.paths = {d / "t/d1", d / "t/never"};  // within the root, missing (a policy path the image lacks)
+  RecordingSink out;
+  auto s = run_check(sub, out);
+  REQUIRE_FALSE(s.has_value());
+  CHECK(s.error().code == Errc::Usage);
+  sub.paths_may_be_absent = true;
+  s = run_check(sub, out);
+  REQUIRE(s.has_value());
+  CHECK(s->changed == 1);  // the rest of the batch is still compared
+  // A path the baseline has entries below, gone now: they are removed, not an error.
+  for (int i = 2; i < 30; i += 7) ::unlink((d / ("t/d2/f" + std::to_string(i))).c_str());
+  REQUIRE(::rmdir((d / "t/d2").c_str()) == 0);
+  sub.paths = {d / "t/d2"};
+  RecordingSink gone;
+  s = run_check(sub, gone);
+  REQUIRE(s.has_value());
+  CHECK(s->removed == 5);  // the directory and its four files
+}
+
 TEST_CASE("init refuses to write an unsigned baseline unless asked") {
   TempDir d;
   make_tree(d, 1);
