@@ -80,6 +80,9 @@ class Resolver {
   explicit Resolver(size_t cache_limit = 16384) : limit_(cache_limit) {}
   /// Registers the filesystem of `dir` (its fsid, and an fd for open_by_handle_at).
   Status add_filesystem(const Bytes& dir);
+  /// The same for a mount the daemon must not keep busy (one attached below a root while it
+  /// runs, which its owner may unmount): `dir` is opened again for each lookup.
+  Status add_unpinned(const Bytes& dir);
   /// The path the handle names now, or nothing (gone, moved, unknown filesystem).
   std::optional<Bytes> resolve(const FanInfo& info);
   /// Forget cached directory paths (after a directory rename).
@@ -89,6 +92,7 @@ class Resolver {
  private:
   struct Cached { Bytes path; std::list<std::string>::iterator lru; };
   std::unordered_map<uint64_t, UniqueFd> mounts_;
+  std::unordered_map<uint64_t, Bytes> unpinned_;
   std::unordered_map<std::string, Cached> cache_;
   std::list<std::string> lru_;
   size_t limit_;

@@ -21,6 +21,7 @@
 #include "fim/pipeline.h"
 #include "fim/watch.h"
 #include "bpf.h"
+#include "mounts.h"
 #include "sink.h"
 
 namespace fim::watchd {
@@ -72,6 +73,11 @@ class Watcher {
   /// recorded.
   void shut_down(std::thread& worker_thread, const Status& result);
   void reload();
+  /// Mounts over and under the roots (mounts.cpp): the first snapshot and its fd into the
+  /// loop; a read of mountinfo when the fd woke (`woken`) or once a second (tick).
+  Status start_mounts(int epoll_fd);
+  void check_mounts(bool woken);
+  void on_mount(const MountEntry& m, const MountImpact& imp, const std::vector<Bytes>& roots, bool attached);
 
   // Worker thread.
   void worker();
@@ -101,6 +107,8 @@ class Watcher {
   UniqueFd sigfd_, timerfd_, wakefd_, sockfd_, metricsfd_;
   std::unique_ptr<HttpPoster> falco_;
   std::set<Bytes> marked_roots_;  // main thread
+  MountWatch mounts_;             // main thread
+  double next_mount_alert_ = 0;
   int64_t started_ns_ = now_ns();
   int64_t last_read_ns_ = now_ns();
   double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0;

@@ -257,6 +257,7 @@ void Watcher::reload() {
 
 void Watcher::tick() {
   mark_new_roots();
+  check_mounts(false);
   const double now = monotonic_seconds();
   if (sensors_.active()) {
     // Kernel-side loss: the same recovery as a fanotify overflow.
@@ -342,6 +343,7 @@ Status Watcher::open_loop(UniqueFd* ep) {
       (sockfd_.valid() && !add(sockfd_.get())) || (metricsfd_.valid() && !add(metricsfd_.get())) ||
       (sensors_.active() && !add(sensors_.fd())))
     return make_error(Errc::Io, "epoll_ctl", errno);
+  FIM_TRY(start_mounts(ep->get()));
   next_full_ = monotonic_seconds() + o_.full_check_seconds;
   next_heartbeat_ = monotonic_seconds() + o_.heartbeat_seconds;
   return {};
@@ -395,6 +397,8 @@ bool Watcher::on_ready(int fd, Status* result) {
       *result = *fatal_;
       return true;
     }
+  } else if (fd == mounts_.fd()) {
+    check_mounts(true);
   } else if (fd == sockfd_.get()) {
     serve_status();
   } else if (fd == metricsfd_.get()) {
@@ -429,7 +433,7 @@ Status Watcher::run() {
   {
     json::Writer f = json::Writer::fields();
     roots_field(f, roots_);
-    f.num("pid", ::getpid());
+    f.num("pid", ::getpid()).boolean("mount_events", mounts_.events());
     sink_.event("watch_start", f, "watching " + std::to_string(roots_.size()) + " root(s)");
   }
   std::thread worker_thread([this] { worker(); });

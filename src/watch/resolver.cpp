@@ -37,6 +37,13 @@ Status Resolver::add_filesystem(const Bytes& dir) {
   return {};
 }
 
+Status Resolver::add_unpinned(const Bytes& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return make_error(Errc::Io, "cannot open " + quote(dir), errno);
+  unpinned_[fsid_of(fd.get())] = dir;
+  return {};
+}
+
 std::optional<Bytes> Resolver::resolve(const FanInfo& info) {
   std::string key(reinterpret_cast<const char*>(&info.fsid), sizeof info.fsid);
   key.append(reinterpret_cast<const char*>(&info.handle_type), sizeof info.handle_type);
@@ -45,8 +52,16 @@ std::optional<Bytes> Resolver::resolve(const FanInfo& info) {
     lru_.splice(lru_.begin(), lru_, it->second.lru);
     return it->second.path;
   }
-  const auto m = mounts_.find(info.fsid);
-  if (m == mounts_.end() || info.handle.size() > MAX_HANDLE_SZ) {
+  auto m = mounts_.find(info.fsid);
+  UniqueFd opened;  // an unpinned filesystem's, for this lookup only
+  if (m == mounts_.end()) {
+    if (auto u = unpinned_.find(info.fsid); u != unpinned_.end()) {
+      opened.reset(::open(u->second.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (opened.valid() && fsid_of(opened.get()) != info.fsid) opened.reset();  // unmounted, replaced
+    }
+  }
+  const int mount_fd = m != mounts_.end() ? m->second.get() : opened.get();
+  if (mount_fd < 0 || info.handle.size() > MAX_HANDLE_SZ) {
     ++failures_;
     return std::nullopt;
   }
@@ -55,7 +70,7 @@ std::optional<Bytes> Resolver::resolve(const FanInfo& info) {
   fh->handle_bytes = static_cast<unsigned>(info.handle.size());
   fh->handle_type = info.handle_type;
   std::memcpy(fh->f_handle, info.handle.data(), info.handle.size());
-  UniqueFd fd(::open_by_handle_at(m->second.get(), fh, O_PATH | O_CLOEXEC));
+  UniqueFd fd(::open_by_handle_at(mount_fd, fh, O_PATH | O_CLOEXEC));
   if (!fd.valid()) {
     ++failures_;
     return std::nullopt;
