@@ -77,7 +77,8 @@ class Watcher {
   /// loop; a read of mountinfo when the fd woke (`woken`) or once a second (tick).
   Status start_mounts(int epoll_fd);
   void check_mounts(bool woken);
-  void on_mount(const MountEntry& m, const MountImpact& imp, const std::vector<Bytes>& roots, bool attached);
+  /// One mount over or under roots: the alert, the rescan, marks; `hides`: degraded until detached.
+  void on_mount(const MountEntry& m, const MountImpact& imp, const std::vector<Bytes>& roots, bool attached, bool hides);
 
   // Worker thread.
   void worker();

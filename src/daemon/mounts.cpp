@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <set>
 
 #include "fim/base/sys.h"
 #include "daemon.h"
@@ -261,14 +262,22 @@ void Watcher::check_mounts(bool woken) {
     roots = roots_;
   }
   const std::vector<Bytes> real = mounts_.real_roots(roots);
+  // A remount in place (options only) of a mount that was there before the daemon: reported
+  // and rescanned, but it hides nothing it did not hide already.
+  std::set<uint64_t> in_place;
+  for (const auto& a : d->attached)
+    for (const auto& m : d->detached)
+      if (a.id == m.id && a.point == m.point && a.root == m.root && a.device == m.device && !mounts_.hiding().count(m.id))
+        in_place.insert(a.id);
   // Detached first: a remount is its old self detached, then its new self attached.
   for (const auto& m : d->detached)
-    if (MountImpact imp = mount_impact(m.point, real); !imp.empty()) on_mount(m, imp, roots, false);
+    if (MountImpact imp = mount_impact(m.point, real); !imp.empty()) on_mount(m, imp, roots, false, false);
   for (const auto& m : d->attached)
-    if (MountImpact imp = mount_impact(m.point, real); !imp.empty()) on_mount(m, imp, roots, true);
+    if (MountImpact imp = mount_impact(m.point, real); !imp.empty()) on_mount(m, imp, roots, true, !in_place.count(m.id));
 }
 
-void Watcher::on_mount(const MountEntry& m, const MountImpact& imp, const std::vector<Bytes>& roots, bool attached) {
+void Watcher::on_mount(const MountEntry& m, const MountImpact& imp, const std::vector<Bytes>& roots, bool attached,
+                       bool hides) {
   const int64_t now = now_ns();
   std::vector<Bytes> affected, over, under;
   for (size_t i : imp.over) over.push_back(roots[i]);
@@ -332,7 +341,7 @@ void Watcher::on_mount(const MountEntry& m, const MountImpact& imp, const std::v
     }
     hiding.erase(it);
   }
-  if (attached) {
+  if (attached && hides) {
     auto& lines = hiding[m.id];
     for (const auto& r : over)
       lines.push_back(escape_terminal(r) + ": " + escape_terminal(m.point) + " is hidden by a mount (" + what + ")");
