@@ -211,6 +211,10 @@ Result<std::string> MountWatch::read_info() {
 }
 
 Result<MountDiff> MountWatch::refresh() {
+  if (!info_.valid()) {  // open() failed: this read is the first snapshot
+    FIM_TRY(open(false));
+    return MountDiff{};
+  }
   auto text = read_info();
   if (!text) return text.error();
   if (*text == text_) return MountDiff{};
@@ -235,7 +239,12 @@ std::vector<Bytes> MountWatch::real_roots(const std::vector<Bytes>& roots) {
 // The daemon's side: main thread only.
 
 Status Watcher::start_mounts(int epoll_fd) {
-  FIM_TRY(mounts_.open(o_.mount_events != "poll"));
+  if (Status st = mounts_.open(o_.mount_events != "poll"); !st) {
+    // Files are still watched: say that mounts are not, and try again every second (tick).
+    sink_.alert("mount_watch_failed", "mounts over the roots are not seen: " + st.error().describe());
+    next_mount_alert_ = monotonic_seconds() + 60;
+    return {};
+  }
   epoll_event e{};
   e.events = mounts_.fd_events();
   e.data.fd = mounts_.fd();
