@@ -177,6 +177,9 @@ struct WatchOptions {
   bool enforce = false;           ///< with the sensors: deny changes to protected files (reported always)
   std::vector<Bytes> protect;     ///< protected besides fimctl's own baseline, state, keys, policy, binary
   bool quiet = false;             ///< no notice on stderr when the sensors do not load
+  /// Mounts over and under the roots: "auto" learns of them from fanotify mount events where
+  /// the kernel has them (6.14+), else from /proc/self/mountinfo; "poll" always the latter.
+  std::string mount_events = "auto";
   /// SIGHUP: load the policy again (on failure the daemon keeps the one it has).
   std::function<Result<Policy>()> reload_policy;
 };

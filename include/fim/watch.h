@@ -114,6 +114,9 @@ class Locator {
   bool refresh();
   /// Registers the filesystem of `dir` (its fsid, and an fd for open_by_handle_at).
   Status add_filesystem(const Bytes& dir);
+  /// The same for a mount the daemon must not keep busy (one attached below a root while it
+  /// runs, which its owner may unmount): `dir` is opened again for each lookup.
+  Status add_unpinned(const Bytes& dir);
   /// Where the directory an info record names lies (a Dfid/DfidName record, or a replayed path).
   Located locate(const FanInfo& info);
   /// The identity of the object a Fid record names now; nothing when it is gone.
@@ -139,6 +142,7 @@ class Locator {
   Located walk_up(UniqueFd fd);
   std::vector<Root> roots_;
   std::unordered_map<uint64_t, UniqueFd> mounts_;
+  std::unordered_map<uint64_t, Bytes> unpinned_;
   std::unordered_map<std::string, Cached> cache_;
   std::list<std::string> lru_;
   size_t limit_;

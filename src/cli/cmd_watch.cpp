@@ -66,6 +66,7 @@ Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
   w.container_poll_seconds = *poll;
   w.bpf = o.bpf;
   w.enforce = o.enforce;
+  w.mount_events = o.mount_events;
   w.quiet = o.quiet;
   for (const auto& p : o.protect) {
     auto abs = absolute_path(p);

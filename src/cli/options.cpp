@@ -496,6 +496,11 @@ CLI::App* add_watch_command(CLI::App& app, Options* o) {
                     "uses them when they load, off never, required exits 21 when they do not")
       ->check(CLI::IsMember({"auto", "off", "required"}))
       ->capture_default_str();
+  watch->add_option("--mount-events", o->mount_events,
+                    "how mounts over and under the roots are seen: auto uses the kernel's mount events where it "
+                    "has them (6.14+), poll reads /proc/self/mountinfo when the kernel flags it and every second")
+      ->check(CLI::IsMember({"auto", "poll"}))
+      ->capture_default_str();
   watch->add_flag("--enforce", o->enforce,
                   "with the BPF sensors: deny writes, renames and unlinks of protected files (fimctl's own "
                   "baseline, state, keys, policy and binary, and --protect); every attempt is reported");

@@ -49,6 +49,7 @@ struct Options {
   std::string metrics;                      ///< watch --metrics HOST:PORT
   std::string bpf = "auto";                 ///< watch --bpf auto|off|required
   bool enforce = false;                     ///< watch --enforce
+  std::string mount_events = "auto";        ///< watch --mount-events auto|poll
   std::vector<std::string> protect;         ///< watch --protect FILE...
 };
 

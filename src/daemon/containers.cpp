@@ -25,33 +25,10 @@
 #include "fim/pipeline.h"
 #include "fim/watch.h"
 #include "fim/merge.h"
+#include "mounts.h"
 
 namespace fim::detail {
 namespace {
-
-// Mount notifications (kernels from 6.14; Debian 12's headers predate them): values of
-// include/uapi/linux/fanotify.h.
-constexpr unsigned kFanReportMnt = 0x00004000;
-constexpr unsigned kFanMarkMntns = 0x00000110;
-constexpr uint64_t kFanMntAttach = 0x01000000, kFanMntDetach = 0x02000000;
-
-/// A fanotify group told of every mount attached to or detached from this process's mount
-/// namespace (FAN_MARK_MNTNS): a container's root being mounted. Invalid where the kernel
-/// predates it (EINVAL), and then polling alone finds containers.
-UniqueFd open_mount_watch(std::string* why) {
-  UniqueFd fd(::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | kFanReportMnt, O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    *why = "fanotify_init(FAN_REPORT_MNT): " + errno_name(errno);
-    return {};
-  }
-  UniqueFd ns(::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC));
-  if (!ns.valid() || ::fanotify_mark(fd.get(), FAN_MARK_ADD | kFanMarkMntns, kFanMntAttach | kFanMntDetach, ns.get(),
-                                     nullptr) != 0) {
-    *why = "fanotify_mark(FAN_MARK_MNTNS): " + errno_name(errno);
-    return {};
-  }
-  return fd;
-}
 
 struct Tracked {
   Container c;
@@ -118,7 +95,7 @@ class ContainerWatch {
     }
     src_.emplace(std::move(*src));
     std::string why;
-    UniqueFd mounts = open_mount_watch(&why);
+    UniqueFd mounts = watchd::open_mount_watch(&why);
     json::Writer start;
     start.schema("containers_watch").boolean("mount_events", mounts.valid());
     start.raw("poll_seconds", std::to_string(o_.container_poll_seconds));

@@ -24,6 +24,7 @@
 #include "bpf.h"
 #include "servers.h"
 #include "open_writers.h"
+#include "mounts.h"
 #include "sink.h"
 #include "source.h"
 
@@ -89,6 +90,12 @@ class Watcher {
   bool below_root(dev_t dev, uint64_t ino, const Bytes& path);
   bool watched_file(dev_t dev, uint64_t ino, const Bytes& path);
   void queue_open_writers(const std::vector<OpenWriter>& held, const ScanResult& pass);
+  /// Mounts over and under the roots (mounts.cpp): the first snapshot and its fd into the
+  /// loop; a read of mountinfo when the fd woke (`woken`) or once a second (tick).
+  Status start_mounts(int epoll_fd);
+  void check_mounts(bool woken);
+  /// One mount over or under roots: the alert, the rescan, marks; `hides`: degraded until detached.
+  void on_mount(const MountEntry& m, const MountImpact& imp, const std::vector<Bytes>& roots, bool attached, bool hides);
 
   // Worker thread.
   void worker();
@@ -126,6 +133,8 @@ class Watcher {
   std::unique_ptr<HttpPoster> falco_;
   Servers servers_;  // owns the status and metrics listeners once started (open_loop)
   std::set<Bytes> marked_roots_;  // main thread
+  MountWatch mounts_;             // main thread
+  double next_mount_alert_ = 0;
   int64_t started_ns_ = now_ns();
   int64_t last_read_ns_ = now_ns();
   double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0, next_refresh_ = 0;

@@ -335,6 +335,7 @@ void Watcher::reload() {
 
 void Watcher::tick() {
   mark_new_roots();
+  check_mounts(false);
   const double now = monotonic_seconds();
   if (now >= next_refresh_) {
     // A root replaced or moved without an event we could place (it is found by identity):
@@ -428,6 +429,7 @@ Status Watcher::open_loop(UniqueFd* ep) {
       !add(servers_.refresh_fd()) ||
       (sensors_.active() && !add(sensors_.fd())))
     return make_error(Errc::Io, "epoll_ctl", errno);
+  FIM_TRY(start_mounts(ep->get()));
   next_full_ = monotonic_seconds() + o_.full_check_seconds;
   next_heartbeat_ = monotonic_seconds() + o_.heartbeat_seconds;
   return {};
@@ -483,6 +485,8 @@ bool Watcher::on_ready(int fd, Status* result) {
     }
   } else if (fd == servers_.refresh_fd()) {
     servers_.publish([this] { return snapshot(); });  // a client waits for what is true now
+  } else if (fd == mounts_.fd()) {
+    check_mounts(true);
   }
   return false;
 }
@@ -516,7 +520,7 @@ Status Watcher::run() {
   {
     json::Writer f = json::Writer::fields();
     roots_field(f, roots_);
-    f.num("pid", ::getpid());
+    f.num("pid", ::getpid()).boolean("mount_events", mounts_.events());
     sink_.event("watch_start", f, "watching " + std::to_string(roots_.size()) + " root(s)");
   }
   std::thread worker_thread([this] { worker(); });

@@ -131,16 +131,31 @@ Status Locator::add_filesystem(const Bytes& dir) {
   return {};
 }
 
+Status Locator::add_unpinned(const Bytes& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return make_error(Errc::Io, "cannot open " + quote(dir), errno);
+  unpinned_[fsid_of(fd.get())] = dir;
+  return {};
+}
+
 UniqueFd Locator::open_info(const FanInfo& info, int flags) {
   if (!info.path.empty()) return UniqueFd(open_in_root(-1, info.path, flags | O_NOFOLLOW | O_CLOEXEC));
-  const auto m = mounts_.find(info.fsid);
-  if (m == mounts_.end() || info.handle.size() > MAX_HANDLE_SZ) return {};
+  if (info.handle.size() > MAX_HANDLE_SZ) return {};
+  int mount_fd = -1;
+  UniqueFd opened;  // an unpinned filesystem's, for this lookup only
+  if (const auto m = mounts_.find(info.fsid); m != mounts_.end()) {
+    mount_fd = m->second.get();
+  } else if (const auto u = unpinned_.find(info.fsid); u != unpinned_.end()) {
+    opened.reset(::open(u->second.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (opened.valid() && fsid_of(opened.get()) == info.fsid) mount_fd = opened.get();  // else unmounted, replaced
+  }
+  if (mount_fd < 0) return {};
   alignas(file_handle) unsigned char storage[sizeof(file_handle) + MAX_HANDLE_SZ];
   auto* fh = reinterpret_cast<file_handle*>(storage);
   fh->handle_bytes = static_cast<unsigned>(info.handle.size());
   fh->handle_type = info.handle_type;
   std::memcpy(fh->f_handle, info.handle.data(), info.handle.size());
-  return UniqueFd(::open_by_handle_at(m->second.get(), fh, flags | O_CLOEXEC));
+  return UniqueFd(::open_by_handle_at(mount_fd, fh, flags | O_CLOEXEC));
 }
 
 Located Locator::walk_up(UniqueFd start) {
