@@ -66,6 +66,16 @@ class FanotifySource {
   /// A filesystem mark on the filesystem holding `dir` (create, delete, move, attrib,
   /// modify, close_write, directories included). Marking one filesystem twice is harmless.
   Status mark_filesystem(const Bytes& dir);
+  /// What a mark on the object `fd` opens (O_PATH is enough) asks for:
+  ///   Directory  every change of the directory and of its direct children (an inode mark);
+  ///   Ancestor   names created, deleted or moved in it, and its own attributes (the
+  ///              directories above a root: the root replaced or moved away);
+  ///   File       writes and attribute changes of the file, through any of its names;
+  ///   Links      attribute changes anywhere on fd's filesystem (a filesystem mark that asks
+  ///              for nothing a busy writer does: link(2) changes a file's link count, and a
+  ///              hard link made outside every root to a baseline file is seen so).
+  enum class Mark : uint8_t { Directory, Ancestor, File, Links };
+  Status mark(Mark kind, int fd);
   int fd() const { return fd_.get(); }
   /// Reads what is queued (non-blocking) and parses it; false when nothing was queued.
   Result<bool> read(const std::function<void(FanEvent&&)>& on_event);
@@ -121,6 +131,8 @@ class Locator {
   Located locate(const FanInfo& info);
   /// The identity of the object a Fid record names now; nothing when it is gone.
   std::optional<FileId> object(const FanInfo& info);
+  /// The object itself (O_PATH), to stat or to mark; invalid when it is gone.
+  UniqueFd open_object(const FanInfo& info);
   /// The path a directory handle names now (readlink of the opened handle), for callers that
   /// map by path (container upper directories); nothing when gone or moved.
   std::optional<Bytes> resolve(const FanInfo& info);

@@ -62,6 +62,11 @@ class Watcher {
   Trigger& merge_trigger(Trigger& t, const Event& ev);
   void mark_all_dirty(const std::string& reason, int64_t since_ns);
   void mark_root(const Bytes& root, int64_t now);
+  /// marks.cpp (either thread: fanotify_mark on the group's fd): every directory of the
+  /// subtree, each marked before it is listed; an error names the first one that failed.
+  Status mark_tree(const Bytes& top);
+  /// A file with a second name: writes through any of its names are events.
+  void mark_file(int fd);
   /// Roots of an adopted baseline that no mark covers yet (main thread, from tick()).
   void mark_new_roots();
   /// The BPF sensors: probed, given the roots and the protected files (main thread).
@@ -193,6 +198,7 @@ class Watcher {
   // Counters for status and metrics.
   std::atomic<uint64_t> events_{0}, changes_{0}, overflows_{0}, unresolved_{0}, rescans_{0}, progress_{0};
   std::atomic<uint64_t> coalesced_{0};
+  std::atomic<uint64_t> marks_{0};  // inode marks placed
   OpenWriterWatch writers_;  // its own thread; stopped before the worker
   bool writers_incomplete_ = false;  // the scan's thread only
 };

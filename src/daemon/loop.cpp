@@ -131,40 +131,6 @@ Status Watcher::setup() {
   return {};
 }
 
-void Watcher::mark_root(const Bytes& r, int64_t now) {
-  marked_roots_.insert(r);
-  (void)sensors_.watch_root(r);  // a root that does not exist yet: fanotify's rescan covers it
-  Bytes at = r;  // a root that does not exist yet: its nearest existing ancestor's filesystem
-  struct stat sb {};
-  while (::stat(at.c_str(), &sb) != 0 && at != "/") {
-    Bytes parent, base;
-    split_path(at, &parent, &base);
-    at = parent.empty() ? "/" : parent;
-  }
-  if (!S_ISDIR(sb.st_mode)) {
-    Bytes parent, base;
-    split_path(at, &parent, &base);
-    at = parent.empty() ? "/" : parent;
-  }
-  if (!fan_) return;  // replayed events: nothing to mark
-  Status ms = fan_->mark_filesystem(at);
-  if (ms) ms = locator_.add_filesystem(at);
-  if (ms) return;
-  const std::string why = ms.error().describe();
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    degraded_.push_back(escape_terminal(r) + ": " + why);
-  }
-  json::Writer f = json::Writer::fields();
-  f.str("reason", "mark_failed");
-  roots_field(f, {r});
-  f.str("message", why);
-  sink_.event("degraded", f, escape_terminal(r) + " is not watched in real time (" + why +
-                                 "); it is checked at start and by every full check");
-  (void)state_->mark_dirty(o_.run.db_path, r, "mark_failed", now);
-}
-
-
 void Watcher::mark_new_roots() {
   std::vector<Bytes> fresh, all;
   {
@@ -251,13 +217,19 @@ void Watcher::by_identity(const FanInfo& object, const Event& ev, const FanInfo*
     inodes = inodes_;
   }
   if (!inodes || inodes->empty()) return;
-  const auto id = locator_.object(object);
-  if (!id || !std::binary_search(inodes->begin(), inodes->end(), id->ino)) return;
+  UniqueFd fd = locator_.open_object(object);
+  struct stat sb;
+  if (!fd.valid() || ::fstat(fd.get(), &sb) != 0) return;
+  const FileId id{sb.st_dev, static_cast<uint64_t>(sb.st_ino)};
+  if (!std::binary_search(inodes->begin(), inodes->end(), id.ino)) return;
+  // A second name (link(2) from anywhere): its writes are events from now on, whatever name
+  // they come through; the compare below, after this, sees what came before.
+  if (S_ISREG(sb.st_mode) && sb.st_nlink > 1) mark_file(fd.get());
   // A name outside every root: said in the record, so the admin finds the link.
   Bytes via;
   if (!inside && dir)
     if (auto d = locator_.resolve(*dir)) via = dir->name.empty() || dir->name == "." ? *d : join_path(*d, dir->name);
-  enqueue_inode(*id, ev, std::move(via));
+  enqueue_inode(id, ev, std::move(via));
 }
 
 void Watcher::on_event(Event&& ev) {
@@ -292,7 +264,18 @@ void Watcher::on_event(Event&& ev) {
       ++unresolved_;
     } else if (loc.where == Located::Where::Inside) {
       inside = true;
-      enqueue(named ? join_path(loc.path, info.name) : loc.path, ev);
+      const Bytes path = named ? join_path(loc.path, info.name) : loc.path;
+      // A directory that came to be below a root: marked now, its subtree by the worker
+      // before it compares it (Trigger::mark_tree), so nothing falls between the two.
+      if (named && (ev.mask & FAN_ONDIR) && (ev.mask & (FAN_CREATE | FAN_MOVED_TO))) {
+        if (UniqueFd fd(open_in_root(-1, path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)); fd.valid() && fan_)
+          (void)fan_->mark(FanotifySource::Mark::Directory, fd.get());
+        enqueue(path, ev);
+        std::lock_guard<std::mutex> lk(mu_);
+        if (auto it = pending_.find(path); it != pending_.end()) it->second.mark_tree = true;
+      } else {
+        enqueue(path, ev);
+      }
       // The directory's own entry changed too (times, link count): a name in it came or went.
       if (named && dirent) enqueue(loc.path, ev, true);
     }

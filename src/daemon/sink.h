@@ -32,6 +32,8 @@ struct Trigger {
   /// Held open for writing or mapped shared-writable when compared (open_writers.h); pid and
   /// comm then name a holder unless an event named the writer.
   bool open_for_write = false;
+  /// A directory that came to be below a root: its subtree is marked before it is compared.
+  bool mark_tree = false;
 };
 
 /// "source":"watch" and what triggered the compare: the events, pid and command, or the

@@ -71,6 +71,7 @@ class FanotifyEvents final : public Source {
   int fd() const override { return fan_.fd(); }
   Result<bool> drain(const std::function<void(Event&&)>& on_event) override;
   Status mark_filesystem(const Bytes& dir) { return fan_.mark_filesystem(dir); }
+  Status mark(FanotifySource::Mark kind, int fd) { return fan_.mark(kind, fd); }
 
  private:
   FanotifySource fan_;

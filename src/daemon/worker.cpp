@@ -3,6 +3,7 @@
 // when it is replaced, before each full check), takes the pending paths after the debounce,
 // compares each subtree with the baseline through the merge check uses, and rescans the
 // roots marked dirty, clearing each mark only when a rescan that began after it is done.
+#include <fcntl.h>
 #include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -99,8 +100,13 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable,
     sink_.change(k, o, n, changed, rule);
     return {};
   };
-  m.on_entry = [&](const Record&) -> Status {
+  m.on_entry = [&](const Record& r) -> Status {
     ++progress_;
+    // A baseline file with a second name (made before the daemon ran, or seen now): its
+    // writes are events whatever name they come through.
+    if (fan_ && r.type() == FileType::File && r.has(Attr::Nlink) && r.get(Attr::Nlink).num > 1) {
+      if (UniqueFd f(open_in_root(-1, r.path, O_PATH | O_NOFOLLOW | O_CLOEXEC)); f.valid()) mark_file(f.get());
+    }
     if (cancellable) {
       std::lock_guard<std::mutex> lk(mu_);
       if (stop_) return make_error(Errc::Cancelled, "cancelled");
@@ -262,6 +268,7 @@ Status Watcher::compare_batch(Batch& b) {
     if (outer && path_within(path, *outer)) continue;
     if (covered(path)) continue;
     outer = &path;
+    if (item.second.mark_tree) (void)mark_tree(path);  // a failure shows at the next rescan's marks
     FIM_TRY(compare_path(path, item.second, false));
   }
   // Directories whose names changed: their own entry (times, link count), unless a subtree

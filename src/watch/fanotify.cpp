@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "fim/watch.h"
@@ -111,8 +112,10 @@ Result<FanotifySource> FanotifySource::open() {
   // FAN_REPORT_TARGET_FID (5.17): a create, delete or move also names the entry itself, so a
   // hard link made outside every root to a baseline file is seen for what it links to.
   constexpr unsigned kBase = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME | FAN_REPORT_FID;
-  int fd = ::fanotify_init(kBase | FAN_REPORT_TARGET_FID, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
-  if (fd < 0 && errno == EINVAL) fd = ::fanotify_init(kBase, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  // FAN_UNLIMITED_MARKS: one inode mark per directory below the roots (and per file with a
+  // second name); the default cap is meant for unprivileged groups.
+  int fd = ::fanotify_init(kBase | FAN_UNLIMITED_MARKS | FAN_REPORT_TARGET_FID, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  if (fd < 0 && errno == EINVAL) fd = ::fanotify_init(kBase | FAN_UNLIMITED_MARKS, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
     if (err == EPERM)
@@ -129,6 +132,27 @@ Status FanotifySource::mark_filesystem(const Bytes& dir) {
     const int err = errno;
     return make_error(err == EXDEV || err == EOPNOTSUPP || err == ENODEV ? Errc::Unsupported : Errc::Io,
                       "cannot watch the filesystem of " + quote(dir), err);
+  }
+  return {};
+}
+
+Status FanotifySource::mark(Mark kind, int fd) {
+  uint64_t mask = 0;
+  unsigned flags = FAN_MARK_ADD;
+  switch (kind) {
+    case Mark::Directory: mask = kMarkMask | FAN_EVENT_ON_CHILD; break;
+    case Mark::Ancestor: mask = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_ATTRIB | FAN_ONDIR; break;
+    case Mark::File: mask = FAN_CLOSE_WRITE | FAN_MODIFY | FAN_ATTRIB; break;
+    case Mark::Links: mask = FAN_ATTRIB, flags |= FAN_MARK_FILESYSTEM; break;
+  }
+  // Through /proc/self/fd: fanotify_mark(2) with no pathname refuses O_PATH descriptors (EBADF),
+  // and opening a file to read it only to mark it would touch its access time.
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  if (::fanotify_mark(fd_.get(), flags, mask, AT_FDCWD, path) != 0) {
+    const int err = errno;
+    return make_error(err == EXDEV || err == EOPNOTSUPP || err == ENODEV ? Errc::Unsupported : Errc::Io,
+                      "fanotify_mark", err);
   }
   return {};
 }

@@ -235,6 +235,8 @@ Located Locator::locate(const FanInfo& info) {
   return loc;
 }
 
+UniqueFd Locator::open_object(const FanInfo& info) { return open_info(info, O_PATH); }
+
 std::optional<FileId> Locator::object(const FanInfo& info) {
   UniqueFd fd = open_info(info, O_PATH);
   if (!fd.valid()) return std::nullopt;

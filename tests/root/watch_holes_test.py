@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from fimtest import POLICY, Skip, run_fimctl, run_main  # noqa: E402
 from root_test import mount  # noqa: E402
-from watch_test import Daemon, filesystem, init  # noqa: E402
+from watch_test import Daemon, filesystem, init, sha  # noqa: E402
 
 
 def tree_with(tmp, mnt, layout):
@@ -50,7 +50,15 @@ def case_hard_link_from_outside_every_root(fimctl, tmp):
         os.link(sshd, f"{mnt}/outside/x")
         with open(f"{mnt}/outside/x", "a") as f:
             f.write("backdoor\n")
-        r = d.change(sshd, "changed", "sha256")
+        d.change(sshd, "changed", "sha256")  # the link and the write, in one compare or two
+        d.change(sshd, "changed", "nlink")
+        # Long after the link was made: every later write and chmod through it is an event.
+        time.sleep(0.5)
+        with open(f"{mnt}/outside/x", "a") as f:
+            f.write("more\n")
+        r = d.wait_for(lambda r: r["type"] == "change" and r["path"] == sshd and
+                       any(c["attr"] == "sha256" and c["new"] == sha(open(sshd, "rb").read())
+                           for c in r.get("changes", [])), what="the second write")[-1]
         assert r.get("via") == f"{mnt}/outside/x", r
         os.chmod(f"{mnt}/outside/x", 0o6755)
         d.change(sshd, "changed", "mode")
