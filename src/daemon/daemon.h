@@ -119,6 +119,9 @@ class Watcher {
   /// loss, from the last event read before it to now.
   /// A path an event created that is gone again, not in the baseline: a transient record.
   Status transient_check(const Bytes& p, const Trigger& t);
+  /// Coverage written to state.db (either thread): a failure is an alert (once a minute) and a
+  /// degraded entry until a write succeeds again.
+  void recorded(const Status& st, const char* what);
   void close_gap(const std::string& reason, const std::vector<Bytes>& roots);
   void fatal(Error e);
 
@@ -199,6 +202,8 @@ class Watcher {
   std::atomic<uint64_t> events_{0}, changes_{0}, overflows_{0}, unresolved_{0}, rescans_{0}, progress_{0};
   std::atomic<uint64_t> coalesced_{0};
   std::atomic<uint64_t> marks_{0};  // inode marks placed
+  std::atomic<bool> coverage_failing_{false};
+  std::atomic<double> last_coverage_alert_{0};
   OpenWriterWatch writers_;  // its own thread; stopped before the worker
   bool writers_incomplete_ = false;  // the scan's thread only
 };

@@ -35,16 +35,6 @@ namespace fim::watchd {
 
 namespace {
 
-std::string comm_of(int32_t pid) {
-  if (pid <= 0) return {};
-  auto c = read_small_file(("/proc/" + std::to_string(pid) + "/comm").c_str(), 64);
-  if (!c) return {};
-  std::string s = *c;
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
-
-/// Blocks the signals the daemon handles, so the worker thread inherits the mask.
 sigset_t daemon_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -55,14 +45,6 @@ sigset_t daemon_signals() {
 }
 
 }  // namespace
-
-/// The fields of a gap record: when events were lost, why, and the roots rescanned for it.
-json::Writer gap_fields(int64_t start_ns, int64_t end_ns, const std::string& reason, const std::vector<Bytes>& roots) {
-  json::Writer f = json::Writer::fields();
-  f.str("start", format_time_ns(start_ns)).str("end", format_time_ns(end_ns)).str("reason", reason);
-  roots_field(f, roots);
-  return f;
-}
 
 Status Watcher::setup() {
   Bytes dir, name;
@@ -107,7 +89,7 @@ Status Watcher::setup() {
   int64_t down_since = reader_->meta().created_ns;
   if (prev && *prev) down_since = (*prev)->stopped_ns ? (*prev)->stopped_ns : (*prev)->heartbeat_ns;
   const int64_t now = now_ns();
-  (void)state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now, false);
+  recorded(state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now, false), "the heartbeat");
 
   // Marks before the first rescan, so nothing falls between the two.
   std::vector<Bytes> roots;
@@ -121,10 +103,10 @@ Status Watcher::setup() {
     json::Writer f = gap_fields(down_since, now, "daemon_down", roots);
     sink_.event("gap", f, "not watched from " + format_time_ns(down_since) + " to " + format_time_ns(now) +
                               " (daemon not running): rescanning every root");
-    (void)state_->add_gap(o_.run.db_path, {down_since, now, "daemon_down"});
+    recorded(state_->add_gap(o_.run.db_path, {down_since, now, "daemon_down"}), "the downtime gap");
     std::lock_guard<std::mutex> lk(mu_);
     for (const auto& r : roots) {
-      (void)state_->mark_dirty(o_.run.db_path, r, "daemon_down", now);
+      recorded(state_->mark_dirty(o_.run.db_path, r, "daemon_down", now), "a dirty root");
       dirty_[r] = Mark{"start", now};
     }
   }
@@ -147,160 +129,6 @@ void Watcher::mark_new_roots() {
   std::lock_guard<std::mutex> lk(mu_);
   for (const auto& r : fresh) dirty_[r] = Mark{"new_root", now};
   cv_.notify_one();
-}
-
-void Watcher::mark_all_dirty(const std::string& reason, int64_t since_ns) {
-  const int64_t now = now_ns();
-  std::vector<Bytes> roots;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    roots = roots_;
-    for (const auto& r : roots) dirty_[r] = Mark{reason, now};
-    pending_.clear();  // the rescans cover them
-  }
-  for (const auto& r : roots) (void)state_->mark_dirty(o_.run.db_path, r, reason, now);
-  if (reason != "coalesced") {
-    // The gap is said when the rescan that closes it ends: events were lost from the last one
-    // read before the loss until then (Watcher::close_gap).
-    std::lock_guard<std::mutex> lk(mu_);
-    auto [it, fresh] = open_gaps_.emplace(reason, since_ns);
-    if (!fresh) it->second = std::min(it->second, since_ns);
-  }
-  cv_.notify_one();
-}
-
-Trigger& Watcher::merge_trigger(Trigger& t, const Event& ev) {
-  t.mask |= ev.mask;
-  if (ev.pid > 0 && ev.pid != t.pid) {
-    t.pid = ev.pid;
-    t.comm = comm_of(ev.pid);
-  }
-  if (!t.first_ns) t.first_ns = now_ns();
-  return t;
-}
-
-void Watcher::enqueue(const Bytes& path, const Event& ev, bool dir_only) {
-  // fimctl's own files never trigger work (a root above them would loop).
-  if (std::find(own_files_.begin(), own_files_.end(), path) != own_files_.end()) return;
-  bool overfull = false;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    merge_trigger((dir_only ? pending_dirs_ : pending_)[path], ev);
-    overfull = pending_.size() + pending_dirs_.size() + pending_inodes_.size() > o_.max_pending;
-  }
-  if (overfull) {
-    ++coalesced_;
-    mark_all_dirty("coalesced", now_ns());
-  }
-  cv_.notify_one();
-}
-
-void Watcher::enqueue_inode(const FileId& id, const Event& ev, Bytes via) {
-  bool overfull = false;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    Trigger& t = merge_trigger(pending_inodes_[id], ev);
-    if (!via.empty()) t.via = std::move(via);
-    overfull = pending_.size() + pending_dirs_.size() + pending_inodes_.size() > o_.max_pending;
-  }
-  if (overfull) {
-    ++coalesced_;
-    mark_all_dirty("coalesced", now_ns());
-  }
-  cv_.notify_one();
-}
-
-void Watcher::by_identity(const FanInfo& object, const Event& ev, const FanInfo* dir, bool inside) {
-  std::shared_ptr<const std::vector<uint64_t>> inodes;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    inodes = inodes_;
-  }
-  if (!inodes || inodes->empty()) return;
-  UniqueFd fd = locator_.open_object(object);
-  struct stat sb;
-  if (!fd.valid() || ::fstat(fd.get(), &sb) != 0) return;
-  const FileId id{sb.st_dev, static_cast<uint64_t>(sb.st_ino)};
-  if (!std::binary_search(inodes->begin(), inodes->end(), id.ino)) return;
-  // A second name (link(2) from anywhere): its writes are events from now on, whatever name
-  // they come through; the compare below, after this, sees what came before.
-  if (S_ISREG(sb.st_mode) && sb.st_nlink > 1) mark_file(fd.get());
-  // A name outside every root: said in the record, so the admin finds the link.
-  Bytes via;
-  if (!inside && dir)
-    if (auto d = locator_.resolve(*dir)) via = dir->name.empty() || dir->name == "." ? *d : join_path(*d, dir->name);
-  enqueue_inode(id, ev, std::move(via));
-}
-
-void Watcher::on_event(Event&& ev) {
-  ++events_;
-  if (ev.loss) {
-    ++overflows_;
-    mark_all_dirty("overflow", last_read_ns_);
-    return;
-  }
-  const bool dirent = ev.mask & (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO);
-  const FanInfo* object = nullptr;  // FAN_REPORT_FID: the file itself (TARGET_FID: also for dirents)
-  const FanInfo* named_dir = nullptr;
-  bool inside = false, touched_root = false;
-  for (const auto& info : ev.infos) {
-    if (info.kind == FanInfo::Kind::Fid) {
-      object = &info;
-      continue;
-    }
-    named_dir = &info;
-    const Located loc = locator_.locate(info);
-    const bool named = !info.name.empty() && info.name != ".";
-    // The component on the way to a root: the root (or an ancestor) created, removed,
-    // renamed, chmod-ed. Its subtree is compared, and the roots' identities read again.
-    for (const auto& [component, root] : loc.above)
-      if (named && info.name == component) {
-        enqueue(root, ev);
-        touched_root = true;
-      }
-    if (loc.where == Located::Where::Unknown) {
-      // A directory gone or moved before we looked: its own delete/move event, on a parent
-      // that still exists, covers what was in it.
-      ++unresolved_;
-    } else if (loc.where == Located::Where::Inside) {
-      inside = true;
-      const Bytes path = named ? join_path(loc.path, info.name) : loc.path;
-      // A directory that came to be below a root: marked now, its subtree by the worker
-      // before it compares it (Trigger::mark_tree), so nothing falls between the two.
-      if (named && (ev.mask & FAN_ONDIR) && (ev.mask & (FAN_CREATE | FAN_MOVED_TO))) {
-        if (UniqueFd fd(open_in_root(-1, path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)); fd.valid() && fan_)
-          (void)fan_->mark(FanotifySource::Mark::Directory, fd.get());
-        enqueue(path, ev);
-        std::lock_guard<std::mutex> lk(mu_);
-        if (auto it = pending_.find(path); it != pending_.end()) it->second.mark_tree = true;
-      } else {
-        enqueue(path, ev);
-      }
-      // The directory's own entry changed too (times, link count): a name in it came or went.
-      if (named && dirent) enqueue(loc.path, ev, true);
-    }
-  }
-  if (object && !named_dir) {
-    // No directory record: an event on the object itself (a link count changed by link(2) or
-    // unlink(2) anywhere). A directory locates like any; a file by its identity, else by the
-    // directory its path names now.
-    const Located loc = locator_.locate(*object);
-    if (loc.where == Located::Where::Inside) {
-      inside = true;
-      enqueue(loc.path, ev);
-    } else if (auto p = loc.where == Located::Where::Unknown ? locator_.resolve(*object) : std::nullopt) {
-      Bytes dir, name;
-      split_path(*p, &dir, &name);
-      FanInfo parent;
-      parent.path = dir;
-      if (const Located pl = locator_.locate(parent); pl.where == Located::Where::Inside) enqueue(join_path(pl.path, name), ev);
-    }
-  }
-  // Whatever name the event came through: a file the baseline records is compared under its
-  // baseline names (a hard link made outside every root and written through).
-  if (object) by_identity(*object, ev, named_dir, inside);
-  if (touched_root) locator_.refresh();  // later events in the new root locate already
-  if ((ev.mask & FAN_ONDIR) && (ev.mask & (FAN_MOVED_FROM | FAN_MOVED_TO))) locator_.invalidate();
 }
 
 void Watcher::reload() {
@@ -344,7 +172,7 @@ void Watcher::tick() {
   }
   const int64_t wall = now_ns();
   if (now >= next_beat_) {
-    (void)state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, wall, false);
+    recorded(state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, wall, false), "the heartbeat");
     next_beat_ = now + 10;
   }
   if (o_.full_check_seconds > 0 && now >= next_full_) {
@@ -486,7 +314,7 @@ void Watcher::shut_down(std::thread& worker_thread, const Status& result) {
   }
   cv_.notify_one();
   worker_thread.join();
-  (void)state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now_ns(), true);
+  recorded(state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now_ns(), true), "the clean stop");
   const bool bound = servers_.serves_status();
   servers_.stop();  // nothing answers on the name once it is gone
   if (bound) ::unlink(o_.socket_path.c_str());

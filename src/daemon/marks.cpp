@@ -119,7 +119,7 @@ void Watcher::mark_root(const Bytes& r, int64_t now) {
   f.str("message", why);
   sink_.event("degraded", f, escape_terminal(r) + " is not watched in real time (" + why +
                                  "); it is checked at start and by every full check");
-  (void)state_->mark_dirty(o_.run.db_path, r, "mark_failed", now);
+  recorded(state_->mark_dirty(o_.run.db_path, r, "mark_failed", now), "a dirty root");
 }
 
 }  // namespace fim::watchd

@@ -340,7 +340,7 @@ void Watcher::on_mount(const MountEntry& m, const MountImpact& imp, const std::v
   ++changes_;  // a root's files changed as much as if they had been written
   sink_.alert_with(attached ? "mount_attached" : "mount_detached", msg, f, attached ? LOG_ERR : LOG_WARNING);
 
-  for (const auto& r : affected) (void)state_->mark_dirty(o_.run.db_path, r, "mount", now);
+  for (const auto& r : affected) recorded(state_->mark_dirty(o_.run.db_path, r, "mount", now), "a dirty root");
   // While it stays, the root is not the tree the baseline recorded: degraded (status exits 8).
   std::lock_guard<std::mutex> lk(mu_);
   auto& hiding = mounts_.hiding();

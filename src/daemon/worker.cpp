@@ -159,7 +159,7 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
   t.rescan = reason;
   for (const auto& r : roots) {
     FIM_TRY(compare_path(r, t, cancellable));
-    (void)worker_state_->clear_dirty(o_.run.db_path, r, began);
+    recorded(worker_state_->clear_dirty(o_.run.db_path, r, began), "a root's rescan");
     std::lock_guard<std::mutex> lk(mu_);
     if (auto it = dirty_.find(r); it != dirty_.end() && it->second.at_ns <= began) dirty_.erase(it);
   }
@@ -169,23 +169,6 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
   return {};
 }
 
-void Watcher::close_gap(const std::string& reason, const std::vector<Bytes>& roots) {
-  int64_t start = 0;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    const auto g = open_gaps_.find(reason);
-    if (g == open_gaps_.end()) return;
-    for (const auto& [root, mark] : dirty_)
-      if (mark.reason == reason) return;  // lost again during the rescan: the next one closes it
-    start = g->second;
-    open_gaps_.erase(g);
-  }
-  const int64_t end = now_ns();
-  (void)worker_state_->add_gap(o_.run.db_path, {start, end, reason});
-  sink_.event("gap", gap_fields(start, end, reason, roots),
-              "events lost (" + reason + ") from " + format_time_ns(start) + " until the rescan of every root ended",
-              LOG_WARNING);
-}
 
 bool Watcher::take_batch(Batch* b) {
   std::unique_lock<std::mutex> lk(mu_);

@@ -187,6 +187,40 @@ def case_overflow_gap_spans_the_rescan(fimctl, tmp):
         assert d.stop() == 0
 
 
+def case_state_db_full_is_not_silent(fimctl, tmp):
+    """The filesystem holding state.db fills up while the daemon runs: what it can no longer
+    record (heartbeat, dirty roots, gaps) is an alert, and status is not clean until a write
+    succeeds again."""
+    mnt = filesystem(tmp, "tmpfs")
+    db_dir = f"{tmp}/dbfs"
+    os.makedirs(db_dir)
+    mount("-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", db_dir)
+    tree_with(tmp, mnt, {"watched/f": "x\n"})
+    db = f"{db_dir}/baseline.db"
+    init(fimctl, db, f"{mnt}/watched")
+    with Daemon(fimctl, tmp, db) as d:
+        with open(f"{db_dir}/filler", "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        d.wait_for(lambda r: r["type"] == "alert" and r["code"] == "coverage_not_recorded", timeout=40,
+                   what="the coverage_not_recorded alert")
+        rc, st = d.status()
+        assert rc == 8 and any("coverage not recorded" in x for x in st["degraded"]), (rc, st)
+        os.unlink(f"{db_dir}/filler")
+        end = time.monotonic() + 40
+        while time.monotonic() < end:
+            rc, st = d.status()
+            if not any("coverage not recorded" in x for x in st["degraded"]):
+                break
+            time.sleep(0.5)
+        assert not any("coverage not recorded" in x for x in st["degraded"]), st
+        assert d.stop() == 0
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":
