@@ -81,8 +81,8 @@ class Watcher {
   void tick();
   /// The event loop's fds (signals, timer, wakeup) and setup(), all in one epoll set.
   Status open_loop(UniqueFd* ep);
-  /// Reads every event the source has queued.
-  Status drain_source();
+  /// Reads every event `src` has queued.
+  Status drain_source(Source& src);
   /// Handles one ready fd of the loop; true when the daemon is to stop (*result says why).
   bool on_ready(int fd, Status* result);
   /// After the loop: what the kernel still holds is compared, the worker ends, the stop is
@@ -134,7 +134,8 @@ class Watcher {
   FanotifyEvents* fan_ = nullptr;  // source_ when it is the kernel's (marks go there)
   Sensors sensors_;
   double next_protect_ = 0;
-  int64_t last_bpf_read_ns_ = now_ns();  // a kernel-side loss happened after this
+  std::unique_ptr<BpfEvents> bpf_;  // the sensors as a source, when they loaded
+  int64_t loss_since_ = 0;          // main thread: the source being read was last read then
   Locator locator_;
   Notifier notifier_;
   UniqueFd sigfd_, timerfd_, wakefd_, sockfd_, metricsfd_;
@@ -144,7 +145,6 @@ class Watcher {
   MountWatch mounts_;             // main thread
   double next_mount_alert_ = 0;
   int64_t started_ns_ = now_ns();
-  int64_t last_read_ns_ = now_ns();
   double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0, next_refresh_ = 0;
   uint64_t last_progress_ = 0;
   double next_watchdog_ = 0, next_status_ = 0, last_progress_at_ = 0;

@@ -90,9 +90,14 @@ void Watcher::by_identity(const FanInfo& object, const Event& ev, const FanInfo*
 
 void Watcher::on_event(Event&& ev) {
   ++events_;
-  if (ev.loss) {
-    ++overflows_;
-    mark_all_dirty("overflow", last_read_ns_);
+  if (!ev.loss.empty()) {
+    if (ev.loss == "overflow") ++overflows_;
+    mark_all_dirty(ev.loss, loss_since_);
+    return;
+  }
+  if (ev.bpf) {
+    --events_;  // counted apart (fimctl_bpf_events_total)
+    on_sensor_event(std::move(*ev.bpf));
     return;
   }
   const bool dirent = ev.mask & (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO);

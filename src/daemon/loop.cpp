@@ -80,6 +80,7 @@ Status Watcher::setup() {
     fan_ = events.get();
     source_ = std::move(events);
   }
+  source_->last_read_ns = now_ns();
   FIM_TRY(open_socket());
   FIM_TRY(start_sensors());
 
@@ -152,11 +153,12 @@ void Watcher::tick() {
     // A root replaced or moved without an event we could place (it is found by identity):
     // what happened in between was not located, so it is a gap.
     next_refresh_ = now + 1;
-    if (locator_.refresh()) mark_all_dirty("root_changed", last_read_ns_);
+    if (locator_.refresh()) mark_all_dirty("root_changed", source_->last_read_ns);
   }
   if (sensors_.active()) {
     // Kernel-side loss: the same recovery as a fanotify overflow.
-    if (const uint64_t lost = sensors_.new_losses(); lost > 0) mark_all_dirty("bpf_loss", last_bpf_read_ns_);
+    loss_since_ = bpf_->last_read_ns;
+    bpf_->poll_losses([this](Event&& ev) { on_event(std::move(ev)); });
     apply_sensor_policy();  // the baseline or the policy changed
     if (now >= next_protect_) {  // a replaced baseline (update) or policy: its new inode
       sensors_.protect(protected_paths());
@@ -238,7 +240,7 @@ Status Watcher::open_loop(UniqueFd* ep) {
   ::timerfd_settime(timerfd_.get(), 0, &its, nullptr);
   if (!add(source_->fd()) || !add(sigfd_.get()) || !add(timerfd_.get()) || !add(wakefd_.get()) ||
       !add(servers_.refresh_fd()) ||
-      (sensors_.active() && !add(sensors_.fd())))
+      (bpf_ && !add(bpf_->fd())))
     return make_error(Errc::Io, "epoll_ctl", errno);
   FIM_TRY(start_mounts(ep->get()));
   next_full_ = monotonic_seconds() + o_.full_check_seconds;
@@ -246,34 +248,30 @@ Status Watcher::open_loop(UniqueFd* ep) {
   return {};
 }
 
-Status Watcher::drain_source() {
+Status Watcher::drain_source(Source& src) {
   for (;;) {
-    auto got = source_->drain([this](Event&& ev) { on_event(std::move(ev)); });
+    loss_since_ = src.last_read_ns;  // a loss it reports happened after this
+    auto got = src.drain([this](Event&& ev) { on_event(std::move(ev)); });
     if (!got) return got.error();
     if (!*got) return {};
-    last_read_ns_ = now_ns();
+    src.last_read_ns = now_ns();
   }
 }
 
 bool Watcher::on_ready(int fd, Status* result) {
-  if (fd == source_->fd()) {
+  Source* src = fd == source_->fd() ? source_.get() : bpf_ && fd == bpf_->fd() ? bpf_.get() : nullptr;
+  if (src) {
     const uint64_t before = events_;
-    if (Status st = drain_source(); !st) {
+    if (Status st = drain_source(*src); !st) {
       // A read error loses events: say so, rescan, go on.
-      sink_.alert("read_error", st.error().describe());
-      mark_all_dirty("read_error", last_read_ns_);
+      sink_.alert("read_error", std::string(src->name()) + ": " + st.error().describe());
+      mark_all_dirty("read_error", src->last_read_ns);
     }
     // Under a stream of events, let them gather for a moment instead of waking for each
     // one: a busy writer pays for every wakeup (measured: -57% cost per event,
     // -33% batched). Bounded latency cost; the kernel queue holds them meanwhile.
-    if (events_ - before > 0 && o_.batch_seconds > 0)
+    if (src == source_.get() && events_ - before > 0 && o_.batch_seconds > 0)
       std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(o_.batch_seconds * 1e6)));
-  } else if (sensors_.active() && fd == sensors_.fd()) {
-    if (Status st = sensors_.drain([this](BpfEvent&& ev) { on_sensor_event(std::move(ev)); }); !st) {
-      sink_.alert("read_error", st.error().describe());
-      mark_all_dirty("read_error", last_bpf_read_ns_);
-    }
-    last_bpf_read_ns_ = now_ns();
   } else if (fd == sigfd_.get()) {
     bool stopping = false;
     signalfd_siginfo si;
@@ -306,8 +304,8 @@ void Watcher::shut_down(std::thread& worker_thread, const Status& result) {
   // SIGTERM: take what the kernel still holds, let the worker compare it, then stop.
   notifier_.send("STOPPING=1");
   writers_.stop();
-  (void)sensors_.drain([this](BpfEvent&& ev) { on_sensor_event(std::move(ev)); });
-  (void)drain_source();
+  if (bpf_) (void)drain_source(*bpf_);
+  (void)drain_source(*source_);
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;

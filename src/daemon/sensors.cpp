@@ -56,6 +56,8 @@ Status Watcher::start_sensors() {
     if (o_.enforce) sink_.alert("enforcement_unavailable", "--enforce: nothing is denied, the BPF LSM is " + sensors_.state());
     return {};
   }
+  bpf_ = std::make_unique<BpfEvents>(sensors_);
+  bpf_->last_read_ns = now_ns();
   sensors_.protect(protected_paths());
   apply_sensor_policy();
   sink_.set_who([this](const Record* o, const Record* n, int32_t pid) { return sensors_.who_for(o, n, pid); });

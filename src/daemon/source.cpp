@@ -3,6 +3,8 @@
 // which the daemon drains through the same Event.
 #include "source.h"
 
+#include "bpf.h"
+
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <unistd.h>
@@ -38,8 +40,8 @@ Event ReplaySource::named(uint64_t mask, const Bytes& dir, const Bytes& name, in
   Event ev;
   ev.mask = mask;
   ev.pid = pid;
-  ev.loss = (mask & FAN_Q_OVERFLOW) != 0;
-  if (!ev.loss) {
+  if (mask & FAN_Q_OVERFLOW) ev.loss = "overflow";
+  if (ev.loss.empty()) {
     FanInfo i;
     i.kind = FanInfo::Kind::DfidName;
     i.path = dir;
@@ -62,10 +64,31 @@ Result<bool> FanotifyEvents::drain(const std::function<void(Event&&)>& on_event)
     Event ev;
     ev.mask = fe.mask;
     ev.pid = fe.pid;
-    ev.loss = fe.overflow();
+    if (fe.overflow()) ev.loss = "overflow";
     ev.infos = std::move(fe.infos);
     on_event(std::move(ev));
   });
+}
+
+int BpfEvents::fd() const { return s_.fd(); }
+
+Result<bool> BpfEvents::drain(const std::function<void(Event&&)>& on_event) {
+  bool any = false;
+  FIM_TRY(s_.drain([&](BpfEvent&& b) {
+    any = true;
+    Event ev;
+    ev.pid = static_cast<int32_t>(b.who.tgid);
+    ev.bpf = std::move(b);
+    on_event(std::move(ev));
+  }));
+  return any;
+}
+
+void BpfEvents::poll_losses(const std::function<void(Event&&)>& on_event) {
+  if (s_.new_losses() == 0) return;
+  Event ev;
+  ev.loss = "bpf_loss";
+  on_event(std::move(ev));
 }
 
 }  // namespace fim::watchd

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "fim/base/fd.h"
@@ -27,7 +28,9 @@ namespace fim::watchd {
 struct Event {
   uint64_t mask = 0;  ///< FAN_* bits
   int32_t pid = 0;
-  bool loss = false;
+  /// Events were lost before this one, and why: "overflow" (the kernel's queue), "bpf_loss"
+  /// (a full ring buffer); empty when nothing was.
+  std::string loss;
   std::vector<FanInfo> infos;
   std::optional<BpfEvent> bpf;
 };
@@ -35,6 +38,8 @@ struct Event {
 class Source {
  public:
   virtual ~Source() = default;
+  /// When the loop last read events from it: a loss happened after this.
+  int64_t last_read_ns = 0;
   virtual std::string_view name() const = 0;
   /// Readable when events are queued (the loop polls it).
   virtual int fd() const = 0;
@@ -75,6 +80,23 @@ class FanotifyEvents final : public Source {
 
  private:
   FanotifySource fan_;
+};
+
+class Sensors;
+
+/// The BPF LSM sensors as a Source: each ring-buffer record an Event with `bpf` set, and the
+/// records the kernel could not queue one Event with loss "bpf_loss" (poll_losses, from the
+/// loop's timer: the ring buffer says nothing when it drops).
+class BpfEvents final : public Source {
+ public:
+  explicit BpfEvents(Sensors& s) : s_(s) {}
+  std::string_view name() const override { return "bpf"; }
+  int fd() const override;
+  Result<bool> drain(const std::function<void(Event&&)>& on_event) override;
+  void poll_losses(const std::function<void(Event&&)>& on_event);
+
+ private:
+  Sensors& s_;
 };
 
 }  // namespace fim::watchd

@@ -219,7 +219,7 @@ TEST_CASE("replay: a lost event is a gap that runs to the end of the rescan, and
   test::write_file(d / "t/f", "changed while events were lost");
   Event loss;
   loss.mask = FAN_Q_OVERFLOW;
-  loss.loss = true;
+  loss.loss = "overflow";
   w.push(std::move(loss));
   w.wait_for({"\"kind\":\"changed\"", q(d / "t/f"), "\"rescan\":\"overflow\""});
   const auto gap = w.wait_for({"\"type\":\"gap\"", "\"reason\":\"overflow\""});
