@@ -6,7 +6,8 @@
  * supported) and loaded unchanged on newer kernels. The programs tell the watch daemon who
  * changes what below its roots, which kernel modules and BPF programs are loaded and which
  * binaries below the roots are executed; with enforcement on, they deny writes, truncation,
- * attribute changes, renames and unlinks of protected inodes.
+ * attribute changes, renames and unlinks of protected inodes, and mounts over fimctl's own
+ * files and directories.
  *
  * What "below a root" means: fim_watched holds the roots' (dev, ino); a hook walks at most
  * FIM_MAX_DEPTH d_parent links up from the object looking for one, and records the names it
@@ -209,6 +210,78 @@ int BPF_PROG(fim_kernel_load_data, int id, bool contents)
 	e->mode = contents;
 	event__submit(e);
 	return 0;
+}
+
+/* Where a mount at `to` takes effect (FIM_MNT_*): the daemon's or PID 1's namespace, or a
+ * shared mount point, from which it propagates into theirs. */
+static __always_inline __u32 mount__scope(const struct path *to)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u32 ns = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
+	__u32 scope = 0;
+
+	if (ns == fim_self_mntns)
+		scope |= FIM_MNT_SELF_NS;
+	if (fim_host_mntns && ns == fim_host_mntns)
+		scope |= FIM_MNT_HOST_NS;
+	if (BPF_CORE_READ(to, mnt, mnt_flags) & FIM_MNT_SHARED_FLAG)
+		scope |= FIM_MNT_SHARED;
+	return scope;
+}
+
+/* A mount whose mount point is one of fimctl's own files or directories (or an ancestor of
+ * them): it would hide the baseline, keys or policy behind another tree. `from` (move_mount)
+ * is the tree put there: the same inode is a directory bound over itself, which hides nothing. */
+static __always_inline int mount__check(const struct path *to, __u32 kind, __u32 flags, const char *source,
+					const char *type, const struct path *from)
+{
+	struct fim_key k, fk;
+	struct fim_event *e;
+	__u32 w, scope;
+	int deny;
+
+	if (kind == FIM_EV_MOUNT && !mount__hides(flags))
+		return 0;
+	w = inode__lookup(BPF_CORE_READ(to, dentry, d_inode), &k);
+	if (!(w & FIM_W_NOMOUNT))
+		return 0;
+	if (from) {
+		inode__lookup(BPF_CORE_READ(from, dentry, d_inode), &fk);
+		if (fk.dev == k.dev && fk.ino == k.ino)
+			return 0;
+	}
+	scope = mount__scope(to);
+	deny = mount__deny(fim_enforce, w, scope);
+	e = event__new(kind);
+	if (e) {
+		e->dev = k.dev;
+		e->ino = k.ino;
+		e->mode = flags;
+		e->extra = scope;
+		if (deny)
+			e->flags |= FIM_F_DENIED;
+		if (source)
+			bpf_probe_read_kernel_str(e->path, sizeof(e->path), source);
+		if (type)
+			bpf_probe_read_kernel_str(e->name2, sizeof(e->name2), type);
+		event__submit(e);
+	}
+	return verdict(deny);
+}
+
+/* mount(2): `path` is the mount point; dev_name and type are the kernel's copies. */
+SEC("lsm/sb_mount")
+int BPF_PROG(fim_sb_mount, const char *dev_name, const struct path *path, const char *type, unsigned long flags,
+	     void *data)
+{
+	return mount__check(path, FIM_EV_MOUNT, (__u32)flags, dev_name, type, NULL);
+}
+
+/* move_mount(2), the new mount API's attach (fsmount, open_tree): to_path is the mount point. */
+SEC("lsm/move_mount")
+int BPF_PROG(fim_move_mount, const struct path *from_path, const struct path *to_path)
+{
+	return mount__check(to_path, FIM_EV_MOVE_MOUNT, 0, NULL, NULL, from_path);
 }
 
 /* bpf(BPF_PROG_LOAD) by anyone but the daemon. The stable "bpf" hook, not bpf_prog_load

@@ -45,7 +45,11 @@ enum fim_kind {
 	FIM_EV_KREAD = 10,     /* kernel_read_file: extra = enum kernel_read_file_id */
 	FIM_EV_KLOAD = 11,     /* kernel_load_data: extra = enum kernel_load_data_id */
 	FIM_EV_BPF = 12,       /* bpf(BPF_PROG_LOAD): extra = prog type, mode = attach type */
-	FIM_EV_KIND_MAX = 13,
+	/* sb_mount (mount(2)) over a FIM_W_NOMOUNT inode: mode = the MS_* flags, extra = FIM_MNT_*,
+	 * path = the source as given (dev_name; never FIM_F_DPATH), name2 = the filesystem type. */
+	FIM_EV_MOUNT = 13,
+	FIM_EV_MOVE_MOUNT = 14, /* move_mount(2) onto a FIM_W_NOMOUNT inode: extra = FIM_MNT_* */
+	FIM_EV_KIND_MAX = 15,
 };
 
 /* fim_watched values: what an inode is to the programs. */
@@ -53,6 +57,14 @@ enum fim_kind {
 #define FIM_W_PROTECT 2u /* with enforce: writes, truncation, chmod/chown, rename, unlink denied */
 #define FIM_W_SELF 4u    /* report events on this inode itself (protected files) */
 #define FIM_W_EXEC_GUARD 8u /* with enforce: execs below it need an entry in fim_exec_allow */
+#define FIM_W_NOMOUNT 16u   /* fimctl's own files, directories and their ancestors: with enforce,
+			     * a mount over it is denied where it could hide them (FIM_MNT_*) */
+
+/* Where a mount over a FIM_W_NOMOUNT inode takes effect (fim_event.extra of the mount kinds):
+ * any bit set means the daemon's or the host's view changes, and only then is it denied. */
+#define FIM_MNT_SELF_NS 1u /* the task is in the daemon's mount namespace */
+#define FIM_MNT_HOST_NS 2u /* the task is in PID 1's mount namespace */
+#define FIM_MNT_SHARED 4u  /* the mount point's mount is shared: the mount propagates to peers */
 
 /* fim_event.flags */
 #define FIM_F_DENIED 1u      /* the hook returned -EPERM */
@@ -111,6 +123,8 @@ enum fim_test_op {
 	FIM_TEST_MODULE_LOAD = 5,   /* a = kernel_load_data_id */
 	FIM_TEST_KDEV = 6,          /* a = major, b = minor: result64 = kernel s_dev */
 	FIM_TEST_EXEC_DENY = 7,     /* a = enforce, b = guarded, c = allowed */
+	FIM_TEST_MOUNT_HIDES = 8,   /* a = MS_* flags */
+	FIM_TEST_MOUNT_DENY = 9,    /* a = enforce, b = watched flags, c = FIM_MNT_* */
 };
 
 struct fim_test_ctx {

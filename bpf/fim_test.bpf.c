@@ -37,6 +37,12 @@ int fim_test_classify(struct fim_test_ctx *ctx)
 	case FIM_TEST_EXEC_DENY:
 		r = exec__deny(ctx->a, ctx->b, ctx->c);
 		break;
+	case FIM_TEST_MOUNT_HIDES:
+		r = mount__hides(ctx->a);
+		break;
+	case FIM_TEST_MOUNT_DENY:
+		r = mount__deny(ctx->a, ctx->b, ctx->c);
+		break;
 	case FIM_TEST_KDEV:
 		r = dev__kernel(ctx->a, ctx->b);
 		break;

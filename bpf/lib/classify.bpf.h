@@ -18,6 +18,13 @@
 #define FIM_EPERM 1
 #define FIM_READING_MODULE 2u /* enum kernel_read_file_id */
 #define FIM_LOADING_MODULE 2u /* enum kernel_load_data_id */
+/* uapi/linux/mount.h */
+#define FIM_MS_REMOUNT 32u
+#define FIM_MS_BIND 4096u
+#define FIM_MS_PROPAGATION ((1u << 17) | (1u << 18) | (1u << 19) | (1u << 20)) /* UNBINDABLE..SHARED */
+#define FIM_MS_MGC_MSK 0xffff0000u
+#define FIM_MS_MGC_VAL 0xc0ed0000u
+#define FIM_MNT_SHARED_FLAG 0x1000 /* MNT_SHARED, include/linux/mount.h: vfsmount.mnt_flags */
 
 /* A chmod of a regular file that adds an x bit (user, group or other) it did not have. */
 static __always_inline int mode__adds_exec(__u32 old_mode, __u32 new_mode)
@@ -44,6 +51,31 @@ static __always_inline int policy__deny(__u32 enforce, __u32 watched, __u32 exem
 static __always_inline int exec__deny(__u32 enforce, __u32 guarded, __u32 allowed)
 {
 	return enforce && guarded && !allowed;
+}
+
+/* Whether mount(2) with these flags puts another tree at its mount point, in the order the
+ * kernel's path_mount() dispatches them: a remount (MS_BIND with it changes per-mount flags
+ * only) and a change of propagation alone show the same files, so they are never denied; a bind
+ * (even with propagation flags), a move and a new mount do not. systemd's sandboxing remounts
+ * and changes propagation at every service start. */
+static __always_inline int mount__hides(__u32 flags)
+{
+	if ((flags & FIM_MS_MGC_MSK) == FIM_MS_MGC_VAL) /* the old magic, discarded by the kernel */
+		flags &= ~FIM_MS_MGC_MSK;
+	if (flags & FIM_MS_REMOUNT)
+		return 0;
+	if (flags & FIM_MS_BIND)
+		return 1;
+	return !(flags & FIM_MS_PROPAGATION);
+}
+
+/* A mount over fimctl's own files (FIM_W_NOMOUNT): denied with enforcement, and only where the
+ * daemon or the host would see it (scope: FIM_MNT_*). In another mount namespace whose mount
+ * point does not propagate (systemd's ReadWritePaths= binding a directory over itself in a
+ * service's namespace) it is reported and allowed. */
+static __always_inline int mount__deny(__u32 enforce, __u32 watched, __u32 scope)
+{
+	return enforce && (watched & FIM_W_NOMOUNT) && scope != 0;
 }
 
 static __always_inline int kread__is_module(__u32 id)

@@ -11,6 +11,8 @@ const volatile __u32 fim_self_tgid = 0;  /* the daemon: never reported, never de
 const volatile __u32 fim_enforce = 0;    /* honour FIM_W_PROTECT */
 const volatile __u64 fim_exempt_dev = 0; /* fimctl's own binary (kernel dev, ino): its */
 const volatile __u64 fim_exempt_ino = 0; /* update/accept may replace the baseline */
+const volatile __u32 fim_self_mntns = 0; /* the daemon's mount namespace (inode number) */
+const volatile __u32 fim_host_mntns = 0; /* PID 1's, 0 when unknown */
 
 /* 1 MiB: 1024 records. A full buffer is counted (FIM_CNT_RINGBUF_FULL) and makes the daemon
  * rescan its roots, as a fanotify overflow does. */

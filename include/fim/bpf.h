@@ -24,7 +24,9 @@
 namespace fim {
 
 enum class BpfKind : uint16_t {
-  OpenWrite = 1, Truncate, Chmod, Chown, Create, Mkdir, Rename, Unlink, Exec, KernelRead, KernelLoad, BpfLoad
+  OpenWrite = 1, Truncate, Chmod, Chown, Create, Mkdir, Rename, Unlink, Exec, KernelRead, KernelLoad, BpfLoad,
+  Mount,      ///< mount(2) over one of fimctl's own files or directories (sb_mount)
+  MoveMount,  ///< move_mount(2) onto one of them (the new mount API's attach)
 };
 /// The hook's short name ("open_write", "chmod", "exec", "module_read", "bpf_prog_load"...).
 std::string_view bpf_kind_name(BpfKind k);
@@ -53,13 +55,15 @@ struct BpfEvent {
   uint32_t mode = 0, extra = 0;
   Bytes dpath;               ///< bpf_d_path (writer's root), empty when not available
   std::vector<Bytes> names;  ///< from the object up to the root (leaf first)
-  Bytes name2;               ///< rename target name, exec filename, BPF program name
+  Bytes name2;               ///< rename target name, exec filename, BPF program name, mount's fs type
+  Bytes source;              ///< a mount's source as given to mount(2) (Mount only)
   Bytes path;                ///< set by the sensor: root path + names, else dpath
 
   bool denied() const;
   bool adds_exec() const;
   bool in_root() const;
   bool is_module_load() const;  ///< a kernel module read or loaded
+  bool is_mount() const;        ///< Mount or MoveMount: extra holds FIM_MNT_*, mode the MS_* flags
 };
 
 /// Decodes one ring-buffer record; Errc::Bug for a short record or another ABI version.
@@ -90,6 +94,10 @@ class BpfSensor {
   /// `path` is protected: reported, and denied with enforcement on. Re-protecting a path
   /// whose inode changed (a replaced baseline) adds the new inode.
   Status protect(const Bytes& path);
+  /// A mount over `path` (fimctl's own file or directory, or an ancestor) is reported, and
+  /// denied with enforcement where the daemon's or the host's mount namespace would see it.
+  /// Events on it are named `path`. Called again, it adds a replaced inode.
+  Status deny_mounts(const Bytes& path);
   /// Exec enforcement (with BpfOptions::enforce): executions below the `guards` directories
   /// are allowed only for the files in `allow` (user-space dev_t, inode). Replaces what an
   /// earlier call set. Errc::Usage when `allow` is larger than the kernel map (nothing is

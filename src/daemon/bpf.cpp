@@ -97,6 +97,8 @@ void Sensors::remember(const BpfEvent& ev) {
     case BpfKind::KernelRead:
     case BpfKind::KernelLoad:
     case BpfKind::BpfLoad:
+    case BpfKind::Mount:
+    case BpfKind::MoveMount:
       return;  // not changes to files
     default:
       break;
@@ -193,6 +195,10 @@ std::string where(const BpfEvent& ev) { return ev.path.empty() ? std::string("?"
 }  // namespace
 
 bool report_sensor_event(const BpfEvent& ev, StreamSink& sink) {
+  if (ev.is_mount()) {
+    report_mount_event(ev, sink);
+    return false;
+  }
   if (ev.denied()) {
     json::Writer f = sensor_fields(ev);
     f.str("action", "denied");

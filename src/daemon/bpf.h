@@ -59,6 +59,14 @@ inline constexpr size_t kMaxProtected = 12288;  // fim_watched holds 16384 (root
 /// loaded. True for an execution below a root, which the worker checks against the
 /// baseline (check_exec).
 bool report_sensor_event(const BpfEvent& ev, StreamSink& sink);
+/// A mount over fimctl's own files (mount_guard.cpp): a mount_denied alert, or
+/// mount_over_own_files when it was allowed (no --enforce, or a namespace nobody else sees).
+void report_mount_event(const BpfEvent& ev, StreamSink& sink);
+/// "/a", "/a/b", "/a/b/c" for "/a/b/c": what a mount could hide `dir` behind ("/" is not one).
+std::vector<Bytes> path_ancestors(const Bytes& dir);
+/// The directories and their ancestors (as named and as real paths; a relative one from the
+/// working directory), then the files: what the mount hooks guard.
+std::vector<Bytes> mount_guard_paths(const std::vector<Bytes>& dirs, const std::vector<Bytes>& files);
 /// An execution of a binary below a root that the baseline does not record (by path, dev
 /// and inode): an exec_unknown alert.
 Status check_exec(BaselineReader& base, const BpfEvent& ev, StreamSink& sink);
@@ -76,6 +84,8 @@ class Sensors {
   Status watch_root(const Bytes& dir);
   /// (Re-)protects these paths: a replaced file's new inode is added.
   void protect(const std::vector<Bytes>& paths);
+  /// Mounts over these paths are reported, and denied with enforcement (mount_guard.cpp).
+  void deny_mounts(const std::vector<Bytes>& paths);
   /// Exec enforcement's guards and allowlist (replacing the last ones).
   Status set_exec_policy(const SensorPolicy& sp);
 

@@ -72,6 +72,11 @@ class Watcher {
   /// The BPF sensors: probed, given the roots and the protected files (main thread).
   Status start_sensors();
   std::vector<Bytes> protected_paths();
+  /// fimctl's own directories (the baseline's, the keys', the policy's) and, in *files, the
+  /// files in them that are protected (mount_guard.cpp).
+  std::vector<Bytes> own_dirs(std::vector<Bytes>* files);
+  /// Those directories, their ancestors and the files: no mount over them.
+  std::vector<Bytes> mount_guarded();
   void on_sensor_event(BpfEvent&& ev);
   /// A new sensor policy (protect rules, exec guards) from the worker, into the kernel.
   void apply_sensor_policy();
@@ -101,6 +106,9 @@ class Watcher {
   void check_mounts(bool woken);
   /// One mount over or under roots: the alert, the rescan, marks; `hides`: degraded until detached.
   void on_mount(const MountEntry& m, const MountImpact& imp, const std::vector<Bytes>& roots, bool attached, bool hides);
+  /// Mounts at, above or below fimctl's own directories (mount_guard.cpp): an alert each and
+  /// degraded while they stay (`in_place`: remounted in place, hiding nothing new).
+  void on_own_mounts(const MountDiff& d, const std::set<uint64_t>& in_place);
 
   // Worker thread.
   void worker();

@@ -162,6 +162,7 @@ void Watcher::tick() {
     apply_sensor_policy();  // the baseline or the policy changed
     if (now >= next_protect_) {  // a replaced baseline (update) or policy: its new inode
       sensors_.protect(protected_paths());
+      sensors_.deny_mounts(mount_guarded());
       // Roots created (or replaced) since they were marked: their inode into the map.
       std::vector<Bytes> roots;
       {

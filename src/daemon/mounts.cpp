@@ -283,6 +283,7 @@ void Watcher::check_mounts(bool woken) {
     if (MountImpact imp = mount_impact(m.point, real); !imp.empty()) on_mount(m, imp, roots, false, false);
   for (const auto& m : d->attached)
     if (MountImpact imp = mount_impact(m.point, real); !imp.empty()) on_mount(m, imp, roots, true, !in_place.count(m.id));
+  on_own_mounts(*d, in_place);
 }
 
 void Watcher::on_mount(const MountEntry& m, const MountImpact& imp, const std::vector<Bytes>& roots, bool attached,

@@ -38,6 +38,7 @@ void Watcher::apply_sensor_policy() {
     sp = sensor_policy_;
   }
   sensors_.protect(protected_paths());
+  sensors_.deny_mounts(mount_guarded());  // the policy's directory
   if (!o_.enforce) return;  // guards only deny; without --enforce execs are reported only
   if (Status st = sensors_.set_exec_policy(sp); !st)
     sink_.alert("exec_enforcement_off", st.error().describe());
@@ -59,6 +60,7 @@ Status Watcher::start_sensors() {
   bpf_ = std::make_unique<BpfEvents>(sensors_);
   bpf_->last_read_ns = now_ns();
   sensors_.protect(protected_paths());
+  sensors_.deny_mounts(mount_guarded());
   apply_sensor_policy();
   sink_.set_who([this](const Record* o, const Record* n, int32_t pid) { return sensors_.who_for(o, n, pid); });
   return {};

@@ -16,7 +16,8 @@ static_assert(sizeof(fim_event) == 1024);
 static_assert(offsetof(fim_event, comps) + sizeof(fim_event::comps) == sizeof(fim_event));
 static_assert(sizeof(fim_event::comm) == FIM_COMM_LEN);
 static_assert(static_cast<int>(BpfKind::BpfLoad) == FIM_EV_BPF && static_cast<int>(BpfKind::Exec) == FIM_EV_EXEC &&
-              static_cast<int>(BpfKind::KernelLoad) == FIM_EV_KLOAD);
+              static_cast<int>(BpfKind::KernelLoad) == FIM_EV_KLOAD && static_cast<int>(BpfKind::Mount) == FIM_EV_MOUNT &&
+              static_cast<int>(BpfKind::MoveMount) == FIM_EV_MOVE_MOUNT && FIM_EV_KIND_MAX == FIM_EV_MOVE_MOUNT + 1);
 
 std::string_view bpf_kind_name(BpfKind k) {
   switch (k) {
@@ -32,6 +33,8 @@ std::string_view bpf_kind_name(BpfKind k) {
     case BpfKind::KernelRead: return "kernel_read_file";
     case BpfKind::KernelLoad: return "kernel_load_data";
     case BpfKind::BpfLoad: return "bpf_prog_load";
+    case BpfKind::Mount: return "sb_mount";
+    case BpfKind::MoveMount: return "move_mount";
   }
   return "unknown";
 }
@@ -43,6 +46,8 @@ bool BpfEvent::is_module_load() const {
   // enum kernel_read_file_id READING_MODULE, enum kernel_load_data_id LOADING_MODULE: both 2.
   return (kind == BpfKind::KernelRead || kind == BpfKind::KernelLoad) && extra == 2;
 }
+
+bool BpfEvent::is_mount() const { return kind == BpfKind::Mount || kind == BpfKind::MoveMount; }
 
 uint64_t kernel_dev(dev_t dev) {
   return (static_cast<uint64_t>(major(dev)) << 20) | (minor(dev) & 0xfffff);
@@ -94,6 +99,7 @@ Result<BpfEvent> decode_bpf_event(std::string_view raw) {
   ev.mode = e.mode;
   ev.extra = e.extra;
   if (e.flags & FIM_F_DPATH) ev.dpath = field(e.path, sizeof e.path);
+  if (ev.kind == BpfKind::Mount) ev.source = field(e.path, sizeof e.path);  // dev_name, not a d_path
   ev.name2 = field(e.name2, sizeof e.name2);
   const uint32_t depth = e.depth < FIM_MAX_DEPTH ? e.depth : FIM_MAX_DEPTH;
   for (uint32_t i = 0; i < depth; ++i) ev.names.push_back(field(e.comps[i], sizeof e.comps[i]));

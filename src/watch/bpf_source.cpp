@@ -80,6 +80,7 @@ struct BpfSensor::Impl {
   std::unique_ptr<ring_buffer, CDeleter<ring_buffer__free>> rb;
   std::string hooks;
   std::map<std::pair<uint64_t, uint64_t>, Bytes> roots;  // kernel (dev, ino) -> root path
+  std::map<std::pair<uint64_t, uint64_t>, Bytes> no_mount;  // kernel (dev, ino) -> fimctl's own path
   const std::function<void(BpfEvent&&)>* on_event = nullptr;
   uint64_t bad_records = 0;
 
@@ -99,6 +100,9 @@ struct BpfSensor::Impl {
   /// a name was cut at FIM_NAME_LEN).
   void complete(BpfEvent& ev) const {
     ev.path = ev.dpath;
+    if (ev.is_mount()) {  // the mount point: one of the paths deny_mounts was given
+      if (auto it = no_mount.find({kernel_dev(ev.dev), ev.ino}); it != no_mount.end()) ev.path = it->second;
+    }
     if (ev.in_root()) {
       auto it = roots.find({kernel_dev(ev.root_dev), ev.root_ino});
       bool whole = it != roots.end();
@@ -185,6 +189,12 @@ Result<std::unique_ptr<BpfSensor>> BpfSensor::open(const BpfOptions& opts) {
   if (!impl->skel) return unsupported("cannot open the BPF object", errno);
   impl->skel->rodata->fim_self_tgid = static_cast<uint32_t>(::getpid());
   impl->skel->rodata->fim_enforce = opts.enforce ? 1 : 0;
+  // Mounts over fimctl's own files are denied where the daemon or the host would see them:
+  // the daemon's mount namespace and PID 1's (a systemd unit's sandbox gives the daemon one of
+  // its own), by inode number, which is what the programs read from the task.
+  struct stat ns;
+  if (::stat("/proc/self/ns/mnt", &ns) == 0) impl->skel->rodata->fim_self_mntns = static_cast<uint32_t>(ns.st_ino);
+  if (::stat("/proc/1/ns/mnt", &ns) == 0) impl->skel->rodata->fim_host_mntns = static_cast<uint32_t>(ns.st_ino);
   if (!opts.exempt_exe.empty()) {
     struct stat st;
     if (::stat(opts.exempt_exe.c_str(), &st) == 0) {
@@ -248,6 +258,13 @@ Status BpfSensor::watch_root(const Bytes& dir) {
 
 Status BpfSensor::protect(const Bytes& path) { return impl_->set_flags(path, FIM_W_PROTECT | FIM_W_SELF, nullptr); }
 
+Status BpfSensor::deny_mounts(const Bytes& path) {
+  struct stat st;
+  FIM_TRY(impl_->set_flags(path, FIM_W_NOMOUNT, &st));
+  impl_->no_mount[{kernel_dev(st.st_dev), st.st_ino}] = path;
+  return {};
+}
+
 Status BpfSensor::set_exec_policy(const std::vector<Bytes>& guards, const std::vector<std::pair<dev_t, uint64_t>>& allow) {
   // Guards off first: while the allowlist is rebuilt nothing is denied that should run.
   impl_->clear_flag(FIM_W_EXEC_GUARD);
@@ -293,6 +310,7 @@ Result<std::unique_ptr<BpfSensor>> BpfSensor::open(const BpfOptions&) {
 }
 Status BpfSensor::watch_root(const Bytes&) { return make_error(Errc::Unsupported, "no BPF support"); }
 Status BpfSensor::protect(const Bytes&) { return make_error(Errc::Unsupported, "no BPF support"); }
+Status BpfSensor::deny_mounts(const Bytes&) { return make_error(Errc::Unsupported, "no BPF support"); }
 Status BpfSensor::set_exec_policy(const std::vector<Bytes>&, const std::vector<std::pair<dev_t, uint64_t>>&) {
   return make_error(Errc::Unsupported, "no BPF support");
 }

@@ -6,6 +6,7 @@
 // (skip) when not root or when the kernel refuses the program type too.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mount.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -50,6 +51,23 @@ const Case kCases[] = {
     {"exec below a guard, allowed, enforcing", FIM_TEST_EXEC_DENY, 1, 1, 1, 0},
     {"exec below a guard, not allowed, enforcement off", FIM_TEST_EXEC_DENY, 0, 1, 0, 0},
     {"exec elsewhere, not allowed, enforcing", FIM_TEST_EXEC_DENY, 1, 0, 0, 0},
+    {"mount -t tmpfs (new mount)", FIM_TEST_MOUNT_HIDES, 0, 0, 0, 1},
+    {"mount --bind", FIM_TEST_MOUNT_HIDES, MS_BIND, 0, 0, 1},
+    {"mount --rbind --make-private (still a bind)", FIM_TEST_MOUNT_HIDES, MS_BIND | MS_REC | MS_PRIVATE, 0, 0, 1},
+    {"mount --move", FIM_TEST_MOUNT_HIDES, MS_MOVE, 0, 0, 1},
+    {"mount with the old magic", FIM_TEST_MOUNT_HIDES, MS_MGC_VAL, 0, 0, 1},
+    {"remount read-only", FIM_TEST_MOUNT_HIDES, MS_REMOUNT | MS_RDONLY, 0, 0, 0},
+    {"remount,bind read-only (systemd)", FIM_TEST_MOUNT_HIDES, MS_REMOUNT | MS_BIND | MS_RDONLY, 0, 0, 0},
+    {"make-rslave (systemd)", FIM_TEST_MOUNT_HIDES, MS_SLAVE | MS_REC, 0, 0, 0},
+    {"make-private", FIM_TEST_MOUNT_HIDES, MS_PRIVATE, 0, 0, 0},
+    {"make-shared", FIM_TEST_MOUNT_HIDES, MS_SHARED, 0, 0, 0},
+    {"make-unbindable", FIM_TEST_MOUNT_HIDES, MS_UNBINDABLE, 0, 0, 0},
+    {"mount over own dir, daemon's namespace, enforcing", FIM_TEST_MOUNT_DENY, 1, FIM_W_NOMOUNT, FIM_MNT_SELF_NS, 1},
+    {"mount over own dir, host namespace, enforcing", FIM_TEST_MOUNT_DENY, 1, FIM_W_NOMOUNT, FIM_MNT_HOST_NS, 1},
+    {"mount over own dir, shared mount point, enforcing", FIM_TEST_MOUNT_DENY, 1, FIM_W_NOMOUNT, FIM_MNT_SHARED, 1},
+    {"mount over own dir, other namespace, private", FIM_TEST_MOUNT_DENY, 1, FIM_W_NOMOUNT, 0, 0},
+    {"mount over own dir, enforcement off", FIM_TEST_MOUNT_DENY, 0, FIM_W_NOMOUNT, FIM_MNT_SELF_NS, 0},
+    {"mount over a protected file (not own)", FIM_TEST_MOUNT_DENY, 1, FIM_W_PROTECT | FIM_W_SELF, FIM_MNT_SELF_NS, 0},
     {"kernel dev_t 8:1", FIM_TEST_KDEV, 8, 1, 0, fim::kernel_dev(makedev(8, 1))},
     {"kernel dev_t 259:65536", FIM_TEST_KDEV, 259, 65536, 0, fim::kernel_dev(makedev(259, 65536))},
     {"kernel dev_t 0:26 (tmpfs)", FIM_TEST_KDEV, 0, 26, 0, fim::kernel_dev(makedev(0, 26))},

@@ -65,6 +65,35 @@ TEST_CASE("a record decodes with its who-data, user-space dev_t and names") {
   CHECK(ev->names[1] == "bin");
 }
 
+TEST_CASE("a mount record: its source from path[] (not a d_path), its type in name2") {
+  fim_event e = sample();
+  e.kind = FIM_EV_MOUNT;
+  e.flags = FIM_F_DENIED;
+  e.mode = 4096;  // MS_BIND
+  e.extra = FIM_MNT_SELF_NS;
+  e.depth = 0;
+  std::strcpy(e.path, "/tmp/empty");
+  std::strcpy(e.name2, "none");
+  auto ev = decode_bpf_event(bytes(e));
+  REQUIRE(ev);
+  CHECK(ev->kind == BpfKind::Mount);
+  CHECK(bpf_kind_name(ev->kind) == "sb_mount");
+  CHECK(ev->is_mount());
+  CHECK(ev->denied());
+  CHECK(ev->source == "/tmp/empty");
+  CHECK(ev->dpath.empty());
+  CHECK(ev->name2 == "none");
+  CHECK(ev->extra == FIM_MNT_SELF_NS);
+  e.kind = FIM_EV_MOVE_MOUNT;
+  ev = decode_bpf_event(bytes(e));
+  REQUIRE(ev);
+  CHECK(ev->kind == BpfKind::MoveMount);
+  CHECK(ev->is_mount());
+  CHECK(ev->source.empty());
+  e.kind = FIM_EV_KIND_MAX;
+  CHECK_FALSE(decode_bpf_event(bytes(e)));
+}
+
 TEST_CASE("kernel and user dev_t round-trip, large minors included") {
   for (dev_t d : {makedev(8, 1), makedev(0, 26), makedev(259, 65536), makedev(4095, 1048575)})
     CHECK(user_dev(kernel_dev(d)) == d);
