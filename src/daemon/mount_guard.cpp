@@ -108,8 +108,10 @@ void Watcher::on_own_mounts(const MountDiff& d, const std::set<uint64_t>& in_pla
     auto& hiding = mounts_.hiding();
     if (!attached) {
       if (auto it = hiding.find(m.id); it != hiding.end()) {
-        for (const auto& line : it->second)
-          if (auto pos = std::find(degraded_.begin(), degraded_.end(), line); pos != degraded_.end()) degraded_.erase(pos);
+        for (const auto& line : it->second) {
+          auto pos = std::find(degraded_.begin(), degraded_.end(), line);
+          if (pos != degraded_.end()) degraded_.erase(pos);
+        }
         hiding.erase(it);
       }
       return;
@@ -155,17 +157,16 @@ void report_mount_event(const BpfEvent& ev, StreamSink& sink) {
   f.str("action", ev.denied() ? "denied" : "reported");
   f.object("mount");
   if (ev.kind == BpfKind::Mount) {
-    f.bytes("source", ev.source).str("fstype", ev.name2).num("flags", ev.mode).str("flags_text", mount_flags_text(ev.mode));
+    f.bytes("source", ev.source).str("fstype", ev.name2);
+    f.num("flags", ev.mode).str("flags_text", mount_flags_text(ev.mode));
   }
   f.close();
   f.str("namespace", scope & FIM_MNT_SELF_NS ? "daemon" : scope & FIM_MNT_HOST_NS ? "host" : "other");
   f.boolean("propagates", scope & FIM_MNT_SHARED);
-  const std::string what =
-      ev.kind == BpfKind::Mount
-          ? (ev.mode & MS_BIND ? "bind mount of " + quote(ev.source)
-             : ev.mode & MS_MOVE ? "move of the mount at " + quote(ev.source)
-                                 : (ev.name2.empty() ? std::string("mount") : ev.name2 + " mount") + " of " + quote(ev.source))
-          : std::string("move_mount");
+  std::string what = "move_mount";
+  if (ev.kind == BpfKind::Mount && (ev.mode & MS_BIND)) what = "bind mount of " + quote(ev.source);
+  else if (ev.kind == BpfKind::Mount && (ev.mode & MS_MOVE)) what = "move of the mount at " + quote(ev.source);
+  else if (ev.kind == BpfKind::Mount) what = (ev.name2.empty() ? "mount" : ev.name2 + " mount") + " of " + quote(ev.source);
   const std::string over = " over fimctl's own " + (ev.path.empty() ? std::string("files") : quote(ev.path));
   if (ev.denied()) {
     sink.alert_with("mount_denied", what + over + " denied " + who_human(ev.who), f, LOG_ERR);
@@ -173,8 +174,8 @@ void report_mount_event(const BpfEvent& ev, StreamSink& sink) {
   }
   // Not denied: --enforce is off, or the mount is in another mount namespace whose mount point
   // does not propagate (a service's sandbox), where neither the daemon nor the host sees it.
-  const std::string where_seen =
-      seen ? "" : " in another mount namespace (" + std::to_string(ev.who.mntns) + "), which neither the daemon nor the host sees,";
+  const std::string where_seen = seen ? "" : " in another mount namespace (" + std::to_string(ev.who.mntns) +
+                                                  "), which neither the daemon nor the host sees,";
   sink.alert_with("mount_over_own_files", what + over + where_seen + " allowed " + who_human(ev.who), f,
                   seen ? LOG_ERR : LOG_WARNING);
 }

@@ -16,8 +16,9 @@ static_assert(sizeof(fim_event) == 1024);
 static_assert(offsetof(fim_event, comps) + sizeof(fim_event::comps) == sizeof(fim_event));
 static_assert(sizeof(fim_event::comm) == FIM_COMM_LEN);
 static_assert(static_cast<int>(BpfKind::BpfLoad) == FIM_EV_BPF && static_cast<int>(BpfKind::Exec) == FIM_EV_EXEC &&
-              static_cast<int>(BpfKind::KernelLoad) == FIM_EV_KLOAD && static_cast<int>(BpfKind::Mount) == FIM_EV_MOUNT &&
-              static_cast<int>(BpfKind::MoveMount) == FIM_EV_MOVE_MOUNT && FIM_EV_KIND_MAX == FIM_EV_MOVE_MOUNT + 1);
+              static_cast<int>(BpfKind::KernelLoad) == FIM_EV_KLOAD);
+static_assert(static_cast<int>(BpfKind::Mount) == FIM_EV_MOUNT && static_cast<int>(BpfKind::MoveMount) == FIM_EV_MOVE_MOUNT &&
+              FIM_EV_KIND_MAX == FIM_EV_MOVE_MOUNT + 1);
 
 std::string_view bpf_kind_name(BpfKind k) {
   switch (k) {

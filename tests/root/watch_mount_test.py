@@ -176,6 +176,33 @@ def case_remount_of_existing_mount(fimctl, tmp):
         assert rc == 0 and st["degraded"] == [] and st["dirty"] == [], (rc, st)
 
 
+def case_bind_mounted_over_baseline_dir(fimctl, tmp):
+    """mount --bind over the baseline's directory (fanotify alone, mountinfo read): the baseline
+    and state.db are hidden without one write to them. An alert names fimctl's own directory,
+    status exits 8 while the mount stays and is clean again once it goes. (With BPF LSM and
+    --enforce the mount is denied: the vm suite's 15_mount_over_own.)"""
+    tree, db = watched_tree(fimctl, tmp)
+    dbdir = os.path.dirname(db)
+    empty = f"{tmp}/empty"
+    os.makedirs(empty)
+    with Daemon(fimctl, tmp, db, extra=POLL) as d:
+        mount("--bind", empty, dbdir)
+        try:
+            a = mount_alert(d, "mount_attached", dbdir)
+            assert dbdir in a["fimctl_paths"] and a["roots"] == [] and a["process"] == "unknown", a
+            assert "over fimctl's own" in a["message"], a
+            # status reads state.db next to the baseline: hidden too, so it cannot vouch for
+            # the daemon's answer and exits 8; the daemon lists the directory as degraded.
+            rc, st = d.status()
+            assert rc == 8, (rc, st)
+        finally:
+            subprocess.run(["umount", dbdir], check=True)
+        u = mount_alert(d, "mount_detached", dbdir)
+        assert u["mount"]["id"] == a["mount"]["id"] and dbdir in u["fimctl_paths"], u
+        rc, st = clean_status(d)
+        assert rc == 0 and st["degraded"] == [], (rc, st)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":

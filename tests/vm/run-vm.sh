@@ -57,6 +57,7 @@ cp "$(command -v busybox)" "$work/initrd/bin/busybox"
 for a in $("$work/initrd/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$work/initrd/bin/$a"; done
 cp "$fimctl" "$work/initrd/bin/fimctl"
 cc -static -O2 -o "$work/initrd/bin/initmod" "$here/initmod.c"  # init_module(2) from memory
+cc -static -O2 -o "$work/initrd/bin/mountapi" "$here/mountapi.c"  # move_mount(2), the new mount API
 cp "$here/init.sh" "$work/initrd/init"
 cp "$here/lib.sh" "$work/initrd/lib.sh"
 cp "$here"/cases/*.sh "$work/initrd/cases/"
