@@ -224,7 +224,7 @@ static __always_inline __u32 mount__scope(const struct path *to)
 		scope |= FIM_MNT_SELF_NS;
 	if (fim_host_mntns && ns == fim_host_mntns)
 		scope |= FIM_MNT_HOST_NS;
-	if (BPF_CORE_READ(to, mnt, mnt_flags) & FIM_MNT_SHARED_FLAG)
+	if (BPF_CORE_READ(to, mnt, mnt_flags) & FIM_VFSMOUNT_SHARED)
 		scope |= FIM_MNT_SHARED;
 	return scope;
 }

@@ -24,7 +24,7 @@
 #define FIM_MS_PROPAGATION ((1u << 17) | (1u << 18) | (1u << 19) | (1u << 20)) /* UNBINDABLE..SHARED */
 #define FIM_MS_MGC_MSK 0xffff0000u
 #define FIM_MS_MGC_VAL 0xc0ed0000u
-#define FIM_MNT_SHARED_FLAG 0x1000 /* MNT_SHARED, include/linux/mount.h: vfsmount.mnt_flags */
+#define FIM_VFSMOUNT_SHARED 0x1000 /* MNT_SHARED in vfsmount.mnt_flags (include/linux/mount.h) */
 
 /* A chmod of a regular file that adds an x bit (user, group or other) it did not have. */
 static __always_inline int mode__adds_exec(__u32 old_mode, __u32 new_mode)

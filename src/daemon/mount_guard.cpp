@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Mounts over fimctl's own files and directories (docs/design.md, Real time, Own files): a
-// filesystem bound or mounted over the baseline's directory, the keys directory or the policy's
-// hides them without one write, so the BPF LSM mount hooks (sb_mount, move_mount) report such a
-// mount and, with --enforce, deny it where the daemon or the host would see it. Which paths: the
-// directories, every ancestor of them but /, and the files in them that are protected.
+// Mounts over fimctl's own files and directories (docs/design.md, Real time, Mounts over
+// fimctl's own files): a filesystem bound or mounted over the baseline's directory, the keys
+// directory or the policy's hides them without one write. The mount watcher reports such a mount
+// once it is there (on_own_mounts); the BPF LSM mount hooks (sb_mount, move_mount) see it before,
+// name who made it and, with --enforce, deny it where the daemon or the host would see it. What
+// the hooks guard: the directories, every ancestor of them but /, and the files in them that are
+// protected.
 #include <limits.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
