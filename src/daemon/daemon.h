@@ -22,6 +22,7 @@
 #include "fim/pipeline.h"
 #include "fim/watch.h"
 #include "bpf.h"
+#include "container_roots.h"
 #include "servers.h"
 #include "open_writers.h"
 #include "mounts.h"
@@ -101,6 +102,11 @@ class Watcher {
   void check_mounts(bool woken);
   /// One mount over or under roots: the alert, the rescan, marks; `hides`: degraded until detached.
   void on_mount(const MountEntry& m, const MountImpact& imp, const std::vector<Bytes>& roots, bool attached, bool hides);
+  /// Container roots (container_roots.cpp, --containers): the first look, a look when due,
+  /// and an event below an upper directory into the containers' pending work.
+  void start_containers();
+  void poll_containers();
+  void on_container_event(const Event& ev);
 
   // Worker thread.
   void worker();
@@ -111,6 +117,8 @@ class Watcher {
   Status run_rescans(Batch& b);
   /// The paths events named (and the other names of an inode event's file), outermost first.
   Status compare_batch(Batch& b);
+  /// The containers' pending paths and dirty marks (container_compare.cpp).
+  Status compare_containers(Batch& b);
   Status verify_baseline(bool first);
   /// `entry_only`: the entry at p, not what is below it.
   Status compare_path(const Bytes& p, const Trigger& t, bool cancellable, bool entry_only = false);
@@ -143,6 +151,7 @@ class Watcher {
   Servers servers_;  // owns the status and metrics listeners once started (open_loop)
   std::set<Bytes> marked_roots_;  // main thread
   MountWatch mounts_;             // main thread
+  std::unique_ptr<ContainerRoots> containers_;  // main thread; null without --containers
   double next_mount_alert_ = 0;
   int64_t started_ns_ = now_ns();
   double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0, next_refresh_ = 0;
@@ -160,6 +169,7 @@ class Watcher {
   };
   std::map<Bytes, Reported> reported_;  // what was last reported per path (no repeats)
   uint64_t pass_ = 0;
+  std::set<int> ctr_killed_;  // writers a kill_process response killed
 
   // Shared, under mu_.
   std::mutex mu_;
@@ -181,6 +191,7 @@ class Watcher {
     int64_t at_ns = 0;  // the latest loss: a rescan clears it only when it began after this
   };
   std::map<Bytes, Mark> dirty_;
+  ContainerQueue ctr_;  // the containers' pending paths and dirty marks
   /// What the worker takes in one go.
   struct Batch {
     std::map<Bytes, Trigger> paths;
@@ -188,6 +199,7 @@ class Watcher {
     std::map<FileId, Trigger> inodes;
     std::map<Bytes, Mark> dirty;
     std::vector<BpfEvent> execs;
+    ContainerBatch ctr;
     bool full = false;
   };
   std::vector<Bytes> roots_;
