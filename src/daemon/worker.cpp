@@ -158,6 +158,9 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
   Trigger t;
   t.rescan = reason;
   for (const auto& r : roots) {
+    // Directories made while events were lost were never marked (their event was among the
+    // lost): marked again before the compare, as at start (where mark_root just did it).
+    if (reason != "start" && reason != "new_root") (void)mark_tree(r);
     FIM_TRY(compare_path(r, t, cancellable));
     recorded(worker_state_->clear_dirty(o_.run.db_path, r, began), "a root's rescan");
     std::lock_guard<std::mutex> lk(mu_);

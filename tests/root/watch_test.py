@@ -239,6 +239,35 @@ def case_overflow_recovery(fimctl, tmp):
         d.stop(signal.SIGKILL)
 
 
+def case_overflow_directory_made_in_gap_watched(fimctl, tmp):
+    """A directory made below a root while the queue overflowed (its event is among the lost
+    ones) is watched once the overflow's rescan is done: a file dropped in it later is reported."""
+    knob = "/proc/sys/fs/fanotify/max_queued_events"
+    try:
+        old = open(knob).read().strip()
+        open(knob, "w").write("64\n")  # applies to groups created from now on
+    except OSError as e:
+        raise Skip(f"cannot lower {knob}: {e}")
+    tree, db = small_tree(fimctl, tmp)
+    try:
+        d = Daemon(fimctl, tmp, db)
+    finally:
+        open(knob, "w").write(old + "\n")
+    try:
+        d.proc.send_signal(signal.SIGSTOP)
+        for i in range(500):
+            with open(f"{tree}/new{i}", "w") as f:
+                f.write(str(i))
+        os.mkdir(f"{tree}/later")  # last: the full queue drops its event
+        d.proc.send_signal(signal.SIGCONT)
+        d.wait_for(lambda r: r["type"] == "rescan_done" and r["reason"] == "overflow", what="the overflow rescan")
+        with open(f"{tree}/later/implant", "w") as f:
+            f.write("x")
+        d.change(f"{tree}/later/implant", "added")
+        assert d.stop() == 0
+    finally:
+        d.stop(signal.SIGKILL)
+
 def case_restart_recovery(fimctl, tmp):
     """A change made while the daemon is stopped is reported when it starts; status shows the gap."""
     tree, db = small_tree(fimctl, tmp)
