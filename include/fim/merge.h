@@ -130,9 +130,6 @@ struct Merge {
 /// not be listed count as unverified, not removed.
 Status merge_compare(const ScanOptions& so, Merge& m);
 
-/// watch --containers (src/daemon/containers.cpp): runs until `stop`, on its own thread.
-Status watch_containers(const WatchOptions& opts, const std::atomic<bool>& stop);
-
 /// check --packages and accept --package-verified (packages.cpp): the package manager's
 /// records, and the apt runs recorded since the baseline was written.
 struct Packages {

@@ -26,6 +26,7 @@ void Watcher::mark_all_dirty(const std::string& reason, int64_t since_ns) {
     std::lock_guard<std::mutex> lk(mu_);
     roots = roots_;
     for (const auto& r : roots) dirty_[r] = Mark{reason, now};
+    ctr_.all_dirty(reason, now);  // and every container's
     pending_.clear();  // the rescans cover them
     pending_dirs_.clear();
     pending_inodes_.clear();
@@ -49,6 +50,7 @@ void Watcher::close_gap(const std::string& reason, const std::vector<Bytes>& roo
     if (g == open_gaps_.end()) return;
     for (const auto& [root, mark] : dirty_)
       if (mark.reason == reason) return;  // lost again during the rescan: the next one closes it
+    if (ctr_.dirty_for(reason)) return;   // a container's rescan closes it
     start = g->second;
     open_gaps_.erase(g);
   }

@@ -22,6 +22,7 @@
 #include "fim/pipeline.h"
 #include "fim/watch.h"
 #include "bpf.h"
+#include "container_roots.h"
 #include "servers.h"
 #include "open_writers.h"
 #include "mounts.h"
@@ -109,6 +110,11 @@ class Watcher {
   /// Mounts at, above or below fimctl's own directories (mount_guard.cpp): an alert each and
   /// degraded while they stay (`in_place`: remounted in place, hiding nothing new).
   void on_own_mounts(const MountDiff& d, const std::set<uint64_t>& in_place);
+  /// Container roots (container_roots.cpp, --containers): the first look, a look when due,
+  /// and an event below an upper directory into the containers' pending work.
+  void start_containers();
+  void poll_containers();
+  void on_container_event(const Event& ev);
 
   // Worker thread.
   void worker();
@@ -119,6 +125,8 @@ class Watcher {
   Status run_rescans(Batch& b);
   /// The paths events named (and the other names of an inode event's file), outermost first.
   Status compare_batch(Batch& b);
+  /// The containers' pending paths and dirty marks (container_compare.cpp).
+  Status compare_containers(Batch& b);
   Status verify_baseline(bool first);
   /// `entry_only`: the entry at p, not what is below it.
   Status compare_path(const Bytes& p, const Trigger& t, bool cancellable, bool entry_only = false);
@@ -151,6 +159,7 @@ class Watcher {
   Servers servers_;  // owns the status and metrics listeners once started (open_loop)
   std::set<Bytes> marked_roots_;  // main thread
   MountWatch mounts_;             // main thread
+  std::unique_ptr<ContainerRoots> containers_;  // main thread; null without --containers
   double next_mount_alert_ = 0;
   int64_t started_ns_ = now_ns();
   double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0, next_refresh_ = 0;
@@ -168,6 +177,7 @@ class Watcher {
   };
   std::map<Bytes, Reported> reported_;  // what was last reported per path (no repeats)
   uint64_t pass_ = 0;
+  std::set<int> ctr_killed_;  // writers a kill_process response killed
 
   // Shared, under mu_.
   std::mutex mu_;
@@ -189,6 +199,7 @@ class Watcher {
     int64_t at_ns = 0;  // the latest loss: a rescan clears it only when it began after this
   };
   std::map<Bytes, Mark> dirty_;
+  ContainerQueue ctr_;  // the containers' pending paths and dirty marks
   /// What the worker takes in one go.
   struct Batch {
     std::map<Bytes, Trigger> paths;
@@ -196,6 +207,7 @@ class Watcher {
     std::map<FileId, Trigger> inodes;
     std::map<Bytes, Mark> dirty;
     std::vector<BpfEvent> execs;
+    ContainerBatch ctr;
     bool full = false;
   };
   std::vector<Bytes> roots_;

@@ -100,6 +100,7 @@ void Watcher::on_event(Event&& ev) {
     on_sensor_event(std::move(*ev.bpf));
     return;
   }
+  on_container_event(ev);
   const bool dirent = ev.mask & (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO);
   const FanInfo* object = nullptr;  // FAN_REPORT_FID: the file itself (TARGET_FID: also for dirents)
   const FanInfo* named_dir = nullptr;

@@ -148,6 +148,7 @@ void Watcher::reload() {
 void Watcher::tick() {
   mark_new_roots();
   check_mounts(false);
+  poll_containers();
   const double now = monotonic_seconds();
   if (now >= next_refresh_) {
     // A root replaced or moved without an event we could place (it is found by identity):
@@ -333,6 +334,7 @@ Status Watcher::run() {
     f.num("pid", ::getpid()).boolean("mount_events", mounts_.events());
     sink_.event("watch_start", f, "watching " + std::to_string(roots_.size()) + " root(s)");
   }
+  start_containers();
   std::thread worker_thread([this] { worker(); });
   start_open_writers();
   notifier_.send("READY=1\nSTATUS=watching");
@@ -361,17 +363,8 @@ Status run_watch(const WatchOptions& opts) {
   // The daemon's signals go to its event loop only: block them before any thread starts.
   const sigset_t sigs = watchd::daemon_signals();
   if (::pthread_sigmask(SIG_BLOCK, &sigs, nullptr) != 0) return make_error(Errc::Bug, "pthread_sigmask", errno);
-  std::atomic<bool> stop{false};
-  Status containers;
-  std::thread container_thread;
-  if (opts.containers)
-    container_thread = std::thread([&] { containers = detail::watch_containers(opts, stop); });
   watchd::Watcher w(opts);
-  Status st = w.run();
-  stop = true;
-  if (container_thread.joinable()) container_thread.join();
-  if (st && !containers) return containers;
-  return st;
+  return w.run();
 }
 
 }  // namespace fim

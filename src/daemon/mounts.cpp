@@ -265,6 +265,8 @@ void Watcher::check_mounts(bool woken) {
     return;
   }
   if (d->empty()) return;
+  // A runtime mounts a container's root before its first process starts: look for it now.
+  if (containers_) containers_->poke(monotonic_seconds());
   std::vector<Bytes> roots;
   {
     std::lock_guard<std::mutex> lk(mu_);

@@ -10,6 +10,7 @@ json::Writer trigger_fields(const Trigger* t) {
   json::Writer f = json::Writer::fields();
   f.str("source", "watch");
   if (!t) return f;
+  if (!t->container.empty()) f.raw("container", t->container);
   if (!t->rescan.empty()) {
     f.str("rescan", t->rescan);
     return f;
@@ -67,7 +68,9 @@ void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrM
   json::Writer j;
   json::change_record(j, kind, o, n, changed, rule);
   j.members(trigger_fields(trigger_));
-  const auto [who, who_human] = who_ ? who_(o, n, trigger_ ? trigger_->pid : 0) : std::pair<std::string, std::string>();
+  // Not for a container's paths: the sensors know host paths, and a container's /etc is not the host's.
+  const bool host = !trigger_ || trigger_->container.empty();
+  const auto [who, who_human] = who_ && host ? who_(o, n, trigger_ ? trigger_->pid : 0) : std::pair<std::string, std::string>();
   if (!who.empty()) j.raw("who", who);
   const Record& any = n ? *n : *o;
   std::string human = std::string(change_kind_name(kind)) + ": " + escape_terminal(any.path);
@@ -76,6 +79,7 @@ void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrM
   if (trigger_ && trigger_->pid > 0)
     human += " after pid " + std::to_string(trigger_->pid) + (trigger_->comm.empty() ? "" : " (" + escape_terminal(trigger_->comm) + ")");
   if (trigger_ && !trigger_->via.empty()) human += " through " + escape_terminal(trigger_->via);
+  if (trigger_ && !trigger_->container_label.empty()) human += " in " + trigger_->container_label;
   if (trigger_ && trigger_->open_for_write) human += " (held open for writing)";
   if (trigger_ && !trigger_->rescan.empty()) human += " (rescan: " + trigger_->rescan + ")";
   if (!who_human.empty()) human += " " + who_human;
@@ -91,6 +95,7 @@ void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrM
     if (trigger_ && !trigger_->comm.empty()) f.str("proc.name", trigger_->comm);
     if (trigger_ && !trigger_->rescan.empty()) f.str("fimctl.rescan", trigger_->rescan);
     if (trigger_ && trigger_->open_for_write) f.boolean("fimctl.open_for_write", true);
+    if (trigger_ && !trigger_->container.empty()) f.raw("fimctl.container", trigger_->container);
     if (!who.empty()) f.raw("fimctl.who", who);
     falco_->post(falco_payload("fimctl: file " + std::string(change_kind_name(kind)), falco_priority(rule), human, f,
                                rule ? rule->tags : std::vector<std::string>{}, host_));
@@ -116,7 +121,8 @@ void StreamSink::entry_status(const Record& r, bool subtree, const Rule* rule) {
   json::status_record(j, r, subtree, rule);
   j.members(trigger_fields(trigger_));
   emit(j, std::string(entry_status_is_failure(r.status) ? "incomplete: " : "skipped: ") + escape_terminal(r.path) + ": " +
-              std::string(entry_status_name(r.status)),
+              std::string(entry_status_name(r.status)) +
+              (trigger_ && !trigger_->container_label.empty() ? " in " + trigger_->container_label : ""),
        LOG_WARNING);
 }
 

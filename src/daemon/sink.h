@@ -34,6 +34,9 @@ struct Trigger {
   bool open_for_write = false;
   /// A directory that came to be below a root: its subtree is marked before it is compared.
   bool mark_tree = false;
+  /// A compare inside a container (container_roots.h): the "container" object its records
+  /// carry, and the same for people.
+  std::string container, container_label;
 };
 
 /// "source":"watch" and what triggered the compare: the events, pid and command, or the

@@ -158,6 +158,9 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
   Trigger t;
   t.rescan = reason;
   for (const auto& r : roots) {
+    // Directories made while events were lost were never marked (their event was among the
+    // lost): marked again before the compare, as at start (where mark_root just did it).
+    if (reason != "start" && reason != "new_root") (void)mark_tree(r);
     FIM_TRY(compare_path(r, t, cancellable));
     recorded(worker_state_->clear_dirty(o_.run.db_path, r, began), "a root's rescan");
     std::lock_guard<std::mutex> lk(mu_);
@@ -173,8 +176,12 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
 bool Watcher::take_batch(Batch* b) {
   std::unique_lock<std::mutex> lk(mu_);
   busy_ = false;
-  const auto have_paths = [&] { return !pending_.empty() || !pending_dirs_.empty() || !pending_inodes_.empty(); };
-  cv_.wait(lk, [&] { return stop_ || have_paths() || !dirty_.empty() || new_policy_ || full_due_ || !execs_.empty(); });
+  const auto have_paths = [&] {
+    return !pending_.empty() || !pending_dirs_.empty() || !pending_inodes_.empty() || !ctr_.work.empty();
+  };
+  cv_.wait(lk, [&] {
+    return stop_ || have_paths() || !dirty_.empty() || new_policy_ || full_due_ || !execs_.empty() || !ctr_.dirty.empty();
+  });
   const bool stopping = stop_;
   if (stopping && !have_paths()) return false;
   busy_ = true;
@@ -195,6 +202,10 @@ bool Watcher::take_batch(Batch* b) {
   b->dirs.swap(pending_dirs_);
   b->inodes.swap(pending_inodes_);
   b->execs.swap(execs_);
+  b->ctr.tracked = ctr_.tracked;
+  b->ctr.work.swap(ctr_.work);
+  ctr_.paths = 0;
+  if (!stopping) b->ctr.dirty = ctr_.dirty;
   return true;
 }
 
@@ -288,6 +299,7 @@ void Watcher::worker() {
     }
     if (st || b.full) st = run_rescans(b);  // a full check goes ahead after a failed exec lookup
     if (st) st = compare_batch(b);
+    if (st) st = compare_containers(b);
     if (st || st.error().code == Errc::Cancelled) continue;
     if (st.error().code == Errc::Trust) {
       // Replaced (an update) or edited: trust it again or stop.

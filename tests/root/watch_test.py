@@ -239,6 +239,35 @@ def case_overflow_recovery(fimctl, tmp):
         d.stop(signal.SIGKILL)
 
 
+def case_overflow_directory_made_in_gap_watched(fimctl, tmp):
+    """A directory made below a root while the queue overflowed (its event is among the lost
+    ones) is watched once the overflow's rescan is done: a file dropped in it later is reported."""
+    knob = "/proc/sys/fs/fanotify/max_queued_events"
+    try:
+        old = open(knob).read().strip()
+        open(knob, "w").write("64\n")  # applies to groups created from now on
+    except OSError as e:
+        raise Skip(f"cannot lower {knob}: {e}")
+    tree, db = small_tree(fimctl, tmp)
+    try:
+        d = Daemon(fimctl, tmp, db)
+    finally:
+        open(knob, "w").write(old + "\n")
+    try:
+        d.proc.send_signal(signal.SIGSTOP)
+        for i in range(500):
+            with open(f"{tree}/new{i}", "w") as f:
+                f.write(str(i))
+        os.mkdir(f"{tree}/later")  # last: the full queue drops its event
+        d.proc.send_signal(signal.SIGCONT)
+        d.wait_for(lambda r: r["type"] == "rescan_done" and r["reason"] == "overflow", what="the overflow rescan")
+        with open(f"{tree}/later/implant", "w") as f:
+            f.write("x")
+        d.change(f"{tree}/later/implant", "added")
+        assert d.stop() == 0
+    finally:
+        d.stop(signal.SIGKILL)
+
 def case_restart_recovery(fimctl, tmp):
     """A change made while the daemon is stopped is reported when it starts; status shows the gap."""
     tree, db = small_tree(fimctl, tmp)
@@ -885,6 +914,75 @@ def case_containers_kill_process(fimctl, tmp):
             if p and p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def case_containers_overflow_is_a_gap(fimctl, tmp):
+    """Writes inside a container lost to a queue overflow (500 files dropped in /usr/bin while
+    the daemon is stopped) are coverage like the host's: a gap record, the container rescanned,
+    every file reported with the container named, and the gap said only once that rescan ends;
+    a directory made in that window is watched afterwards (a file written in it is reported)."""
+    def populate(img):
+        os.makedirs(f"{img}/usr/bin")
+    knob = "/proc/sys/fs/fanotify/max_queued_events"
+    try:
+        old = open(knob).read().strip()
+        open(knob, "w").write("64\n")  # applies to groups created from now on
+    except OSError as e:
+        raise Skip(f"cannot lower {knob}: {e}")
+    restored = False
+    tree, db = f"{tmp}/tree", f"{tmp}/db/baseline.db"
+    d = ctr = None
+    try:
+        os.makedirs(tree)
+        os.makedirs(os.path.dirname(db), mode=0o700)
+        base = [fimctl, "-c", POLICY, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "ndjson"]
+        subprocess.run([*base, "init", tree], check=True, capture_output=True)
+        os.makedirs(f"{tmp}/c")
+        ctr, _, upper = busybox_container(f"{tmp}/c", populate)
+        _, c = find_container(fimctl, upper)
+        subprocess.run([*base, "init", "--containers", "/usr/bin"], capture_output=True, timeout=120)
+        d = Daemon(fimctl, tmp, db, extra=["--containers"])
+        open(knob, "w").write(old + "\n")
+        restored = True
+        d.wait_for(lambda r: r["type"] == "container_start" and r["container"]["pid"] == c["pid"], what="container_start")
+
+        def inside(cmd):
+            return subprocess.run(["nsenter", "-t", str(c["pid"]), "-m", "-p", "--", "/bin/busybox", "sh", "-c", cmd],
+                                  capture_output=True, text=True, timeout=60)
+        # A first write copies /usr/bin up to the upper layer (and the daemon marks it there).
+        assert inside("echo 0 > /usr/bin/first").returncode == 0
+        d.change("/usr/bin/first", "added")
+        d.proc.send_signal(signal.SIGSTOP)
+        # The directory comes last: its event is one the full queue drops.
+        w = inside("i=0; while [ $i -lt 500 ]; do echo $i > /usr/bin/dropped$i; i=$((i+1)); done; mkdir /usr/bin/later")
+        d.proc.send_signal(signal.SIGCONT)
+        assert w.returncode == 0, w.stderr
+        gap = d.wait_for(lambda r: r["type"] == "gap" and r["reason"] == "overflow", what="the overflow gap")[0]
+        recs = d.records()
+        added = {r["path"]: i for i, r in enumerate(recs) if r["type"] == "change" and r["kind"] == "added" and
+                 r.get("container", {}).get("pid") == c["pid"]}
+        missing = [i for i in range(500) if f"/usr/bin/dropped{i}" not in added]
+        assert not missing, f"{len(missing)} of 500 files never reported, e.g. {missing[:5]}"
+        rescanned = [r for r in recs if r["type"] == "change" and r.get("rescan") == "overflow" and
+                     r.get("container", {}).get("pid") == c["pid"]]
+        assert rescanned, "no record of the container's overflow rescan"
+        assert recs.index(gap) > max(added.values()), "the gap was said before the container's rescan ended"
+        rc, st = d.status()
+        assert st["overflows"] >= 1 and st["dirty"] == [], st
+        # A directory made while events were lost is watched once the rescan is done.
+        d.wait_for(lambda r: r["type"] == "rescan_done" and r.get("reason") == "overflow" and "container" in r,
+                   what="the container's overflow rescan")
+        assert inside("echo x > /usr/bin/later/implant").returncode == 0
+        d.change("/usr/bin/later/implant", "added")
+        assert d.stop() == 0
+    finally:
+        if not restored:
+            open(knob, "w").write(old + "\n")
+        if d:
+            d.stop(signal.SIGKILL)
+        if ctr:
+            ctr.kill()
+            ctr.wait()
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
