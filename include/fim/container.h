@@ -16,18 +16,27 @@
 
 namespace fim {
 
-/// One line of /proc/PID/mountinfo (proc(5)), with its octal escapes (\040 ...) decoded.
+/// One line of /proc/PID/mountinfo (proc(5)), with its octal escapes (\040 ...) decoded. The
+/// one parser of it: container discovery and the watch daemon's mount watch both use it.
 struct MountEntry {
   uint64_t mount_id = 0, parent_id = 0;
-  Bytes root;           ///< the path inside its filesystem that is mounted
-  Bytes mount_point;    ///< relative to the reading process's root
+  std::string device;             ///< major:minor
+  Bytes root;                     ///< the path inside its filesystem that is mounted ("/": all of it)
+  Bytes mount_point;              ///< relative to the reading process's root
+  std::string options;            ///< the mount's own (rw, nosuid, relatime, ...)
+  std::vector<std::string> tags;  ///< the optional fields (shared:N, master:N, ...)
   std::string fstype;
   Bytes source;
-  std::string super_options;
+  std::string super_options;      ///< the filesystem's
+  /// Same place, filesystem and options: a change of propagation (tags) alone is not a change.
+  bool same(const MountEntry& o) const;
 };
 
-/// Every well-formed line; malformed ones are skipped (the file is the kernel's, but a parser
-/// of it must still never read past a line).
+/// One line (without its newline), fields separated by single spaces (an empty source is an
+/// empty field); nothing when it is not a mount.
+std::optional<MountEntry> parse_mount_line(std::string_view line);
+/// Every well-formed line; malformed ones are skipped (another process's file, read while it
+/// changes; a parser of it must still never read past a line).
 std::vector<MountEntry> parse_mountinfo(std::string_view text);
 
 /// The directories of an overlay mount, from its super options (lowerdir=A:B,upperdir=U,

@@ -21,13 +21,14 @@ namespace fim {
 
 namespace {
 
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
+/// The kernel escapes space, tab, newline and backslash in paths as \ooo (fs/proc_namespace.c).
 Bytes unescape_octal(std::string_view s) {
   Bytes out;
+  out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])) && std::isdigit(static_cast<unsigned char>(s[i + 2])) &&
-        std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
-      out += static_cast<char>(((s[i + 1] - '0') << 6) | ((s[i + 2] - '0') << 3) | (s[i + 3] - '0'));
+    const auto octal = [&](size_t k) { return i + k < s.size() && s[i + k] >= '0' && s[i + k] <= '7'; };
+    if (s[i] == '\\' && octal(1) && octal(2) && octal(3) && s[i + 1] <= '3') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
       i += 3;
     } else {
       out += s[i];
@@ -36,16 +37,16 @@ Bytes unescape_octal(std::string_view s) {
   return out;
 }
 
-std::vector<std::string_view> split_spaces(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && line[i] == ' ') ++i;
-    const size_t start = i;
-    while (i < line.size() && line[i] != ' ') ++i;
-    if (i > start) out.push_back(line.substr(start, i - start));
+/// Fields separated by single spaces: an empty source (mount -t tmpfs '' DIR) is an empty field.
+std::vector<std::string_view> fields_of(std::string_view line) {
+  std::vector<std::string_view> f;
+  size_t start = 0;
+  for (;;) {
+    const size_t sp = line.find(' ', start);
+    f.push_back(line.substr(start, sp == std::string_view::npos ? std::string_view::npos : sp - start));
+    if (sp == std::string_view::npos) return f;
+    start = sp + 1;
   }
-  return out;
 }
 
 bool is_hex64(std::string_view s) {
@@ -61,24 +62,38 @@ std::string ns_of(const Bytes& proc, const std::string& pid, const char* ns) {
 
 }  // namespace
 
-std::vector<MountEntry> parse_mountinfo(std::string_view text) {
+bool MountEntry::same(const MountEntry& o) const {
+  return mount_id == o.mount_id && parent_id == o.parent_id && device == o.device && root == o.root &&
+         mount_point == o.mount_point && options == o.options && fstype == o.fstype && source == o.source &&
+         super_options == o.super_options;
+}
+
+std::optional<MountEntry> parse_mount_line(std::string_view line) {
   // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+  const auto f = fields_of(line);
+  const auto sep = std::find(f.begin() + std::min<size_t>(f.size(), 6), f.end(), "-");
+  if (f.size() < 10 || sep == f.end() || f.end() - sep != 4) return std::nullopt;
+  MountEntry m;
+  if (!parse_decimal(f[0], &m.mount_id) || !parse_decimal(f[1], &m.parent_id)) return std::nullopt;
+  if (f[4].empty() || f[4][0] != '/') return std::nullopt;
+  m.device = f[2];
+  m.root = unescape_octal(f[3]);
+  m.mount_point = unescape_octal(f[4]);
+  m.options = f[5];
+  for (auto it = f.begin() + 6; it != sep; ++it) m.tags.emplace_back(*it);
+  m.fstype = unescape_octal(sep[1]);
+  m.source = unescape_octal(sep[2]);
+  m.super_options = unescape_octal(sep[3]);
+  return m;
+}
+
+std::vector<MountEntry> parse_mountinfo(std::string_view text) {
   std::vector<MountEntry> out;
   while (!text.empty()) {
     const size_t nl = text.find('\n');
     const std::string_view line = text.substr(0, nl);
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    const auto f = split_spaces(line);
-    const auto dash = std::find(f.begin(), f.end(), std::string_view("-"));
-    if (f.size() < 10 || dash == f.end() || dash - f.begin() < 6 || f.end() - dash < 4) continue;
-    MountEntry e;
-    if (!parse_decimal(f[0], &e.mount_id) || !parse_decimal(f[1], &e.parent_id)) continue;
-    e.root = unescape_octal(f[3]);
-    e.mount_point = unescape_octal(f[4]);
-    e.fstype = std::string(dash[1]);
-    e.source = unescape_octal(dash[2]);
-    e.super_options = unescape_octal(dash[3]);
-    out.push_back(std::move(e));
+    if (auto m = parse_mount_line(line)) out.push_back(std::move(*m));
   }
   return out;
 }

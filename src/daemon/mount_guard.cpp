@@ -83,13 +83,13 @@ void Watcher::on_own_mounts(const MountDiff& d, const std::set<uint64_t>& in_pla
     if (!dir.empty() && dir[0] != '/') dir = real_root(dir);  // mount points are absolute
   const std::vector<Bytes> real = mounts_.real_roots(dirs);
   auto one = [&](const MountEntry& m, bool attached) {
-    const MountImpact imp = mount_impact(m.point, real);
+    const MountImpact imp = mount_impact(m.mount_point, real);
     if (imp.empty()) return;
     std::vector<Bytes> hidden;
     for (size_t i : imp.under) hidden.push_back(dirs[i]);
     for (size_t i : imp.over) hidden.push_back(dirs[i]);
     json::Writer f = json::Writer::fields();
-    f.object("mount").num("id", m.id).num("parent_id", m.parent).bytes("mount_point", m.point);
+    f.object("mount").num("id", m.mount_id).num("parent_id", m.parent_id).bytes("mount_point", m.mount_point);
     f.bytes("source", m.source).str("fstype", m.fstype).bytes("root", m.root).str("device", m.device);
     f.str("options", m.options).str("super_options", m.super_options).close();
     roots_field(f, {});
@@ -99,8 +99,8 @@ void Watcher::on_own_mounts(const MountDiff& d, const std::set<uint64_t>& in_pla
     f.str("process", "unknown").str("seen_by", mounts_.events() ? "mount_events" : "mountinfo");
     std::string list;
     for (const auto& h : hidden) list += (list.empty() ? "" : ", ") + quote(h);
-    const std::string what = m.fstype + " " + quote(m.source) + " at " + quote(m.point) + " (mount id " +
-                             std::to_string(m.id) + ")";
+    const std::string what = m.fstype + " " + quote(m.source) + " at " + quote(m.mount_point) + " (mount id " +
+                             std::to_string(m.mount_id) + ")";
     sink_.alert_with(attached ? "mount_attached" : "mount_detached",
                      std::string(attached ? "mounted: " : "unmounted: ") + what + ", over fimctl's own " + list +
                          " (baseline, state, keys or policy), by an unknown process",
@@ -109,7 +109,7 @@ void Watcher::on_own_mounts(const MountDiff& d, const std::set<uint64_t>& in_pla
     std::lock_guard<std::mutex> lk(mu_);
     auto& hiding = mounts_.hiding();
     if (!attached) {
-      if (auto it = hiding.find(m.id); it != hiding.end()) {
+      if (auto it = hiding.find(m.mount_id); it != hiding.end()) {
         for (const auto& line : it->second) {
           auto pos = std::find(degraded_.begin(), degraded_.end(), line);
           if (pos != degraded_.end()) degraded_.erase(pos);
@@ -118,8 +118,8 @@ void Watcher::on_own_mounts(const MountDiff& d, const std::set<uint64_t>& in_pla
       }
       return;
     }
-    if (in_place.count(m.id)) return;
-    auto& lines = hiding[m.id];
+    if (in_place.count(m.mount_id)) return;
+    auto& lines = hiding[m.mount_id];
     for (const auto& h : hidden) {
       lines.push_back("fimctl's own " + escape_terminal(h) + " is hidden by a mount (" + what + ")");
       degraded_.push_back(lines.back());

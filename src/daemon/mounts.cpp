@@ -31,34 +31,6 @@ constexpr uint64_t kFanMntAttach = 0x01000000, kFanMntDetach = 0x02000000;
 
 constexpr size_t kMaxMountinfo = size_t{64} << 20;  // 100,000 mounts are ~15 MiB
 
-/// The kernel escapes space, tab, newline and backslash in paths as \ooo (fs/proc_namespace.c).
-Bytes unescape(std::string_view s) {
-  Bytes out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    const auto octal = [&](size_t k) { return i + k < s.size() && s[i + k] >= '0' && s[i + k] <= '7'; };
-    if (s[i] == '\\' && octal(1) && octal(2) && octal(3) && s[i + 1] <= '3') {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-/// Fields separated by single spaces: an empty source (mount -t tmpfs '' DIR) is an empty field.
-std::vector<std::string_view> fields_of(std::string_view line) {
-  std::vector<std::string_view> f;
-  size_t start = 0;
-  for (;;) {
-    const size_t sp = line.find(' ', start);
-    f.push_back(line.substr(start, sp == std::string_view::npos ? std::string_view::npos : sp - start));
-    if (sp == std::string_view::npos) return f;
-    start = sp + 1;
-  }
-}
-
 /// The directory at or nearest above `p` that exists (a root hidden by a mount may not).
 Bytes nearest_dir(Bytes p) {
   struct stat sb {};
@@ -72,12 +44,7 @@ Bytes nearest_dir(Bytes p) {
 
 }  // namespace
 
-bool MountEntry::same(const MountEntry& o) const {
-  return id == o.id && parent == o.parent && device == o.device && root == o.root && point == o.point &&
-         options == o.options && fstype == o.fstype && source == o.source && super_options == o.super_options;
-}
-
-Result<std::vector<MountEntry>> parse_mountinfo(std::string_view text) {
+Result<std::vector<MountEntry>> parse_mountinfo_strict(std::string_view text) {
   std::vector<MountEntry> out;
   size_t line_no = 0;
   while (!text.empty()) {
@@ -86,41 +53,24 @@ Result<std::vector<MountEntry>> parse_mountinfo(std::string_view text) {
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
     ++line_no;
     if (line.empty()) continue;
-    const auto bad = [&](const char* why) {
-      return make_error(Errc::Io, "mountinfo line " + std::to_string(line_no) + " " + why + ": " +
-                                      quote(line.substr(0, 200)));
-    };
-    const auto f = fields_of(line);
-    // id parent major:minor root point options [optional...] - fstype source super_options
-    const auto sep = std::find(f.begin() + std::min<size_t>(f.size(), 6), f.end(), "-");
-    if (f.size() < 10 || sep == f.end() || f.end() - sep != 4) return bad("is not a mount");
-    MountEntry m;
-    if (!parse_decimal(f[0], &m.id) || !parse_decimal(f[1], &m.parent)) return bad("has no mount id");
-    if (f[4].empty() || f[4][0] != '/') return bad("has no absolute mount point");
-    m.device = f[2];
-    m.root = unescape(f[3]);
-    m.point = unescape(f[4]);
-    m.options = f[5];
-    for (auto it = f.begin() + 6; it != sep; ++it) m.tags.emplace_back(*it);
-    m.fstype = unescape(sep[1]);
-    m.source = unescape(sep[2]);
-    m.super_options = unescape(sep[3]);
-    out.push_back(std::move(m));
+    auto m = parse_mount_line(line);
+    if (!m) return make_error(Errc::Io, "mountinfo line " + std::to_string(line_no) + " is not a mount: " + quote(line.substr(0, 200)));
+    out.push_back(std::move(*m));
   }
   return out;
 }
 
 MountDiff diff_mounts(const std::vector<MountEntry>& before, const std::vector<MountEntry>& after) {
   std::map<uint64_t, const MountEntry*> old_by_id, new_by_id;
-  for (const auto& m : before) old_by_id[m.id] = &m;
-  for (const auto& m : after) new_by_id[m.id] = &m;
+  for (const auto& m : before) old_by_id[m.mount_id] = &m;
+  for (const auto& m : after) new_by_id[m.mount_id] = &m;
   MountDiff d;
   for (const auto& m : before) {
-    const auto it = new_by_id.find(m.id);
+    const auto it = new_by_id.find(m.mount_id);
     if (it == new_by_id.end() || !m.same(*it->second)) d.detached.push_back(m);
   }
   for (const auto& m : after) {
-    const auto it = old_by_id.find(m.id);
+    const auto it = old_by_id.find(m.mount_id);
     if (it == old_by_id.end() || !m.same(*it->second)) d.attached.push_back(m);
   }
   return d;
@@ -172,7 +122,7 @@ Status MountWatch::open(bool events) {
   if (!info_.valid()) return make_error(Errc::Io, "cannot open /proc/self/mountinfo", errno);
   auto text = read_info();
   if (!text) return text.error();
-  auto mounts = parse_mountinfo(*text);
+  auto mounts = parse_mountinfo_strict(*text);
   if (!mounts) return mounts.error();
   text_ = std::move(*text);
   mounts_ = std::move(*mounts);
@@ -218,7 +168,7 @@ Result<MountDiff> MountWatch::refresh() {
   auto text = read_info();
   if (!text) return text.error();
   if (*text == text_) return MountDiff{};
-  auto mounts = parse_mountinfo(*text);
+  auto mounts = parse_mountinfo_strict(*text);
   if (!mounts) return mounts.error();
   MountDiff d = diff_mounts(mounts_, *mounts);
   text_ = std::move(*text);
@@ -278,13 +228,13 @@ void Watcher::check_mounts(bool woken) {
   std::set<uint64_t> in_place;
   for (const auto& a : d->attached)
     for (const auto& m : d->detached)
-      if (a.id == m.id && a.point == m.point && a.root == m.root && a.device == m.device && !mounts_.hiding().count(m.id))
-        in_place.insert(a.id);
+      if (a.mount_id == m.mount_id && a.mount_point == m.mount_point && a.root == m.root && a.device == m.device && !mounts_.hiding().count(m.mount_id))
+        in_place.insert(a.mount_id);
   // Detached first: a remount is its old self detached, then its new self attached.
   for (const auto& m : d->detached)
-    if (MountImpact imp = mount_impact(m.point, real); !imp.empty()) on_mount(m, imp, roots, false, false);
+    if (MountImpact imp = mount_impact(m.mount_point, real); !imp.empty()) on_mount(m, imp, roots, false, false);
   for (const auto& m : d->attached)
-    if (MountImpact imp = mount_impact(m.point, real); !imp.empty()) on_mount(m, imp, roots, true, !in_place.count(m.id));
+    if (MountImpact imp = mount_impact(m.mount_point, real); !imp.empty()) on_mount(m, imp, roots, true, !in_place.count(m.mount_id));
   on_own_mounts(*d, in_place);
 }
 
@@ -309,8 +259,8 @@ void Watcher::on_mount(const MountEntry& m, const MountImpact& imp, const std::v
       (void)sensors_.watch_root(r);  // the root's new inode, for the BPF sensors
     }
     struct stat sb {};
-    if (!over.empty() && ::stat(m.point.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) dirs.push_back(m.point);
-    else if (Status ms = over.empty() ? Status() : fan_->mark_filesystem(m.point); !ms) mark_error = ms.error().describe();
+    if (!over.empty() && ::stat(m.mount_point.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) dirs.push_back(m.mount_point);
+    else if (Status ms = over.empty() ? Status() : fan_->mark_filesystem(m.mount_point); !ms) mark_error = ms.error().describe();
     for (const auto& d : dirs) {
       Status ms = fan_->mark_filesystem(d);
       if (ms) ms = locator_.add_unpinned(d);
@@ -319,7 +269,7 @@ void Watcher::on_mount(const MountEntry& m, const MountImpact& imp, const std::v
   }
 
   json::Writer f = json::Writer::fields();
-  f.object("mount").num("id", m.id).num("parent_id", m.parent).bytes("mount_point", m.point);
+  f.object("mount").num("id", m.mount_id).num("parent_id", m.parent_id).bytes("mount_point", m.mount_point);
   f.bytes("source", m.source).str("fstype", m.fstype).bytes("root", m.root).str("device", m.device);
   f.str("options", m.options).str("super_options", m.super_options).close();
   roots_field(f, affected);
@@ -332,8 +282,8 @@ void Watcher::on_mount(const MountEntry& m, const MountImpact& imp, const std::v
   f.str("process", "unknown").str("seen_by", mounts_.events() ? "mount_events" : "mountinfo");
   if (!mark_error.empty()) f.str("mark_error", mark_error);
 
-  const std::string what = m.fstype + " " + quote(m.source) + " at " + quote(m.point) + " (mount id " +
-                           std::to_string(m.id) + ")";
+  const std::string what = m.fstype + " " + quote(m.source) + " at " + quote(m.mount_point) + " (mount id " +
+                           std::to_string(m.mount_id) + ")";
   std::string roots_text;
   for (const auto& r : affected) roots_text += (roots_text.empty() ? "" : ", ") + quote(r);
   std::string msg = std::string(attached ? "mounted: " : "unmounted: ") + what +
@@ -347,7 +297,7 @@ void Watcher::on_mount(const MountEntry& m, const MountImpact& imp, const std::v
   // While it stays, the root is not the tree the baseline recorded: degraded (status exits 8).
   std::lock_guard<std::mutex> lk(mu_);
   auto& hiding = mounts_.hiding();
-  if (auto it = hiding.find(m.id); it != hiding.end()) {
+  if (auto it = hiding.find(m.mount_id); it != hiding.end()) {
     for (const auto& line : it->second) {
       auto pos = std::find(degraded_.begin(), degraded_.end(), line);
       if (pos != degraded_.end()) degraded_.erase(pos);
@@ -355,9 +305,9 @@ void Watcher::on_mount(const MountEntry& m, const MountImpact& imp, const std::v
     hiding.erase(it);
   }
   if (attached && hides) {
-    auto& lines = hiding[m.id];
+    auto& lines = hiding[m.mount_id];
     for (const auto& r : over)
-      lines.push_back(escape_terminal(r) + ": " + escape_terminal(m.point) + " is hidden by a mount (" + what + ")");
+      lines.push_back(escape_terminal(r) + ": " + escape_terminal(m.mount_point) + " is hidden by a mount (" + what + ")");
     for (const auto& r : under) lines.push_back(escape_terminal(r) + ": is inside a mount (" + what + ")");
     degraded_.insert(degraded_.end(), lines.begin(), lines.end());
   }

@@ -16,27 +16,13 @@
 #include "fim/base/bytes.h"
 #include "fim/base/fd.h"
 #include "fim/base/result.h"
+#include "fim/container.h"
 
 namespace fim::watchd {
 
-/// One line of /proc/PID/mountinfo (proc(5)), its paths unescaped (\040 is a space).
-struct MountEntry {
-  uint64_t id = 0, parent = 0;
-  std::string device;             ///< major:minor
-  Bytes root;                     ///< the directory of its filesystem that is mounted ("/": all of it)
-  Bytes point;                    ///< where, in the reader's mount namespace
-  std::string options;            ///< the mount's own (rw, nosuid, relatime, ...)
-  std::vector<std::string> tags;  ///< the optional fields (shared:N, master:N, ...)
-  std::string fstype;
-  Bytes source;
-  std::string super_options;      ///< the filesystem's
-  /// Same place, filesystem and options: a change of propagation (tags) alone is not a change.
-  bool same(const MountEntry& o) const;
-};
-
-/// Parses mountinfo text (the kernel writes one mount a line). A line that is not a mount is
-/// an error naming it: the text is not what the kernel writes.
-Result<std::vector<MountEntry>> parse_mountinfo(std::string_view text);
+/// mountinfo as the kernel writes it (fim::parse_mount_line for each line): a line that is not
+/// a mount is an error naming it, since the text is not what the kernel writes.
+Result<std::vector<MountEntry>> parse_mountinfo_strict(std::string_view text);
 
 /// What changed between two snapshots of a mount table.
 struct MountDiff {

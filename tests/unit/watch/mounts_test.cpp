@@ -19,7 +19,7 @@ const char* const kBefore =
     "61 22 0:5 / /dev rw,nosuid,relatime shared:2 master:9 - devtmpfs udev rw,size=4008220k,mode=755\n";
 
 std::vector<MountEntry> parse(const std::string& text) {
-  auto m = parse_mountinfo(text);
+  auto m = parse_mountinfo_strict(text);
   REQUIRE(m);
   return *m;
 }
@@ -29,11 +29,11 @@ std::vector<MountEntry> parse(const std::string& text) {
 TEST_CASE("mountinfo: every field, optional fields of any number") {
   const auto m = parse(kBefore);
   REQUIRE(m.size() == 4);
-  CHECK(m[0].id == 22);
-  CHECK(m[0].parent == 1);
+  CHECK(m[0].mount_id == 22);
+  CHECK(m[0].parent_id == 1);
   CHECK(m[0].device == "254:1");
   CHECK(m[0].root == "/");
-  CHECK(m[0].point == "/");
+  CHECK(m[0].mount_point == "/");
   CHECK(m[0].options == "rw,relatime");
   CHECK(m[0].tags == std::vector<std::string>{"shared:1"});
   CHECK(m[0].fstype == "ext4");
@@ -45,7 +45,7 @@ TEST_CASE("mountinfo: every field, optional fields of any number") {
   const auto p = parse("90 22 0:50 / /srv/w/etc/ssh rw,relatime - tmpfs none rw,size=1024k\n");
   REQUIRE(p.size() == 1);
   CHECK(p[0].tags.empty());
-  CHECK(p[0].point == "/srv/w/etc/ssh");
+  CHECK(p[0].mount_point == "/srv/w/etc/ssh");
   CHECK(p[0].fstype == "tmpfs");
   CHECK(p[0].source == "none");
 }
@@ -59,11 +59,11 @@ TEST_CASE("mountinfo: escaped paths, a bind of a file, an empty source") {
       "93 22 0:52 / /srv/\\777 rw - tmpfs my\\040source rw\n");
   REQUIRE(m.size() == 3);
   CHECK(m[0].root == "/tmp/evil");
-  CHECK(m[0].point == Bytes("/srv/w/etc/a b\tc\nd\\e"));
-  CHECK(m[1].point == "/srv/x\\04");
+  CHECK(m[0].mount_point == Bytes("/srv/w/etc/a b\tc\nd\\e"));
+  CHECK(m[1].mount_point == "/srv/x\\04");
   CHECK(m[1].source.empty());
   CHECK(m[1].super_options == "rw");
-  CHECK(m[2].point == "/srv/\\777");  // not a byte: kept
+  CHECK(m[2].mount_point == "/srv/\\777");  // not a byte: kept
   CHECK(m[2].source == "my source");
 }
 
@@ -78,7 +78,7 @@ TEST_CASE("mountinfo: a line that is not a mount is an error; blank lines and a 
                           "22 1 254:1 / relative rw - ext4 /dev/vda1 rw\n",  // not absolute
                           "22 1 254:1 / / rw - ext4 /dev/vda1 rw - x\n"}) {  // two separators
     CAPTURE(bad);
-    CHECK_FALSE(parse_mountinfo(bad));
+    CHECK_FALSE(parse_mountinfo_strict(bad));
   }
 }
 
@@ -96,16 +96,16 @@ TEST_CASE("mount diff: attached and detached by mount id, remounts and moves as 
   auto d = diff_mounts(before, after);
   REQUIRE(d.attached.size() == 1);
   CHECK(d.detached.empty());
-  CHECK(d.attached[0].id == 90);
+  CHECK(d.attached[0].mount_id == 90);
 
   // Unmounted: detached, whatever its position in the table.
   d = diff_mounts(after, before);
   REQUIRE(d.detached.size() == 1);
-  CHECK(d.detached[0].point == "/srv/w/etc/ssh");
+  CHECK(d.detached[0].mount_point == "/srv/w/etc/ssh");
   CHECK(d.attached.empty());
 
   // Remounted read-only, moved, or its id reused by another mount: detached, then attached.
-  for (auto change : {+[](MountEntry& m) { m.options = "ro,relatime"; }, +[](MountEntry& m) { m.point = "/srv/other"; },
+  for (auto change : {+[](MountEntry& m) { m.options = "ro,relatime"; }, +[](MountEntry& m) { m.mount_point = "/srv/other"; },
                       +[](MountEntry& m) { m.source = "/dev/vdb1"; }, +[](MountEntry& m) { m.super_options = "ro"; }}) {
     auto again = after;
     change(again.back());
