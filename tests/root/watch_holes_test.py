@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from fimtest import POLICY, Skip, run_fimctl, run_main  # noqa: E402
 from root_test import mount  # noqa: E402
-from watch_test import Daemon, filesystem, init, sha  # noqa: E402
+from watch_test import Daemon, daemon_with_small_queue, filesystem, init, sha  # noqa: E402
 
 
 def tree_with(tmp, mnt, layout):
@@ -160,20 +160,10 @@ def case_transient_setuid_file_in_cron_dir(fimctl, tmp):
 def case_overflow_gap_spans_the_rescan(fimctl, tmp):
     """The kernel queue overflows: the gap record runs from the last event read before the
     loss to the end of the rescan that recovers from it, not just the moment of the overflow."""
-    knob = "/proc/sys/fs/fanotify/max_queued_events"
-    try:
-        old = open(knob).read().strip()
-        open(knob, "w").write("64\n")  # applies to groups created from now on
-    except OSError as e:
-        raise Skip(f"cannot lower {knob}: {e}")
     mnt = filesystem(tmp, "tmpfs")
     db = tree_with(tmp, mnt, {f"watched/f{i}": f"{i}\n" * 2000 for i in range(200)})
     init(fimctl, db, f"{mnt}/watched")
-    try:
-        d = Daemon(fimctl, tmp, db)
-    finally:
-        open(knob, "w").write(old + "\n")
-    with d:
+    with daemon_with_small_queue(fimctl, tmp, db) as d:
         stopped = time.time()
         d.proc.send_signal(signal.SIGSTOP)
         for i in range(500):

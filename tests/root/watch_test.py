@@ -207,20 +207,26 @@ def case_rapid_rewrites(fimctl, tmp):
         assert d.stop() == 0
 
 
-def case_overflow_recovery(fimctl, tmp):
-    """The kernel queue overflows while the daemon is stopped: a gap is reported, the roots are
-    rescanned, and every file created meanwhile is reported."""
+def daemon_with_small_queue(fimctl, tmp, db, events=64, **kw):
+    """A Daemon whose fanotify queue holds `events` events: the knob applies to groups created
+    while it is lowered, so it is set back as soon as the daemon started."""
     knob = "/proc/sys/fs/fanotify/max_queued_events"
     try:
         old = open(knob).read().strip()
-        open(knob, "w").write("64\n")  # applies to groups created from now on
+        open(knob, "w").write(f"{events}\n")
     except OSError as e:
         raise Skip(f"cannot lower {knob}: {e}")
-    tree, db = small_tree(fimctl, tmp)
     try:
-        d = Daemon(fimctl, tmp, db)
+        return Daemon(fimctl, tmp, db, **kw)
     finally:
         open(knob, "w").write(old + "\n")
+
+
+def case_overflow_recovery(fimctl, tmp):
+    """The kernel queue overflows while the daemon is stopped: a gap is reported, the roots are
+    rescanned, and every file created meanwhile is reported."""
+    tree, db = small_tree(fimctl, tmp)
+    d = daemon_with_small_queue(fimctl, tmp, db)
     try:
         d.proc.send_signal(signal.SIGSTOP)
         for i in range(500):
@@ -242,17 +248,8 @@ def case_overflow_recovery(fimctl, tmp):
 def case_overflow_directory_made_in_gap_watched(fimctl, tmp):
     """A directory made below a root while the queue overflowed (its event is among the lost
     ones) is watched once the overflow's rescan is done: a file dropped in it later is reported."""
-    knob = "/proc/sys/fs/fanotify/max_queued_events"
-    try:
-        old = open(knob).read().strip()
-        open(knob, "w").write("64\n")  # applies to groups created from now on
-    except OSError as e:
-        raise Skip(f"cannot lower {knob}: {e}")
     tree, db = small_tree(fimctl, tmp)
-    try:
-        d = Daemon(fimctl, tmp, db)
-    finally:
-        open(knob, "w").write(old + "\n")
+    d = daemon_with_small_queue(fimctl, tmp, db)
     try:
         d.proc.send_signal(signal.SIGSTOP)
         for i in range(500):
@@ -923,13 +920,6 @@ def case_containers_overflow_is_a_gap(fimctl, tmp):
     a directory made in that window is watched afterwards (a file written in it is reported)."""
     def populate(img):
         os.makedirs(f"{img}/usr/bin")
-    knob = "/proc/sys/fs/fanotify/max_queued_events"
-    try:
-        old = open(knob).read().strip()
-        open(knob, "w").write("64\n")  # applies to groups created from now on
-    except OSError as e:
-        raise Skip(f"cannot lower {knob}: {e}")
-    restored = False
     tree, db = f"{tmp}/tree", f"{tmp}/db/baseline.db"
     d = ctr = None
     try:
@@ -941,9 +931,7 @@ def case_containers_overflow_is_a_gap(fimctl, tmp):
         ctr, _, upper = busybox_container(f"{tmp}/c", populate)
         _, c = find_container(fimctl, upper)
         subprocess.run([*base, "init", "--containers", "/usr/bin"], capture_output=True, timeout=120)
-        d = Daemon(fimctl, tmp, db, extra=["--containers"])
-        open(knob, "w").write(old + "\n")
-        restored = True
+        d = daemon_with_small_queue(fimctl, tmp, db, extra=["--containers"])
         d.wait_for(lambda r: r["type"] == "container_start" and r["container"]["pid"] == c["pid"], what="container_start")
 
         def inside(cmd):
@@ -976,8 +964,6 @@ def case_containers_overflow_is_a_gap(fimctl, tmp):
         d.change("/usr/bin/later/implant", "added")
         assert d.stop() == 0
     finally:
-        if not restored:
-            open(knob, "w").write(old + "\n")
         if d:
             d.stop(signal.SIGKILL)
         if ctr:
