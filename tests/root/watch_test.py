@@ -213,6 +213,8 @@ def daemon_with_small_queue(fimctl, tmp, db, events=64, **kw):
     knob = "/proc/sys/fs/fanotify/max_queued_events"
     try:
         old = open(knob).read().strip()
+        if int(old) <= events:
+            old = "16384"  # left lowered by a case killed in the window (the kernel's default)
         open(knob, "w").write(f"{events}\n")
     except OSError as e:
         raise Skip(f"cannot lower {knob}: {e}")
