@@ -129,8 +129,6 @@ class Locator {
   Status add_unpinned(const Bytes& dir);
   /// Where the directory an info record names lies (a Dfid/DfidName record, or a replayed path).
   Located locate(const FanInfo& info);
-  /// The identity of the object a Fid record names now; nothing when it is gone.
-  std::optional<FileId> object(const FanInfo& info);
   /// The object itself (O_PATH), to stat or to mark; invalid when it is gone.
   UniqueFd open_object(const FanInfo& info);
   /// The path a directory handle names now (readlink of the opened handle), for callers that

@@ -237,12 +237,6 @@ Located Locator::locate(const FanInfo& info) {
 
 UniqueFd Locator::open_object(const FanInfo& info) { return open_info(info, O_PATH); }
 
-std::optional<FileId> Locator::object(const FanInfo& info) {
-  UniqueFd fd = open_info(info, O_PATH);
-  if (!fd.valid()) return std::nullopt;
-  return id_of(fd.get());
-}
-
 std::optional<Bytes> Locator::resolve(const FanInfo& info) {
   UniqueFd fd = open_info(info, O_PATH);
   if (!fd.valid()) {

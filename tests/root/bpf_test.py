@@ -10,7 +10,6 @@ check the other side (active, and changes say who made them).
 """
 import os
 import re
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -18,15 +17,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from fimtest import run_main  # noqa: E402
-from watch_test import Daemon, small_tree  # noqa: E402
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from watch_test import Daemon, free_port, small_tree  # noqa: E402
 
 
 def metrics(port):

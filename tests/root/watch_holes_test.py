@@ -9,7 +9,6 @@ waits (bounded) for the record that must follow.
 """
 import datetime
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from fimtest import POLICY, Skip, run_fimctl, run_main  # noqa: E402
 from root_test import mount  # noqa: E402
-from watch_test import Daemon, daemon_with_small_queue, filesystem, init, sha  # noqa: E402
+from watch_test import Daemon, daemon_with_small_queue, filesystem, files_while_stopped, init, sha  # noqa: E402
 
 
 def tree_with(tmp, mnt, layout):
@@ -165,11 +164,7 @@ def case_overflow_gap_spans_the_rescan(fimctl, tmp):
     init(fimctl, db, f"{mnt}/watched")
     with daemon_with_small_queue(fimctl, tmp, db) as d:
         stopped = time.time()
-        d.proc.send_signal(signal.SIGSTOP)
-        for i in range(500):
-            with open(f"{mnt}/watched/new{i}", "w") as f:
-                f.write(str(i))
-        d.proc.send_signal(signal.SIGCONT)
+        files_while_stopped(d, f"{mnt}/watched")
         done = d.wait_for(lambda r: r["type"] == "rescan_done" and r["reason"] == "overflow", what="the rescan")[0]
         gap = d.wait_for(lambda r: r["type"] == "gap" and r["reason"] == "overflow", what="the gap")[0]
         assert parse_time(gap["start"]) <= stopped + 0.001, (gap, stopped)

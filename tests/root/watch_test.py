@@ -224,17 +224,25 @@ def daemon_with_small_queue(fimctl, tmp, db, events=64, **kw):
         open(knob, "w").write(old + "\n")
 
 
+def files_while_stopped(d, tree, n=500, last=None):
+    """n files created in tree while the daemon is stopped (SIGSTOP): more than its lowered
+    queue holds, so it overflows; `last` (a callable) runs after them, before it resumes."""
+    d.proc.send_signal(signal.SIGSTOP)
+    for i in range(n):
+        with open(f"{tree}/new{i}", "w") as f:
+            f.write(str(i))
+    if last:
+        last()
+    d.proc.send_signal(signal.SIGCONT)
+
+
 def case_overflow_recovery(fimctl, tmp):
     """The kernel queue overflows while the daemon is stopped: a gap is reported, the roots are
     rescanned, and every file created meanwhile is reported."""
     tree, db = small_tree(fimctl, tmp)
     d = daemon_with_small_queue(fimctl, tmp, db)
     try:
-        d.proc.send_signal(signal.SIGSTOP)
-        for i in range(500):
-            with open(f"{tree}/new{i}", "w") as f:
-                f.write(str(i))
-        d.proc.send_signal(signal.SIGCONT)
+        files_while_stopped(d, tree)
         d.wait_for(lambda r: r["type"] == "gap" and r["reason"] == "overflow", what="the overflow gap")
         d.wait_for(lambda r: r["type"] == "rescan_done" and r["reason"] == "overflow", what="the overflow rescan")
         added = {r["path"] for r in d.records() if r["type"] == "change" and r["kind"] == "added"}
@@ -253,12 +261,7 @@ def case_overflow_directory_made_in_gap_watched(fimctl, tmp):
     tree, db = small_tree(fimctl, tmp)
     d = daemon_with_small_queue(fimctl, tmp, db)
     try:
-        d.proc.send_signal(signal.SIGSTOP)
-        for i in range(500):
-            with open(f"{tree}/new{i}", "w") as f:
-                f.write(str(i))
-        os.mkdir(f"{tree}/later")  # last: the full queue drops its event
-        d.proc.send_signal(signal.SIGCONT)
+        files_while_stopped(d, tree, last=lambda: os.mkdir(f"{tree}/later"))  # last: the full queue drops its event
         d.wait_for(lambda r: r["type"] == "rescan_done" and r["reason"] == "overflow", what="the overflow rescan")
         with open(f"{tree}/later/implant", "w") as f:
             f.write("x")
