@@ -6,8 +6,13 @@
 //   deb-sha256  the file's digest inside the .deb whose SHA-256 is listed in a Packages index
 //               whose SHA-256 is listed in an InRelease file that gpgv verified against apt's
 //               keyrings: a chain that ends at the archive's signing key.
+//   derived     regenerated from verified inputs by a verified tool and compared (a .pyc
+//               against the code its verified interpreter compiles from its verified .py;
+//               /etc/ld.so.cache against what the verified ldconfig writes to a private file)
 //   dpkg-md5    dpkg's md5sums (or, for conffiles, the status file): written on this host at
 //               install time, so only as trustworthy as the host; MD5 is re-computed here.
+//   written-by-dpkg  the watch daemon saw a descendant of a recorded apt run's dpkg write it:
+//               who wrote it, not what it holds
 //   dpkg-list   the path is in the package's file list and only times, size of a directory
 //               or link count changed (directories touched by an upgrade): no content claim.
 //
@@ -27,8 +32,12 @@
 namespace fim::pkg {
 
 /// How strong the evidence behind a verdict is (ordered: stronger is greater).
-enum class Evidence : uint8_t { None = 0, DpkgList, DpkgMd5, DebSha256 };
-std::string_view evidence_name(Evidence e);  ///< "none", "dpkg-list", "dpkg-md5", "deb-sha256"
+enum class Evidence : uint8_t { None = 0, DpkgList, WrittenByDpkg, DpkgMd5, Derived, DebSha256 };
+/// "none", "dpkg-list", "written-by-dpkg", "dpkg-md5", "derived", "deb-sha256"
+std::string_view evidence_name(Evidence e);
+/// Evidence that accept --package-verified takes without --weak: a chain that ends outside
+/// this host (deb-sha256) or a regeneration from such inputs (derived).
+bool strong_evidence(std::string_view name);
 
 enum class Verdict : uint8_t {
   Verified,      ///< content (and, with a .deb, mode and owner) is what the package ships

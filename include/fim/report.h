@@ -34,7 +34,7 @@ struct BaselineFacts {
 /// What the package manager says about one change (check --packages; fim/pkg.h decides it).
 struct PackageNote {
   std::string verdict;   ///< verified, mismatch, conffile, unverifiable, unpackaged, removed
-  std::string evidence;  ///< deb-sha256, dpkg-md5, dpkg-list, none
+  std::string evidence;  ///< deb-sha256, derived, dpkg-md5, written-by-dpkg, dpkg-list, none
   std::string package, version, arch, detail;
   std::string upgrade;   ///< the recorded apt run since the baseline that changed the package
 };

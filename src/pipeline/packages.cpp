@@ -78,7 +78,7 @@ Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, S
     const Record* was = o == old.end() ? nullptr : &o->second;
     const Record* now = it->second ? &*it->second : nullptr;
     const PackageNote n = pk->explain(was, now);
-    const bool strong = n.evidence == "deb-sha256";
+    const bool strong = pkg::strong_evidence(n.evidence);
     if (n.verdict == "verified" && (strong || opts.weak_evidence)) {
       (*vouched)[it->first] = n.package + " " + n.version + " " + n.arch + ", " + n.evidence;
       ++it;

@@ -9,11 +9,15 @@ std::string_view evidence_name(Evidence e) {
   switch (e) {
     case Evidence::None: return "none";
     case Evidence::DpkgList: return "dpkg-list";
+    case Evidence::WrittenByDpkg: return "written-by-dpkg";
     case Evidence::DpkgMd5: return "dpkg-md5";
+    case Evidence::Derived: return "derived";
     case Evidence::DebSha256: return "deb-sha256";
   }
   return "none";
 }
+
+bool strong_evidence(std::string_view name) { return name == "deb-sha256" || name == "derived"; }
 
 std::string_view verdict_name(Verdict v) {
   switch (v) {
