@@ -29,6 +29,8 @@ from fimtest import SOURCE, Skip, run_main  # noqa: E402
 MIRROR = os.environ.get("FIMCTL_TEST_MIRROR", "http://deb.debian.org/debian")
 CACHE = os.environ.get("FIMCTL_TEST_DEBROOT", "/var/tmp/fimctl-test-debroot")
 DB = "/var/lib/fimctl/baseline.db"
+# Beyond minbase: python3 compiles .pyc files in maintainer scripts (derived evidence).
+ROOT_PACKAGES = ["python3-minimal"]
 
 
 def sh(*cmd, check=True, **kw):
@@ -63,7 +65,7 @@ def debroot(fimctl):
         # The plain and the sanitizer builds link different libraries: one root holds both.
         stamp = os.path.join(CACHE, ".fimctl-include")
         have = set(open(stamp).read().split(",")) if os.path.exists(stamp) else set()
-        include = set(libs_packages(fimctl))
+        include = set(libs_packages(fimctl)) | set(ROOT_PACKAGES)
         if include <= have:
             return CACHE
         want = ",".join(sorted(include | have - {""}))
