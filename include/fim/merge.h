@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "fim/pipeline.h"
 
@@ -135,18 +136,39 @@ Status merge_compare(const ScanOptions& so, Merge& m);
 struct Packages {
   std::unique_ptr<pkg::Verifier> verifier;
   std::map<std::string, std::string> run_of;  ///< "name:arch" -> the apt run that changed it
-  /// The verdict on one change, as reports show it.
+  /// The verdict on one change that is not a directory, as reports show it; noted under its
+  /// parent directory for explain_directory().
   PackageNote explain(const Record* old_rec, const Record* new_rec);
+  /// The verdict on a directory, from its own record and the changes explained inside it
+  /// (pkg::directory_note): call it after every change below the directory, deepest first
+  /// (by_depth). `only_times`: only times, size or link count differ.
+  PackageNote explain_directory(const Record* old_rec, const Record* new_rec, bool only_times);
+  /// A change inside a directory that was reported but is not being weighed (accept of a
+  /// part of a report): the directory is then not verified.
+  void note_unweighed(const Bytes& path);
+  /// Orders paths so that every directory comes before its parent (deepest first).
+  static bool by_depth(const Bytes& a, const Bytes& b);
+
+ private:
+  std::map<Bytes, pkg::Children> children_;  // directory -> what changed directly inside it
+  PackageNote shown(const pkg::Note& n, const Bytes& path);
 };
+
+/// Whether a change is a directory's (a directory on either side): its package verdict waits
+/// for its children's.
+bool is_directory_change(const Record* old_rec, const Record* new_rec);
+/// The attributes an upgrade changes on a directory it only unpacked into.
+bool only_times_changed(AttrMask changed);
 Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_t since_ns);
 
 /// accept --package-verified: keeps in `chosen` (path -> its current state, none: removed)
 /// only the changes the package's signed .deb vouches for (with opts.weak_evidence, dpkg's
 /// own records too), noting each one's evidence in `vouched`; the rest stay reported (one
-/// alert says how many and why). Reads and verifies the baseline `meta` describes for the
+/// alert says how many and why). `reported`: every path of the report, chosen or not (a
+/// directory is weighed by everything that changed inside it). Reads and verifies the baseline `meta` describes for the
 /// old states. Errc::Usage when nothing is left.
 Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, StateStore* state,
-                             std::map<Bytes, std::optional<Record>>* chosen, std::map<Bytes, std::string>* vouched,
-                             Sink& sink);
+                             const std::set<Bytes>& reported, std::map<Bytes, std::optional<Record>>* chosen,
+                             std::map<Bytes, std::string>* vouched, Sink& sink);
 
 }  // namespace fim::detail

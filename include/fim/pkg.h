@@ -98,6 +98,31 @@ std::map<std::string, std::string> release_sha256(std::string_view release_text)
 /// only the status file; on failure returns nothing and sets *st.
 std::map<std::string, std::string> installed_versions(const Options& opts, Status* st);
 
+/// The changed entries directly inside one directory, as directory_note() weighs them.
+struct Children {
+  size_t changed = 0, verified = 0;
+  Evidence weakest = Evidence::DebSha256;  ///< the weakest evidence among the verified ones
+  Bytes unverified;                        ///< one that is not verified, for the detail
+  void add(const Bytes& path, const Note& n);
+  /// A changed entry the verdict cannot weigh (reported, but not among what is accepted).
+  void add_unknown(const Bytes& path);
+};
+
+/// The verdict on a directory (docs/design.md, Packages: directories). `own` is explain()'s
+/// note on the directory alone. A directory an upgrade touched changes only in times, size
+/// and link count; it is as trustworthy as what changed inside it:
+///  - with changed children that are not all verified, it is not verified either (its mtime
+///    is the trace of what an intruder dropped in it);
+///  - changed only in times/size/nlink (`only_times`), its owner, mode and xattrs what the
+///    baseline accepted, and every changed child verified: verified, with the weakest of the
+///    children's evidence;
+///  - added or removed: verified only if `own` is (its mode and owner are the package's), with
+///    the weaker of its own and its children's evidence; an added directory no package ships
+///    (__pycache__) only when every entry in it is verified, it is root's and neither
+///    world-writable nor set-id, and then at most `derived`;
+///  - without changed children, `own` stands.
+Note directory_note(Note own, const Record* old, const Record* now, bool only_times, const Children& kids);
+
 class Verifier {
  public:
   /// Reads dpkg's status, file lists and diversions (not the archive chain: that is read the

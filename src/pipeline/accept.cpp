@@ -289,7 +289,11 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   Compared was;
   for (const auto& r : *chosen) was[r.path] = r.old_row;
   std::map<Bytes, std::string> vouched;  // --package-verified: path -> the package's word, for the journal
-  if (opts.package_verified) FIM_TRY(detail::keep_package_verified(opts, meta, &state, &*now, &vouched, sink));
+  if (opts.package_verified) {
+    std::set<Bytes> reported;
+    for (const auto& e : src->entries) reported.insert(e.path);
+    FIM_TRY(detail::keep_package_verified(opts, meta, &state, reported, &*now, &vouched, sink));
+  }
 
   auto writer = BaselineWriter::create(opts.db_path, *key ? &**key : nullptr);
   if (!writer) return writer.error();

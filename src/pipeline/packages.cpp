@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The package manager's word on changes, for check --packages and accept --package-verified.
+#include <algorithm>
+
 #include "fim/base/sys.h"
+#include "fim/diff.h"
 #include "fim/merge.h"
 
 namespace fim::detail {
@@ -38,8 +41,33 @@ Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_
   return p;
 }
 
-PackageNote Packages::explain(const Record* old_rec, const Record* new_rec) {
-  const pkg::Note n = verifier->explain(old_rec, new_rec);
+namespace {
+
+Bytes parent_of(const Bytes& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos || path == "/") return {};
+  return slash == 0 ? Bytes("/") : path.substr(0, slash);
+}
+
+}  // namespace
+
+bool is_directory_change(const Record* old_rec, const Record* new_rec) {
+  return (old_rec && old_rec->type() == FileType::Dir) || (new_rec && new_rec->type() == FileType::Dir);
+}
+
+bool only_times_changed(AttrMask changed) {
+  const AttrMask times = attr_bit(Attr::Mtime) | attr_bit(Attr::Ctime) | attr_bit(Attr::Size) | attr_bit(Attr::Nlink);
+  return changed != 0 && (changed & ~times) == 0;
+}
+
+bool Packages::by_depth(const Bytes& a, const Bytes& b) {
+  const auto depth = [](const Bytes& p) { return std::count(p.begin(), p.end(), '/'); };
+  const auto da = depth(a), db = depth(b);
+  return da != db ? da > db : a < b;
+}
+
+PackageNote Packages::shown(const pkg::Note& n, const Bytes& path) {
+  if (const Bytes parent = parent_of(path); !parent.empty()) children_[parent].add(path, n);
   PackageNote out;
   out.verdict = std::string(pkg::verdict_name(n.verdict));
   out.evidence = std::string(pkg::evidence_name(n.evidence));
@@ -52,13 +80,30 @@ PackageNote Packages::explain(const Record* old_rec, const Record* new_rec) {
   return out;
 }
 
+PackageNote Packages::explain(const Record* old_rec, const Record* new_rec) {
+  return shown(verifier->explain(old_rec, new_rec), (new_rec ? new_rec : old_rec)->path);
+}
+
+PackageNote Packages::explain_directory(const Record* old_rec, const Record* new_rec, bool only_times) {
+  const Bytes& path = (new_rec ? new_rec : old_rec)->path;
+  static const pkg::Children kNone;
+  const auto kids = children_.find(path);
+  const pkg::Note n = pkg::directory_note(verifier->explain(old_rec, new_rec), old_rec, new_rec, only_times,
+                                          kids == children_.end() ? kNone : kids->second);
+  return shown(n, path);
+}
+
+void Packages::note_unweighed(const Bytes& path) {
+  if (const Bytes parent = parent_of(path); !parent.empty()) children_[parent].add_unknown(path);
+}
+
 }  // namespace fim::detail
 
 namespace fim::detail {
 
 Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, StateStore* state,
-                             std::map<Bytes, std::optional<Record>>* chosen, std::map<Bytes, std::string>* vouched,
-                             Sink& sink) {
+                             const std::set<Bytes>& reported, std::map<Bytes, std::optional<Record>>* chosen,
+                             std::map<Bytes, std::string>* vouched, Sink& sink) {
   auto pk = open_packages(opts, state, meta.created_ns);
   if (!pk) return pk.error();
   // The old states come from the baseline itself, read in full and verified like any other use.
@@ -73,20 +118,40 @@ Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, S
     return make_error(Errc::Trust, "the baseline changed while it was being read for accept");
   std::map<std::string, uint64_t> left;  // verdict (and evidence) -> changes not accepted
   std::string example;
+  const auto weigh = [&](const Bytes& path, const PackageNote& n) {
+    if (n.verdict == "verified" && (pkg::strong_evidence(n.evidence) || opts.weak_evidence)) {
+      (*vouched)[path] = n.package.empty() ? n.evidence + ": " + n.detail
+                                           : n.package + " " + n.version + " " + n.arch + ", " + n.evidence;
+      return true;
+    }
+    ++left[n.verdict == "verified" ? "verified only by " + n.evidence + " (add --weak to accept those)" : n.verdict];
+    if (example.empty()) example = quote(path) + ": " + n.verdict + ", " + escape_terminal(n.detail);
+    return false;
+  };
+  // Reported changes that are not being accepted still count inside their directories.
+  for (const Bytes& r : reported)
+    if (!chosen->count(r)) pk->note_unweighed(r);
+  // Everything but directories first; then directories, deepest first, each weighed by what
+  // changed inside it.
+  std::vector<Bytes> dirs;
   for (auto it = chosen->begin(); it != chosen->end();) {
     auto o = old.find(it->first);
     const Record* was = o == old.end() ? nullptr : &o->second;
     const Record* now = it->second ? &*it->second : nullptr;
-    const PackageNote n = pk->explain(was, now);
-    const bool strong = pkg::strong_evidence(n.evidence);
-    if (n.verdict == "verified" && (strong || opts.weak_evidence)) {
-      (*vouched)[it->first] = n.package + " " + n.version + " " + n.arch + ", " + n.evidence;
+    if (is_directory_change(was, now)) {
+      dirs.push_back(it->first);
       ++it;
       continue;
     }
-    ++left[n.verdict == "verified" ? "verified only by " + n.evidence + " (add --weak to accept those)" : n.verdict];
-    if (example.empty()) example = quote(it->first) + ": " + n.verdict + ", " + escape_terminal(n.detail);
-    it = chosen->erase(it);
+    it = weigh(it->first, pk->explain(was, now)) ? std::next(it) : chosen->erase(it);
+  }
+  std::sort(dirs.begin(), dirs.end(), Packages::by_depth);
+  for (const Bytes& d : dirs) {
+    auto o = old.find(d);
+    const Record* was = o == old.end() ? nullptr : &o->second;
+    auto& now = chosen->at(d);
+    const bool only_times = was && now && only_times_changed(compare(*was, *now));
+    if (!weigh(d, pk->explain_directory(was, now ? &*now : nullptr, only_times))) chosen->erase(d);
   }
   std::string counts;
   for (const auto& [why, count] : left) counts += (counts.empty() ? "" : ", ") + std::to_string(count) + " " + why;

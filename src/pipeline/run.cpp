@@ -343,8 +343,19 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
   auto packages = check_packages(opts, *trusted);
   if (!packages) return packages.error();
   ReportDigest id;
+  // With --packages a directory's verdict waits for everything that changed inside it.
+  struct Deferred {
+    ChangeKind kind;
+    std::optional<Record> o, n;
+    AttrMask changed;
+    const Rule* rule;
+  };
+  std::map<Bytes, Deferred, decltype(&detail::Packages::by_depth)> directories(&detail::Packages::by_depth);
   const Report report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
-    if (*packages) {
+    if (*packages && detail::is_directory_change(o, n)) {
+      directories.emplace((n ? n : o)->path, Deferred{k, o ? std::optional<Record>(*o) : std::nullopt,
+                                                     n ? std::optional<Record>(*n) : std::nullopt, changed, rule});
+    } else if (*packages) {
       const PackageNote note = (*packages)->explain(o, n);
       ++s.packages[note.verdict];
       sink.package_change(k, o, n, changed, rule, note);
@@ -362,6 +373,13 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     return {};
   };
   FIM_TRY(compare_tree(opts, *trusted, *roots, !opts.paths.empty(), report, {}, &s, sink, !opts.paths_may_be_absent));
+  for (const auto& [path, d] : directories) {
+    const Record* o = d.o ? &*d.o : nullptr;
+    const Record* n = d.n ? &*d.n : nullptr;
+    const PackageNote note = (*packages)->explain_directory(o, n, detail::only_times_changed(d.changed));
+    ++s.packages[note.verdict];
+    sink.package_change(d.kind, o, n, d.changed, d.rule, note);
+  }
   alert_package_mismatch(s, sink);
   const Status verified = trusted->base->verify();
   s.report_id = id.hex();

@@ -213,7 +213,7 @@ Note Verifier::explain(const Record* old, const Record* now) {
       }
       const DebMember& d = m->second;
       const char want = t == FileType::File ? '0' : t == FileType::Symlink ? '2' : t == FileType::Dir ? '5' : '?';
-      std::string bad;
+      std::string bad, kept_by_baseline;
       if (d.type != want) {
         bad = "the package ships it as another type of file";
       } else if (t == FileType::File && (!now->has(Attr::Sha256) || now->get(Attr::Sha256).bytes != d.sha256)) {
@@ -237,19 +237,31 @@ Note Verifier::explain(const Record* old, const Record* now) {
           gid = so->gid;
           mode = so->mode;
         }
-        if (now->has(Attr::Mode) && static_cast<uint32_t>(now->get(Attr::Mode).num) != mode)
+        // A maintainer script may set what the package does not ship (openssh-client's
+        // postinst makes ssh-agent set-gid): a value the baseline already accepted is not a
+        // mismatch; a value neither the package nor the baseline has is.
+        const auto accepted = [&](Attr a, uint64_t shipped) {
+          if (!now->has(a) || static_cast<uint64_t>(now->get(a).num) == shipped) return true;
+          return old && old->has(a) && old->get(a).num == now->get(a).num;
+        };
+        if (!accepted(Attr::Mode, mode))
           bad = "mode " + octal(static_cast<uint64_t>(now->get(Attr::Mode).num)) + ", the package's " + octal(mode);
-        else if ((now->has(Attr::Uid) && static_cast<uint64_t>(now->get(Attr::Uid).num) != uid) ||
-                 (now->has(Attr::Gid) && static_cast<uint64_t>(now->get(Attr::Gid).num) != gid))
+        else if (!accepted(Attr::Uid, uid) || !accepted(Attr::Gid, gid))
           bad = "owner " + std::to_string(now->get(Attr::Uid).num) + ":" + std::to_string(now->get(Attr::Gid).num) +
                 ", the package's " + std::to_string(uid) + ":" + std::to_string(gid);
+        else if (static_cast<uint32_t>(now->get(Attr::Mode).num) != mode || now->get(Attr::Uid).num != static_cast<int64_t>(uid) ||
+                 now->get(Attr::Gid).num != static_cast<int64_t>(gid))
+          kept_by_baseline = " (mode " + octal(static_cast<uint64_t>(now->get(Attr::Mode).num)) + " " +
+                             std::to_string(now->get(Attr::Uid).num) + ":" + std::to_string(now->get(Attr::Gid).num) +
+                             " as the baseline accepted it; the package ships " + octal(mode) + " " + std::to_string(uid) +
+                             ":" + std::to_string(gid) + ")";
       }
       if (!bad.empty()) {
         n.verdict = Verdict::Mismatch;
         n.detail = bad;
       } else {
         n.verdict = Verdict::Verified;
-        n.detail = "as in the signed .deb of " + o.pkg->name + " " + o.pkg->version;
+        n.detail = "as in the signed .deb of " + o.pkg->name + " " + o.pkg->version + kept_by_baseline;
       }
       pick();
       continue;
