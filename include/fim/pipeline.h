@@ -86,6 +86,9 @@ struct RunOptions {
   bool packages = false;          ///< check --packages: each change says what its package vouches for
   bool package_verified = false;  ///< accept --package-verified: only what the package's .deb vouches for
   bool weak_evidence = false;     ///< accept --package-verified --weak: dpkg's own MD5s and lists too
+  /// accept --package-verified on behalf of [options] auto_accept: only changes a recorded apt
+  /// run explains (its package changed in the run, or derived from such files).
+  bool recorded_runs_only = false;
   pkg::Options package_sources;   ///< where dpkg's and apt's records are
   std::function<void(const ScanProgress&)> progress;  ///< called every ~250 ms, on the calling thread
 };

@@ -117,6 +117,10 @@ struct Policy {
   /// [options] package_mirrors: directories holding the Filename paths of apt's indexes,
   /// where check --packages also looks for .debs. Not in the digest.
   std::vector<std::string> package_mirrors;
+  /// [options] auto_accept: "" (off) or "package-verified": check --packages accepts by itself
+  /// the changes of recorded apt runs that deb-sha256 or derived evidence verifies, journalled
+  /// with the run as reason. Not in the digest (it decides what is accepted, not recorded).
+  std::string auto_accept;
   std::string source;                  ///< for reports: "/etc/fimctl/fimctl.toml (+1 included)"
   std::vector<std::string> files;      ///< every file loaded, in order
 

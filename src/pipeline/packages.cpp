@@ -118,7 +118,15 @@ Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, S
     return make_error(Errc::Trust, "the baseline changed while it was being read for accept");
   std::map<std::string, uint64_t> left;  // verdict (and evidence) -> changes not accepted
   std::string example;
-  const auto weigh = [&](const Bytes& path, const PackageNote& n) {
+  const bool any_run = !pk->run_of.empty();
+  const auto weigh = [&](const Bytes& path, const PackageNote& n, bool dir) {
+    // auto_accept: what a recorded apt run changed (its packages' files; files derived from
+    // them and directories holding only such files, after a run).
+    const bool of_a_run = !n.upgrade.empty() || (any_run && (dir || n.evidence == "derived"));
+    if (opts.recorded_runs_only && !of_a_run) {
+      ++left["not changed by a recorded apt run"];
+      return false;
+    }
     if (n.verdict == "verified" && (pkg::strong_evidence(n.evidence) || opts.weak_evidence)) {
       (*vouched)[path] = n.package.empty() ? n.evidence + ": " + n.detail
                                            : n.package + " " + n.version + " " + n.arch + ", " + n.evidence;
@@ -143,7 +151,7 @@ Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, S
       ++it;
       continue;
     }
-    it = weigh(it->first, pk->explain(was, now)) ? std::next(it) : chosen->erase(it);
+    it = weigh(it->first, pk->explain(was, now), false) ? std::next(it) : chosen->erase(it);
   }
   std::sort(dirs.begin(), dirs.end(), Packages::by_depth);
   for (const Bytes& d : dirs) {
@@ -151,7 +159,7 @@ Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, S
     const Record* was = o == old.end() ? nullptr : &o->second;
     auto& now = chosen->at(d);
     const bool only_times = was && now && only_times_changed(compare(*was, *now));
-    if (!weigh(d, pk->explain_directory(was, now ? &*now : nullptr, only_times))) chosen->erase(d);
+    if (!weigh(d, pk->explain_directory(was, now ? &*now : nullptr, only_times), true)) chosen->erase(d);
   }
   std::string counts;
   for (const auto& [why, count] : left) counts += (counts.empty() ? "" : ", ") + std::to_string(count) + " " + why;

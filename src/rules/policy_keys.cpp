@@ -144,6 +144,14 @@ void opt_package_mirrors(K& c, const V& v) {
   }
 }
 
+void opt_auto_accept(K& c, const V& v) {
+  auto s = c.string(v);
+  if (!s) return;
+  if (*s != "package-verified" && *s != "off")
+    c.error(v.where, c.what + ": " + quote(*s) + " is not \"package-verified\" or \"off\"");
+  else c.policy.auto_accept = *s == "off" ? "" : *s;
+}
+
 // --- [[rule]] and [[exclude]] ---
 
 template <SelectorKind kKind>
@@ -230,6 +238,7 @@ const std::vector<Row>& rows() {
       {kOptions, "max_hash_size", opt_max_hash_size, "size"},
       {kOptions, "read_timeout", opt_read_timeout, "duration"},
       {kOptions, "package_mirrors", opt_package_mirrors, "array of absolute paths"},
+      {kOptions, "auto_accept", opt_auto_accept, "\"package-verified\" or \"off\""},
       {kRule | kExclude, "path", rule_selector<SelectorKind::Path>, "absolute path"},
       {kRule | kExclude, "glob", rule_selector<SelectorKind::Glob>, "glob"},
       {kRule | kExclude, "regex", rule_selector<SelectorKind::Regex>, "regular expression"},

@@ -50,6 +50,7 @@ std::string policy_to_toml(const Policy& p) {
     out += std::string("read_timeout = ") + t + "\n";
   }
   out += "package_mirrors = " + list(p.package_mirrors) + "\n";
+  out += "auto_accept = \"" + (p.auto_accept.empty() ? std::string("off") : p.auto_accept) + "\"\n";
   if (!p.groups.empty()) {
     out += "\n[groups]\n";
     for (const auto& [name, set] : p.groups) out += name + " = " + toml_string(attr_set_text(set)) + "\n";

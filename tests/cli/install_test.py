@@ -233,7 +233,7 @@ def case_units_verify(ctx):
     for want in ("Type=oneshot", "ProtectSystem=strict", "ReadWritePaths=-/var/lib/fimctl", "PrivateTmp=yes",
                  "NoNewPrivileges=yes"):
         expect(re.search("^" + re.escape(want) + "$", service, re.M), f"fimctl-check.service lacks {want}")
-    expect(re.search(r"^ExecStart=/usr/sbin/fimctl check$", service, re.M), "fimctl-check.service does not run fimctl check")
+    expect(re.search(r"^ExecStart=/usr/sbin/fimctl check --packages$", service, re.M), "fimctl-check.service does not run fimctl check")
     for want in ("OnCalendar=daily", "Persistent=true", "WantedBy=timers.target"):
         expect(re.search("^" + re.escape(want) + "$", timer, re.M), f"fimctl-check.timer lacks {want}")
     expect(re.search(r"^RandomizedDelaySec=\S+$", timer, re.M), "fimctl-check.timer lacks RandomizedDelaySec=")
