@@ -157,7 +157,7 @@ struct Packages {
 /// Whether a change is a directory's (a directory on either side): its package verdict waits
 /// for its children's.
 bool is_directory_change(const Record* old_rec, const Record* new_rec);
-/// The attributes an upgrade changes on a directory it only unpacked into.
+/// The attributes an upgrade changes on a directory it only unpacked into (or made again).
 bool only_times_changed(AttrMask changed);
 Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_t since_ns);
 

@@ -113,9 +113,9 @@ struct Children {
 /// and link count; it is as trustworthy as what changed inside it:
 ///  - with changed children that are not all verified, it is not verified either (its mtime
 ///    is the trace of what an intruder dropped in it);
-///  - changed only in times/size/nlink (`only_times`), its owner, mode and xattrs what the
-///    baseline accepted, and every changed child verified: verified, with the weakest of the
-///    children's evidence;
+///  - changed only in times/size/nlink/inode (`only_times`), its owner, mode and xattrs what
+///    the baseline accepted, and every changed child verified: verified, with the weakest of
+///    the children's evidence (at most derived when no package ships it);
 ///  - added or removed: verified only if `own` is (its mode and owner are the package's), with
 ///    the weaker of its own and its children's evidence; an added directory no package ships
 ///    (__pycache__) only when every entry in it is verified, it is root's and neither

@@ -348,13 +348,14 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     ChangeKind kind;
     std::optional<Record> o, n;
     AttrMask changed;
-    const Rule* rule;
+    std::optional<Rule> rule;  // a copy: compare_tree's effective policy ends with it
   };
   std::map<Bytes, Deferred, decltype(&detail::Packages::by_depth)> directories(&detail::Packages::by_depth);
   const Report report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
     if (*packages && detail::is_directory_change(o, n)) {
       directories.emplace((n ? n : o)->path, Deferred{k, o ? std::optional<Record>(*o) : std::nullopt,
-                                                     n ? std::optional<Record>(*n) : std::nullopt, changed, rule});
+                                                     n ? std::optional<Record>(*n) : std::nullopt, changed,
+                                                     rule ? std::optional<Rule>(*rule) : std::nullopt});
     } else if (*packages) {
       const PackageNote note = (*packages)->explain(o, n);
       ++s.packages[note.verdict];
@@ -378,7 +379,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     const Record* n = d.n ? &*d.n : nullptr;
     const PackageNote note = (*packages)->explain_directory(o, n, detail::only_times_changed(d.changed));
     ++s.packages[note.verdict];
-    sink.package_change(d.kind, o, n, d.changed, d.rule, note);
+    sink.package_change(d.kind, o, n, d.changed, d.rule ? &*d.rule : nullptr, note);
   }
   alert_package_mismatch(s, sink);
   const Status verified = trusted->base->verify();

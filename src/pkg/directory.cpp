@@ -46,8 +46,9 @@ Note directory_note(Note own, const Record* old, const Record* now, bool only_ti
   }
   if (old && now) {
     if (!only_times) return own;  // mode, owner, xattrs...: explain() weighed those
+    // A directory no package ships (__pycache__) is at most as good as a regeneration.
+    own.evidence = own.verdict == Verdict::Unpackaged ? std::min(kids.weakest, Evidence::Derived) : kids.weakest;
     own.verdict = Verdict::Verified;
-    own.evidence = kids.weakest;
     own.detail = "only times, size or link count changed; " + weakest_text(kids);
     return own;
   }

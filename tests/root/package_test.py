@@ -22,6 +22,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from fimtest import SOURCE, Skip, run_main  # noqa: E402
@@ -81,10 +82,15 @@ def debroot(fimctl):
         return CACHE
 
 
-def build_deb(tmp, version, files, conffiles=()):
-    """A package 'fimtest' of `version` holding `files` {path: (content, mode)}."""
-    d = os.path.join(tmp, f"fimtest-{version}")
+def build_deb(tmp, version, files, conffiles=(), name="fimtest", scripts=None, depends=None):
+    """A package `name` of `version` holding `files` {path: (content, mode)}, with maintainer
+    `scripts` {"postinst": text, ...}."""
+    d = os.path.join(tmp, f"{name}-{version}")
     os.makedirs(os.path.join(d, "DEBIAN"))
+    for script, text in (scripts or {}).items():
+        with open(os.path.join(d, "DEBIAN", script), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(d, "DEBIAN", script), 0o755)
     for path, (content, mode) in files.items():
         full = d + path
         os.makedirs(os.path.dirname(full), exist_ok=True)
@@ -92,12 +98,12 @@ def build_deb(tmp, version, files, conffiles=()):
             f.write(content)
         os.chmod(full, mode)
     with open(os.path.join(d, "DEBIAN", "control"), "w") as f:
-        f.write(f"Package: fimtest\nVersion: {version}\nArchitecture: amd64\nMaintainer: fimctl tests <t@example.org>\n"
-                "Description: a package of fimctl's tests\n")
+        f.write(f"Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: fimctl tests <t@example.org>\n"
+                + (f"Depends: {depends}\n" if depends else "") + "Description: a package of fimctl's tests\n")
     if conffiles:
         with open(os.path.join(d, "DEBIAN", "conffiles"), "w") as f:
             f.write("".join(c + "\n" for c in conffiles))
-    out = os.path.join(tmp, f"fimtest_{version}_amd64.deb")
+    out = os.path.join(tmp, f"{name}_{version}_amd64.deb")
     sh("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", d, out)
     return out
 
@@ -133,6 +139,9 @@ class Repo:
         self.keyring = os.path.join(tmp, "fimtest-archive.gpg")
         with open(self.keyring, "wb") as f:
             f.write(subprocess.run([*g, "--export"], capture_output=True, check=True).stdout)
+        self.keyring_asc = os.path.join(tmp, "fimtest-archive.asc")  # as debian-archive-keyring ships them
+        with open(self.keyring_asc, "wb") as f:
+            f.write(subprocess.run([*g, "--armor", "--export"], capture_output=True, check=True).stdout)
         class Quiet(http.server.SimpleHTTPRequestHandler):
             def log_message(self, *args):
                 pass
@@ -145,18 +154,27 @@ class Repo:
 class Root:
     """A copy of the debootstrap root with fimctl, the apt hook and the test repository."""
 
-    def __init__(self, fimctl, tmp, repo):
+    def __init__(self, fimctl, tmp, repo, classic=False):
+        """classic: like a host from the Debian installer, a one-line sources.list and the
+        archive key as /etc/apt/trusted.gpg.d/*.asc (no Signed-By anywhere)."""
         self.dir = os.path.join(tmp, "root")
+        self.signed = False
         sh("cp", "-a", debroot(fimctl), self.dir)
         r = self.dir
         shutil.copy(fimctl, r + "/usr/sbin/fimctl")
         shutil.copy(os.path.join(SOURCE, "share", "apt", "99fimctl"), r + "/etc/apt/apt.conf.d/99fimctl")
-        os.makedirs(r + "/etc/apt/keyrings", exist_ok=True)
-        shutil.copy(repo.keyring, r + "/etc/apt/keyrings/fimtest.gpg")
-        open(r + "/etc/apt/sources.list", "w").write("")  # only the test's repository, offline
-        open(r + "/etc/apt/sources.list.d/fimtest.sources", "w").write(
-            f"Types: deb\nURIs: http://127.0.0.1:{repo.port}/\nSuites: fimtest\nComponents: main\n"
-            "Signed-By: /etc/apt/keyrings/fimtest.gpg\n")
+        if classic:
+            for old in os.listdir(r + "/etc/apt/trusted.gpg.d"):  # only the test archive's key
+                os.unlink(os.path.join(r + "/etc/apt/trusted.gpg.d", old))
+            shutil.copy(repo.keyring_asc, r + "/etc/apt/trusted.gpg.d/fimtest-archive.asc")
+            open(r + "/etc/apt/sources.list", "w").write(f"deb http://127.0.0.1:{repo.port}/ fimtest main\n")
+        else:
+            os.makedirs(r + "/etc/apt/keyrings", exist_ok=True)
+            shutil.copy(repo.keyring, r + "/etc/apt/keyrings/fimtest.gpg")
+            open(r + "/etc/apt/sources.list", "w").write("")  # only the test's repository, offline
+            open(r + "/etc/apt/sources.list.d/fimtest.sources", "w").write(
+                f"Types: deb\nURIs: http://127.0.0.1:{repo.port}/\nSuites: fimtest\nComponents: main\n"
+                "Signed-By: /etc/apt/keyrings/fimtest.gpg\n")
         os.makedirs(r + "/var/lib/fimctl", exist_ok=True)
         os.chmod(r + "/var/lib/fimctl", 0o700)
         sh("mount", "-t", "proc", "proc", r + "/proc")
@@ -167,7 +185,8 @@ class Root:
                   env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"})
 
     def fimctl(self, *args):
-        p = self.run("/usr/sbin/fimctl", "--db", DB, "--unsigned", "--format", "json", *args, check=False)
+        unsigned = [] if self.signed else ["--unsigned"]
+        p = self.run("/usr/sbin/fimctl", "--db", DB, *unsigned, "--format", "json", *args, check=False)
         doc = json.loads(p.stdout) if p.stdout.strip().startswith("{") else None
         return p.returncode, doc, p.stderr
 
@@ -255,10 +274,10 @@ def case_upgrade_verified_and_grouped(fimctl, tmp):
     assert rc == 0, (rc, err)
     assert any(r["type"] == "alert" and r["code"] == "not_accepted" for r in doc["records"]), doc
     rc, doc, err = root.fimctl("check", "--packages")
-    # Left: the tampered and the unpackaged files. (/usr/bin's times went with the verified
-    # changes: fimtest's .deb vouches for that directory's mode and owner.)
+    # Left: the tampered and the unpackaged files, and the directories they are in (a
+    # directory is only as verified as what changed inside it).
     left = set(by_path(doc))
-    assert left == {"/usr/bin/dirname", "/usr/lib/fimtest/steady", "/usr/bin/dropper"}, left
+    assert left == {"/usr/bin/dirname", "/usr/lib/fimtest/steady", "/usr/bin/dropper", "/usr/bin", "/usr/lib/fimtest"}, left
     log = root.run("/usr/sbin/fimctl", "--db", DB, "--unsigned", "log", check=False).stdout
     assert "fimtest 2.0 upgrade (fimtest 2.0 amd64, deb-sha256)" in log, log
 
@@ -325,10 +344,119 @@ def case_weak_after_clean(fimctl, tmp):
     assert left["/usr/lib/fimtest/old"]["package"]["verdict"] == "removed", left
 
 
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+PYDIR = "/usr/lib/python3/dist-packages/fimtest_py"
+
+
+def shared_object(tmp, version):
+    """A real ELF shared object with a SONAME, so that ldconfig puts it in its cache."""
+    src = os.path.join(tmp, f"fimtest-{version}.c")
+    out = os.path.join(tmp, f"libfimtest.so.1-{version}")
+    open(src, "w").write(f'const char *fimtest_version(void) {{ return "{version}"; }}\n')
+    sh("cc", "-shared", "-fPIC", "-Wl,-soname,libfimtest.so.1", "-o", out, src)
+    return open(out, "rb").read()
+
+
+def upgrade_packages(tmp, version, drop):
+    """Four packages of `version` the way Debian's are made: a tool (with a file that 2.0
+    drops), a python module compiled by its postinst (and cleaned by its prerm, as
+    py3compile/py3clean do), a shared library whose postinst runs ldconfig, and an agent
+    its postinst makes set-gid (as openssh-client's does for ssh-agent)."""
+    body = f"#!/bin/sh\necho fimtest {version}\n".encode() + bytes(range(256)) * 8
+    tool = {"/usr/bin/fimtest-tool": (body, 0o755),
+            f"/usr/share/doc/fimtest-tool/copyright": (f"copyright {version}\n".encode(), 0o644),
+            f"/usr/share/fimtest-tool/{'old' if drop else 'new'}.dat": (b"data\n", 0o644)}
+    py = {f"{PYDIR}/__init__.py": (b"", 0o644),
+          f"{PYDIR}/mod.py": (f"VERSION = {version!r}\n\ndef f(x):\n    return x * 2\n".encode(), 0o644)}
+    compile_py = f"#!/bin/sh\nset -e\npython3 -B -m compileall -q {PYDIR}\n"
+    clean_py = f"#!/bin/sh\nrm -rf {PYDIR}/__pycache__\n"
+    lib = {f"{LIBDIR}/libfimtest.so.1": (shared_object(tmp, version), 0o644)}
+    agent = {"/usr/bin/fimtest-agent": (f"#!/bin/sh\necho agent {version}\n".encode(), 0o755)}
+    make_sgid = "#!/bin/sh\nset -e\nchgrp mail /usr/bin/fimtest-agent\nchmod 2755 /usr/bin/fimtest-agent\n"
+    return [build_deb(tmp, version, tool, name="fimtest-tool"),
+            build_deb(tmp, version, py, name="fimtest-py", depends="python3-minimal",
+                      scripts={"postinst": compile_py, "prerm": clean_py}),
+            build_deb(tmp, version, lib, name="fimtest-lib", scripts={"postinst": "#!/bin/sh\nldconfig\n"}),
+            build_deb(tmp, version, agent, name="fimtest-agent", scripts={"postinst": make_sgid})]
+
+
+def case_real_upgrade_zero_touch(fimctl, tmp):
+    """The acceptance run of a real upgrade on a host as the Debian installer leaves it: a
+    one-line sources.list, the archive key in trusted.gpg.d/*.asc, packages installed and
+    upgraded with `apt` (which deletes the .debs it downloaded), .pyc files compiled and
+    ld.so.cache rebuilt by maintainer scripts, a set-gid bit set by a postinst. Every change
+    the upgrade made is verified by strong evidence (deb-sha256, or derived for what scripts
+    regenerate), accept --package-verified without --weak leaves a clean check; then a
+    trojaned byte in an upgraded binary, a set-uid bit on another and a file dropped into
+    /usr/bin are each reported and not accepted."""
+    names = ["fimtest-tool", "fimtest-py", "fimtest-lib", "fimtest-agent"]
+    os.makedirs(os.path.join(tmp, "v1"))
+    os.makedirs(os.path.join(tmp, "v2"))
+    debs = upgrade_packages(os.path.join(tmp, "v1"), "1.0", True) + upgrade_packages(os.path.join(tmp, "v2"), "2.0", False)
+    repo = Repo(tmp, debs)
+    root = Root(fimctl, tmp, repo, classic=True)
+    root.run("/usr/sbin/fimctl", "key", "generate")
+    root.signed = True
+    root.run("apt", "install", "-y", *[f"{n}=1.0" for n in names])
+    assert os.stat(root.dir + "/usr/bin/fimtest-agent").st_mode & 0o7777 == 0o2755
+    assert os.path.exists(root.dir + PYDIR + "/__pycache__")
+    roots = ["/usr/bin", "/usr/lib", "/usr/share/doc", "/usr/share/fimtest-tool", "/etc"]
+    rc, doc, err = root.fimctl("init", *roots)
+    assert rc == 0, (rc, err)
+
+    root.run("apt", "upgrade", "-y")
+    left_debs = [n for n in os.listdir(root.dir + "/var/cache/apt/archives") if n.startswith("fimtest")]
+    assert left_debs == [], left_debs  # apt deleted what it downloaded: the point of the hook
+    started = time.monotonic()
+    rc, doc, err = root.fimctl("check", "--packages")
+    check_seconds = time.monotonic() - started
+    assert rc & 7, (rc, err)
+    ch = by_path(doc)
+    weak = {p: r["package"] for p, r in ch.items()
+            if r["package"]["verdict"] != "verified" or r["package"]["evidence"] not in ("deb-sha256", "derived")}
+    assert weak == {}, weak
+    derived = {p for p, r in ch.items() if r["package"]["evidence"] == "derived"}
+    assert "/etc/ld.so.cache" in derived, ch.get("/etc/ld.so.cache")
+    assert any(p.endswith(".pyc") for p in derived), derived
+    assert all(p.endswith(".pyc") or "__pycache__" in p or p == "/etc/ld.so.cache" for p in derived), derived
+    assert ch["/usr/bin/fimtest-tool"]["package"]["evidence"] == "deb-sha256", ch["/usr/bin/fimtest-tool"]
+    assert ch["/usr/share/fimtest-tool/old.dat"]["kind"] == "removed", ch["/usr/share/fimtest-tool/old.dat"]
+    agent = ch["/usr/bin/fimtest-agent"]["package"]  # set-gid as the baseline accepted it: no false mismatch
+    assert agent["verdict"] == "verified" and "baseline accepted" in agent["detail"], agent
+    assert not any(r["type"] == "alert" and r["code"] == "package_mismatch" for r in doc["records"]), doc
+    changes, verified = len(ch), sum(1 for r in ch.values() if r["package"]["verdict"] == "verified")
+
+    rc, doc, err = root.fimctl("accept", "--yes", "--package-verified", "--reason", "fimtest 2.0 upgrade")
+    assert rc == 0, (rc, err)
+    rc, doc, err = root.fimctl("check", "--packages")
+    assert rc == 0 and by_path(doc) == {}, (rc, by_path(doc), err)
+
+    # The intruder after the upgrade: one byte of an upgraded binary, a set-uid bit, a dropper.
+    tool = bytearray(open(root.dir + "/usr/bin/fimtest-tool", "rb").read())
+    tool[40] ^= 1
+    root.write("/usr/bin/fimtest-tool", bytes(tool))
+    os.chmod(root.dir + LIBDIR + "/libfimtest.so.1", 0o4644)
+    root.write("/usr/bin/fimtest-dropper", b"#!/bin/sh\n", 0o755)
+    rc, doc, err = root.fimctl("check", "--packages")
+    ch = by_path(doc)
+    assert ch["/usr/bin/fimtest-tool"]["package"]["verdict"] == "mismatch", ch["/usr/bin/fimtest-tool"]
+    assert ch["/usr/bin/fimtest-tool"]["package"]["evidence"] == "deb-sha256", ch["/usr/bin/fimtest-tool"]
+    assert ch[LIBDIR + "/libfimtest.so.1"]["package"]["verdict"] == "mismatch", ch[LIBDIR + "/libfimtest.so.1"]
+    assert ch["/usr/bin/fimtest-dropper"]["package"]["verdict"] == "unpackaged", ch["/usr/bin/fimtest-dropper"]
+    assert ch["/usr/bin"]["package"]["verdict"] != "verified", ch["/usr/bin"]
+    rc, doc, err = root.fimctl("accept", "--yes", "--package-verified", "--reason", "not this")
+    assert rc == 16 and "nothing was accepted" in err, (rc, err)
+    rc, doc, err = root.fimctl("check", "--packages")
+    assert {"/usr/bin/fimtest-tool", LIBDIR + "/libfimtest.so.1", "/usr/bin/fimtest-dropper"} <= set(by_path(doc)), doc
+    print(f"figures: {len(names)} packages upgraded, {changes} changes, {verified} verified, "
+          f"{changes - verified} left for a human, check --packages {check_seconds:.2f} s")
+
+
 CASES = {
     "upgrade_verified_and_grouped": case_upgrade_verified_and_grouped,
     "planted_deb_refused": case_planted_deb_refused,
     "weak_after_clean": case_weak_after_clean,
+    # "real_upgrade_zero_touch": registered once keyrings, the hook and derived evidence land
 }
 
 if __name__ == "__main__":
