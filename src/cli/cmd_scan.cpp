@@ -182,18 +182,22 @@ int run_containers(const Options& o, const RunOptions& base) {
   return fatal ? fatal : bits;
 }
 
-/// Whether state.db records an apt run since the baseline was written (read without
+/// The apt runs state.db records since the baseline was written, for a reason (read without
 /// verifying: only to decide whether auto_accept has anything to look at; the check that
 /// follows verifies everything it uses).
-bool apt_run_since_baseline(const RunOptions& ro) {
+std::string apt_runs_since_baseline(const RunOptions& ro) {
   auto base = BaselineReader::open(ro.db_path);
-  if (!base) return false;
+  if (!base) return {};
   Bytes dir, name;
   split_path(ro.db_path, &dir, &name);
   auto state = StateStore::open(dir);
-  if (!state) return false;
+  if (!state) return {};
   auto runs = (*state)->apt_runs_since((*base)->meta().created_ns);
-  return runs && !runs->empty();
+  std::string labels;
+  if (runs)
+    for (const auto& r : *runs)
+      labels += (labels.empty() ? "apt run " : ", apt run ") + std::to_string(r.id) + " at " + format_time_ns(r.at_ns);
+  return labels;
 }
 
 /// [options] auto_accept = "package-verified" (docs/design.md, Packages): before the check that
@@ -203,7 +207,8 @@ bool apt_run_since_baseline(const RunOptions& ro) {
 /// did or could not do is one alert in the report that follows.
 void auto_accept(const Options& o, const RunOptions& ro, Sink& sink) {
   if (ro.policy.auto_accept != "package-verified" || !ro.packages || !ro.paths.empty() || !o.sysroot.empty()) return;
-  if (!apt_run_since_baseline(ro)) return;
+  const std::string runs = apt_runs_since_baseline(ro);
+  if (runs.empty()) return;
   std::unique_ptr<FILE, CDeleter<std::fclose>> null(std::fopen("/dev/null", "w"));
   if (!null) return;
   auto quiet = make_sink(Format::Json, null.get(), false);
@@ -222,7 +227,7 @@ void auto_accept(const Options& o, const RunOptions& ro, Sink& sink) {
   a.report = checked->report_id;
   a.yes = true;
   a.confirm = {};
-  a.reason = "auto_accept = \"package-verified\" (policy): verified by their packages after a recorded apt run";
+  a.reason = "auto_accept = \"package-verified\" (policy): verified by their packages after " + runs;
   auto accepted = run_accept(a, *quiet);
   if (!accepted) {
     // Nothing vouched for is not a failure of the run: the check reports it all.
