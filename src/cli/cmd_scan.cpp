@@ -230,9 +230,8 @@ void auto_accept(const Options& o, const RunOptions& ro, Sink& sink) {
   a.reason = "auto_accept = \"package-verified\" (policy): verified by their packages after " + runs;
   auto accepted = run_accept(a, *quiet);
   if (!accepted) {
-    // Nothing vouched for is not a failure of the run: the check reports it all.
-    if (accepted.error().code != Errc::Usage)
-      sink.alert("auto_accept", "auto_accept accepted nothing: " + accepted.error().describe());
+    // Not a failure of the run (the check that follows reports everything), but said.
+    sink.alert("auto_accept", "auto_accept accepted nothing: " + accepted.error().describe());
     return;
   }
   sink.alert("auto_accepted", std::to_string(accepted->added + accepted->removed + accepted->changed) +

@@ -344,6 +344,37 @@ def case_weak_after_clean(fimctl, tmp):
     assert left["/usr/lib/fimtest/old"]["package"]["verdict"] == "removed", left
 
 
+def case_auto_accept_takes_the_run_not_the_dropper(fimctl, tmp):
+    """[options] auto_accept = "package-verified": the scheduled check accepts by itself what
+    the recorded apt run's signed packages vouch for, journalled with the run as reason, and
+    reports only the rest: the file an intruder dropped during the upgrade, and the directory
+    it is in. Without the option nothing is accepted."""
+    debs = [build_deb(tmp, "1.0", V1, ["/etc/fimtest.conf"]), build_deb(tmp, "2.0", V2, ["/etc/fimtest.conf"])]
+    root = Root(fimctl, tmp, Repo(tmp, debs))
+    root.run("/usr/sbin/fimctl", "key", "generate")
+    root.signed = True
+    root.install("1.0")
+    off, on = "/etc/fimctl/off.toml", "/etc/fimctl/on.toml"  # the same policy (the option is not in its digest)
+    os.makedirs(root.dir + "/etc/fimctl", exist_ok=True)
+    root.write(off, b'version = 1\n[options]\nauto_accept = "off"\n')
+    root.write(on, b'version = 1\n[options]\nauto_accept = "package-verified"\n')
+    rc, doc, err = root.fimctl("-c", off, "init", *ROOTS)
+    assert rc == 0, (rc, err)
+    root.install("2.0")
+    root.write("/usr/lib/fimtest/dropper", b"#!/bin/sh\n", 0o755)
+    rc, doc, err = root.fimctl("-c", off, "check", "--packages")  # off: everything reported, nothing accepted
+    assert rc & 4 and "/usr/lib/fimtest/data" in by_path(doc), (rc, err)
+    rc, doc, err = root.fimctl("-c", on, "check", "--packages")
+    left = by_path(doc)
+    assert set(left) == {"/usr/lib/fimtest/dropper", "/usr/lib/fimtest"}, (left.keys(), err, doc["records"])
+    assert left["/usr/lib/fimtest/dropper"]["package"]["verdict"] == "unpackaged", left
+    assert any(r["type"] == "alert" and r["code"] == "auto_accepted" for r in doc["records"]), doc["records"]
+    assert rc & 1, rc
+    log = root.run("/usr/sbin/fimctl", "--db", DB, "log", check=False).stdout
+    assert 'auto_accept = "package-verified" (policy): verified by their packages after apt run' in log, log
+    assert "/usr/lib/fimtest/dropper" not in log, log
+
+
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 PYDIR = "/usr/lib/python3/dist-packages/fimtest_py"
 
@@ -456,6 +487,7 @@ CASES = {
     "upgrade_verified_and_grouped": case_upgrade_verified_and_grouped,
     "planted_deb_refused": case_planted_deb_refused,
     "weak_after_clean": case_weak_after_clean,
+    "auto_accept_takes_the_run_not_the_dropper": case_auto_accept_takes_the_run_not_the_dropper,
     # "real_upgrade_zero_touch": registered once keyrings, the hook and derived evidence land
 }
 
