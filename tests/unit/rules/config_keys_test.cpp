@@ -33,6 +33,7 @@ const std::map<std::string, std::string> kValues = {
     {"max_hash_size", "\"1 MiB\""},
     {"read_timeout", "\"30s\""},
     {"package_mirrors", "[\"/srv/mirror\"]"},
+    {"auto_accept", "\"package-verified\""},
     {"response", "\"kill\""},
     {"path", "\"/srv\""},
     {"glob", "\"/srv/*\""},
