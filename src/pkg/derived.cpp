@@ -7,6 +7,7 @@
 // dpkg's MD5, verified by dpkg-md5 (accepted only with --weak); with one unverified, not
 // verified at all. Its own attributes must be what such a tool writes: root's, not set-id,
 // not writable by others, and no capabilities, xattrs or ACLs the baseline did not have.
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -51,6 +53,7 @@ struct Input {
   Evidence evidence = Evidence::None;
   std::string who, why;  ///< "python3.11-minimal 3.11.2-6"; why it is not verified
   const Package* pkg = nullptr;  ///< the owner whose record vouches for it
+  int open_errno = 0;
 };
 
 /// Derived when every input's evidence is the signed .deb's, else the weakest of them.
@@ -89,6 +92,7 @@ struct Deriver::Impl {
   std::shared_ptr<Input> vouch(const Bytes& path) {
     auto in = std::make_shared<Input>();
     in->fd.reset(open_in(opts, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (!in->fd.valid()) in->open_errno = errno;
     if (!in->fd.valid() || ::fstat(in->fd.get(), &in->st) != 0 || !S_ISREG(in->st.st_mode)) {
       in->why = quote(path) + " is not a readable regular file";
       return in;
@@ -138,6 +142,44 @@ struct Deriver::Impl {
     return t;
   }
 
+  /// python3.X and what it runs before our program: the source modules it imports at start-up
+  /// (encodings, compiled from source: no .pyc is read) must be their packages' too, and no
+  /// python3X.zip may come before them on its path.
+  std::shared_ptr<Input> interpreter(const std::string& version) {
+    auto& t = tools["python" + version];
+    if (t) return t;
+    t = vouch("/usr/bin/python" + version);
+    if (t->evidence == Evidence::None) return t;
+    std::string digits = version;
+    digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());
+    const Bytes zip = "/usr/lib/python" + digits + ".zip", lib = "/usr/lib/python" + version + "/encodings";
+    struct stat st;
+    if (::lstat(zip.c_str(), &st) == 0 || errno != ENOENT) {
+      t->evidence = Evidence::None;
+      t->why = quote(zip) + " exists: python would import from it first";
+      return t;
+    }
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(lib.c_str()), ::closedir);
+    size_t modules = 0;
+    for (const dirent* e; dir && (e = ::readdir(dir.get()));) {
+      const std::string_view name(e->d_name);
+      if (name.size() < 4 || name.substr(name.size() - 3) != ".py") continue;
+      const auto m = vouch(lib + "/" + std::string(name));
+      if (m->evidence == Evidence::None) {
+        t->evidence = Evidence::None;
+        t->why = "a module it imports at start-up is not verified: " + m->why;
+        return t;
+      }
+      t->evidence = std::min(t->evidence, m->evidence);
+      ++modules;
+    }
+    if (modules == 0) {
+      t->evidence = Evidence::None;
+      t->why = "cannot read " + quote(lib);
+    }
+    return t;
+  }
+
   /// The verdict from inputs: the weakest evidence among them.
   static bool weigh(Note* n, std::initializer_list<const Input*> inputs, const std::string& what) {
     Evidence weakest = Evidence::DebSha256;
@@ -172,7 +214,7 @@ struct Deriver::Impl {
       return;
     }
     const auto src = vouch(name.source);
-    if (!src->fd.valid()) {
+    if (src->open_errno == ENOENT) {
       n->verdict = Verdict::Unpackaged;
       n->detail = "no installed package ships this path, and there is no " + quote(name.source) + " to compile";
       return;
@@ -185,7 +227,7 @@ struct Deriver::Impl {
     n->package = src->pkg->name;
     n->version = src->pkg->version;
     n->arch = src->pkg->arch;
-    const auto python = tool("/usr/bin/python" + version);
+    const auto python = interpreter(version);
     if (python->evidence == Evidence::None) {
       n->detail = "a .pyc of Python " + version + ", whose interpreter is not verified: " + python->why;
       return;

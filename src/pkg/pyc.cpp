@@ -41,7 +41,8 @@ uint32_t le32(std::string_view d, size_t at) {
 
 // The child's program. Only builtins and frozen modules (sys, marshal, _imp, the frozen
 // importlib): with -X pycache_prefix pointing nowhere, what it does import at start-up
-// (encodings) compiles from the packaged .py files, never from a __pycache__ we are judging.
+// (encodings, which derived.cpp verifies) compiles from the .py files, never from a
+// __pycache__ we are judging.
 constexpr const char kProgram[] = R"PY(
 import sys, marshal, _imp
 import _frozen_importlib_external as ext
@@ -224,10 +225,12 @@ Result<std::unique_ptr<PycChecker>> PycChecker::start(int interpreter_fd) {
   c->io_.reset(sv[0]);
   UniqueFd theirs(sv[1]);
   // -I -S -E: nothing from the environment, the user's site or the current directory; -B and
-  // pycache_prefix: no .pyc read or written; -W ignore: compile()'s warnings are not ours.
+  // pycache_prefix under a device (no directory can be there): no .pyc read or written;
+  // frozen_modules: importlib, io, codecs, abc from the binary; -W ignore: compile()'s
+  // warnings are not ours.
   auto pid = spawn_confined(interpreter_fd,
-                            {"python3", "-I", "-S", "-B", "-E", "-W", "ignore", "-X",
-                             "pycache_prefix=/nonexistent/fimctl", "-c", kProgram},
+                            {"python3", "-I", "-S", "-B", "-E", "-W", "ignore", "-X", "frozen_modules=on", "-X",
+                             "pycache_prefix=/dev/null", "-c", kProgram},
                             theirs.get(), 600, 0);
   if (!pid) return pid.error();
   c->pid_ = *pid;

@@ -65,7 +65,7 @@ def fimpy(tmp, version):
 
 
 def pyc_root(fimctl, tmp):
-    debs = [fimpy(tmp, "1.0"), fimpy(tmp, "2.0"), *cached_debs(fimctl, "python3.11-minimal")]
+    debs = [fimpy(tmp, "1.0"), fimpy(tmp, "2.0"), *cached_debs(fimctl, "python3.11-minimal", "libpython3.11-minimal")]
     root = Root(fimctl, tmp, Repo(tmp, debs))
     root.run("apt-get", "install", "-y", "fimpy=1.0")
     assert os.path.exists(root.dir + PYDIR + "/__pycache__/m0.cpython-311.opt-1.pyc")
@@ -125,6 +125,30 @@ def case_pyc_with_foreign_code_is_mismatch(fimctl, tmp):
     assert rc == 16 and "nothing was accepted" in err, (rc, err)
 
 
+def case_pyc_checker_start_up_tampered_is_not_trusted(fimctl, tmp):
+    """The checking interpreter imports encodings from source before our program runs: with one
+    of those modules edited, or a python311.zip planted ahead of them on its path, it could
+    answer "same" for anything, so no .pyc is verified."""
+    root = pyc_root(fimctl, tmp)
+    root.run("apt-get", "install", "-y", "fimpy=2.0")
+    target = PYDIR + "/__pycache__/m1.cpython-311.pyc"
+    aliases = root.dir + "/usr/lib/python3.11/encodings/aliases.py"
+    good = open(aliases, "rb").read()
+    root.write("/usr/lib/python3.11/encodings/aliases.py", good + b"\n# a hook here would run in the checker\n")
+    rc, doc, err = root.fimctl("check", "--packages")
+    n = by_path(doc)[target]["package"]
+    assert n["verdict"] == "unverifiable" and "start-up" in n["detail"], n
+    root.write("/usr/lib/python3.11/encodings/aliases.py", good)
+    root.write("/usr/lib/python311.zip", b"PK\x05\x06" + b"\0" * 18)
+    rc, doc, err = root.fimctl("check", "--packages")
+    n = by_path(doc)[target]["package"]
+    assert n["verdict"] == "unverifiable" and "python311.zip" in n["detail"], n
+    os.unlink(root.dir + "/usr/lib/python311.zip")
+    rc, doc, err = root.fimctl("check", "--packages")
+    n = by_path(doc)[target]["package"]
+    assert n["verdict"] == "verified" and n["evidence"] == "derived", n
+
+
 def ldconfig_root(fimctl, tmp):
     src = os.path.join(tmp, "fimlib.c")
     open(src, "w").write("int fimtest_answer(void) { return 42; }\n")
@@ -158,7 +182,7 @@ def case_ld_so_cache_forged_is_not_verified(fimctl, tmp):
     from these libraries) is a mismatch and not accepted."""
     root = ldconfig_root(fimctl, tmp)
     cache = open(root.dir + "/etc/ld.so.cache", "rb").read()
-    forged = cache.replace(b"/usr/lib/x86_64-linux-gnu/libfimtest.so.1", b"/usr/lib/x86_64-linux-gnu/libfimevil.so.1")
+    forged = cache.replace(b"-linux-gnu/libfimtest.so.1", b"-linux-gnu/libfimevil.so.1")
     assert forged != cache
     root.write("/etc/ld.so.cache", forged)
     rc, doc, err = root.fimctl("check", "--packages")
@@ -171,6 +195,7 @@ def case_ld_so_cache_forged_is_not_verified(fimctl, tmp):
 CASES = {
     "pyc_compiled_by_postinst_is_derived": case_pyc_compiled_by_postinst_is_derived,
     "pyc_with_foreign_code_is_mismatch": case_pyc_with_foreign_code_is_mismatch,
+    "pyc_checker_start_up_tampered_is_not_trusted": case_pyc_checker_start_up_tampered_is_not_trusted,
     "ld_so_cache_rebuilt_is_derived": case_ld_so_cache_rebuilt_is_derived,
     "ld_so_cache_forged_is_not_verified": case_ld_so_cache_forged_is_not_verified,
 }
