@@ -276,10 +276,10 @@ struct Deriver::Impl {
     char dir[] = "/tmp/fimctl-ldconfig-XXXXXX";
     if (!::mkdtemp(dir)) return {{}, std::string("cannot make a private directory: ") + std::strerror(errno)};
     const std::string file = std::string(dir) + "/ld.so.cache";
-    // Its child runs as nobody: the directory (0700) is then its.
-    if (::geteuid() == 0 && ::chown(dir, 65534, 65534) != 0) {
+    // Its child runs confined: the directory (0700) is then its.
+    if (::geteuid() == 0 && ::chown(dir, kConfinedId, kConfinedId) != 0) {
       ::rmdir(dir);
-      return {{}, "cannot give the private directory to nobody"};
+      return {{}, "cannot give the private directory to the confined user"};
     }
     int sv[2];
     std::pair<Bytes, std::string> out;

@@ -128,9 +128,13 @@ std::optional<PycHeader> parse_pyc_header(std::string_view data);
 /// "3.11" for the magic of a CPython 3.8 .. 3.13 .pyc; empty when unknown.
 std::string python_of_magic(std::string_view magic);
 
+/// The user and group id confined children run as when fimctl is root: one no account has, so
+/// no other process can signal or ptrace them.
+constexpr uid_t kConfinedId = 2147483646;
+
 /// Starts the executable open at `exe_fd` (verified by its caller, run as that very inode)
 /// with a fixed argv and an empty environment, stdin and stdout the socket `io`, stderr
-/// /dev/null; unprivileged (nobody, no groups, no new privileges) when we are root, and within
+/// /dev/null, other descriptors closed; unprivileged (kConfinedId, no groups, no new privileges) when we are root, and within
 /// rlimits (CPU seconds, address space, file size, no processes). Returns its pid.
 Result<pid_t> spawn_confined(int exe_fd, const std::vector<std::string>& argv, int io, uint64_t cpu_seconds,
                              uint64_t file_size);

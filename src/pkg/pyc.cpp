@@ -2,8 +2,10 @@
 // .pyc files (fim/pkg.h, Evidence::Derived): their names and headers, and the confined
 // interpreter that compares a .pyc's code with what it compiles from the verified source.
 // marshal.loads() runs on data an intruder may have written, so it runs in a child that has
-// nothing to lose: nobody, no groups, no new privileges, no files to write, limited CPU and
-// memory. Whatever goes wrong there (a crash, a timeout, garbage) is "unverifiable".
+// nothing to lose: a user id no account has (not nobody: another process running as nobody
+// could ptrace it and dictate its answers), no groups, no new privileges, no files to write,
+// limited CPU and memory. Whatever goes wrong there (a crash, a timeout, garbage) is
+// "unverifiable".
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -205,14 +207,13 @@ Result<pid_t> spawn_confined(int exe_fd, const std::vector<std::string>& argv, i
   if (!limit(RLIMIT_CPU, cpu_seconds) || !limit(RLIMIT_AS, uint64_t{1} << 30) || !limit(RLIMIT_FSIZE, file_size) ||
       !limit(RLIMIT_CORE, 0) || !limit(RLIMIT_NOFILE, 64))
     ::_exit(127);
-  if (root) {
-    constexpr uid_t kNobody = 65534;
-    if (::setgroups(0, nullptr) != 0 || ::setresgid(kNobody, kNobody, kNobody) != 0 ||
-        ::setresuid(kNobody, kNobody, kNobody) != 0)
-      ::_exit(127);
-  }
+  if (root && (::setgroups(0, nullptr) != 0 || ::setresgid(kConfinedId, kConfinedId, kConfinedId) != 0 ||
+               ::setresuid(kConfinedId, kConfinedId, kConfinedId) != 0))
+    ::_exit(127);
+  // Nothing of ours beyond stdio and the program (a writable state.db, a baseline) reaches it.
+  ::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
   // After the uid change: no forks for the child (set before it, execve would fail for a
-  // nobody that already has processes).
+  // user that already has processes).
   if (!limit(RLIMIT_NPROC, 0) || ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ::_exit(127);
   ::syscall(SYS_execveat, exe_fd, "", args.data(), envp, AT_EMPTY_PATH);
   ::_exit(127);

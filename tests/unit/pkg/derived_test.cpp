@@ -3,6 +3,8 @@
 // code with its source's (with this host's python3, when it has one; the verdicts in a real
 // root are tests/root/derived_test.py's).
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -118,4 +120,34 @@ TEST_CASE("the confined python: same code, foreign code, garbage") {
   a = (*c)->compare(src, pyc, 0);
   REQUIRE(a);
   CHECK(a->same_code);
+}
+
+TEST_CASE("the confined child: a user id no account has, no groups, no descriptors of ours, no forks") {
+  if (::access("/usr/bin/python3.11", X_OK) != 0) return;
+  UniqueFd exe(::open("/usr/bin/python3.11", O_RDONLY | O_CLOEXEC));
+  UniqueFd leaked(::open("/dev/null", O_RDONLY));  // not close-on-exec: must not reach it anyway
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  UniqueFd mine(sv[0]), theirs(sv[1]);
+  auto pid = spawn_confined(exe.get(),
+                            {"python3", "-I", "-S", "-c",
+                             "import os\ntry:\n os.fork(); f = 'forked'\nexcept OSError: f = 'nofork'\n"
+                             "print(os.getuid(), os.getgid(), os.getgroups(), sorted(os.listdir('/proc/self/fd')), f,"
+                             " open('/proc/self/status').read().split('NoNewPrivs:')[1].split()[0])"},
+                            theirs.get(), 10, 0);
+  REQUIRE(pid);
+  theirs.reset();
+  std::string out;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(mine.get(), buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  int st = 0;
+  ::waitpid(*pid, &st, 0);
+  const std::string id = ::geteuid() == 0 ? std::to_string(kConfinedId) : std::to_string(::getuid());
+  const std::string gid = ::geteuid() == 0 ? std::to_string(kConfinedId) : std::to_string(::getgid());
+  INFO(out);
+  CHECK(out.rfind(id + " " + gid + " ", 0) == 0);
+  if (::geteuid() == 0) CHECK(out.find(" [] ") != std::string::npos);
+  // 0, 1, 2 and the one listdir opens: nothing of ours (the program itself is closed on exec).
+  CHECK(out.find("['0', '1', '2', '3'] nofork 1") != std::string::npos);
 }
