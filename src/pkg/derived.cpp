@@ -89,10 +89,11 @@ struct Deriver::Impl {
       : opts(o), db(d), archive(a), load_archive(std::move(l)) {}
 
   /// Opens and reads `path` and weighs its content against its owners' records.
-  std::shared_ptr<Input> vouch(const Bytes& path) {
+  std::shared_ptr<Input> vouch(const Bytes& path, bool follow = true) {
     auto in = std::make_shared<Input>();
     in->fd.reset(open_in(opts, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
     if (!in->fd.valid()) in->open_errno = errno;
+    if (in->open_errno == ELOOP && follow) return vouch_link(path);
     if (!in->fd.valid() || ::fstat(in->fd.get(), &in->st) != 0 || !S_ISREG(in->st.st_mode)) {
       in->why = quote(path) + " is not a readable regular file";
       return in;
@@ -134,6 +135,29 @@ struct Deriver::Impl {
       }
     }
     return in;
+  }
+
+  /// A symbolic link the signed .deb ships with this target (Debian's sitecustomize.py ->
+  /// /etc/python3.X/sitecustomize.py), then its target (one link, no further): the weaker of both.
+  std::shared_ptr<Input> vouch_link(const Bytes& path) {
+    auto out = std::make_shared<Input>();
+    out->why = quote(path) + " is a symbolic link its package's signed .deb does not ship";
+    char buf[4096];
+    const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+    if (n <= 0 || static_cast<size_t>(n) >= sizeof buf) return out;
+    const Bytes link(buf, static_cast<size_t>(n));
+    bool shipped = false;
+    load_archive();
+    for (const auto& o : db.owners(path)) {
+      std::string why;
+      const auto* members = archive.members(*o.pkg, &why);
+      auto m = members ? members->find(o.listed) : decltype(members->end()){};
+      if (members && m != members->end() && m->second.type == '2' && m->second.link == link) shipped = true;
+    }
+    if (!shipped) return out;
+    const Bytes target = link[0] == '/' ? link : path.substr(0, path.rfind('/') + 1) + link;
+    out = vouch(target, false);
+    return out;
   }
 
   std::shared_ptr<Input> tool(const Bytes& path) {

@@ -149,6 +149,37 @@ def case_pyc_checker_start_up_tampered_is_not_trusted(fimctl, tmp):
     assert n["verdict"] == "verified" and n["evidence"] == "derived", n
 
 
+def case_stdlib_pycs_compiled_are_derived(fimctl, tmp):
+    """python3.11's own standard library, its __pycache__ removed and compiled again
+    (compileall, as py3compile does): every .pyc is derived, sitecustomize.py's through the
+    symbolic link the .deb ships to its conffile in /etc; accept leaves a clean check."""
+    repo = Repo(tmp, cached_debs(fimctl, "python3.11-minimal", "libpython3.11-minimal"))
+    root = Root(fimctl, tmp, repo)
+    root.run("find", "/usr/lib/python3.11", "-name", "__pycache__", "-prune", "-exec", "rm", "-rf", "{}", "+")
+    rc, doc, err = root.fimctl("init", "/usr/lib/python3.11")
+    assert rc == 0, (rc, err)
+    root.run("python3", "-m", "compileall", "-q", "-o", "0", "-o", "1", "/usr/lib/python3.11")
+    t = time.monotonic()
+    rc, doc, err = root.fimctl("check", "--packages")
+    took = time.monotonic() - t
+    pycs = {p: c["package"] for p, c in by_path(doc).items() if p.endswith(".pyc")}
+    assert len(pycs) > 400, len(pycs)
+    odd = {p: n for p, n in pycs.items() if n["evidence"] != "derived" or n["verdict"] != "verified"}
+    assert not odd, list(odd.items())[:3]
+    assert "/usr/lib/python3.11/__pycache__/sitecustomize.cpython-311.pyc" in pycs
+    print(f"check --packages with {len(pycs)} standard library .pyc files: {took:.2f} s", file=sys.stderr)
+    rc, doc, err = root.fimctl("accept", "--yes", "--package-verified", "--reason", "compileall")
+    assert rc == 0, (rc, err)
+    rc, doc, err = root.fimctl("check", "--packages")
+    assert rc == 0 and not by_path(doc), (rc, err)
+    # The conffile behind the link, edited: its .pyc is no longer verified.
+    root.write("/etc/python3.11/sitecustomize.py", b"import os\n")
+    root.run("python3", "-m", "compileall", "-q", "/usr/lib/python3.11/sitecustomize.py")
+    rc, doc, err = root.fimctl("check", "--packages")
+    n = by_path(doc)["/usr/lib/python3.11/__pycache__/sitecustomize.cpython-311.pyc"]["package"]
+    assert n["verdict"] == "unverifiable", n
+
+
 def ldconfig_root(fimctl, tmp):
     src = os.path.join(tmp, "fimlib.c")
     open(src, "w").write("int fimtest_answer(void) { return 42; }\n")
@@ -196,6 +227,7 @@ CASES = {
     "pyc_compiled_by_postinst_is_derived": case_pyc_compiled_by_postinst_is_derived,
     "pyc_with_foreign_code_is_mismatch": case_pyc_with_foreign_code_is_mismatch,
     "pyc_checker_start_up_tampered_is_not_trusted": case_pyc_checker_start_up_tampered_is_not_trusted,
+    "stdlib_pycs_compiled_are_derived": case_stdlib_pycs_compiled_are_derived,
     "ld_so_cache_rebuilt_is_derived": case_ld_so_cache_rebuilt_is_derived,
     "ld_so_cache_forged_is_not_verified": case_ld_so_cache_forged_is_not_verified,
 }
