@@ -3,6 +3,9 @@
 // path, with which MD5) and apt's signed archive chain (what a .deb holds).
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -10,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fim/base/fd.h"
 #include "fim/pkg.h"
 
 namespace fim::pkg {
@@ -96,5 +100,78 @@ int open_in(const Options& o, const Bytes& path, int flags);
 
 /// `rel` under `root` ("/" + "var/lib/dpkg" or "/srv/r" + "/var/lib/dpkg").
 Bytes under_root(const Bytes& root, const Bytes& rel);
+
+}  // namespace fim::pkg
+
+// Files that maintainer scripts and triggers regenerate (derived.cpp, pyc.cpp; fim/pkg.h,
+// Evidence::Derived).
+namespace fim::pkg {
+
+/// dir/__pycache__/NAME.cpython-3XY[.opt-N].pyc (py3compile, compileall) or a legacy
+/// dir/NAME.pyc beside its dir/NAME.py.
+struct PycName {
+  Bytes source;         ///< the .py it is compiled from
+  std::string version;  ///< "3.11"; empty for a legacy name (the header's magic tells)
+  int optimize = 0;     ///< from ".opt-N"
+};
+std::optional<PycName> parse_pyc_name(const Bytes& path);
+
+/// The 16-byte header (PEP 552): magic, flags (0 timestamp, 1 unchecked hash, 3 checked hash),
+/// then the source's mtime and size (both mod 2^32) or its SipHash.
+struct PycHeader {
+  std::string magic;  ///< the 4 raw bytes
+  uint32_t flags = 0;
+  uint32_t mtime = 0, size = 0;
+  bool hash_based() const { return flags & 1; }
+};
+std::optional<PycHeader> parse_pyc_header(std::string_view data);
+/// "3.11" for the magic of a CPython 3.8 .. 3.13 .pyc; empty when unknown.
+std::string python_of_magic(std::string_view magic);
+
+/// The user and group id confined children run as when fimctl is root: one no account has, so
+/// no other process can signal or ptrace them.
+constexpr uid_t kConfinedId = 2147483646;
+
+/// Starts the executable open at `exe_fd` (verified by its caller, run as that very inode)
+/// with a fixed argv and an empty environment, stdin and stdout the socket `io`, stderr
+/// /dev/null, other descriptors closed; unprivileged (kConfinedId, no groups, no new privileges) when we are root, and within
+/// rlimits (CPU seconds, address space, file size, no processes). Returns its pid.
+Result<pid_t> spawn_confined(int exe_fd, const std::vector<std::string>& argv, int io, uint64_t cpu_seconds,
+                             uint64_t file_size);
+
+/// One confined python3.X for all the .pyc files of a check: it compiles each verified source
+/// and compares the code objects with the .pyc's, recursively, all but co_filename.
+class PycChecker {
+ public:
+  static Result<std::unique_ptr<PycChecker>> start(int interpreter_fd);
+  ~PycChecker();
+  const std::string& magic() const { return magic_; }  ///< importlib.util.MAGIC_NUMBER
+  struct Answer {
+    bool same_code = false;  ///< the code objects are equal
+    bool hash_ok = true;     ///< hash-based: the header's hash is the source's
+  };
+  /// An error (the child crashed, timed out, could not load it) is "unverifiable", never verified.
+  Result<Answer> compare(std::string_view source, std::string_view pyc, int optimize);
+
+ private:
+  PycChecker() = default;
+  pid_t pid_ = -1;
+  UniqueFd io_;
+  std::string magic_;
+};
+
+/// Explains unpackaged files regenerated from verified inputs by a verified tool: .pyc files,
+/// /etc/ld.so.cache. Only on the host's own root ("/"): the tools run here.
+class Deriver {
+ public:
+  Deriver(const Options& o, DpkgDb& db, AptArchive& archive, std::function<void()> load_archive);
+  ~Deriver();
+  /// False when `now` is nothing this knows how to regenerate; else *n is the verdict.
+  bool explain(const Record* old, const Record& now, Note* n);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace fim::pkg

@@ -20,6 +20,7 @@ struct Verifier::Impl {
   AptArchive archive;
   Options opts;
   std::vector<Package> replaced;  // versions apt runs replaced or removed since the baseline
+  std::unique_ptr<Deriver> deriver;  // .pyc files, ld.so.cache: made on first use
   explicit Impl(const Options& o) : archive(o), opts(o) {}
 
   void load_archive() {
@@ -159,6 +160,9 @@ Note Verifier::explain(const Record* old, const Record* now) {
   const auto owners = impl_->db->owners(any.path);
   if (owners.empty()) {
     if (!now && impl_->removed_by_upgrade(any.path, &best)) return best;
+    if (now && !impl_->deriver)
+      impl_->deriver = std::make_unique<Deriver>(impl_->opts, *impl_->db, impl_->archive, [this] { impl_->load_archive(); });
+    if (now && impl_->deriver->explain(old, *now, &best)) return best;
     best.verdict = now ? Verdict::Unpackaged : Verdict::Removed;
     best.detail = now ? "no installed package ships this path" : "no installed package ships this path any more";
     return best;
