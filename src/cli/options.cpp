@@ -395,11 +395,16 @@ void add_journal_commands(CLI::App& app, Options* o) {
 
   auto* hook = app.add_subcommand("apt-hook", "record what an apt run changes (run by apt through "
                                              "share/apt/99fimctl: 'pre' before dpkg runs, 'post' after)");
-  hook->add_option("PHASE", o->hook_phase, "pre or post")->required()->check(CLI::IsMember({"pre", "post"}));
+  hook->add_option("PHASE", o->hook_phase, "pre, pre-install or post")
+      ->required()
+      ->check(CLI::IsMember({"pre", "pre-install", "post"}));
   hook->footer("pre keeps the installed package versions in state.db (beside --db); post compares\n"
                "them with the versions now installed and records the run: 'fimctl check --packages'\n"
-               "then groups the changes it explains under it. Never fails the apt run: errors are\n"
-               "printed and the exit code is 0.");
+               "then groups the changes it explains under it. pre-install (DPkg::Pre-Install-Pkgs) reads\n"
+               "the .debs apt is about to install from stdin (hook protocol 3 or 1), verifies each\n"
+               "against the signed apt index chain and keeps what it holds in state.db, signed with\n"
+               "the host key, so a check has deb-sha256 evidence after apt deleted them. Never fails\n"
+               "the apt run: errors are printed and the exit code is 0.");
   app.add_subcommand("log", "print the baseline's acceptance journal and verify its hash chain and signature");
 
 }
