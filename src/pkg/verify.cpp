@@ -77,7 +77,8 @@ struct Verifier::Impl {
         n->version = p.version;
         n->arch = p.arch;
         n->detail = "removed by an apt run: the signed .deb of " + p.name + " " + p.version +
-                    " held it, no installed package ships it";
+                    " held it, no installed package ships it" +
+                    (source.rfind("as recorded", 0) == 0 ? " (" + source + ")" : std::string());
         return true;
       }
     }

@@ -72,9 +72,9 @@ def case_upgrade_with_apt_deb_deleted_still_deb_sha256(fimctl, tmp):
     assert re.search(r"^fimtest 1\.0 amd64 \S+ < 2\.0 amd64 \S+ /var/cache/apt/archives/fimtest_2\.0_amd64\.deb$",
                      text, re.M), text[-500:]
     assert not os.path.exists(root.dir + ARCHIVES + "/fimtest_2.0_amd64.deb")
-    rows = hook_rows(root)
-    assert [(r[0], r[1], r[2]) for r in rows] == [("fimtest", "2.0", "amd64")], rows
-    assert rows[0][4] and rows[0][5], rows   # signed
+    rows = {(r[0], r[1], r[2]): r for r in hook_rows(root)}
+    assert set(rows) == {("fimtest", "1.0", "amd64"), ("fimtest", "2.0", "amd64")}, rows.keys()  # both apt runs
+    assert all(r[4] and r[5] for r in rows.values()), rows   # signed
     rc, doc, err = root.fimctl("check", "--packages")
     ch = by_path(doc)
     for p in ("/usr/bin/fimtest-tool", "/usr/lib/fimtest/data", "/usr/lib/fimtest/new", "/etc/fimtest.conf"):
@@ -100,17 +100,18 @@ def case_forged_hook_record_refused(fimctl, tmp):
     good = __import__("hashlib").sha256(V2["/usr/bin/fimtest-tool"][0]).hexdigest()
     bad = __import__("hashlib").sha256(trojan).hexdigest()
     db = sqlite3.connect(root.dir + STATE)
-    (body,) = db.execute("SELECT body FROM hook_records WHERE name = 'fimtest'").fetchone()
+    (body,) = db.execute("SELECT body FROM hook_records WHERE name = 'fimtest' AND version = '2.0'").fetchone()
     body = bytes(body)
     assert good.encode() in body, body[:300]
-    db.execute("UPDATE hook_records SET body = ? WHERE name = 'fimtest'", (body.replace(good.encode(), bad.encode()),))
+    db.execute("UPDATE hook_records SET body = ? WHERE name = 'fimtest' AND version = '2.0'",
+               (body.replace(good.encode(), bad.encode()),))
     db.commit()
     rc, doc, err = root.fimctl("check", "--packages")
     n = by_path(doc)["/usr/bin/fimtest-tool"]["package"]
     assert n["verdict"] == "mismatch" and n["evidence"] == "dpkg-md5", n
     assert any(r["type"] == "alert" and r["code"] == "hook_record_refused" for r in doc["records"]), doc["records"]
     # The same forgery with the signature removed: an unsigned record, labelled, still not believed.
-    db.execute("UPDATE hook_records SET key_id = '', signature = '' WHERE name = 'fimtest'")
+    db.execute("UPDATE hook_records SET key_id = '', signature = '' WHERE name = 'fimtest' AND version = '2.0'")
     db.commit()
     db.close()
     rc, doc, err = root.fimctl("check", "--packages")
@@ -141,13 +142,17 @@ def case_unsigned_host_hook_records_weak(fimctl, tmp):
 
 
 def case_removal_verified_by_recorded_list(fimctl, tmp):
-    """A file 2.0 dropped, with both .debs gone: dpkg's list of 1.0 as the hook kept it says the
-    upgrade removed it (verified, dpkg-list). A file no package listed, deleted at the same
-    time, is still 'removed'."""
+    """A file 2.0 dropped, with both .debs gone and 1.0 installed before the hook was: dpkg's
+    list of 1.0 as the hook kept it before dpkg ran says the upgrade removed it (verified,
+    dpkg-list). A file no package listed, deleted at the same time, is still 'removed'. With
+    the hook's signed record of 1.0's .deb the same removal is deb-sha256."""
     debs = [build_deb(tmp, "1.0", V1, ["/etc/fimtest.conf"]), build_deb(tmp, "2.0", V2, ["/etc/fimtest.conf"])]
     root = Root(fimctl, tmp, Repo(tmp, debs))
     root.run("/usr/sbin/fimctl", "key", "generate")
+    hook = root.dir + "/etc/apt/apt.conf.d/99fimctl"
+    os.rename(hook, hook + ".off")   # 1.0 came before fimctl: no record of its .deb
     root.install("1.0")
+    os.rename(hook + ".off", hook)
     root.write("/usr/lib/fimtest/local", b"not a package's\n", 0o644)
     rc, doc, err = root.fimctl("init", *ROOTS)
     assert rc == 0, (rc, err)
@@ -164,6 +169,17 @@ def case_removal_verified_by_recorded_list(fimctl, tmp):
     assert "signed hook record" in old["detail"], old
     assert ch["/usr/lib/fimtest/local"]["package"]["verdict"] == "removed", ch["/usr/lib/fimtest/local"]
     assert ch["/usr/bin/fimtest-tool"]["package"]["evidence"] == "deb-sha256", ch["/usr/bin/fimtest-tool"]
+    # Back to 1.0 and up again with the hook on: 1.0's .deb is recorded too, the removal is deb-sha256.
+    rc, doc, err = root.fimctl("update", "--yes", "--reason", "2.0")
+    assert rc == 0, (rc, err)
+    root.run("apt", "install", "-y", "--allow-downgrades", "fimtest=1.0")
+    rc, doc, err = root.fimctl("update", "--yes", "--reason", "1.0")
+    assert rc == 0, (rc, err)
+    root.run("apt", "install", "-y", "fimtest=2.0")
+    rc, doc, err = root.fimctl("check", "--packages")
+    old = by_path(doc)["/usr/lib/fimtest/old"]["package"]
+    assert old["verdict"] == "verified" and old["evidence"] == "deb-sha256", old
+    assert "as recorded from the signed .deb by the apt hook" in old["detail"], old
 
 
 def case_hook_never_fails_apt(fimctl, tmp):
