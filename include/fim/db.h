@@ -302,6 +302,12 @@ class StateStore {
   /// oldest records beyond kHookRecordsMax rows or kHookRecordsMaxBytes of bodies.
   Status add_hook_records(const std::vector<HookRow>& rows);
   Result<std::vector<HookRow>> hook_records();
+  /// What the hook verified before dpkg ran and still has to read the members of (their .debs
+  /// spooled beside state.db): each record's encoding without members.
+  Status add_hook_pending(const std::vector<std::string>& bodies);
+  Result<std::vector<std::string>> hook_pending();
+  /// Drops the pending `body` and, unless `row` is null, adds its finished record, at once.
+  Status finish_hook_pending(const std::string& body, const HookRow* row);
   /// Keeps only the records of `keep` ("name version arch"); how many were dropped.
   Result<uint64_t> prune_hook_records(const std::set<std::string>& keep);
 

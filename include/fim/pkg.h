@@ -132,11 +132,16 @@ struct HookInput {
 /// line per package action (only installs from a .deb are returned), or (protocol 1) a .deb
 /// path a line.
 std::vector<HookInput> parse_hook_input(std::string_view text);
-/// Verifies each .deb against the signed index chain (its SHA-256 is what the index lists for
-/// that name, version and arch) and returns its record, with dpkg's file list of the version
-/// on disk now. A .deb that does not verify gets no record; why goes to *problems (one line each).
-std::vector<HookRecord> record_debs(const Options& opts, std::vector<HookInput> debs, int64_t at_ns,
-                                    std::vector<std::string>* problems);
+/// The hook's part while apt waits (it must take seconds): each .deb's SHA-256 is checked
+/// against the signed index chain (what the index lists for that name, version and arch), the
+/// verified file is linked (else copied) into `spool_fd` as "<sha256>.deb", and dpkg's file
+/// list of the version on disk now is read. The records have no members yet: extracting them
+/// (dpkg-deb, the bulk of the cost) is spooled_members(), after apt's run. A .deb that does not
+/// verify gets no record; why goes to *problems (one line each).
+std::vector<HookRecord> verify_and_spool(const Options& opts, std::vector<HookInput> debs, int64_t at_ns,
+                                         int spool_fd, std::vector<std::string>* problems);
+/// The members of the spooled .deb of `r`, its SHA-256 checked again against r.deb_sha256.
+Result<std::map<Bytes, DebMember>> spooled_members(const Options& opts, int spool_fd, const HookRecord& r);
 
 /// The changed entries directly inside one directory, as directory_note() weighs them.
 struct Children {

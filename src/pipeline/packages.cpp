@@ -44,6 +44,10 @@ Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_
 }
 
 void load_hook_records(const RunOptions& opts, StateStore& state, int64_t since_ns, Packages* p) {
+  if (auto pending = state.hook_pending(); pending && !pending->empty())
+    p->alerts.push_back("the apt hook is still reading the members of " + std::to_string(pending->size()) +
+                        " verified .deb(s): until it is done their files have only dpkg's evidence ('fimctl "
+                        "apt-hook record' waits for it)");
   auto rows = state.hook_records();
   if (!rows) {
     p->alerts.push_back("the apt hook's records in state.db cannot be read: " + rows.error().describe());

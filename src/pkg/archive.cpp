@@ -232,16 +232,20 @@ Result<std::map<Bytes, DebMember>> AptArchive::extract_if_listed(int fd, const L
   return std::move(*parsed);
 }
 
-Result<std::map<Bytes, DebMember>> AptArchive::verify_deb(const Package& p, int fd, std::string* sha256_hex) {
+Result<std::string> AptArchive::listed_sha256(const Package& p) const {
   if (!loaded_) return make_error(Errc::Bug, "archive indexes not loaded");
   if (!load_problem_.empty()) return make_error(Errc::Trust, load_problem_);
   auto l = listed_.find(p.name + " " + p.version + " " + p.arch);
   if (l == listed_.end())
     return make_error(Errc::Trust, "no signed apt index lists " + p.name + " " + p.version + " (" + p.arch + ")");
+  return l->second.sha256_hex;
+}
+
+Result<std::map<Bytes, DebMember>> AptArchive::extract_verified(int fd, const std::string& sha256_hex) {
   bool mismatch = false;
-  auto members = extract_if_listed(fd, l->second, &mismatch, sha256_hex);
-  if (mismatch)
-    return make_error(Errc::Trust, "the .deb of " + p.name + " " + p.version + " does not match the signed index");
+  std::string got;
+  auto members = extract_if_listed(fd, Listed{sha256_hex, ""}, &mismatch, &got);
+  if (mismatch) return make_error(Errc::Trust, "the .deb is not the one that was verified (SHA-256 " + got + ")");
   return members;
 }
 

@@ -4,10 +4,12 @@
 // afterwards), and what they hold kept as records, with dpkg's file list of the version each
 // replaces (so a later check can tell a file the upgrade dropped from one that vanished).
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "fim/base/digest.h"
 #include "fim/base/sys.h"
 #include "internal.h"
 #include "spawn.h"
@@ -81,8 +83,52 @@ std::vector<HookInput> parse_hook_input(std::string_view text) {
   return out;
 }
 
-std::vector<HookRecord> record_debs(const Options& opts, std::vector<HookInput> debs, int64_t at_ns,
-                                    std::vector<std::string>* problems) {
+namespace {
+
+/// Hashes `fd` from its start; hex.
+Result<std::string> sha256_hex_of(int fd) {
+  Sha256Stream sha;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(Errc::Io, "reading a .deb", errno);
+    if (n == 0) break;
+    sha.update(std::string_view(buf, static_cast<size_t>(n)));
+  }
+  return hex_encode(sha.finish());
+}
+
+/// The very inode that was hashed, linked into the spool (apt's name for it goes away); a
+/// copy when the spool is on another filesystem. Either way it is hashed again before use.
+Status spool(int fd, int spool_fd, const std::string& name) {
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  if (::linkat(AT_FDCWD, proc.c_str(), spool_fd, name.c_str(), AT_SYMLINK_FOLLOW) == 0 || errno == EEXIST) return {};
+  UniqueFd out(::openat(spool_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!out.valid()) return errno == EEXIST ? Status{} : make_error(Errc::Io, "cannot spool " + name, errno);
+  if (::lseek(fd, 0, SEEK_SET) != 0) return make_error(Errc::Io, "lseek", errno);
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (ssize_t off = 0; off < n;) {
+      const ssize_t w = ::write(out.get(), buf + off, static_cast<size_t>(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        ::unlinkat(spool_fd, name.c_str(), 0);
+        return make_error(Errc::Io, "cannot spool " + name, errno);
+      }
+      off += w;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::vector<HookRecord> verify_and_spool(const Options& opts, std::vector<HookInput> debs, int64_t at_ns,
+                                         int spool_fd, std::vector<std::string>* problems) {
   std::vector<HookRecord> out;
   std::vector<Package> wanted;
   for (auto& d : debs) {
@@ -111,22 +157,31 @@ std::vector<HookRecord> record_debs(const Options& opts, std::vector<HookInput> 
       problems->push_back(quote(d.deb) + ": not a .deb apt names NAME_VERSION_ARCH.deb, and no control fields");
       continue;
     }
-    UniqueFd fd(::open(d.deb.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (!fd.valid()) {
-      problems->push_back("cannot open " + quote(d.deb) + ": " + std::strerror(errno));
-      continue;
-    }
     HookRecord r;
     r.name = d.name;
     r.version = d.version;
     r.arch = d.arch;
     r.at_ns = at_ns;
-    auto members = archive.verify_deb(Package{d.name, d.version, d.arch, {}, {}}, fd.get(), &r.deb_sha256);
-    if (!members) {
-      problems->push_back(quote(d.deb) + ": " + members.error().describe());
+    auto want = archive.listed_sha256(Package{d.name, d.version, d.arch, {}, {}});
+    if (!want) {
+      problems->push_back(quote(d.deb) + ": " + want.error().describe());
       continue;
     }
-    r.members = std::move(*members);
+    UniqueFd fd(::open(d.deb.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    auto got = fd.valid() ? sha256_hex_of(fd.get()) : Result<std::string>(make_error(Errc::Io, "cannot open", errno));
+    if (!got) {
+      problems->push_back(quote(d.deb) + ": " + got.error().describe());
+      continue;
+    }
+    if (*got != *want) {
+      problems->push_back(quote(d.deb) + " does not match the signed index (SHA-256 " + *got + ")");
+      continue;
+    }
+    if (auto st = spool(fd.get(), spool_fd, *got + ".deb"); !st) {
+      problems->push_back(st.error().describe());
+      continue;
+    }
+    r.deb_sha256 = *got;
     // The version on disk now (dpkg's status, not what apt says it is) and its file list.
     if (installed)
       for (const auto& p : *installed) {
@@ -145,6 +200,13 @@ std::vector<HookRecord> record_debs(const Options& opts, std::vector<HookInput> 
     out.push_back(std::move(r));
   }
   return out;
+}
+
+Result<std::map<Bytes, DebMember>> spooled_members(const Options& opts, int spool_fd, const HookRecord& r) {
+  UniqueFd fd(::openat(spool_fd, (r.deb_sha256 + ".deb").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) return make_error(Errc::Io, "the spooled .deb of " + r.name + " " + r.version + " is gone", errno);
+  AptArchive archive(opts);
+  return archive.extract_verified(fd.get(), r.deb_sha256);
 }
 
 }  // namespace fim::pkg

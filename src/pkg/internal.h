@@ -73,10 +73,12 @@ class AptArchive {
   const std::map<Bytes, DebMember>* members(const Package& p, std::string* why);
   /// Verifies the InRelease files and reads the Packages entries of the installed versions.
   void load_indexes(const std::vector<Package>& wanted);
-  /// The apt hook's check of a .deb about to be installed (`fd`, any path): its SHA-256 (hex,
-  /// into *sha256_hex) must be what the signed index lists for exactly `p`'s name, version
-  /// and arch (load_indexes() with `p` first). Returns its members; not cached.
-  Result<std::map<Bytes, DebMember>> verify_deb(const Package& p, int fd, std::string* sha256_hex);
+  /// The SHA-256 (hex) the signed index lists for exactly `p`'s name, version and arch
+  /// (load_indexes() with `p` first), or why there is none.
+  Result<std::string> listed_sha256(const Package& p) const;
+  /// The members of the .deb at `fd` if its SHA-256 is `sha256_hex` (hashed into a private
+  /// copy, which is what dpkg-deb then reads).
+  Result<std::map<Bytes, DebMember>> extract_verified(int fd, const std::string& sha256_hex);
   bool loaded() const { return loaded_; }
 
  private:

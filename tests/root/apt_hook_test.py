@@ -26,6 +26,13 @@ ARCHIVES = "/var/cache/apt/archives"
 STATE = "/var/lib/fimctl/state.db"
 
 
+def apt(root, *args):
+    """`apt` ARGS, then the hook's detached recorder waited for (it holds the spool's lock)."""
+    p = root.run("apt", *args)
+    root.run("/usr/sbin/fimctl", "-q", "apt-hook", "record")
+    return p
+
+
 def setup(fimctl, tmp, key=True, clean=False):
     """fimtest 1.0 installed with apt-get, a baseline, then (clean: the cached .debs deleted)
     2.0 installed with `apt`, which deletes what it downloaded."""
@@ -38,7 +45,7 @@ def setup(fimctl, tmp, key=True, clean=False):
     assert rc == 0, (rc, err)
     if clean:
         root.run("apt-get", "clean")
-    p = root.run("apt", "install", "-y", "fimtest=2.0")
+    p = apt(root, "install", "-y", "fimtest=2.0")
     assert "fimctl: apt hook:" not in p.stderr, p.stderr   # -q: silent unless something failed
     cached = os.listdir(root.dir + ARCHIVES)
     assert not any(n.startswith("fimtest_2.0") for n in cached), cached   # apt deleted it
@@ -66,7 +73,7 @@ def case_upgrade_with_apt_deb_deleted_still_deb_sha256(fimctl, tmp):
     root.install("1.0")
     rc, doc, err = root.fimctl("init", *ROOTS)
     assert rc == 0, (rc, err)
-    root.run("apt", "install", "-y", "fimtest=2.0")
+    apt(root, "install", "-y", "fimtest=2.0")
     text = open(root.dir + "/tmp/hook-input").read()
     assert text.startswith("VERSION 3\n"), text[:200]
     assert re.search(r"^fimtest 1\.0 amd64 \S+ < 2\.0 amd64 \S+ /var/cache/apt/archives/fimtest_2\.0_amd64\.deb$",
@@ -157,7 +164,7 @@ def case_removal_verified_by_recorded_list(fimctl, tmp):
     rc, doc, err = root.fimctl("init", *ROOTS)
     assert rc == 0, (rc, err)
     root.run("apt-get", "clean")
-    root.run("apt", "install", "-y", "fimtest=2.0")
+    apt(root, "install", "-y", "fimtest=2.0")
     os.unlink(root.dir + "/usr/lib/fimtest/local")
     assert not os.listdir(root.dir + ARCHIVES + "/partial") and not [
         n for n in os.listdir(root.dir + ARCHIVES) if n.endswith(".deb")]
@@ -171,11 +178,11 @@ def case_removal_verified_by_recorded_list(fimctl, tmp):
     assert ch["/usr/bin/fimtest-tool"]["package"]["evidence"] == "deb-sha256", ch["/usr/bin/fimtest-tool"]
     # Back to 1.0 and up again with the hook on: 1.0's .deb is recorded too, the removal is deb-sha256.
     rc, doc, err = root.fimctl("update", "--yes", "--reason", "2.0")
-    assert rc == 0, (rc, err)
-    root.run("apt", "install", "-y", "--allow-downgrades", "fimtest=1.0")
+    assert rc < 8, (rc, err)   # the differences it took
+    apt(root, "install", "-y", "--allow-downgrades", "fimtest=1.0")
     rc, doc, err = root.fimctl("update", "--yes", "--reason", "1.0")
-    assert rc == 0, (rc, err)
-    root.run("apt", "install", "-y", "fimtest=2.0")
+    assert rc < 8, (rc, err)   # the differences it took
+    apt(root, "install", "-y", "fimtest=2.0")
     rc, doc, err = root.fimctl("check", "--packages")
     old = by_path(doc)["/usr/lib/fimtest/old"]["package"]
     assert old["verdict"] == "verified" and old["evidence"] == "deb-sha256", old
