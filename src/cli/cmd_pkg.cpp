@@ -4,6 +4,7 @@
 // --packages' can group the changes a run explains; pre-install (DPkg::Pre-Install-Pkgs) also
 // keeps a signed record of what each .deb holds, since apt deletes the .debs afterwards. It
 // must never break an apt run: every error is printed (one line each) and the exit code is 0.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -12,6 +13,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <ctime>
+#include <memory>
 
 #include "commands.h"
 #include "fim/base/sys.h"
@@ -132,6 +135,15 @@ int record(const Options& o, StateStore& state, const Bytes& dir) {
     }
     if (auto s = state.finish_hook_pending(body, row ? &*row : nullptr); !s) return report_error(s.error());
     done += row ? 1 : 0;
+  }
+  // Spooled files no pending record names (a recorder killed midway) go once they are an hour
+  // old: younger ones may be a running hook's, linked but not yet noted (linking sets ctime).
+  if (const std::unique_ptr<DIR, CDeleter<::closedir>> d(::fdopendir(::dup(spool->get()))); d) {
+    while (dirent* e = ::readdir(d.get())) {
+      struct stat st;
+      if (e->d_name[0] == '.' || ::fstatat(spool->get(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (st.st_ctime + 3600 < ::time(nullptr)) ::unlinkat(spool->get(), e->d_name, 0);
+    }
   }
   if (!o.quiet && !pending->empty())
     std::fprintf(stderr, "fimctl: apt hook: recorded %zu of %zu .debs (%s)\n", done, pending->size(),
