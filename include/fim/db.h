@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -289,12 +290,37 @@ class StateStore {
   Status add_apt_run(int64_t at_ns, const std::string& changes);
   Result<std::vector<AptRun>> apt_runs_since(int64_t since_ns);
 
+  /// The apt hook's records of the .debs it verified before dpkg ran (fim/pkg.h HookRecord):
+  /// each its canonical encoding and the host key's signature of it (empty: unsigned, a host
+  /// that signs off-host). One per name, version and arch; readers verify before use.
+  struct HookRow {
+    std::string name, version, arch;
+    int64_t at_ns = 0;
+    std::string body, key_id, signature;
+  };
+  /// Adds them (replacing records of the same versions) in one transaction, then drops the
+  /// oldest records beyond kHookRecordsMax rows or kHookRecordsMaxBytes of bodies.
+  Status add_hook_records(const std::vector<HookRow>& rows);
+  Result<std::vector<HookRow>> hook_records();
+  /// What the hook verified before dpkg ran and still has to read the members of (their .debs
+  /// spooled beside state.db): each record's encoding without members.
+  Status add_hook_pending(const std::vector<std::string>& bodies);
+  Result<std::vector<std::string>> hook_pending();
+  /// Drops the pending `body` and, unless `row` is null, adds its finished record, at once.
+  Status finish_hook_pending(const std::string& body, const HookRow* row);
+  /// Keeps only the records of `keep` ("name version arch"); how many were dropped.
+  Result<uint64_t> prune_hook_records(const std::set<std::string>& keep);
+
  private:
   Status report_of(const Bytes& baseline, const std::string& content_sha256);
   struct Impl;
   explicit StateStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// Bounds of the apt hook's records in state.db (man fimctl, PACKAGES): the oldest go first.
+inline constexpr uint64_t kHookRecordsMax = 4096;
+inline constexpr uint64_t kHookRecordsMaxBytes = uint64_t{64} << 20;
 
 /// How many reports state.db keeps per baseline for 'accept --report ID'.
 inline constexpr int kKeptReports = 20;

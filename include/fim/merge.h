@@ -136,6 +136,7 @@ Status merge_compare(const ScanOptions& so, Merge& m);
 struct Packages {
   std::unique_ptr<pkg::Verifier> verifier;
   std::map<std::string, std::string> run_of;  ///< "name:arch" -> the apt run that changed it
+  std::vector<std::string> alerts;  ///< the apt hook's records that did not verify (for the report)
   /// The verdict on one change that is not a directory, as reports show it; noted under its
   /// parent directory for explain_directory().
   PackageNote explain(const Record* old_rec, const Record* new_rec);
@@ -160,6 +161,11 @@ bool is_directory_change(const Record* old_rec, const Record* new_rec);
 /// The attributes an upgrade changes on a directory it only unpacked into (or made again).
 bool only_times_changed(AttrMask changed);
 Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_t since_ns);
+/// The apt hook's records (fim/pkg.h HookRecord) into p's verifier, each verified with the
+/// public key of opts.keys_dir first; records that do not verify are left out, p->alerts says so.
+void load_hook_records(const RunOptions& opts, StateStore& state, int64_t since_ns, Packages* p);
+/// After a new baseline is committed: drops the hook records of versions not installed now.
+void prune_hook_records(const RunOptions& opts, StateStore& state, Sink& sink);
 
 /// accept --package-verified: keeps in `chosen` (path -> its current state, none: removed)
 /// only the changes the package's signed .deb vouches for (with opts.weak_evidence, dpkg's

@@ -98,6 +98,51 @@ std::map<std::string, std::string> release_sha256(std::string_view release_text)
 /// only the status file; on failure returns nothing and sets *st.
 std::map<std::string, std::string> installed_versions(const Options& opts, Status* st);
 
+/// What the apt hook (fimctl apt-hook pre-install) kept of one .deb before dpkg installed it
+/// (docs/design.md, Packages: hook records): the .deb was verified against the signed index
+/// chain then, so its members stand for it once apt has deleted it. Stored in state.db, which
+/// is not signed: the record is, with the host key (unsigned records count as dpkg-md5).
+struct HookRecord {
+  std::string name, version, arch;  ///< as the signed index lists the .deb
+  std::string deb_sha256;           ///< hex, the index's
+  int64_t at_ns = 0;                ///< when the hook read it
+  std::string old_version;          ///< the version it replaces ("": a new install)
+  std::map<Bytes, DebMember> members;
+  std::vector<Bytes> old_list;      ///< dpkg's file list of old_version, before dpkg ran
+};
+/// The canonical encoding (what is signed): every field length-prefixed, members in path
+/// order. decode_hook_record() takes exactly what encode_hook_record() writes.
+std::string encode_hook_record(const HookRecord& r);
+Result<HookRecord> decode_hook_record(std::string_view body);
+/// A record as a reader may use it: `is_signed` once its signature verified with the pinned
+/// public key; unsigned ones (a host that signs off-host) count only as dpkg-md5.
+struct TrustedHookRecord {
+  HookRecord rec;
+  bool is_signed = false;
+  bool since_baseline = false;  ///< read by an apt run after the baseline was written
+};
+
+/// One .deb apt hands a DPkg::Pre-Install-Pkgs hook: its path and, with protocol version 3,
+/// the name, version and arch apt says it is (empty with protocol 1: read from the name).
+struct HookInput {
+  Bytes deb;
+  std::string name, version, arch;
+};
+/// What apt writes to the hook's stdin: "VERSION 3\n", its configuration, an empty line and a
+/// line per package action (only installs from a .deb are returned), or (protocol 1) a .deb
+/// path a line.
+std::vector<HookInput> parse_hook_input(std::string_view text);
+/// The hook's part while apt waits (it must take seconds): each .deb's SHA-256 is checked
+/// against the signed index chain (what the index lists for that name, version and arch), the
+/// verified file is linked (else copied) into `spool_fd` as "<sha256>.deb", and dpkg's file
+/// list of the version on disk now is read. The records have no members yet: extracting them
+/// (dpkg-deb, the bulk of the cost) is spooled_members(), after apt's run. A .deb that does not
+/// verify gets no record; why goes to *problems (one line each).
+std::vector<HookRecord> verify_and_spool(const Options& opts, std::vector<HookInput> debs, int64_t at_ns,
+                                         int spool_fd, std::vector<std::string>* problems);
+/// The members of the spooled .deb of `r`, its SHA-256 checked again against r.deb_sha256.
+Result<std::map<Bytes, DebMember>> spooled_members(const Options& opts, int spool_fd, const HookRecord& r);
+
 /// The changed entries directly inside one directory, as directory_note() weighs them.
 struct Children {
   size_t changed = 0, verified = 0;
@@ -137,6 +182,12 @@ class Verifier {
   /// held was removed by that run (verdict verified, evidence deb-sha256); a directory is
   /// checked against the .debs of these packages only (else dpkg-list). Call before explain().
   void set_replaced(const std::map<std::string, std::string>& replaced);
+
+  /// The apt hook's records (verified by the caller). A record of exactly an installed
+  /// version stands in for its .deb when no .deb is at hand; a path gone that a replaced
+  /// version's recorded file list held, and no installed package lists, was removed by that
+  /// run (evidence dpkg-list). `refused`: "name version arch" -> why its record was not used.
+  void set_hook_records(std::vector<TrustedHookRecord> records, std::map<std::string, std::string> refused);
 
   /// The verdict on a change: `now` is the entry as it is (null: removed), `old` as the
   /// baseline has it (null: added). Regular files and symlinks are compared; content is read

@@ -395,11 +395,19 @@ void add_journal_commands(CLI::App& app, Options* o) {
 
   auto* hook = app.add_subcommand("apt-hook", "record what an apt run changes (run by apt through "
                                              "share/apt/99fimctl: 'pre' before dpkg runs, 'post' after)");
-  hook->add_option("PHASE", o->hook_phase, "pre or post")->required()->check(CLI::IsMember({"pre", "post"}));
+  hook->add_option("PHASE", o->hook_phase, "pre, pre-install, record or post")
+      ->required()
+      ->check(CLI::IsMember({"pre", "pre-install", "record", "post"}));
+  hook->add_flag("--sync", o->hook_sync, "pre-install: do not start 'record' detached (run it yourself)");
   hook->footer("pre keeps the installed package versions in state.db (beside --db); post compares\n"
                "them with the versions now installed and records the run: 'fimctl check --packages'\n"
-               "then groups the changes it explains under it. Never fails the apt run: errors are\n"
-               "printed and the exit code is 0.");
+               "then groups the changes it explains under it. pre-install (DPkg::Pre-Install-Pkgs) reads\n"
+               "the .debs apt is about to install from stdin (hook protocol 3 or 1), verifies each\n"
+               "against the signed apt index chain, links it into a spool beside state.db and starts\n"
+               "'record' detached, which keeps what each holds in state.db, signed with the host key,\n"
+               "so a check has deb-sha256 evidence after apt deleted them (one recorder at a time:\n"
+               "'fimctl apt-hook record' waits for a running one). Never fails the apt run: errors\n"
+               "are printed and the exit code is 0.");
   app.add_subcommand("log", "print the baseline's acceptance journal and verify its hash chain and signature");
 
 }

@@ -37,7 +37,8 @@ struct Options {
   bool package_verified = false;   ///< accept --package-verified
   bool weak_evidence = false;      ///< accept --weak
   std::vector<std::string> package_mirrors;  ///< check/accept --package-mirror DIR
-  std::string hook_phase;          ///< apt-hook pre|post
+  std::string hook_phase;          ///< apt-hook pre|pre-install|record|post
+  bool hook_sync = false;          ///< apt-hook pre-install --sync: record before returning
   // watch / status
   std::string output;                       ///< watch --output FILE
   bool syslog = false;                      ///< watch --syslog

@@ -104,7 +104,13 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                    // what each run changed ("name:arch old new" lines).
                    "CREATE TABLE IF NOT EXISTS apt_snapshot(pkg TEXT PRIMARY KEY, version TEXT NOT NULL) WITHOUT ROWID;"
                    "CREATE TABLE IF NOT EXISTS apt_runs("
-                   "  id INTEGER PRIMARY KEY, at_ns INTEGER NOT NULL, changes TEXT NOT NULL)",
+                   "  id INTEGER PRIMARY KEY, at_ns INTEGER NOT NULL, changes TEXT NOT NULL);"
+                   // The apt hook's signed records of .debs (fim/pkg.h HookRecord).
+                   "CREATE TABLE IF NOT EXISTS hook_records("
+                   "  id INTEGER PRIMARY KEY, name TEXT NOT NULL, version TEXT NOT NULL, arch TEXT NOT NULL,"
+                   "  at_ns INTEGER NOT NULL, body BLOB NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL,"
+                   "  UNIQUE(name, version, arch));"
+                   "CREATE TABLE IF NOT EXISTS hook_pending(body BLOB PRIMARY KEY) WITHOUT ROWID",
                    Errc::Io));
   return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
 }
@@ -396,6 +402,86 @@ Result<std::vector<StateStore::AptRun>> StateStore::apt_runs_since(int64_t since
     out.push_back({sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), std::string(db::column_blob(s, 2))});
   }));
   return out;
+}
+
+namespace {
+
+/// Inserts (replacing the same versions) and keeps the bounds: the newest records first, the
+/// oldest beyond either bound go. Inside the caller's transaction.
+template <class Impl>
+Status insert_hook_rows(Impl& impl, const std::vector<StateStore::HookRow>& rows) {
+  auto ins = impl.stmt("INSERT OR REPLACE INTO hook_records(name, version, arch, at_ns, body, key_id, signature) "
+                       "VALUES(?, ?, ?, ?, ?, ?, ?)");
+  if (!ins) return ins.error();
+  for (const auto& r : rows)
+    FIM_TRY(ins->bind(db::Text{r.name}, db::Text{r.version}, db::Text{r.arch}, r.at_ns, r.body, db::Text{r.key_id},
+                      db::Text{r.signature})
+                .exec());
+  return impl.exec("DELETE FROM hook_records WHERE id IN (SELECT id FROM ("
+                   "  SELECT id, ROW_NUMBER() OVER w AS n, SUM(length(body)) OVER w AS total FROM hook_records"
+                   "  WINDOW w AS (ORDER BY at_ns DESC, id DESC)) WHERE n > ? OR total > ?)",
+                   static_cast<int64_t>(kHookRecordsMax), static_cast<int64_t>(kHookRecordsMaxBytes));
+}
+
+}  // namespace
+
+Status StateStore::add_hook_records(const std::vector<HookRow>& rows) {
+  auto txn = impl_->begin();
+  if (!txn) return txn.error();
+  FIM_TRY(insert_hook_rows(*impl_, rows));
+  return txn->commit();
+}
+
+Status StateStore::add_hook_pending(const std::vector<std::string>& bodies) {
+  auto txn = impl_->begin();
+  if (!txn) return txn.error();
+  for (const auto& b : bodies) FIM_TRY(impl_->exec("INSERT OR REPLACE INTO hook_pending(body) VALUES(?)", b));
+  return txn->commit();
+}
+
+Result<std::vector<std::string>> StateStore::hook_pending() {
+  auto st = impl_->stmt("SELECT body FROM hook_pending", false);
+  if (!st) return st.error();
+  std::vector<std::string> out;
+  FIM_TRY(st->for_each_row([&](sqlite3_stmt* s) { out.emplace_back(db::column_blob(s, 0)); }));
+  return out;
+}
+
+Status StateStore::finish_hook_pending(const std::string& body, const HookRow* row) {
+  auto txn = impl_->begin();
+  if (!txn) return txn.error();
+  FIM_TRY(impl_->exec("DELETE FROM hook_pending WHERE body = ?", body));
+  if (row) FIM_TRY(insert_hook_rows(*impl_, {*row}));
+  return txn->commit();
+}
+
+Result<std::vector<StateStore::HookRow>> StateStore::hook_records() {
+  auto st = impl_->stmt("SELECT name, version, arch, at_ns, body, key_id, signature FROM hook_records ORDER BY id", false);
+  if (!st) return st.error();
+  std::vector<HookRow> out;
+  FIM_TRY(st->for_each_row([&](sqlite3_stmt* s) {
+    out.push_back({std::string(db::column_blob(s, 0)), std::string(db::column_blob(s, 1)),
+                   std::string(db::column_blob(s, 2)), sqlite3_column_int64(s, 3), std::string(db::column_blob(s, 4)),
+                   std::string(db::column_blob(s, 5)), std::string(db::column_blob(s, 6))});
+  }));
+  return out;
+}
+
+Result<uint64_t> StateStore::prune_hook_records(const std::set<std::string>& keep) {
+  auto rows = hook_records();
+  if (!rows) return rows.error();
+  auto txn = impl_->begin();
+  if (!txn) return txn.error();
+  auto del = impl_->stmt("DELETE FROM hook_records WHERE name = ? AND version = ? AND arch = ?");
+  if (!del) return del.error();
+  uint64_t dropped = 0;
+  for (const auto& r : *rows) {
+    if (keep.count(r.name + " " + r.version + " " + r.arch)) continue;
+    FIM_TRY(del->bind(db::Text{r.name}, db::Text{r.version}, db::Text{r.arch}).exec());
+    ++dropped;
+  }
+  FIM_TRY(txn->commit());
+  return dropped;
 }
 
 }  // namespace fim

@@ -194,7 +194,9 @@ Status commit_pinned(const RunOptions& opts, StateStore& state, BaselineWriter& 
   FIM_TRY(state.pin_next(opts.db_path, BaselineIdentity{meta->baseline_id, roots_digest(meta->roots),
                                                         key ? key->key_id() : std::string(), meta->sequence}));
   FIM_TRY(w.commit(meta));
-  return pin_written(opts, state, *meta, w, sink);
+  FIM_TRY(pin_written(opts, state, *meta, w, sink));
+  prune_hook_records(opts, state, sink);  // the new baseline has taken what the runs before it did
+  return {};
 }
 
 Status pin_written(const RunOptions& opts, StateStore& state, const BaselineMeta& meta, const BaselineWriter& w,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The package manager's word on changes, for check --packages and accept --package-verified.
 #include <algorithm>
+#include <optional>
 
 #include "fim/base/sys.h"
 #include "fim/diff.h"
@@ -38,7 +39,69 @@ Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_
     }
   }
   p.verifier->set_replaced(replaced);
+  if (state) load_hook_records(opts, *state, since_ns, &p);
   return p;
+}
+
+void load_hook_records(const RunOptions& opts, StateStore& state, int64_t since_ns, Packages* p) {
+  if (auto pending = state.hook_pending(); pending && !pending->empty())
+    p->alerts.push_back("the apt hook is still reading the members of " + std::to_string(pending->size()) +
+                        " verified .deb(s): until it is done their files have only dpkg's evidence ('fimctl "
+                        "apt-hook record' waits for it)");
+  auto rows = state.hook_records();
+  if (!rows) {
+    p->alerts.push_back("the apt hook's records in state.db cannot be read: " + rows.error().describe());
+    return;
+  }
+  if (rows->empty()) return;
+  // Every record is verified with the pinned public key before use: state.db is not signed.
+  std::optional<VerifyKey> vk;
+  if (auto k = VerifyKey::load(join_path(opts.keys_dir, "signing.pub")); k) vk.emplace(std::move(*k));
+  std::vector<pkg::TrustedHookRecord> use;
+  std::map<std::string, std::string> refused;
+  uint64_t bad = 0;
+  std::string example;
+  for (const auto& row : *rows) {
+    const std::string key = row.name + " " + row.version + " " + row.arch;
+    auto rec = pkg::decode_hook_record(row.body);
+    std::string why;
+    if (!rec) why = "malformed";
+    else if (rec->name != row.name || rec->version != row.version || rec->arch != row.arch)
+      why = "filed under another package than it records";
+    else if (!row.signature.empty() && !vk) why = "signed, but there is no public key to verify it with";
+    else if (!row.signature.empty() && (row.key_id != vk->key_id() || !vk->verify(row.body, row.signature)))
+      why = "its signature does not verify with the configured key (forged or edited in state.db)";
+    if (!why.empty()) {
+      refused[key] = "the apt hook's record of " + key + " was ignored: " + why;
+      if (bad++ == 0) example = refused[key];
+      continue;
+    }
+    pkg::TrustedHookRecord t;
+    t.is_signed = !row.signature.empty();
+    t.since_baseline = rec->at_ns >= since_ns;
+    t.rec = std::move(*rec);
+    use.push_back(std::move(t));
+  }
+  if (bad)
+    p->alerts.push_back(std::to_string(bad) + " apt hook record(s) in state.db did not verify and were ignored (e.g. " +
+                        escape_terminal(example) + ")");
+  p->verifier->set_hook_records(std::move(use), std::move(refused));
+}
+
+void prune_hook_records(const RunOptions& opts, StateStore& state, Sink& sink) {
+  // Kept: the records of the versions installed now. Every other one is of a version an apt
+  // run before this new baseline replaced: the baseline has accepted (or not) what it did.
+  auto rows = state.hook_records();
+  if (!rows || rows->empty()) return;
+  Status read;
+  const auto installed = pkg::installed_versions(opts.package_sources, &read);
+  if (!read) return;  // dpkg's status unreadable: keep them rather than drop what is in use
+  std::set<std::string> keep;
+  for (const auto& r : *rows)
+    if (auto it = installed.find(r.name + ":" + r.arch); it != installed.end() && it->second == r.version)
+      keep.insert(r.name + " " + r.version + " " + r.arch);
+  if (auto dropped = state.prune_hook_records(keep); !dropped)
+    sink.alert("state_unwritten", "cannot prune the apt hook's records in state.db: " + dropped.error().describe());
 }
 
 namespace {
@@ -109,6 +172,7 @@ Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, S
                              std::map<Bytes, std::string>* vouched, Sink& sink) {
   auto pk = open_packages(opts, state, meta.created_ns);
   if (!pk) return pk.error();
+  for (const auto& a : pk->alerts) sink.alert("hook_record_refused", a);
   // The old states come from the baseline itself, read in full and verified like any other use.
   auto base = BaselineReader::open(opts.db_path);
   if (!base) return base.error();

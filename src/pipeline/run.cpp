@@ -342,6 +342,8 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
   }
   auto packages = check_packages(opts, *trusted);
   if (!packages) return packages.error();
+  if (*packages)
+    for (const auto& a : (*packages)->alerts) sink.alert("hook_record_refused", a);
   ReportDigest id;
   // With --packages a directory's verdict waits for everything that changed inside it.
   struct Deferred {

@@ -191,23 +191,14 @@ const std::map<Bytes, DebMember>* AptArchive::members(const Package& p, std::str
   for (const auto& [c, in_root] : candidates) {
     UniqueFd in(in_root ? open_in(opts_, c, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : ::open(c.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!in.valid()) continue;
+    bool differs = false;
     std::string got;
-    auto mem = copy_hashing(in.get(), &got);
-    if (!mem) return fail(mem.error().describe());
-    if (got != l->second.sha256_hex) {
+    auto parsed = extract_if_listed(in.get(), l->second, &differs, &got);
+    if (differs) {
       mismatch = quote(c) + " does not match the signed index";
       continue;
     }
-    auto child = Child::start({opts_.dpkg_deb, "--fsys-tarfile", "/dev/stdin"}, mem->get());
-    if (!child) return fail(child.error().describe());
-    auto parsed = parse_data_tar(child->out());
-    // Drain what the parser left (it stops at the end-of-archive blocks), then reap.
-    char sink[4096];
-    while (::read(child->out(), sink, sizeof sink) > 0) {
-    }
-    const Status st = child->wait();
     if (!parsed) return fail(quote(c) + ": " + parsed.error().describe());
-    if (!st) return fail(st.error().describe());
     slot = std::move(*parsed);
     why_[key].clear();
     why->clear();
@@ -216,6 +207,46 @@ const std::map<Bytes, DebMember>* AptArchive::members(const Package& p, std::str
   return fail(!mismatch.empty() ? mismatch
                                 : "no .deb of " + p.name + " " + p.version + " in apt's cache" +
                                       (opts_.mirrors.empty() ? "" : " or the mirrors"));
+}
+
+Result<std::map<Bytes, DebMember>> AptArchive::extract_if_listed(int fd, const Listed& want, bool* mismatch,
+                                                                 std::string* got_hex) {
+  *mismatch = false;
+  auto mem = copy_hashing(fd, got_hex);
+  if (!mem) return mem.error();
+  if (*got_hex != want.sha256_hex) {
+    *mismatch = true;
+    return make_error(Errc::Trust, "does not match the signed index");
+  }
+  // dpkg-deb reads the private copy: what is extracted is what was hashed.
+  auto child = Child::start({opts_.dpkg_deb, "--fsys-tarfile", "/dev/stdin"}, mem->get());
+  if (!child) return child.error();
+  auto parsed = parse_data_tar(child->out());
+  // Drain what the parser left (it stops at the end-of-archive blocks), then reap.
+  char sink[4096];
+  while (::read(child->out(), sink, sizeof sink) > 0) {
+  }
+  const Status st = child->wait();
+  if (!parsed) return parsed.error();
+  if (!st) return st.error();
+  return std::move(*parsed);
+}
+
+Result<std::string> AptArchive::listed_sha256(const Package& p) const {
+  if (!loaded_) return make_error(Errc::Bug, "archive indexes not loaded");
+  if (!load_problem_.empty()) return make_error(Errc::Trust, load_problem_);
+  auto l = listed_.find(p.name + " " + p.version + " " + p.arch);
+  if (l == listed_.end())
+    return make_error(Errc::Trust, "no signed apt index lists " + p.name + " " + p.version + " (" + p.arch + ")");
+  return l->second.sha256_hex;
+}
+
+Result<std::map<Bytes, DebMember>> AptArchive::extract_verified(int fd, const std::string& sha256_hex) {
+  bool mismatch = false;
+  std::string got;
+  auto members = extract_if_listed(fd, Listed{sha256_hex, ""}, &mismatch, &got);
+  if (mismatch) return make_error(Errc::Trust, "the .deb is not the one that was verified (SHA-256 " + got + ")");
+  return members;
 }
 
 }  // namespace fim::pkg

@@ -77,18 +77,49 @@ class AptArchive {
   const std::map<Bytes, DebMember>* members(const Package& p, std::string* why);
   /// Verifies the InRelease files and reads the Packages entries of the installed versions.
   void load_indexes(const std::vector<Package>& wanted);
+  /// The SHA-256 (hex) the signed index lists for exactly `p`'s name, version and arch
+  /// (load_indexes() with `p` first), or why there is none.
+  Result<std::string> listed_sha256(const Package& p) const;
+  /// The members of the .deb at `fd` if its SHA-256 is `sha256_hex` (hashed into a private
+  /// copy, which is what dpkg-deb then reads).
+  Result<std::map<Bytes, DebMember>> extract_verified(int fd, const std::string& sha256_hex);
   bool loaded() const { return loaded_; }
 
  private:
   struct Listed {
     std::string sha256_hex, filename;
   };
+  /// Hashes `fd` into a private copy; when it is `want`'s .deb, its members (else *mismatch).
+  Result<std::map<Bytes, DebMember>> extract_if_listed(int fd, const Listed& want, bool* mismatch, std::string* got_hex);
   Options opts_;
   bool loaded_ = false;
   std::string load_problem_;
   std::map<std::string, Listed> listed_;  // "name version arch" -> index entry
   std::map<std::string, std::optional<std::map<Bytes, DebMember>>> cache_;
   std::map<std::string, std::string> why_;
+};
+
+/// The apt hook's records as the Verifier uses them (hook_record.cpp).
+class HookRecords {
+ public:
+  void set(std::vector<TrustedHookRecord> records, std::map<std::string, std::string> refused);
+  /// The record of exactly this version (a signed one before an unsigned one), or null.
+  const TrustedHookRecord* find(const Package& p) const;
+  /// Why a record of exactly this version was not used, or "".
+  std::string refused(const Package& p) const;
+  /// The record of an apt run since the baseline whose replaced version's file list held
+  /// `canonical_path` (`canon` canonicalises listed paths), or null.
+  const TrustedHookRecord* removed(const Bytes& canonical_path, const std::function<Bytes(const Bytes&)>& canon);
+  bool empty() const { return records_.empty(); }
+  /// "as recorded from the signed .deb by the apt hook at TIME (name version)", or the
+  /// unsigned record's weak label.
+  static std::string label(const TrustedHookRecord& t);
+
+ private:
+  std::vector<TrustedHookRecord> records_;
+  std::map<std::string, std::string> refused_;
+  std::multimap<Bytes, size_t> listed_;  // canonical old-list path -> record
+  bool indexed_ = false;
 };
 
 /// Reads `path` (as seen inside opts.root) whole, at most `limit` bytes; inside a root other

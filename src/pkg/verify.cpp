@@ -11,6 +11,7 @@
 #include <cerrno>
 
 #include "fim/base/digest.h"
+#include "fim/base/sys.h"
 #include "internal.h"
 
 namespace fim::pkg {
@@ -21,7 +22,31 @@ struct Verifier::Impl {
   Options opts;
   std::vector<Package> replaced;  // versions apt runs replaced or removed since the baseline
   std::unique_ptr<Deriver> deriver;  // .pyc files, ld.so.cache: made on first use
+  HookRecords hooks;              // the apt hook's records of .debs apt has since deleted
   explicit Impl(const Options& o) : archive(o), opts(o) {}
+
+  /// What the package's .deb holds: from the .deb (apt's cache, a mirror), else from the apt
+  /// hook's record of exactly this version. *ev and *source say which. An unsigned record is
+  /// no better than dpkg's MD5s (whoever can write state.db could have written it), so for a
+  /// regular file it never stands in for them: it could not then outvote a MD5 mismatch.
+  const std::map<Bytes, DebMember>* deb_members(const Package& p, std::string* why, Evidence* ev, std::string* source,
+                                                bool regular_file) {
+    load_archive();
+    if (const auto* m = archive.members(p, why)) {
+      *ev = Evidence::DebSha256;
+      *source = "as in the signed .deb of " + p.name + " " + p.version;
+      return m;
+    }
+    if (const auto* t = hooks.find(p); t && !t->is_signed && regular_file) {
+      *why += "; only an unsigned hook record (no better than dpkg's MD5)";
+    } else if (t) {
+      *ev = t->is_signed ? Evidence::DebSha256 : Evidence::DpkgMd5;
+      *source = HookRecords::label(*t);
+      return &t->rec.members;
+    }
+    if (std::string r = hooks.refused(p); !r.empty()) *why += "; " + r;
+    return nullptr;
+  }
 
   void load_archive() {
     if (archive.loaded()) return;
@@ -38,13 +63,13 @@ struct Verifier::Impl {
   /// A gone path that the signed .deb of a replaced version held, and no installed package
   /// ships any more: removed by that apt run.
   bool removed_by_upgrade(const Bytes& path, Note* n) {
-    if (replaced.empty()) return false;
-    load_archive();
+    if (replaced.empty() && hooks.empty()) return false;
     const Bytes want = db->canonical(path);
     for (const auto& p : replaced) {
-      std::string why;
-      const auto* members = archive.members(p, &why);
-      if (!members) continue;
+      std::string why, source;
+      Evidence ev = Evidence::None;
+      const auto* members = deb_members(p, &why, &ev, &source, false);
+      if (!members || ev != Evidence::DebSha256) continue;
       for (const auto& [listed, m] : *members) {
         if (m.type == '5' || db->canonical(listed) != want) continue;
         n->verdict = Verdict::Verified;
@@ -53,9 +78,22 @@ struct Verifier::Impl {
         n->version = p.version;
         n->arch = p.arch;
         n->detail = "removed by an apt run: the signed .deb of " + p.name + " " + p.version +
-                    " held it, no installed package ships it";
+                    " held it, no installed package ships it" +
+                    (source.rfind("as recorded", 0) == 0 ? " (" + source + ")" : std::string());
         return true;
       }
+    }
+    // dpkg's file list of the replaced version, as the apt hook kept it before dpkg ran.
+    if (const auto* t = hooks.removed(want, [&](const Bytes& p) { return db->canonical(p); })) {
+      n->verdict = Verdict::Verified;
+      n->evidence = Evidence::DpkgList;
+      n->package = t->rec.name;
+      n->version = t->rec.old_version;
+      n->arch = t->rec.arch;
+      n->detail = "removed by the apt run at " + format_time_ns(t->rec.at_ns) + ": dpkg's list of " + t->rec.name +
+                  " " + t->rec.old_version + " held it, " + t->rec.version + " and no other installed package ship it" +
+                  (t->is_signed ? " (signed hook record)" : " (unsigned hook record)");
+      return true;
     }
     return false;
   }
@@ -141,6 +179,10 @@ Result<std::unique_ptr<Verifier>> Verifier::open(const Options& opts) {
   return std::unique_ptr<Verifier>(new Verifier(std::move(impl)));
 }
 
+void Verifier::set_hook_records(std::vector<TrustedHookRecord> records, std::map<std::string, std::string> refused) {
+  impl_->hooks.set(std::move(records), std::move(refused));
+}
+
 void Verifier::set_replaced(const std::map<std::string, std::string>& replaced) {
   impl_->replaced.clear();
   for (const auto& [name_arch, version] : replaced) {
@@ -205,9 +247,10 @@ Note Verifier::explain(const Record* old, const Record* now) {
     // reading all their .debs to vouch for a directory's times would cost minutes.
     std::string why_no_deb = "no recorded apt run changed " + o.pkg->name;
     const bool try_deb = t != FileType::Dir || impl_->changed_by_run(*o.pkg);
-    if (try_deb) impl_->load_archive();
-    if (const auto* members = try_deb ? impl_->archive.members(*o.pkg, &why_no_deb) : nullptr) {
-      n.evidence = Evidence::DebSha256;
+    Evidence deb_evidence = Evidence::None;
+    std::string source;
+    if (const auto* members = try_deb ? impl_->deb_members(*o.pkg, &why_no_deb, &deb_evidence, &source, t == FileType::File) : nullptr) {
+      n.evidence = deb_evidence;
       auto m = members->find(o.listed);
       if (m == members->end()) {
         n.verdict = Verdict::Mismatch;
@@ -265,7 +308,7 @@ Note Verifier::explain(const Record* old, const Record* now) {
         n.detail = bad;
       } else {
         n.verdict = Verdict::Verified;
-        n.detail = "as in the signed .deb of " + o.pkg->name + " " + o.pkg->version + kept_by_baseline;
+        n.detail = source + kept_by_baseline;
       }
       pick();
       continue;
