@@ -100,6 +100,11 @@ void AptArchive::load_indexes(const std::vector<Package>& packages) {
         problems.push_back(f + ": unsigned (no Release.gpg)");
         continue;
       }
+      // apt refuses a binary Release.gpg ("unsupported binary format"): so does fimctl.
+      if (s->find("-----BEGIN PGP SIGNATURE-----") == std::string::npos) {
+        problems.push_back(f + ": its Release.gpg is not an armoured signature (apt refuses it)");
+        continue;
+      }
       sig = std::move(*s);
     }
     auto signed_text = gpgv_verify(opts_, trust, *data, sig ? &*sig : nullptr);

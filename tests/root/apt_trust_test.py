@@ -102,7 +102,7 @@ def prepare(fimctl, tmp, configure, detached=False):
     repo.release = os.path.join(repo.dir, "dists", "fimtest", "Release")
     if detached:  # only Release + Release.gpg, as some archives publish
         os.unlink(os.path.join(repo.dir, "dists", "fimtest", "InRelease"))
-        repo.key.detach(repo.release, repo.release + ".gpg")
+        repo.key.detach(repo.release, repo.release + ".gpg", "--armor")  # apt takes only armoured ones
     root = TrustRoot(fimctl, tmp, repo, lambda r, port: configure(r, port, repo))
     rc, doc, err = root.fimctl("init", "/usr/bin")
     assert rc == 0, (rc, err)
