@@ -216,10 +216,12 @@ Result<std::string> gpgv_verify(const Options& o, const Trust& trust, const std:
   // Like apt, the exit status is not the verdict: a good signature with another by a key this
   // host lacks exits 2, and one by an expired key exits 0.
   const Status exited = child->wait();
-  std::string st;
-  st.resize(1 << 20);
-  const ssize_t n = ::pread(status->get(), st.data(), st.size(), 0);
-  st.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  // All of it or nothing: a verdict on a truncated status could miss a BADSIG at its end.
+  const off_t size = ::lseek(status->get(), 0, SEEK_END);
+  if (size < 0 || size > (4 << 20)) return make_error(Errc::Io, "gpgv's status output is unreadable or too long");
+  std::string st(static_cast<size_t>(size), '\0');
+  if (size > 0 && ::pread(status->get(), st.data(), st.size(), 0) != size)
+    return make_error(Errc::Io, "reading gpgv's status output", errno);
   const GpgvVerdict v = judge_gpgv_status(st, trust.fingerprints);
   if (!v.ok) {
     std::string why = v.why;

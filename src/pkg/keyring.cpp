@@ -182,7 +182,11 @@ AptKeys AptKeys::load(const Options& o) {
   }
   std::sort(names.begin(), names.end());
   for (const auto& n : names) {
-    if (n.empty() || n[0] == '.' || !(ends_with(n, ".gpg") || ends_with(n, ".asc"))) continue;
+    // apt's rules for files in a .d directory: [A-Za-z0-9_.-] names, and here only these two kinds.
+    const bool name_ok = std::all_of(n.begin(), n.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+    });
+    if (!name_ok || n[0] == '.' || !(ends_with(n, ".gpg") || ends_with(n, ".asc"))) continue;
     const std::string path = "/etc/apt/trusted.gpg.d/" + n;
     auto data = read_in_root(o, path, 32 << 20);
     if (!data) {
