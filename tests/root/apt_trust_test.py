@@ -73,6 +73,7 @@ class TrustRoot(pt.Root):
 
     def __init__(self, fimctl, tmp, repo, configure):
         self.dir = os.path.join(tmp, "root")
+        self.signed = False  # Root.fimctl: an unsigned baseline
         pt.sh("cp", "-a", pt.debroot(fimctl), self.dir)
         r = self.dir
         shutil.copy(fimctl, r + "/usr/sbin/fimctl")
