@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // apt's archive chain, verified link by link before anything in it is believed:
-//   InRelease   gpgv against apt's keyrings; only the signed text (gpgv --output) is parsed
+//   InRelease   gpgv against the keyrings apt binds to its source (keyring.cpp), judged by its
+//   (Release    status lines as apt judges them (gpgv.cpp); only the signed text is parsed:
+//   +.gpg)      gpgv --output of InRelease, or the in-memory copy of Release that gpgv verified
 //   Packages    decompressed by apt-helper (apt keeps lists as lz4/gz/xz); its SHA-256 must be
 //               the one the signed Release text gives for that index
 //   .deb        from apt's cache or a configured mirror; its SHA-256 must be the index's
@@ -12,6 +14,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
+#include <optional>
 #include <set>
 
 #include "fim/base/digest.h"
@@ -32,41 +36,6 @@ std::vector<Bytes> list_dir(const Bytes& dir) {
   }
   std::sort(out.begin(), out.end());
   return out;
-}
-
-/// apt's default keyrings plus every Signed-By file named in its sources (binary keyrings:
-/// gpgv cannot read armored ones).
-std::vector<Bytes> apt_keyrings(const Options& o) {
-  std::set<Bytes> k;
-  const auto add = [&](const Bytes& p) {
-    struct stat st;
-    const Bytes at = under_root(o.root, p);
-    if (::stat(at.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-        (p.size() < 4 || p.compare(p.size() - 4, 4, ".asc") != 0))
-      k.insert(at);
-  };
-  add("/etc/apt/trusted.gpg");
-  for (const auto& n : list_dir(under_root(o.root, "/etc/apt/trusted.gpg.d"))) add("/etc/apt/trusted.gpg.d/" + n);
-  std::vector<Bytes> sources{"/etc/apt/sources.list"};
-  for (const auto& n : list_dir(under_root(o.root, "/etc/apt/sources.list.d"))) sources.push_back("/etc/apt/sources.list.d/" + n);
-  for (const auto& s : sources) {
-    auto text = read_small_file(under_root(o.root, s).c_str(), 1 << 20);
-    if (!text) continue;
-    // "Signed-By: /path" (deb822) or "[signed-by=/path]" (one-line); paths only.
-    for (const char* key : {"Signed-By:", "signed-by="}) {
-      size_t pos = 0;
-      while ((pos = text->find(key, pos)) != std::string::npos) {
-        pos += std::char_traits<char>::length(key);
-        while (pos < text->size() && (*text)[pos] == ' ') ++pos;
-        size_t end = pos;
-        while (end < text->size() && !std::isspace(static_cast<unsigned char>((*text)[end])) && (*text)[end] != ']' &&
-               (*text)[end] != ',')
-          ++end;
-        if (end > pos && (*text)[pos] == '/') add(text->substr(pos, end - pos));
-      }
-    }
-  }
-  return {k.begin(), k.end()};
 }
 
 /// Copies `fd` into a memfd while hashing it: what is extracted later is what was hashed.
@@ -99,38 +68,62 @@ void AptArchive::load_indexes(const std::vector<Package>& packages) {
   loaded_ = true;
   std::set<std::string> wanted;
   for (const auto& p : packages) wanted.insert(p.name + " " + p.version + " " + p.arch);
-  const std::vector<Bytes> keyrings = opts_.keyrings.empty() ? apt_keyrings(opts_) : opts_.keyrings;
-  if (keyrings.empty()) {
-    load_problem_ = "no apt keyring found to verify the archive's InRelease files";
-    return;
-  }
+  const AptKeys keys = AptKeys::load(opts_);
   const Bytes lists = under_root(opts_.root, opts_.lists);
   const std::vector<Bytes> files = list_dir(lists);
+  const std::set<Bytes> present(files.begin(), files.end());
   std::vector<std::string> problems;
-  size_t verified_releases = 0;
+  size_t verified_releases = 0, releases = 0;
   for (const auto& f : files) {
-    const std::string suffix = "_InRelease";
-    if (f.size() <= suffix.size() || f.compare(f.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
-    const std::string prefix = f.substr(0, f.size() - std::string("InRelease").size());
-    std::vector<std::string> argv{opts_.gpgv};
-    for (const auto& k : keyrings) {
-      argv.push_back("--keyring");
-      argv.push_back(k);
+    // apt keeps either InRelease (clearsigned) or Release + Release.gpg (detached) per source.
+    const bool inrelease = f.size() > 10 && f.compare(f.size() - 10, 10, "_InRelease") == 0;
+    const bool release = f.size() > 8 && f.compare(f.size() - 8, 8, "_Release") == 0;
+    if (!inrelease && !release) continue;
+    const std::string stem = f.substr(0, f.size() - (inrelease ? 9 : 7));
+    if (release && present.count(stem + "InRelease")) continue;  // apt prefers InRelease too
+    ++releases;
+    const Trust trust = keys.trust_for(stem);
+    if (!trust.refused.empty()) {
+      problems.push_back(f + ": " + trust.refused);
+      continue;
     }
-    argv.insert(argv.end(), {"--output", "-", "--", lists + "/" + f});
-    auto signed_text = run_capture(argv, -1, 256 << 20);
+    // Read once: what gpgv verifies is the very copy parsed below.
+    auto data = read_in_root(opts_, opts_.lists + "/" + f, 256 << 20);
+    if (!data) {
+      problems.push_back(f + ": " + data.error().describe());
+      continue;
+    }
+    std::optional<std::string> sig;
+    if (release) {
+      auto s = read_in_root(opts_, opts_.lists + "/" + stem + "Release.gpg", 1 << 20);
+      if (!s) {
+        problems.push_back(f + ": unsigned (no Release.gpg)");
+        continue;
+      }
+      // apt refuses a binary Release.gpg ("unsupported binary format"): so does fimctl.
+      if (s->find("-----BEGIN PGP SIGNATURE-----") == std::string::npos) {
+        problems.push_back(f + ": its Release.gpg is not an armoured signature (apt refuses it)");
+        continue;
+      }
+      sig = std::move(*s);
+    }
+    auto signed_text = gpgv_verify(opts_, trust, *data, sig ? &*sig : nullptr);
     if (!signed_text) {
       problems.push_back(f + ": " + signed_text.error().describe());
+      continue;
+    }
+    if (Status fresh = check_valid_until(*signed_text, static_cast<int64_t>(::time(nullptr))); !fresh) {
+      problems.push_back(f + ": " + fresh.error().describe());
       continue;
     }
     ++verified_releases;
     for (const auto& [index, want] : release_sha256(*signed_text)) {
       if (index.size() < 9 || index.compare(index.size() - 9, 9, "/Packages") != 0) continue;
-      std::string stem = prefix + index;
-      for (char& c : stem)
+      std::string index_stem = stem + index;
+      for (char& c : index_stem)
         if (c == '/') c = '_';
       for (const auto& candidate : files) {  // apt keeps it as stem, stem.lz4, stem.gz, ...
-        if (candidate != stem && candidate.rfind(stem + ".", 0) != 0) continue;
+        if (candidate != index_stem && candidate.rfind(index_stem + ".", 0) != 0) continue;
         // apt-helper picks the decompressor by the name's extension; what it writes is
         // hashed, so the file cannot change under the check.
         auto text = run_capture({opts_.apt_helper, "cat-file", lists + "/" + candidate}, -1, 1ull << 30);
@@ -139,7 +132,7 @@ void AptArchive::load_indexes(const std::vector<Package>& packages) {
           continue;
         }
         if (hex_encode(sha256_of(*text)) != want) {
-          problems.push_back(candidate + " does not match the SHA-256 its signed InRelease gives");
+          problems.push_back(candidate + " does not match the SHA-256 its signed Release gives");
           continue;
         }
         parse_stanzas(*text, [&](const Stanza& st) {
@@ -155,9 +148,17 @@ void AptArchive::load_indexes(const std::vector<Package>& packages) {
       }
     }
   }
-  if (verified_releases == 0)
-    load_problem_ = problems.empty() ? "no InRelease file in " + quote(lists) + " (run apt-get update)"
-                                     : "no InRelease file verified (" + problems.front() + ")";
+  if (verified_releases > 0) return;
+  // Nothing verified: say why, per file (and what was wrong with the keyrings themselves).
+  if (releases == 0) {
+    load_problem_ = "no InRelease or Release file in " + quote(lists) + " (run apt-get update)";
+    return;
+  }
+  std::string why;
+  for (size_t i = 0; i < problems.size() && i < 8; ++i) why += (why.empty() ? "" : "; ") + escape_terminal(problems[i]);
+  if (problems.size() > 8) why += "; and " + std::to_string(problems.size() - 8) + " more";
+  for (const auto& p : keys.problems()) why += "; keyring: " + escape_terminal(p);
+  load_problem_ = "no Release file verified (" + why + ")";
 }
 
 const std::map<Bytes, DebMember>* AptArchive::members(const Package& p, std::string* why) {

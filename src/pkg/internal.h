@@ -122,6 +122,78 @@ class HookRecords {
   bool indexed_ = false;
 };
 
+/// One entry of apt's sources (sources.list, sources.list.d/*.list one-line entries,
+/// sources.list.d/*.sources deb822 stanzas, one entry per URI and suite).
+struct AptSource {
+  std::string where;      ///< "file:line" or "file stanza N", for messages
+  std::string uri;        ///< as written, with a trailing '/' (apt adds one)
+  std::string suite;      ///< "bookworm", or a flat repository's path ending in '/'
+  std::string signed_by;  ///< raw: key file paths and/or fingerprints, or an armoured key block
+  bool trusted_yes = false;  ///< [trusted=yes]: apt skips verification; fimctl does not trust it
+};
+/// One-line format ("deb [opt=val ...] uri suite [component...]"), '#' comments.
+std::vector<AptSource> parse_sources_list(std::string_view text, const std::string& file);
+/// deb822 format (Types, URIs, Suites, Signed-By, Trusted, Enabled), field names as apt reads
+/// them (case-insensitive); only stanzas with Types deb or deb-src.
+std::vector<AptSource> parse_sources_deb822(std::string_view text, const std::string& file);
+/// apt's URItoFileName: the scheme and user:password dropped, unsafe characters %-quoted,
+/// '/' -> '_' ("http://127.0.0.1:8080/dists/x/InRelease" -> "127.0.0.1:8080_dists_x_InRelease").
+std::string uri_to_filename(std::string_view uri);
+/// The lists file name of the source's InRelease without "InRelease" (apt's MetaIndexURI).
+std::string release_stem(const AptSource& s);
+/// Every source apt reads under opts.root; unreadable files are noted in *problems.
+std::vector<AptSource> read_apt_sources(const Options& o, std::vector<std::string>* problems);
+
+/// An ASCII-armoured OpenPGP block ("-----BEGIN PGP PUBLIC KEY BLOCK-----") -> its binary
+/// packets; several blocks are concatenated; a CRC24 line, when present, must match.
+Result<std::string> dearmor(std::string_view text);
+
+/// A keyring held in memory (binary OpenPGP packets or a keybox), handed to gpgv as a memfd.
+struct Keyring {
+  std::string name;  ///< where it came from, for messages
+  UniqueFd fd;       ///< memfd with the binary keyring
+};
+/// Who may sign the Release files of one source, as apt binds keys to sources.
+struct Trust {
+  std::vector<const Keyring*> keyrings;   ///< gpgv's --keyring list
+  std::vector<std::string> fingerprints;  ///< Signed-By fingerprints (upper case; '!' = exact key)
+  std::string refused;                    ///< non-empty: never trusted, and why
+  std::string label;                      ///< "the default keyrings", "Signed-By /etc/...", ...
+};
+/// apt's keyrings and the trust of each lists file stem (release_stem) of its sources.
+class AptKeys {
+ public:
+  /// Reads trusted.gpg, trusted.gpg.d/*.gpg|*.asc, sources and their Signed-By keys; with
+  /// opts.keyrings set, those (host paths) are the only keyrings and bind every stem.
+  static AptKeys load(const Options& o);
+  /// The trust of lists files with this stem; refused when no configured source explains it.
+  Trust trust_for(const std::string& stem) const;
+  const std::vector<std::string>& problems() const { return problems_; }
+
+ private:
+  std::vector<std::unique_ptr<Keyring>> keyrings_;
+  std::vector<const Keyring*> defaults_;
+  std::map<std::string, Trust> by_stem_;
+  std::optional<Trust> everything_;  // opts.keyrings
+  std::vector<std::string> problems_;
+};
+
+/// What gpgv's --status-fd lines say about a signed file, judged as apt's gpgv method does.
+struct GpgvVerdict {
+  bool ok = false;
+  std::string why;     ///< when not ok: expired key, revoked key, unknown key, weak digest, ...
+  std::string signer;  ///< the accepted signature's key fingerprint
+};
+/// `fingerprints` non-empty: only signatures by those keys (or, without '!', their subkeys) count.
+GpgvVerdict judge_gpgv_status(std::string_view status, const std::vector<std::string>& fingerprints);
+/// Verifies `data` with gpgv against `trust`: clearsigned (InRelease) when `detached` is null,
+/// else the detached signature over `data` (Release + Release.gpg). Returns the text that was
+/// signed (gpgv --output for InRelease; `data` itself for a detached signature).
+Result<std::string> gpgv_verify(const Options& o, const Trust& trust, const std::string& data,
+                                const std::string* detached);
+/// A Release text's Valid-Until, if any, is after `now` (apt refuses an expired Release).
+Status check_valid_until(std::string_view release, int64_t now);
+
 /// Reads `path` (as seen inside opts.root) whole, at most `limit` bytes; inside a root other
 /// than "/" with RESOLVE_IN_ROOT, so a symlink in it cannot lead out.
 Result<std::string> read_in_root(const Options& o, const Bytes& path, size_t limit);

@@ -15,7 +15,7 @@
 
 namespace fim::pkg {
 
-Result<Child> Child::start(const std::vector<std::string>& argv, int stdin_fd) {
+Result<Child> Child::start(const std::vector<std::string>& argv, int stdin_fd, const std::vector<int>& pass) {
   if (argv.empty() || argv[0].empty() || argv[0][0] != '/') return make_error(Errc::Bug, "spawn: no absolute program path");
   if (::access(argv[0].c_str(), X_OK) != 0)
     return make_error(Errc::Io, "cannot run " + quote(argv[0]), errno);
@@ -37,6 +37,10 @@ Result<Child> Child::start(const std::vector<std::string>& argv, int stdin_fd) {
   posix_spawn_file_actions_adddup2(&fa, stdin_fd, 0);
   posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
   posix_spawn_file_actions_adddup2(&fa, c.err_.get(), 2);
+  // dup2 onto itself clears FD_CLOEXEC in the child only (POSIX 2024; glibc >= 2.29): the
+  // parent's fds stay close-on-exec, so no other child of a concurrent thread inherits them.
+  for (const int fd : pass)
+    if (fd > 2) posix_spawn_file_actions_adddup2(&fa, fd, fd);
   posix_spawnattr_t at;
   posix_spawnattr_init(&at);
   sigset_t none, all;
@@ -89,8 +93,9 @@ Status Child::wait() {
   return make_error(Errc::Io, quote(name_) + " failed (" + how + ")" + (err.empty() ? "" : ": " + err));
 }
 
-Result<std::string> run_capture(const std::vector<std::string>& argv, int stdin_fd, size_t limit) {
-  auto c = Child::start(argv, stdin_fd);
+Result<std::string> run_capture(const std::vector<std::string>& argv, int stdin_fd, size_t limit,
+                                const std::vector<int>& pass) {
+  auto c = Child::start(argv, stdin_fd, pass);
   if (!c) return c.error();
   std::string out;
   char buf[65536];

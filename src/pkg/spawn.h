@@ -16,8 +16,10 @@ namespace fim::pkg {
 
 class Child {
  public:
-  /// Starts argv[0] (an absolute path) with stdin from `stdin_fd` (-1: /dev/null).
-  static Result<Child> start(const std::vector<std::string>& argv, int stdin_fd);
+  /// Starts argv[0] (an absolute path) with stdin from `stdin_fd` (-1: /dev/null). The fds in
+  /// `pass` stay open in the child under the same numbers (gpgv's keyrings as /proc/self/fd/N,
+  /// its --status-fd); every other fd of ours is close-on-exec.
+  static Result<Child> start(const std::vector<std::string>& argv, int stdin_fd, const std::vector<int>& pass = {});
   Child(Child&&) noexcept;
   Child& operator=(Child&&) = delete;
   ~Child();  ///< kills and reaps a child not waited for
@@ -34,6 +36,7 @@ class Child {
 };
 
 /// Runs argv to completion and returns its stdout (at most `limit` bytes, else an error).
-Result<std::string> run_capture(const std::vector<std::string>& argv, int stdin_fd, size_t limit);
+Result<std::string> run_capture(const std::vector<std::string>& argv, int stdin_fd, size_t limit,
+                                const std::vector<int>& pass = {});
 
 }  // namespace fim::pkg
