@@ -12,7 +12,7 @@ using fim::test::TempDir;
 
 namespace {
 
-StateStore::DpkgWrite write(int64_t session, const Bytes& path, bool by_dpkg) {
+StateStore::DpkgWrite row(int64_t session, const Bytes& path, bool by_dpkg) {
   StateStore::DpkgWrite w;
   w.session = session;
   w.path = path;
@@ -33,13 +33,15 @@ TEST_CASE("a path written by anything else during a run is never dpkg's again in
   auto id = (*s)->begin_apt_session(100, 7, 1000);
   REQUIRE(id.has_value());
   REQUIRE((*s)->watch_apt_session(*id, 1001, 0).has_value());
-  REQUIRE((*s)->add_dpkg_writes({write(*id, "/etc/a", true), write(*id, "/etc/b", false)}).has_value());
-  REQUIRE((*s)->add_dpkg_writes({write(*id, "/etc/a", false)}).has_value());  // the intruder
-  REQUIRE((*s)->add_dpkg_writes({write(*id, "/etc/b", true), write(*id, "/etc/c", true)}).has_value());
+  REQUIRE((*s)->add_dpkg_writes({row(*id, "/etc/a", true), row(*id, "/etc/b", false)}).has_value());
+  REQUIRE((*s)->add_dpkg_writes({row(*id, "/etc/a", false)}).has_value());  // the intruder
+  REQUIRE((*s)->add_dpkg_writes({row(*id, "/etc/b", true), row(*id, "/etc/c", true)}).has_value());
   // Not ended yet: nothing.
   CHECK((*s)->dpkg_writes_since(0)->empty());
   REQUIRE((*s)->end_apt_session(100, 8, 2000).has_value());  // another process with that pid
-  CHECK((*(*s)->apt_session(*id))->ended_ns == 0);
+  auto open = (*s)->apt_session(*id);
+  REQUIRE(open.has_value());
+  CHECK((*open)->ended_ns == 0);
   REQUIRE((*s)->end_apt_session(100, 7, 2000).has_value());
   CHECK((*s)->dpkg_writes_since(0)->empty());  // the daemon has not said it watched to the end
   REQUIRE((*s)->watch_apt_session(*id, 0, 2001).has_value());
@@ -61,8 +63,12 @@ TEST_CASE("a run apt did not finish is abandoned by the next, and old runs are p
   REQUIRE(first.has_value());
   auto second = (*s)->begin_apt_session(200, 9, 3000);
   REQUIRE(second.has_value());
-  CHECK((*(*s)->apt_session(*first))->ended_ns == -1);
-  CHECK((*(*s)->open_apt_session())->id == *second);
+  auto abandoned = (*s)->apt_session(*first);
+  REQUIRE(abandoned.has_value());
+  CHECK((*abandoned)->ended_ns == -1);
+  auto current = (*s)->open_apt_session();
+  REQUIRE(current.has_value());
+  CHECK((*current)->id == *second);
   REQUIRE((*s)->end_apt_session(200, 9, 4000).has_value());
   CHECK(!(*s)->open_apt_session()->has_value());
   REQUIRE((*s)->prune_apt_sessions(3500).has_value());  // first: gone; second ended after
