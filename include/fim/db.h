@@ -310,6 +310,46 @@ class StateStore {
   Status finish_hook_pending(const std::string& body, const HookRow* row);
   /// Keeps only the records of `keep` ("name version arch"); how many were dropped.
   Result<uint64_t> prune_hook_records(const std::set<std::string>& keep);
+  /// An apt run in progress or done, as the apt hook saw it (pre .. post) and the watch
+  /// daemon watched it: the evidence behind written-by-dpkg (docs/design.md, Packages).
+  struct AptSession {
+    int64_t id = 0;
+    int64_t apt_pid = 0;
+    uint64_t apt_start = 0;  ///< field 22 of /proc/PID/stat: a reused pid is another process
+    int64_t began_ns = 0;
+    int64_t ended_ns = 0;    ///< 0: in progress; -1: abandoned (no post hook: apt died)
+    int64_t run_id = 0;      ///< the apt_runs row its post hook recorded, 0: none
+    int64_t watched_from_ns = 0, watched_to_ns = 0;  ///< the daemon saw every write between
+    bool lossy = false;      ///< the daemon lost events (or records) meanwhile: vouches for nothing
+  };
+  /// The pre hook: a new session; sessions still open are abandoned, and only the last 100 kept.
+  Result<int64_t> begin_apt_session(int64_t apt_pid, uint64_t apt_start, int64_t now);
+  /// The post hook: ends the open session of that apt process (pid and start time), linked
+  /// to the last apt_runs row recorded since it began.
+  Status end_apt_session(int64_t apt_pid, uint64_t apt_start, int64_t now);
+  Result<std::optional<AptSession>> apt_session(int64_t id);
+  /// The most recent session that is not ended (none: no apt run in progress).
+  Result<std::optional<AptSession>> open_apt_session();
+  /// The watch daemon: it classifies writes from `from_ns` (0: unchanged) to `to_ns` (0: not yet).
+  Status watch_apt_session(int64_t id, int64_t from_ns, int64_t to_ns);
+  Status mark_apt_session_lossy(int64_t id);
+  /// One path written during a session, as the daemon classified its writers.
+  struct DpkgWrite {
+    int64_t session = 0;
+    Bytes path;
+    uint64_t dev = 0, ino = 0;  ///< the inode of the last write (0 when unknown)
+    int64_t at_ns = 0;
+    bool by_dpkg = false;  ///< every write seen came from a descendant of the run's dpkg
+    std::string who;       ///< the last writer, "comm (pid N)"
+  };
+  /// Upserts; a path once written by anything else stays not by_dpkg for that session.
+  Status add_dpkg_writes(const std::vector<DpkgWrite>& writes);
+  /// The by_dpkg writes of sessions that began at or after `since_ns`, ended by their post hook,
+  /// were watched from start to end and lost nothing; each with its session.
+  Result<std::vector<std::pair<DpkgWrite, AptSession>>> dpkg_writes_since(int64_t since_ns);
+  /// Drops sessions (and their writes) that ended before `before_ns` (the baseline's time):
+  /// the baseline has taken their changes or the operator decided on them.
+  Status prune_apt_sessions(int64_t before_ns);
 
  private:
   Status report_of(const Bytes& baseline, const std::string& content_sha256);

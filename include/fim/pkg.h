@@ -188,6 +188,16 @@ class Verifier {
   /// version's recorded file list held, and no installed package lists, was removed by that
   /// run (evidence dpkg-list). `refused`: "name version arch" -> why its record was not used.
   void set_hook_records(std::vector<TrustedHookRecord> records, std::map<std::string, std::string> refused);
+  /// What the watch daemon saw dpkg write during recorded apt runs since the baseline (state.db,
+  /// StateStore::dpkg_writes_since): path -> each run's record of it.
+  struct DpkgWritten {
+    uint64_t dev = 0, ino = 0;    ///< the inode dpkg's descendant wrote
+    int64_t from_ns = 0, to_ns = 0;  ///< the run, as the daemon watched it (to: the post hook)
+    std::string run, who;         ///< "apt run 3 at ...", the last writer
+  };
+  /// An unpackaged regular file (added or changed) that one of these records names, still the
+  /// inode written and last changed (ctime) within that run: verified, evidence written-by-dpkg.
+  void set_written_by_dpkg(std::multimap<Bytes, DpkgWritten> written);
 
   /// The verdict on a change: `now` is the entry as it is (null: removed), `old` as the
   /// baseline has it (null: added). Regular files and symlinks are compared; content is read

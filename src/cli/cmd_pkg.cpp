@@ -15,8 +15,10 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <thread>
 
 #include "commands.h"
+#include "fim/ancestry.h"
 #include "fim/base/sys.h"
 #include "fim/db.h"
 #include "fim/pkg.h"
@@ -151,6 +153,25 @@ int record(const Options& o, StateStore& state, const Bytes& dir) {
   return 0;
 }
 
+/// The pre hook's half of written-by-dpkg (docs/design.md, Packages): the apt process this run
+/// is, recorded so the watch daemon can tell its dpkg's descendants from anyone else. When a
+/// daemon runs on this baseline, dpkg is held back until it took the session (at most 2 s):
+/// writes it did not classify are never vouched for, and the hook must not be the gap.
+void begin_session(StateStore& state, const Bytes& baseline, bool quiet) {
+  auto apt = pkg::find_apt_process();
+  if (!apt) return;
+  auto id = state.begin_apt_session(apt->pid, apt->start, now_ns());
+  if (!id) return (void)report_error(id.error());
+  auto d = state.daemon(baseline);
+  if (!d || !*d || (*d)->stopped_ns != 0 || now_ns() - (*d)->heartbeat_ns > 30'000'000'000) return;
+  for (int i = 0; i < 100; ++i) {
+    auto s = state.apt_session(*id);
+    if (s && *s && (*s)->watched_from_ns != 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!quiet) std::fprintf(stderr, "fimctl: the watch daemon did not take this apt run: nothing it writes is written-by-dpkg\n");
+}
+
 int hook(const Options& o) {
   auto db = absolute_path(o.db);
   if (!db) return report_error(db.error());
@@ -167,6 +188,7 @@ int hook(const Options& o) {
   if (o.hook_phase == "record") return record(o, **state, dir);
   if (o.hook_phase == "pre") {
     if (auto s = (*state)->set_apt_snapshot(now); !s) return report_error(s.error());
+    begin_session(**state, *db, o.quiet);
     return 0;
   }
   auto before = (*state)->apt_snapshot();
@@ -192,6 +214,8 @@ int hook(const Options& o) {
     if (!o.quiet) std::fprintf(stderr, "fimctl: recorded an apt run that changed %zu packages\n", n);
   }
   if (auto s = (*state)->set_apt_snapshot(now); !s) return report_error(s.error());
+  if (auto apt = pkg::find_apt_process())  // after add_apt_run: the session links to it
+    if (auto s = (*state)->end_apt_session(apt->pid, apt->start, now_ns()); !s) return report_error(s.error());
   return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "fim/watch.h"
 #include "bpf.h"
 #include "container_roots.h"
+#include "dpkg_writes.h"
 #include "servers.h"
 #include "open_writers.h"
 #include "mounts.h"
@@ -60,6 +61,8 @@ class Watcher {
   void enqueue_inode(const FileId& id, const Event& ev, Bytes via);
   /// The object of an event (its FAN_REPORT_FID record) when the baseline records its inode.
   void by_identity(const FanInfo& object, const Event& ev, const FanInfo* dir, bool inside);
+  /// A write below a root while an apt run is in progress: who wrote it (dpkg_writes.h).
+  void note_apt_write(const Event& ev, const Bytes& path, const FanInfo* object);
   Trigger& merge_trigger(Trigger& t, const Event& ev);
   void mark_all_dirty(const std::string& reason, int64_t since_ns);
   void mark_root(const Bytes& root, int64_t now);
@@ -160,6 +163,7 @@ class Watcher {
   std::set<Bytes> marked_roots_;  // main thread
   MountWatch mounts_;             // main thread
   std::unique_ptr<ContainerRoots> containers_;  // main thread; null without --containers
+  DpkgWrites dpkg_;  // main thread: the writers of an apt run in progress (written-by-dpkg)
   double next_mount_alert_ = 0;
   int64_t started_ns_ = now_ns();
   double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0, next_refresh_ = 0;

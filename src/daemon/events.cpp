@@ -23,6 +23,13 @@ std::string comm_of(int32_t pid) {
   return s;
 }
 
+/// The event's FAN_REPORT_FID record: the object itself (a file created, written, renamed).
+const FanInfo* object_of(const Event& ev) {
+  for (const auto& info : ev.infos)
+    if (info.kind == FanInfo::Kind::Fid) return &info;
+  return nullptr;
+}
+
 }  // namespace
 
 Trigger& Watcher::merge_trigger(Trigger& t, const Event& ev) {
@@ -88,9 +95,21 @@ void Watcher::by_identity(const FanInfo& object, const Event& ev, const FanInfo*
   enqueue_inode(id, ev, std::move(via));
 }
 
+void Watcher::note_apt_write(const Event& ev, const Bytes& path, const FanInfo* object) {
+  // Removals write nothing; a directory's own entry is weighed by what is in it.
+  constexpr uint64_t kWrites = FAN_CLOSE_WRITE | FAN_MODIFY | FAN_CREATE | FAN_MOVED_TO | FAN_ATTRIB;
+  if (!dpkg_.active() || !(ev.mask & kWrites) || (ev.mask & FAN_ONDIR)) return;
+  struct stat sb{};
+  // The inode the event names (not the one at the path now: it may be replaced meanwhile).
+  if (object)
+    if (UniqueFd fd = locator_.open_object(*object); !fd.valid() || ::fstat(fd.get(), &sb) != 0) sb = {};
+  dpkg_.on_write(ev.pid, path, sb.st_dev, static_cast<uint64_t>(sb.st_ino));
+}
+
 void Watcher::on_event(Event&& ev) {
   ++events_;
   if (!ev.loss.empty()) {
+    dpkg_.on_loss(*state_);
     if (ev.loss == "overflow") ++overflows_;
     mark_all_dirty(ev.loss, loss_since_);
     return;
@@ -137,6 +156,7 @@ void Watcher::on_event(Event&& ev) {
         if (auto it = pending_.find(path); it != pending_.end()) it->second.mark_tree = true;
       } else {
         enqueue(path, ev);
+        if (named && info.kind != FanInfo::Kind::OldDfidName) note_apt_write(ev, path, object_of(ev));
       }
       // The directory's own entry changed too (times, link count): a name in it came or went.
       if (named && dirent) enqueue(loc.path, ev, true);
@@ -150,6 +170,7 @@ void Watcher::on_event(Event&& ev) {
     if (loc.where == Located::Where::Inside) {
       inside = true;
       enqueue(loc.path, ev);
+      note_apt_write(ev, loc.path, object);
     } else if (auto p = loc.where == Located::Where::Unknown ? locator_.resolve(*object) : std::nullopt) {
       Bytes dir, name;
       split_path(*p, &dir, &name);

@@ -147,6 +147,7 @@ void Watcher::reload() {
 
 void Watcher::tick() {
   mark_new_roots();
+  dpkg_.poll(*state_, [this] { (void)drain_source(*source_); });
   check_mounts(false);
   poll_containers();
   const double now = monotonic_seconds();

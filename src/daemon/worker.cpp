@@ -34,6 +34,8 @@ Status Watcher::verify_baseline(bool first) {
   inodes->erase(std::unique(inodes->begin(), inodes->end()), inodes->end());
   const BaselineMeta& meta = trusted->base->meta();
   if (trusted->state) (void)(*trusted->state)->note_sequence(o_.run.db_path, meta.sequence, meta.content_sha256);
+  // apt runs before this baseline: it took their changes (or someone decided on them).
+  if (worker_state_) (void)worker_state_->prune_apt_sessions(meta.created_ns);
   const bool replaced = !first && meta.content_sha256 != baseline_sha_;
   reader_ = std::move(trusted->base);
   effective_ = detail::effective_policy(*policy_, meta);

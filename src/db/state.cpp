@@ -10,27 +10,10 @@
 #include "fim/base/sys.h"
 #include "fim/db.h"
 #include "sqlite.h"
+#include "state_impl.h"
 
 namespace fim {
 
-struct StateStore::Impl {
-  db::DbPtr db;
-  Bytes path;
-
-  /// A statement whose errors say "cannot read state '...'" or "cannot write state '...'".
-  Result<db::Stmt> stmt(std::string_view sql, bool write = true) const {
-    return db::Stmt::prepare(db.get(), sql, Errc::Io,
-                             std::string(write ? "cannot write" : "cannot read") + " state " + quote(path));
-  }
-  /// Prepares, binds `args` to ?1.. and runs `sql` to the end.
-  template <class... A>
-  Status exec(std::string_view sql, const A&... args) {
-    auto st = stmt(sql);
-    if (!st) return st.error();
-    return st->bind(args...).exec();
-  }
-  Result<db::Txn> begin() const { return db::Txn::begin(db.get(), "BEGIN IMMEDIATE", Errc::Io); }
-};
 
 StateStore::StateStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 StateStore::~StateStore() = default;
@@ -112,6 +95,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                    "  UNIQUE(name, version, arch));"
                    "CREATE TABLE IF NOT EXISTS hook_pending(body BLOB PRIMARY KEY) WITHOUT ROWID",
                    Errc::Io));
+  FIM_TRY(create_apt_session_tables(raw));
   return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
 }
 

@@ -9,6 +9,24 @@
 
 namespace fim::detail {
 
+namespace {
+
+/// What the watch daemon saw dpkg's descendants write in apt runs since the baseline (a
+/// state.db it cannot read: none, and nothing is written-by-dpkg).
+std::multimap<Bytes, pkg::Verifier::DpkgWritten> written_by_dpkg(StateStore& state, int64_t since_ns) {
+  std::multimap<Bytes, pkg::Verifier::DpkgWritten> out;
+  auto writes = state.dpkg_writes_since(since_ns);
+  if (!writes) return out;
+  for (auto& [w, s] : *writes) {
+    const std::string run = s.run_id ? "apt run " + std::to_string(s.run_id) : "an apt run that changed no package version";
+    out.emplace(w.path, pkg::Verifier::DpkgWritten{w.dev, w.ino, s.watched_from_ns, s.ended_ns,
+                                                   run + " (" + format_time_ns(s.began_ns) + ")", w.who});
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_t since_ns) {
   Packages p;
   auto v = pkg::Verifier::open(opts.package_sources);
@@ -40,6 +58,7 @@ Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_
   }
   p.verifier->set_replaced(replaced);
   if (state) load_hook_records(opts, *state, since_ns, &p);
+  if (state) p.verifier->set_written_by_dpkg(written_by_dpkg(*state, since_ns));
   return p;
 }
 

@@ -23,6 +23,7 @@ struct Verifier::Impl {
   std::vector<Package> replaced;  // versions apt runs replaced or removed since the baseline
   std::unique_ptr<Deriver> deriver;  // .pyc files, ld.so.cache: made on first use
   HookRecords hooks;              // the apt hook's records of .debs apt has since deleted
+  std::multimap<Bytes, Verifier::DpkgWritten> written;  // by dpkg's descendants, as the daemon saw
   explicit Impl(const Options& o) : archive(o), opts(o) {}
 
   /// What the package's .deb holds: from the .deb (apt's cache, a mirror), else from the apt
@@ -166,6 +167,35 @@ std::string owner_mode_changed(const Record* old, const Record& now) {
   return {};
 }
 
+/// A regular file no package ships that a descendant of a recorded apt run's dpkg wrote, as the
+/// watch daemon saw it: the same inode, last changed within that run, no other writer seen.
+/// Who wrote it, not what it holds (weak): and nothing a package does not record changed.
+bool written_by_dpkg(const std::multimap<Bytes, Verifier::DpkgWritten>& written, const Record* old, const Record& now,
+                     Note* n) {
+  if (now.type() != FileType::File || !now.has(Attr::Inode) || !now.has(Attr::Ctime)) return false;
+  const auto ctime = now.get(Attr::Ctime).num;
+  const auto [lo, hi] = written.equal_range(now.path);
+  for (auto it = lo; it != hi; ++it) {
+    const Verifier::DpkgWritten& w = it->second;
+    if (w.ino != static_cast<uint64_t>(now.get(Attr::Inode).num) ||
+        (now.has(Attr::Dev) && w.dev != static_cast<uint64_t>(now.get(Attr::Dev).num)) || ctime < w.from_ns ||
+        ctime > w.to_ns)
+      continue;
+    std::string why = unpackaged_change(old, now);
+    if (why.empty()) why = owner_mode_changed(old, now);
+    if (!why.empty()) {
+      n->detail = "no installed package ships this path; written by dpkg's " + escape_terminal(w.who) + " during " + w.run + ", but " + why;
+      return false;
+    }
+    n->verdict = Verdict::Verified;
+    n->evidence = Evidence::WrittenByDpkg;
+    n->detail = "no package ships it; written by " + escape_terminal(w.who) + ", a descendant of dpkg, during " + w.run +
+                " (the watch daemon saw who wrote it, not what it holds)";
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Verifier::Verifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -182,6 +212,7 @@ Result<std::unique_ptr<Verifier>> Verifier::open(const Options& opts) {
 void Verifier::set_hook_records(std::vector<TrustedHookRecord> records, std::map<std::string, std::string> refused) {
   impl_->hooks.set(std::move(records), std::move(refused));
 }
+void Verifier::set_written_by_dpkg(std::multimap<Bytes, DpkgWritten> written) { impl_->written = std::move(written); }
 
 void Verifier::set_replaced(const std::map<std::string, std::string>& replaced) {
   impl_->replaced.clear();
@@ -205,8 +236,10 @@ Note Verifier::explain(const Record* old, const Record* now) {
     if (now && !impl_->deriver)
       impl_->deriver = std::make_unique<Deriver>(impl_->opts, *impl_->db, impl_->archive, [this] { impl_->load_archive(); });
     if (now && impl_->deriver->explain(old, *now, &best)) return best;
+    if (now && written_by_dpkg(impl_->written, old, *now, &best)) return best;
     best.verdict = now ? Verdict::Unpackaged : Verdict::Removed;
-    best.detail = now ? "no installed package ships this path" : "no installed package ships this path any more";
+    if (best.detail.empty())  // else: why a record of dpkg writing it does not vouch for it
+      best.detail = now ? "no installed package ships this path" : "no installed package ships this path any more";
     return best;
   }
   best.verdict = Verdict::Unverifiable;
