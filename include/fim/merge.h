@@ -160,7 +160,9 @@ struct Packages {
 bool is_directory_change(const Record* old_rec, const Record* new_rec);
 /// The attributes an upgrade changes on a directory it only unpacked into (or made again).
 bool only_times_changed(AttrMask changed);
-Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_t since_ns);
+/// `trusted`: the content digest of the baseline the caller verifies (tools unchanged since it
+/// are trusted as it is; a baseline file that is no longer that one vouches for nothing).
+Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_t since_ns, const std::string& trusted);
 /// The apt hook's records (fim/pkg.h HookRecord) into p's verifier, each verified with the
 /// public key of opts.keys_dir first; records that do not verify are left out, p->alerts says so.
 void load_hook_records(const RunOptions& opts, StateStore& state, int64_t since_ns, Packages* p);

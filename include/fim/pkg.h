@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -198,6 +199,10 @@ class Verifier {
   /// An unpackaged regular file (added or changed) that one of these records names, still the
   /// inode written and last changed (ctime) within that run: verified, evidence written-by-dpkg.
   void set_written_by_dpkg(std::multimap<Bytes, DpkgWritten> written);
+  /// The SHA-256 the verified baseline records for a path (none: not in it). A tool that
+  /// regenerates derived files (an interpreter, ldconfig) and is unchanged since the signed
+  /// baseline is trusted as the baseline is. Call before explain().
+  void set_baseline_digest(std::function<std::optional<Bytes>(const Bytes& path)> lookup);
 
   /// The verdict on a change: `now` is the entry as it is (null: removed), `old` as the
   /// baseline has it (null: added). Regular files and symlinks are compared; content is read

@@ -27,7 +27,42 @@ std::multimap<Bytes, pkg::Verifier::DpkgWritten> written_by_dpkg(StateStore& sta
 
 }  // namespace
 
-Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_t since_ns) {
+namespace {
+
+/// The baseline's SHA-256 of a path, read from a second reader of the baseline file, verified
+/// in full on first use (only derived evidence asks, after an upgrade) and only if it is the
+/// baseline the caller trusts.
+std::function<std::optional<Bytes>(const Bytes&)> baseline_digests(const Bytes& db, const std::string& trusted) {
+  struct Lazy {
+    std::unique_ptr<BaselineReader> reader;
+    bool tried = false;
+  };
+  auto lazy = std::make_shared<Lazy>();
+  return [lazy, db, trusted](const Bytes& path) -> std::optional<Bytes> {
+    if (!lazy->tried) {
+      lazy->tried = true;
+      auto r = BaselineReader::open(db);
+      if (!r || (*r)->meta().content_sha256 != trusted) return std::nullopt;
+      Record rec;
+      for (;;) {
+        auto more = (*r)->next(&rec);
+        if (!more) return std::nullopt;
+        if (!*more) break;
+      }
+      if (!(*r)->verify()) return std::nullopt;
+      lazy->reader = std::move(*r);
+    }
+    if (!lazy->reader || !lazy->reader->seek(path)) return std::nullopt;
+    Record rec;
+    auto got = lazy->reader->range_next(&rec);
+    if (!got || !*got || rec.path != path || !rec.has(Attr::Sha256)) return std::nullopt;
+    return rec.get(Attr::Sha256).bytes;
+  };
+}
+
+}  // namespace
+
+Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_t since_ns, const std::string& trusted) {
   Packages p;
   auto v = pkg::Verifier::open(opts.package_sources);
   if (!v) return v.error();
@@ -59,6 +94,7 @@ Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_
   p.verifier->set_replaced(replaced);
   if (state) load_hook_records(opts, *state, since_ns, &p);
   if (state) p.verifier->set_written_by_dpkg(written_by_dpkg(*state, since_ns));
+  if (!trusted.empty()) p.verifier->set_baseline_digest(baseline_digests(opts.db_path, trusted));
   return p;
 }
 
@@ -189,7 +225,7 @@ namespace fim::detail {
 Status keep_package_verified(const RunOptions& opts, const BaselineMeta& meta, StateStore* state,
                              const std::set<Bytes>& reported, std::map<Bytes, std::optional<Record>>* chosen,
                              std::map<Bytes, std::string>* vouched, Sink& sink) {
-  auto pk = open_packages(opts, state, meta.created_ns);
+  auto pk = open_packages(opts, state, meta.created_ns, meta.content_sha256);
   if (!pk) return pk.error();
   for (const auto& a : pk->alerts) sink.alert("hook_record_refused", a);
   // The old states come from the baseline itself, read in full and verified like any other use.

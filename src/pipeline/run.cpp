@@ -222,7 +222,8 @@ void note_verified(const RunOptions& opts, detail::Trusted& t, Summary* s, Sink&
 /// are not what their packages ship.
 Result<std::optional<detail::Packages>> check_packages(const RunOptions& opts, detail::Trusted& t) {
   if (!opts.packages) return std::optional<detail::Packages>();
-  auto p = detail::open_packages(opts, t.state ? t.state->get() : nullptr, t.base->meta().created_ns);
+  auto p = detail::open_packages(opts, t.state ? t.state->get() : nullptr, t.base->meta().created_ns,
+                                 t.base->meta().content_sha256);
   if (!p) return p.error();
   return std::optional<detail::Packages>(std::move(*p));
 }

@@ -78,15 +78,15 @@ std::string odd_attributes(const Record* old, const Record& now) {
 struct Deriver::Impl {
   Options opts;
   DpkgDb& db;
-  AptArchive& archive;
-  std::function<void()> load_archive;
+  Deriver::Members members_of;
+  Deriver::BaselineDigest baseline_digest;
   std::map<Bytes, std::shared_ptr<Input>> tools;        // interpreters, ldconfig: read once
   std::map<std::string, std::unique_ptr<PycChecker>> checkers;  // version -> its child
   std::map<std::string, std::string> broken;            // version -> why no child
   std::optional<std::pair<Bytes, std::string>> ld_cache;  // what ldconfig wrote, or why not
 
-  Impl(const Options& o, DpkgDb& d, AptArchive& a, std::function<void()> l)
-      : opts(o), db(d), archive(a), load_archive(std::move(l)) {}
+  Impl(const Options& o, DpkgDb& d, Deriver::Members m, Deriver::BaselineDigest b)
+      : opts(o), db(d), members_of(std::move(m)), baseline_digest(std::move(b)) {}
 
   /// Opens and reads `path` and weighs its content against its owners' records.
   std::shared_ptr<Input> vouch(const Bytes& path, bool follow = true) {
@@ -109,13 +109,12 @@ struct Deriver::Impl {
     const Bytes sha = sha256_of(in->content);
     std::string md5;
     for (const auto& o : owners) {
-      load_archive();
       std::string why;
-      Evidence e = Evidence::None;
-      if (const auto* members = archive.members(*o.pkg, &why)) {
+      Evidence e = Evidence::None, deb = Evidence::None;
+      if (const auto* members = members_of(*o.pkg, &why, &deb)) {
         // The signed .deb decides: dpkg's MD5 does not overrule it.
         auto m = members->find(o.listed);
-        if (m != members->end() && m->second.type == '0' && m->second.sha256 == sha) e = Evidence::DebSha256;
+        if (m != members->end() && m->second.type == '0' && m->second.sha256 == sha) e = deb;
         else why = "its content is not what the signed .deb of " + o.pkg->name + " holds";
       } else if (const std::string want = db.md5(*o.pkg, o.listed); !want.empty()) {
         if (md5.empty()) {
@@ -126,9 +125,18 @@ struct Deriver::Impl {
         if (md5 == want) e = Evidence::DpkgMd5;
         else why = "its content differs from dpkg's MD5";
       }
+      // A tool or input unchanged since the signed baseline is what the operator accepted:
+      // as good as its .deb (interpreters installed long ago, whose .debs are gone).
+      std::string unchanged;
+      if (e < Evidence::DebSha256 && e != Evidence::None && baseline_digest) {
+        if (auto b = baseline_digest(db.canonical(path)); b && *b == sha) {
+          e = Evidence::DebSha256;
+          unchanged = ", unchanged since the signed baseline";
+        }
+      }
       if (e > in->evidence) {
         in->evidence = e;
-        in->who = o.pkg->name + " " + o.pkg->version;
+        in->who = o.pkg->name + " " + o.pkg->version + unchanged;
         in->pkg = o.pkg;
       } else if (in->evidence == Evidence::None && in->why.empty()) {
         in->why = quote(path) + ": " + why;
@@ -147,10 +155,10 @@ struct Deriver::Impl {
     if (n <= 0 || static_cast<size_t>(n) >= sizeof buf) return out;
     const Bytes link(buf, static_cast<size_t>(n));
     bool shipped = false;
-    load_archive();
     for (const auto& o : db.owners(path)) {
       std::string why;
-      const auto* members = archive.members(*o.pkg, &why);
+      Evidence ev = Evidence::None;
+      const auto* members = members_of(*o.pkg, &why, &ev);
       auto m = members ? members->find(o.listed) : decltype(members->end()){};
       if (members && m != members->end() && m->second.type == '2' && m->second.link == link) shipped = true;
     }
@@ -374,8 +382,8 @@ struct Deriver::Impl {
   }
 };
 
-Deriver::Deriver(const Options& o, DpkgDb& db, AptArchive& archive, std::function<void()> load_archive)
-    : impl_(std::make_unique<Impl>(o, db, archive, std::move(load_archive))) {}
+Deriver::Deriver(const Options& o, DpkgDb& db, Members members, BaselineDigest baseline)
+    : impl_(std::make_unique<Impl>(o, db, std::move(members), std::move(baseline))) {}
 Deriver::~Deriver() = default;
 
 bool Deriver::explain(const Record* old, const Record& now, Note* n) {

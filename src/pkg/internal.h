@@ -267,7 +267,13 @@ class PycChecker {
 /// /etc/ld.so.cache. Only on the host's own root ("/"): the tools run here.
 class Deriver {
  public:
-  Deriver(const Options& o, DpkgDb& db, AptArchive& archive, std::function<void()> load_archive);
+  /// What a package's .deb holds (the Verifier's: apt's cache, mirrors, the apt hook's signed
+  /// records), with the evidence behind it; null and *why when unknown.
+  using Members = std::function<const std::map<Bytes, DebMember>*(const Package&, std::string* why, Evidence* ev)>;
+  /// The SHA-256 the verified baseline records for a path (none: not in it): a tool unchanged
+  /// since the signed baseline is trusted as the baseline is.
+  using BaselineDigest = std::function<std::optional<Bytes>(const Bytes& path)>;
+  Deriver(const Options& o, DpkgDb& db, Members members, BaselineDigest baseline);
   ~Deriver();
   /// False when `now` is nothing this knows how to regenerate; else *n is the verdict.
   bool explain(const Record* old, const Record& now, Note* n);

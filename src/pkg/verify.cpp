@@ -22,6 +22,7 @@ struct Verifier::Impl {
   Options opts;
   std::vector<Package> replaced;  // versions apt runs replaced or removed since the baseline
   std::unique_ptr<Deriver> deriver;  // .pyc files, ld.so.cache: made on first use
+  Deriver::BaselineDigest baseline_digest;  // for tools unchanged since the signed baseline
   HookRecords hooks;              // the apt hook's records of .debs apt has since deleted
   std::multimap<Bytes, Verifier::DpkgWritten> written;  // by dpkg's descendants, as the daemon saw
   explicit Impl(const Options& o) : archive(o), opts(o) {}
@@ -212,6 +213,10 @@ Result<std::unique_ptr<Verifier>> Verifier::open(const Options& opts) {
 void Verifier::set_hook_records(std::vector<TrustedHookRecord> records, std::map<std::string, std::string> refused) {
   impl_->hooks.set(std::move(records), std::move(refused));
 }
+void Verifier::set_baseline_digest(std::function<std::optional<Bytes>(const Bytes& path)> lookup) {
+  impl_->baseline_digest = std::move(lookup);
+}
+
 void Verifier::set_written_by_dpkg(std::multimap<Bytes, DpkgWritten> written) { impl_->written = std::move(written); }
 
 void Verifier::set_replaced(const std::map<std::string, std::string>& replaced) {
@@ -234,7 +239,13 @@ Note Verifier::explain(const Record* old, const Record* now) {
   if (owners.empty()) {
     if (!now && impl_->removed_by_upgrade(any.path, &best)) return best;
     if (now && !impl_->deriver)
-      impl_->deriver = std::make_unique<Deriver>(impl_->opts, *impl_->db, impl_->archive, [this] { impl_->load_archive(); });
+      impl_->deriver = std::make_unique<Deriver>(
+          impl_->opts, *impl_->db,
+          [this](const Package& p, std::string* why, Evidence* ev) {
+            std::string source;
+            return impl_->deb_members(p, why, ev, &source, true);
+          },
+          impl_->baseline_digest);
     if (now && impl_->deriver->explain(old, *now, &best)) return best;
     if (now && written_by_dpkg(impl_->written, old, *now, &best)) return best;
     best.verdict = now ? Verdict::Unpackaged : Verdict::Removed;

@@ -318,8 +318,8 @@ def case_planted_deb_refused(fimctl, tmp):
 
 def case_weak_after_clean(fimctl, tmp):
     """Without the .debs (apt-get clean) the evidence falls back to dpkg's MD5s, labelled:
-    accept --package-verified takes nothing until --weak says so, and a file the upgrade
-    dropped stays reported."""
+    accept --package-verified takes nothing until --weak says so; a file the upgrade dropped
+    is verified only by the hook's record of the old file list (dpkg-list, weak)."""
     repo, root = setup(fimctl, tmp)
     root.install("2.0")
     root.run("apt-get", "clean")
@@ -327,6 +327,8 @@ def case_weak_after_clean(fimctl, tmp):
     n = by_path(doc)["/usr/bin/fimtest-tool"]["package"]
     assert n["verdict"] == "verified" and n["evidence"] == "dpkg-md5", n
     assert "weak" in n["detail"], n
+    gone = by_path(doc)["/usr/lib/fimtest/old"]["package"]  # 1.0's list, as the hook kept it
+    assert gone["verdict"] == "verified" and gone["evidence"] == "dpkg-list", gone
     # A local mirror (a copy of the repository inside the root) gives the .debs back.
     shutil.copytree(repo.dir, root.dir + "/srv/mirror")
     rc, doc, err = root.fimctl("check", "--packages", "--package-mirror", "/srv/mirror")
@@ -339,9 +341,9 @@ def case_weak_after_clean(fimctl, tmp):
     assert rc == 0, (rc, err)
     rc, doc, err = root.fimctl("check", "--packages")
     left = by_path(doc)
-    # The file 2.0 dropped: without 1.0's .deb nothing says an upgrade removed it.
-    assert set(left) == {"/usr/lib/fimtest/old", "/usr/lib/fimtest"}, left.keys()  # and the directory it left
-    assert left["/usr/lib/fimtest/old"]["package"]["verdict"] == "removed", left
+    # The file 2.0 dropped: without 1.0's .deb, the apt hook's record of 1.0's file list says the
+    # run removed it (dpkg-list, weak: --weak took it), and so the directory goes too.
+    assert set(left) == set(), left.keys()
 
 
 def case_auto_accept_takes_the_run_not_the_dropper(fimctl, tmp):
@@ -431,11 +433,12 @@ def case_real_upgrade_zero_touch(fimctl, tmp):
     root.run("apt", "install", "-y", *[f"{n}=1.0" for n in names])
     assert os.stat(root.dir + "/usr/bin/fimtest-agent").st_mode & 0o7777 == 0o2755
     assert os.path.exists(root.dir + PYDIR + "/__pycache__")
-    roots = ["/usr/bin", "/usr/lib", "/usr/share/doc", "/usr/share/fimtest-tool", "/etc"]
+    roots = ["/usr/bin", "/usr/sbin", "/usr/lib", "/usr/share/doc", "/usr/share/fimtest-tool", "/etc"]
     rc, doc, err = root.fimctl("init", *roots)
     assert rc == 0, (rc, err)
 
     root.run("apt", "upgrade", "-y")
+    root.run("/usr/sbin/fimctl", "-q", "apt-hook", "record")  # waits for the hook's detached recorder
     left_debs = [n for n in os.listdir(root.dir + "/var/cache/apt/archives") if n.startswith("fimtest")]
     assert left_debs == [], left_debs  # apt deleted what it downloaded: the point of the hook
     started = time.monotonic()
@@ -449,7 +452,8 @@ def case_real_upgrade_zero_touch(fimctl, tmp):
     derived = {p for p, r in ch.items() if r["package"]["evidence"] == "derived"}
     assert "/etc/ld.so.cache" in derived, ch.get("/etc/ld.so.cache")
     assert any(p.endswith(".pyc") for p in derived), derived
-    assert all(p.endswith(".pyc") or "__pycache__" in p or p == "/etc/ld.so.cache" for p in derived), derived
+    # ... and the directories holding them (weighed by their weakest changed entry).
+    assert all(p.endswith(".pyc") or "__pycache__" in p or p in ("/etc/ld.so.cache", "/etc", PYDIR) for p in derived), derived
     assert ch["/usr/bin/fimtest-tool"]["package"]["evidence"] == "deb-sha256", ch["/usr/bin/fimtest-tool"]
     assert ch["/usr/share/fimtest-tool/old.dat"]["kind"] == "removed", ch["/usr/share/fimtest-tool/old.dat"]
     agent = ch["/usr/bin/fimtest-agent"]["package"]  # set-gid as the baseline accepted it: no false mismatch
@@ -488,7 +492,7 @@ CASES = {
     "planted_deb_refused": case_planted_deb_refused,
     "weak_after_clean": case_weak_after_clean,
     "auto_accept_takes_the_run_not_the_dropper": case_auto_accept_takes_the_run_not_the_dropper,
-    # "real_upgrade_zero_touch": registered once keyrings, the hook and derived evidence land
+    "real_upgrade_zero_touch": case_real_upgrade_zero_touch,
 }
 
 if __name__ == "__main__":
