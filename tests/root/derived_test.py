@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from fimtest import run_main  # noqa: E402
-from package_test import Repo, Root, by_path, debroot, sh  # noqa: E402
+from package_test import Repo, Root, build_deb, by_path, debroot, sh  # noqa: E402
 
 MODULES = 250  # x 2 optimization levels: 500 .pyc files per upgrade
 PYDIR = "/usr/lib/fimpy"
@@ -27,24 +27,8 @@ LIB = "/usr/lib/x86_64-linux-gnu/libfimtest.so.1"
 
 def build(tmp, name, version, files, postinst=None):
     """A package `name` of `version` holding `files` {path: (content, mode)}, with a postinst."""
-    d = os.path.join(tmp, f"{name}-{version}")
-    os.makedirs(os.path.join(d, "DEBIAN"))
-    for path, (content, mode) in files.items():
-        full = d + path
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(full, "wb") as f:
-            f.write(content)
-        os.chmod(full, mode)
-    with open(os.path.join(d, "DEBIAN", "control"), "w") as f:
-        f.write(f"Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: fimctl tests <t@example.org>\n"
-                "Description: a package of fimctl's tests\n")
-    if postinst:
-        with open(os.path.join(d, "DEBIAN", "postinst"), "w") as f:
-            f.write("#!/bin/sh\nset -e\n" + postinst + "\n")
-        os.chmod(os.path.join(d, "DEBIAN", "postinst"), 0o755)
-    out = os.path.join(tmp, f"{name}_{version}_amd64.deb")
-    sh("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", d, out)
-    return out
+    scripts = {"postinst": "#!/bin/sh\nset -e\n" + postinst + "\n"} if postinst else None
+    return build_deb(tmp, version, files, name=name, scripts=scripts)
 
 
 def cached_debs(fimctl, *names):
