@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace fim::watchd {
 
 json::Writer trigger_fields(const Trigger* t) {
@@ -161,9 +163,18 @@ void StreamSink::emit(json::Writer& w, const std::string& human, int prio) {
   w.str("time", format_time_ns(now_ns()));
   const std::string j = w.take();
   std::lock_guard<std::mutex> lk(mu_);
-  if (ndjson_) std::fprintf(out_, "%s\n", j.c_str());
-  else std::fprintf(out_, "%s %s\n", format_time_ns(now_ns()).c_str(), human.c_str());
+  // One record, one write(2) where the kernel allows it: a reader tailing the file (a log
+  // shipper, a test) never meets half a record that stdio's buffer split.
+  std::string line = ndjson_ ? j : format_time_ns(now_ns()) + " " + human;
+  line += '\n';
   std::fflush(out_);
+  const int fd = ::fileno(out_);
+  for (std::string_view rest = line; !rest.empty();) {
+    const ssize_t n = ::write(fd, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // a full disk or a closed pipe: the record is lost, as with fprintf
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
   if (syslog_) ::syslog(prio, "%s", j.c_str());
 }
 

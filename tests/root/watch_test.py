@@ -46,7 +46,8 @@ class Daemon:
     def records(self):
         try:
             with open(self.out) as f:
-                return [json.loads(line) for line in f if line.strip()]
+                # A line without its newline is a record still being written: read it next time.
+                return [json.loads(line) for line in f if line.strip() and line.endswith("\n")]
         except FileNotFoundError:
             return []
 
