@@ -195,4 +195,36 @@ Status check_trusted_path(const Bytes& path, const char* what) {
   return {};
 }
 
+Status read_chunks(int fd, const char* what, const std::function<Status(std::string_view)>& each) {
+  std::vector<char> buf(size_t{1} << 16);
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(Errc::Io, std::string("reading ") + what, errno);
+    if (n == 0) return {};
+    if (auto st = each(std::string_view(buf.data(), static_cast<size_t>(n))); !st) return st;
+  }
+}
+
+Result<std::string> read_to_end(int fd, size_t limit, const std::string& shown) {
+  std::string out;
+  auto st = read_chunks(fd, shown.c_str(), [&](std::string_view b) -> Status {
+    if (out.size() + b.size() > limit) return make_error(Errc::Io, shown + " is too large");
+    out.append(b);
+    return {};
+  });
+  if (!st) return st.error();
+  return out;
+}
+
+Status write_all(int fd, std::string_view data, const char* what) {
+  while (!data.empty()) {
+    const ssize_t w = ::write(fd, data.data(), data.size());
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return make_error(Errc::Io, std::string("writing ") + what, errno);
+    data.remove_prefix(static_cast<size_t>(w));
+  }
+  return {};
+}
+
 }  // namespace fim

@@ -169,7 +169,11 @@ void StreamSink::emit(json::Writer& w, const std::string& human, int prio) {
   line += '\n';
   std::fflush(out_);
   const int fd = ::fileno(out_);
-  for (std::string_view rest = line; !rest.empty();) {
+  if (fd < 0) {  // a stream without a descriptor (tests' memory streams)
+    std::fwrite(line.data(), 1, line.size(), out_);
+    std::fflush(out_);
+  }
+  for (std::string_view rest = fd < 0 ? std::string_view() : line; !rest.empty();) {
     const ssize_t n = ::write(fd, rest.data(), rest.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // a full disk or a closed pipe: the record is lost, as with fprintf

@@ -43,20 +43,11 @@ Result<UniqueFd> copy_hashing(int fd, std::string* sha256_hex) {
   UniqueFd mem(::memfd_create("fimctl-deb", MFD_CLOEXEC));
   if (!mem.valid()) return make_error(Errc::Io, "memfd_create", errno);
   Sha256Stream sha;
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return make_error(Errc::Io, "reading a .deb", errno);
-    if (n == 0) break;
-    sha.update(std::string_view(buf, static_cast<size_t>(n)));
-    for (ssize_t off = 0; off < n;) {
-      const ssize_t w = ::write(mem.get(), buf + off, static_cast<size_t>(n - off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return make_error(Errc::Io, "copying a .deb to memory", errno);
-      off += w;
-    }
-  }
+  auto st = read_chunks(fd, "a .deb", [&](std::string_view b) {
+    sha.update(b);
+    return write_all(mem.get(), b, "a .deb's copy in memory");
+  });
+  if (!st) return st.error();
   *sha256_hex = hex_encode(sha.finish());
   if (::lseek(mem.get(), 0, SEEK_SET) != 0) return make_error(Errc::Io, "lseek", errno);
   return mem;

@@ -23,6 +23,7 @@
 
 #include "fim/base/bytes.h"
 #include "fim/base/digest.h"
+#include "fim/base/sys.h"
 #include "internal.h"
 
 namespace fim::pkg {
@@ -33,16 +34,7 @@ constexpr size_t kMaxInput = 64 << 20;  // interpreters, sources, caches: far la
 
 /// Reads an open regular file whole.
 Result<std::string> read_all(int fd, const Bytes& shown) {
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return make_error(Errc::Io, "cannot read " + quote(shown), errno);
-    if (n == 0) return out;
-    if (out.size() + static_cast<size_t>(n) > kMaxInput) return make_error(Errc::Io, quote(shown) + " is too large");
-    out.append(buf, static_cast<size_t>(n));
-  }
+  return read_to_end(fd, kMaxInput, quote(shown));
 }
 
 /// An input of a regeneration: its content, stat and the evidence that it is its package's.

@@ -30,18 +30,7 @@ Result<std::string> read_in_root(const Options& o, const Bytes& path, size_t lim
   UniqueFd fd(open_in(o, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   const Bytes shown = under_root(o.root, path);
   if (!fd.valid()) return make_error(Errc::Io, "cannot read " + quote(shown), errno);
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return make_error(Errc::Io, "cannot read " + quote(shown), errno);
-    if (n == 0) break;
-    if (out.size() + static_cast<size_t>(n) > limit)
-      return make_error(Errc::Io, quote(shown) + " is unexpectedly large");
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
+  return read_to_end(fd.get(), limit, quote(shown));
 }
 
 namespace {

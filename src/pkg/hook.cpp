@@ -88,14 +88,8 @@ namespace {
 /// Hashes `fd` from its start; hex.
 Result<std::string> sha256_hex_of(int fd) {
   Sha256Stream sha;
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return make_error(Errc::Io, "reading a .deb", errno);
-    if (n == 0) break;
-    sha.update(std::string_view(buf, static_cast<size_t>(n)));
-  }
+  if (auto st = read_chunks(fd, "a .deb", [&](std::string_view b) { sha.update(b); return Status{}; }); !st)
+    return st.error();
   return hex_encode(sha.finish());
 }
 
@@ -107,22 +101,10 @@ Status spool(int fd, int spool_fd, const std::string& name) {
   UniqueFd out(::openat(spool_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!out.valid()) return errno == EEXIST ? Status{} : make_error(Errc::Io, "cannot spool " + name, errno);
   if (::lseek(fd, 0, SEEK_SET) != 0) return make_error(Errc::Io, "lseek", errno);
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    for (ssize_t off = 0; off < n;) {
-      const ssize_t w = ::write(out.get(), buf + off, static_cast<size_t>(n - off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        ::unlinkat(spool_fd, name.c_str(), 0);
-        return make_error(Errc::Io, "cannot spool " + name, errno);
-      }
-      off += w;
-    }
-  }
-  return {};
+  const std::string what = "the spool copy " + name;
+  auto st = read_chunks(fd, "a .deb", [&](std::string_view b) { return write_all(out.get(), b, what.c_str()); });
+  if (!st) ::unlinkat(spool_fd, name.c_str(), 0);
+  return st;
 }
 
 }  // namespace

@@ -107,16 +107,12 @@ struct Verifier::Impl {
     if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
     DigestStream md5("md5");
     Sha256Stream s;
-    char buf[1 << 16];
-    for (;;) {
-      const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return {};
-      if (n == 0) break;
-      md5.update(std::string_view(buf, static_cast<size_t>(n)));
-      s.update(std::string_view(buf, static_cast<size_t>(n)));
-    }
-    if (s.finish() != sha) return {};
+    const Status read = read_chunks(fd.get(), "a packaged file", [&](std::string_view b) {
+      md5.update(b);
+      s.update(b);
+      return Status{};
+    });
+    if (!read || s.finish() != sha) return {};
     return hex_encode(md5.finish());
   }
 };

@@ -63,4 +63,21 @@ void write_file(const std::string& path, const std::string& content) {
 
 std::string sha256_hex(const std::string& data) { return hex_encode(sha256_of(data)); }
 
+std::string md5_hex(const std::string& data) {
+  DigestStream d("md5");
+  d.update(data);
+  return hex_encode(d.finish());
+}
+
+Record file_record(const std::string& path, uint32_t mode, const std::string& content) {
+  Record r;
+  r.path = path;
+  r.set_num(Attr::Type, static_cast<int64_t>(FileType::File));
+  r.set_num(Attr::Mode, mode);
+  r.set_num(Attr::Uid, 0);
+  r.set_num(Attr::Gid, 0);
+  r.set_bytes(Attr::Sha256, sha256_of(content));
+  return r;
+}
+
 }  // namespace fim::test

@@ -2,7 +2,10 @@
 // Helpers for tests that need a real directory (ninja's ScopedTempDir).
 #pragma once
 
+#include <cstdint>
 #include <string>
+
+#include "fim/attr.h"
 
 namespace fim::test {
 
@@ -22,5 +25,9 @@ class TempDir {
 
 void write_file(const std::string& path, const std::string& content);
 std::string sha256_hex(const std::string& data);
+/// MD5 as dpkg's md5sums files write it.
+std::string md5_hex(const std::string& data);
+/// A baseline record of a root-owned regular file at `path` holding `content`.
+Record file_record(const std::string& path, uint32_t mode, const std::string& content);
 
 }  // namespace fim::test

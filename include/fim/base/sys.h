@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "fim/base/bytes.h"
 #include "fim/base/result.h"
@@ -44,6 +46,15 @@ void raise_fd_limit();
 int open_in_root(int root_fd, const Bytes& path, int flags);
 /// lstat(2) that also works for paths longer than PATH_MAX (through the parent's fd).
 int lstat_path(const Bytes& path, struct stat* st);
+
+/// Reads `fd` from its offset to the end, 64 KiB at a time (EINTR retried), handing each chunk
+/// to `each`; stops at the first error `each` returns. A read error is Errc::Io naming `what`.
+Status read_chunks(int fd, const char* what, const std::function<Status(std::string_view)>& each);
+/// The rest of `fd`, refused (Errc::Io: "`shown` is too large") past `limit` bytes; `shown` (a
+/// quoted path) names it in errors.
+Result<std::string> read_to_end(int fd, size_t limit, const std::string& shown);
+/// Writes all of `data` to `fd` (short writes continued, EINTR retried).
+Status write_all(int fd, std::string_view data, const char* what);
 
 /// Contents of a small file (at most `limit` bytes), e.g. /etc/machine-id.
 Result<std::string> read_small_file(const char* path, size_t limit);

@@ -16,26 +16,11 @@
 
 using namespace fim;
 using fim::test::TempDir;
+using fim::test::file_record;
+using fim::test::md5_hex;
 using fim::test::write_file;
 
 namespace {
-
-Record file_record(const std::string& path, uint32_t mode, const std::string& content) {
-  Record r;
-  r.path = path;
-  r.set_num(Attr::Type, static_cast<int64_t>(FileType::File));
-  r.set_num(Attr::Mode, mode);
-  r.set_num(Attr::Uid, 0);
-  r.set_num(Attr::Gid, 0);
-  r.set_bytes(Attr::Sha256, sha256_of(content));
-  return r;
-}
-
-std::string md5_hex(const std::string& s) {
-  DigestStream d("md5");
-  d.update(s);
-  return hex_encode(d.finish());
-}
 
 }  // namespace
 
