@@ -232,6 +232,22 @@ def case_baseline_deleted_check_unit_still_fails(ctx):
     expect("check failed (exit 17" in report and "fimctl_check_exit_code 17" in metrics, diag)
 
 
+def case_security_exposure(ctx):
+    """systemd-analyze security rates fimctl-check.service OK (below 4.0; 5.1 MEDIUM before it
+    had a capability bounding set) and fimctl-watch.service no worse than 3.1."""
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        raise Skip("systemd-analyze is not installed (Debian package systemd)")
+    for name, limit in (("fimctl-check.service", 3.99), ("fimctl-watch.service", 3.1)):
+        copy = os.path.join(ctx.tmp, name)
+        shutil.copyfile(os.path.join(SHARE, "systemd", name), copy)
+        rc, out, err = ctx.run([analyze, "security", "--offline=yes", "--no-pager", copy])
+        m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out + err)
+        if rc != 0 and not m:
+            raise Skip(f"systemd-analyze security --offline=yes does not work here: {err.strip()}")
+        expect(m and float(m.group(1)) <= limit, f"{name}: exposure {m.group(1) if m else '?'}, want <= {limit}\n{out}{err}")
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":
