@@ -176,6 +176,11 @@ void StreamSink::emit(std::string_view type, json::Writer& w, const std::string&
   line += '\n';
   std::fflush(out_);
   const int fd = ::fileno(out_);
+  if (fd < 0) {  // a stream without a descriptor (open_memstream: the unit tests)
+    std::fwrite(line.data(), 1, line.size(), out_);
+    std::fflush(out_);
+    return;
+  }
   for (std::string_view rest = line; !rest.empty();) {
     const ssize_t n = ::write(fd, rest.data(), rest.size());
     if (n < 0 && errno == EINTR) continue;
