@@ -6,7 +6,8 @@
   only when absent, never over a file that is there (an admin's policy and schedule);
 - every systemd unit in share/systemd (*.service, *.timer, *.socket, *.path), found when
   installing, so a new unit needs no edit here;
-- the cron helper fimctl-cron;
+- the scheduled check's script fimctl-cron (run by the cron job and by the check units) and its
+  settings /etc/default/fimctl (mail, metrics), installed only when absent like the policy;
 - /etc/apt/apt.conf.d/99fimctl, the apt hook (only where /etc/apt exists, never over a file
   that is there).
 
@@ -80,6 +81,7 @@ def main():
     ap.add_argument("--config", required=True, help="the policy path fimctl reads by default")
     ap.add_argument("--crondir", default="/etc/cron.d", help="'' for no cron job")
     ap.add_argument("--aptconfdir", default="/etc/apt/apt.conf.d", help="'' for no apt hook")
+    ap.add_argument("--defaultdir", default="/etc/default", help="'' for no /etc/default/fimctl")
     a = ap.parse_args()
 
     def relocate(text):
@@ -96,8 +98,12 @@ def main():
             if unit.endswith(UNIT_SUFFIXES):
                 write(relocate(read("systemd", os.path.basename(unit))),
                       dest(os.path.join(a.unitdir, os.path.basename(unit))), 0o644)
-    if a.crondir:
+    # The units run the script too: installed with either schedule.
+    if a.crondir or a.unitdir:
         write(relocate(read("cron", "fimctl-cron")), dest(os.path.join(a.libexecdir, "fimctl", "fimctl-cron")), 0o755)
+    if a.defaultdir:
+        write(read("default", "fimctl"), dest(os.path.join(a.defaultdir, "fimctl")), 0o644, keep_existing=True)
+    if a.crondir:
         write(relocate(read("cron", "fimctl")), dest(os.path.join(a.crondir, "fimctl")), 0o644, keep_existing=True)
     if a.aptconfdir and os.path.isdir(dest(os.path.dirname(a.aptconfdir.rstrip("/")))):
         write(relocate(read("apt", "99fimctl")), dest(os.path.join(a.aptconfdir, "99fimctl")), 0o644, keep_existing=True)

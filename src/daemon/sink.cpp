@@ -102,7 +102,7 @@ void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrM
     falco_->post(falco_payload("fimctl: file " + std::string(change_kind_name(kind)), falco_priority(rule), human, f,
                                rule ? rule->tags : std::vector<std::string>{}, host_));
   }
-  emit(j, human, prio);
+  emit("change", j, human, prio);
 }
 
 void StreamSink::transient(const Bytes& path, const Rule* rule) {
@@ -115,14 +115,14 @@ void StreamSink::transient(const Bytes& path, const Rule* rule) {
   if (trigger_ && trigger_->pid > 0)
     human += " by pid " + std::to_string(trigger_->pid) + (trigger_->comm.empty() ? "" : " (" + escape_terminal(trigger_->comm) + ")");
   human += ")";
-  emit(j, human, rule && rule->severity >= Severity::High ? LOG_ERR : LOG_WARNING);
+  emit("transient", j, human, rule && rule->severity >= Severity::High ? LOG_ERR : LOG_WARNING);
 }
 
 void StreamSink::entry_status(const Record& r, bool subtree, const Rule* rule) {
   json::Writer j;
   json::status_record(j, r, subtree, rule);
   j.members(trigger_fields(trigger_));
-  emit(j, std::string(entry_status_is_failure(r.status) ? "incomplete: " : "skipped: ") + escape_terminal(r.path) + ": " +
+  emit("entry_status", j, std::string(entry_status_is_failure(r.status) ? "incomplete: " : "skipped: ") + escape_terminal(r.path) + ": " +
               std::string(entry_status_name(r.status)) +
               (trigger_ && !trigger_->container_label.empty() ? " in " + trigger_->container_label : ""),
        LOG_WARNING);
@@ -136,7 +136,7 @@ void StreamSink::alert(std::string_view code, std::string_view message) {
   }
   json::Writer j;
   json::alert_record(j, code, message);
-  emit(j, "warning: " + std::string(message), LOG_WARNING);
+  emit("alert", j, "warning: " + std::string(message), LOG_WARNING);
 }
 
 void StreamSink::alert_with(std::string_view code, std::string_view message, const json::Writer& fields, int prio) {
@@ -148,7 +148,7 @@ void StreamSink::alert_with(std::string_view code, std::string_view message, con
   json::Writer j;
   json::alert_record(j, code, message);
   j.members(fields);
-  emit(j, "alert: " + std::string(message), prio);
+  emit("alert", j, "alert: " + std::string(message), prio);
 }
 
 void StreamSink::event(std::string_view type, const json::Writer& fields, const std::string& human, int prio) {
@@ -156,30 +156,37 @@ void StreamSink::event(std::string_view type, const json::Writer& fields, const 
     falco_->post(falco_payload("fimctl: coverage " + std::string(type), "Warning", human, fields, {}, host_));
   json::Writer j;
   j.schema(type).members(fields);
-  emit(j, std::string(type) + ": " + human, prio);
+  emit(type, j, std::string(type) + ": " + human, prio);
 }
 
-void StreamSink::emit(json::Writer& w, const std::string& human, int prio) {
+void StreamSink::emit(std::string_view type, json::Writer& w, const std::string& human, int prio) {
   w.str("time", format_time_ns(now_ns()));
   const std::string j = w.take();
   std::lock_guard<std::mutex> lk(mu_);
+  std::string line = ndjson_ ? j : format_time_ns(now_ns()) + " " + human;
+  // journald: the line stdout would carry (so `journalctl -o cat | jq` still reads ndjson), or
+  // the JSON syslog(3) would. Either way one entry; on failure the line and syslog as before.
+  bool journaled = false;
+  if (journal_stdout_ || journal_syslog_)
+    journaled = journal_.send(journal_encode(journal_fields(type, prio, journal_stdout_ ? line : j)));
+  if (syslog_ && !journaled) ::syslog(prio, "%s", j.c_str());
+  if (journal_stdout_ && journaled) return;
   // One record, one write(2) where the kernel allows it: a reader tailing the file (a log
   // shipper, a test) never meets half a record that stdio's buffer split.
-  std::string line = ndjson_ ? j : format_time_ns(now_ns()) + " " + human;
   line += '\n';
   std::fflush(out_);
   const int fd = ::fileno(out_);
-  if (fd < 0) {  // a stream without a descriptor (tests' memory streams)
+  if (fd < 0) {  // a stream without a descriptor (open_memstream: the unit tests)
     std::fwrite(line.data(), 1, line.size(), out_);
     std::fflush(out_);
+    return;
   }
-  for (std::string_view rest = fd < 0 ? std::string_view() : line; !rest.empty();) {
+  for (std::string_view rest = line; !rest.empty();) {
     const ssize_t n = ::write(fd, rest.data(), rest.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // a full disk or a closed pipe: the record is lost, as with fprintf
     rest.remove_prefix(static_cast<size_t>(n));
   }
-  if (syslog_) ::syslog(prio, "%s", j.c_str());
 }
 
 }  // namespace fim::watchd

@@ -7,6 +7,7 @@
 #include <syslog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -17,6 +18,7 @@
 #include "fim/json.h"
 #include "fim/report.h"
 #include "fim/watch.h"
+#include "journal.h"
 
 namespace fim::watchd {
 
@@ -55,8 +57,15 @@ std::string changed_keys(AttrMask changed);
 /// Records as they happen: one line each, flushed, from either thread.
 class StreamSink final : public Sink {
  public:
-  StreamSink(FILE* out, Format format, bool use_syslog)
-      : out_(out), ndjson_(format != Format::Plain), syslog_(use_syslog) {
+  /// `use_syslog` (watch --syslog): every record to journald where it runs, else to
+  /// syslog(3). When `out` is the journal stream systemd gave the service ($JOURNAL_STREAM),
+  /// records go to journald as entries with fields instead of lines on it (once, with
+  /// --syslog too). `journal`: the socket, for tests.
+  StreamSink(FILE* out, Format format, bool use_syslog, Journal journal = Journal())
+      : out_(out), ndjson_(format != Format::Plain), syslog_(use_syslog), journal_(std::move(journal)) {
+    const bool journald = journal_.available();
+    journal_stdout_ = journald && out_ && is_journal_stream(::fileno(out_), std::getenv("JOURNAL_STREAM"));
+    journal_syslog_ = journald && syslog_;
     if (syslog_) ::openlog("fimctl", LOG_PID | LOG_NDELAY, LOG_DAEMON);
   }
   ~StreamSink() override {
@@ -85,12 +94,15 @@ class StreamSink final : public Sink {
   void event(std::string_view type, const json::Writer& fields, const std::string& human, int prio = LOG_NOTICE);
 
  private:
-  /// Adds the time, closes the record and writes it (ndjson) or `human` (plain), and to syslog.
-  void emit(json::Writer& w, const std::string& human, int prio);
+  /// Adds the time, closes the record and writes it (ndjson) or `human` (plain), and to
+  /// journald (PRIORITY `prio`, the MESSAGE_ID of `type`) or syslog.
+  void emit(std::string_view type, json::Writer& w, const std::string& human, int prio);
 
   std::mutex mu_;
   FILE* out_;
   bool ndjson_, syslog_;
+  Journal journal_;
+  bool journal_stdout_ = false, journal_syslog_ = false;
   const Trigger* trigger_ = nullptr;
   HttpPoster* falco_ = nullptr;
   WhoFn who_;
