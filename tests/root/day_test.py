@@ -121,8 +121,34 @@ def case_day_of_operation_is_quiet(fimctl, tmp):
           f"all explained, check --packages {pkg_s:.2f} s:\n  {describe(changes)}")
 
 
+def case_boot_efi_mount_entered(fimctl, tmp):
+    """The EFI system partition is another filesystem mounted at /boot/efi: the default policy
+    enters it (cross_fs), so a tampered boot loader there is reported. (A tmpfs stands in for
+    the FAT partition; FAT's made-up inode numbers are why the rule leaves inode out.)"""
+    tree, db = os.path.join(tmp, "tree"), os.path.join(tmp, "baseline.db")
+    os.makedirs(tree + "/boot/efi")
+    os.makedirs(tree + "/etc")
+    with open(tree + "/boot/vmlinuz", "wb") as f:
+        f.write(b"kernel")
+    sh("mount", "-t", "tmpfs", "esp", tree + "/boot/efi")
+    os.makedirs(tree + "/boot/efi/EFI/debian")
+    with open(tree + "/boot/efi/EFI/debian/grubx64.efi", "wb") as f:
+        f.write(b"MZ grub")
+    base = [fimctl, "--sysroot", tree, "-c", os.path.join(SOURCE, "share", "fimctl.toml"), "--db", db,
+            "--keys", db + ".keys", "--unsigned", "--format", "json"]
+    sh(*base, "init")
+    with open(tree + "/boot/efi/EFI/debian/grubx64.efi", "wb") as f:
+        f.write(b"MZ evil")
+    p = sh(*base, "check", check=False)
+    ch = {r["path"]: r for r in json.loads(p.stdout)["records"] if r["type"] == "change"}
+    assert p.returncode == 4 and set(ch) == {"/boot/efi/EFI/debian/grubx64.efi"}, (p.returncode, sorted(ch), p.stderr)
+    r = ch["/boot/efi/EFI/debian/grubx64.efi"]
+    assert r["severity"] == "high" and "boot" in r["tags"], r
+
+
 CASES = {
     "day_of_operation_is_quiet": case_day_of_operation_is_quiet,
+    "boot_efi_mount_entered": case_boot_efi_mount_entered,
 }
 
 if __name__ == "__main__":
