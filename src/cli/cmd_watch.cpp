@@ -46,7 +46,6 @@ Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
   w.run.policy = std::move(*policy);
   auto db = absolute_path(o.db);
   if (!db) return db.error();
-  FIM_TRY(baseline_exists(*db));
   w.run.db_path = *db;
   auto keys = absolute_path(o.keys);
   if (!keys) return keys.error();
@@ -85,6 +84,7 @@ Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
     if (!abs) return abs.error();
     w.protect.push_back(*abs);
   }
+  FIM_TRY(baseline_exists(w.run.db_path));  // after the usage errors: they come first
   if (!o.output.empty()) {
     *out_file = std::fopen(o.output.c_str(), "ae");
     if (!*out_file) return make_error(Errc::Io, "cannot open --output " + quote(o.output), errno);

@@ -956,8 +956,9 @@ ERRORS = [
           prep_init_without_unsigned, 16, "--unsigned", after=still_absent(lambda ctx: ctx.db)),
     Error("bad_init_missing_path", "init of a PATH that does not exist", prep_init_missing, 16,
           "does not exist", after=still_absent(lambda ctx: ctx.db)),
+    # Permission denied to a user who is not root: said as "needs root", exit 20 (issue 20).
     Error("bad_init_unreadable_root", "init of a root this user cannot list",
-          prep_init_unreadable, 16, "cannot read root", after=still_absent(lambda ctx: ctx.db)),
+          prep_init_unreadable, 20, "init: needs root (cannot read root", after=still_absent(lambda ctx: ctx.db)),
     Error("bad_locked_baseline", "init while another process holds <db>.lock: the holder's pid "
           "is named and the baseline is left alone", prep_locked, 19,
           lambda ctx: f"locked by another fimctl (pid {os.getpid()})", after=untouched),
