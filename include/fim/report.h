@@ -125,6 +125,11 @@ void alert_record(Writer& w, std::string_view code, std::string_view message);
 /// "roots":["/root1","/root2"]: a baseline's roots (summary, watch gaps and rescans).
 void roots_field(Writer& w, const std::vector<Bytes>& roots);
 void summary_record(Writer& w, const Summary& s);
+/// "time" (now, RFC 3339 UTC with nanoseconds) and "host" {"name": hostname, "id":
+/// /etc/machine-id}: members of every record of check/update/accept/init (before the sink's
+/// extra fields) and of the watch daemon, so records of many hosts can be merged. The one
+/// place they are built.
+void stamp(Writer& w);
 }  // namespace json
 
 }  // namespace fim

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -79,6 +80,69 @@ std::string format_time_ns(int64_t ns) {
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<long long>(frac));
   return buf;
+}
+
+namespace {
+
+// Slot states: 0 free, 1 being filled or emptied, 2 holds a path the handler may unlink.
+struct TempSlot {
+  std::atomic<int> state{0};
+  char path[PATH_MAX];
+};
+TempSlot g_temp[4];
+std::atomic<bool> g_installed{false};
+
+}  // namespace
+
+void track_temp_file(const Bytes& path) {
+  if (path.size() >= PATH_MAX) return;
+  for (auto& slot : g_temp) {
+    int free = 0;
+    if (!slot.state.compare_exchange_strong(free, 1)) continue;
+    std::memcpy(slot.path, path.c_str(), path.size() + 1);
+    slot.state.store(2);
+    return;
+  }
+}
+
+void untrack_temp_file(const Bytes& path) {
+  for (auto& slot : g_temp) {
+    int full = 2;
+    if (!slot.state.compare_exchange_strong(full, 1)) continue;
+    if (path == slot.path) {
+      slot.state.store(0);
+      return;
+    }
+    slot.state.store(2);
+  }
+}
+
+int remove_temp_files() {
+  int n = 0;
+  for (auto& slot : g_temp) {
+    int full = 2;
+    if (!slot.state.compare_exchange_strong(full, 1)) continue;
+    ::unlink(slot.path);
+    ++n;
+  }
+  return n;
+}
+
+void note_baseline_installed() { g_installed.store(true); }
+bool baseline_installed() { return g_installed.load(); }
+
+std::string machine_id() {
+  auto id = read_small_file("/etc/machine-id", 128);
+  if (!id) return "unknown";
+  std::string s = *id;
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s.empty() ? "unknown" : s;
+}
+
+std::string host_name() {
+  char h[256] = {};
+  if (::gethostname(h, sizeof h - 1) != 0 || h[0] == '\0') return "unknown";
+  return h;
 }
 
 int64_t now_ns() {

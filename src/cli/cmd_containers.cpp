@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // fimctl containers: what discover_containers() finds, for people or as JSON.
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "commands.h"
@@ -33,7 +35,12 @@ std::string container_record(const Container& c) {
 
 }  // namespace
 
+const char* const kContainersNeedRoot = "reads /proc/PID/root and the namespaces of other users' processes";
+
 int cmd_containers(const Options& o) {
+  // Not root, /proc shows only this user's processes' namespaces: a list that says "0
+  // container(s)" on a host running dozens would be a wrong answer, not a short one.
+  if (::geteuid() != 0) return needs_root(kContainersNeedRoot);
   auto found = discover_containers();
   if (!found) return report_error(found.error());
   if (o.format == Format::Ndjson) {

@@ -123,6 +123,7 @@ int run_containers(const Options& o, const RunOptions& base) {
   if (!o.sysroot.empty()) return report_error(make_error(Errc::Usage, "--containers and --sysroot exclude each other"));
   if (o.new_images_only && o.command != "init")
     return report_error(make_error(Errc::Usage, "--new-images-only goes with init --containers"));
+  if (::geteuid() != 0) return needs_root(kContainersNeedRoot);
   auto found = discover_containers();
   if (!found) return report_error(found.error());
   const Bytes images = images_dir(base.db_path);
@@ -303,8 +304,8 @@ int cmd_log(const Options& o) {
 }
 
 int cmd_version(const Options&) {
-  std::printf("fimctl %s (baseline schema %d, report schema %s)\n", FIM_VERSION, kSchemaVersion, kReportSchema);
-  return 0;
+  std::fputs(version_text().c_str(), stdout);
+  return std::fflush(stdout) == 0 ? 0 : 20;
 }
 
 }  // namespace fim::cli

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // fimctl watch / status: options -> WatchOptions -> the daemon; the status document printed.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,6 +26,16 @@ Result<double> parse_duration(std::string_view text, const char* what) {
 }
 
 namespace {
+
+/// watch and status on a host with no baseline: said as such (17), not as the state.db or
+/// the baseline directory that is missing with it; one that exists but may not be read by
+/// this user is a permission error (report_error: "needs root").
+Status baseline_exists(const Bytes& db) {
+  struct stat st;
+  if (::stat(db.c_str(), &st) == 0) return {};
+  if (errno == ENOENT || errno == ENOTDIR) return make_error(Errc::Database, "no baseline at " + quote(db) + ": run 'fimctl init'");
+  return make_error(Errc::Io, "cannot read baseline " + quote(db), errno);
+}
 
 Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
   WatchOptions w;
@@ -73,6 +84,7 @@ Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
     if (!abs) return abs.error();
     w.protect.push_back(*abs);
   }
+  FIM_TRY(baseline_exists(w.run.db_path));  // after the usage errors: they come first
   if (!o.output.empty()) {
     *out_file = std::fopen(o.output.c_str(), "ae");
     if (!*out_file) return make_error(Errc::Io, "cannot open --output " + quote(o.output), errno);
@@ -104,6 +116,15 @@ int cmd_status(const Options& o) {
   auto sock = absolute_path(o.socket);
   if (!sock) return report_error(sock.error());
   auto st = watch_status(*sock, *db);
+  // Without an answer from a daemon, status reads the state.db beside the baseline: with no
+  // baseline there, that is the error to name (a daemon started with another --db: give it).
+  if ((!st || !st->running) && ::access(db->c_str(), F_OK) != 0) {
+    const Status exists = baseline_exists(*db);
+    if (!exists && exists.error().code == Errc::Database)
+      return report_error(make_error(Errc::Database, exists.error().message +
+                                                          " (or give the running daemon's --db: 'fimctl --db FILE status')"));
+    if (!exists) return report_error(exists.error());
+  }
   if (!st) return report_error(st.error());
   // A gap is open when no daemon runs, or some root waits for its rescan.
   // A degraded root (not watched in real time) is a gap too; so is an answer on the socket

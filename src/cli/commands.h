@@ -16,8 +16,13 @@ namespace fim::cli {
 
 /// The exit code of a fatal error (docs/design.md, Exit codes): always >= 16.
 int exit_code_for_error(const Error& e);
-/// Prints "fimctl: error: ..." on stderr and returns exit_code_for_error(e).
+/// Prints "fimctl: error: ..." on stderr and returns exit_code_for_error(e). Permission denied
+/// (EACCES, EPERM) to a user who is not root is said as needs_root(e.describe()).
 int report_error(const Error& e);
+/// The command being run ("check", "key generate"), named by needs_root().
+void set_command(const std::string& command);
+/// "fimctl: error: COMMAND: needs root (WHY)" on stderr; returns 20 (Errc::Io).
+int needs_root(const std::string& why);
 
 int cmd_init(const Options& o);
 int cmd_check(const Options& o);
@@ -55,6 +60,9 @@ class Formats {
 
 /// Errc::Usage naming the formats `command` has, unless it has `format`.
 Status check_format(Format format, const Formats& formats, const std::string& command);
+
+/// Why `containers` and --containers need root (needs_root()).
+extern const char* const kContainersNeedRoot;
 
 /// The members of a container record (pid, namespaces, runtime, id, root, overlay layers).
 void container_fields(json::Writer& w, const Container& c);

@@ -6,11 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 #include "commands.h"
+#include "fim/base/bytes.h"
 #include "fim/base/sys.h"
 #include "fim/pipeline.h"
 
@@ -50,6 +52,23 @@ constexpr Command kCommands[] = {
     {"apt-hook", fim::cli::cmd_apt_hook, kText, kText},
     {"version", fim::cli::cmd_version, kText, kText},
 };
+
+/// SIGINT/SIGTERM while a baseline is written (init, update, accept): the temp file and init
+/// --force's link to the replaced baseline are removed, one line says what became of the run,
+/// and the process exits 128+signal. Without this the default action would end it with the temp
+/// file left beside the baseline (only the next writer would remove it). The old baseline is
+/// untouched: it is only ever replaced by the writer's rename. Async-signal-safe only; it may
+/// run on any thread (a hashing thread too), and a second signal waits for the first.
+void on_interrupt(int sig) {
+  static std::atomic<bool> seen{false};
+  if (seen.exchange(true)) return;  // the first one's _exit is on its way
+  fim::remove_temp_files();
+  const char* msg = fim::baseline_installed() ? "fimctl: interrupted: the new baseline was already installed\n"
+                                              : "fimctl: interrupted: no baseline written\n";
+  if (::isatty(STDERR_FILENO)) (void)!::write(STDERR_FILENO, "\r\x1b[K", 4);  // the progress line
+  (void)!::write(STDERR_FILENO, msg, std::strlen(msg));
+  ::_exit(128 + sig);
+}
 
 /// Runs `fn` in a child process and exits with its status as soon as the child reports it.
 /// A scan gives up on a read that never returns (a hung FUSE or network filesystem) but
@@ -120,13 +139,21 @@ int main(int argc, char** argv) {
   for (const auto& c : kCommands) {
     if (opts.command != c.name) continue;
     const std::string command = opts.command + (opts.containers ? " --containers" : "");
+    fim::cli::set_command(opts.action.empty() ? command : opts.command + " " + opts.action);
     if (auto st = fim::cli::check_format(opts.format, opts.containers ? c.with_containers : c.formats, command); !st)
       return fim::cli::report_error(st.error());
     // The commands that scan files: their exit must not wait for a read that never returns.
     const bool scans = opts.command == "init" || opts.command == "check" || opts.command == "update" ||
                        opts.command == "accept";
+    if (opts.command == "init" || opts.command == "update" || opts.command == "accept") {
+      // Inherited by run_isolated's child, which writes the baseline (the parent forwards).
+      struct sigaction sa {};
+      sa.sa_handler = on_interrupt;
+      ::sigemptyset(&sa.sa_mask);
+      for (int sig : {SIGINT, SIGTERM}) ::sigaction(sig, &sa, nullptr);
+    }
     return scans ? run_isolated(c.run, opts) : c.run(opts);
   }
-  std::fprintf(stderr, "fimctl: error: unknown command '%s'\n", opts.command.c_str());
+  std::fprintf(stderr, "fimctl: error: unknown command '%s'\n", fim::escape_terminal(opts.command).c_str());
   return 22;
 }

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "fim/base/bytes.h"
 #include "fim/rules.h"
 #include "fim_config.h"
 
@@ -28,8 +29,10 @@ constexpr const char* kFooter = R"(Exit status:
   17  baseline missing, corrupt, foreign or newer
   18  baseline failed verification (signature, content, host, an older sequence than one seen
       before, -wal/-journal beside it) or is unsigned without --unsigned
-  19  baseline locked by another fimctl (watch: another daemon runs)    20  I/O error
+  19  baseline locked by another fimctl (watch: another daemon runs)
+  20  I/O error, or permission denied: the command needs root (said in one line)
   21  a required kernel feature is missing (watch: fanotify)             22  internal error
+  130, 143  init/update/accept stopped by SIGINT/SIGTERM: no baseline written
   status: 0 the watch daemon runs with no coverage gap, 8 it does not or a root awaits its rescan
 
 Files:
@@ -544,6 +547,50 @@ void add_status_commands(CLI::App& app, CLI::App* watch, Options* o) {
 
 }
 
+/// The commands below `app` a user can type (hidden ones, such as `completion`, have no group:
+/// they are not suggested), and the option names of `app` and the commands above it.
+std::vector<std::string> visible_commands(const CLI::App* app) {
+  std::vector<std::string> names;
+  for (const auto* sub : app->get_subcommands([](const CLI::App* s) { return !s->get_group().empty(); }))
+    names.push_back(sub->get_name());
+  return names;
+}
+
+std::vector<std::string> visible_option_names(const CLI::App* app) {
+  std::vector<std::string> names;
+  for (const CLI::App* a = app; a; a = a->get_parent())
+    for (const auto* opt : a->get_options([](const CLI::Option* x) { return !x->get_group().empty(); })) {
+      for (const auto& l : opt->get_lnames()) names.push_back("--" + l);
+      for (const auto& sn : opt->get_snames()) names.push_back("-" + sn);
+    }
+  return names;
+}
+
+/// The usage error for a word CLI11 could not place: an unknown command ("fimctl key generat")
+/// or option ("--froce") with the nearest visible name, when there is one close enough, else
+/// CLI11's own message. `app` is the deepest command parsed.
+std::string usage_message(const CLI::App* app, const CLI::ParseError& e) {
+  const std::string where = app->get_parent() ? " " + app->get_name() : "";
+  // CLI11 leaves a word a command could not place to the commands above it (fallthrough).
+  std::vector<std::string> words;
+  for (const CLI::App* a = app; a; a = a->get_parent())
+    for (const auto& w : a->remaining()) words.push_back(w);
+  for (const auto& word : words) {
+    if (word == "--") break;
+    const bool option = word.size() > 1 && word[0] == '-';
+    if (!option && visible_commands(app).empty()) continue;  // a command with no subcommands: an extra argument
+    const std::string name = option ? word.substr(0, word.find('=')) : word;
+    const std::string what = std::string(option ? "unknown option '" : "unknown command '") +
+                             escape_terminal(name) + "'";
+    const std::string near = nearest_name(name, option ? visible_option_names(app) : visible_commands(app));
+    if (option && near == name)  // an option of the command, given before it (CLI11 parses it later)
+      return "option '" + escape_terminal(name) + "' goes after its command: 'fimctl" + where + " " +
+             escape_terminal(name) + " ...'";
+    return what + (near.empty() ? " (see 'fimctl" + where + " --help')" : "; did you mean '" + near + "'?");
+  }
+  return std::string(e.what()) + " (see 'fimctl --help')";
+}
+
 }  // namespace
 
 int parse_options(int argc, char** argv, Options* o) {
@@ -551,6 +598,11 @@ int parse_options(int argc, char** argv, Options* o) {
                "xattrs, ACLs, capabilities, ...) in a baseline and reports what changed since.",
                "fimctl"};
   app.footer(kFooter);
+  {
+    std::string v = version_text();
+    v.pop_back();  // CLI11 adds the newline
+    app.set_version_flag("-V,--version", v, "print the version and what this build has, as 'fimctl version'");
+  }
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the subcommand
   std::string format = format_name(o->format);
@@ -570,9 +622,19 @@ int parse_options(int argc, char** argv, Options* o) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    const CLI::App* deepest = &app;
+    for (bool deeper = true; deeper;) {
+      deeper = false;
+      for (const auto* sub : deepest->get_subcommands())
+        if (sub->parsed()) {
+          deepest = sub;
+          deeper = true;
+          break;
+        }
+    }
     // One line, like every other fimctl error (scripts match "fimctl: error:").
-    std::fprintf(stderr, "fimctl: error: %s (see 'fimctl --help')\n", e.what());
+    std::fprintf(stderr, "fimctl: error: %s\n", usage_message(deepest, e).c_str());
     return 16;
   }
   if (completion->parsed()) {

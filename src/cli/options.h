@@ -54,6 +54,14 @@ struct Options {
   std::vector<std::string> protect;         ///< watch --protect FILE...
 };
 
+/// `fimctl version` and --version: "fimctl VERSION", then one "name: value" line per fact of
+/// this build (schemas, BPF LSM sensors, libsystemd). Defined in output.cpp.
+std::string version_text();
+
+/// Of `names`, the one nearest to `typed` (Damerau-Levenshtein distance, at most 2 and less
+/// than half of `typed`), or "" when none is that near: for "did you mean". Defined in output.cpp.
+std::string nearest_name(const std::string& typed, const std::vector<std::string>& names);
+
 /// Parses argv. Returns -1 to go on, or the exit code to end with (0 after --help, 16 after
 /// a usage error, which CLI11 has already printed).
 int parse_options(int argc, char** argv, Options* out);

@@ -160,7 +160,7 @@ void StreamSink::event(std::string_view type, const json::Writer& fields, const 
 }
 
 void StreamSink::emit(std::string_view type, json::Writer& w, const std::string& human, int prio) {
-  w.str("time", format_time_ns(now_ns()));
+  json::stamp(w);  // time and host, as check's records
   const std::string j = w.take();
   std::lock_guard<std::mutex> lk(mu_);
   std::string line = ndjson_ ? j : format_time_ns(now_ns()) + " " + human;

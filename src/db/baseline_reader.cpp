@@ -94,7 +94,7 @@ const Bytes& BaselineReader::path() const { return impl_->path; }
 Status BaselineReader::Impl::check_file() {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return make_error(Errc::Database, "no baseline at " + quote(path) + " (run 'fimctl init' first)");
+    if (errno == ENOENT) return make_error(Errc::Database, "no baseline at " + quote(path) + ": run 'fimctl init'");
     return make_error(Errc::Database, "cannot read baseline " + quote(path), errno);
   }
   if (!S_ISREG(st.st_mode)) return make_error(Errc::Database, "baseline " + quote(path) + " is not a regular file");

@@ -72,7 +72,10 @@ struct BaselineWriter::Impl {
     insert.reset();
     txn.reset();
     db.reset();
-    if (!committed && !temp_path.empty()) ::unlink(temp_path.c_str());
+    if (!committed && !temp_path.empty()) {
+      ::unlink(temp_path.c_str());
+      untrack_temp_file(temp_path);
+    }
   }
 };
 
@@ -105,6 +108,7 @@ Result<std::unique_ptr<BaselineWriter>> BaselineWriter::create(const Bytes& path
     return make_error(Errc::Io, "cannot create a temporary baseline beside " + quote(path), errno);
   ::close(fd);  // SQLite opens it by name; mkostemp made it 0600 and exclusively ours
   impl->temp_path = templ;
+  track_temp_file(templ);  // a Ctrl-C from here on removes it (src/cli/main.cpp)
 
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(templ.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -176,8 +180,12 @@ Status BaselineWriter::commit(BaselineMeta* out) {
   // The identity's second copy, before the file is visible (docs/design.md, Baseline:
   // identity). Not root, or no extended attributes here: state.db alone pins it.
   impl_->xattr_errno = write_identity_xattr(fd.get(), identity_of(meta), impl_->final_path);
+  // A signal's handler ends the process on whichever thread it runs: it must not unlink the
+  // temp path once it is the baseline, nor say none was written when one was.
+  untrack_temp_file(impl_->temp_path);
   if (::rename(impl_->temp_path.c_str(), impl_->final_path.c_str()) != 0)
     return make_error(Errc::Io, "cannot install " + quote(impl_->final_path), errno);
+  note_baseline_installed();
   impl_->committed = true;
   Bytes dir, name;
   split_path(impl_->final_path, &dir, &name);

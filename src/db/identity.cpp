@@ -16,7 +16,8 @@
 namespace fim {
 
 BaselineIdentity identity_of(const BaselineMeta& m) {
-  return BaselineIdentity{m.baseline_id, roots_digest(m.roots), m.is_signed ? m.key_id : std::string(), m.sequence};
+  return BaselineIdentity{m.baseline_id, roots_digest(m.roots), m.is_signed ? m.key_id : std::string(), m.sequence,
+                           false, std::string()};
 }
 
 std::string roots_digest(const std::vector<Bytes>& roots) {

@@ -130,9 +130,11 @@ Result<std::string> SigningKey::generate(const Bytes& dir) {
   if (!k) return make_error(Errc::Bug, "OpenSSL cannot generate an Ed25519 key");
   const Bytes priv = join_path(dir, "signing.key"), pub = join_path(dir, "signing.pub");
   if (::access(priv.c_str(), F_OK) == 0 || ::access(pub.c_str(), F_OK) == 0)
+    // Refused (16), never replaced: a script that asked for a new key must not go on as if it
+    // had one. Said so that someone who only wanted a key knows they have it.
     return make_error(Errc::Usage, "a key already exists in " + quote(dir) +
-                                       "; a new key makes every baseline signed with the old one unverifiable: "
-                                       "move the old files away first");
+                                       ": nothing done (init, check and update use it); 'fimctl key rotate "
+                                       "--reason WHY' replaces it and re-signs the baseline");
   FIM_TRY(write_pem(priv, k.get(), true, 0600));
   if (auto st = write_pem(pub, k.get(), false, 0644); !st) {
     ::unlink(priv.c_str());

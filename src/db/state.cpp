@@ -121,8 +121,8 @@ Result<std::optional<BaselineIdentity>> read_identity(db::Stmt& st, const Bytes&
   if (!*row) return std::optional<BaselineIdentity>();
   sqlite3_stmt* s = st.get();
   const auto text = [&](int col) { return std::string(db::column_blob(s, col)); };
-  BaselineIdentity id{text(0), text(1), text(2), static_cast<uint64_t>(sqlite3_column_int64(s, 3))};
-  id.xattr = sqlite3_column_int64(s, 4) != 0;
+  BaselineIdentity id{text(0), text(1), text(2), static_cast<uint64_t>(sqlite3_column_int64(s, 3)),
+                      sqlite3_column_int64(s, 4) != 0, std::string()};
   return std::optional<BaselineIdentity>(std::move(id));
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "fim/base/sys.h"
 #include "fim_config.h"
@@ -41,13 +42,7 @@ Status check_signature(const RunOptions& opts, const BaselineMeta& meta, Sink& s
   return {};
 }
 
-std::string host_id() {
-  auto id = read_small_file("/etc/machine-id", 128);
-  if (!id) return "unknown";
-  std::string s = *id;
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s.empty() ? "unknown" : s;
-}
+std::string host_id() { return machine_id(); }
 
 BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m) {
   return BaselineFacts{path, m.is_signed, m.key_id, m.created_ns, m.entry_count, m.content_sha256, m.baseline_id, m.roots};
@@ -74,6 +69,10 @@ Result<std::optional<SigningKey>> signing_key(const RunOptions& opts) {
     if (!k) return k.error();
     return std::optional<SigningKey>(std::move(*k));
   }
+  // Only a key that is not there is missing: one behind a directory this user may not search
+  // (/etc/fimctl/keys is 0700) is unreadable, and the error says so (errno: "needs root").
+  if (errno != ENOENT && errno != ENOTDIR)
+    return make_error(Errc::Io, "cannot read signing key " + quote(key_path), errno);
   if (!opts.allow_unsigned)
     return make_error(Errc::Usage, "no signing key at " + quote(key_path) +
                                        ": create one with 'fimctl key generate', or pass --unsigned to write an "

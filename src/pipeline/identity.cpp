@@ -192,7 +192,7 @@ Status repin_verified(const RunOptions& opts, const BaselineMeta& meta, StateSto
 Status commit_pinned(const RunOptions& opts, StateStore& state, BaselineWriter& w, BaselineMeta* meta,
                      const std::optional<SigningKey>& key, Sink& sink) {
   FIM_TRY(state.pin_next(opts.db_path, BaselineIdentity{meta->baseline_id, roots_digest(meta->roots),
-                                                        key ? key->key_id() : std::string(), meta->sequence}));
+                                                        key ? key->key_id() : std::string(), meta->sequence, false, std::string()}));
   FIM_TRY(w.commit(meta));
   FIM_TRY(pin_written(opts, state, *meta, w, sink));
   prune_hook_records(opts, state, sink);  // the new baseline has taken what the runs before it did

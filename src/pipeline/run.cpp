@@ -122,11 +122,13 @@ Status link_previous(const Bytes& db_path) {
   ::unlink(tmp.c_str());
   if (::link(db_path.c_str(), tmp.c_str()) != 0)
     return make_error(Errc::Io, "cannot keep the replaced baseline as " + quote(db_path + ".prev"), errno);
+  track_temp_file(tmp);  // removed by a Ctrl-C (src/cli/main.cpp)
   return {};
 }
 
 Status keep_previous(const Bytes& db_path, bool installed) {
   const Bytes tmp = db_path + ".prev.tmp", prev = db_path + ".prev";
+  untrack_temp_file(tmp);
   if (!installed) {
     ::unlink(tmp.c_str());
     return {};

@@ -143,4 +143,10 @@ void summary_record(Writer& w, const Summary& s) {
   w.num("exit_code", static_cast<uint64_t>(s.exit_code));
 }
 
+void stamp(Writer& w) {
+  static const std::string id = machine_id();  // fixed for the life of the process
+  w.str("time", format_time_ns(now_ns()));
+  w.object("host").str("name", host_name()).str("id", id).close();
+}
+
 }  // namespace fim::json

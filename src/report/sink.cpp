@@ -144,6 +144,7 @@ class JsonSink final : public Sink {
 
  private:
   std::string finish_record(json::Writer& w) {
+    json::stamp(w);
     w.members(extra_);
     return w.take();
   }

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -134,16 +135,17 @@ int list_directory(int fd, std::vector<Bytes>* names, std::vector<bool>* is_dir)
     if (n < 0) return errno;
     if (n == 0) return 0;
     for (long off = 0; off < n;) {
+      // The kernel's struct linux_dirent64 without its flexible array member (not ISO C++):
+      // the name follows d_type.
       struct linux_dirent64 {
         ino64_t d_ino;
         off64_t d_off;
         unsigned short d_reclen;
         unsigned char d_type;
-        char d_name[];
       };
       const auto* d = reinterpret_cast<const linux_dirent64*>(buf + off);
+      const char* nm = buf + off + offsetof(linux_dirent64, d_type) + 1;
       off += d->d_reclen;
-      const char* nm = d->d_name;
       if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
       bool dir = d->d_type == DT_DIR;
       if (d->d_type == DT_UNKNOWN) {

@@ -246,12 +246,14 @@ def downgrade_to_schema_1(ctx):
 
 
 def verdicts(ctx):
-    """check's change records and counts (not its time or the baseline's digest)."""
+    """check's change records and counts (not its time, the records' time and host, or the
+    baseline's digest)."""
     rc, out, err = ctx.run("--format", "ndjson", "check")
     recs = [json.loads(l) for l in out.splitlines()]
     expect(recs and recs[-1]["type"] == "summary", f"check: exit {rc}: {err}\n{out}")
     summary = {k: recs[-1][k] for k in ("entries", "added", "removed", "changed", "incomplete", "exit_code")}
-    return rc, [r for r in recs if r["type"] == "change"], summary
+    changes = [{k: v for k, v in r.items() if k not in ("time", "host")} for r in recs if r["type"] == "change"]
+    return rc, changes, summary
 
 
 def case_migrate_older_schema(ctx):
@@ -446,10 +448,10 @@ def case_accept_and_log(ctx):
 
 def case_status_without_the_daemons_db_names_it(ctx):
     """status believes the daemon only through the state.db beside the baseline it watches: with
-    a --db whose directory does not exist, the error says so and names --db (exit 18), instead of
-    a bare 'cannot resolve baseline directory'."""
+    a --db where there is no baseline (its directory does not exist), the error says there is
+    none (17, as check's) and names --db, instead of a bare 'cannot resolve baseline directory'."""
     missing = os.path.join(ctx.tmp, "nowhere", "baseline.db")
-    ctx.refused(18, "give the daemon's --db", "status", "--socket", os.path.join(ctx.tmp, "w.sock"), db=missing)
+    ctx.refused(17, "give the running daemon's --db", "status", "--socket", os.path.join(ctx.tmp, "w.sock"), db=missing)
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}

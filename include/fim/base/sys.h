@@ -59,6 +59,26 @@ Status write_all(int fd, std::string_view data, const char* what);
 /// Contents of a small file (at most `limit` bytes), e.g. /etc/machine-id.
 Result<std::string> read_small_file(const char* path, size_t limit);
 
+/// Files a fatal signal must not leave behind: a baseline being written (its temp file) and
+/// init --force's link to the replaced one. The CLI's SIGINT/SIGTERM handler removes them with
+/// remove_temp_files(), which is async-signal-safe (fixed slots, unlink(2) only). A few slots:
+/// one writer at a time, plus its .prev link; a path that does not fit is simply not tracked
+/// (the next writer removes stale temp files anyway).
+void track_temp_file(const Bytes& path);
+void untrack_temp_file(const Bytes& path);
+/// Removes every tracked file; returns how many there were. Async-signal-safe.
+int remove_temp_files();
+/// The writer's rename installed a baseline in this process (read by the signal handler, to
+/// say whether one was written). Async-signal-safe.
+void note_baseline_installed();
+bool baseline_installed();
+
+/// This machine's id (/etc/machine-id, trailing newline removed; "unknown" when unreadable),
+/// as baselines record it and records carry it in `host`.
+std::string machine_id();
+/// gethostname(2) ("unknown" when it fails): `host.name` of every record.
+std::string host_name();
+
 /// docs/design.md, Threat model, trusted paths: refuses (Errc::Usage, naming the component) a file
 /// that anyone but root or the effective user could replace: the file or any directory on its path
 /// (links resolved) owned by someone else, or writable by group or others, except a root-owned

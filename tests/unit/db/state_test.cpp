@@ -244,8 +244,8 @@ TEST_CASE("an abandoned report is not kept, and accept moves only a current last
 }
 
 TEST_CASE("the identity attribute names the path it was written for, in one spelling only") {
-  BaselineIdentity i{"0123456789abcdef0123456789abcdef", "", "1a2b3c4d5e6f7a8b", 7};
-  i.at = path_tag("/var/lib/fimctl/baseline.db");
+  BaselineIdentity i{"0123456789abcdef0123456789abcdef", "", "1a2b3c4d5e6f7a8b", 7, false,
+                     path_tag("/var/lib/fimctl/baseline.db")};
   CHECK(i.at.size() == 32);
   CHECK(i.at != path_tag("/var/lib/fimctl/decoy.db"));
   const std::string text = identity_xattr_text(i);

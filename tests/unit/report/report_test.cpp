@@ -148,6 +148,23 @@ TEST_CASE("make_sink: extra fields end every JSON record, the summary's too") {
   CHECK(lines == 2);
 }
 
+TEST_CASE("every JSON record carries time and host, the summary's too (issue 20)") {
+  Summary s;
+  s.command = "check";
+  const Record a = rec("/a", 0644);
+  for (const Format f : {Format::Ndjson, Format::Json}) {
+    const std::string out = run_sink(f, s, [&](Sink& sink) {
+      sink.change(ChangeKind::Added, nullptr, &a, 0, nullptr);
+      sink.alert("unsigned", "x");
+    });
+    size_t times = 0, hosts = 0;
+    for (size_t pos = 0; (pos = out.find("\"time\":\"", pos)) != std::string::npos; ++pos) ++times;
+    for (size_t pos = 0; (pos = out.find("\"host\":{\"name\":\"", pos)) != std::string::npos; ++pos) ++hosts;
+    CHECK(times == 3);  // the change, the alert, the summary
+    CHECK(hosts == 3);
+  }
+}
+
 TEST_CASE("format registry: every row parses back to itself, nothing else parses") {
   for (const auto& row : kFormats) {
     REQUIRE(parse_format(row.name).has_value());

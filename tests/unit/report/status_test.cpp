@@ -68,7 +68,7 @@ TEST_CASE("parse_status refuses what is not a status record") {
 
 TEST_CASE("parse_status: malformed and hostile replies end in an error, never a loop") {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
-  for (const std::string bad : {std::string(R"({"dirty":[}]})"), std::string(R"({"schema":"fimctl.v1","type":"status","dirty":[)"),
+  for (const std::string& bad : {std::string(R"({"dirty":[}]})"), std::string(R"({"schema":"fimctl.v1","type":"status","dirty":[)"),
                                 std::string(R"({"schema":"fimctl.v1","type":"status","dirty":[}]})"), deep,
                                 std::string(size_t{1} << 25, ' ')}) {
     CAPTURE(bad.substr(0, 60));
