@@ -24,12 +24,14 @@ FIM_BUILD_PACKAGES=(
 # busybox-static: the image of the namespaced containers the root tests build (no Docker).
 # podman, runc: watch --containers with a real runtime (tests/root/watch_podman_test.py), on
 # an image imported from a busybox tree; runc because crun refuses this hosts' hybrid cgroups.
+# zsh, fish: the generated zsh and fish completion scripts are loaded and run in the real
+# shells (tests/cli/completion_test.py).
 # python3-yaml: the manifests of share/k8s are parsed and checked (tests/cli/k8s_test.py).
 # debootstrap, gpg: the package tests build a Debian root, sign an apt
 # repository of their own and upgrade a package in it (tests/root/package_test.py); gpgv and
 # apt-helper, which check --packages runs, come with apt itself.
 FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev systemd fuse3 libfuse3-dev e2fsprogs
-                   busybox-static debootstrap gpg python3-yaml podman runc)
+                   busybox-static debootstrap gpg python3-yaml podman runc zsh fish)
 
 # The Debian package (debian/; scripts/quickstart and scripts/test build it): debhelper runs
 # the build (dh with the meson build system), dpkg-dev has dpkg-buildpackage, fakeroot is not

@@ -130,6 +130,11 @@ def case_install_tree(ctx):
     completion = has(os.path.join(ctx.datadir, "bash-completion", "completions", "fimctl"), 0o644)
     rc, out, _ = ctx.run([ctx.fimctl, "completion", "bash"])
     expect(rc == 0 and read(completion) == out, "the installed completion is not `fimctl completion bash`")
+    for shell, path in [("zsh", ("zsh", "vendor-completions", "_fimctl")),
+                        ("fish", ("fish", "vendor_completions.d", "fimctl.fish"))]:
+        rc, out, _ = ctx.run([ctx.fimctl, "completion", shell])
+        expect(rc == 0 and read(has(os.path.join(ctx.datadir, *path), 0o644)) == out,
+               f"the installed {shell} completion is not `fimctl completion {shell}`")
 
     unitdir = ctx.unitdir(d)
     if unitdir:

@@ -98,7 +98,9 @@ def case_install_purge(fimctl, tmp):
            f"the postinst does not name the init command: {installed[-1500:]}")
     expect(not os.path.exists(root + "/var/lib/fimctl/baseline.db"), "the postinst made a baseline")
     for path in ["/usr/sbin/fimctl", "/usr/share/man/man8/fimctl.8.gz", "/usr/share/man/man5/fimctl.toml.5.gz",
-                 "/usr/share/bash-completion/completions/fimctl", "/lib/systemd/system/fimctl-check.service",
+                 "/usr/share/bash-completion/completions/fimctl",
+                 "/usr/share/zsh/vendor-completions/_fimctl", "/usr/share/fish/vendor_completions.d/fimctl.fish",
+                 "/lib/systemd/system/fimctl-check.service",
                  "/lib/systemd/system/fimctl-check.timer", "/lib/systemd/system/fimctl-watch.service",
                  "/usr/libexec/fimctl/fimctl-cron", "/usr/share/fimctl/fimctl.toml"]:
         expect(os.path.isfile(root + path), f"{path} is not installed")
