@@ -25,12 +25,20 @@ FIM_BUILD_PACKAGES=(
 # podman, runc: watch --containers with a real runtime (tests/root/watch_podman_test.py), on
 # an image imported from a busybox tree; runc because crun refuses this hosts' hybrid cgroups.
 # prometheus: promtool checks the scheduled check's node-exporter textfile (tests/cli/scheduled_test.py).
+# zsh, fish: the generated zsh and fish completion scripts are loaded and run in the real
+# shells (tests/cli/completion_test.py).
 # python3-yaml: the manifests of share/k8s are parsed and checked (tests/cli/k8s_test.py).
 # debootstrap, gpg: the package tests build a Debian root, sign an apt
 # repository of their own and upgrade a package in it (tests/root/package_test.py); gpgv and
 # apt-helper, which check --packages runs, come with apt itself.
 FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev systemd fuse3 libfuse3-dev e2fsprogs
-                   busybox-static debootstrap gpg python3-yaml podman runc prometheus)
+                   busybox-static debootstrap gpg python3-yaml podman runc prometheus zsh fish)
+
+# The Debian package (debian/; scripts/quickstart and scripts/test build it): debhelper runs
+# the build (dh with the meson build system), dpkg-dev has dpkg-buildpackage, fakeroot is not
+# needed (Rules-Requires-Root: no). lintian checks the package (scripts/test only).
+FIM_DEB_PACKAGES=(debhelper dpkg-dev)
+FIM_DEB_TEST_PACKAGES=(lintian)
 
 # The vm suite (tests/vm/run-vm.sh): qemu boots Debian's kernels (TCG), cpio + busybox-static
 # make the initramfs, xz-utils unpacks 6.12's modules, e2fsprogs the ext4 image.
@@ -50,6 +58,22 @@ ensure_packages() {
   echo "installing: ${missing[*]}" >&2
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# build_deb DIR: builds the binary packages from a copy of the source tree in DIR/src, so
+# that dpkg-buildpackage's outputs (obj-*, debian/fimctl, and the .debs it writes to the
+# parent directory) stay out of the tree: the .debs, .changes and .buildinfo land in DIR.
+# Prints the path of fimctl_VERSION_ARCH.deb. Extra environment (DEB_BUILD_OPTIONS) passes on.
+build_deb() {
+  local dir=$1
+  rm -rf "$dir" && mkdir -p "$dir/src"
+  tar --exclude='./build*' --exclude=./.git --exclude='./obj-*' --exclude=./debian/.debhelper \
+      --exclude=./debian/fimctl --exclude=./debian/fimctl-dbgsym --exclude=./debian/tmp -cf - . |
+    tar -xf - -C "$dir/src"
+  (cd "$dir/src" && dpkg-buildpackage -b -uc -us) >&2
+  local version
+  version=$(dpkg-parsechangelog -l debian/changelog -S Version)
+  echo "$dir/fimctl_${version}_$(dpkg --print-architecture).deb"
 }
 
 # meson setup DIR [OPTIONS...], once; later runs just rebuild.

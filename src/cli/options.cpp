@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Over 500 lines: CLI11 (slow to compile) stays in this one file, commands and completion alike.
 // The command surface (docs/design.md, Architecture). CLI11 throws; the exceptions stay in
 // this file.
 #include "options.h"
+
+#include "completion.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -45,200 +46,8 @@ Files:
   /run/fimctl/watch.sock          the watch daemon's status socket (--socket)
   )" FIM_DEFAULT_DB R"(   the baseline (--db moves it; a .lock file sits beside it)
 
-See fimctl(1) and fimctl.toml(5).)";
+See fimctl(8) and fimctl.toml(5).)";
 
-// --- completion: the bash completion script and the list of names, both walked from the
-// CLI::App itself, so a new command or option appears in them without further edits.
-
-/// Commands a user can type: "" (fimctl itself), "init", "config check", ... Hidden commands
-/// (no group, such as `completion`) are left out, and so is everything below them.
-void walk_commands(CLI::App* app, const std::string& path, std::vector<std::pair<std::string, CLI::App*>>* out) {
-  out->emplace_back(path, app);
-  for (auto* sub : app->get_subcommands([](CLI::App* s) { return !s->get_group().empty(); }))
-    walk_commands(sub, path.empty() ? sub->get_name() : path + " " + sub->get_name(), out);
-}
-
-/// Options shown in --help (a hidden one has no group), positional arguments apart.
-bool visible_option(CLI::Option* o) { return !o->get_group().empty() && o->nonpositional(); }
-
-/// The names of an option as typed ("-c", "--config"); empty for a positional argument.
-std::vector<std::string> option_names(const CLI::Option* o) {
-  std::vector<std::string> names;
-  for (const auto& s : o->get_snames()) names.push_back("-" + s);
-  for (const auto& l : o->get_lnames()) names.push_back("--" + l);
-  return names;
-}
-
-/// What an option's value is: "" (a flag), "file" (type FILE, PATH or PATH|...), "dir" (DIR),
-/// "words:a b c" (the choices of a CLI::IsMember check) or "text" (anything else: N, TEXT,
-/// FILE:LINE:COLUMN).
-std::string value_kind(CLI::Option* o) {
-  if (o->get_expected_max() == 0) return "";
-  // get_type_name() is the type name followed by ":" and the description of each check;
-  // IsMember describes itself as {a,b,c}.
-  std::vector<std::string> descs;
-  try {
-    for (int i = 0;; ++i) descs.push_back(o->get_validator(i)->get_description());
-  } catch (const CLI::OptionNotFound&) {  // past the last check
-  }
-  std::string type = o->get_type_name(), words;
-  for (auto it = descs.rbegin(); it != descs.rend(); ++it) {
-    const std::string& desc = *it;
-    if (desc.empty()) continue;
-    if (desc.size() > 2 && desc.front() == '{' && desc.back() == '}') words = desc.substr(1, desc.size() - 2);
-    if (type.size() > desc.size() && type.compare(type.size() - desc.size() - 1, std::string::npos, ":" + desc) == 0)
-      type.resize(type.size() - desc.size() - 1);
-  }
-  if (!words.empty()) {
-    std::replace(words.begin(), words.end(), ',', ' ');
-    return "words:" + words;
-  }
-  if (type == "DIR") return "dir";
-  if (type == "FILE" || type == "PATH" || type.rfind("PATH|", 0) == 0) return "file";
-  return "text";
-}
-
-/// The visible options of `app` and of the commands above it (CLI11's fallthrough: they may
-/// follow the command), nearest first; an option of a command that repeats one above it
-/// (every command's -h,--help) is listed once.
-std::vector<CLI::Option*> options_of(CLI::App* app) {
-  std::vector<CLI::Option*> out;
-  std::vector<std::string> seen;
-  for (CLI::App* a = app; a; a = a->get_parent()) {
-    for (auto* o : a->get_options(visible_option)) {
-      const auto names = option_names(o);
-      const auto is_seen = [&](const std::string& n) { return std::find(seen.begin(), seen.end(), n) != seen.end(); };
-      if (std::any_of(names.begin(), names.end(), is_seen)) continue;
-      seen.insert(seen.end(), names.begin(), names.end());
-      out.push_back(o);
-    }
-  }
-  return out;
-}
-
-/// The kind (as value_kind) of a command's positional arguments, "" when it takes none.
-std::string positional_kind(CLI::App* app) {
-  for (auto* o : app->get_options([](CLI::Option* x) { return x->get_positional() && !x->nonpositional(); }))
-    return value_kind(o);
-  return "";
-}
-
-std::string sh_quote(const std::string& s) {
-  std::string q = "'";
-  for (const char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
-  return s;
-}
-
-/// `fimctl completion list`: one tab-separated line per name a user can type or write, for
-/// the man-page test: "command\tPATH", "option\tCOMMAND\tNAMES\tKIND", "positional\tCOMMAND\tKIND",
-/// "key\tTABLE\tKEY" (the policy keys fimctl.toml(5) documents; TABLE as messages name it).
-std::string completion_list(CLI::App& app) {
-  std::vector<std::pair<std::string, CLI::App*>> cmds;
-  walk_commands(&app, "", &cmds);
-  std::string out;
-  for (const auto& [path, a] : cmds) {
-    if (!path.empty()) out += "command\t" + path + "\n";
-    for (auto* o : a->get_options(visible_option)) {
-      // A command's own -h,--help repeats fimctl's: listed under fimctl only.
-      if (a != &app && o == a->get_help_ptr()) continue;
-      out += "option\t" + path + "\t" + join(option_names(o)) + "\t" + value_kind(o) + "\n";
-    }
-    if (const auto k = positional_kind(a); !k.empty()) out += "positional\t" + path + "\t" + k + "\n";
-  }
-  for (const auto& t : config_keys())
-    for (const auto k : t.keys) out += "key\t" + std::string(t.where) + "\t" + std::string(k) + "\n";
-  return out;
-}
-
-/// `fimctl completion bash`: a self-contained script (plain bash; bash-completion loads it on
-/// demand from its completions directory but is not needed). The data is generated as case
-/// statements, one branch per command; _fimctl walks the words typed so far to the command.
-std::string completion_bash(CLI::App& app) {
-  std::vector<std::pair<std::string, CLI::App*>> cmds;
-  walk_commands(&app, "", &cmds);
-  std::string subs, opts, values, positionals;
-  for (const auto& [path, a] : cmds) {
-    std::vector<std::string> names;
-    for (auto* s : a->get_subcommands([](CLI::App* x) { return !x->get_group().empty(); }))
-      names.push_back(s->get_name());
-    if (!names.empty()) subs += "    " + sh_quote(path) + ") REPLY=" + sh_quote(join(names)) + " ;;\n";
-    std::vector<std::string> all;
-    for (auto* o : options_of(a)) {
-      const auto on = option_names(o);
-      all.insert(all.end(), on.begin(), on.end());
-      if (const auto k = value_kind(o); !k.empty()) {
-        std::string patterns;
-        for (const auto& n : on) patterns += (patterns.empty() ? "" : " | ") + sh_quote(path + "|" + n);
-        values += "    " + patterns + ") REPLY=" + sh_quote(k) + " ;;\n";
-      }
-    }
-    opts += "    " + sh_quote(path) + ") REPLY=" + sh_quote(join(all)) + " ;;\n";
-    if (const auto k = positional_kind(a); !k.empty())
-      positionals += "    " + sh_quote(path) + ") REPLY=" + sh_quote(k) + " ;;\n";
-  }
-  return "# bash completion for fimctl(1), generated by 'fimctl completion bash' (fimctl " FIM_VERSION
-         ")\n# from its command-line definition: regenerate it, do not edit it.\n"
-         "# shellcheck shell=bash\n\n"
-         "# Each sets REPLY for a command (\"\" is fimctl itself, \"config check\" a nested one).\n"
-         "_fimctl_commands() {  # its subcommands\n  REPLY=\n  case $1 in\n" + subs + "  esac\n}\n\n"
-         "_fimctl_options() {  # its options and those of the commands above it\n  REPLY=\n  case $1 in\n" +
-         opts + "  esac\n}\n\n"
-         "_fimctl_value() {  # $2's value: file, dir, text or words:LIST; fails for a flag\n"
-         "  case \"$1|$2\" in\n" + values + "    *) return 1 ;;\n  esac\n}\n\n"
-         "_fimctl_positional() {  # its arguments: file, or fails when it takes none\n  case $1 in\n" + positionals +
-         "    *) return 1 ;;\n  esac\n}\n\n"
-         R"(_fimctl_complete() {  # $1: a kind as above, $2: the word to complete
-  case $1 in
-    file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$2") ;;
-    dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$2") ;;
-    words:*) mapfile -t COMPREPLY < <(compgen -W "${1#words:}" -- "$2") ;;
-  esac
-}
-
-_fimctl() {
-  local cur=${COMP_WORDS[COMP_CWORD]} prev='' cmd='' w i REPLY
-  COMPREPLY=()
-  # The command so far: words that name a subcommand of it, skipping options and their values
-  # ("--db FILE", and "--db = FILE" as bash splits "--db=FILE").
-  for ((i = 1; i < COMP_CWORD; i++)); do
-    w=${COMP_WORDS[i]}
-    if [[ $w == -* ]]; then
-      if _fimctl_value "$cmd" "$w"; then
-        ((i++))
-        [[ ${COMP_WORDS[i]-} == = ]] && ((i++))
-      fi
-    else
-      _fimctl_commands "$cmd"
-      [[ " $REPLY " == *" $w "* ]] && cmd=${cmd:+$cmd }$w
-    fi
-  done
-  [[ $cur == = ]] && cur=''
-  ((COMP_CWORD > 1)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
-  [[ $prev == = && $COMP_CWORD -gt 2 ]] && prev=${COMP_WORDS[COMP_CWORD - 2]}
-  if [[ $prev == -* ]] && _fimctl_value "$cmd" "$prev"; then
-    _fimctl_complete "$REPLY" "$cur"
-  elif [[ $cur == -* ]]; then
-    _fimctl_options "$cmd"
-    _fimctl_complete "words:$REPLY" "$cur"
-  else
-    _fimctl_commands "$cmd"
-    if [[ -n $REPLY ]]; then
-      _fimctl_complete "words:$REPLY" "$cur"
-    elif _fimctl_positional "$cmd"; then
-      _fimctl_complete "$REPLY" "$cur"
-    fi
-  fi
-  return 0
-}
-complete -F _fimctl fimctl
-)";
-}
 
 /// fimctl's own options (they may also follow the command). Returns -c,--config.
 CLI::Option* add_global_options(CLI::App& app, Options* o, std::string* format) {
@@ -612,11 +421,14 @@ int parse_options(int argc, char** argv, Options* o) {
   add_policy_commands(app, o);
   add_status_commands(app, add_watch_command(app, o), o);
 
-  // Hidden (no group): `completion bash` prints the bash completion script (meson installs
-  // its output), `completion list` every command, option and policy key (the man-page test).
+  // Hidden (no group): `completion bash|zsh|fish` prints that shell's completion script (meson
+  // installs their output), `completion list` every command, option and policy key (the
+  // man-page test). completion.cpp writes them.
   auto* completion = app.add_subcommand("completion", "print completion data")->group("");
   completion->require_subcommand(1);
   completion->add_subcommand("bash", "the bash completion script")->group("");
+  completion->add_subcommand("zsh", "the zsh completion script")->group("");
+  completion->add_subcommand("fish", "the fish completion script")->group("");
   completion->add_subcommand("list", "commands, options and policy keys, one per line")->group("");
 
   try {
@@ -638,8 +450,7 @@ int parse_options(int argc, char** argv, Options* o) {
     return 16;
   }
   if (completion->parsed()) {
-    const bool bash = completion->get_subcommands().at(0)->get_name() == "bash";
-    std::fputs((bash ? completion_bash(app) : completion_list(app)).c_str(), stdout);
+    std::fputs(completion_script(app, completion->get_subcommands().at(0)->get_name()).c_str(), stdout);
     return 0;
   }
   for (const auto* sub : app.get_subcommands()) {

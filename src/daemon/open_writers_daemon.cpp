@@ -14,7 +14,7 @@ namespace fim::watchd {
 namespace {
 
 // The scan's interval: a write through a shared mapping is reported within this (plus the
-// pass and the compare). Documented in fimctl(1), WATCH.
+// pass and the compare). Documented in fimctl(8), WATCH.
 constexpr double kOpenWriterInterval = 5;
 constexpr const char* kIncomplete = "files held open for writing: scan incomplete";
 

@@ -117,7 +117,7 @@ def case_install_tree(ctx):
     binary = has(os.path.join(ctx.sbindir, "fimctl"), 0o755)
     rc, out, err = ctx.run([binary, "version"])
     expect(rc == 0 and out.startswith("fimctl "), f"installed fimctl version: exit {rc}: {out}{err}")
-    has(os.path.join(ctx.mandir, "man1", "fimctl.1"), same_as=os.path.join(SOURCE, "man", "fimctl.1"))
+    has(os.path.join(ctx.mandir, "man8", "fimctl.8"), same_as=os.path.join(SOURCE, "man", "fimctl.8"))
     has(os.path.join(ctx.mandir, "man5", "fimctl.toml.5"), same_as=os.path.join(SOURCE, "man", "fimctl.toml.5"))
     policy = os.path.join(SHARE, "fimctl.toml")
     has(os.path.join(ctx.datadir, "fimctl", "fimctl.toml"), same_as=policy)
@@ -130,6 +130,11 @@ def case_install_tree(ctx):
     completion = has(os.path.join(ctx.datadir, "bash-completion", "completions", "fimctl"), 0o644)
     rc, out, _ = ctx.run([ctx.fimctl, "completion", "bash"])
     expect(rc == 0 and read(completion) == out, "the installed completion is not `fimctl completion bash`")
+    for shell, path in [("zsh", ("zsh", "vendor-completions", "_fimctl")),
+                        ("fish", ("fish", "vendor_completions.d", "fimctl.fish"))]:
+        rc, out, _ = ctx.run([ctx.fimctl, "completion", shell])
+        expect(rc == 0 and read(has(os.path.join(ctx.datadir, *path), 0o644)) == out,
+               f"the installed {shell} completion is not `fimctl completion {shell}`")
 
     unitdir = ctx.unitdir(d)
     if unitdir:
@@ -455,24 +460,24 @@ def word_in(word, text):
 
 
 def case_man_coverage(ctx):
-    """Every command, option and flag of the binary is in fimctl(1) (commands in SYNOPSIS
+    """Every command, option and flag of the binary is in fimctl(8) (commands in SYNOPSIS
     and DESCRIPTION, options as a tagged paragraph in OPTIONS: the global ones at its top, a
     command's under a heading that names it), and every policy key the loader accepts is in
     fimctl.toml(5), in the subsection of its table."""
     rc, listing, err = ctx.run([ctx.fimctl, "completion", "list"])
     expect(rc == 0 and listing, f"fimctl completion list: exit {rc}: {err}")
-    man1 = ManPage(os.path.join(SOURCE, "man", "fimctl.1"))
+    man8 = ManPage(os.path.join(SOURCE, "man", "fimctl.8"))
     man5 = ManPage(os.path.join(SOURCE, "man", "fimctl.toml.5"))
     # SYNOPSIS: one usage per group of lines between .br requests.
     synopsis, group = [], []
-    head = read(os.path.join(SOURCE, "man", "fimctl.1")).split(".SH DESCRIPTION")[0].split(".SH SYNOPSIS")[-1]
+    head = read(os.path.join(SOURCE, "man", "fimctl.8")).split(".SH DESCRIPTION")[0].split(".SH SYNOPSIS")[-1]
     for line in head.splitlines() + [".br"]:
         if line.startswith(".br"):
             synopsis.append(" ".join(" ".join(roff_text(l) for l in group).split()))
             group = []
         else:
             group.append(line)
-    description = man1.section("DESCRIPTION")
+    description = man8.section("DESCRIPTION")
     missing = []
     counted = {"command": 0, "option": 0, "key": 0}
     for line in listing.splitlines():
@@ -481,22 +486,22 @@ def case_man_coverage(ctx):
             counted[kind] += 1
             cmd = rest[0]
             if not any(g.startswith("fimctl") and word_in(cmd, g) for g in synopsis):
-                missing.append(f"fimctl.1 SYNOPSIS: fimctl {cmd}")
+                missing.append(f"fimctl.8 SYNOPSIS: fimctl {cmd}")
             if not word_in("fimctl " + cmd, description):  # "fimctl key" in "fimctl key generate" counts
-                missing.append(f"fimctl.1 DESCRIPTION: fimctl {cmd}")
+                missing.append(f"fimctl.8 DESCRIPTION: fimctl {cmd}")
         elif kind == "option":
             counted[kind] += 1
             cmd, names = rest[0], rest[1].split()
             for name in names:
                 if cmd == "":
-                    ok = any(sh == "OPTIONS" and ss == "" and word_in(name, tag) for sh, ss, tag in man1.tags)
+                    ok = any(sh == "OPTIONS" and ss == "" and word_in(name, tag) for sh, ss, tag in man8.tags)
                     where = "OPTIONS"
                 else:
                     last = cmd.split()[-1]
-                    ok = any(word_in(name, tag) and word_in(last, (sh + " " + ss).lower()) for sh, ss, tag in man1.tags)
+                    ok = any(word_in(name, tag) and word_in(last, (sh + " " + ss).lower()) for sh, ss, tag in man8.tags)
                     where = f"a section or subsection naming '{last}' (such as .SS Options of {last})"
                 if not ok:
-                    missing.append(f"fimctl.1: {name} ({'fimctl ' + cmd if cmd else 'global'}) as a .TP tag in {where}")
+                    missing.append(f"fimctl.8: {name} ({'fimctl ' + cmd if cmd else 'global'}) as a .TP tag in {where}")
         elif kind == "key":
             counted[kind] += 1
             table, key = rest

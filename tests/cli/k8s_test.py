@@ -75,7 +75,7 @@ def fimctl_lines(spec):
 
 def check_empty_dirs(spec, where):
     """kubelet creates an emptyDir 0777, and fimctl refuses a baseline or a status socket in a
-    directory others can write (fimctl(1), THREAT MODEL): each emptyDir a container mounts must
+    directory others can write (fimctl(8), THREAT MODEL): each emptyDir a container mounts must
     be made 0755 by a script of the pod before fimctl uses it."""
     empty = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
     scripts = " ".join(" ".join(c.get("args", [])) for c in containers(spec)
