@@ -109,7 +109,7 @@ def case_install_purge(fimctl, tmp):
     expect(not os.path.lexists(root + "/etc/systemd/system/multi-user.target.wants/fimctl-watch.service"),
            "fimctl-watch.service is enabled")
     conffiles = run("dpkg-query", "-W", "-f=${Conffiles}", "fimctl").stdout
-    for path in ["/etc/fimctl/fimctl.toml", "/etc/cron.d/fimctl", "/etc/apt/apt.conf.d/99fimctl"]:
+    for path in ["/etc/fimctl/fimctl.toml", "/etc/cron.d/fimctl", "/etc/apt/apt.conf.d/99fimctl", "/etc/default/fimctl"]:
         expect(re.search(rf"^ {re.escape(path)} [0-9a-f]{{32}}$", conffiles, re.M), f"{path} is no conffile: {conffiles}")
     mode = os.stat(root + "/var/lib/fimctl").st_mode & 0o7777
     expect(mode == 0o700, f"/var/lib/fimctl has mode {mode:o}, not 700")
@@ -119,6 +119,11 @@ def case_install_purge(fimctl, tmp):
     p = run("fimctl", "check", check=False)
     expect(p.returncode == 0, f"check after init: exit {p.returncode}: {p.stdout[-1500:]}{p.stderr[-500:]}")
     expect(os.path.exists(root + "/var/lib/fimctl/baseline.db"), "init made no baseline at the default path")
+    # The scheduled check as the check unit runs it: its last report and the node-exporter
+    # metrics are what purge removes (neither key nor baseline).
+    run("sh", "-c", "mkdir -p /var/lib/prometheus/node-exporter && /usr/libexec/fimctl/fimctl-cron --unit")
+    for path in ["/var/lib/fimctl/last-check.txt", "/var/lib/prometheus/node-exporter/fimctl.prom"]:
+        expect(os.path.isfile(root + path), f"the scheduled check wrote no {path}")
 
     p = run("dpkg", "--purge", "fimctl")
     purged = p.stdout + p.stderr
@@ -128,7 +133,10 @@ def case_install_purge(fimctl, tmp):
            f"postrm does not say it kept the baselines: {purged}")
     left = sorted(files_of(root) - before)
     kept = ("/etc/fimctl/keys/", "/var/lib/fimctl/")
-    stray = [f for f in left if not f.startswith(kept) and f not in ("/etc/fimctl", "/etc/fimctl/keys", "/var/lib/fimctl")]
+    made_here = ("/var/lib/prometheus", "/var/lib/prometheus/node-exporter")  # by this test, not the package
+    stray = [f for f in left if not f.startswith(kept) and
+             f not in ("/etc/fimctl", "/etc/fimctl/keys", "/var/lib/fimctl") + made_here]
+    expect(not os.path.exists(root + "/var/lib/fimctl/last-check.txt"), "purge kept the last report")
     expect(not stray, f"purge left files behind: {stray}")
     expect(os.path.exists(root + "/var/lib/fimctl/baseline.db") and os.listdir(root + "/etc/fimctl/keys"),
            "purge removed the key or the baseline")
