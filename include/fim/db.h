@@ -413,6 +413,11 @@ class BaselineWriter {
   std::unique_ptr<Impl> impl_;
 };
 
+/// The error for a baseline that is not at `path`: "run 'fimctl init'" only where nothing
+/// says one was ever recorded there; when the state.db beside it pinned a sequence for it, it
+/// was removed or hidden, and recording the host as it is now is not the answer.
+Error missing_baseline_error(const Bytes& path);
+
 /// Opens a baseline for reading, refusing anything that is not exactly a fimctl baseline of
 /// the current schema: a missing file, a foreign or corrupt database, a newer or older schema
 /// (Errc::Database; an older one's message names 'fimctl migrate'), or a -wal/-journal file

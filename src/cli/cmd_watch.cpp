@@ -33,7 +33,7 @@ namespace {
 Status baseline_exists(const Bytes& db) {
   struct stat st;
   if (::stat(db.c_str(), &st) == 0) return {};
-  if (errno == ENOENT || errno == ENOTDIR) return make_error(Errc::Database, "no baseline at " + quote(db) + ": run 'fimctl init'");
+  if (errno == ENOENT || errno == ENOTDIR) return missing_baseline_error(db);
   return make_error(Errc::Io, "cannot read baseline " + quote(db), errno);
 }
 

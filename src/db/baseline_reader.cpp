@@ -90,11 +90,30 @@ BaselineReader::~BaselineReader() = default;
 const BaselineMeta& BaselineReader::meta() const { return impl_->meta; }
 const Bytes& BaselineReader::path() const { return impl_->path; }
 
+Error missing_baseline_error(const Bytes& path) {
+  Bytes dir, name;
+  split_path(path, &dir, &name);
+  struct stat st;
+  // state.db alone proves nothing (the apt hook makes one before any init): the sequence it
+  // pinned for this path does.
+  bool recorded = false;
+  if (::lstat((dir + "/state.db").c_str(), &st) == 0)
+    if (auto state = StateStore::open(dir)) {
+      auto seq = (*state)->last_sequence(path);
+      recorded = seq && *seq > 0;
+    }
+  if (recorded)
+    return make_error(Errc::Database, "no baseline at " + quote(path) + ", but the state.db beside it says one was recorded: " +
+                                          "it was removed or hidden (a mount?); restore it from a copy, or check the host " +
+                                          "by other means before 'fimctl init --force' records it as it is now");
+  return make_error(Errc::Database, "no baseline at " + quote(path) + ": run 'fimctl init'");
+}
+
 /// A regular, readable file with no side file SQLite would replay.
 Status BaselineReader::Impl::check_file() {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return make_error(Errc::Database, "no baseline at " + quote(path) + ": run 'fimctl init'");
+    if (errno == ENOENT) return missing_baseline_error(path);
     return make_error(Errc::Database, "cannot read baseline " + quote(path), errno);
   }
   if (!S_ISREG(st.st_mode)) return make_error(Errc::Database, "baseline " + quote(path) + " is not a regular file");

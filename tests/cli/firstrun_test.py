@@ -179,6 +179,20 @@ def case_no_baseline_status(ctx):
     expect(not os.path.exists(os.path.join(ctx.tmp, "lib")), "status created the baseline directory")
 
 
+def case_deleted_baseline_not_told_to_init(ctx):
+    """An intruder deletes the baseline: check, watch and status must not tell the admin to run
+    'fimctl init' (which would record the host as the intruder left it); state.db remembers it."""
+    os.makedirs(ctx.tree)
+    r = fimctl(ctx, "init", ctx.tree)
+    expect(r.rc == 0, f"init: {r.stderr}")
+    os.unlink(ctx.db)
+    for args in (["check"], ["watch"], ["status", "--socket", os.path.join(ctx.tmp, "sock")]):
+        r = fimctl(ctx, *args, fmt=None)
+        one_error_line(r, 17, r"^fimctl: error: no baseline at '" + re.escape(ctx.db) +
+                       r"', but the state.db beside it says one was recorded: it was removed or hidden", args[0])
+        expect("run 'fimctl init'" not in r.stderr, f"{args[0]} tells the admin to run init: {r.stderr}")
+
+
 # --- interrupted init ---------------------------------------------------------------------
 
 def interrupt_case(sig):
@@ -276,6 +290,7 @@ CASES = {
     **{f"nonroot_{n}": nonroot_case(n) for n in NONROOT},
     "no_baseline_watch": case_no_baseline_watch,
     "no_baseline_status": case_no_baseline_status,
+    "deleted_baseline_not_told_to_init": case_deleted_baseline_not_told_to_init,
     "interrupt_init_sigint": interrupt_case(signal.SIGINT),
     "interrupt_init_sigterm": interrupt_case(signal.SIGTERM),
     "records_carry_time_host": case_records_carry_time_host,
