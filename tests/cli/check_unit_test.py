@@ -15,22 +15,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from fimtest import SOURCE, Skip, expect, run, run_main  # noqa: E402
+from fimtest import SOURCE, Skip, expect, read, run, run_main, write  # noqa: E402
 
 SHARE = os.path.join(SOURCE, "share")
-
-
-def read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def write(path, text, mode=None):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-    if mode is not None:
-        os.chmod(path, mode)
 
 
 class Ctx:

@@ -45,6 +45,20 @@ def expect(cond, msg):
         raise Failure(msg() if callable(msg) else msg)
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def write(path, text, mode=None):
+    """Writes `text` to `path`, making its directories, then sets `mode` when given."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    if mode is not None:
+        os.chmod(path, mode)
+
+
 def need_tool(tool):
     """Skips the case when `tool` is not on PATH."""
     if not shutil.which(tool):
