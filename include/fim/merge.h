@@ -76,8 +76,6 @@ BaselineMeta successor_meta(const Policy& policy, const std::string& roots_sourc
                             uint64_t after, std::vector<JournalEntry> journal, std::vector<Acceptance> accepted,
                             const std::string& baseline_id);
 
-/// This machine's id (/etc/machine-id), as recorded in baselines.
-std::string host_id();
 BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m);
 /// Who runs this, for the journal: the login name behind sudo when there is one.
 std::string current_user();

@@ -40,12 +40,6 @@ std::string_view falco_priority(const Rule* rule) {
   return "Warning";
 }
 
-std::string this_host() {
-  char h[256] = {};
-  if (::gethostname(h, sizeof h - 1) != 0) return "unknown";
-  return h;
-}
-
 std::string falco_payload(std::string_view rule, std::string_view priority, std::string_view output,
                           const json::Writer& fields, const std::vector<std::string>& tags, const std::string& host) {
   json::Writer w;

@@ -46,7 +46,6 @@ struct Trigger {
 json::Writer trigger_fields(const Trigger* t);
 /// Falco's priority names (falcosidekick filters and routes on them) for fimctl's severities.
 std::string_view falco_priority(const Rule* rule);
-std::string this_host();
 /// The JSON Falco writes with json_output (what falcosidekick's POST / accepts): output,
 /// priority, rule, time, source, tags, hostname and output_fields (`fields`).
 std::string falco_payload(std::string_view rule, std::string_view priority, std::string_view output,
@@ -106,7 +105,7 @@ class StreamSink final : public Sink {
   const Trigger* trigger_ = nullptr;
   HttpPoster* falco_ = nullptr;
   WhoFn who_;
-  std::string host_ = this_host();
+  std::string host_ = host_name();
 };
 
 }  // namespace fim::watchd

@@ -61,9 +61,9 @@ Result<BaselineMeta> run_adopt(const RunOptions& opts, const Bytes& file, Sink& 
   BaselineMeta meta = (*reader)->meta();
   FIM_TRY(detail::check_signature(as_file, meta, sink));
   std::string reason = opts.reason;
-  if (meta.host_id != detail::host_id()) {
+  if (meta.host_id != machine_id()) {
     reason += " (made on host " + meta.host_id + ")";
-    meta.host_id = detail::host_id();
+    meta.host_id = machine_id();
   }
   auto state = detail::open_state(opts.db_path);
   if (!state) return state.error();

@@ -42,8 +42,6 @@ Status check_signature(const RunOptions& opts, const BaselineMeta& meta, Sink& s
   return {};
 }
 
-std::string host_id() { return machine_id(); }
-
 BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m) {
   return BaselineFacts{path, m.is_signed, m.key_id, m.created_ns, m.entry_count, m.content_sha256, m.baseline_id, m.roots};
 }
@@ -103,9 +101,9 @@ Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
   const BaselineMeta& meta = t.base->meta();
   // Trust before any result: signature, host, sequence. The rows are verified as they stream.
   FIM_TRY(check_signature(opts, meta, sink));
-  if (meta.host_id != host_id())
+  if (meta.host_id != machine_id())
     return make_error(Errc::Trust, "baseline " + quote(opts.db_path) + " was made on host " +
-                                       escape_terminal(meta.host_id) + ", this is host " + host_id());
+                                       escape_terminal(meta.host_id) + ", this is host " + machine_id());
   // A read-only state directory must not stop a check: say so.
   t.state = open_state(opts.db_path);
   // A state.db that cannot be written is an alert (T16), a planted one is refused: alerting
@@ -155,7 +153,7 @@ BaselineMeta successor_meta(const Policy& policy, const std::string& roots_sourc
   next.baseline_id = baseline_id.empty() ? new_baseline_id() : baseline_id;
   next.created_ns = now_ns();
   next.fimctl_version = FIM_VERSION;
-  next.host_id = host_id();
+  next.host_id = machine_id();
   next.policy_digest = policy_digest(policy);
   next.policy_source = policy.source;
   next.roots_source = roots_source;
