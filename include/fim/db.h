@@ -24,6 +24,7 @@
 #include "fim/base/digest.h"
 #include "fim/base/fd.h"
 #include "fim/base/result.h"
+#include "fim/keys.h"  // SigningKey, VerifyKey: every baseline reader and writer takes one
 
 namespace fim {
 namespace db {
@@ -134,46 +135,6 @@ BaselineIdentity identity_as_installed(const Bytes& path, const BaselineMeta& m)
 /// The text the signature covers: the content digest (which covers every row, the roots and
 /// the policy digest), the sequence, host, policy, time, version and key id.
 std::string manifest_text(const BaselineMeta& m);
-
-/// An Ed25519 key and its id (the first 16 hex digits of the SHA-256 of the raw public key):
-/// what SigningKey and VerifyKey share.
-class Ed25519Key {
- public:
-  ~Ed25519Key();
-  Ed25519Key(Ed25519Key&&) noexcept;
-  Ed25519Key& operator=(Ed25519Key&&) noexcept;
-  const std::string& key_id() const;
-
- protected:
-  struct Impl;
-  explicit Ed25519Key(std::unique_ptr<Impl> impl);
-  static Result<std::unique_ptr<Impl>> load_impl(const Bytes& path, bool private_key);
-  std::unique_ptr<Impl> impl_;
-};
-
-/// The host's Ed25519 signing key (PEM, mode 0600, on a trusted path).
-class SigningKey : public Ed25519Key {
- public:
-  static Result<SigningKey> load(const Bytes& path);
-  /// Writes DIR/signing.key (0600) and DIR/signing.pub (0644); refuses to replace either.
-  /// Returns the new key id.
-  static Result<std::string> generate(const Bytes& dir);
-  /// Hex signature of `message`.
-  Result<std::string> sign(std::string_view message) const;
-
- private:
-  using Ed25519Key::Ed25519Key;
-};
-
-/// The public half, which is all a host needs to verify (signing may happen elsewhere).
-class VerifyKey : public Ed25519Key {
- public:
-  static Result<VerifyKey> load(const Bytes& path);
-  bool verify(std::string_view message, std::string_view signature_hex) const;
-
- private:
-  using Ed25519Key::Ed25519Key;
-};
 
 /// Mutable state beside the baseline (docs/design.md, Formats: state.db): the highest sequence
 /// verified or written per baseline path (an older baseline copied back is caught), the last
