@@ -343,6 +343,9 @@ void add_status_commands(CLI::App& app, CLI::App* watch, Options* o) {
                                              "state.db says about coverage gaps");
   for (auto* sub : {watch, status})
     sub->add_option("--socket", o->socket, "the daemon's status socket")->type_name("FILE")->capture_default_str();
+  // Hidden (no group): watched_roots()'s answer, the daemon's coverage as a check sees it
+  // (covered roots, since, the paths events named), for tests and for looking into one.
+  status->add_flag("--watched", o->watched, "print what the daemon vouches for (watched evidence)")->group("");
   status->footer("Exit 0 when the daemon runs and no root is waiting for a rescan; 8 when it does not run or\n"
                  "some root's events were lost and its rescan has not finished (a coverage gap).");
 

@@ -30,5 +30,7 @@ struct StateStore::Impl {
 
 /// The apt sessions and the writes the watch daemon saw in them (state_apt.cpp).
 Status create_apt_session_tables(sqlite3* db);
+/// The watch daemon's coverage per root and its evented paths (state_coverage.cpp).
+Status create_coverage_tables(sqlite3* db);
 
 }  // namespace fim
