@@ -139,7 +139,9 @@ void Watcher::sync_coverage() {
   const int64_t offset = now - boottime_ns();
   const bool stepped = clock_offset_ != 0 && std::llabs(offset - clock_offset_) > kClockStepNs;
   clock_offset_ = offset;
-  const bool behind = now < clock_high_ns_;
+  // Nothing begins while state.db fails to record the daemon's coverage (until its next
+  // heartbeat or dirty mark is written): what it would vouch for could not be kept.
+  const bool behind = now < clock_high_ns_ || coverage_failing_;
   clock_high_ns_ = std::max(clock_high_ns_, now);
   std::map<Bytes, std::set<Bytes>> paths;
   std::map<Bytes, int64_t> covered;
@@ -158,11 +160,16 @@ void Watcher::sync_coverage() {
     covered = covered_;
   }
   const Bytes& base = o_.run.db_path;
+  // Failures count as every coverage write's do; a success here does not clear them (an
+  // update of these rows can succeed where the heartbeat and gap records do not).
+  const auto failed = [&](const Status& st, const char* what) {
+    if (!st) recorded(st, what);
+  };
   const auto end = [&](const Bytes& root) {
     covered_db_[root] = -1;  // unknown until the write succeeds
     Status st = state_->end_coverage(base, root);
     if (st) covered_db_.erase(root);
-    recorded(st, "the end of a root's coverage");
+    failed(st, "the end of a root's coverage");
     evented_count_.erase(root);
   };
   for (auto it = covered_db_.begin(); it != covered_db_.end();) {
@@ -175,7 +182,7 @@ void Watcher::sync_coverage() {
     Status st = state_->start_coverage(base, root, since, ::getpid());
     covered_db_[root] = st ? since : -1;
     evented_count_[root] = 0;
-    recorded(st, "the start of a root's coverage");
+    failed(st, "the start of a root's coverage");
   }
   for (auto it = paths.begin(); it != paths.end();) {  // only what a coverage in state.db holds
     auto c = covered.find(it->first);
@@ -183,8 +190,7 @@ void Watcher::sync_coverage() {
     it = keep ? std::next(it) : paths.erase(it);
   }
   auto added = state_->add_evented(base, paths);
-  recorded(added ? Status{} : Status(added.error()), "the paths events named");
-  if (!added) return;
+  if (!added) return failed(added.error(), "the paths events named");
   for (const auto& [root, n] : *added) {
     if ((evented_count_[root] += n) <= kEventedMax) continue;
     std::lock_guard<std::mutex> lk(mu_);  // begins again, empty, at the next sync

@@ -16,7 +16,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from fimtest import POLICY, run, run_main  # noqa: E402
-from watch_test import Daemon, daemon_with_small_queue, files_while_stopped, small_tree  # noqa: E402
+from root_test import mount  # noqa: E402
+from watch_test import Daemon, daemon_with_small_queue, files_while_stopped, filesystem, init, small_tree  # noqa: E402
 
 
 def watched(d):
@@ -145,6 +146,42 @@ def case_coverage_ends_on_sighup(fimctl, tmp):
         d.wait_for(lambda r: r["type"] == "reload", what="the reload record")
         not_from_before(d, tree, since)
         covered(d, tree, after=since)
+        assert d.stop() == 0
+
+
+def case_coverage_ends_when_state_db_full(fimctl, tmp):
+    """state.db's filesystem fills up (coverage_not_recorded): the paths events name can no longer
+    be kept, so no coverage is vouched for, in status or to a check; it begins again, later, once
+    writes succeed."""
+    mnt = filesystem(tmp, "tmpfs")
+    db_dir = f"{tmp}/dbfs"
+    os.makedirs(db_dir)
+    mount("-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", db_dir)
+    tree = f"{mnt}/watched"
+    os.makedirs(tree)
+    with open(f"{tree}/f", "w") as f:
+        f.write("x\n")
+    db = f"{db_dir}/baseline.db"
+    init(fimctl, db, tree)
+    with Daemon(fimctl, tmp, db) as d:
+        since, _ = covered(d, tree)
+        with open(f"{db_dir}/filler", "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        d.wait_for(lambda r: r["type"] == "alert" and r["code"] == "coverage_not_recorded", timeout=40,
+                   what="the coverage_not_recorded alert")
+        with open(f"{tree}/f", "a") as f:  # named while nothing can be kept
+            f.write("y\n")
+        rc, st = d.status()
+        assert rc == 8 and not [c for c in st["covered_since"] if c["since_ns"] <= since], st
+        assert watched(d) == {}, watched(d)
+        os.unlink(f"{db_dir}/filler")
+        again, ev = covered(d, tree, after=since, timeout=40)
+        assert again > since, (since, again)
         assert d.stop() == 0
 
 
