@@ -170,7 +170,7 @@ void Watcher::sync_coverage() {
     Status st = state_->end_coverage(base, root);
     if (st) covered_db_.erase(root);
     failed(st, "the end of a root's coverage");
-    evented_count_.erase(root);
+    evented_db_.erase(root);
   };
   for (auto it = covered_db_.begin(); it != covered_db_.end();) {
     const Bytes root = (it++)->first;
@@ -181,18 +181,26 @@ void Watcher::sync_coverage() {
     if (covered_db_.count(root)) continue;
     Status st = state_->start_coverage(base, root, since, ::getpid());
     covered_db_[root] = st ? since : -1;
-    evented_count_[root] = 0;
+    evented_db_[root].clear();
     failed(st, "the start of a root's coverage");
   }
   for (auto it = paths.begin(); it != paths.end();) {  // only what a coverage in state.db holds
     auto c = covered.find(it->first);
     const bool keep = c != covered.end() && covered_db_.count(it->first) && covered_db_[it->first] == c->second;
-    it = keep ? std::next(it) : paths.erase(it);
+    if (keep) {
+      // A path state.db already holds is not written again (a flood rewrites the same files).
+      const auto& known = evented_db_[it->first];
+      for (auto p = it->second.begin(); p != it->second.end();) p = known.count(*p) ? it->second.erase(p) : std::next(p);
+    }
+    it = keep && !it->second.empty() ? std::next(it) : paths.erase(it);
   }
+  if (paths.empty()) return;
   auto added = state_->add_evented(base, paths);
   if (!added) return failed(added.error(), "the paths events named");
-  for (const auto& [root, n] : *added) {
-    if ((evented_count_[root] += n) <= kEventedMax) continue;
+  for (auto& [root, set] : paths) {
+    auto& known = evented_db_[root];
+    known.merge(set);
+    if (known.size() <= kEventedMax) continue;
     std::lock_guard<std::mutex> lk(mu_);  // begins again, empty, at the next sync
     covered_.erase(root);
     evented_.erase(root);

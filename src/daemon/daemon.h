@@ -173,7 +173,7 @@ class Watcher {
   std::set<Bytes> marked_roots_;  // main thread
   MountWatch mounts_;             // main thread
   std::map<Bytes, int64_t> covered_db_;       // main thread: state.db's coverage rows (-1: unknown)
-  std::map<Bytes, uint64_t> evented_count_;   // main thread: evented paths in state.db per root
+  std::map<Bytes, std::set<Bytes>> evented_db_;  // main thread: the evented paths state.db holds
   int64_t clock_offset_ = 0;   // main thread: realtime - boottime at the last sync (0: none yet)
   int64_t clock_high_ns_ = 0;  // main thread: the latest realtime seen; no coverage begins before it
   std::unique_ptr<ContainerRoots> containers_;  // main thread; null without --containers
