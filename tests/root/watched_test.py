@@ -10,6 +10,7 @@ must end at anything that casts doubt on it and begin again later, never from be
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -182,6 +183,24 @@ def case_coverage_ends_when_state_db_full(fimctl, tmp):
         os.unlink(f"{db_dir}/filler")
         again, ev = covered(d, tree, after=since, timeout=40)
         assert again > since, (since, again)
+        assert d.stop() == 0
+
+
+def case_coverage_ends_on_mount_over_root(fimctl, tmp):
+    """A tmpfs mounted over a directory below the root: coverage ends (what the mount hides is
+    not watched); unmounted again, it begins after the rescan, later than the mount."""
+    tree, db = small_tree(fimctl, tmp)
+    os.makedirs(f"{tree}/sub")
+    with Daemon(fimctl, tmp, db, extra=["--mount-events", "poll"]) as d:
+        d.change(f"{tree}/sub", "added")  # made after init: compared once, then covered again
+        since, _ = covered(d, tree)
+        mount("-t", "tmpfs", "-o", "size=1m", "evil", f"{tree}/sub")
+        d.wait_for(lambda r: r["type"] == "alert" and r["code"] == "mount_attached", what="mount_attached")
+        not_from_before(d, tree, since)
+        assert watched(d) == {}, watched(d)  # hidden: degraded while it stays
+        subprocess.run(["umount", f"{tree}/sub"], check=True)
+        d.wait_for(lambda r: r["type"] == "alert" and r["code"] == "mount_detached", what="mount_detached")
+        covered(d, tree, after=since)
         assert d.stop() == 0
 
 
