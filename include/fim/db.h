@@ -240,20 +240,6 @@ class StateStore {
   Status daemon_beat(const Bytes& baseline, int64_t pid, int64_t started_ns, int64_t now_ns, bool stopped);
   Result<std::optional<Daemon>> daemon(const Bytes& baseline);
 
-  /// The daemon's continuous coverage per root and the paths events named since it began
-  /// (state_coverage.cpp; what watched_roots() confirms with a live daemon's answer).
-  struct Covered {
-    int64_t since_ns = 0, pid = 0;
-  };
-  /// Coverage of `root` begins at since_ns: its evented paths are cleared.
-  Status start_coverage(const Bytes& baseline, const Bytes& root, int64_t since_ns, int64_t pid);
-  /// Coverage ends for `root` (empty: every root) and its evented paths go.
-  Status end_coverage(const Bytes& baseline, const Bytes& root);
-  /// Paths per root, in one transaction; how many were new per root.
-  Result<std::map<Bytes, uint64_t>> add_evented(const Bytes& baseline, const std::map<Bytes, std::set<Bytes>>& paths);
-  /// `root`'s coverage and (sorted) evented paths, read together; none when not covered.
-  Result<std::optional<Covered>> coverage(const Bytes& baseline, const Bytes& root, std::vector<Bytes>* evented);
-
   /// The apt hook (share/apt/99fimctl): "name:arch" -> version before a dpkg run, and each
   /// run's changes as "name:arch old new" lines (old or new "-" for installs and removals).
   Status set_apt_snapshot(const std::map<std::string, std::string>& versions);
@@ -329,6 +315,7 @@ class StateStore {
  private:
   Status report_of(const Bytes& baseline, const std::string& content_sha256);
   struct Impl;
+  friend class CoverageRows;  // the watch daemon's coverage tables (fim/coverage_rows.h)
   explicit StateStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "fim/coverage_rows.h"
 #include "daemon.h"
 
 namespace fim::watchd {
@@ -167,7 +168,7 @@ void Watcher::sync_coverage() {
   };
   const auto end = [&](const Bytes& root) {
     covered_db_[root] = -1;  // unknown until the write succeeds
-    Status st = state_->end_coverage(base, root);
+    Status st = CoverageRows(*state_).end(base, root);
     if (st) covered_db_.erase(root);
     failed(st, "the end of a root's coverage");
     evented_db_.erase(root);
@@ -179,7 +180,7 @@ void Watcher::sync_coverage() {
   }
   for (const auto& [root, since] : covered) {
     if (covered_db_.count(root)) continue;
-    Status st = state_->start_coverage(base, root, since, ::getpid());
+    Status st = CoverageRows(*state_).start(base, root, since, ::getpid());
     covered_db_[root] = st ? since : -1;
     evented_db_[root].clear();
     failed(st, "the start of a root's coverage");
@@ -195,7 +196,7 @@ void Watcher::sync_coverage() {
     it = keep && !it->second.empty() ? std::next(it) : paths.erase(it);
   }
   if (paths.empty()) return;
-  auto added = state_->add_evented(base, paths);
+  auto added = CoverageRows(*state_).add_evented(base, paths);
   if (!added) return failed(added.error(), "the paths events named");
   for (auto& [root, set] : paths) {
     auto& known = evented_db_[root];

@@ -28,6 +28,7 @@
 #include <cstring>
 #include <thread>
 
+#include "fim/coverage_rows.h"
 #include "fim/merge.h"
 #include "daemon.h"
 
@@ -93,7 +94,7 @@ Status Watcher::setup() {
   const int64_t now = now_ns();
   recorded(state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now, false), "the heartbeat");
   // A previous daemon's coverage ended with it (stopped or killed): this one's begins later.
-  if (Status st = state_->end_coverage(o_.run.db_path, Bytes()); !st) recorded(st, "the end of the last daemon's coverage");
+  if (Status st = CoverageRows(*state_).end(o_.run.db_path, Bytes()); !st) recorded(st, "the end of the last daemon's coverage");
 
   // Marks before the first rescan, so nothing falls between the two.
   std::vector<Bytes> roots;
@@ -336,7 +337,7 @@ void Watcher::shut_down(std::thread& worker_thread, const Status& result) {
     std::lock_guard<std::mutex> lk(mu_);
     covered_.clear();
   }
-  if (Status st = state_->end_coverage(o_.run.db_path, Bytes()); !st) recorded(st, "the end of coverage at stop");
+  if (Status st = CoverageRows(*state_).end(o_.run.db_path, Bytes()); !st) recorded(st, "the end of coverage at stop");
   recorded(state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now_ns(), true), "the clean stop");
   const bool bound = servers_.serves_status();
   servers_.stop();  // nothing answers on the name once it is gone

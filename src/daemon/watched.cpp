@@ -6,7 +6,7 @@
 // and its path recorded), and state.db's coverage row and evented paths for the same root,
 // since and pid. Rows alone vouch for nothing: a daemon that died left them.
 #include "fim/base/sys.h"
-#include "fim/db.h"
+#include "fim/coverage_rows.h"
 #include "fim/pipeline.h"
 
 namespace fim {
@@ -28,7 +28,7 @@ Result<std::vector<WatchedRoot>> watched_roots(const Bytes& socket_path, const B
     for (const auto& d : s->dirty) dirty |= d.root == c.root;
     if (dirty || c.since_ns <= 0) continue;
     WatchedRoot w{c.root, c.since_ns, {}};
-    auto row = (*store)->coverage(db_path, c.root, &w.evented);
+    auto row = CoverageRows(**store).get(db_path, c.root, &w.evented);
     if (!row) return row.error();
     if (!*row || (*row)->since_ns != c.since_ns || (*row)->pid != s->pid) continue;
     out.push_back(std::move(w));

@@ -11,7 +11,7 @@
 
 #include <functional>
 
-#include "fim/db.h"
+#include "fim/coverage_rows.h"
 #include "replay_daemon.h"
 
 using namespace fim;
@@ -112,7 +112,7 @@ TEST_CASE("coverage: a stopped daemon vouches for nothing, and the next one's co
   auto s = StateStore::open(d.path());
   REQUIRE(s.has_value());
   std::vector<Bytes> ev;
-  auto row = (*s)->coverage(d / "db", d / "t", &ev);
+  auto row = CoverageRows(**s).get(d / "db", d / "t", &ev);
   REQUIRE(row.has_value());
   CHECK_FALSE(row->has_value());  // the clean stop ended it in state.db too
   const int64_t restart = now_ns();
@@ -130,7 +130,7 @@ TEST_CASE("coverage_rows_of_a_killed_daemon_vouch_for_nothing") {
   { Daemon w(d, {d / "t"}); }  // a baseline and a state.db
   auto s = StateStore::open(d.path());
   REQUIRE(s.has_value());
-  REQUIRE((*s)->start_coverage(d / "db", d / "t", 1, ::getpid()).has_value());
+  REQUIRE(CoverageRows(**s).start(d / "db", d / "t", 1, ::getpid()).has_value());
   REQUIRE((*s)->daemon_beat(d / "db", ::getpid(), 1, now_ns(), false).has_value());
   CHECK(ask(d).empty());
 }
