@@ -334,6 +334,7 @@ class StateStore {
  private:
   Status report_of(const Bytes& baseline, const std::string& content_sha256);
   struct Impl;
+  friend class CoverageRows;  // the watch daemon's coverage tables (fim/coverage_rows.h)
   explicit StateStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

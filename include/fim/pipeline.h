@@ -241,6 +241,14 @@ struct WatchStatus {
     std::string start, end, reason;
   };
   std::vector<Gap> gaps;  ///< state.db only: the last coverage gaps
+  struct Covered {
+    Bytes root;
+    int64_t since_ns = 0;  ///< the record carries it exact (covered_since.since_ns) and as text
+  };
+  /// A running daemon's roots covered without a break, each since when (docs/design.md, Real
+  /// time: coverage); a root absent is not covered now. Only in an answer that came after
+  /// the request (fresh): a stale snapshot vouches for nothing.
+  std::vector<Covered> covered;
   /// Set when a peer answered on the socket but was not provably the daemon (its uid, its pid
   /// against state.db's heartbeat): what it said was ignored, and why.
   std::string untrusted;
@@ -248,6 +256,12 @@ struct WatchStatus {
 
 /// Asks the daemon on `socket_path`; when none answers, reads state.db beside `db_path`.
 Result<WatchStatus> watch_status(const Bytes& socket_path, const Bytes& db_path);
+
+/// What a running, trusted watch daemon vouches for now (WatchedRoot, above). Empty when no daemon answers on `socket_path` or its answer is not trusted (status's rules:
+/// WatchStatus::untrusted), when it is degraded, busy rescanning, or says nothing for a root
+/// (src/daemon/watched.cpp). A root is returned only when state.db beside `db_path` holds the
+/// same coverage (since, pid) the live daemon answered; an error only when that read fails.
+Result<std::vector<WatchedRoot>> watched_roots(const Bytes& socket_path, const Bytes& db_path);
 /// The status record ({"schema":..,"type":"status",...}, one line with its newline).
 std::string status_json(const WatchStatus& s);
 /// The status for people: a headline, then one line per field of the record in its order,

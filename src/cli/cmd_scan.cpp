@@ -254,7 +254,17 @@ int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
                  escape_terminal(ro->db_path).c_str(), ro->jobs, ro->policy.source.c_str(),
                  roots.empty() ? " those stored in the baseline" : roots.c_str());
   }
-  if (fn == run_check) auto_accept(o, *ro, *sink);
+  if (fn == run_check) {
+    auto_accept(o, *ro, *sink);
+    // check --fast: what a running watch daemon vouches for (docs/design.md, Evidence), asked
+    // before the check opens state.db for writing (the daemon writes it every tick).
+    const bool fast = ro->check_mode == "fast" || (ro->check_mode.empty() && ro->policy.check_mode == "fast");
+    if (fast && ro->sysroot_fd < 0) {
+      auto sock = absolute_path(o.socket);
+      if (auto w = sock ? watched_roots(*sock, ro->db_path) : Result<std::vector<WatchedRoot>>(sock.error())) ro->watched = std::move(*w);
+      else if (!o.quiet) std::fprintf(stderr, "fimctl: check --fast without the watch daemon's coverage: %s\n", w.error().describe().c_str());
+    }
+  }
   auto summary = fn(*ro, *sink);
   if (ro->progress) std::fputs("\r\x1b[K", stderr);
   if (!summary) return report_error(summary.error());

@@ -115,6 +115,22 @@ int cmd_status(const Options& o) {
   if (!db) return report_error(db.error());
   auto sock = absolute_path(o.socket);
   if (!sock) return report_error(sock.error());
+  if (o.watched) {
+    // One record: {"type":"watched","roots":[{"root","since","since_ns","evented":[..]}]};
+    // roots empty when nothing is vouched for (no trusted daemon, degraded, not covered).
+    auto w = watched_roots(*sock, *db);
+    if (!w) return report_error(w.error());
+    json::Writer j;
+    j.schema("watched").array("roots");
+    for (const auto& r : *w) {
+      j.object().bytes("root", r.root).str("since", format_time_ns(r.since_ns)).num("since_ns", r.since_ns);
+      j.array("evented");
+      for (const auto& p : r.evented) j.object().bytes("path", p).close();
+      j.close().close();
+    }
+    std::fputs((j.take() + "\n").c_str(), stdout);
+    return 0;
+  }
   auto st = watch_status(*sock, *db);
   // Without an answer from a daemon, status reads the state.db beside the baseline: with no
   // baseline there, that is the error to name (a daemon started with another --db: give it).

@@ -354,8 +354,14 @@ CLI::App* add_watch_command(CLI::App& app, Options* o) {
 void add_status_commands(CLI::App& app, CLI::App* watch, Options* o) {
   auto* status = app.add_subcommand("status", "ask the running watch daemon how it is doing; without one, what "
                                              "state.db says about coverage gaps");
-  for (auto* sub : {watch, status})
-    sub->add_option("--socket", o->socket, "the daemon's status socket")->type_name("FILE")->capture_default_str();
+  for (auto* sub : {watch, status, app.get_subcommand("check")})
+    sub->add_option("--socket", o->socket, sub == watch || sub == status ? "the daemon's status socket"
+                                                                         : "check --fast: the watch daemon to ask what it vouches for")
+        ->type_name("FILE")
+        ->capture_default_str();
+  // Hidden (no group): watched_roots()'s answer, the daemon's coverage as a check sees it
+  // (covered roots, since, the paths events named), for tests and for looking into one.
+  status->add_flag("--watched", o->watched, "print what the daemon vouches for (watched evidence)")->group("");
   status->footer("Exit 0 when the daemon runs and no root is waiting for a rescan; 8 when it does not run or\n"
                  "some root's events were lost and its rescan has not finished (a coverage gap).");
 

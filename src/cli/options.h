@@ -47,6 +47,7 @@ struct Options {
   std::string debounce = "10ms";            ///< watch --debounce
   std::string heartbeat = "5m";             ///< watch --heartbeat
   std::string socket = "/run/fimctl/watch.sock";  ///< watch/status --socket
+  bool watched = false;  ///< status --watched (hidden): what 'check --fast' may rest on
   std::string falco_url;                    ///< watch --falco-url
   std::string metrics;                      ///< watch --metrics HOST:PORT
   std::string bpf = "auto";                 ///< watch --bpf auto|off|required

@@ -3,10 +3,21 @@
 // were lost, the gap records that say for how long, and state.db keeping both. A failure to
 // record coverage is itself reported (an alert, and status lists it until a write succeeds):
 // a daemon that cannot say what it missed must not look as if it missed nothing.
+//
+// Continuous coverage (what 'check --fast' may rest `watched` evidence on, watched.cpp): a
+// root is covered from the moment it is marked, its start (or last) rescan ended clean and no
+// loss is pending, until anything casts doubt on it: a dirty mark (overflow, BPF loss, read
+// error, mount change, new or replaced baseline), a failed mark, a reload, a state.db write
+// that failed, too many evented paths, the daemon's stop. It then begins again later, never
+// from before the doubt. The paths events named meanwhile go to state.db once a tick (one
+// transaction), and before every status answer.
 #include <syslog.h>
+#include <time.h>
 
 #include <algorithm>
+#include <cstdlib>
 
+#include "fim/coverage_rows.h"
 #include "daemon.h"
 
 namespace fim::watchd {
@@ -25,7 +36,7 @@ void Watcher::mark_all_dirty(const std::string& reason, int64_t since_ns) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     roots = roots_;
-    for (const auto& r : roots) dirty_[r] = Mark{reason, now};
+    for (const auto& r : roots) set_dirty(r, reason, now);
     ctr_.all_dirty(reason, now);  // and every container's
     pending_.clear();  // the rescans cover them
     pending_dirs_.clear();
@@ -70,9 +81,12 @@ void Watcher::recorded(const Status& st, const char* what) {
     return;
   }
   const bool first = !coverage_failing_.exchange(true);
-  if (first) {
+  {
+    // What state.db holds may lack evented paths now: no root stays covered from before.
     std::lock_guard<std::mutex> lk(mu_);
-    degraded_.push_back(kEntry);
+    if (first) degraded_.push_back(kEntry);
+    covered_.clear();
+    evented_.clear();
   }
   // Said once when it starts failing and then at most once a minute (a full disk fails every write).
   const double now = monotonic_seconds();
@@ -81,6 +95,117 @@ void Watcher::recorded(const Status& st, const char* what) {
   last_coverage_alert_ = now;
   sink_.alert("coverage_not_recorded", std::string("state.db did not record ") + what + " (" + st.error().describe() +
                                            "): a daemon restarted now would not know what it missed; run 'fimctl check'");
+}
+
+namespace {
+
+/// Evented paths kept per root: beyond it the root's coverage begins again (empty) rather
+/// than drop a path.
+constexpr uint64_t kEventedMax = 100000;
+/// A realtime clock whose offset to CLOCK_BOOTTIME moved by more than this was stepped.
+constexpr int64_t kClockStepNs = 2'000'000'000;
+
+int64_t boottime_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+void Watcher::set_dirty(const Bytes& root, const std::string& reason, int64_t at_ns) {
+  dirty_[root] = Mark{reason, at_ns};
+  covered_.erase(root);
+  evented_.erase(root);
+}
+
+void Watcher::note_evented(const Bytes& path) {
+  for (auto& [root, since] : covered_) {
+    if (!path_within(path, root)) continue;
+    auto& set = evented_[root];
+    set.insert(path);
+    if (set.size() > kEventedMax) {  // a flood between two ticks: begin again
+      evented_.erase(root);
+      covered_.erase(root);
+      return;
+    }
+  }
+}
+
+void Watcher::sync_coverage() {
+  const int64_t now = now_ns();
+  // A step of the realtime clock: a since from before it and a hash time from after it (or
+  // the reverse) do not compare, so every root's coverage ends; and none begins at a time
+  // earlier than one already seen (this daemon's, or its predecessor's last heartbeat).
+  const int64_t offset = now - boottime_ns();
+  const bool stepped = clock_offset_ != 0 && std::llabs(offset - clock_offset_) > kClockStepNs;
+  clock_offset_ = offset;
+  // Nothing begins while state.db fails to record the daemon's coverage (until its next
+  // heartbeat or dirty mark is written): what it would vouch for could not be kept.
+  const bool behind = now < clock_high_ns_ || coverage_failing_;
+  clock_high_ns_ = std::max(clock_high_ns_, now);
+  std::map<Bytes, std::set<Bytes>> paths;
+  std::map<Bytes, int64_t> covered;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stepped) covered_.clear();
+    for (auto it = covered_.begin(); it != covered_.end();) {
+      const bool gone = std::find(roots_.begin(), roots_.end(), it->first) == roots_.end();
+      it = gone || dirty_.count(it->first) || unmarked_.count(it->first) ? covered_.erase(it) : std::next(it);
+    }
+    // Whole again: marked, its rescan done, nothing pending against it.
+    for (const auto& r : roots_)
+      if (!behind && marked_roots_.count(r) && !dirty_.count(r) && !unmarked_.count(r) && !covered_.count(r))
+        covered_[r] = now;
+    paths.swap(evented_);
+    covered = covered_;
+  }
+  const Bytes& base = o_.run.db_path;
+  // Failures count as every coverage write's do; a success here does not clear them (an
+  // update of these rows can succeed where the heartbeat and gap records do not).
+  const auto failed = [&](const Status& st, const char* what) {
+    if (!st) recorded(st, what);
+  };
+  const auto end = [&](const Bytes& root) {
+    covered_db_[root] = -1;  // unknown until the write succeeds
+    Status st = CoverageRows(*state_).end(base, root);
+    if (st) covered_db_.erase(root);
+    failed(st, "the end of a root's coverage");
+    evented_db_.erase(root);
+  };
+  for (auto it = covered_db_.begin(); it != covered_db_.end();) {
+    const Bytes root = (it++)->first;
+    auto c = covered.find(root);
+    if (c == covered.end() || c->second != covered_db_[root]) end(root);
+  }
+  for (const auto& [root, since] : covered) {
+    if (covered_db_.count(root)) continue;
+    Status st = CoverageRows(*state_).start(base, root, since, ::getpid());
+    covered_db_[root] = st ? since : -1;
+    evented_db_[root].clear();
+    failed(st, "the start of a root's coverage");
+  }
+  for (auto it = paths.begin(); it != paths.end();) {  // only what a coverage in state.db holds
+    auto c = covered.find(it->first);
+    const bool keep = c != covered.end() && covered_db_.count(it->first) && covered_db_[it->first] == c->second;
+    if (keep) {
+      // A path state.db already holds is not written again (a flood rewrites the same files).
+      const auto& known = evented_db_[it->first];
+      for (auto p = it->second.begin(); p != it->second.end();) p = known.count(*p) ? it->second.erase(p) : std::next(p);
+    }
+    it = keep && !it->second.empty() ? std::next(it) : paths.erase(it);
+  }
+  if (paths.empty()) return;
+  auto added = CoverageRows(*state_).add_evented(base, paths);
+  if (!added) return failed(added.error(), "the paths events named");
+  for (auto& [root, set] : paths) {
+    auto& known = evented_db_[root];
+    known.merge(set);
+    if (known.size() <= kEventedMax) continue;
+    std::lock_guard<std::mutex> lk(mu_);  // begins again, empty, at the next sync
+    covered_.erase(root);
+    evented_.erase(root);
+  }
 }
 
 }  // namespace fim::watchd

@@ -92,6 +92,9 @@ class Watcher {
   Status open_loop(UniqueFd* ep);
   /// Reads every event `src` has queued.
   Status drain_source(Source& src);
+  /// What the kernel queued until now (events, BPF losses), before a snapshot: the coverage
+  /// it answers then holds every path named before the client asked.
+  void read_queued();
   /// Handles one ready fd of the loop; true when the daemon is to stop (*result says why).
   bool on_ready(int fd, Status* result);
   /// After the loop: what the kernel still holds is compared, the worker ends, the stop is
@@ -142,6 +145,13 @@ class Watcher {
   /// degraded entry until a write succeeds again.
   void recorded(const Status& st, const char* what);
   void close_gap(const std::string& reason, const std::vector<Bytes>& roots);
+  /// Continuous coverage (coverage.cpp). mu_ held: a root's coverage ends (a loss, a mark
+  /// that failed, a reload, ...); a path an event named, for the covered roots above it.
+  void set_dirty(const Bytes& root, const std::string& reason, int64_t at_ns);
+  void note_evented(const Bytes& path);
+  /// Main thread, before each snapshot: coverage begins for the roots now whole, and
+  /// state.db is brought up to date (ended rows, begun rows, the evented paths noted).
+  void sync_coverage();
   void fatal(Error e);
 
   const WatchOptions& o_;
@@ -162,6 +172,10 @@ class Watcher {
   Servers servers_;  // owns the status and metrics listeners once started (open_loop)
   std::set<Bytes> marked_roots_;  // main thread
   MountWatch mounts_;             // main thread
+  std::map<Bytes, int64_t> covered_db_;       // main thread: state.db's coverage rows (-1: unknown)
+  std::map<Bytes, std::set<Bytes>> evented_db_;  // main thread: the evented paths state.db holds
+  int64_t clock_offset_ = 0;   // main thread: realtime - boottime at the last sync (0: none yet)
+  int64_t clock_high_ns_ = 0;  // main thread: the latest realtime seen; no coverage begins before it
   std::unique_ptr<ContainerRoots> containers_;  // main thread; null without --containers
   DpkgWrites dpkg_;  // main thread: the writers of an apt run in progress (written-by-dpkg)
   double next_mount_alert_ = 0;
@@ -203,6 +217,10 @@ class Watcher {
     int64_t at_ns = 0;  // the latest loss: a rescan clears it only when it began after this
   };
   std::map<Bytes, Mark> dirty_;
+  std::map<Bytes, int64_t> covered_;          // root -> covered since; absent: not covered now
+  std::map<Bytes, std::set<Bytes>> evented_;  // paths events named, not yet in state.db
+  std::set<Bytes> unmarked_;                  // a mark failed: not covered until a rescan marks it
+  bool resolving_inodes_ = false;             // the worker places events named by inode
   ContainerQueue ctr_;  // the containers' pending paths and dirty marks
   /// What the worker takes in one go.
   struct Batch {

@@ -49,6 +49,7 @@ void Watcher::enqueue(const Bytes& path, const Event& ev, bool dir_only) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     merge_trigger((dir_only ? pending_dirs_ : pending_)[path], ev);
+    note_evented(path);
     overfull = pending_.size() + pending_dirs_.size() + pending_inodes_.size() > o_.max_pending;
   }
   if (overfull) {

@@ -28,6 +28,7 @@
 #include <cstring>
 #include <thread>
 
+#include "fim/coverage_rows.h"
 #include "fim/merge.h"
 #include "daemon.h"
 
@@ -89,8 +90,11 @@ Status Watcher::setup() {
   auto prev = state_->daemon(o_.run.db_path);
   int64_t down_since = reader_->meta().created_ns;
   if (prev && *prev) down_since = (*prev)->stopped_ns ? (*prev)->stopped_ns : (*prev)->heartbeat_ns;
+  if (prev && *prev) clock_high_ns_ = std::max((*prev)->heartbeat_ns, (*prev)->stopped_ns);
   const int64_t now = now_ns();
   recorded(state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now, false), "the heartbeat");
+  // A previous daemon's coverage ended with it (stopped or killed): this one's begins later.
+  if (Status st = CoverageRows(*state_).end(o_.run.db_path, Bytes()); !st) recorded(st, "the end of the last daemon's coverage");
 
   // Marks before the first rescan, so nothing falls between the two.
   std::vector<Bytes> roots;
@@ -105,11 +109,10 @@ Status Watcher::setup() {
     sink_.event("gap", f, "not watched from " + format_time_ns(down_since) + " to " + format_time_ns(now) +
                               " (daemon not running): rescanning every root");
     recorded(state_->add_gap(o_.run.db_path, {down_since, now, "daemon_down"}), "the downtime gap");
+    // recorded() takes mu_ when a write fails: called outside it.
+    for (const auto& r : roots) recorded(state_->mark_dirty(o_.run.db_path, r, "daemon_down", now), "a dirty root");
     std::lock_guard<std::mutex> lk(mu_);
-    for (const auto& r : roots) {
-      recorded(state_->mark_dirty(o_.run.db_path, r, "daemon_down", now), "a dirty root");
-      dirty_[r] = Mark{"start", now};
-    }
+    for (const auto& r : roots) set_dirty(r, "start", now);
   }
   return {};
 }
@@ -128,7 +131,7 @@ void Watcher::mark_new_roots() {
   for (const auto& r : fresh) mark_root(r, now);
   // Compared again now that they are marked: nothing between the two is missed.
   std::lock_guard<std::mutex> lk(mu_);
-  for (const auto& r : fresh) dirty_[r] = Mark{"new_root", now};
+  for (const auto& r : fresh) set_dirty(r, "new_root", now);
   cv_.notify_one();
 }
 
@@ -142,6 +145,10 @@ void Watcher::reload() {
   sink_.event("reload", json::Writer::fields(), "policy reloaded from " + p->source);
   std::lock_guard<std::mutex> lk(mu_);
   new_policy_ = std::make_unique<Policy>(std::move(*p));
+  // A reload ends every root's coverage: it begins again after the compare under the new
+  // rules (the full check new_policy_ sets off clears these marks).
+  const int64_t now = now_ns();
+  for (const auto& r : roots_) set_dirty(r, "reload", now);
   cv_.notify_one();
 }
 
@@ -251,6 +258,17 @@ Status Watcher::open_loop(UniqueFd* ep) {
   return {};
 }
 
+void Watcher::read_queued() {
+  if (Status st = drain_source(*source_); !st) {
+    sink_.alert("read_error", std::string(source_->name()) + ": " + st.error().describe());
+    mark_all_dirty("read_error", source_->last_read_ns);
+  }
+  if (sensors_.active()) {
+    loss_since_ = bpf_->last_read_ns;
+    bpf_->poll_losses([this](Event&& ev) { on_event(std::move(ev)); });
+  }
+}
+
 Status Watcher::drain_source(Source& src) {
   for (;;) {
     loss_since_ = src.last_read_ns;  // a loss it reports happened after this
@@ -315,6 +333,11 @@ void Watcher::shut_down(std::thread& worker_thread, const Status& result) {
   }
   cv_.notify_one();
   worker_thread.join();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    covered_.clear();
+  }
+  if (Status st = CoverageRows(*state_).end(o_.run.db_path, Bytes()); !st) recorded(st, "the end of coverage at stop");
   recorded(state_->daemon_beat(o_.run.db_path, ::getpid(), started_ns_, now_ns(), true), "the clean stop");
   const bool bound = servers_.serves_status();
   servers_.stop();  // nothing answers on the name once it is gone

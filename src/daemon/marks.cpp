@@ -112,6 +112,8 @@ void Watcher::mark_root(const Bytes& r, int64_t now) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     degraded_.push_back(escape_terminal(r) + ": " + why);
+    unmarked_.insert(r);  // not covered until a rescan marks it whole
+    covered_.erase(r);
   }
   json::Writer f = json::Writer::fields();
   f.str("reason", "mark_failed");

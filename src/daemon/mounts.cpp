@@ -311,7 +311,7 @@ void Watcher::on_mount(const MountEntry& m, const MountImpact& imp, const std::v
     for (const auto& r : under) lines.push_back(escape_terminal(r) + ": is inside a mount (" + what + ")");
     degraded_.insert(degraded_.end(), lines.begin(), lines.end());
   }
-  for (const auto& r : affected) dirty_[r] = Mark{"mount", now};
+  for (const auto& r : affected) set_dirty(r, "mount", now);
   cv_.notify_one();
 }
 

@@ -74,6 +74,7 @@ void Watcher::queue_open_writers(const std::vector<OpenWriter>& held, const Scan
     // Beyond the bound the main thread's next event rescans every root (coalesced) anyway.
     if (pending_.size() + pending_inodes_.size() >= o_.max_pending) break;
     Trigger& t = by_path[i] ? pending_[w.path] : pending_inodes_[FileId{w.dev, w.ino}];
+    if (by_path[i]) note_evented(w.path);  // by inode: noted when the worker names it
     t.open_for_write = true;
     if (t.pid <= 0) {
       t.pid = w.pid;

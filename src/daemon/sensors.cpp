@@ -116,6 +116,8 @@ Status Watcher::open_socket() {
 }
 
 Snapshot Watcher::snapshot() {
+  read_queued();
+  sync_coverage();  // state.db holds every evented path before a coverage is answered
   Snapshot snap;
   snap.started_ns = started_ns_;
   if (falco_) {
@@ -143,6 +145,10 @@ Snapshot Watcher::snapshot() {
   s.busy = busy_;
   s.degraded = degraded_;
   for (const auto& [root, mark] : dirty_) s.dirty.push_back({root, mark.reason, {}});
+  // Events named by inode and not yet placed on a path: no coverage is vouched for until
+  // the worker has noted their names.
+  if (pending_inodes_.empty() && !resolving_inodes_)
+    for (const auto& [root, since] : covered_) s.covered.push_back({root, since});
   return snap;
 }
 

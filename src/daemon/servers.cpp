@@ -225,7 +225,14 @@ struct Servers::Loop {
   }
 
   void render(Conn& c) {
-    if (c.kind == Kind::Status) return answer(c, status_json(snap->status));
+    if (c.kind == Kind::Status && covered >= c.ticket) return answer(c, status_json(snap->status));
+    if (c.kind == Kind::Status) {
+      // Built before this request: its coverage says nothing of the events since (a check
+      // would trust paths it has not yet recorded), so it is left out.
+      WatchStatus stale = snap->status;
+      stale.covered.clear();
+      return answer(c, status_json(stale));
+    }
     const std::string body = metrics_text(*snap, load(s.status_stats_), load(s.metrics_stats_));
     answer(c, http_response(200, "text/plain; version=0.0.4; charset=utf-8", body));
   }

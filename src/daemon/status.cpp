@@ -161,6 +161,10 @@ std::string status_json(const WatchStatus& s) {
     w.array("degraded");
     for (const auto& d : s.degraded) w.str(d);
     w.close();
+    w.array("covered_since");
+    for (const auto& c : s.covered)
+      w.object().bytes("root", c.root).str("since", format_time_ns(c.since_ns)).num("since_ns", c.since_ns).close();
+    w.close();
   } else if (!s.last_started.empty()) {
     w.str("last_started", s.last_started).str("last_heartbeat", s.last_heartbeat).str("stopped", s.stopped);
   }
@@ -209,6 +213,9 @@ std::string status_text(const WatchStatus& s) {
       count("bpf_events", s.bpf_events), count("bpf_lost", s.bpf_lost), count("bpf_denied", s.bpf_denied);
     field("busy", s.busy ? "true" : "false");
     list("degraded", s.degraded);
+    std::vector<std::string> items;
+    for (const auto& c : s.covered) items.push_back("root=" + c.root + ", since=" + format_time_ns(c.since_ns));
+    list("covered_since", items);
   } else if (!s.last_started.empty()) {
     field("last_started", s.last_started), field("last_heartbeat", s.last_heartbeat), field("stopped", s.stopped);
   }
@@ -255,6 +262,7 @@ Result<WatchStatus> parse_status(std::string_view doc) {
   };
   for (const auto& r : list("roots")) s.roots.push_back(r.string);
   for (const auto& d : list("degraded")) s.degraded.push_back(d.string);
+  for (const auto& c : list("covered_since")) s.covered.push_back({c.bytes("root"), c.i64("since_ns")});
   for (const auto& d : list("dirty")) s.dirty.push_back({d.bytes("root"), d.str("reason"), d.str("since")});
   for (const auto& g : list("gaps")) s.gaps.push_back({g.str("start"), g.str("end"), g.str("reason")});
   return s;

@@ -45,6 +45,11 @@ Status Watcher::verify_baseline(bool first) {
                                       " -> " + policy_->source + "); re-baseline with 'fimctl update'");
   if (replaced) {
     reported_.clear();  // differences are relative to the new baseline now
+    {
+      // Coverage was of the old baseline's entries: it begins again after a compare with this one.
+      std::lock_guard<std::mutex> lk(mu_);
+      for (const auto& r : meta.roots) set_dirty(r, "baseline_replaced", now_ns());
+    }
     sink_.alert("baseline_replaced", "the baseline was replaced (fimctl update or accept): verified again (sequence " +
                                          std::to_string(meta.sequence) + "), every root is compared with it");
   }
@@ -162,7 +167,17 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
   for (const auto& r : roots) {
     // Directories made while events were lost were never marked (their event was among the
     // lost): marked again before the compare, as at start (where mark_root just did it).
-    if (reason != "start" && reason != "new_root") (void)mark_tree(r);
+    // A root whose marks failed is not covered until a rescan marks it whole.
+    if (reason != "start" && reason != "new_root") {
+      const bool whole = static_cast<bool>(mark_tree(r));
+      std::lock_guard<std::mutex> lk(mu_);
+      if (whole) {
+        unmarked_.erase(r);
+      } else {
+        unmarked_.insert(r);
+        covered_.erase(r);
+      }
+    }
     FIM_TRY(compare_path(r, t, cancellable));
     recorded(worker_state_->clear_dirty(o_.run.db_path, r, began), "a root's rescan");
     std::lock_guard<std::mutex> lk(mu_);
@@ -203,6 +218,7 @@ bool Watcher::take_batch(Batch* b) {
   b->paths.swap(pending_);
   b->dirs.swap(pending_dirs_);
   b->inodes.swap(pending_inodes_);
+  resolving_inodes_ = !b->inodes.empty();
   b->execs.swap(execs_);
   b->ctr.tracked = ctr_.tracked;
   b->ctr.work.swap(ctr_.work);
@@ -245,6 +261,10 @@ Status Watcher::compare_batch(Batch& b) {
     for (auto& n : *names) {
       struct stat sb;
       if (lstat_path(n, &sb) != 0 || sb.st_dev != id.dev || static_cast<uint64_t>(sb.st_ino) != id.ino) continue;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        note_evented(n);
+      }
       Trigger& t = b.paths[n];
       t.mask |= trig.mask;
       if (!t.pid) t.pid = trig.pid, t.comm = trig.comm;
@@ -252,6 +272,10 @@ Status Watcher::compare_batch(Batch& b) {
       if (t.via.empty()) t.via = trig.via;
       t.open_for_write |= trig.open_for_write;
     }
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    resolving_inodes_ = false;  // every name is noted
   }
   const auto covered = [&](const Bytes& path) {
     return std::any_of(b.dirty.begin(), b.dirty.end(), [&](const auto& d) { return path_within(path, d.first); });
@@ -264,7 +288,12 @@ Status Watcher::compare_batch(Batch& b) {
     if (outer && path_within(path, *outer)) continue;
     if (covered(path)) continue;
     outer = &path;
-    if (item.second.mark_tree) (void)mark_tree(path);  // a failure shows at the next rescan's marks
+    if (item.second.mark_tree && !mark_tree(path)) {
+      // A failure shows at the next rescan's marks; until then the roots above are not covered.
+      std::lock_guard<std::mutex> lk(mu_);
+      for (const auto& r : roots_)
+        if (path_within(path, r)) unmarked_.insert(r), covered_.erase(r);
+    }
     FIM_TRY(compare_path(path, item.second, false));
   }
   // Directories whose names changed: their own entry (times, link count), unless a subtree
@@ -307,7 +336,7 @@ void Watcher::worker() {
       // Replaced (an update) or edited: trust it again or stop.
       if (Status v = verify_baseline(false); !v) return fatal(v.error());
       std::lock_guard<std::mutex> lk(mu_);
-      for (const auto& r : roots_) dirty_[r] = Mark{"baseline_replaced", now_ns()};
+      for (const auto& r : roots_) set_dirty(r, "baseline_replaced", now_ns());
       continue;
     }
     sink_.alert("compare_failed", st.error().describe());

@@ -3,7 +3,8 @@
 // Baseline): per baseline path, the highest sequence seen (an older, validly signed baseline
 // copied back is refused), the last report (what 'accept' may accept) and the last 20 with
 // their ids (what 'accept --report ID' may accept), the watch daemon's
-// coverage (dirty roots, gaps, liveness); and the apt hook's package snapshots and runs.
+// coverage (dirty roots, gaps, liveness; covered-since per root in state_coverage.cpp); and
+// the apt hook's package snapshots and runs.
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -97,6 +98,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                    Errc::Io));
   FIM_TRY(create_apt_session_tables(raw));
   FIM_TRY(create_fast_check_tables(raw));
+  FIM_TRY(create_coverage_tables(raw));
   return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
 }
 

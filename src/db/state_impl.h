@@ -32,5 +32,7 @@ struct StateStore::Impl {
 Status create_apt_session_tables(sqlite3* db);
 /// check --fast's clock and hashed-at rows (state_fast.cpp).
 Status create_fast_check_tables(sqlite3* db);
+/// The watch daemon's coverage per root and its evented paths (state_coverage.cpp).
+Status create_coverage_tables(sqlite3* db);
 
 }  // namespace fim

@@ -122,13 +122,10 @@ bool FastPlan::due(const Bytes& path, int64_t hashed) const {
   return turn > static_cast<double>(hashed);
 }
 
-bool FastPlan::watched(const Bytes& path, int64_t hashed) const {
-  for (const WatchedRoot& w : f_.watched) {
-    if (!path_within(path, w.root)) continue;
-    if (w.since_ns > hashed) return false;
-    return !std::binary_search(w.evented.begin(), w.evented.end(), path);
-  }
-  return false;
+const WatchedRoot* FastPlan::watched_root(const Bytes& path) const {
+  for (const WatchedRoot& w : f_.watched)
+    if (path_within(path, w.root)) return &w;
+  return nullptr;
 }
 
 void FastPlan::plan(const WalkItem& item, CollectOptions* co) {
@@ -153,12 +150,14 @@ void FastPlan::plan(const WalkItem& item, CollectOptions* co) {
     return;
   }
   if (!same_stat(t, hint_) || timespec_ns(t.st.st_ctim) > f_.now_ns + kClockStepTolerance) return;
-  if (hashed != 0 && watched(t.path, hashed))
-    co->plan = EntryEvidence::Watched;
-  else if (f_.stat_ok)
-    co->plan = EntryEvidence::Stat;
-  else
-    return;
+  // A watch daemon that saw an event on the entry: whatever its times say, it is read (a write
+  // made with the clock set back and forward again leaves times that match). Its coverage since
+  // the entry was last hashed is compared by the clock, so it counts only when the clock rules
+  // hold too.
+  const WatchedRoot* w = watched_root(t.path);
+  if (w && std::binary_search(w->evented.begin(), w->evented.end(), t.path)) return;
+  if (!f_.stat_ok) return;
+  co->plan = w && hashed != 0 && w->since_ns <= hashed ? EntryEvidence::Watched : EntryEvidence::Stat;
   co->expect_handle = (co->mask & attr_bit(Attr::Handle)) && hint_.has(Attr::Handle) ? hint_.get(Attr::Handle).bytes : Bytes();
 }
 

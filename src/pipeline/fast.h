@@ -52,7 +52,7 @@ class FastPlan {
   FastPlan() = default;
   int64_t hashed_at(const Bytes& path) const;
   bool due(const Bytes& path, int64_t hashed) const;
-  bool watched(const Bytes& path, int64_t hashed) const;
+  const WatchedRoot* watched_root(const Bytes& path) const;
 
   Facts f_;
   std::unique_ptr<BaselineReader> hints_;

@@ -168,6 +168,33 @@ TEST_CASE("status: nobody publishes, the client gets the snapshot there is (boun
   CHECK(s->events == 1);
 }
 
+TEST_CASE("stale_status_answer_vouches_for_no_coverage") {
+  // An answer from a snapshot built before the request (the main thread did not publish in
+  // time) cannot say the events queued meanwhile were recorded: it carries no covered_since,
+  // so a fast check does not rest `watched` evidence on it. A fresh one does.
+  test::TempDir dir;
+  Servers servers({32, 5, 0.05});
+  Snapshot snap = with_events(1);
+  snap.status.covered = {{"/etc", 1}};
+  REQUIRE(servers.start(unix_listener(dir / "s.sock"), UniqueFd(), snap));
+  {
+    UniqueFd c = unix_client(dir / "s.sock");
+    auto s = parse_status(read_all(c.get()));
+    REQUIRE(s.has_value());
+    CHECK(s->events == 1);
+    CHECK(s->covered.empty());
+  }
+  servers.publish([] { return with_events(1); });  // takes the first client's refresh request
+  UniqueFd c = unix_client(dir / "s.sock");
+  pollfd p{servers.refresh_fd(), POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 10000) == 1);
+  servers.publish([&] { return snap; });
+  auto s = parse_status(read_all(c.get()));
+  REQUIRE(s.has_value());
+  REQUIRE(s->covered.size() == 1);
+  CHECK(s->covered[0].root == "/etc");
+}
+
 TEST_CASE("beyond the cap a client is closed at once; an idle one at its deadline; then served again") {
   auto [listener, port] = tcp_listener();
   Servers servers({2, 0.3, 0.05});

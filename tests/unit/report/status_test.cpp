@@ -28,6 +28,7 @@ TEST_CASE("status record: written, read back, written again, byte for byte") {
   running.busy = true;
   running.degraded = {"/mnt: EPERM"};
   running.dirty = {{"/etc", "overflow", {}}};
+  running.covered = {{"/usr", 1767225600123456789}};
 
   WatchStatus stopped;
   stopped.baseline = "/db";
@@ -49,6 +50,14 @@ TEST_CASE("status record: written, read back, written again, byte for byte") {
   CHECK(back->baseline == running.baseline);  // exact bytes, through baseline_b64
   CHECK(back->bpf_denied == 3);
   CHECK(back->dirty.size() == 1);
+  // Coverage to the nanosecond (a check compares it with each entry's last hash).
+  REQUIRE(back->covered.size() == 1);
+  CHECK(back->covered[0].root == "/usr");
+  CHECK(back->covered[0].since_ns == 1767225600123456789);
+  CHECK(status_json(running).find(R"j("covered_since":[{"root":"/usr","since":"2026-01-01T00:00:00.123456789Z",)j") !=
+        std::string::npos);
+  CHECK(status_text(running).find("covered_since:\n    - root=/usr, since=2026-01-01T00:00:00.123456789Z\n") !=
+        std::string::npos);
   CHECK(status_json(running).find(R"j("bpf_lsm":"active (x)","bpf_events":0,"bpf_lost":0,"bpf_denied":3,"busy":true)j") !=
         std::string::npos);
   CHECK(status_json(stopped) == "{\"schema\":\"fimctl.v1\",\"type\":\"status\",\"running\":false,\"baseline\":\"/db\","
@@ -123,7 +132,7 @@ TEST_CASE("status for people: rendered from the struct, one line per field of th
   CHECK(text.find("  baseline: /b\\x1b[31m.db\n") != std::string::npos);  // terminal-safe
   CHECK(text.find("  roots:\n    - /etc\n    - /usr\n") != std::string::npos);
   CHECK(text.find("  bpf_denied: 3\n") != std::string::npos);
-  CHECK(text.find("  degraded: none\n  dirty:\n    - root=/etc, reason=overflow\n") != std::string::npos);
+  CHECK(text.find("  degraded: none\n  covered_since: none\n  dirty:\n    - root=/etc, reason=overflow\n") != std::string::npos);
   CHECK(status_text(stopped).find("    - root=/etc, reason=daemon_down, since=t\n  gaps:\n    - start=a, end=b, "
                                   "reason=daemon_down\n") != std::string::npos);
   CHECK(status_text(stopped).rfind("fimctl watch: NOT running (changes are not seen in real time)\n", 0) == 0);
