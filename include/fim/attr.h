@@ -55,7 +55,10 @@ enum class AttrKind : uint8_t {
   X(Caps, "caps", Caps)                 \
   X(Selinux, "selinux", Text)           \
   X(Flags, "flags", Flags)              \
-  X(Xxh128, "xxh128", Digest)
+  X(Xxh128, "xxh128", Digest)           \
+  X(Btime, "btime", Time)               \
+  X(Handle, "handle", Digest)           \
+  X(Verity, "verity", Text)
 
 enum class Attr : uint8_t {
 #define FIM_X(id, key, kind) id,
@@ -109,11 +112,26 @@ struct AttrValue {
   bool operator==(const AttrValue&) const = default;
 };
 
+/// What "unchanged" rests on for one entry (docs/design.md, Evidence), strongest first; the
+/// order is the report's. Not stored in baselines.
+enum class EntryEvidence : uint8_t {
+  Hashed,   ///< read and hashed in this run (every attribute read)
+  Verity,   ///< the kernel's fs-verity digest equals the baseline's; metadata read
+  Watched,  ///< a gapless watch daemon saw no event on it since it was last hashed
+  Stat,     ///< identity and times (dev, inode, handle, btime, ctime, mtime, size) as recorded
+};
+inline constexpr int kEvidenceCount = 4;
+std::string_view evidence_name(EntryEvidence e);
+
 /// What fimctl knows about one path: the unit stored in a baseline and compared by diff.
 struct Record {
   Bytes path;
   EntryStatus status = EntryStatus::Ok;
   int sys_errno = 0;  ///< why the status is not ok, when a system call said so
+  /// check --fast: what this run's verdict rests on; Stat, Watched and Verity records lack the
+  /// attributes that were not read (the merge takes them from the verified baseline row).
+  EntryEvidence evidence = EntryEvidence::Hashed;
+  bool rolling = false;  ///< hashed because its turn in the rolling re-hash came (fast mode)
   AttrMask have = 0;  ///< attributes actually collected
   std::array<AttrValue, kAttrCount> v;
 
@@ -165,6 +183,7 @@ struct Target {
   Bytes name;
   Bytes path;
   struct stat st {};
+  int64_t btime_ns = -1;  ///< birth time from the walk's statx; -1 where the filesystem has none
 };
 
 struct CollectOptions {
@@ -177,6 +196,14 @@ struct CollectOptions {
   /// A growing log (the `>` group): content is hashed up to the size the walk saw and that
   /// size is recorded with it, so appends during the read neither tear nor destabilise it.
   bool growing = false;
+  /// check --fast's plan for this entry (src/pipeline/fast.cpp). Stat or Watched: no open, only
+  /// the walk's stat, btime and the file handle, which must equal `expect_handle` (else the
+  /// entry is collected in full). Verity: opened and measured, not read, when the measure equals
+  /// `expect_verity` (else hashed). Hashed: everything, as always.
+  EntryEvidence plan = EntryEvidence::Hashed;
+  bool rolling = false;  ///< Hashed because the rolling re-hash chose it
+  Bytes expect_handle;
+  Bytes expect_verity;
 };
 
 /// Per-thread collector: owns the read buffer and digest contexts, so workers never share
@@ -204,6 +231,13 @@ class Collector {
   std::unique_ptr<Impl> impl_;
   uint64_t bytes_hashed_ = 0;
 };
+
+/// The file handle of DIRFD/NAME (name_to_handle_at, not following a symlink): u32le handle
+/// type, then the handle's bytes. Empty where the filesystem gives none.
+Bytes file_handle_of(int dirfd, const char* name);
+/// The fs-verity digest of an open regular file as "sha256:HEX" (FS_IOC_MEASURE_VERITY: the
+/// kernel's, no data read). Empty when the file is not sealed or the filesystem has no fs-verity.
+Bytes measure_verity(int fd);
 
 /// Fills the stat-derived attributes of `r` from `st`, restricted to `mask`.
 void fill_stat_attrs(const struct stat& st, AttrMask mask, Record* r);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,7 +34,7 @@ class Txn;  // src/db/sqlite.h
 
 inline constexpr int32_t kBaselineAppId = 0x46494d63;  // "FIMc"
 /// The schema this build writes; src/db/schema.cpp lists every version it can migrate.
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 /// One acceptance, as recorded in the baseline's hash-chained journal: `text` is canonical
 /// "key=value" lines (journal_text()), `hash` = SHA-256(previous hash || text), hex; the
@@ -240,6 +241,24 @@ class StateStore {
   Status daemon_beat(const Bytes& baseline, int64_t pid, int64_t started_ns, int64_t now_ns, bool stopped);
   Result<std::optional<Daemon>> daemon(const Bytes& baseline);
 
+  /// check --fast (docs/design.md, Evidence; src/db/state_fast.cpp): the last check's clock, to
+  /// tell a step of it, and when entries were last hashed.
+  struct CheckClock {
+    std::string baseline_id;  ///< the baseline these facts are about (another one: none apply)
+    int64_t realtime_ns = 0;  ///< CLOCK_REALTIME when that check started
+    int64_t offset_ns = 0;    ///< CLOCK_REALTIME minus CLOCK_BOOTTIME then
+    std::string boot_id;      ///< /proc/sys/kernel/random/boot_id then
+    int64_t full_ns = 0;      ///< every entry was hashed by a run started then (0: not known)
+    std::string stat_void;    ///< non-empty: stat evidence is withdrawn until a run hashes everything
+  };
+  Result<std::optional<CheckClock>> check_clock(const Bytes& baseline);
+  /// Records a check's clock, and that the entries `hashed` were hashed (and found as recorded)
+  /// by a run that started at `hashed_ns`; rows older than c.full_ns are dropped. One transaction.
+  Status set_check_clock(const Bytes& baseline, const CheckClock& c, const std::vector<Bytes>& hashed,
+                         int64_t hashed_ns);
+  /// Every hashed-at row of the baseline (path, start of the run that hashed it), in no order.
+  Status for_each_hashed(const Bytes& baseline, const std::function<void(const Bytes&, int64_t)>& each);
+
   /// The apt hook (share/apt/99fimctl): "name:arch" -> version before a dpkg run, and each
   /// run's changes as "name:arch old new" lines (old or new "-" for installs and removals).
   Status set_apt_snapshot(const std::map<std::string, std::string>& versions);
@@ -390,6 +409,9 @@ class BaselineReader {
   /// The same, but a baseline of an older schema this build can migrate is read too (its
   /// meta().schema_version says which): for migrate_baseline(), never for a comparison.
   static Result<std::unique_ptr<BaselineReader>> open_older(const Bytes& path);
+  /// A second reader of a baseline another reader verifies: its rows are hints (check --fast
+  /// chooses with them what to read, src/pipeline/fast.cpp), never digested; verify() fails.
+  static Result<std::unique_ptr<BaselineReader>> open_hints(const Bytes& path);
   ~BaselineReader();
   BaselineReader(const BaselineReader&) = delete;
   BaselineReader& operator=(const BaselineReader&) = delete;

@@ -122,6 +122,9 @@ struct Merge {
   std::function<Status(const Record&)> on_entry;
   /// Called with the count of entries seen, for progress; may be empty.
   std::function<void(uint64_t)> tick;
+  /// check: a regular file hashed in this run and found as recorded (its hashed-at time in
+  /// state.db, docs/design.md, Evidence); may be empty.
+  std::function<void(const Bytes&)> hashed_unchanged;
 };
 
 /// Walks and collects `so.roots`, compares each entry with the baseline row of the same path,

@@ -30,6 +30,10 @@ struct ScanOptions {
   /// An entry whose collection makes no progress (no byte read) for this long gets status
   /// timeout and the scan goes on without it (a hung FUSE or network read); 0: wait forever.
   double read_timeout_seconds = 60;
+  /// check --fast: called on the walk's thread, in path order, for every entry to collect,
+  /// after its rule set `co`; it chooses the evidence to try (CollectOptions::plan). Empty:
+  /// everything is collected in full.
+  std::function<void(const WalkItem&, CollectOptions* co)> plan;
 };
 
 /// One result: a collected entry, or (subtree_incomplete) a directory whose contents could
@@ -38,11 +42,16 @@ struct ScanEntry {
   Record rec;
   bool subtree_incomplete = false;  ///< a status about a directory's contents, not an entry
   int rule = -1;                    ///< the rule that selected it (Policy::rules index)
-  /// A growing log with a digest: its directory and name, so the merge can re-read the prefix
-  /// the baseline recorded (Collector::prefix_sha256). Empty for every other entry.
+  /// A growing log with a digest, or an entry not hashed (check --fast): its directory and
+  /// name, so the merge can read it (Collector::prefix_sha256, or in full to confirm a
+  /// difference). Empty for every other entry.
   SharedFd dir;
   Bytes name;
 };
+
+/// What the collector reads of an entry `rule` selects (its mask, hash limit, growing), on top
+/// of `base`; no rule: `base`.
+CollectOptions collect_options_for(const Rule* rule, CollectOptions base = {});
 
 /// How many collector threads this process gave up on, stuck in a read that never returned
 /// (read_timeout_seconds). Such a process cannot exit until the filesystem answers.
@@ -53,6 +62,15 @@ uint64_t abandoned_threads();
 /// from `consume`. Adds the bytes hashed to *bytes_hashed.
 Status scan(const ScanOptions& opts, const std::function<Status(ScanEntry&)>& consume,
             uint64_t* bytes_hashed);
+
+/// What a running, trusted watch daemon vouches for (docs/design.md, Evidence): one root it
+/// has covered without a break (no gap, overflow, lost record, downtime, mount change, reload,
+/// dirty mark) from since_ns until now, and the entries events named in that time.
+struct WatchedRoot {
+  Bytes root;
+  int64_t since_ns = 0;
+  std::vector<Bytes> evented;  ///< sorted bytewise: paths events named since since_ns
+};
 
 struct RunOptions {
   Policy policy;             ///< as loaded (its digest goes into the baseline)
@@ -91,6 +109,10 @@ struct RunOptions {
   bool recorded_runs_only = false;
   pkg::Options package_sources;   ///< where dpkg's and apt's records are
   std::function<void(const ScanProgress&)> progress;  ///< called every ~250 ms, on the calling thread
+  /// check: "fast" or "full" (--fast, --full); empty: the policy's check_mode.
+  std::string check_mode;
+  /// check --fast: what a running watch daemon vouches for (the command line asks it).
+  std::vector<WatchedRoot> watched;
 };
 
 /// fimctl init: scans the roots and installs a new baseline atomically. Returns the summary

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdio>
+#include <array>
 #include <map>
 #include <memory>
 #include <optional>
@@ -53,6 +54,14 @@ struct Summary {
   /// rely on was not recorded; an alert says what, and exit bit 8 says the run is incomplete.
   bool state_unwritten = false;
   std::map<std::string, uint64_t> packages;  ///< check --packages: verdict -> changes
+  /// check: "full" or "fast" (docs/design.md, Evidence); empty for other commands.
+  std::string mode;
+  /// check: entries on disk by the evidence their verdict rests on (Evidence order), and how
+  /// many of the hashed ones the rolling re-hash chose.
+  std::array<uint64_t, kEvidenceCount> evidence{};
+  uint64_t rolling = 0;
+  /// check --fast: why stat evidence was not used this run (a clock step, ...); empty: it was.
+  std::string stat_withdrawn;
   /// check and update: the report's id (docs/design.md, Baseline: acceptance), 64 hex digits;
   /// 'accept --report ID' and 'update --report ID' name it. Empty for other commands.
   std::string report_id;

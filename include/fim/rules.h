@@ -121,6 +121,12 @@ struct Policy {
   /// the changes of recorded apt runs that deb-sha256 or derived evidence verifies, journalled
   /// with the run as reason. Not in the digest (it decides what is accepted, not recorded).
   std::string auto_accept;
+  /// [options] check_mode: "full" (every selected byte hashed) or "fast" (docs/design.md,
+  /// Evidence): check without --full/--fast runs this. Not in the digest.
+  std::string check_mode = "full";
+  /// [options] rehash_interval: fast checks hash every entry again within this (the rolling
+  /// re-hash). Not in the digest.
+  double rehash_interval_seconds = 7 * 86400.0;
   std::string source;                  ///< for reports: "/etc/fimctl/fimctl.toml (+1 included)"
   std::vector<std::string> files;      ///< every file loaded, in order
 

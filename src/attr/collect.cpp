@@ -18,6 +18,7 @@
 //  - xattrs use the f*/l* calls (AIDE issue #156: getxattr followed symlinks).
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/fsverity.h>
 #include <sys/ioctl.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -148,6 +149,36 @@ EntryStatus status_for_open_errno(int err) {
 
 }  // namespace
 
+Bytes file_handle_of(int dirfd, const char* name) {
+  // The handle names the inode the way the filesystem itself does (for ext4, xfs, tmpfs: inode
+  // and generation), so a reused inode number is a different handle. No open is needed.
+  union {
+    struct file_handle fh;
+    char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+  } h;
+  h.fh.handle_bytes = MAX_HANDLE_SZ;
+  int mount_id = 0;
+  if (::name_to_handle_at(dirfd, name, &h.fh, &mount_id, 0) != 0) return {};  // EOPNOTSUPP: none here
+  Bytes out(4, '\0');
+  const uint32_t type = htole32(static_cast<uint32_t>(h.fh.handle_type));
+  std::memcpy(out.data(), &type, 4);
+  out.append(reinterpret_cast<const char*>(h.fh.f_handle), h.fh.handle_bytes);
+  return out;
+}
+
+Bytes measure_verity(int fd) {
+  constexpr size_t kMaxDigest = 64;
+  alignas(struct fsverity_digest) unsigned char buf[sizeof(struct fsverity_digest) + kMaxDigest] = {};
+  auto* d = reinterpret_cast<struct fsverity_digest*>(buf);
+  d->digest_size = kMaxDigest;
+  if (::ioctl(fd, FS_IOC_MEASURE_VERITY, d) != 0) return {};  // ENODATA: not sealed; ENOTTY: no fs-verity
+  const char* alg = d->digest_algorithm == FS_VERITY_HASH_ALG_SHA256   ? "sha256:"
+                    : d->digest_algorithm == FS_VERITY_HASH_ALG_SHA512 ? "sha512:"
+                                                                        : nullptr;
+  if (!alg || d->digest_size > kMaxDigest) return {};
+  return alg + hex_encode(std::string_view(reinterpret_cast<const char*>(buf + sizeof(struct fsverity_digest)), d->digest_size));
+}
+
 struct Collector::Impl {
   std::vector<char> buf = std::vector<char>(kReadBuffer);
   Digester digester;
@@ -188,6 +219,20 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
   fill_stat_attrs(t.st, mask, out);
   const int dirfd = t.dir->get();
   const char* name = t.name.c_str();
+  if ((mask & attr_bit(Attr::Btime)) && t.btime_ns >= 0) out->set_num(Attr::Btime, t.btime_ns);
+  if (mask & attr_bit(Attr::Handle)) {
+    if (Bytes h = file_handle_of(dirfd, name); !h.empty()) out->set_bytes(Attr::Handle, std::move(h));
+  }
+  out->rolling = opts.rolling;
+  if (opts.plan == EntryEvidence::Stat || opts.plan == EntryEvidence::Watched) {
+    // Nothing is opened: the walk's stat and the handle are the evidence. A handle other than
+    // the baseline's (a reused inode number) means it is not the recorded file: read it all.
+    const Bytes& h = out->has(Attr::Handle) ? out->get(Attr::Handle).bytes : Bytes();
+    if (h == opts.expect_handle) {
+      out->evidence = opts.plan;
+      return;
+    }
+  }
 
   UniqueFd fd;  // for regular files and directories: the source of xattrs and flags
   if (type == FileType::File) {
@@ -203,6 +248,19 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
     // retry, where the walk's stat is stale, pays for a fresh fstat first.
     struct stat before = t.st;
     Bytes first_read;  // digests of a read that needs a second, agreeing one
+    if (opts.plan == EntryEvidence::Verity && want_content) {
+      // The kernel's measure of its Merkle tree: every read of this file is checked against
+      // it, so content other than the baseline's cannot be read without EIO. Nothing is read.
+      fd.reset(impl_->open_file(dirfd, name));
+      struct stat now;
+      if (fd.valid() && ::fstat(fd.get(), &now) == 0 && S_ISREG(now.st_mode) &&
+          measure_verity(fd.get()) == opts.expect_verity) {
+        fill_stat_attrs(now, mask, out);
+        out->set_bytes(Attr::Verity, opts.expect_verity);
+        out->evidence = EntryEvidence::Verity;
+        done = true;
+      }
+    }
     for (int attempt = 0; !done && attempt < std::max(1, opts.max_attempts); ++attempt) {
       fd.reset(impl_->open_file(dirfd, name));
       if (!fd.valid()) {
@@ -339,6 +397,9 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
     } else if (out->status == EntryStatus::Ok) {
       set_failure(out, err == ENOENT ? EntryStatus::Vanished : EntryStatus::Unreadable, err);
     }
+  }
+  if (fd.valid() && type == FileType::File && (mask & attr_bit(Attr::Verity)) && !out->has(Attr::Verity)) {
+    if (Bytes v = measure_verity(fd.get()); !v.empty()) out->set_bytes(Attr::Verity, std::move(v));
   }
   if (fd.valid() && (mask & attr_bit(Attr::Flags))) {
     int flags = 0;

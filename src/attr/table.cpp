@@ -79,6 +79,11 @@ std::string_view entry_status_name(EntryStatus s) {
   return "unknown";
 }
 
+std::string_view evidence_name(EntryEvidence e) {
+  static constexpr std::string_view kNames[kEvidenceCount] = {"hashed", "verity", "watched", "stat"};
+  return kNames[static_cast<size_t>(e)];
+}
+
 bool entry_status_is_failure(EntryStatus s) {
   return s == EntryStatus::Unreadable || s == EntryStatus::Vanished ||
          s == EntryStatus::Unstable || s == EntryStatus::Timeout;

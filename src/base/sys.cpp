@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -194,6 +195,27 @@ int open_long(const Bytes& path, int flags) {
 }
 
 }  // namespace
+
+int lstat_at(int dirfd, const char* name, struct stat* st, int64_t* btime_ns) {
+  struct statx x;
+  if (::statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS | STATX_BTIME, &x) != 0) return -1;
+  *st = {};
+  st->st_dev = makedev(x.stx_dev_major, x.stx_dev_minor);
+  st->st_ino = x.stx_ino;
+  st->st_mode = x.stx_mode;
+  st->st_nlink = x.stx_nlink;
+  st->st_uid = x.stx_uid;
+  st->st_gid = x.stx_gid;
+  st->st_rdev = makedev(x.stx_rdev_major, x.stx_rdev_minor);
+  st->st_size = static_cast<off_t>(x.stx_size);
+  st->st_blksize = static_cast<blksize_t>(x.stx_blksize);
+  st->st_blocks = static_cast<blkcnt_t>(x.stx_blocks);
+  st->st_atim = {x.stx_atime.tv_sec, x.stx_atime.tv_nsec};
+  st->st_mtim = {x.stx_mtime.tv_sec, x.stx_mtime.tv_nsec};
+  st->st_ctim = {x.stx_ctime.tv_sec, x.stx_ctime.tv_nsec};
+  *btime_ns = (x.stx_mask & STATX_BTIME) ? static_cast<int64_t>(x.stx_btime.tv_sec) * 1000000000 + x.stx_btime.tv_nsec : -1;
+  return 0;
+}
 
 int lstat_path(const Bytes& path, struct stat* st) {
   if (path.size() < PATH_MAX) return ::lstat(path.c_str(), st);

@@ -77,6 +77,7 @@ Result<RunOptions> run_options(const Options& o) {
   if (o.report.empty() && !o.yes && ::isatty(STDIN_FILENO) && ::isatty(STDERR_FILENO)) r.confirm = ask_on_terminal;
   r.accept_rules = o.rules;
   r.packages = o.packages;
+  r.check_mode = o.fast ? "fast" : o.full ? "full" : "";
   r.package_verified = o.package_verified;
   r.weak_evidence = o.weak_evidence;
   for (const auto& m : r.policy.package_mirrors) r.package_sources.mirrors.push_back(m);

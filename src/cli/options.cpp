@@ -128,11 +128,24 @@ void add_baseline_commands(CLI::App& app, Options* o) {
                   "say for each change which dpkg package ships the path and whether the new state is the "
                   "package's: verified against the .deb in apt's cache through apt's signed index "
                   "(deb-sha256), or only against dpkg's MD5s (dpkg-md5, weaker)");
+  auto* fast = check->add_flag("--fast", o->fast,
+                                "fast mode: hash only what changed, what is due in the rolling re-hash, and what no "
+                                "stronger evidence vouches for (fs-verity, a gapless watch daemon, unchanged identity "
+                                "and times); each entry's report says which");
+  check->add_flag("--full", o->full, "hash every selected byte (the default unless [options] check_mode = \"fast\")")
+      ->excludes(fast);
   check->add_option("--package-mirror", o->package_mirrors,
                     "a local mirror (a directory holding the Filename paths of apt's indexes) to find .debs in "
                     "besides apt's cache; repeatable")
       ->type_name("DIR");
-  check->footer("Every selected regular file is re-hashed. The baseline's content digest is verified\n"
+  check->footer("By default every selected regular file is re-hashed. With --fast an entry is unchanged\n"
+                "by, strongest first: its fs-verity digest (measured by the kernel), a watch daemon that\n"
+                "covered it without a gap since it was last hashed, or the same device, inode, handle,\n"
+                "birth, change and modification times and size with no step of the clock since the\n"
+                "last check; every run also hashes the entries whose turn in the rolling re-hash came\n"
+                "(each within [options] rehash_interval, 7 days), and anything found different is\n"
+                "hashed before it is reported. The report header counts entries per evidence.\n"
+                "The baseline's content digest is verified\n"
                 "while it is read; a baseline that fails verification ends the run with exit 18 and\n"
                 "no report.\n"
                 "With --packages, changes that the apt hook (share/apt/99fimctl) saw an apt run make\n"

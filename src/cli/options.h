@@ -31,6 +31,7 @@ struct Options {
   bool yes = false;             ///< accept/update --yes
   std::vector<std::string> rules;  ///< accept --rule
   bool packages = false;           ///< check --packages
+  bool fast = false, full = false; ///< check --fast / --full (docs/design.md, Evidence)
   bool containers = false;         ///< init/check --containers
   bool new_images_only = false;    ///< init --containers --new-images-only
   std::string container_poll = "2s";  ///< watch --container-poll

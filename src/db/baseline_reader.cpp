@@ -70,6 +70,7 @@ struct BaselineReader::Impl {
   struct stat identity {};  // of the file when it was opened
   db::StmtPtr range;
   bool range_open = false;
+  bool hints = false;  // open_hints(): rows are read, never digested, never verified
 
   Error not_ours(const std::string& why) const {
     return make_error(Errc::Database, quote(path) + " is not a fimctl baseline (" + why + ")");
@@ -230,6 +231,11 @@ Status BaselineReader::Impl::read_manifest() {
 
 Result<std::unique_ptr<BaselineReader>> BaselineReader::open(const Bytes& path) { return open_impl(path, false); }
 Result<std::unique_ptr<BaselineReader>> BaselineReader::open_older(const Bytes& path) { return open_impl(path, true); }
+Result<std::unique_ptr<BaselineReader>> BaselineReader::open_hints(const Bytes& path) {
+  auto r = open_impl(path, false);
+  if (r) (*r)->impl_->hints = true;
+  return r;
+}
 
 Result<std::unique_ptr<BaselineReader>> BaselineReader::open_impl(const Bytes& path, bool older) {
   auto impl = std::make_unique<Impl>();
@@ -260,14 +266,14 @@ Result<bool> BaselineReader::next(Record* out) {
     return make_error(Errc::Database, "baseline " + quote(impl_->path) + " is corrupt: malformed entry");
   if (impl_->rows > 0 && !(impl_->last_path < out->path))
     return make_error(Errc::Database, "baseline " + quote(impl_->path) + " is corrupt: entries out of order");
-  impl_->content.update(canonical_row(*out));
+  if (!impl_->hints) impl_->content.update(canonical_row(*out));
   impl_->last_path = out->path;
   ++impl_->rows;
   return true;
 }
 
 Status BaselineReader::verify() const {
-  if (impl_->cursor) return make_error(Errc::Bug, "baseline verified before it was read to the end");
+  if (impl_->cursor || impl_->hints) return make_error(Errc::Bug, "baseline verified before it was read to the end");
   if (impl_->rows != impl_->meta.entry_count || hex_encode(impl_->digest) != impl_->meta.content_sha256)
     return make_error(Errc::Trust, "baseline " + quote(impl_->path) +
                                        " failed verification: its entries do not match its manifest "

@@ -25,6 +25,7 @@ namespace {
 constexpr SchemaVersion kSchemaVersions[] = {
     {1, 20, false},  // the first baseline
     {2, 20, true},   // the acceptance journal (fimctl accept, update)
+    {3, 23, true},   // btime, handle, verity: the identity check --fast compares, fs-verity digests
 };
 static_assert(std::size(kSchemaVersions) == kSchemaVersion - kOldestSchemaVersion + 1);
 static_assert(kSchemaVersions[std::size(kSchemaVersions) - 1].version == kSchemaVersion);

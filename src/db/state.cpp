@@ -96,6 +96,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
                    "CREATE TABLE IF NOT EXISTS hook_pending(body BLOB PRIMARY KEY) WITHOUT ROWID",
                    Errc::Io));
   FIM_TRY(create_apt_session_tables(raw));
+  FIM_TRY(create_fast_check_tables(raw));
   return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
 }
 

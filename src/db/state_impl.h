@@ -30,5 +30,7 @@ struct StateStore::Impl {
 
 /// The apt sessions and the writes the watch daemon saw in them (state_apt.cpp).
 Status create_apt_session_tables(sqlite3* db);
+/// check --fast's clock and hashed-at rows (state_fast.cpp).
+Status create_fast_check_tables(sqlite3* db);
 
 }  // namespace fim

@@ -31,7 +31,7 @@ std::optional<Record> collect_one(const Selector& sel, int root_fd, const Bytes&
   UniqueFd dfd(open_in_root(root_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dfd.valid()) return std::nullopt;
   Target t;
-  if (::fstatat(dfd.get(), name.c_str(), &t.st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
+  if (lstat_at(dfd.get(), name.c_str(), &t.st, &t.btime_ns) != 0) return std::nullopt;
   t.dir = std::make_shared<const UniqueFd>(std::move(dfd));
   t.name = name;
   t.path = path;

@@ -3,9 +3,11 @@
 #include "fim/merge.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <memory>
 
 #include "fim/base/digest.h"
+#include "fim/base/sys.h"
 
 namespace fim::detail {
 
@@ -40,6 +42,68 @@ bool prefix_intact(const Record& old_rec, const ScanEntry& e, std::unique_ptr<Co
   Bytes digest;
   return c->prefix_sha256(e.dir->get(), e.name, e.rec, static_cast<uint64_t>(old_rec.get(size).num), &digest) &&
          digest == old_rec.get(sha).bytes;
+}
+
+/// Whether the verified row bears out the evidence an entry that was not hashed rests on (the
+/// plan chose it from an unverified reading of the same baseline).
+bool evidence_holds(const Record& old_rec, const Record& rec) {
+  if (old_rec.status != EntryStatus::Ok || rec.status != EntryStatus::Ok || old_rec.type() != rec.type()) return false;
+  const auto same = [&](Attr a) {
+    return old_rec.has(a) == rec.has(a) && (!old_rec.has(a) || old_rec.get(a) == rec.get(a));
+  };
+  if (rec.evidence == EntryEvidence::Verity) return old_rec.has(Attr::Verity) && same(Attr::Verity);
+  for (Attr a : {Attr::Size, Attr::Mtime, Attr::Ctime, Attr::Inode})
+    if (!old_rec.has(a) || !same(a)) return false;
+  return same(Attr::Dev) && same(Attr::Btime) && same(Attr::Handle);
+}
+
+/// The attributes an entry that was not hashed did not read, from its verified row.
+Record with_recorded(const Record& old_rec, const Record& rec) {
+  Record out = rec;
+  const AttrMask take = rec.evidence == EntryEvidence::Verity
+                            ? old_rec.have & (attr_bit(Attr::Sha256) | attr_bit(Attr::Xxh128))
+                            : old_rec.have & ~rec.have;
+  for (size_t i = 0; i < kAttrCount; ++i)
+    if (take & (AttrMask{1} << i)) out.v[i] = old_rec.v[i];
+  out.have |= take;
+  return out;
+}
+
+/// Collects e's entry in full now, on the merge's thread: a difference found without
+/// hashing is confirmed by hashing before it is reported (docs/design.md, Evidence).
+void collect_in_full(ScanEntry& e, const Rule* rule, std::unique_ptr<Collector>& c, Summary* s) {
+  if (!c) c = std::make_unique<Collector>();
+  Target t;
+  t.dir = e.dir;
+  t.name = e.name;
+  t.path = e.rec.path;
+  Record out;
+  if (!t.dir || lstat_at(t.dir->get(), t.name.c_str(), &t.st, &t.btime_ns) != 0) {
+    const int err = t.dir ? errno : EBADF;
+    out.path = e.rec.path;
+    out.set_num(Attr::Type, static_cast<int64_t>(e.rec.type()));
+    out.status = err == ENOENT ? EntryStatus::Vanished : EntryStatus::Unreadable;
+    out.sys_errno = err;
+  } else {
+    const uint64_t before = c->bytes_hashed();
+    c->collect(t, collect_options_for(rule), &out);
+    s->bytes_hashed += c->bytes_hashed() - before;
+  }
+  e.rec = std::move(out);
+}
+
+/// check --fast: an entry that was not hashed, settled against its verified row (`old_rec`,
+/// null when the baseline has none): the attributes not read are the row's when the evidence
+/// holds and nothing differs; otherwise the entry is read in full.
+void settle(const Record* old_rec, ScanEntry& e, const Rule* rule, std::unique_ptr<Collector>& c, Summary* s) {
+  if (old_rec && evidence_holds(*old_rec, e.rec)) {
+    Record filled = with_recorded(*old_rec, e.rec);
+    if (compare(*old_rec, filled, rule && rule->attrs.growing) == 0) {
+      e.rec = std::move(filled);
+      return;
+    }
+  }
+  collect_in_full(e, rule, c, s);
 }
 
 /// An entry on disk and its baseline row: reported when they differ.
@@ -90,22 +154,31 @@ Status merge_compare(const ScanOptions& so, Merge& m) {
   FIM_TRY(advance());
 
   const Status st = scan(so, [&](ScanEntry& e) -> Status {
-    const Bytes& path = e.rec.path;
+    const Bytes path = e.rec.path;
     while (have_old && old_rec.path < path) {  // in the baseline, not on disk (any more)
       FIM_TRY(missing(old_rec));
       FIM_TRY(advance());
     }
-    note_status(e, m.policy, &s, m.sink);
     const Rule* rule = rule_at(m.policy, e.rule);
+    const bool matched = have_old && old_rec.path == path;
+    if (!e.subtree_incomplete && e.rec.evidence != EntryEvidence::Hashed)
+      settle(matched ? &old_rec : nullptr, e, rule, prefix_reader, &s);
+    note_status(e, m.policy, &s, m.sink);
     if (e.subtree_incomplete) {
       unreadable_dirs.push_back(path);
       return {};
     }
     if (m.on_entry) FIM_TRY(m.on_entry(e.rec));
     ++s.entries;
+    ++s.evidence[static_cast<size_t>(e.rec.evidence)];
+    if (e.rec.rolling && e.rec.evidence == EntryEvidence::Hashed) ++s.rolling;
     if (m.tick) m.tick(s.entries);
-    if (have_old && old_rec.path == path) {
+    if (matched) {
+      const uint64_t changed_before = s.changed;
       FIM_TRY(compare_entry(old_rec, e, rule, m, prefix_reader));
+      if (m.hashed_unchanged && s.changed == changed_before && e.rec.evidence == EntryEvidence::Hashed &&
+          e.rec.status == EntryStatus::Ok && e.rec.type() == FileType::File)
+        m.hashed_unchanged(path);
       return advance();
     }
     ++s.added;

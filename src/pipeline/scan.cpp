@@ -135,7 +135,7 @@ void collector_main(const std::shared_ptr<Shared>& sh, int id) {
         CollectOptions o = c->opts[i];
         o.progress = &c->progress;
         collector.collect(item.target, o, &e.rec);
-        if (o.growing && e.rec.has(Attr::Sha256)) {
+        if ((o.growing && e.rec.has(Attr::Sha256)) || e.rec.evidence != EntryEvidence::Hashed) {
           e.dir = item.target.dir;
           e.name = item.target.name;
         }
@@ -199,13 +199,9 @@ class ScanRun {
     walk_status_ = walk(opts_.roots, wopts, [&](WalkItem&& item) {
       if (item.kind == WalkItem::Kind::Entry && S_ISREG(item.target.st.st_mode))
         chunk_bytes += static_cast<uint64_t>(item.target.st.st_size);
-      CollectOptions co = opts_.collect;
-      if (item.rule >= 0) {
-        const Rule& r = policy_.rules[static_cast<size_t>(item.rule)];
-        co.mask = r.attrs.mask | attr_bit(Attr::Type);
-        co.max_hash_bytes = r.max_hash_bytes;
-        co.growing = r.attrs.growing;
-      }
+      CollectOptions co = collect_options_for(item.rule >= 0 ? &policy_.rules[static_cast<size_t>(item.rule)] : nullptr,
+                                              opts_.collect);
+      if (opts_.plan && item.kind == WalkItem::Kind::Entry) opts_.plan(item, &co);
       chunk->opts.push_back(co);
       chunk->in.push_back(std::move(item));
       if (chunk->in.size() >= kChunkItems || chunk_bytes >= kChunkBytes) cut();
@@ -331,6 +327,15 @@ class ScanRun {
 }  // namespace
 
 uint64_t abandoned_threads() { return abandoned_count().load(); }
+
+CollectOptions collect_options_for(const Rule* rule, CollectOptions base) {
+  if (rule) {
+    base.mask = rule->attrs.mask | attr_bit(Attr::Type);
+    base.max_hash_bytes = rule->max_hash_bytes;
+    base.growing = rule->attrs.growing;
+  }
+  return base;
+}
 
 Status scan(const ScanOptions& given, const std::function<Status(ScanEntry&)>& consume, uint64_t* bytes_hashed) {
   // No selector: every entry below the roots, with the default attributes.

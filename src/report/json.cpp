@@ -78,6 +78,7 @@ void change_record(Writer& w, ChangeKind kind, const Record* old_rec, const Reco
     record_attrs(w, kind == ChangeKind::Added ? "new" : "old", any);
   }
   if (note) package_note(w, *note);
+  if (new_rec) w.str("evidence", evidence_name(new_rec->evidence));
 }
 
 void transient_record(Writer& w, const Bytes& path, const Rule* rule) {
@@ -97,6 +98,7 @@ void status_record(Writer& w, const Record& r, bool subtree, const Rule* rule) {
     w.str("errno", errno_name(r.sys_errno));
     w.str("error", std::strerror(r.sys_errno));
   }
+  if (!subtree) w.str("evidence", evidence_name(r.evidence));
 }
 
 void roots_field(Writer& w, const std::vector<Bytes>& roots) {
@@ -129,6 +131,14 @@ void summary_record(Writer& w, const Summary& s) {
     w.object("packages");
     for (const auto& [verdict, n] : s.packages) w.num(verdict, n);
     w.close();
+  }
+  if (!s.mode.empty()) {
+    w.str("mode", s.mode);
+    w.object("evidence");
+    for (int i = 0; i < kEvidenceCount; ++i) w.num(evidence_name(static_cast<EntryEvidence>(i)), s.evidence[static_cast<size_t>(i)]);
+    w.num("rolling", s.rolling);
+    w.close();
+    if (!s.stat_withdrawn.empty()) w.str("stat_withdrawn", s.stat_withdrawn);
   }
   w.object("baseline");
   w.bytes("path", s.baseline.path);

@@ -27,6 +27,26 @@ std::string human_bytes(uint64_t n) {
   return buf;
 }
 
+/// 72113 -> "72,113".
+std::string grouped(uint64_t n) {
+  std::string d = std::to_string(n), out;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i && (d.size() - i) % 3 == 0) out += ',';
+    out += d[i];
+  }
+  return out;
+}
+
+/// check --fast's header line: what the entries' verdicts rest on, the weakest (and most)
+/// first: "72,113 by stat, 4,002 watched, 3,900 hashed (120 rolling), 470 verity".
+std::string evidence_line(const Summary& s) {
+  const auto n = [&](EntryEvidence e) { return s.evidence[static_cast<size_t>(e)]; };
+  std::string out = grouped(n(EntryEvidence::Stat)) + " by stat, " + grouped(n(EntryEvidence::Watched)) + " watched, " +
+                    grouped(n(EntryEvidence::Hashed)) + " hashed";
+  if (s.rolling) out += " (" + grouped(s.rolling) + " rolling)";
+  return out + ", " + grouped(n(EntryEvidence::Verity)) + " verity";
+}
+
 class PlainSink final : public Sink {
  public:
   PlainSink(FILE* out, bool color, const Bytes& spill_dir) : out_(out), color_(color), details_(spill_dir), spill_dir_(spill_dir) {}
@@ -95,6 +115,7 @@ class PlainSink final : public Sink {
                  roots.empty() ? "(none)" : roots.c_str());
     // The short form of the id: what 'accept --report' and 'update --report' take.
     if (!s.report_id.empty()) std::fprintf(out_, "report: %s\n", s.report_id.substr(0, kReportIdShown).c_str());
+    if (s.mode == "fast") std::fprintf(out_, "evidence: %s\n", evidence_line(s).c_str());
     if (s.unverified)
       std::fprintf(out_, "unverified: %llu baseline entries below directories that could not be read\n",
                    ull(s.unverified));

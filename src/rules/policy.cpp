@@ -38,10 +38,12 @@ AttrMask attrs_of_kind(std::initializer_list<AttrKind> kinds) {
 
 const std::vector<BuiltinGroup>& builtin_groups() {
   // Masks over the registry, not lists of names: an attribute added there joins R (and so L
-  // and all) unless it is content (size, times, digests), which L leaves out.
+  // and all) unless it is content (size, times, digests, the fs-verity digest; the file
+  // handle is a Digest too, as inode and generation change when a log is rotated), which L
+  // leaves out.
   static const std::vector<BuiltinGroup> kGroups = [] {
     const AttrMask r = default_attrs();
-    const AttrMask content = attr_bit(Attr::Size) | attrs_of_kind({AttrKind::Time, AttrKind::Digest});
+    const AttrMask content = attr_bit(Attr::Size) | attr_bit(Attr::Verity) | attrs_of_kind({AttrKind::Time, AttrKind::Digest});
     const AttrMask l = r & ~content;
     const AttrMask x = attrs_of_kind({AttrKind::Xattrs, AttrKind::Acl, AttrKind::Caps, AttrKind::Flags}) | attr_bit(Attr::Selinux);
     const AttrMask perms = attr_bit(Attr::Type) | attr_bit(Attr::Mode) | attr_bit(Attr::Uid) | attr_bit(Attr::Gid);

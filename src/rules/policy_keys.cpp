@@ -54,13 +54,14 @@ std::optional<uint64_t> parse_size(const V& v) {
 
 /// read_timeout: an integer or float (seconds) or a duration string (base/duration.h, the
 /// grammar the command line takes), at most a day.
-Result<double> parse_seconds(const V& v) {
-  static const DurationSpec kDay{DurationSpec::kAllUnits, 0, 86400};
-  if (v.kind == V::Kind::String) return parse_duration(v.str, kDay);
+Result<double> parse_seconds(const V& v, double max_seconds = 86400) {
+  const DurationSpec spec{DurationSpec::kAllUnits, 0, max_seconds};
+  if (v.kind == V::Kind::String) return parse_duration(v.str, spec);
   if (v.kind != V::Kind::Integer && v.kind != V::Kind::Float)
     return make_error(Errc::Usage, "must be seconds or a duration string, not " + std::string(v.type_name()));
   const double n = v.kind == V::Kind::Integer ? static_cast<double>(v.integer) : v.real;
-  if (!(n >= 0 && n <= kDay.max_seconds)) return make_error(Errc::Usage, "must be 0 to 86400 seconds (a day)");
+  if (!(n >= 0 && n <= max_seconds))
+    return make_error(Errc::Usage, "must be 0 to " + std::to_string(static_cast<long long>(max_seconds)) + " seconds");
   return n;
 }
 
@@ -134,6 +135,18 @@ void opt_max_hash_size(K& c, const V& v) {
 void opt_read_timeout(K& c, const V& v) {
   if (auto t = parse_seconds(v)) c.policy.read_timeout_seconds = *t;
   else c.error(v.where, c.what + ": " + t.error().message);
+}
+void opt_check_mode(K& c, const V& v) {
+  auto s = c.string(v);
+  if (!s) return;
+  if (*s != "full" && *s != "fast") c.error(v.where, c.what + ": " + quote(*s) + " is not \"full\" or \"fast\"");
+  else c.policy.check_mode = *s;
+}
+void opt_rehash_interval(K& c, const V& v) {
+  auto t = parse_seconds(v, 366 * 86400.0);
+  if (!t) c.error(v.where, c.what + ": " + t.error().message);
+  else if (*t < 1) c.error(v.where, c.what + ": at least 1s (every entry is hashed again within it)");
+  else c.policy.rehash_interval_seconds = *t;
 }
 void opt_package_mirrors(K& c, const V& v) {
   auto l = c.strings(v);
@@ -237,6 +250,8 @@ const std::vector<Row>& rows() {
       {kOptions, "cross_fs", opt_cross_fs, "boolean"},
       {kOptions, "max_hash_size", opt_max_hash_size, "size"},
       {kOptions, "read_timeout", opt_read_timeout, "duration"},
+      {kOptions, "check_mode", opt_check_mode, "\"full\" or \"fast\""},
+      {kOptions, "rehash_interval", opt_rehash_interval, "duration (1s to 366d)"},
       {kOptions, "package_mirrors", opt_package_mirrors, "array of absolute paths"},
       {kOptions, "auto_accept", opt_auto_accept, "\"package-verified\" or \"off\""},
       {kRule | kExclude, "path", rule_selector<SelectorKind::Path>, "absolute path"},

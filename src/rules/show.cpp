@@ -49,6 +49,12 @@ std::string policy_to_toml(const Policy& p) {
     std::snprintf(t, sizeof t, "\"%gs\"", p.read_timeout_seconds);
     out += std::string("read_timeout = ") + t + "\n";
   }
+  out += "check_mode = " + toml_string(p.check_mode) + "\n";
+  {
+    char t[32];
+    std::snprintf(t, sizeof t, "\"%gs\"", p.rehash_interval_seconds);
+    out += std::string("rehash_interval = ") + t + "\n";
+  }
   out += "package_mirrors = " + list(p.package_mirrors) + "\n";
   out += "auto_accept = \"" + (p.auto_accept.empty() ? std::string("off") : p.auto_accept) + "\"\n";
   if (!p.groups.empty()) {

@@ -248,7 +248,7 @@ class Walk {
 
   bool emit_entry(SharedFd parent, Bytes name, Bytes path, const std::string& fstype) {
     WalkItem item;
-    if (::fstatat(parent->get(), name.c_str(), &item.target.st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (lstat_at(parent->get(), name.c_str(), &item.target.st, &item.target.btime_ns) != 0) {
       if (errno == ENOENT) return true;  // gone since the listing: absent, like any removed entry
       item.kind = WalkItem::Kind::StatFailed;
       item.err = errno;

@@ -140,6 +140,7 @@ def normalise(ctx, data: bytes) -> bytes:
     data = re.sub(rb"baseline id [0-9a-f]{32}", b"baseline id ID", data)
     # New inodes get whatever number the filesystem hands out; that it changed is the fact.
     data = re.sub(rb"(?m)^  inode: \d+ -> \d+$", b"  inode: INODE -> INODE", data)
+    data = re.sub(rb"(?m)^  handle: [0-9a-f]+ -> [0-9a-f]+$", b"  handle: HANDLE -> HANDLE", data)
     data = re.sub(rb"hashed, \d+\.\d\d s\)", b"hashed, SECONDS s)", data)
     # The report id covers the changed rows, times and inode numbers included; that a report
     # prints one is golden, its value is checked by the json cases and tests/attack.
@@ -551,7 +552,7 @@ def special_changes(ctx):
     want = [changed("tree/fifo", "fifo", "mode ctime")]
     if ctx.is_root:
         want += [changed("tree", "dir", "mtime ctime"),
-                 changed("tree/null", "chardev", "mtime ctime inode rdev")]
+                 changed("tree/null", "chardev", "mtime ctime inode rdev btime handle")]
     return want
 
 
@@ -662,7 +663,7 @@ CASES = [
          [Mutate("replace tree/lib -> libc.so.6 by tree/lib -> evil.so.6",
                  lambda ctx: swap(ctx, "tree/lib", lambda p: os.symlink("evil.so.6", p))),
           Check(4, [changed("tree", "dir", "mtime ctime"),
-                    changed("tree/lib", "symlink", "mtime ctime inode link")])]),
+                    changed("tree/lib", "symlink", "mtime ctime inode link btime handle")])]),
     Case("type_change", "a file replaced by a directory, another by a symlink",
          files({"tree/to-dir": b"file\n", "tree/to-link": b"file\n"}),
          [Mutate("replace tree/to-dir by a directory and tree/to-link by a symlink to 'target'",
@@ -672,9 +673,9 @@ CASES = [
           # side that does not apply to the other (no caps on a file that became a dir).
           Check(4, [changed("tree", "dir", "mtime ctime nlink"),
                     changed("tree/to-dir", "dir",
-                            "type mode size mtime ctime inode nlink sha256"),
+                            "type mode size mtime ctime inode nlink sha256 btime handle"),
                     changed("tree/to-link", "symlink",
-                            "type mode size mtime ctime inode link sha256 flags")])]),
+                            "type mode size mtime ctime inode link sha256 flags btime handle")])]),
     Case("added", "a file, a directory with a file in it, a symlink",
          files({"tree/old": b"old\n"}),
          [Mutate("create tree/new-file, tree/new-dir/inner, tree/new-link -> old",

@@ -186,6 +186,9 @@ def case_rollback_refused(ctx):
     ctx.ok("check")
 
 
+SCHEMA_1_ATTRS = 20  # type .. xxh128
+
+
 def downgrade_to_schema_1(ctx):
     """Rewrites ctx.db, a signed schema-2 baseline with an empty journal, as fimctl 1 wrote it
     (commit 6d91bf2^): no journal table, user_version 1, a content digest whose manifest tail
@@ -205,18 +208,22 @@ def downgrade_to_schema_1(ctx):
         v = v if isinstance(v, bytes) else v.encode()
         return struct.pack("<I", len(v)) + v
 
-    body = b"fimctl-baseline-content-v1\n"
-    for path, status, errno, have, *attrs in rows:
-        body += struct.pack("<I", len(path)) + path + bytes([status]) + struct.pack("<I", errno & 0xFFFFFFFF)
-        body += struct.pack("<Q", have)
-        for i, v in enumerate(attrs):
-            if have & (1 << i):
-                body += bytes([i]) + (struct.pack("<Q", v & (2**64 - 1)) if isinstance(v, int) else put(bytes(v)))
+    def content(attr_count):  # the rows as a baseline with the first attr_count attributes has them
+        body = b"fimctl-baseline-content-v1\n"
+        for path, status, errno, have, *attrs in rows:
+            have &= (1 << attr_count) - 1
+            body += struct.pack("<I", len(path)) + path + bytes([status]) + struct.pack("<I", errno & 0xFFFFFFFF)
+            body += struct.pack("<Q", have)
+            for i, v in enumerate(attrs[:attr_count]):
+                if have & (1 << i):
+                    body += bytes([i]) + (struct.pack("<Q", v & (2**64 - 1)) if isinstance(v, int) else put(bytes(v)))
+        return body
+
     tail = b"\nmanifest\n" + put(str(len(roots))) + b"".join(put(r) for r in roots)
     tail += put(meta["roots_source"]) + put(meta["policy_digest"])
-    v2 = hashlib.sha256(body + tail + put("0") + put("0" * 64)).hexdigest()
-    expect(v2 == meta["content_sha256"], f"the test's encoding is not fimctl's: {v2} != {meta['content_sha256']}")
-    meta["content_sha256"] = hashlib.sha256(body + tail).hexdigest()
+    now = hashlib.sha256(content(len(rows[0]) - 4) + tail + put("0") + put("0" * 64)).hexdigest()
+    expect(now == meta["content_sha256"], f"the test's encoding is not fimctl's: {now} != {meta['content_sha256']}")
+    meta["content_sha256"] = hashlib.sha256(content(SCHEMA_1_ATTRS) + tail).hexdigest()
     text = "fimctl-manifest-v1\nschema_version=1\n" + "".join(
         f"{k}={meta[k] if k not in ('policy_source', 'fimctl_version') else meta[k].encode().hex()}\n"
         for k in ("content_sha256", "entry_count", "sequence", "host_id", "policy_digest", "policy_source",
@@ -230,6 +237,17 @@ def downgrade_to_schema_1(ctx):
     sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", os.path.join(ctx.keys, "signing.key"), "-rawin",
                           "-in", msg], capture_output=True, check=True).stdout.hex()
     con.execute("DROP TABLE journal")
+    # Schema 1 had the first 20 attributes (schema 3 added btime, handle, verity): the table as
+    # it was, the rows without the later columns and their bits.
+    (sql,) = con.execute("SELECT sql FROM sqlite_schema WHERE name = 'entries'").fetchone()
+    cols = [c.strip().split()[0] for c in sql[sql.index("(") + 1:sql.rindex(")")].split(",\n")]
+    keep = cols[:4 + SCHEMA_1_ATTRS]
+    v1_sql = sql.split(",\n  " + cols[4 + SCHEMA_1_ATTRS] + " ")[0] + "\n) WITHOUT ROWID"
+    con.execute("ALTER TABLE entries RENAME TO entries_now")
+    con.execute(v1_sql)
+    con.execute(f"INSERT INTO entries SELECT {', '.join(keep)} FROM entries_now")
+    con.execute(f"UPDATE entries SET have = have & {(1 << SCHEMA_1_ATTRS) - 1}")
+    con.execute("DROP TABLE entries_now")
     con.execute("DELETE FROM meta WHERE key = 'baseline_id'")  # ids came later
     for k, v in (("schema_version", "1"), ("content_sha256", meta["content_sha256"]), ("signature", sig)):
         con.execute("UPDATE meta SET value = ? WHERE key = ?", (v.encode(), k))
@@ -276,7 +294,7 @@ def case_migrate_older_schema(ctx):
     downgrade_to_schema_1(ctx)
     old = open(ctx.db, "rb").read()
     shutil.copyfile(ctx.db, ctx.db + ".v1")
-    ctx.refused(17, "older fimctl (schema 1; this one reads 2): migrate it with fimctl --db '" + ctx.db +
+    ctx.refused(17, "older fimctl (schema 1; this one reads 3): migrate it with fimctl --db '" + ctx.db +
                 "' migrate", "check")
     ctx.refused(17, "migrate it with", "log")
     # Trust first: a row edited after signing, or no public key, and nothing is written.
@@ -286,11 +304,15 @@ def case_migrate_older_schema(ctx):
     ctx.refused(18, "no public key", "migrate", keys=os.path.join(ctx.tmp, "nokeys"))
     expect(open(ctx.db, "rb").read() == old, "a refused migration changed the baseline")
     out = ctx.ok("migrate")
-    expect("from schema 1 to 2: sequence 2, 3 entries" in out and "signed with key" in out, out)
+    expect("from schema 1 to 3: sequence 2, 3 entries" in out and "signed with key" in out, out)
     expect(sequence_of(ctx.db) == 2, "the sequence was not kept")
+    # A migrated row lacks what schema 1 did not record: a removed entry's old state says less.
+    for c in want[1]:
+        for a in ("btime", "handle", "verity"):
+            c.get("old", {}).pop(a, None)
     expect(verdicts(ctx) == want, lambda: f"verdicts differ after migrating:\n{verdicts(ctx)}\n{want}")
     out = ctx.ok("migrate")
-    expect("already in schema 2" in out, out)
+    expect("already in schema 3" in out, out)
     ctx.ok("log")
     expect(not [n for n in os.listdir(ctx.tmp) if ".tmp." in n], os.listdir(ctx.tmp))
 

@@ -44,6 +44,9 @@ void raise_fd_limit();
 /// magic links cannot leave it). Returns the fd, or -1 with errno set. A path longer than
 /// PATH_MAX is opened a piece at a time (the watch daemon compares such subtrees).
 int open_in_root(int root_fd, const Bytes& path, int flags);
+/// fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW) through statx(2), so the birth time comes with it
+/// at no extra cost: *btime_ns is -1 where the filesystem keeps none. 0, or -1 with errno.
+int lstat_at(int dirfd, const char* name, struct stat* st, int64_t* btime_ns);
 /// lstat(2) that also works for paths longer than PATH_MAX (through the parent's fd).
 int lstat_path(const Bytes& path, struct stat* st);
 

@@ -206,7 +206,12 @@ void make_schema_1(const Bytes& path, const std::vector<Record>& records) {
   std::string body = "fimctl-baseline-content-v1\n";  // the digest's domain prefix
   for (const auto& r : records) body += canonical_row(r);
   const std::string digest = hex_encode(sha256_of(body + canonical_manifest_tail(m)));
+  // Schema 1 had the first 20 attributes (3 added btime, handle and verity): its table, rebuilt.
+  std::string columns = "path, status, errno, have";
+  for (size_t i = 0; i < 20; ++i) columns += std::string(", ") + std::string(attr_info(static_cast<Attr>(i)).key);
   const std::string edit = "DROP TABLE journal; PRAGMA user_version=1;"
+                           "ALTER TABLE entries RENAME TO entries_now;" + baseline_schema(1)[2] + ";"
+                           "INSERT INTO entries SELECT " + columns + " FROM entries_now; DROP TABLE entries_now;"
                            "UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'schema_version';"
                            "UPDATE meta SET value = CAST('" + digest + "' AS BLOB) WHERE key = 'content_sha256';";
   sql(path, edit.c_str());
@@ -225,7 +230,7 @@ TEST_CASE("schema versions: the old one's SQL, refusal naming migrate, migration
   auto r = BaselineReader::open(db);
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().code == Errc::Database);
-  CHECK(r.error().message.find("older fimctl (schema 1; this one reads 2): migrate it with fimctl --db '" + db +
+  CHECK(r.error().message.find("older fimctl (schema 1; this one reads 3): migrate it with fimctl --db '" + db +
                                "' migrate") != std::string::npos);
   auto old = BaselineReader::open_older(db);
   REQUIRE(old.has_value());

@@ -34,6 +34,8 @@ const std::map<std::string, std::string> kValues = {
     {"read_timeout", "\"30s\""},
     {"package_mirrors", "[\"/srv/mirror\"]"},
     {"auto_accept", "\"package-verified\""},
+    {"check_mode", "\"fast\""},
+    {"rehash_interval", "\"7d\""},
     {"response", "\"kill\""},
     {"path", "\"/srv\""},
     {"glob", "\"/srv/*\""},
@@ -135,7 +137,8 @@ TEST_CASE("config_keys: every key says what its value is") {
 
 TEST_CASE("built-in groups: masks over the attribute registry, the sets fimctl.toml(5) documents") {
   const std::map<std::string, std::string> documented = {
-      {"R", "type+mode+uid+gid+size+mtime+ctime+inode+rdev+nlink+link+sha256+xattrs+acl_access+acl_default+caps+selinux+flags"},
+      {"R", "type+mode+uid+gid+size+mtime+ctime+inode+rdev+nlink+link+sha256+xattrs+acl_access+acl_default+caps+selinux+flags+"
+            "btime+handle+verity"},
       {"L", "type+mode+uid+gid+inode+rdev+nlink+link+xattrs+acl_access+acl_default+caps+selinux+flags"},
       {">", "type+mode+uid+gid+size+inode+rdev+nlink+link+sha256+xattrs+acl_access+acl_default+caps+selinux+flags+growing"},
       {"H", "sha256"},
@@ -143,7 +146,7 @@ TEST_CASE("built-in groups: masks over the attribute registry, the sets fimctl.t
       {"perms", "type+mode+uid+gid"},
       {"acl", "acl_access+acl_default"},
       {"all", "type+mode+uid+gid+size+mtime+ctime+inode+dev+rdev+nlink+link+sha256+xattrs+acl_access+acl_default+caps+"
-              "selinux+flags+xxh128"},
+              "selinux+flags+xxh128+btime+handle+verity"},
       {"none", "none"},
   };
   std::map<std::string, std::string> actual;
