@@ -174,10 +174,11 @@ bool is_directory_change(const Record* old_rec, const Record* new_rec) {
 }
 
 bool only_times_changed(AttrMask changed) {
-  // The inode too: a directory removed and made again by the same name (py3clean in prerm,
-  // py3compile in postinst) has a new one; its mode, owner and xattrs are still compared.
+  // The inode too (and with it the birth time and file handle): a directory removed and made
+  // again by the same name (py3clean in prerm, py3compile in postinst) has a new one; its mode,
+  // owner and xattrs are still compared.
   const AttrMask times = attr_bit(Attr::Mtime) | attr_bit(Attr::Ctime) | attr_bit(Attr::Size) | attr_bit(Attr::Nlink) |
-                         attr_bit(Attr::Inode);
+                         attr_bit(Attr::Inode) | attr_bit(Attr::Btime) | attr_bit(Attr::Handle);
   return changed != 0 && (changed & ~times) == 0;
 }
 
