@@ -10,6 +10,7 @@ Exit 0 pass, 1 fail, 77 skip (not root, no loop device, mkfs.ext4 or debugfs).
                          its times, inode and handle are those recorded, so a fast check rests on
                          stat and does not see it (the documented limit); --full finds it at once,
                          and so does the fast check whose rolling re-hash reaches it
+  watched_evidence_*     a watch daemon's coverage as evidence, and a change made while it was down
 """
 import json
 import os
@@ -106,6 +107,40 @@ def case_block_device_write_found_by_full_and_rolling(fimctl, tmp):
     finally:
         subprocess.run(["umount", "-l", mnt], capture_output=True)
         subprocess.run(["losetup", "-d", dev], capture_output=True)
+
+
+def case_watched_evidence_ends_with_the_daemon(fimctl, tmp):
+    """A watch daemon covers the tree: after a full check, a fast check rests every entry on
+    `watched`. The daemon stops; a file is rewritten with its mtime put back while it is down;
+    the next fast check claims nothing watched, finds the file (hashed) and rests the rest on stat."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from watch_test import Daemon, small_tree  # noqa: E402
+    from watched_test import covered  # noqa: E402
+    from fimtest import POLICY  # noqa: E402
+    tree, db = small_tree(fimctl, tmp)
+
+    def fast(sock):
+        r = run_fimctl(fimctl, "check", "--fast", "--socket", sock, db=db, config=POLICY, fmt="ndjson")
+        recs = [json.loads(line) for line in r.out.splitlines()]
+        expect(recs and recs[-1]["type"] == "summary", f"check --fast: exit {r.rc}: {r.stderr}")
+        return r.rc, recs[-1], {x["path"]: x for x in recs if x["type"] == "change"}
+
+    with Daemon(fimctl, tmp, db) as d:
+        covered(d, tree)
+        r = run_fimctl(fimctl, "check", "--full", db=db, config=POLICY, fmt="json")
+        expect(r.rc == 0, f"check --full: exit {r.rc}: {r.stderr}")
+        rc, s, _ = fast(d.sock)
+        expect(rc == 0 and s["evidence"]["watched"] == s["entries"], f"while covered: {s['evidence']}")
+        expect(d.stop() == 0, "daemon stop")
+        sock = d.sock
+    victim = f"{tree}/f1"
+    st = os.stat(victim)
+    with open(victim, "r+") as f:
+        f.write("X")
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rc, s, changes = fast(sock)
+    expect(rc == 4 and victim in changes and changes[victim]["evidence"] == "hashed", f"exit {rc}: {list(changes)}")
+    expect(s["evidence"]["watched"] == 0 and s["evidence"]["stat"] == s["entries"] - 1, s["evidence"])
 
 
 CASES = {name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
