@@ -56,15 +56,18 @@ bool hash_fd(int fd, Bytes* out) {
 }
 
 /// The refusal of the filesystem or kernel, said once for the whole run (exit 21).
-Error unsupported(const Bytes& path, int err) {
-  if (err == EOPNOTSUPP)
+Error unsupported(const Bytes& path, int err, const std::string& fstype) {
+  // ext4 says EOPNOTSUPP both without the feature and without CONFIG_FS_VERITY; the kernel
+  // lists the features it has in /sys/fs/ext4/features.
+  const bool no_kernel = err == ENOTTY || (fstype == "ext4" && ::access("/sys/fs/ext4/features/verity", F_OK) != 0);
+  if (!no_kernel)
     return make_error(Errc::Unsupported, "the filesystem of " + quote(path) +
                                              " has no fs-verity: ext4 needs -O verity (tune2fs -O verity DEVICE, "
                                              "4096-byte blocks); nothing was sealed from here on",
                       err);
-  return make_error(Errc::Unsupported, "this kernel or the filesystem type of " + quote(path) +
-                                           " has no fs-verity (CONFIG_FS_VERITY; ext4, f2fs and btrfs have it); "
-                                           "nothing was sealed from here on",
+  return make_error(Errc::Unsupported, "this kernel has no fs-verity for " + quote(path) + " (" + fstype +
+                                           "): it needs CONFIG_FS_VERITY, and a filesystem that has it (ext4, f2fs, "
+                                           "btrfs); nothing was sealed from here on",
                     err);
 }
 
@@ -116,7 +119,7 @@ Result<SealOutcome> seal_one(const Record& row, const Policy& policy, const Sele
   arg.block_size = kVerityBlock;
   if (::ioctl(fd.get(), FS_IOC_ENABLE_VERITY, &arg) != 0) {
     const int err = errno;
-    if (err == EOPNOTSUPP || err == ENOTTY) return unsupported(row.path, err);
+    if (err == EOPNOTSUPP || err == ENOTTY) return unsupported(row.path, err, fstype_name(sfs.f_type));
     if (err == ETXTBSY) return SealOutcome{row.path, K::Failed, "a process has it open for writing (ETXTBSY)"};
     if (err == EINVAL)
       return SealOutcome{row.path, K::Failed, "the filesystem refused 4096-byte verity blocks (EINVAL: a block "
