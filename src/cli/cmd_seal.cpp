@@ -53,9 +53,9 @@ int cmd_seal(const Options& o) {
                 static_cast<unsigned long long>(res->skipped));
   if (sealed)
     std::fprintf(stderr,
-                 "fimctl: %d sealed; the baseline does not record their fs-verity digest yet: run 'fimctl update' "
-                 "(check reports their verity and flags as changed until then; check --fast then measures them "
-                 "instead of reading them)\n",
+                 "fimctl: %d sealed; the baseline does not record their fs-verity digest yet: run 'fimctl update', "
+                 "or 'fimctl check' then 'fimctl accept --reason sealed PATH...' to take only these (until then check "
+                 "reports their verity and flags as changed; afterwards check --fast measures them, not reads them)\n",
                  sealed);
   return rc;
 }
