@@ -94,6 +94,10 @@ struct Rule {
   /// watch --enforce with the sensors: executing a file below this rule's path that the
   /// baseline does not record (as it is now) is denied. Path rules only.
   bool deny_unknown_exec = false;
+  /// `fimctl seal` may enable fs-verity on the regular files this rule selects (binaries and
+  /// libraries: never written in place). Only with sha256 and without `>` (checked at load).
+  /// Not in the digest: it changes nothing recorded.
+  bool seal = false;
   SourcePos where;
   std::shared_ptr<const CompiledSelector> compiled;
 

@@ -39,6 +39,7 @@ int cmd_watch(const Options& o);
 int cmd_status(const Options& o);
 int cmd_containers(const Options& o);
 int cmd_apt_hook(const Options& o);
+int cmd_seal(const Options& o);
 
 /// What the pipeline runs with: the policy, --db, --keys, --sysroot, --jobs, ... of `o`.
 Result<RunOptions> run_options(const Options& o);

@@ -204,6 +204,13 @@ void add_journal_commands(CLI::App& app, Options* o) {
                  "accepted since) is refused (exit 16), and then nothing is accepted. Writes the next signed\n"
                  "baseline; 'fimctl log' shows the journal. Exit 0 when accepted.");
 
+  auto* seal = app.add_subcommand("seal", "enable fs-verity on baselined files whose rule says seal = true, so "
+                                         "check --fast measures them instead of reading them");
+  seal->add_option("PATH", o->paths, "files, or directories: the regular files below them")->required()->type_name("PATH");
+  seal->footer("Only content the verified baseline records (sha256) is sealed; then run 'fimctl update'.\n"
+               "Exit 0 all sealed, 4 a file differs from the baseline, 16 refused by the policy or not\n"
+               "in the baseline, 20 the kernel refused one (a writer has it open), 21 no fs-verity here.");
+
   auto* adopt = app.add_subcommand("adopt", "make FILE (a restored backup, a golden image, a copy signed off the "
                                            "host) the baseline at --db: verified, journalled, pinned");
   adopt->add_option("FILE", o->paths, "the baseline to adopt (it may be --db itself)")->required()->type_name("FILE");

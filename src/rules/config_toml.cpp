@@ -287,6 +287,10 @@ class Builder {
     // The kernel side guards a directory by its inode: a glob or regex names none.
     if (r.deny_unknown_exec && r.kind != SelectorKind::Path)
       return error(ctx.selector_pos, where + ".deny_unknown_exec applies to 'path' rules only");
+    // A sealed file can never be written again: only content recorded whole and read-only.
+    if (r.seal && (r.attrs.growing || !(r.attrs.mask & attr_bit(Attr::Sha256))))
+      return error(ctx.selector_pos, where + ".seal needs attrs with sha256 and without '>' (a sealed file can no "
+                                             "longer be written: binaries and libraries, not files written in place)");
     if (l_.diags.size() != before) return;
     r.attrs.mask |= attr_bit(Attr::Type);  // the type is always recorded: it says what the entry is
     if (auto st = compile_rule(&r); !st)

@@ -235,6 +235,9 @@ void rule_protect(K& c, const V& v) {
 void rule_deny_unknown_exec(K& c, const V& v) {
   if (auto b = c.boolean(v)) c.rule->deny_unknown_exec = *b;
 }
+void rule_seal(K& c, const V& v) {
+  if (auto b = c.boolean(v)) c.rule->seal = *b;
+}
 
 /// Every key, in the order fimctl.toml(5) lists them in each table.
 const std::vector<Row>& rows() {
@@ -268,6 +271,7 @@ const std::vector<Row>& rows() {
       {kRule, "response", rule_response, "kill, kill_process or none"},
       {kRule, "protect", rule_protect, "boolean"},
       {kRule, "deny_unknown_exec", rule_deny_unknown_exec, "boolean"},
+      {kRule, "seal", rule_seal, "boolean"},
   };
   return kRows;
 }

@@ -85,6 +85,7 @@ std::string policy_to_toml(const Policy& p) {
       out += std::string("response = ") + (r.response == Rule::Response::Kill ? "\"kill\"" : "\"kill_process\"") + "\n";
     if (r.protect) out += "protect = true\n";
     if (r.deny_unknown_exec) out += "deny_unknown_exec = true\n";
+    if (r.seal) out += "seal = true\n";
   }
   return out;
 }

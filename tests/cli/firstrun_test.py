@@ -129,6 +129,7 @@ NONROOT = {
     "key_rotate": (["key", "rotate", "--reason", "r"], "baseline|signing key|keys"),
     "migrate": (["migrate"], "baseline"),
     "adopt": (["adopt", "{db}", "--reason", "r"], "baseline"),
+    "seal": (["seal", "/etc/passwd"], "baseline"),
     # Never fails an apt run (exit 0), but says why it recorded nothing.
     "apt_hook": (["apt-hook", "pre"], "state|baseline"),
     "config_check": (["config", "check"], None),

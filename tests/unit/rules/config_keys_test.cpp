@@ -30,6 +30,7 @@ const std::map<std::string, std::string> kValues = {
     {"cross_fs", "true"},
     {"protect", "true"},
     {"deny_unknown_exec", "true"},
+    {"seal", "true"},
     {"max_hash_size", "\"1 MiB\""},
     {"read_timeout", "\"30s\""},
     {"package_mirrors", "[\"/srv/mirror\"]"},
@@ -125,6 +126,22 @@ TEST_CASE("protect and deny_unknown_exec: booleans; deny_unknown_exec on path ru
   CHECK(policy_digest(*plain) == policy_digest(*off));
   CHECK(policy_digest(*plain) != policy_digest(*on));
   CHECK(policy_canonical(*plain).find("protect") == std::string::npos);
+}
+
+TEST_CASE("seal: a boolean; refused on a growing log, on L and without sha256; not in the digest") {
+  auto p = parse_policy_text("[[rule]]\npath = \"/srv/bin\"\nseal = true\n", "t.toml");
+  REQUIRE(p.has_value());
+  CHECK(p->rules[0].seal);
+  CHECK(policy_to_toml(*p).find("seal = true") != std::string::npos);
+  for (const char* attrs : {">", "L", "perms", "R - sha256"}) {
+    auto bad = parse_policy_text("[[rule]]\npath = \"/srv/log\"\nattrs = \"" + std::string(attrs) + "\"\nseal = true\n",
+                                 "t.toml");
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().message.find("seal needs attrs with sha256 and without '>'") != std::string::npos);
+  }
+  auto plain = parse_policy_text("[[rule]]\npath = \"/srv/bin\"\n", "t.toml");
+  REQUIRE(plain.has_value());
+  CHECK(policy_digest(*plain) == policy_digest(*p));
 }
 
 TEST_CASE("config_keys: every key says what its value is") {
