@@ -24,18 +24,6 @@ std::string roots_line(const BaselineMeta& m) {
   return out.empty() ? "(none)" : out;
 }
 
-/// Alerts on standard error: the commands that rewrite a baseline without a report.
-class AlertSink final : public Sink {
- public:
-  void change(ChangeKind, const Record*, const Record*, AttrMask, const Rule*) override {}
-  void entry_status(const Record&, bool, const Rule*) override {}
-  void alert(std::string_view code, std::string_view message) override {
-    std::fprintf(stderr, "fimctl: alert %.*s: %s\n", static_cast<int>(code.size()), code.data(),
-                 escape_terminal(message).c_str());
-  }
-  Status finish(const Summary&) override { return {}; }
-};
-
 /// fimctl key rotate --reason: a new key pair, the baseline re-signed with it (the old key vouches).
 int key_rotate(const Options& o) {
   auto ro = run_options(o);

@@ -8,26 +8,11 @@
 #include "fim/seal.h"
 
 namespace fim::cli {
-namespace {
-
-/// Alerts (unsigned, state) on standard error; seal reports no entries.
-class SealSink final : public Sink {
- public:
-  void change(ChangeKind, const Record*, const Record*, AttrMask, const Rule*) override {}
-  void entry_status(const Record&, bool, const Rule*) override {}
-  void alert(std::string_view code, std::string_view message) override {
-    std::fprintf(stderr, "fimctl: alert %.*s: %s\n", static_cast<int>(code.size()), code.data(),
-                 escape_terminal(message).c_str());
-  }
-  Status finish(const Summary&) override { return {}; }
-};
-
-}  // namespace
 
 int cmd_seal(const Options& o) {
   auto ro = run_options(o);
   if (!ro) return report_error(ro.error());
-  SealSink sink;
+  AlertSink sink;
   auto res = run_seal(*ro, sink);
   if (!res) return report_error(res.error());
   // 0 all sealed; 4 content not the baseline's; 16 refused (policy, not in the baseline);

@@ -24,6 +24,16 @@ void set_command(const std::string& command);
 /// "fimctl: error: COMMAND: needs root (WHY)" on stderr; returns 20 (Errc::Io).
 int needs_root(const std::string& why);
 
+/// A sink for the commands that rewrite or seal a baseline without a report: alerts (unsigned,
+/// state) on standard error, nothing else (output.cpp).
+class AlertSink final : public Sink {
+ public:
+  void change(ChangeKind, const Record*, const Record*, AttrMask, const Rule*) override {}
+  void entry_status(const Record&, bool, const Rule*) override {}
+  void alert(std::string_view code, std::string_view message) override;
+  Status finish(const Summary&) override { return {}; }
+};
+
 int cmd_init(const Options& o);
 int cmd_check(const Options& o);
 int cmd_update(const Options& o);

@@ -119,4 +119,9 @@ Status check_format(Format format, const Formats& formats, const std::string& co
                                      formats.names());
 }
 
+void AlertSink::alert(std::string_view code, std::string_view message) {
+  std::fprintf(stderr, "fimctl: alert %.*s: %s\n", static_cast<int>(code.size()), code.data(),
+               escape_terminal(message).c_str());
+}
+
 }  // namespace fim::cli

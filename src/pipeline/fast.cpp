@@ -161,4 +161,60 @@ void FastPlan::plan(const WalkItem& item, CollectOptions* co) {
   co->expect_handle = (co->mask & attr_bit(Attr::Handle)) && hint_.has(Attr::Handle) ? hint_.get(Attr::Handle).bytes : Bytes();
 }
 
+Result<CheckEvidence> check_evidence(const RunOptions& opts, Trusted& t, Summary* s, Sink& sink) {
+  CheckEvidence ev;
+  const std::string mode = opts.check_mode.empty() ? opts.policy.check_mode : opts.check_mode;
+  ev.fast = mode == "fast";
+  s->mode = ev.fast ? "fast" : "full";
+  ev.now = clock_now(t.base->meta().baseline_id);
+  if (t.state) {
+    auto last = (*t.state)->check_clock(opts.db_path);
+    if (last && *last && (**last).baseline_id == ev.now.baseline_id) ev.last = **last;
+  }
+  if (!ev.fast) return ev;
+  FastPlan::Facts f;
+  f.now_ns = ev.now.realtime_ns;
+  f.baseline_id = ev.now.baseline_id;
+  f.interval_s = opts.policy.rehash_interval_seconds;
+  f.full_ns = ev.last ? ev.last->full_ns : 0;
+  f.watched = opts.watched;
+  s->stat_withdrawn = stat_withdrawn(ev.last, ev.now);
+  f.stat_ok = s->stat_withdrawn.empty();
+  if (!f.stat_ok)
+    sink.alert("stat_evidence_withdrawn", "check --fast does not rest on file times this run: " + s->stat_withdrawn +
+                                              "; entries are hashed unless fs-verity or the watch daemon vouches for them");
+  auto plan = FastPlan::open(opts.db_path, t.state ? t.state->get() : nullptr, std::move(f));
+  if (!plan) return plan.error();
+  ev.plan = std::move(*plan);
+  return ev;
+}
+
+Status record_evidence(const RunOptions& opts, Trusted& t, CheckEvidence& ev, Summary* s, Sink& sink) {
+  if (!t.state) return {};
+  const bool whole = opts.paths.empty();
+  StateStore::CheckClock c = ev.now;
+  c.full_ns = ev.last ? ev.last->full_ns : 0;
+  const uint64_t not_hashed = s->evidence[1] + s->evidence[2] + s->evidence[3];
+  const bool all_hashed = whole && not_hashed == 0 && s->incomplete == 0;
+  if (all_hashed) c.full_ns = ev.now.realtime_ns;
+  const Bytes& future = ev.plan ? ev.plan->future_ctime() : Bytes();
+  if (!future.empty()) {
+    // A ctime later than the clock: it was set back after that write, and so may have been
+    // before any write whose ctime now matches a baseline's. What this run took on stat
+    // evidence is not proven: the run is incomplete, and the next fast check hashes.
+    c.stat_void = "a ctime later than the clock (" + escape_terminal(future) + ") at " + format_time_ns(ev.now.realtime_ns);
+    ++s->incomplete;
+    sink.alert("clock_behind_ctime", quote(future) + " has a ctime later than the clock: the clock was set back since it "
+                                     "changed, so file times prove nothing this run (" + std::to_string(s->evidence[3]) +
+                                     " entries rested on them); run 'fimctl check --full'; the next fast check hashes "
+                                     "every entry");
+  } else if (s->stat_withdrawn.empty() || whole) {
+    c.stat_void.clear();
+  } else {
+    c.stat_void = s->stat_withdrawn;  // a part of the tree was hashed: the rest still has to be
+  }
+  if (ev.hashed_overflow) ev.hashed.clear();
+  return (*t.state)->set_check_clock(opts.db_path, c, ev.hashed, ev.now.realtime_ns);
+}
+
 }  // namespace fim::detail

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fim/db.h"
+#include "fim/merge.h"
 #include "fim/pipeline.h"
 
 namespace fim::detail {
@@ -64,5 +65,27 @@ class FastPlan {
   std::vector<std::pair<uint64_t, int64_t>> hashed_;  // (keyed hash of path, at), sorted
   Bytes future_;
 };
+
+/// check's evidence (docs/design.md, Evidence): the mode, and for fast the plan, built from
+/// what state.db remembers of earlier checks' clocks and hashes.
+struct CheckEvidence {
+  bool fast = false;
+  StateStore::CheckClock now;
+  std::optional<StateStore::CheckClock> last;
+  std::unique_ptr<FastPlan> plan;
+  std::vector<Bytes> hashed;  ///< files hashed and found as recorded, for their hashed-at rows
+  bool hashed_overflow = false;
+};
+
+/// Hashed-at rows kept per run at most (16 MB of paths or so): a file beyond it is only hashed
+/// again sooner than it had to be.
+inline constexpr size_t kMaxHashedRows = 200000;
+
+/// Before check's scan: the mode (--fast/--full, else the policy's), the clock, and for fast the
+/// plan; stat_evidence_withdrawn is alerted here.
+Result<CheckEvidence> check_evidence(const RunOptions& opts, Trusted& t, Summary* s, Sink& sink);
+/// After a verified check: its clock and what it hashed, for the next fast check (a ctime later
+/// than the clock makes the run incomplete, alert clock_behind_ctime). state.db's error, if any.
+Status record_evidence(const RunOptions& opts, Trusted& t, CheckEvidence& ev, Summary* s, Sink& sink);
 
 }  // namespace fim::detail

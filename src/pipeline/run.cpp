@@ -274,80 +274,6 @@ Status update_reviewed(const RunOptions& opts, const std::optional<StateStore::K
                                      "check', review its report and 'fimctl update --report ID' with its id");
 }
 
-/// check's evidence (docs/design.md, Evidence): the mode, and for fast the plan, built from
-/// what state.db remembers of earlier checks' clocks and hashes.
-struct CheckEvidence {
-  bool fast = false;
-  StateStore::CheckClock now;
-  std::optional<StateStore::CheckClock> last;
-  std::unique_ptr<detail::FastPlan> plan;
-  std::vector<Bytes> hashed;  // files hashed and found as recorded, for their hashed-at rows
-  bool hashed_overflow = false;
-};
-
-/// Hashed-at rows kept per run at most (16 MB of paths or so): a file beyond it is only hashed
-/// again sooner than it had to be.
-constexpr size_t kMaxHashedRows = 200000;
-
-Result<CheckEvidence> check_evidence(const RunOptions& opts, detail::Trusted& t, Summary* s, Sink& sink) {
-  CheckEvidence ev;
-  const std::string mode = opts.check_mode.empty() ? opts.policy.check_mode : opts.check_mode;
-  ev.fast = mode == "fast";
-  s->mode = ev.fast ? "fast" : "full";
-  ev.now = detail::clock_now(t.base->meta().baseline_id);
-  if (t.state) {
-    auto last = (*t.state)->check_clock(opts.db_path);
-    if (last && *last && (**last).baseline_id == ev.now.baseline_id) ev.last = **last;
-  }
-  if (!ev.fast) return ev;
-  detail::FastPlan::Facts f;
-  f.now_ns = ev.now.realtime_ns;
-  f.baseline_id = ev.now.baseline_id;
-  f.interval_s = opts.policy.rehash_interval_seconds;
-  f.full_ns = ev.last ? ev.last->full_ns : 0;
-  f.watched = opts.watched;
-  s->stat_withdrawn = detail::stat_withdrawn(ev.last, ev.now);
-  f.stat_ok = s->stat_withdrawn.empty();
-  if (!f.stat_ok)
-    sink.alert("stat_evidence_withdrawn", "check --fast does not rest on file times this run: " + s->stat_withdrawn +
-                                              "; entries are hashed unless fs-verity or the watch daemon vouches for them");
-  auto plan = detail::FastPlan::open(opts.db_path, t.state ? t.state->get() : nullptr, std::move(f));
-  if (!plan) return plan.error();
-  ev.plan = std::move(*plan);
-  return ev;
-}
-
-/// After a verified check: its clock, and what it hashed, for the next fast check.
-void record_evidence(const RunOptions& opts, detail::Trusted& t, CheckEvidence& ev, Summary* s, Sink& sink) {
-  if (!t.state) return;
-  const bool whole = opts.paths.empty();
-  StateStore::CheckClock c = ev.now;
-  c.full_ns = ev.last ? ev.last->full_ns : 0;
-  const uint64_t not_hashed = s->evidence[1] + s->evidence[2] + s->evidence[3];
-  const bool all_hashed = whole && not_hashed == 0 && s->incomplete == 0;
-  if (all_hashed) c.full_ns = ev.now.realtime_ns;
-  const Bytes& future = ev.plan ? ev.plan->future_ctime() : Bytes();
-  if (!future.empty()) {
-    // A ctime later than the clock: it was set back after that write, and so may have been
-    // before any write whose ctime now matches a baseline's. What this run took on stat
-    // evidence is not proven: the run is incomplete, and the next fast check hashes.
-    c.stat_void = "a ctime later than the clock (" + escape_terminal(future) + ") at " + format_time_ns(ev.now.realtime_ns);
-    ++s->incomplete;
-    sink.alert("clock_behind_ctime", quote(future) + " has a ctime later than the clock: the clock was set back since it "
-                                     "changed, so file times prove nothing this run (" + std::to_string(s->evidence[3]) +
-                                     " entries rested on them); run 'fimctl check --full'; the next fast check hashes "
-                                     "every entry");
-  } else if (s->stat_withdrawn.empty() || whole) {
-    c.stat_void.clear();
-  } else {
-    c.stat_void = s->stat_withdrawn;  // a part of the tree was hashed: the rest still has to be
-  }
-  if (ev.hashed_overflow) ev.hashed.clear();
-  if (auto st = (*t.state)->set_check_clock(opts.db_path, c, ev.hashed, ev.now.realtime_ns); !st)
-    state_unwritten("cannot record this check's clock and hashes in state.db (the next fast check hashes more)",
-                    st.error(), s, sink);
-}
-
 void alert_package_mismatch(const Summary& s, Sink& sink) {
   if (const auto m = s.packages.find("mismatch"); m != s.packages.end())
     sink.alert("package_mismatch", std::to_string(m->second) + " changed entries are not what their packages ship: "
@@ -434,7 +360,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
   if (!packages) return packages.error();
   if (*packages)
     for (const auto& a : (*packages)->alerts) sink.alert("hook_record_refused", a);
-  auto evidence = check_evidence(opts, *trusted, &s, sink);
+  auto evidence = detail::check_evidence(opts, *trusted, &s, sink);
   if (!evidence) return evidence.error();
   ReportDigest id;
   // With --packages a directory's verdict waits for everything that changed inside it.
@@ -468,7 +394,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     return {};
   };
   const auto hashed_unchanged = [&](const Bytes& path) {
-    if (evidence->hashed.size() < kMaxHashedRows) evidence->hashed.push_back(path);
+    if (evidence->hashed.size() < detail::kMaxHashedRows) evidence->hashed.push_back(path);
     else evidence->hashed_overflow = true;
   };
   FIM_TRY(compare_tree(opts, *trusted, *roots, !opts.paths.empty(), report, {}, &s, sink, !opts.paths_may_be_absent,
@@ -490,7 +416,9 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
   recording.reset();  // rolls back the report of a baseline that did not verify
   FIM_TRY(verified);
   note_verified(opts, *trusted, &s, sink);
-  record_evidence(opts, *trusted, *evidence, &s, sink);
+  if (auto st = detail::record_evidence(opts, *trusted, *evidence, &s, sink); !st)
+    state_unwritten("cannot record this check's clock and hashes in state.db (the next fast check hashes more)",
+                    st.error(), &s, sink);
   return finished(std::move(s), t0);
 }
 

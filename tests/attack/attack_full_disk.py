@@ -16,7 +16,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from fimtest import Ctx as CaseCtx, Skip, expect, fimctl_argv, run, run_main  # noqa: E402
+from fimtest import Ctx as CaseCtx, Skip, expect, fill_filesystem, fimctl_argv, run, run_main  # noqa: E402
 
 CHANGES = 50
 
@@ -53,13 +53,7 @@ def mount_small_tmpfs(path, size="4m"):
 
 def fill(path):
     """Writes until ENOSPC: nothing more fits on the filesystem of `path`."""
-    with open(os.path.join(path, "filler"), "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    fill_filesystem(os.path.join(path, "filler"))
     # Small files too, so not even a page of a journal or WAL fits.
     for i in range(10000):
         try:

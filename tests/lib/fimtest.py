@@ -75,6 +75,17 @@ class Ctx:
         self.tree = os.path.join(tmp, "tree")
 
 
+def fill_filesystem(path):
+    """Writes zeros to the file `path` until its filesystem is full (ENOSPC)."""
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
 # --- running fimctl -----------------------------------------------------------------------
 
 @dataclasses.dataclass

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from fimtest import POLICY, Skip, run_fimctl, run_main  # noqa: E402
+from fimtest import POLICY, Skip, fill_filesystem, run_fimctl, run_main  # noqa: E402
 from root_test import mount  # noqa: E402
 from watch_test import Daemon, daemon_with_small_queue, filesystem, files_while_stopped, init, sha  # noqa: E402
 
@@ -184,13 +184,7 @@ def case_state_db_full_is_not_silent(fimctl, tmp):
     db = f"{db_dir}/baseline.db"
     init(fimctl, db, f"{mnt}/watched")
     with Daemon(fimctl, tmp, db) as d:
-        with open(f"{db_dir}/filler", "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        fill_filesystem(f"{db_dir}/filler")
         d.wait_for(lambda r: r["type"] == "alert" and r["code"] == "coverage_not_recorded", timeout=40,
                    what="the coverage_not_recorded alert")
         rc, st = d.status()

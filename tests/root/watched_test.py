@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from fimtest import POLICY, run, run_main  # noqa: E402
+from fimtest import POLICY, fill_filesystem, run, run_main  # noqa: E402
 from root_test import mount  # noqa: E402
 from watch_test import Daemon, daemon_with_small_queue, files_while_stopped, filesystem, init, small_tree  # noqa: E402
 
@@ -166,13 +166,7 @@ def case_coverage_ends_when_state_db_full(fimctl, tmp):
     init(fimctl, db, tree)
     with Daemon(fimctl, tmp, db) as d:
         since, _ = covered(d, tree)
-        with open(f"{db_dir}/filler", "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        fill_filesystem(f"{db_dir}/filler")
         d.wait_for(lambda r: r["type"] == "alert" and r["code"] == "coverage_not_recorded", timeout=40,
                    what="the coverage_not_recorded alert")
         with open(f"{tree}/f", "a") as f:  # named while nothing can be kept
