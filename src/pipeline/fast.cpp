@@ -107,7 +107,9 @@ int64_t FastPlan::hashed_at(const Bytes& path) const {
   const uint64_t key = XXH3_64bits_withSeed(path.data(), path.size(), lookup_seed_);
   auto it = std::lower_bound(hashed_.begin(), hashed_.end(), std::make_pair(key, INT64_MIN));
   if (it != hashed_.end() && it->first == key) at = std::max(at, it->second);
-  return at;
+  // No run can have hashed it later than now: such a time was written by someone else (state.db
+  // is not signed) to put its turn off. It vouches for nothing.
+  return at > f_.now_ns ? 0 : at;
 }
 
 bool FastPlan::due(const Bytes& path, int64_t hashed) const {

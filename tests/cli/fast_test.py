@@ -212,6 +212,22 @@ def case_hashed_rows_for_another_baseline_do_not_apply(ctx):
     expect(s["evidence"]["stat"] == 0 and any(a["code"] == "stat_evidence_withdrawn" for a in alerts), s)
 
 
+def case_hashed_times_in_the_future_vouch_for_nothing(ctx):
+    """An intruder who can write state.db sets every hashed-at time (and the full run's) a year
+    ahead, to put every entry's turn in the rolling re-hash off: such times vouch for nothing,
+    and the entries are hashed."""
+    ctx.policy(rehash="2s")
+    ctx.init()
+    time.sleep(2.2)
+    ctx.check("--fast", rc=0)  # a hashed row for every file
+    year = 365 * 86400 * 10**9
+    ctx.state("UPDATE hashed SET at_ns = at_ns + ?", year)
+    ctx.state("UPDATE check_clock SET full_ns = full_ns + ?", year)
+    time.sleep(2.2)
+    _, s, _, _ = ctx.check("--fast", rc=0)
+    expect(s["evidence"]["hashed"] == FILES, f"turns put off by forged times: {s['evidence']}")
+
+
 def case_fast_report_header_counts_evidence(ctx):
     """The plain report's header names the evidence: "N by stat, N watched, N hashed, N verity"."""
     ctx.init()
