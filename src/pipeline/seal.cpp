@@ -32,14 +32,14 @@ constexpr uint32_t kVerityBlock = 4096;
 bool hash_fd(int fd, Bytes* out) {
   Digester dg;
   dg.begin(true, false);
-  std::vector<char> buf(1 << 20);
-  for (off_t off = 0;;) {
-    const ssize_t n = ::pread(fd, buf.data(), buf.size(), off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
-    if (n == 0) break;
-    dg.update(buf.data(), static_cast<size_t>(n));
-    off += n;
+  if (::lseek(fd, 0, SEEK_SET) != 0) return false;
+  const Status st = read_chunks(fd, "the file to seal", [&](std::string_view b) -> Status {
+    dg.update(b.data(), b.size());
+    return {};
+  });
+  if (!st) {
+    errno = st.error().sys_errno;
+    return false;
   }
   dg.finish(out, nullptr);
   return true;
