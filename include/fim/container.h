@@ -72,6 +72,12 @@ struct Container {
 /// of its overlay root, or, without one, of its root's source and device and inode.
 std::string image_key(const Container& c, const Bytes& proc_dir = "/proc");
 
+/// The file key of an image baseline keyed by its manifest digest ("sha256:<64 hex>", as OCI
+/// and every runtime write it): "sha256-<hex>", a name with no ':' in it (images/<key>.db).
+/// Nothing for anything else (another algorithm, upper case, wrong length): a digest read from
+/// a runtime's metadata or an image layout is untrusted text that becomes a file name.
+std::optional<std::string> image_digest_key(std::string_view digest);
+
 /// The response to drift (a rule's response = "kill"): SIGKILL to every process in the
 /// container's mount namespace (and, when it has one, its own pid namespace: not a runtime
 /// helper of the host's that shares the mount namespace). Returns how many were signalled.

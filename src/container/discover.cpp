@@ -268,4 +268,12 @@ std::string image_key(const Container& c, const Bytes& proc_dir) {
   return hex_encode(sha256_of(id));
 }
 
+std::optional<std::string> image_digest_key(std::string_view digest) {
+  constexpr std::string_view kAlgo = "sha256:";
+  if (digest.size() != kAlgo.size() + 64 || digest.substr(0, kAlgo.size()) != kAlgo) return std::nullopt;
+  for (char ch : digest.substr(kAlgo.size()))
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return std::nullopt;
+  return "sha256-" + std::string(digest.substr(kAlgo.size()));
+}
+
 }  // namespace fim

@@ -69,3 +69,17 @@ TEST_CASE("runtimes and ids from cgroup paths") {
     CHECK(!container_from_cgroup(none));
   }
 }
+
+TEST_CASE("image_digest_key: a manifest digest as a file key, nothing for anything else") {
+  const std::string hex(64, 'a');
+  CHECK(image_digest_key("sha256:" + hex) == "sha256-" + hex);
+  CHECK(image_digest_key("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") ==
+        "sha256-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  for (const std::string bad : {std::string("sha256:") + std::string(63, 'a'), "sha256:" + hex + "a",
+                                "sha256:" + std::string(64, 'A'), "sha512:" + hex, "sha256-" + hex,
+                                "sha256:" + std::string(62, 'a') + "/.", std::string("sha256:../") + std::string(61, 'a'),
+                                std::string()}) {
+    CAPTURE(bad);
+    CHECK(!image_digest_key(bad));
+  }
+}
