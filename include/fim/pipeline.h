@@ -136,7 +136,7 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink);
 
 /// --containers (docs/design.md, Containers): what one container's run used and did.
 struct ContainerRun {
-  std::string image;      ///< image_key() of the container
+  std::string image;      ///< in: the key of its image's baseline (baseline_key_of()); empty: image_key()
   Bytes baseline;         ///< images/<image>.db beside RunOptions::db_path
   std::string kill_rule;  ///< where a rule with a response that reported drift is defined
   std::string action;     ///< "kill" or "kill_process"

@@ -11,10 +11,10 @@
 
 namespace fim::cli {
 
-void container_fields(json::Writer& w, const Container& c) {
-  w.num("pid", c.pid).num("processes", c.processes);
+void container_fields(json::Writer& w, const Container& c, const ContainerIdentity& id) {
+  container_identity_fields(w, c, id);
+  w.str("metadata", id.metadata).num("processes", c.processes);
   w.str("mnt_ns", c.mnt_ns).str("pid_ns", c.pid_ns).boolean("own_pid_ns", c.own_pid_ns);
-  w.str("runtime", c.id ? c.id->runtime : "").str("id", c.id ? c.id->id : "");
   w.str("root_fstype", c.root_fstype).bytes("root_source", c.root_source);
   if (c.overlay) {
     w.bytes("upperdir", c.overlay->upper).bytes("workdir", c.overlay->work);
@@ -26,10 +26,12 @@ void container_fields(json::Writer& w, const Container& c) {
 
 namespace {
 
-std::string container_record(const Container& c) {
+std::string container_record(const Container& c, const ContainerIdentity& id) {
   json::Writer w;
   w.schema("container");
-  container_fields(w, c);
+  container_fields(w, c, id);
+  const auto key = baseline_key_of(c, id);
+  w.str("baseline_key", key.key).str("baseline_key_kind", key.kind);
   return w.take();
 }
 
@@ -43,20 +45,28 @@ int cmd_containers(const Options& o) {
   if (::geteuid() != 0) return needs_root(kContainersNeedRoot);
   auto found = discover_containers();
   if (!found) return report_error(found.error());
+  RuntimeMetadata meta;
+  std::vector<ContainerIdentity> ids;
+  for (const auto& c : *found) ids.push_back(meta.identify(c));
   if (o.format == Format::Ndjson) {
-    for (const auto& c : *found) std::printf("%s\n", container_record(c).c_str());
+    for (size_t i = 0; i < found->size(); ++i) std::printf("%s\n", container_record((*found)[i], ids[i]).c_str());
   } else if (o.format == Format::Json) {
     json::Writer doc;
     doc.schema("containers").array("containers");
-    for (const auto& c : *found) doc.raw(container_record(c));
+    for (size_t i = 0; i < found->size(); ++i) doc.raw(container_record((*found)[i], ids[i]));
     std::printf("%s\n", doc.take().c_str());
   } else {
     std::printf("%zu container(s)\n", found->size());
-    for (const auto& c : *found) {
-      std::printf("pid %d (%d process%s) %s%s, runtime %s, id %s\n  root: %s %s\n", c.pid, c.processes,
-                  c.processes == 1 ? "" : "es", c.mnt_ns.c_str(), c.own_pid_ns ? " with its own pid namespace" : "",
-                  c.id ? c.id->runtime.c_str() : "unknown", c.id ? c.id->id.substr(0, 12).c_str() : "-",
+    for (size_t i = 0; i < found->size(); ++i) {
+      const Container& c = (*found)[i];
+      const ContainerIdentity& id = ids[i];
+      std::printf("%s\n  pid %d (%d process%s) %s%s, id %s\n  root: %s %s\n", container_label(c, id).c_str(), c.pid,
+                  c.processes, c.processes == 1 ? "" : "es", c.mnt_ns.c_str(),
+                  c.own_pid_ns ? " with its own pid namespace" : "", id.id.empty() ? "-" : id.id.substr(0, 12).c_str(),
                   c.root_fstype.c_str(), escape_terminal(c.root_source).c_str());
+      if (!id.image_digest.empty()) std::printf("  image digest: %s\n", escape_terminal(id.image_digest).c_str());
+      const auto key = baseline_key_of(c, id);
+      std::printf("  baseline: images/%s.db (%s)\n", key.key.c_str(), key.kind.c_str());
       if (c.overlay) {
         std::printf("  upperdir: %s\n", escape_terminal(c.overlay->upper).c_str());
         for (const auto& l : c.overlay->lower) std::printf("  lowerdir: %s\n", escape_terminal(l).c_str());

@@ -94,19 +94,20 @@ Result<RunOptions> run_options(const Options& o) {
 
 namespace {
 
-std::unique_ptr<Sink> report_sink(const Options& o) {
+std::unique_ptr<Sink> report_sink(const Options& o, const json::Writer* extra = nullptr) {
   // A report larger than the memory bound spools beside the baseline, not in /tmp: an
   // intruder who fills /tmp must not be able to make the report vanish.
   Bytes dir, name;
   if (auto db = absolute_path(o.db)) split_path(*db, &dir, &name);
-  return make_sink(o.format, stdout, !o.no_color && ::isatty(STDOUT_FILENO), nullptr, dir);
+  return make_sink(o.format, stdout, !o.no_color && ::isatty(STDOUT_FILENO), extra, dir);
 }
 
 /// A rule with response = "kill" reported drift: the container's processes are killed, and
 /// the report says so (ndjson: a "response" record).
-void respond(const Options& o, const Container& c, const ContainerRun& run, const std::string& who) {
+void respond(const Options& o, const Container& c, const ContainerRun& run, const std::string& who,
+             const json::Writer& fields) {
   if (o.format == Format::Ndjson) {
-    std::printf("%s\n", response_record(run, run.action == "kill" ? c.pid : run.offender).c_str());
+    std::printf("%s\n", response_record(run, run.action == "kill" ? c.pid : run.offender, &fields).c_str());
   } else {
     std::printf("response: %s: %s (drift under the rule at %s)\n", who.c_str(),
                 run.kill_error.empty() ? (run.action + ": killed " + std::to_string(run.killed)).c_str()
@@ -130,39 +131,61 @@ int run_containers(const Options& o, const RunOptions& base) {
   const Bytes images = images_dir(base.db_path);
   if (o.command == "init" && ::mkdir(images.c_str(), 0700) != 0 && errno != EEXIST)
     return report_error(make_error(Errc::Io, "cannot create " + quote(images), errno));
+  RuntimeMetadata meta;
   std::set<std::string> done;
   int bits = 0, fatal = 0;
   size_t ran = 0, kept = 0;
   const bool init = o.command == "init";
   for (const auto& c : *found) {
-    const std::string key = image_key(c);
-    if (init && !done.insert(key).second) continue;  // one baseline per image
-    const Bytes db = image_baseline_path(base.db_path, key);
+    const ContainerIdentity id = meta.identify(c);
+    const ImageBaselineKey key = baseline_key_of(c, id);
+    if (init && !done.insert(key.key).second) continue;  // one baseline per image
+    const Bytes db = image_baseline_path(base.db_path, key.key);
     if (init && o.new_images_only && ::access(db.c_str(), F_OK) == 0) {
       ++kept;
       continue;
     }
-    const std::string who = (c.id ? c.id->runtime + " " + c.id->id.substr(0, 12) : std::string("container")) +
-                            " (pid " + std::to_string(c.pid) + ", image " + key.substr(0, 12) + ")";
+    const std::string who = container_label(c, id);
+    json::Writer obj;  // the "container" object every record of this container's report carries
+    obj.object();
+    container_identity_fields(obj, c, id);
+    obj.str("baseline_key", key.key).str("baseline_key_kind", key.kind);
+    const std::string container_obj = obj.take();
     if (!init && ::access(db.c_str(), F_OK) != 0) {
-      std::fprintf(stderr, "fimctl: %s: no baseline of its image (%s): run 'fimctl init --containers'\n", who.c_str(),
-                   escape_terminal(db).c_str());
+      // An alert, not a skipped line on stderr: a container nobody baselined is exactly where
+      // drift goes unseen.
+      const std::string image = id.image.empty() ? "image " + key.key.substr(0, 19) : "image " + id.image;
+      const std::string message = who + ": no baseline of its " + image + " (" + std::string(db) +
+                                  "): run 'fimctl init --image' for it, or 'fimctl init --containers'";
+      if (o.format == Format::Ndjson) {
+        json::Writer a;
+        a.schema("alert").str("code", "container_no_baseline").str("message", message);
+        a.raw("container", container_obj);
+        std::printf("%s\n", a.take().c_str());
+      } else {
+        std::fprintf(o.format == Format::Json ? stderr : stdout, "alert: container_no_baseline: %s\n",
+                     escape_terminal(message).c_str());
+      }
       bits |= 8;
       continue;
     }
     if (o.format == Format::Ndjson) {
       json::Writer rec;
       rec.schema("container");
-      container_fields(rec, c);
-      rec.str("image", key).bytes("baseline", db);
+      container_fields(rec, c, id);
+      rec.str("baseline_key", key.key).str("baseline_key_kind", key.kind).bytes("baseline", db);
       std::printf("%s\n", rec.take().c_str());
     } else {
-      std::printf("%s== %s, baseline %s\n", ran ? "\n" : "", who.c_str(), escape_terminal(db).c_str());
+      std::printf("%s== %s, baseline %s%s\n", ran ? "\n" : "", who.c_str(), escape_terminal(db).c_str(),
+                  key.kind == "lower-layers" ? " (keyed by its lower layers: the runtime named no image digest)" : "");
     }
     std::fflush(stdout);
     ++ran;
-    auto sink = report_sink(o);
+    json::Writer extra = json::Writer::fields();
+    extra.raw("container", container_obj);
+    auto sink = report_sink(o, &extra);
     ContainerRun run;
+    run.image = key.key;
     auto summary = run_in_container(base, c, init, *sink, &run);
     if (!summary) {
       const int code = report_error(summary.error());
@@ -175,7 +198,7 @@ int run_containers(const Options& o, const RunOptions& base) {
       continue;
     }
     bits |= summary->exit_code;
-    if (!run.kill_rule.empty()) respond(o, c, run, who);
+    if (!run.kill_rule.empty()) respond(o, c, run, who, extra);
   }
   if (ran == 0 && !o.quiet) {
     if (kept) std::fprintf(stderr, "fimctl: every running container's image has a baseline already (%zu)\n", kept);

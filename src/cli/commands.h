@@ -6,6 +6,7 @@
 
 #include "fim/base/result.h"
 #include "fim/container.h"
+#include "fim/container_identity.h"
 #include "fim/json.h"
 #include "fim/pipeline.h"
 #include "fim/report.h"
@@ -75,8 +76,9 @@ Status check_format(Format format, const Formats& formats, const std::string& co
 /// Why `containers` and --containers need root (needs_root()).
 extern const char* const kContainersNeedRoot;
 
-/// The members of a container record (pid, namespaces, runtime, id, root, overlay layers).
-void container_fields(json::Writer& w, const Container& c);
+/// The members of a container record: who it is (container_identity_fields: runtime, id, name,
+/// image, image_digest, pid, pod), then processes, namespaces, root and overlay layers.
+void container_fields(json::Writer& w, const Container& c, const ContainerIdentity& id);
 
 /// "90", "90s", "250ms", "5m", "6h", "1d" in seconds; `what` names the option in errors.
 Result<double> parse_duration(std::string_view text, const char* what);

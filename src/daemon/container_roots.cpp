@@ -25,6 +25,7 @@ std::optional<UpperPath> upper_path(const std::set<Bytes>& uppers, const Bytes& 
 
 ContainerRoots::Change ContainerRoots::update(const std::vector<Container>& found) {
   Change out;
+  RuntimeMetadata meta;  // read only when a container is new
   std::set<Bytes> seen;
   for (const auto& c : found) {
     if (!c.overlay || c.overlay->upper.empty()) continue;  // no upper layer: nothing can drift
@@ -33,14 +34,17 @@ ContainerRoots::Change ContainerRoots::update(const std::vector<Container>& foun
     if (by_upper_.count(upper)) continue;
     auto r = std::make_shared<ContainerRoot>();
     r->c = c;
-    r->key = image_key(c);
+    r->id = meta.identify(c);
+    const ImageBaselineKey key = baseline_key_of(c, r->id);
+    r->key = key.key;
     r->db = image_baseline_path(db_path_, r->key);
     r->upper = upper;
     json::Writer f;
-    f.object().num("pid", c.pid).str("runtime", c.id ? c.id->runtime : "").str("id", c.id ? c.id->id : "");
-    f.str("image", r->key).close();
+    f.object();
+    container_identity_fields(f, c, r->id);
+    f.str("baseline_key", key.key).str("baseline_key_kind", key.kind).close();
     r->field = f.take();
-    r->label = "container pid " + std::to_string(c.pid) + " (image " + r->key.substr(0, 12) + ")";
+    r->label = container_label(c, r->id);
     by_upper_.emplace(upper, r);
     uppers_.insert(upper);
     out.started.push_back(std::move(r));
@@ -76,9 +80,15 @@ void Watcher::poll_containers() {
   const auto change = containers_->update(*found);
   const int64_t wall = now_ns();
   for (const auto& r : change.started) {
-    if (::access(r->db.c_str(), F_OK) != 0 && containers_->warn_no_baseline(r->key))
-      sink_.alert("container_no_baseline", "container pid " + std::to_string(r->c.pid) + ": no baseline of its image " +
-                                               r->key + ": run 'fimctl init --containers'");
+    if (::access(r->db.c_str(), F_OK) != 0 && containers_->warn_no_baseline(r->key)) {
+      json::Writer f = json::Writer::fields();
+      f.raw("container", r->field);
+      sink_.alert_with("container_no_baseline",
+                       r->label + ": no baseline of its image " +
+                           escape_terminal(r->id.image.empty() ? r->key : r->id.image + " (" + r->key + ")") +
+                           ": run 'fimctl init --image' for it, or 'fimctl init --containers'",
+                       f);
+    }
     // Marked before it is compared (the start rescan below): nothing falls between the two.
     (void)locator_.add_filesystem(r->upper);
     if (Status st = mark_tree(r->upper); !st) sink_.alert("mark_failed", r->label + ": " + st.error().describe());

@@ -19,6 +19,7 @@
 
 #include "fim/base/bytes.h"
 #include "fim/container.h"
+#include "fim/container_identity.h"
 #include "sink.h"
 
 namespace fim::watchd {
@@ -26,12 +27,13 @@ namespace fim::watchd {
 /// A running container the daemon watches: what its compares need, fixed when it is found.
 struct ContainerRoot {
   Container c;
-  std::string key;  ///< image_key(): names the image's baseline
+  ContainerIdentity id;  ///< as its runtime names it
+  std::string key;  ///< baseline_key_of(): names the image's baseline
   Bytes db;         ///< images/<key>.db beside the host's baseline
   Bytes upper;      ///< the overlay's upper directory, on the host
   /// The "container" object its records carry ({"pid":..,"runtime":..,"id":..,"image":..}).
   std::string field;
-  /// The same for people: "container pid N (image 0123456789ab)".
+  /// The same for people: container_label(), "podman container web (localhost/app:1, pid N)".
   std::string label;
 };
 

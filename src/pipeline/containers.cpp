@@ -63,7 +63,7 @@ Bytes image_baseline_path(const Bytes& db_path, const std::string& key) {
 }
 
 Result<Summary> run_in_container(const RunOptions& opts, const Container& c, bool init, Sink& sink, ContainerRun* run) {
-  run->image = image_key(c);
+  if (run->image.empty()) run->image = image_key(c);
   run->baseline = image_baseline_path(opts.db_path, run->image);
   RunOptions r = opts;
   r.db_path = run->baseline;

@@ -179,7 +179,7 @@ Status compare_tree(const RunOptions& opts, detail::Trusted& t, const std::vecto
   const auto selected = [&](const Bytes& path) {
     return !subset || std::any_of(roots.begin(), roots.end(), [&](const Bytes& r) { return path_within(path, r); });
   };
-  detail::Merge m{effective, sel, s, sink, {}, selected, report, std::move(on_entry), {}};
+  detail::Merge m{effective, sel, s, sink, {}, selected, report, std::move(on_entry), {}, {}};
   m.next_old = [&](Record* r) { return t.base->next(r); };
   Ticker ticker(opts.progress);
   m.tick = [&](uint64_t n) { ticker.tick(n); };

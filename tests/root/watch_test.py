@@ -847,7 +847,8 @@ def case_containers_realtime(fimctl, tmp):
                               r.get("container", {}).get("pid") == c["pid"], what=f"{kind} {path} in pid {c['pid']}")[-1]
         inside(c1, "echo '* * * * * root /x' > /etc/cron.d/evil")
         r = reported(c1, "/etc/cron.d/evil", "added")
-        assert len(r["container"]["image"]) == 64 and r["source"] == "watch", r
+        assert len(r["container"]["baseline_key"]) == 64 and r["source"] == "watch", r
+        assert r["container"]["baseline_key_kind"] == "lower-layers", r
         inside(c1, "echo backdoor > /usr/bin/backdoor; chmod 755 /usr/bin/backdoor")
         reported(c1, "/usr/bin/backdoor", "added")
         inside(c1, "echo 'PermitRootLogin yes' > /etc/ssh/sshd_config")

@@ -64,8 +64,10 @@ TEST_CASE("discovery starts and stops containers by upper directory, each named 
   CHECK(r.upper == "/u/1");
   CHECK(r.key.size() == 64);
   CHECK(r.db == "/var/lib/fimctl/images/" + r.key + ".db");
-  CHECK(r.field == R"({"pid":10,"runtime":"","id":"","image":")" + r.key + R"("})");
-  CHECK(r.label == "container pid 10 (image " + r.key.substr(0, 12) + ")");
+  // No runtime named it (no cgroup id): unnamed, keyed by its lower layers, and said so.
+  CHECK(r.field == R"({"runtime":"","id":"","name":"","image":"","image_digest":"","pid":10,"baseline_key":")" + r.key +
+                       R"(","baseline_key_kind":"lower-layers"})");
+  CHECK(r.label == "container (pid 10)");
   CHECK(roots.uppers() == std::set<Bytes>{"/u/1"});
 
   // Found again: nothing new. A second one of the same image shares its baseline.
