@@ -22,7 +22,7 @@ FIM_BUILD_PACKAGES=(
 # fuse3 + libfuse3-dev: tests/root/hangfs.c, a FUSE filesystem whose read never returns
 # (the read_timeout test; e2fsprogs' mkfs.ext4 makes the loop image of the watch tests).
 # busybox-static: the image of the namespaced containers the root tests build (no Docker).
-# podman, runc: watch --containers with a real runtime (tests/root/watch_podman_test.py), on
+# podman, runc: the real container runtime of the root suite (tests/root/podman_test.py), on
 # an image imported from a busybox tree; runc because crun refuses this hosts' hybrid cgroups.
 # prometheus: promtool checks the scheduled check's node-exporter textfile (tests/cli/scheduled_test.py).
 # zsh, fish: the generated zsh and fish completion scripts are loaded and run in the real
