@@ -13,6 +13,7 @@ Exit 0 pass, 1 fail, 77 skip. Root cases, each in a private mount namespace.
 """
 import os
 import sqlite3
+import signal
 import subprocess
 import sys
 
@@ -80,13 +81,16 @@ def case_lock_planted_by_user_refused(ctx):
     lock = ctx.db + ".lock"
     os.unlink(lock)
     ctx.sticky_then_private(f"touch {lock}")
+    # Its own session, so the sleep that flock forks dies with it: a sleep left holding the
+    # test's stdout made meson wait its full 60 s.
     holder = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                               "flock", lock, "sleep", "60"])
+                               "flock", lock, "sleep", "60"], start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         r = ctx.fim("update", "--yes")
         refused(r, "baseline.db.lock", "update with a planted, held lock")
     finally:
-        holder.kill()
+        os.killpg(holder.pid, signal.SIGKILL)
         holder.wait()
 
 
