@@ -70,8 +70,16 @@ ImageBaselineKey baseline_key_of(const Container& c, const ContainerIdentity& id
 
 /// The members of the "container" object every container record carries (open object in `w`):
 /// runtime, id, name, image, image_digest, pid, pod {namespace, name, container} (pods only),
-/// baseline_source (filled by the caller when it knows it).
-void container_identity_fields(json::Writer& w, const Container& c, const ContainerIdentity& id);
+/// baseline_key, baseline_key_kind.
+void container_identity_fields(json::Writer& w, const Container& c, const ContainerIdentity& id,
+                               const ImageBaselineKey& key);
+/// That object, whole: what check --containers and the watch daemon attach to every record.
+std::string container_object(const Container& c, const ContainerIdentity& id, const ImageBaselineKey& key);
+
+/// The alert container_no_baseline's message: `label` (container_label()), the image by its
+/// reference (else its key), the baseline file looked for, and the commands that make one.
+std::string no_image_baseline_message(const std::string& label, const ContainerIdentity& id,
+                                      const ImageBaselineKey& key, const Bytes& db);
 
 /// For people: "podman container web (localhost/app:1, pid 4242)", or the pod's names.
 std::string container_label(const Container& c, const ContainerIdentity& id);

@@ -11,8 +11,8 @@
 
 namespace fim::cli {
 
-void container_fields(json::Writer& w, const Container& c, const ContainerIdentity& id) {
-  container_identity_fields(w, c, id);
+void container_fields(json::Writer& w, const Container& c, const ContainerIdentity& id, const ImageBaselineKey& key) {
+  container_identity_fields(w, c, id, key);
   w.str("metadata", id.metadata).num("processes", c.processes);
   w.str("mnt_ns", c.mnt_ns).str("pid_ns", c.pid_ns).boolean("own_pid_ns", c.own_pid_ns);
   w.str("root_fstype", c.root_fstype).bytes("root_source", c.root_source);
@@ -29,9 +29,7 @@ namespace {
 std::string container_record(const Container& c, const ContainerIdentity& id) {
   json::Writer w;
   w.schema("container");
-  container_fields(w, c, id);
-  const auto key = baseline_key_of(c, id);
-  w.str("baseline_key", key.key).str("baseline_key_kind", key.kind);
+  container_fields(w, c, id, baseline_key_of(c, id));
   return w.take();
 }
 

@@ -146,17 +146,11 @@ int run_containers(const Options& o, const RunOptions& base) {
       continue;
     }
     const std::string who = container_label(c, id);
-    json::Writer obj;  // the "container" object every record of this container's report carries
-    obj.object();
-    container_identity_fields(obj, c, id);
-    obj.str("baseline_key", key.key).str("baseline_key_kind", key.kind);
-    const std::string container_obj = obj.take();
+    const std::string container_obj = container_object(c, id, key);  // on every record of its report
     if (!init && ::access(db.c_str(), F_OK) != 0) {
       // An alert, not a skipped line on stderr: a container nobody baselined is exactly where
       // drift goes unseen.
-      const std::string image = id.image.empty() ? "image " + key.key.substr(0, 19) : "image " + id.image;
-      const std::string message = who + ": no baseline of its " + image + " (" + std::string(db) +
-                                  "): run 'fimctl init --image' for it, or 'fimctl init --containers'";
+      const std::string message = no_image_baseline_message(who, id, key, db);
       if (o.format == Format::Ndjson) {
         json::Writer a;
         a.schema("alert").str("code", "container_no_baseline").str("message", message);
@@ -164,7 +158,7 @@ int run_containers(const Options& o, const RunOptions& base) {
         std::printf("%s\n", a.take().c_str());
       } else {
         std::fprintf(o.format == Format::Json ? stderr : stdout, "alert: container_no_baseline: %s\n",
-                     escape_terminal(message).c_str());
+                     message.c_str());
       }
       bits |= 8;
       continue;
@@ -172,8 +166,8 @@ int run_containers(const Options& o, const RunOptions& base) {
     if (o.format == Format::Ndjson) {
       json::Writer rec;
       rec.schema("container");
-      container_fields(rec, c, id);
-      rec.str("baseline_key", key.key).str("baseline_key_kind", key.kind).bytes("baseline", db);
+      container_fields(rec, c, id, key);
+      rec.bytes("baseline", db);
       std::printf("%s\n", rec.take().c_str());
     } else {
       std::printf("%s== %s, baseline %s%s\n", ran ? "\n" : "", who.c_str(), escape_terminal(db).c_str(),

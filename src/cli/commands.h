@@ -77,8 +77,8 @@ Status check_format(Format format, const Formats& formats, const std::string& co
 extern const char* const kContainersNeedRoot;
 
 /// The members of a container record: who it is (container_identity_fields: runtime, id, name,
-/// image, image_digest, pid, pod), then processes, namespaces, root and overlay layers.
-void container_fields(json::Writer& w, const Container& c, const ContainerIdentity& id);
+/// image, image_digest, pid, pod, baseline key), then processes, namespaces, root and overlay layers.
+void container_fields(json::Writer& w, const Container& c, const ContainerIdentity& id, const ImageBaselineKey& key);
 
 /// "90", "90s", "250ms", "5m", "6h", "1d" in seconds; `what` names the option in errors.
 Result<double> parse_duration(std::string_view text, const char* what);

@@ -186,13 +186,28 @@ ImageBaselineKey baseline_key_of(const Container& c, const ContainerIdentity& id
   return {image_key(c), "lower-layers"};
 }
 
-void container_identity_fields(json::Writer& w, const Container& c, const ContainerIdentity& id) {
+void container_identity_fields(json::Writer& w, const Container& c, const ContainerIdentity& id,
+                               const ImageBaselineKey& key) {
   w.str("runtime", id.runtime).str("id", id.id).str("name", id.name).str("image", id.image);
   w.str("image_digest", id.image_digest).num("pid", c.pid);
   if (!id.pod_namespace.empty() || !id.pod_name.empty() || !id.pod_container.empty()) {
     w.object("pod").str("namespace", id.pod_namespace).str("name", id.pod_name).str("container", id.pod_container);
     w.close();
   }
+  w.str("baseline_key", key.key).str("baseline_key_kind", key.kind);
+}
+
+std::string container_object(const Container& c, const ContainerIdentity& id, const ImageBaselineKey& key) {
+  json::Writer w;
+  w.object();
+  container_identity_fields(w, c, id, key);
+  return w.take();
+}
+
+std::string no_image_baseline_message(const std::string& label, const ContainerIdentity& id,
+                                      const ImageBaselineKey& key, const Bytes& db) {
+  return label + ": no baseline of its image " + escape_terminal(id.image.empty() ? key.key : id.image) + " (" +
+         escape_terminal(db) + "): run 'fimctl init --image' for it, or 'fimctl init --containers'";
 }
 
 std::string container_label(const Container& c, const ContainerIdentity& id) {

@@ -117,7 +117,7 @@ void check_container(Out out, const RunOptions& base, const ContainerRoot& root,
   t.container_label = root.label;
   const int writer = t.rescan.empty() ? t.pid : 0;
   ContainerRun run;
-  run.image = root.key;
+  run.image = root.key.key;
   run.offender = writer;
   ContainerSink cs(sink, t, out.changes);
   auto s = run_in_container(r, root.c, false, cs, &run);

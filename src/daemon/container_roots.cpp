@@ -35,15 +35,10 @@ ContainerRoots::Change ContainerRoots::update(const std::vector<Container>& foun
     auto r = std::make_shared<ContainerRoot>();
     r->c = c;
     r->id = meta.identify(c);
-    const ImageBaselineKey key = baseline_key_of(c, r->id);
-    r->key = key.key;
-    r->db = image_baseline_path(db_path_, r->key);
+    r->key = baseline_key_of(c, r->id);
+    r->db = image_baseline_path(db_path_, r->key.key);
     r->upper = upper;
-    json::Writer f;
-    f.object();
-    container_identity_fields(f, c, r->id);
-    f.str("baseline_key", key.key).str("baseline_key_kind", key.kind).close();
-    r->field = f.take();
+    r->field = container_object(c, r->id, r->key);
     r->label = container_label(c, r->id);
     by_upper_.emplace(upper, r);
     uppers_.insert(upper);
@@ -80,14 +75,10 @@ void Watcher::poll_containers() {
   const auto change = containers_->update(*found);
   const int64_t wall = now_ns();
   for (const auto& r : change.started) {
-    if (::access(r->db.c_str(), F_OK) != 0 && containers_->warn_no_baseline(r->key)) {
+    if (::access(r->db.c_str(), F_OK) != 0 && containers_->warn_no_baseline(r->key.key)) {
       json::Writer f = json::Writer::fields();
       f.raw("container", r->field);
-      sink_.alert_with("container_no_baseline",
-                       r->label + ": no baseline of its image " +
-                           escape_terminal(r->id.image.empty() ? r->key : r->id.image + " (" + r->key + ")") +
-                           ": run 'fimctl init --image' for it, or 'fimctl init --containers'",
-                       f);
+      sink_.alert_with("container_no_baseline", no_image_baseline_message(r->label, r->id, r->key, r->db), f);
     }
     // Marked before it is compared (the start rescan below): nothing falls between the two.
     (void)locator_.add_filesystem(r->upper);

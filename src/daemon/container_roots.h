@@ -28,7 +28,7 @@ namespace fim::watchd {
 struct ContainerRoot {
   Container c;
   ContainerIdentity id;  ///< as its runtime names it
-  std::string key;  ///< baseline_key_of(): names the image's baseline
+  ImageBaselineKey key;  ///< baseline_key_of(): names the image's baseline
   Bytes db;         ///< images/<key>.db beside the host's baseline
   Bytes upper;      ///< the overlay's upper directory, on the host
   /// The "container" object its records carry ({"pid":..,"runtime":..,"id":..,"image":..}).

@@ -80,7 +80,7 @@ TEST_CASE("CRI-O: the pod's namespace, name and container from the bundle's anno
   CHECK(id.pod_container == "nginx");
   json::Writer w;
   w.object();
-  container_identity_fields(w, container("cri-o"), id);
+  container_identity_fields(w, container("cri-o"), id, baseline_key_of(container("cri-o"), id));
   const auto text = w.take();
   CHECK(text.find(R"("pod":{"namespace":"shop","name":"web-7d4","container":"nginx"})") != std::string::npos);
 }

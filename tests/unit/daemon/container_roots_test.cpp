@@ -62,10 +62,11 @@ TEST_CASE("discovery starts and stops containers by upper directory, each named 
   CHECK(ch.stopped.empty());
   const auto& r = *ch.started[0];
   CHECK(r.upper == "/u/1");
-  CHECK(r.key.size() == 64);
-  CHECK(r.db == "/var/lib/fimctl/images/" + r.key + ".db");
+  CHECK(r.key.key.size() == 64);
+  CHECK(r.key.kind == "lower-layers");
+  CHECK(r.db == "/var/lib/fimctl/images/" + r.key.key + ".db");
   // No runtime named it (no cgroup id): unnamed, keyed by its lower layers, and said so.
-  CHECK(r.field == R"({"runtime":"","id":"","name":"","image":"","image_digest":"","pid":10,"baseline_key":")" + r.key +
+  CHECK(r.field == R"({"runtime":"","id":"","name":"","image":"","image_digest":"","pid":10,"baseline_key":")" + r.key.key +
                        R"(","baseline_key_kind":"lower-layers"})");
   CHECK(r.label == "container (pid 10)");
   CHECK(roots.uppers() == std::set<Bytes>{"/u/1"});
