@@ -86,6 +86,13 @@ struct BaselineMeta {
   /// digest, which stays a function of the rows, roots, policy and journal alone.
   std::string baseline_id;
   std::vector<JournalEntry> journal;  ///< every acceptance since the first baseline, chained
+  /// A per-image baseline (docs/design.md, Containers): "image" when built from the image's
+  /// own layers (init --image), "container" when recorded from a running container of it
+  /// (init --containers); empty for a host's. Signed (manifest_text) when set.
+  std::string source;
+  std::string image_digest;        ///< "sha256:<hex>": the manifest the baseline was built from
+  std::string image_index_digest;  ///< the OCI index it was chosen from, when there was one
+  std::string image_ref;           ///< the reference init --image was given (shown, not trusted)
 
   /// Appends an acceptance to the journal, chained to the last entry.
   void append_journal(const Acceptance& a);

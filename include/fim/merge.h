@@ -75,6 +75,14 @@ bool policy_changed(const Policy& policy, const BaselineMeta& meta);
 BaselineMeta successor_meta(const Policy& policy, const std::string& roots_source, std::vector<Bytes> roots,
                             uint64_t after, std::vector<JournalEntry> journal, std::vector<Acceptance> accepted,
                             const std::string& baseline_id);
+/// Whether a per-image baseline is used as one, for the image it is named for (and a host's
+/// baseline as a host's): RunOptions::image_baseline, ImageOrigin::digest.
+Status check_image_origin(const RunOptions& opts, const BaselineMeta& meta);
+/// The image-signing key in KEYS/images/*.pub with `key_id` (none: empty); a matching key
+/// file on a path others could write is refused.
+Result<std::optional<VerifyKey>> find_image_key(const Bytes& keys_dir, const std::string& key_id);
+/// A successor of a per-image baseline (update, accept) stays the baseline of that image.
+void carry_image_origin(const BaselineMeta& from, BaselineMeta* to);
 
 BaselineFacts facts_of(const Bytes& path, const BaselineMeta& m);
 /// Who runs this, for the journal: the login name behind sudo when there is one.

@@ -34,6 +34,7 @@ struct ScanOptions {
   /// after its rule set `co`; it chooses the evidence to try (CollectOptions::plan). Empty:
   /// everything is collected in full.
   std::function<void(const WalkItem&, CollectOptions* co)> plan;
+  AttrMask strip = 0;  ///< never collected, whatever the rules select (kNotInImage for an image)
 };
 
 /// One result: a collected entry, or (subtree_incomplete) a directory whose contents could
@@ -71,6 +72,20 @@ struct WatchedRoot {
   int64_t since_ns = 0;
   std::vector<Bytes> evented;  ///< sorted bytewise: paths events named since since_ns
 };
+
+/// What a per-image baseline is of (BaselineMeta::source and image_*; docs/design.md,
+/// Containers). init: written into the manifest. check: `digest` is the manifest the baseline
+/// must have been built from (its file is named for it), empty where the key is not a digest.
+struct ImageOrigin {
+  std::string source;  ///< "image" (init --image) or "container" (init --containers)
+  std::string digest, index_digest, ref;
+};
+
+/// Attributes an image's layers cannot tell (they belong to the filesystem a container's root
+/// is on, or to when it was unpacked): never recorded in a baseline built from an image, so
+/// never compared with a container's.
+inline constexpr AttrMask kNotInImage = attr_bit(Attr::Inode) | attr_bit(Attr::Dev) | attr_bit(Attr::Ctime) |
+                                        attr_bit(Attr::Btime) | attr_bit(Attr::Handle);
 
 struct RunOptions {
   Policy policy;             ///< as loaded (its digest goes into the baseline)
@@ -113,6 +128,10 @@ struct RunOptions {
   std::string check_mode;
   /// check --fast: what a running watch daemon vouches for (the command line asks it).
   std::vector<WatchedRoot> watched;
+  /// A per-image baseline is used or written (run_in_container sets it): a host command never
+  /// takes one for the host's, and an image baseline is not bound to the host that built it.
+  bool image_baseline = false;
+  ImageOrigin image;
 };
 
 /// fimctl init: scans the roots and installs a new baseline atomically. Returns the summary
@@ -153,6 +172,30 @@ std::string response_record(const ContainerRun& run, int pid, const json::Writer
 Bytes images_dir(const Bytes& db_path);
 /// The baseline of image `key`: images_dir(db_path)/<key>.db.
 Bytes image_baseline_path(const Bytes& db_path, const std::string& key);
+/// Whether the baseline at `path` was built from the image itself (init --image).
+bool image_built(const Bytes& path);
+
+/// fimctl init --image REF: a baseline of the image's own layers, without running it, at
+/// images/<image_digest_key(manifest digest)>.db (--db's directory), signed with --keys, its
+/// manifest naming the image (source "image", manifest and index digest, reference).
+Result<Summary> run_init_image(const RunOptions& opts, const std::string& ref, Sink& sink, Bytes* written);
+
+/// fimctl import-image-baseline FILE: FILE verified (built from an image, keyed by a
+/// well-formed manifest digest, signed by a key in KEYS/images/*.pub or the host's, every
+/// row) as a copy in images/, then installed at images/<key>.db and pinned in state.db with
+/// its key: a later import signed by another key is refused unless opts.force, and one not
+/// newer than what this host used for the image (a rollback or replay) is refused.
+struct ImportedImage {
+  Bytes path;
+  BaselineMeta meta;
+  bool already = false;       ///< the same baseline was installed already: nothing done
+  bool replaced_key = false;  ///< --force: the image's pinned key was another
+};
+Result<ImportedImage> run_import_image(const RunOptions& opts, const Bytes& file);
+
+/// fimctl export-image-baseline: the baseline of image `digest` (built from the image),
+/// verified as check verifies it, copied to `to` (one file a pipeline attaches to the image).
+Result<BaselineMeta> run_export_image(const RunOptions& opts, const std::string& digest, const Bytes& to);
 
 /// init (init = true) or check of one container: opts (PATHs inside the container) with the
 /// container's root (/proc/PID/root, RESOLVE_IN_ROOT) as --sysroot and its image's baseline;

@@ -260,6 +260,8 @@ void auto_accept(const Options& o, const RunOptions& ro, Sink& sink) {
 int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
   auto ro = run_options(o);
   if (!ro) return report_error(ro.error());
+  if (!o.image.empty() && o.containers) return report_error(make_error(Errc::Usage, "--image and --containers exclude each other"));
+  if (!o.image.empty()) return run_init_image_cli(o, *ro);
   if (o.containers) return run_containers(o, *ro);
   if (o.new_images_only) return report_error(make_error(Errc::Usage, "--new-images-only goes with init --containers"));
   auto sink = report_sink(o);

@@ -51,6 +51,10 @@ int cmd_status(const Options& o);
 int cmd_containers(const Options& o);
 int cmd_apt_hook(const Options& o);
 int cmd_seal(const Options& o);
+int cmd_export_image(const Options& o);
+int cmd_import_image(const Options& o);
+/// init --image REF (cmd_image.cpp).
+int run_init_image_cli(const Options& o, const RunOptions& ro);
 
 /// What the pipeline runs with: the policy, --db, --keys, --sysroot, --jobs, ... of `o`.
 Result<RunOptions> run_options(const Options& o);

@@ -46,6 +46,8 @@ constexpr Command kCommands[] = {
     {"key", fim::cli::cmd_key, kText, kText},
     {"migrate", fim::cli::cmd_migrate, kText, kText},
     {"adopt", fim::cli::cmd_adopt, kText, kText},
+    {"export-image-baseline", fim::cli::cmd_export_image, kText, kText},
+    {"import-image-baseline", fim::cli::cmd_import_image, kText, kText},
     {"seal", fim::cli::cmd_seal, kText, kText},
     {"watch", fim::cli::cmd_watch, kStream, kStream},
     {"status", fim::cli::cmd_status, kAll, kAll},

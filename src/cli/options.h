@@ -34,6 +34,7 @@ struct Options {
   bool fast = false, full = false; ///< check --fast / --full (docs/design.md, Evidence)
   bool containers = false;         ///< init/check --containers
   bool new_images_only = false;    ///< init --containers --new-images-only
+  std::string image;               ///< init --image REF; export-image-baseline REF|DIGEST
   std::string container_poll = "2s";  ///< watch --container-poll
   bool package_verified = false;   ///< accept --package-verified
   bool weak_evidence = false;      ///< accept --weak

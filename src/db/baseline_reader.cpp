@@ -213,6 +213,15 @@ Status BaselineReader::Impl::read_manifest() {
   m.baseline_id = kv["baseline_id"];
   if (!m.baseline_id.empty() && (m.baseline_id.size() != 32 || m.baseline_id.find_first_not_of("0123456789abcdef") != std::string::npos))
     return not_ours("malformed baseline id");
+  m.source = kv["source"];
+  m.image_digest = kv["image_digest"];
+  m.image_index_digest = kv["image_index_digest"];
+  m.image_ref = kv["image_ref"];
+  if (m.source != "" && m.source != "image" && m.source != "container") return not_ours("unknown baseline source");
+  for (const std::string* d : {&m.image_digest, &m.image_index_digest})
+    if (!d->empty() && (d->size() != 71 || d->rfind("sha256:", 0) != 0 ||
+                        d->find_first_not_of("0123456789abcdef", 7) != std::string::npos))
+      return not_ours("malformed image digest");
   auto roots = stmt("SELECT path FROM roots ORDER BY path");
   if (!roots) return roots.error();
   FIM_TRY(roots->for_each_row([&](sqlite3_stmt* s) { m.roots.emplace_back(db::column_blob(s, 0)); }));

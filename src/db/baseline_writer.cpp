@@ -48,6 +48,10 @@ Status write_manifest(sqlite3* db, const BaselineMeta& meta) {
       {"key_id", meta.key_id},
       {"signature", meta.signature},
       {"baseline_id", meta.baseline_id},
+      {"source", meta.source},
+      {"image_digest", meta.image_digest},
+      {"image_index_digest", meta.image_index_digest},
+      {"image_ref", meta.image_ref},
   };
   for (const auto& [key, value] : rows) FIM_TRY(put->bind(db::Text{key}, value).exec());
   return {};

@@ -93,6 +93,11 @@ std::string manifest_text(const BaselineMeta& m) {
   // Baselines written before ids existed have none; their manifests (and signatures) stay as
   // they were. An id removed from a baseline that had one breaks its signature.
   if (!m.baseline_id.empty()) out += "baseline_id=" + m.baseline_id + "\n";
+  // Image baselines only: a host's manifest stays as it was.
+  if (!m.source.empty()) out += "source=" + m.source + "\n";
+  if (!m.image_digest.empty()) out += "image_digest=" + m.image_digest + "\n";
+  if (!m.image_index_digest.empty()) out += "image_index_digest=" + m.image_index_digest + "\n";
+  if (!m.image_ref.empty()) out += "image_ref=" + hex_encode(m.image_ref) + "\n";
   return out;
 }
 

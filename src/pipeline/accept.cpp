@@ -306,6 +306,7 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, meta.roots,
                                              std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(rows.journal),
                                              meta.baseline_id);
+  detail::carry_image_origin(meta, &next);
   FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, *key, sink));
   std::vector<Bytes> paths;
   for (const auto& [p, _] : *now) paths.push_back(p);

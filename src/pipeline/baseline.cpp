@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The pieces every command shares about the baseline (see merge.h): opening it trusted, the
 // policy it is compared under, the verified read of its rows, the manifest of its successor.
+#include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <unistd.h>
@@ -14,19 +15,65 @@
 
 namespace fim::detail {
 
+Result<std::optional<VerifyKey>> find_image_key(const Bytes& keys_dir, const std::string& key_id) {
+  const Bytes dir = join_path(keys_dir, "images");
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return std::optional<VerifyKey>();
+    return make_error(Errc::Io, "cannot read the image-signing keys in " + quote(dir), errno);
+  }
+  std::vector<Bytes> names;
+  while (dirent* de = ::readdir(d)) {
+    const std::string n = de->d_name;
+    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".pub") == 0) names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  std::string refused;
+  for (const auto& n : names) {
+    const Bytes path = join_path(dir, n);
+    // Trusting a key is trusting whoever can write its file: it must be root's alone.
+    if (auto st = check_trusted_path(path, "image-signing key"); !st) {
+      refused += (refused.empty() ? "" : "; ") + st.error().message;
+      continue;
+    }
+    auto vk = VerifyKey::load(path);
+    if (vk && vk->key_id() == key_id) return std::optional<VerifyKey>(std::move(*vk));
+  }
+  if (!refused.empty()) return make_error(Errc::Trust, "no trusted image-signing key has id " + escape_terminal(key_id) +
+                                                         ", and some were not used: " + refused);
+  return std::optional<VerifyKey>();
+}
+
 Status check_signature(const RunOptions& opts, const BaselineMeta& meta, Sink& sink) {
   const Bytes pub_path = join_path(opts.keys_dir, "signing.pub");
   const bool have_pub = ::access(pub_path.c_str(), F_OK) == 0;
   const std::string base = "baseline " + quote(opts.db_path);
   if (meta.is_signed) {
-    if (!have_pub)
-      return make_error(Errc::Trust, base + " is signed (key " + meta.key_id + ") but there is no public key at " +
-                                         quote(pub_path) + " to verify it");
-    auto vk = VerifyKey::load(pub_path);
-    if (!vk) return vk.error();
-    if (vk->key_id() != meta.key_id)
+    std::optional<VerifyKey> vk;
+    if (have_pub) {
+      auto host = VerifyKey::load(pub_path);
+      if (!host) return host.error();
+      if (host->key_id() == meta.key_id) vk = std::move(*host);
+    }
+    // An image baseline built elsewhere (CI) is signed by an image-signing key this host
+    // was told to trust, one file each in keys/images/.
+    if (!vk && meta.source == "image" && opts.image_baseline) {
+      auto k = find_image_key(opts.keys_dir, meta.key_id);
+      if (!k) return k.error();
+      vk = std::move(*k);
+    }
+    if (!vk && !have_pub)
+      return make_error(Errc::Trust, base + " is signed (key " + escape_terminal(meta.key_id) +
+                                         ") but there is no public key at " + quote(pub_path) +
+                                         (meta.source == "image" ? " or in " + quote(join_path(opts.keys_dir, "images")) : "") +
+                                         " to verify it");
+    if (!vk)
       return make_error(Errc::Trust, base + " is signed by key " + escape_terminal(meta.key_id) +
-                                         ", not by the configured key " + vk->key_id() + " (" + quote(pub_path) + ")");
+                                         ", not by the configured key (" + quote(pub_path) + ")" +
+                                         (meta.source == "image" ? " nor by an image-signing key in " +
+                                                                       quote(join_path(opts.keys_dir, "images"))
+                                                                 : std::string()));
     if (!vk->verify(manifest_text(meta), meta.signature))
       return make_error(Errc::Trust, base + " failed verification: its signature does not match its manifest (edited "
                                             "or forged); no result of this run can be trusted");
@@ -85,6 +132,20 @@ Status check_successor_key(const RunOptions& opts, const BaselineMeta& meta, con
                                      quote(join_path(opts.keys_dir, "signing.key")));
 }
 
+Status check_image_origin(const RunOptions& opts, const BaselineMeta& meta) {
+  const std::string base = "baseline " + quote(opts.db_path);
+  if (!meta.source.empty() && !opts.image_baseline)
+    return make_error(Errc::Trust, base + " is the baseline of an image (" + escape_terminal(meta.image_digest) +
+                                       "), not of this host: refused");
+  // Named for one image, built from another: a baseline put at the wrong name would make a
+  // container of the first image compare clean against what the second ships.
+  if (opts.image_baseline && !opts.image.digest.empty() && meta.image_digest != opts.image.digest)
+    return make_error(Errc::Trust, base + " is named for image " + opts.image.digest + " but was built from " +
+                                       (meta.image_digest.empty() ? std::string("an unnamed image") : escape_terminal(meta.image_digest)) +
+                                       ": refused");
+  return {};
+}
+
 Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
   Trusted t;
   {
@@ -101,7 +162,8 @@ Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink) {
   const BaselineMeta& meta = t.base->meta();
   // Trust before any result: signature, host, sequence. The rows are verified as they stream.
   FIM_TRY(check_signature(opts, meta, sink));
-  if (meta.host_id != machine_id())
+  FIM_TRY(check_image_origin(opts, meta));
+  if (meta.source != "image" && meta.host_id != machine_id())
     return make_error(Errc::Trust, "baseline " + quote(opts.db_path) + " was made on host " +
                                        escape_terminal(meta.host_id) + ", this is host " + machine_id());
   // A read-only state directory must not stop a check: say so.
@@ -165,6 +227,13 @@ BaselineMeta successor_meta(const Policy& policy, const std::string& roots_sourc
     next.append_journal(a);
   }
   return next;
+}
+
+void carry_image_origin(const BaselineMeta& from, BaselineMeta* to) {
+  to->source = from.source;
+  to->image_digest = from.image_digest;
+  to->image_index_digest = from.image_index_digest;
+  to->image_ref = from.image_ref;
 }
 
 }  // namespace fim::detail

@@ -62,12 +62,28 @@ Bytes image_baseline_path(const Bytes& db_path, const std::string& key) {
   return join_path(images_dir(db_path), key + ".db");
 }
 
+bool image_built(const Bytes& baseline) {
+  if (::access(baseline.c_str(), F_OK) != 0) return false;
+  auto b = BaselineReader::open(baseline);
+  return b && (*b)->meta().source == "image";
+}
+
 Result<Summary> run_in_container(const RunOptions& opts, const Container& c, bool init, Sink& sink, ContainerRun* run) {
   if (run->image.empty()) run->image = image_key(c);
   run->baseline = image_baseline_path(opts.db_path, run->image);
   RunOptions r = opts;
   r.db_path = run->baseline;
-  r.force = true;  // init --containers re-baselines each image it meets (--new-images-only: not)
+  r.image_baseline = true;
+  if (run->image.rfind("sha256-", 0) == 0) r.image.digest = "sha256:" + run->image.substr(7);
+  if (init) {
+    // One built from the image itself is the better record of it: never replaced by what a
+    // running container, which may have drifted already, holds.
+    if (image_built(run->baseline))
+      return make_error(Errc::Usage, "the baseline of this image was built from the image itself (init --image): "
+                                     "init --containers leaves it as it is");
+    r.image.source = "container";
+    r.force = true;  // init --containers re-baselines each image it meets (--new-images-only: not)
+  }
   const Bytes root = "/proc/" + std::to_string(c.pid) + "/root";
   UniqueFd rfd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!rfd.valid()) return make_error(Errc::Io, "container pid " + std::to_string(c.pid) + " is gone", errno);

@@ -185,6 +185,8 @@ Status compare_tree(const RunOptions& opts, detail::Trusted& t, const std::vecto
   m.tick = [&](uint64_t n) { ticker.tick(n); };
   m.hashed_unchanged = std::move(hashed_unchanged);
   ScanOptions so = scan_options(opts, sel, roots, subset && roots_must_exist);
+  // Not recorded from an image, not collected against one (update keeps it so).
+  if (t.base->meta().source == "image") so.strip = kNotInImage;
   if (fast) so.plan = [fast](const WalkItem& item, CollectOptions* co) { fast->plan(item, co); };
   return detail::merge_compare(so, m);
 }
@@ -308,7 +310,9 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   s.command = "init";
   const StateStore::CheckClock init_clock = detail::clock_now("");
   Ticker ticker(opts.progress);
-  FIM_TRY(scan(scan_options(opts, sel, roots, from_cli), [&](ScanEntry& e) -> Status {
+  ScanOptions so = scan_options(opts, sel, roots, from_cli);
+  if (opts.image.source == "image") so.strip = kNotInImage;
+  FIM_TRY(scan(so, [&](ScanEntry& e) -> Status {
     detail::note_status(e, effective, &s, sink);
     if (e.subtree_incomplete) return {};
     ++s.entries;
@@ -318,6 +322,10 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
 
   BaselineMeta meta = detail::successor_meta(opts.policy, from_cli ? "cli" : "policy", roots, *sequence, {},
                                              std::move(*replacing), "");
+  meta.source = opts.image.source;
+  meta.image_digest = opts.image.digest;
+  meta.image_index_digest = opts.image.index_digest;
+  meta.image_ref = opts.image.ref;
   const bool replacing_one = !meta.journal.empty();
   if (replacing_one) FIM_TRY(link_previous(opts.db_path));
   const Status installed = detail::commit_pinned(opts, **state, **writer, &meta, *key, sink);
@@ -468,6 +476,7 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
   BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, roots,
                                              std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(accepted),
                                              meta.baseline_id);
+  detail::carry_image_origin(meta, &next);
   if (!trusted->state)
     return make_error(Errc::Io, "state.db cannot be used, so the new baseline's sequence and identity could not be "
                                 "recorded: not written (" + trusted->state.error().describe() + ")");
