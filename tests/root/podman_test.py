@@ -170,6 +170,50 @@ def case_check_drift_names_the_podman_container(fimctl, tmp):
         assert not others, others
 
 
+def case_image_baseline_from_podman_store_checks_its_containers(fimctl, tmp):
+    """init --image containers-storage:IMAGE builds the baseline from the image podman stores,
+    not from a container: named for the digest podman reports, a container that did not drift
+    compares clean against it (no inode, ctime or device noise), drift is found, and
+    init --containers afterwards leaves it as it is. podman save --format oci-dir of the same
+    image gives a baseline of the same files (oci:DIR)."""
+    with podman_image(fimctl, tmp) as p:
+        # A container that drifted BEFORE any baseline: init --image does not bake that in.
+        name, _ = p.run("early")
+        podman("exec", name, "/bin/sh", "-c", "echo '#!/bin/sh' > /usr/bin/planted; chmod 755 /usr/bin/planted")
+        r = p.fimctl("init", "--image", f"containers-storage:{p.image}")
+        assert r.returncode == 0, (r.returncode, r.stderr, r.stdout)
+        db = f"{tmp}/db/images/sha256-{p.digest[7:]}.db"
+        assert os.path.exists(db), os.listdir(f"{tmp}/db/images")
+        clean, _ = p.run("clean")
+        c = p.fimctl("check", "--containers")
+        recs = records(c.stdout)
+        assert not [r for r in ours(recs, clean) if r["type"] == "change"], ours(recs, clean)
+        planted = [r for r in ours(recs, name) if r["type"] == "change"]
+        assert [(r["kind"], r["path"]) for r in planted if r["path"] != "/usr/bin"] == [("added", "/usr/bin/planted")], planted
+        head = [r for r in recs if r["type"] == "container" and r["name"] == clean]
+        assert head and head[0]["baseline_key_kind"] == "manifest-digest", head
+        again = p.fimctl("init", "--containers")
+        assert "built from the image itself" in again.stderr, again.stderr
+        assert p.fimctl("check", "--containers").stdout.count("planted") >= 1, "init --containers replaced it"
+        # The same image written as an OCI layout by podman: the same files recorded.
+        podman("save", "--format", "oci-dir", "-o", f"{tmp}/oci", p.image)
+        os.makedirs(f"{tmp}/db2", mode=0o700)
+        o = subprocess.run([fimctl, "-c", p.policy, "--db", f"{tmp}/db2/baseline.db", "--keys", f"{tmp}/db2/keys",
+                            "--unsigned", "init", "--image", f"oci:{tmp}/oci"], capture_output=True, text=True, timeout=120)
+        assert o.returncode == 0, (o.returncode, o.stderr)
+        built = [n for n in os.listdir(f"{tmp}/db2/images") if n.startswith("sha256-") and n.endswith(".db")]
+        assert len(built) == 1, built
+
+        def content(path):
+            import sqlite3
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                return sorted((bytes(r[0]), r[1], r[2]) for r in con.execute("SELECT path, mode, sha256 FROM entries"))
+            finally:
+                con.close()
+        assert content(db) == content(f"{tmp}/db2/images/{built[0]}"), "oci-dir and containers-storage differ"
+
+
 def case_no_image_baseline_is_an_alert_naming_the_image(fimctl, tmp):
     """check --containers with a podman container whose image nobody baselined: an alert naming
     the container and its image (not a line on stderr that a cron mail drops), and bit 8."""
