@@ -18,6 +18,8 @@
 
 namespace fim::cli {
 
+void add_image_commands(CLI::App& app, Options* o);  // options_image.cpp
+
 namespace {
 
 constexpr const char* kFooter = R"(Exit status:
@@ -106,11 +108,8 @@ void add_baseline_commands(CLI::App& app, Options* o) {
                  "instead of this host: one baseline per image of the running containers ('fimctl "
                  "containers'), of the policy's roots (or PATHs) inside the image's first container, in "
                  "images/IMAGE-KEY.db beside --db");
-  init->add_option("--image", o->image,
-                   "instead of this host: a baseline of an image's own layers, without running it: oci:DIR[:TAG] "
-                   "(an OCI image layout) or containers-storage:NAME[:TAG]|ID (podman, CRI-O); written to "
-                   "images/sha256-MANIFEST.db beside --db, signed with --keys")
-      ->type_name("REF");
+  init->add_option("--image", o->image, "instead of this host: the baseline of an image's own layers, not run: "
+                   "oci:DIR[:TAG] or containers-storage:NAME[:TAG]|ID, in images/sha256-MANIFEST.db beside --db")->type_name("REF");
   init->add_flag("--new-images-only", o->new_images_only,
                  "with --containers: leave the baseline of an image that has one as it is (for a periodic job "
                  "that baselines images as they appear)");
@@ -230,17 +229,7 @@ void add_journal_commands(CLI::App& app, Options* o) {
                 "trusted.fimctl.identity attribute.\n"
                 "Exit 0 when adopted.");
 
-  auto* exp = app.add_subcommand("export-image-baseline", "write the baseline of an image (built by init --image) to one "
-                                  "file, verified first, for a pipeline to ship with the image");
-  exp->add_option("IMAGE", o->image, "oci:DIR[:TAG], containers-storage:REF, or the manifest digest sha256:HEX")
-      ->required()
-      ->type_name("REF");
-  exp->add_option("-o,--output", o->output, "the file to write")->required()->type_name("FILE");
-  auto* imp = app.add_subcommand("import-image-baseline", "verify an image baseline FILE against the trusted "
-                                  "image-signing keys (KEYS/images/*.pub) and install it for its image");
-  imp->add_option("FILE", o->paths, "the baseline export-image-baseline wrote")->required()->expected(1)->type_name("FILE");
-  imp->add_flag("--force", o->force, "trust another key than the one pinned for this image's baseline (journalled by the "
-                                     "message; the new key must still be in KEYS/images/)");
+  add_image_commands(app, o);
 
   auto* hook = app.add_subcommand("apt-hook", "record what an apt run changes (run by apt through "
                                              "share/apt/99fimctl: 'pre' before dpkg runs, 'post' after)");
