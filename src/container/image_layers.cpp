@@ -11,11 +11,13 @@
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -114,6 +116,7 @@ class LayerWriter {
         break;
       case '0': {
         if (e.size > kMaxMember) return refuse("member " + quote(e.name) + " is larger than any file fimctl accepts");
+        FIM_TRY(room_for(e));
         UniqueFd f(::openat(p, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
         if (!f.valid()) return make_error(Errc::Io, what_ + ": cannot create " + quote(e.name), errno);
         FIM_TRY(data([&](std::string_view d) { return write_all(f.get(), d, "an image layer's file"); }));
@@ -172,6 +175,20 @@ class LayerWriter {
 
  private:
   Error refuse(const std::string& why) const { return Error{Errc::Trust, 0, what_ + ": " + why}; }
+
+  /// A layer that would fill the filesystem the baselines and state.db live on is refused
+  /// before it does (a decompression bomb must not stop the next check from writing state).
+  Status room_for(const TarEntry& e) const {
+    struct statvfs v{};
+    if (::fstatvfs(root_, &v) != 0) return {};
+    const uint64_t avail = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+    const uint64_t reserve = std::max<uint64_t>(uint64_t{256} << 20, static_cast<uint64_t>(v.f_blocks) * v.f_frsize / 20);
+    if (e.size + reserve > avail)
+      return make_error(Errc::Io, what_ + ": unpacking " + quote(e.name) + " (" + std::to_string(e.size) +
+                                      " bytes) would leave less than " + std::to_string(reserve >> 20) +
+                                      " MiB free where the baselines are: refused");
+    return {};
+  }
 
   int open_parent(const std::string& dir) const { return open_beneath(root_, dir, O_PATH | O_DIRECTORY); }
 

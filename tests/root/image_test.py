@@ -227,6 +227,18 @@ def case_layer_escaping_through_a_symlink_refused(ctx):
     expect(os.listdir(outside) == [], "a layer wrote through a symlink out of its directory")
 
 
+def case_layer_hard_link_to_a_host_file_refused(ctx):
+    """A hard link naming a file outside the layer (the host's /etc/shadow through ..) is
+    refused, and the file's link count is untouched."""
+    before = os.stat("/etc/shadow").st_nlink
+    evil = [member("etc", kind=tarfile.DIRTYPE, mode=0o755),
+            member("etc/shadow-copy", kind=tarfile.LNKTYPE, link="../../../../../../etc/shadow")]
+    ctx.layout.image([evil])
+    r = ctx.fim("ci", "init", "--image", f"oci:{ctx.layout.path}", "--unsigned")
+    expect(r.rc == 18 and "outside the layer" in r.stderr, f"exit {r.rc}: {r.stderr}")
+    expect(os.stat("/etc/shadow").st_nlink == before, "a layer hard-linked a host file")
+
+
 def case_altered_layer_refused(ctx):
     digest, _ = ctx.layout.image(base_layers(), gzipped=False)
     blobs = f"{ctx.layout.path}/blobs/sha256"
