@@ -174,6 +174,9 @@ Bytes images_dir(const Bytes& db_path);
 Bytes image_baseline_path(const Bytes& db_path, const std::string& key);
 /// Whether the baseline at `path` was built from the image itself (init --image).
 bool image_built(const Bytes& path);
+/// What the per-image baseline at `path` was made from: "image", "container" (also one written
+/// before sources were recorded), or "" when there is none (or it cannot be read).
+std::string baseline_source(const Bytes& path);
 
 /// fimctl init --image REF: a baseline of the image's own layers, without running it, at
 /// images/<image_digest_key(manifest digest)>.db (--db's directory), signed with --keys, its

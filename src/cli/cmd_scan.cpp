@@ -138,9 +138,10 @@ int run_containers(const Options& o, const RunOptions& base) {
   const bool init = o.command == "init";
   for (const auto& c : *found) {
     const ContainerIdentity id = meta.identify(c);
-    const ImageBaselineKey key = baseline_key_of(c, id);
+    ImageBaselineKey key = baseline_key_of(c, id);
     if (init && !done.insert(key.key).second) continue;  // one baseline per image
     const Bytes db = image_baseline_path(base.db_path, key.key);
+    key.source = baseline_source(db);
     if (init && o.new_images_only && ::access(db.c_str(), F_OK) == 0) {
       ++kept;
       continue;
@@ -170,8 +171,9 @@ int run_containers(const Options& o, const RunOptions& base) {
       rec.bytes("baseline", db);
       std::printf("%s\n", rec.take().c_str());
     } else {
-      std::printf("%s== %s, baseline %s%s\n", ran ? "\n" : "", who.c_str(), escape_terminal(db).c_str(),
-                  key.kind == "lower-layers" ? " (keyed by its lower layers: the runtime named no image digest)" : "");
+      std::printf("%s== %s, baseline %s (%s%s)\n", ran ? "\n" : "", who.c_str(), escape_terminal(db).c_str(),
+                  key.source == "image" ? "built from the image" : "recorded from a running container",
+                  key.kind == "lower-layers" ? "; keyed by its lower layers: the runtime named no image digest" : "");
     }
     std::fflush(stdout);
     ++ran;

@@ -192,6 +192,8 @@ def case_image_baseline_from_podman_store_checks_its_containers(fimctl, tmp):
         assert [(r["kind"], r["path"]) for r in planted if r["path"] != "/usr/bin"] == [("added", "/usr/bin/planted")], planted
         head = [r for r in recs if r["type"] == "container" and r["name"] == clean]
         assert head and head[0]["baseline_key_kind"] == "manifest-digest", head
+        assert head[0]["baseline_source"] == "image", head
+        assert all(r["container"]["baseline_source"] == "image" for r in planted), planted
         again = p.fimctl("init", "--containers")
         assert "built from the image itself" in again.stderr, again.stderr
         assert p.fimctl("check", "--containers").stdout.count("planted") >= 1, "init --containers replaced it"
