@@ -185,6 +185,8 @@ def case_image_baseline_from_podman_store_checks_its_containers(fimctl, tmp):
         db = f"{tmp}/db/images/sha256-{p.digest[7:]}.db"
         assert os.path.exists(db), os.listdir(f"{tmp}/db/images")
         clean, _ = p.run("clean")
+        listed = [x for x in json.loads(p.fimctl("containers", fmt="json").stdout)["containers"] if x["name"] == clean]
+        assert listed and listed[0]["baseline_source"] == "image", listed
         c = p.fimctl("check", "--containers")
         recs = records(c.stdout)
         assert not [r for r in ours(recs, clean) if r["type"] == "change"], ours(recs, clean)
