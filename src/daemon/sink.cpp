@@ -157,7 +157,7 @@ void StreamSink::emit(std::string_view type, json::Writer& w, const std::string&
   json::stamp(w);  // time and host, as check's records
   const std::string j = w.take();
   std::lock_guard<std::mutex> lk(mu_);
-  std::string line = ndjson_ ? j : format_time_ns(now_ns()) + " " + human;
+  std::string line = ecs_ ? ecs_document(j) : ndjson_ ? j : format_time_ns(now_ns()) + " " + human;
   // journald: the line stdout would carry (so `journalctl -o cat | jq` still reads ndjson), or
   // the JSON syslog(3) would. Either way one entry; on failure the line and syslog as before.
   bool journaled = false;

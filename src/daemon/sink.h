@@ -61,7 +61,8 @@ class StreamSink final : public Sink {
   /// records go to journald as entries with fields instead of lines on it (once, with
   /// --syslog too). `journal`: the socket, for tests.
   StreamSink(FILE* out, Format format, bool use_syslog, Journal journal = Journal())
-      : out_(out), ndjson_(format != Format::Plain), syslog_(use_syslog), journal_(std::move(journal)) {
+      : out_(out), ndjson_(format != Format::Plain), ecs_(format == Format::Ecs), syslog_(use_syslog),
+        journal_(std::move(journal)) {
     const bool journald = journal_.available();
     journal_stdout_ = journald && out_ && is_journal_stream(::fileno(out_), std::getenv("JOURNAL_STREAM"));
     journal_syslog_ = journald && syslog_;
@@ -99,7 +100,7 @@ class StreamSink final : public Sink {
 
   std::mutex mu_;
   FILE* out_;
-  bool ndjson_, syslog_;
+  bool ndjson_, ecs_, syslog_;
   Journal journal_;
   bool journal_stdout_ = false, journal_syslog_ = false;
   const Trigger* trigger_ = nullptr;
