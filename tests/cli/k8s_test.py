@@ -137,8 +137,8 @@ def case_daemonset(ctx):
                 raise Failure(f"{c['name']}: host path {hp['path']} mounted writable")
             if hp and hp["path"] == "/etc/fimctl/keys" and c["name"] != "setup" and not m.get("readOnly"):
                 raise Failure(f"{c['name']}: the key directory is writable outside the setup container")
-    if check_commands(ctx, fimctl_lines(spec)) < 4:
-        raise Failure("expected the key, init, watch and check command lines")
+    if check_commands(ctx, fimctl_lines(spec)) < 5:
+        raise Failure("expected the key, init, watch, import and check command lines")
 
 
 def case_sidecar(ctx):
@@ -172,6 +172,140 @@ def case_policies(ctx):
                 n += 1
     if n < 3:
         raise Failure(f"{n} policies found")
+
+
+RENDER = os.path.join(SOURCE, "scripts", "k8s-render")
+
+
+def render(ctx, values=None, edit=None):
+    """scripts/k8s-render of the shipped values (edited by `edit`), as (exit code, docs, stderr)."""
+    if values is None:
+        with open(os.path.join(K8S, "values.yaml")) as f:
+            values = yaml.safe_load(f) if yaml else None
+    if yaml is None:
+        raise Skip("PyYAML is not installed (Debian: python3-yaml)")
+    if edit:
+        edit(values)
+    path = os.path.join(ctx.tmp, "values.yaml")
+    with open(path, "w") as f:
+        f.write(values if isinstance(values, str) else yaml.safe_dump(values))
+    p = subprocess.run(["/usr/bin/python3", RENDER, path], capture_output=True, text=True)
+    return p.returncode, [d for d in yaml.safe_load_all(p.stdout) if d] if p.returncode == 0 else [], p.stderr
+
+
+def kind(ds, k):
+    found = [d for d in ds if d["kind"] == k]
+    if len(found) != 1:
+        raise Failure(f"one {k} expected, {len(found)} rendered")
+    return found[0]
+
+
+def case_checked_in_manifests_are_the_rendering_of_the_values(ctx):
+    """share/k8s/fimctl-daemonset.yaml is what scripts/k8s-render makes of share/k8s/values.yaml:
+    an edit to one that the other does not have fails here."""
+    if yaml is None:
+        raise Skip("PyYAML is not installed (Debian: python3-yaml)")
+    p = subprocess.run(["/usr/bin/python3", RENDER, os.path.join(K8S, "values.yaml")], capture_output=True, text=True)
+    with open(os.path.join(K8S, "fimctl-daemonset.yaml")) as f:
+        if p.returncode != 0 or p.stdout != f.read():
+            raise Failure("share/k8s/fimctl-daemonset.yaml is not the rendering of values.yaml: run "
+                          "scripts/k8s-render -o share/k8s/fimctl-daemonset.yaml" + p.stderr)
+
+
+def case_network_policy_admits_only_prometheus_to_the_metrics_port(ctx):
+    rc, ds, err = render(ctx)
+    np = kind(ds, "NetworkPolicy")["spec"]
+    if np["policyTypes"] != ["Ingress"] or np["podSelector"]["matchLabels"] != {"app.kubernetes.io/name": "fimctl"}:
+        raise Failure(f"NetworkPolicy: {np}")
+    if len(np["ingress"]) != 1 or np["ingress"][0]["ports"] != [{"protocol": "TCP", "port": 9464}]:
+        raise Failure(f"more than the metrics port admitted: {np['ingress']}")
+    src = np["ingress"][0]["from"]
+    if len(src) != 1 or set(src[0]) != {"namespaceSelector", "podSelector"}:
+        raise Failure(f"admitted from more than Prometheus's pods: {src}")
+
+
+def case_service_monitor_scrapes_the_service_port_by_name(ctx):
+    rc, ds, err = render(ctx)
+    svc, sm = kind(ds, "Service"), kind(ds, "ServiceMonitor")
+    if sm["apiVersion"] != "monitoring.coreos.com/v1":
+        raise Failure(sm["apiVersion"])
+    if sm["spec"]["selector"]["matchLabels"] != svc["metadata"]["labels"]:
+        raise Failure("the ServiceMonitor does not select the Service")
+    names = {p["name"] for p in svc["spec"]["ports"]}
+    if [e["port"] for e in sm["spec"]["endpoints"]] != ["metrics"] or names != {"metrics"}:
+        raise Failure(f"endpoints {sm['spec']['endpoints']} vs service ports {svc['spec']['ports']}")
+    pod = pod_spec(kind(ds, "DaemonSet"))
+    host = [c for c in pod["containers"] if c["name"] == "host"][0]
+    if host["ports"] != [{"name": "metrics", "containerPort": 9464}] or svc["spec"]["ports"][0]["targetPort"] != "metrics":
+        raise Failure("the Service does not reach the container's metrics port")
+
+
+def case_other_values_render_everywhere(ctx):
+    """Another port, other roots, ECS and a Falco URL, an image-signing key: each shows up in every
+    place that needs it, and the result still passes the security checks and the binary's options."""
+    pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAabc=\n-----END PUBLIC KEY-----\n"
+
+    def edit(v):
+        v["metrics"]["port"] = 9555
+        v["host_rules"] = [{"path": "/host/opt/app", "severity": "critical", "tags": ["app"]}]
+        v["sinks"] = {"format": "ecs", "falco_url": "http://falcosidekick.falco:2801/", "syslog": True}
+        v["image_baselines"]["public_keys"] = {"ci": pem}
+    rc, ds, err = render(ctx, edit=edit)
+    if rc != 0:
+        raise Failure(err)
+    pod = pod_spec(kind(ds, "DaemonSet"))
+    check_security(pod, "rendered")
+    check_empty_dirs(pod, "rendered")
+    check_commands(ctx, fimctl_lines(pod))
+    host = [c for c in pod["containers"] if c["name"] == "host"][0]
+    cmd = " ".join(host["command"])
+    for want in ("--metrics 0.0.0.0:9555", "--format ecs", "--falco-url http://falcosidekick.falco:2801/", "--syslog"):
+        if want not in cmd:
+            raise Failure(f"{want!r} not in {cmd}")
+    if host["ports"][0]["containerPort"] != 9555 or kind(ds, "Service")["spec"]["ports"][0]["port"] != 9555:
+        raise Failure("the port is not 9555 everywhere")
+    if kind(ds, "NetworkPolicy")["spec"]["ingress"][0]["ports"][0]["port"] != 9555:
+        raise Failure("the NetworkPolicy admits another port")
+    policies = [d for d in ds if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "fimctl-policy"][0]["data"]
+    if 'path = "/host/opt/app"' not in policies["host.toml"]:
+        raise Failure(policies["host.toml"])
+    path = os.path.join(ctx.tmp, "host.toml")
+    with open(path, "w") as f:
+        f.write(policies["host.toml"])
+    if subprocess.run([ctx.fimctl, "-c", path, "config", "check"], capture_output=True).returncode != 0:
+        raise Failure("the rendered policy does not pass config check")
+    keys = [d for d in ds if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "fimctl-image-keys"]
+    if not keys or keys[0]["data"] != {"ci.pub": pem}:
+        raise Failure(f"image-signing key ConfigMap: {keys}")
+    ctr = [c for c in pod["containers"] if c["name"] == "containers"][0]
+    mounts = {m["mountPath"]: m for m in ctr["volumeMounts"]}
+    if not mounts.get("/etc/fimctl/keys/images", {}).get("readOnly"):
+        raise Failure("the image-signing keys are not mounted read-only in /etc/fimctl/keys/images")
+    for meta in ("/var/lib/containers", "/run/containers", "/var/lib/docker", "/run/containerd"):
+        if not mounts.get(meta, {}).get("readOnly"):
+            raise Failure(f"the runtime metadata {meta} is not mounted read-only at the node's path")
+    if "import-image-baseline" not in " ".join(ctr["args"]):
+        raise Failure("shipped image baselines are not imported")
+
+
+def case_bad_values_refused_with_a_clear_error(ctx):
+    bad = {
+        "metrics.port": (lambda v: v["metrics"].__setitem__("port", 70000), "metrics.port"),
+        "relative root": (lambda v: v["host_rules"].append({"path": "usr/bin"}), "not an absolute path"),
+        "severity": (lambda v: v["container_rules"].__setitem__(0, {"path": "/x", "severity": "urgent"}), "severity"),
+        "unknown key": (lambda v: v.__setitem__("replicas", 3), "unknown key"),
+        "private key": (lambda v: v["image_baselines"].__setitem__(
+            "public_keys", {"ci": "-----BEGIN PRIVATE KEY-----\nx\n"}), "never a private one"),
+        "format": (lambda v: v["sinks"].__setitem__("format", "xml"), "ndjson or ecs"),
+        "no prometheus labels": (lambda v: v["metrics"].__setitem__("prometheus_pod_labels", {}), "only they may scrape"),
+    }
+    for what, (edit, says) in bad.items():
+        rc, ds, err = render(ctx, edit=edit)
+        if rc != 2 or says not in err or ds:
+            raise Failure(f"{what}: exit {rc}, {err.strip()!r}")
+    rc, ds, err = render(ctx, values="namespace: [unclosed\n")
+    if rc != 2 or not err.startswith("k8s-render:"):
+        raise Failure(f"malformed YAML: exit {rc}, {err!r}")
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
