@@ -11,7 +11,9 @@ builds it after the other suites ran, then runs this suite; without it every cas
                  and locks it): apt-get install ./the.deb, the files, units enabled or not,
                  conffiles, /var/lib/fimctl 0700, the postinst's init hint and no baseline;
                  key generate + init + check; purge leaves nothing but the key and baselines,
-                 and its message says so.
+                 and its message says so;
+  container_image_builds_offline  the Containerfile on a base imported from that root, built by
+                 podman with --network=none: fimctl version and --help run in the image.
 
 Usage: package_cycle_test.py --fimctl PATH (--list | CASE); exit 0 pass, 1 fail, 77 skip.
 (--fimctl is the harness's; the binary tested is the one in the .deb.)
@@ -142,7 +144,38 @@ def case_install_purge(fimctl, tmp):
            "purge removed the key or the baseline")
 
 
-CASES = {"lintian": case_lintian, "install_purge": case_install_purge}
+def case_container_image_builds_offline(fimctl, tmp):
+    """The Containerfile builds fimctl's image from the .deb on a Debian base made here (the
+    cached debootstrap root, podman import), with no network; fimctl runs in it. Images removed."""
+    import shutil
+    deb = the_deb()
+    for tool in ("podman", "runc"):
+        if not shutil.which(tool):
+            raise Skip(f"{tool} is not installed")
+    podman = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
+    tag = f"{os.getpid()}-{os.urandom(3).hex()}"
+    base, image = f"localhost/fimtest-debian-base:{tag}", f"localhost/fimtest-fimctl:{tag}"
+    root = debroot(fimctl)
+    ctx = os.path.join(tmp, "context")
+    os.makedirs(ctx)
+    shutil.copy(os.path.join(SOURCE, "Containerfile"), ctx)
+    shutil.copy(deb, ctx)
+    try:
+        sh("sh", "-c", f"tar -C {root} -c . | {' '.join(podman)} import - {base}", timeout=300)
+        b = subprocess.run([*podman, "build", "--network=none", "--build-arg", f"BASE={base}", "-t", image,
+                            "-f", os.path.join(ctx, "Containerfile"), ctx], capture_output=True, text=True, timeout=600)
+        expect(b.returncode == 0, f"podman build: exit {b.returncode}: {b.stdout[-1500:]}{b.stderr[-1500:]}")
+        limits = ["--ulimit", "nofile=1024:20000", "--ulimit", "nproc=1024:1024", "--network=none"]
+        v = subprocess.run([*podman, "run", "--rm", *limits, image, "version"], capture_output=True, text=True, timeout=120)
+        expect(v.returncode == 0 and v.stdout.startswith("fimctl "), f"fimctl version in the image: {v.stdout}{v.stderr}")
+        h = subprocess.run([*podman, "run", "--rm", *limits, image], capture_output=True, text=True, timeout=120)
+        expect(h.returncode == 0 and "check" in h.stdout and "watch" in h.stdout, f"--help: {h.stdout[:300]}")
+    finally:
+        subprocess.run([*podman, "rmi", "-f", image, base], capture_output=True)
+
+
+CASES = {"lintian": case_lintian, "install_purge": case_install_purge,
+         "container_image_builds_offline": case_container_image_builds_offline}
 
 if __name__ == "__main__":
     sys.exit(run_main(CASES, "fimctl-deb-", as_root=True, doc=__doc__))
