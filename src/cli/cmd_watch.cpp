@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // fimctl watch / status: options -> WatchOptions -> the daemon; the status document printed.
 #include <sys/stat.h>
+#include <sched.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -95,12 +98,45 @@ Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
   return w;
 }
 
+/// watch --mount-ns PATH: from here on this process is in that mount namespace (a pod's fimctl
+/// in its node's), so the node's own paths are marked, compared and reported, not /host/...
+/// The policy was read where -c names it (the pod's ConfigMap); a SIGHUP reads it there again,
+/// through the pod's root held open. The baseline, keys and state must be at the same paths in
+/// both (the DaemonSet's hostPath mounts). Before any thread starts: setns(CLONE_NEWNS)
+/// refuses a multithreaded process.
+Status enter_mount_ns(const Options& o, WatchOptions* w) {
+  UniqueFd ns(::open(o.mount_ns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.valid()) return make_error(Errc::Usage, "--mount-ns " + quote(o.mount_ns), errno);
+  auto pod_root = std::make_shared<UniqueFd>(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (::setns(ns.get(), CLONE_NEWNS) != 0)
+    return make_error(Errc::Io, "cannot enter the mount namespace " + quote(o.mount_ns) +
+                                    " (needs CAP_SYS_ADMIN and CAP_SYS_CHROOT; from a pod, hostPID)", errno);
+  if (::chdir("/") != 0) return make_error(Errc::Io, "cannot change to / in " + quote(o.mount_ns), errno);
+  if (auto st = baseline_exists(w->run.db_path); !st)
+    return make_error(st.error().code, st.error().message + ", as the mount namespace " + quote(o.mount_ns) +
+                                           " sees it: the baseline must be at the same path in both (hostPath)");
+  if (pod_root->valid() && !o.config.empty() && o.config[0] == '/') {
+    w->reload_policy = [o, pod_root]() {
+      Options from_pod = o;
+      from_pod.config = "/proc/self/fd/" + std::to_string(pod_root->get()) + o.config;
+      return load_cli_policy(from_pod);
+    };
+  }
+  return {};
+}
+
 }  // namespace
 
 int cmd_watch(const Options& o) {
   FILE* out_file = nullptr;
   auto w = watch_options(o, &out_file);
   if (!w) return report_error(w.error());
+  if (!o.mount_ns.empty()) {
+    if (auto st = enter_mount_ns(o, &*w); !st) {
+      if (out_file) std::fclose(out_file);
+      return report_error(st.error());
+    }
+  }
   if (!o.quiet)
     std::fprintf(stderr, "fimctl: watch: baseline %s, status socket %s\n", escape_terminal(w->run.db_path).c_str(),
                  escape_terminal(w->socket_path).c_str());

@@ -18,7 +18,8 @@
 
 namespace fim::cli {
 
-void add_image_commands(CLI::App& app, Options* o);  // options_image.cpp
+void add_image_commands(CLI::App& app, Options* o);      // options_fleet.cpp
+void add_watch_fleet_options(CLI::App* watch, Options* o);
 
 namespace {
 
@@ -352,6 +353,7 @@ CLI::App* add_watch_command(CLI::App& app, Options* o) {
                   "baseline, state, keys, policy and binary, and --protect); every attempt is reported");
   watch->add_option("--protect", o->protect, "also protect this file (repeatable; denied only with --enforce)")
       ->type_name("FILE");
+  add_watch_fleet_options(watch, o);
   watch->footer("Verifies the baseline first (exit 18 if it does not verify), marks the filesystems that hold\n"
                 "its roots with fanotify, rescans every root once (changes made while no daemon ran), then\n"
                 "reports each change as the same change record 'check' prints, with the events and the\n"

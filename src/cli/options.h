@@ -55,6 +55,7 @@ struct Options {
   bool enforce = false;                     ///< watch --enforce
   std::string mount_events = "auto";        ///< watch --mount-events auto|poll
   std::vector<std::string> protect;         ///< watch --protect FILE...
+  std::string mount_ns;                     ///< watch --mount-ns PATH (the node's: /proc/1/ns/mnt)
 };
 
 /// `fimctl version` and --version: "fimctl VERSION", then one "name: value" line per fact of

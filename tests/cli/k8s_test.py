@@ -22,8 +22,9 @@ except ImportError:  # the python meson found has no PyYAML: Debian's python3 wi
 
 K8S = os.path.join(SOURCE, "share", "k8s")
 # What the features need (README, Kubernetes): fanotify filesystem marks, reading every file
-# and open_by_handle_at, /proc/PID/root of other processes.
-ALLOWED_CAPS = {"SYS_ADMIN", "DAC_READ_SEARCH", "SYS_PTRACE"}
+# and open_by_handle_at, /proc/PID/root of other processes; SYS_CHROOT only where a container
+# enters the node's mount namespace (watch --mount-ns).
+ALLOWED_CAPS = {"SYS_ADMIN", "DAC_READ_SEARCH", "SYS_PTRACE", "SYS_CHROOT"}
 
 
 def docs(name):
@@ -53,6 +54,8 @@ def check_security(spec, where):
         caps = sc.get("capabilities") or {}
         if caps.get("drop") != ["ALL"] or not set(caps.get("add", [])) <= ALLOWED_CAPS:
             raise Failure(f"{where}/{c['name']}: capabilities {caps}")
+        if "SYS_CHROOT" in caps.get("add", []) and "--mount-ns" not in (c.get("command") or []):
+            raise Failure(f"{where}/{c['name']}: SYS_CHROOT without watch --mount-ns, which is what needs it")
         if "limits" not in (c.get("resources") or {}) and c["name"] != "setup":
             raise Failure(f"{where}/{c['name']}: no resource limits")
 
@@ -129,6 +132,9 @@ def case_daemonset(ctx):
         raise Failure("the DaemonSet needs hostPID to read containers' roots")
     check_security(spec, "DaemonSet")
     check_empty_dirs(spec, "DaemonSet")
+    host = [c for c in spec["containers"] if c["name"] == "host"][0]
+    if "--mount-ns" not in host["command"] or any(m["mountPath"] == "/host" for m in host["volumeMounts"]):
+        raise Failure("the watcher must run in the node's mount namespace (node paths), without /host")
     vols = {v["name"]: v for v in spec["volumes"]}
     for c in containers(spec):
         for m in c.get("volumeMounts", []):

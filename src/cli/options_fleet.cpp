@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The image baseline commands' options (the rest of the command surface is options.cpp's).
+// The fleet's options: the image baseline commands, and watch from the node's mount namespace
+// (the rest of the command surface is options.cpp's).
 #include <CLI/CLI.hpp>
 
 #include "options.h"
@@ -18,6 +19,13 @@ void add_image_commands(CLI::App& app, Options* o) {
   imp->add_option("FILE", o->paths, "the baseline export-image-baseline wrote")->required()->expected(1)->type_name("FILE");
   imp->add_flag("--force", o->force, "trust another key than the one pinned for this image's baseline (journalled by the "
                                      "message; the new key must still be in KEYS/images/)");
+}
+
+void add_watch_fleet_options(CLI::App* watch, Options* o) {
+  watch->add_option("--mount-ns", o->mount_ns,
+                    "watch from this mount namespace (/proc/1/ns/mnt: the node's, from a pod with hostPID and "
+                    "SYS_CHROOT), once the policy is read: the node's own paths are marked and reported")
+      ->type_name("PATH");
 }
 
 }  // namespace fim::cli
