@@ -971,9 +971,9 @@ ERRORS = [
     # names them, one case per class of command.
     Error("bad_format_report_containers", "check --containers writes one report per container: "
           "no one document", prep_format("json", "check", "--containers"), 16,
-          "--format json: fimctl check --containers writes plain or ndjson", formats=False),
+          "--format json: fimctl check --containers writes plain, ndjson or ecs", formats=False),
     Error("bad_format_stream_watch", "the daemon's records are a stream: no one document",
-          prep_format("json", "watch"), 16, "--format json: fimctl watch writes plain or ndjson",
+          prep_format("json", "watch"), 16, "--format json: fimctl watch writes plain, ndjson or ecs",
           formats=False),
     Error("bad_format_stream_log", "the journal's entries are a stream", prep_format("json", "log"), 16,
           "--format json: fimctl log writes plain or ndjson", formats=False),
