@@ -42,6 +42,9 @@ struct ImageBaselineKey {
   /// "manifest-digest" (the runtime's metadata named the digest) or "lower-layers" (it did not:
   /// the digest of the overlay's ordered lower directories, image_key()).
   std::string kind;
+  /// What the baseline at the key was made from, when there is one: "image" (init --image, the
+  /// image's own layers) or "container" (init --containers, a running container of it).
+  std::string source;
 };
 
 /// Reads the runtimes' metadata below `host_root`: "/" on the host; the DaemonSet mounts the

@@ -35,6 +35,7 @@ struct ScanOptions {
   /// everything is collected in full.
   std::function<void(const WalkItem&, CollectOptions* co)> plan;
   AttrMask strip = 0;  ///< never collected, whatever the rules select (kNotInImage for an image)
+  AttrMask strip_dir = 0;  ///< ... for directories (kDirNotInImage)
 };
 
 /// One result: a collected entry, or (subtree_incomplete) a directory whose contents could
@@ -86,6 +87,11 @@ struct ImageOrigin {
 /// never compared with a container's.
 inline constexpr AttrMask kNotInImage = attr_bit(Attr::Inode) | attr_bit(Attr::Dev) | attr_bit(Attr::Ctime) |
                                         attr_bit(Attr::Btime) | attr_bit(Attr::Handle);
+/// ... and of a directory: when the runtime unpacked a layer that only lists files below it
+/// (its mtime is then the unpacking's), and how many links an overlay reports for it (1 once
+/// it is merged from two layers, as every directory a container writes below is). What was
+/// added or removed below it is reported as such.
+inline constexpr AttrMask kDirNotInImage = attr_bit(Attr::Mtime) | attr_bit(Attr::Nlink);
 
 struct RunOptions {
   Policy policy;             ///< as loaded (its digest goes into the baseline)
@@ -174,6 +180,9 @@ Bytes images_dir(const Bytes& db_path);
 Bytes image_baseline_path(const Bytes& db_path, const std::string& key);
 /// Whether the baseline at `path` was built from the image itself (init --image).
 bool image_built(const Bytes& path);
+/// What the per-image baseline at `path` was made from: "image", "container" (also one written
+/// before sources were recorded), or "" when there is none (or it cannot be read).
+std::string baseline_source(const Bytes& path);
 
 /// fimctl init --image REF: a baseline of the image's own layers, without running it, at
 /// images/<image_digest_key(manifest digest)>.db (--db's directory), signed with --keys, its

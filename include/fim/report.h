@@ -97,7 +97,7 @@ class Sink {
 
 /// The output formats (docs/design.md, Formats). A format is one row of kFormats; each
 /// command says which it supports (src/cli/main.cpp), and a report is written by make_sink.
-enum class Format { Plain, Json, Ndjson };
+enum class Format { Plain, Json, Ndjson, Ecs };
 struct FormatInfo {
   Format format;
   const char* name;  ///< as --format takes it
@@ -107,6 +107,7 @@ inline constexpr FormatInfo kFormats[] = {
     {Format::Plain, "plain", "for people"},
     {Format::Json, "json", "one document"},
     {Format::Ndjson, "ndjson", "one record per line"},
+    {Format::Ecs, "ecs", "one Elastic Common Schema 9.4 document per line"},
 };
 const char* format_name(Format f);
 /// The format --format names, or none.
@@ -119,6 +120,12 @@ std::optional<Format> parse_format(std::string_view name);
 /// directory; empty: the temporary directory only).
 std::unique_ptr<Sink> make_sink(Format format, FILE* out, bool color, const json::Writer* extra = nullptr,
                                 const Bytes& spill_dir = {});
+
+/// --format ecs: the ECS 9.4 document of one fimctl.v1 record (an ndjson line), or "" for a
+/// line that is not one. The one translation every ECS output goes through (src/report/ecs.cpp).
+std::string ecs_document(std::string_view ndjson_record);
+/// The report as make_sink(Ndjson) writes it, each record translated by ecs_document.
+std::unique_ptr<Sink> make_ecs_sink(FILE* out, const json::Writer* extra, const Bytes& spill_dir);
 
 // The JSON records of the report schema. Each opens its record in `w` and leaves it open, so
 // that a caller can add fields of its own (the watch daemon's trigger, who and time) before

@@ -6,7 +6,9 @@
 
 #include "commands.h"
 #include "fim/base/bytes.h"
+#include "fim/base/sys.h"
 #include "fim/container.h"
+#include "fim/pipeline.h"
 #include "fim/report.h"
 
 namespace fim::cli {
@@ -26,10 +28,17 @@ void container_fields(json::Writer& w, const Container& c, const ContainerIdenti
 
 namespace {
 
-std::string container_record(const Container& c, const ContainerIdentity& id) {
+/// The key of the container's image baseline, and what the baseline there was made from.
+ImageBaselineKey key_with_source(const Options& o, const Container& c, const ContainerIdentity& id) {
+  ImageBaselineKey key = baseline_key_of(c, id);
+  if (auto db = absolute_path(o.db)) key.source = baseline_source(image_baseline_path(*db, key.key));
+  return key;
+}
+
+std::string container_record(const Options& o, const Container& c, const ContainerIdentity& id) {
   json::Writer w;
   w.schema("container");
-  container_fields(w, c, id, baseline_key_of(c, id));
+  container_fields(w, c, id, key_with_source(o, c, id));
   return w.take();
 }
 
@@ -47,11 +56,11 @@ int cmd_containers(const Options& o) {
   std::vector<ContainerIdentity> ids;
   for (const auto& c : *found) ids.push_back(meta.identify(c));
   if (o.format == Format::Ndjson) {
-    for (size_t i = 0; i < found->size(); ++i) std::printf("%s\n", container_record((*found)[i], ids[i]).c_str());
+    for (size_t i = 0; i < found->size(); ++i) std::printf("%s\n", container_record(o, (*found)[i], ids[i]).c_str());
   } else if (o.format == Format::Json) {
     json::Writer doc;
     doc.schema("containers").array("containers");
-    for (size_t i = 0; i < found->size(); ++i) doc.raw(container_record((*found)[i], ids[i]));
+    for (size_t i = 0; i < found->size(); ++i) doc.raw(container_record(o, (*found)[i], ids[i]));
     std::printf("%s\n", doc.take().c_str());
   } else {
     std::printf("%zu container(s)\n", found->size());
@@ -65,8 +74,11 @@ int cmd_containers(const Options& o) {
       if (!id.image_digest.empty()) std::printf("  image digest: %s\n", escape_terminal(id.image_digest).c_str());
       if (!id.image_index_digest.empty())
         std::printf("  image index digest: %s\n", escape_terminal(id.image_index_digest).c_str());
-      const auto key = baseline_key_of(c, id);
-      std::printf("  baseline: images/%s.db (%s)\n", key.key.c_str(), key.kind.c_str());
+      const auto key = key_with_source(o, c, id);
+      std::printf("  baseline: images/%s.db (%s, %s)\n", key.key.c_str(), key.kind.c_str(),
+                  key.source == "image"       ? "built from the image"
+                  : key.source == "container" ? "recorded from a running container"
+                                              : "none yet");
       if (c.overlay) {
         std::printf("  upperdir: %s\n", escape_terminal(c.overlay->upper).c_str());
         for (const auto& l : c.overlay->lower) std::printf("  lowerdir: %s\n", escape_terminal(l).c_str());

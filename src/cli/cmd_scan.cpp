@@ -102,12 +102,23 @@ std::unique_ptr<Sink> report_sink(const Options& o, const json::Writer* extra = 
   return make_sink(o.format, stdout, !o.no_color && ::isatty(STDOUT_FILENO), extra, dir);
 }
 
+/// A record of the container run itself (its header, its alert, its response), stamped like
+/// the report's: as written (ndjson), or as its ECS document.
+void print_record(const Options& o, json::Writer& w) {
+  json::stamp(w);
+  const std::string text = w.take();
+  std::printf("%s\n", o.format == Format::Ecs ? ecs_document(text).c_str() : text.c_str());
+}
+
+bool records(const Options& o) { return o.format == Format::Ndjson || o.format == Format::Ecs; }
+
 /// A rule with response = "kill" reported drift: the container's processes are killed, and
 /// the report says so (ndjson: a "response" record).
 void respond(const Options& o, const Container& c, const ContainerRun& run, const std::string& who,
              const json::Writer& fields) {
-  if (o.format == Format::Ndjson) {
-    std::printf("%s\n", response_record(run, run.action == "kill" ? c.pid : run.offender, &fields).c_str());
+  if (records(o)) {
+    const std::string text = response_record(run, run.action == "kill" ? c.pid : run.offender, &fields);
+    std::printf("%s\n", o.format == Format::Ecs ? ecs_document(text).c_str() : text.c_str());
   } else {
     std::printf("response: %s: %s (drift under the rule at %s)\n", who.c_str(),
                 run.kill_error.empty() ? (run.action + ": killed " + std::to_string(run.killed)).c_str()
@@ -138,9 +149,10 @@ int run_containers(const Options& o, const RunOptions& base) {
   const bool init = o.command == "init";
   for (const auto& c : *found) {
     const ContainerIdentity id = meta.identify(c);
-    const ImageBaselineKey key = baseline_key_of(c, id);
+    ImageBaselineKey key = baseline_key_of(c, id);
     if (init && !done.insert(key.key).second) continue;  // one baseline per image
     const Bytes db = image_baseline_path(base.db_path, key.key);
+    key.source = baseline_source(db);
     if (init && o.new_images_only && ::access(db.c_str(), F_OK) == 0) {
       ++kept;
       continue;
@@ -151,11 +163,11 @@ int run_containers(const Options& o, const RunOptions& base) {
       // An alert, not a skipped line on stderr: a container nobody baselined is exactly where
       // drift goes unseen.
       const std::string message = no_image_baseline_message(who, id, key, db);
-      if (o.format == Format::Ndjson) {
+      if (records(o)) {
         json::Writer a;
         a.schema("alert").str("code", "container_no_baseline").str("message", message);
         a.raw("container", container_obj);
-        std::printf("%s\n", a.take().c_str());
+        print_record(o, a);
       } else {
         std::fprintf(o.format == Format::Json ? stderr : stdout, "alert: container_no_baseline: %s\n",
                      message.c_str());
@@ -163,15 +175,16 @@ int run_containers(const Options& o, const RunOptions& base) {
       bits |= 8;
       continue;
     }
-    if (o.format == Format::Ndjson) {
+    if (records(o)) {
       json::Writer rec;
       rec.schema("container");
       container_fields(rec, c, id, key);
       rec.bytes("baseline", db);
-      std::printf("%s\n", rec.take().c_str());
+      print_record(o, rec);
     } else {
-      std::printf("%s== %s, baseline %s%s\n", ran ? "\n" : "", who.c_str(), escape_terminal(db).c_str(),
-                  key.kind == "lower-layers" ? " (keyed by its lower layers: the runtime named no image digest)" : "");
+      std::printf("%s== %s, baseline %s (%s%s)\n", ran ? "\n" : "", who.c_str(), escape_terminal(db).c_str(),
+                  key.source == "image" ? "built from the image" : "recorded from a running container",
+                  key.kind == "lower-layers" ? "; keyed by its lower layers: the runtime named no image digest" : "");
     }
     std::fflush(stdout);
     ++ran;

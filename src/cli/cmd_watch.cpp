@@ -66,7 +66,7 @@ Result<WatchOptions> watch_options(const Options& o, FILE** out_file) {
   auto sock = absolute_path(o.socket);
   if (!sock) return sock.error();
   w.socket_path = *sock;
-  w.format = o.format;  // plain or ndjson (main.cpp's table)
+  w.format = o.format;  // plain, ndjson or ecs (main.cpp's table)
   w.syslog = o.syslog;
   w.falco_url = o.falco_url;
   w.metrics_address = o.metrics;

@@ -25,6 +25,9 @@ constexpr Formats kAll = {Format::Plain, Format::Json, Format::Ndjson};
 /// Record streams (a daemon's records, one report per container, journal entries): a record
 /// per line, no one document around them.
 constexpr Formats kStream = {Format::Plain, Format::Ndjson};
+/// Reports and record streams a SIEM ingests: also as ECS documents (--format ecs).
+constexpr Formats kReports = {Format::Plain, Format::Json, Format::Ndjson, Format::Ecs};
+constexpr Formats kEvents = {Format::Plain, Format::Ndjson, Format::Ecs};
 /// Commands that print no records.
 constexpr Formats kText = {Format::Plain};
 
@@ -36,10 +39,10 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"init", fim::cli::cmd_init, kAll, kStream},
-    {"check", fim::cli::cmd_check, kAll, kStream},
-    {"update", fim::cli::cmd_update, kAll, kAll},
-    {"accept", fim::cli::cmd_accept, kAll, kAll},
+    {"init", fim::cli::cmd_init, kReports, kEvents},
+    {"check", fim::cli::cmd_check, kReports, kEvents},
+    {"update", fim::cli::cmd_update, kReports, kReports},
+    {"accept", fim::cli::cmd_accept, kReports, kReports},
     {"log", fim::cli::cmd_log, kStream, kStream},
     {"config", fim::cli::cmd_config, kText, kText},
     {"explain", fim::cli::cmd_explain, kText, kText},
@@ -49,7 +52,7 @@ constexpr Command kCommands[] = {
     {"export-image-baseline", fim::cli::cmd_export_image, kText, kText},
     {"import-image-baseline", fim::cli::cmd_import_image, kText, kText},
     {"seal", fim::cli::cmd_seal, kText, kText},
-    {"watch", fim::cli::cmd_watch, kStream, kStream},
+    {"watch", fim::cli::cmd_watch, kEvents, kEvents},
     {"status", fim::cli::cmd_status, kAll, kAll},
     {"containers", fim::cli::cmd_containers, kAll, kAll},
     {"apt-hook", fim::cli::cmd_apt_hook, kText, kText},

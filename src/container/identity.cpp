@@ -289,8 +289,8 @@ ContainerIdentity RuntimeMetadata::identify(const Container& c) {
 }
 
 ImageBaselineKey baseline_key_of(const Container& c, const ContainerIdentity& id) {
-  if (auto k = image_digest_key(id.image_digest)) return {*k, "manifest-digest"};
-  return {image_key(c), "lower-layers"};
+  if (auto k = image_digest_key(id.image_digest)) return {*k, "manifest-digest", ""};
+  return {image_key(c), "lower-layers", ""};
 }
 
 void container_identity_fields(json::Writer& w, const Container& c, const ContainerIdentity& id,
@@ -302,6 +302,7 @@ void container_identity_fields(json::Writer& w, const Container& c, const Contai
     w.close();
   }
   w.str("baseline_key", key.key).str("baseline_key_kind", key.kind);
+  if (!key.source.empty()) w.str("baseline_source", key.source);
 }
 
 std::string container_object(const Container& c, const ContainerIdentity& id, const ImageBaselineKey& key) {

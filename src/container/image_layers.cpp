@@ -136,7 +136,7 @@ class LayerWriter {
         if (!tparent.valid() || ::linkat(tparent.get(), tbase.c_str(), p, n, 0) != 0)
           return make_error(Errc::Io, what_ + ": hard link " + quote(e.name) + " to " + quote(e.link) +
                                           ", which is not a file of this layer", errno);
-        return {};
+        return link_metadata(p, n, e);
       }
       case '3':
       case '4':
@@ -251,6 +251,23 @@ class LayerWriter {
     ts[0].tv_sec = ts[1].tv_sec = e.mtime_ns / 1'000'000'000;
     ts[0].tv_nsec = ts[1].tv_nsec = e.mtime_ns % 1'000'000'000;
     return ::utimensat(dirfd, name, ts, flags);
+  }
+
+  /// A hard link's own header applies to the inode it shares, as the runtimes unpack it
+  /// (containerd and containers-storage chmod the link; an owner is changed only when it
+  /// differs, since chown drops a file capability).
+  Status link_metadata(int parent, const char* name, const TarEntry& e) const {
+    UniqueFd f(::openat(parent, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    struct stat st{};
+    if (!f.valid() || ::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
+    if ((st.st_uid != e.uid || st.st_gid != e.gid) &&
+        ::fchown(f.get(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid)) != 0)
+      return make_error(Errc::Io, what_ + ": cannot set the owner of " + quote(e.name), errno);
+    if (::fchmod(f.get(), e.mode) != 0) return make_error(Errc::Io, what_ + ": cannot set the mode of " + quote(e.name), errno);
+    for (const auto& [k, v] : e.xattrs)
+      if (::fsetxattr(f.get(), k.c_str(), v.data(), v.size(), 0) != 0)
+        return make_error(Errc::Io, what_ + ": cannot set " + k + " on " + quote(e.name), errno);
+    return {};
   }
 
   /// Owner before mode and capabilities (chown clears set-id bits and security.capability).

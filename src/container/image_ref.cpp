@@ -49,8 +49,8 @@ class OciLayout {
     auto text = read_small_file(path->c_str(), kMaxJson);
     if (!text) return text.error();
     if (size >= 0 && static_cast<int64_t>(text->size()) != size)
-      return bad(ref_ + ": blob " + digest + " is " + std::to_string(text->size()) + " bytes, its descriptor says " +
-                 std::to_string(size));
+      return make_error(Errc::Trust, ref_ + ": blob " + digest + " is " + std::to_string(text->size()) +
+                                         " bytes, its descriptor says " + std::to_string(size) + " (the layout was altered)");
     if ("sha256:" + hex_encode(sha256_of(*text)) != digest)
       return make_error(Errc::Trust, ref_ + ": blob " + digest + " does not match its digest (the layout was altered)");
     return text;

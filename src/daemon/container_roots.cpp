@@ -37,6 +37,7 @@ ContainerRoots::Change ContainerRoots::update(const std::vector<Container>& foun
     r->id = meta.identify(c);
     r->key = baseline_key_of(c, r->id);
     r->db = image_baseline_path(db_path_, r->key.key);
+    r->key.source = baseline_source(r->db);
     r->upper = upper;
     r->field = container_object(c, r->id, r->key);
     r->label = container_label(c, r->id);

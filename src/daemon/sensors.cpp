@@ -126,6 +126,7 @@ Snapshot Watcher::snapshot() {
   }
   snap.open_writers = writers_.held();
   snap.open_writer_incomplete = writers_.incomplete_passes();
+  snap.changes_by_severity = sink_.changes_by_severity();
   WatchStatus& s = snap.status;
   s.running = true;
   s.pid = ::getpid();

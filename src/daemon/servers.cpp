@@ -14,10 +14,13 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <vector>
 
 #include "fim/base/sys.h"
+#include "fim/db.h"
 #include "fim/watch.h"
+#include "fim_config.h"
 
 namespace fim::watchd {
 
@@ -57,6 +60,32 @@ void per_server(std::string& o, const char* name, const char* help, uint64_t sta
   o += std::string(name) + "{server=\"metrics\"} " + std::to_string(metrics) + "\n";
 }
 
+/// A label value in the exposition format: \\, \" and \n escaped, and every byte that is not
+/// printable ASCII written as the four characters \xNN (a path need not be UTF-8).
+std::string label_value(std::string_view v) {
+  std::string o;
+  for (const unsigned char c : v) {
+    if (c == '\\' || c == '"') {
+      o += '\\';
+      o += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\\\x%02x", c);
+      o += buf;
+    } else {
+      o += static_cast<char>(c);
+    }
+  }
+  return o;
+}
+
+/// A gauge with one sample per watched root (label root): bounded by the policy's roots.
+void per_root(std::string& o, const char* name, const char* help, const std::vector<Bytes>& roots,
+              const std::function<bool(const Bytes&)>& on) {
+  o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+  for (const auto& r : roots) o += std::string(name) + "{root=\"" + label_value(r) + "\"} " + (on(r) ? "1" : "0") + "\n";
+}
+
 /// Sends what is left of c's answer without blocking; done when all of it went or the peer
 /// is gone.
 void push(Conn& c) {
@@ -91,6 +120,10 @@ std::string metrics_text(const Snapshot& s, const ServerStats& status, const Ser
   std::string o;
   const WatchStatus& w = s.status;
   const auto d = [](uint64_t v) { return static_cast<double>(v); };
+  o += "# HELP fimctl_build_info the fimctl that serves these metrics: version, record schema, baseline schema\n"
+        "# TYPE fimctl_build_info gauge\n"
+        "fimctl_build_info{version=\"" + label_value(FIM_VERSION) + "\",report_schema=\"" + kReportSchema +
+       "\",baseline_schema=\"" + std::to_string(kSchemaVersion) + "\"} 1\n";
   metric(o, "fimctl_events_total", "counter", "fanotify events read", d(w.events));
   metric(o, "fimctl_changes_total", "counter", "differences from the baseline reported", d(w.changes));
   metric(o, "fimctl_overflows_total", "counter", "kernel event queue overflows (events lost, roots rescanned)",
@@ -100,10 +133,26 @@ std::string metrics_text(const Snapshot& s, const ServerStats& status, const Ser
   metric(o, "fimctl_coalesced_total", "counter",
          "times the pending set outgrew its bound and roots were rescanned instead", d(w.coalesced));
   metric(o, "fimctl_rescans_total", "counter", "root rescans (start, losses, scheduled full checks)", d(w.rescans));
+  o += "# HELP fimctl_changes_by_severity_total differences reported, by the severity of the rule that selects the "
+       "entry (none: no rule)\n# TYPE fimctl_changes_by_severity_total counter\n";
+  static constexpr const char* kSeverities[] = {"none", "info", "low", "medium", "high", "critical"};
+  for (size_t i = 0; i < s.changes_by_severity.size(); ++i)
+    o += std::string("fimctl_changes_by_severity_total{severity=\"") + kSeverities[i] + "\"} " +
+         std::to_string(s.changes_by_severity[i]) + "\n";
   metric(o, "fimctl_queue_depth", "gauge", "paths waiting to be compared", d(w.queue_depth));
   metric(o, "fimctl_dirty_roots", "gauge", "roots whose events were lost and whose rescan has not finished",
          d(w.dirty.size()));
   metric(o, "fimctl_degraded_roots", "gauge", "roots not watched in real time (a mark failed)", d(w.degraded.size()));
+  per_root(o, "fimctl_root_dirty", "1 for a root whose events were lost and whose rescan has not finished", w.roots,
+           [&](const Bytes& r) {
+             return std::any_of(w.dirty.begin(), w.dirty.end(), [&](const auto& x) { return x.root == r; });
+           });
+  per_root(o, "fimctl_root_degraded", "1 for a root not watched in real time (a mark failed)", w.roots,
+           [&](const Bytes& r) {
+             // "ROOT: why" (marks.cpp)
+             const std::string at = escape_terminal(r) + ": ";
+             return std::any_of(w.degraded.begin(), w.degraded.end(), [&](const std::string& x) { return x.rfind(at, 0) == 0; });
+           });
   metric(o, "fimctl_last_full_check_timestamp_seconds", "gauge", "when the last full compare of every root finished",
          static_cast<double>(s.last_full_ns) / 1e9);
   metric(o, "fimctl_start_time_seconds", "gauge", "when the daemon started", static_cast<double>(s.started_ns) / 1e9);

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <array>
 #include <string>
 #include <thread>
 
@@ -37,6 +38,8 @@ struct Snapshot {
   uint64_t falco_posted = 0, falco_failed = 0, falco_dropped = 0;
   uint64_t open_writers = 0;             ///< watched files held open for writing (open_writers.h)
   uint64_t open_writer_incomplete = 0;   ///< scans a bound stopped early
+  /// Changes reported, by the severity of their rule: [0] none, then info .. critical.
+  std::array<uint64_t, 6> changes_by_severity{};
 };
 
 /// One listener's connections, as counted by the server thread.

@@ -60,7 +60,67 @@ std::string changed_keys(AttrMask changed) {
   return attrs;
 }
 
+namespace {
+
+/// "localhost/app:1" -> ("localhost/app", "1"); "repo@sha256:..." -> ("repo", ""); the ':' of
+/// a registry's port is not a tag's.
+std::pair<std::string, std::string> image_repository_tag(const std::string& image) {
+  std::string ref = image.substr(0, image.find('@'));
+  const size_t colon = ref.rfind(':');
+  if (colon == std::string::npos || ref.find('/', colon) != std::string::npos) return {ref, ""};
+  return {ref.substr(0, colon), ref.substr(colon + 1)};
+}
+
+void flat_value(json::Writer& f, const std::string& key, const json::Value& v) {
+  switch (v.kind) {
+    case json::Value::Kind::String: f.str(key, v.string); break;
+    case json::Value::Kind::Number:
+      if (v.integral) f.num(key, v.integer);
+      else f.fixed(key, v.number, 6);
+      break;
+    case json::Value::Kind::Bool: f.boolean(key, v.boolean); break;
+    case json::Value::Kind::Object:
+      for (const auto& m : v.members) flat_value(f, key + "." + m.key, m.value);
+      break;
+    default: break;  // arrays and nulls: fimctl's records put none here
+  }
+}
+
+}  // namespace
+
+void falco_flatten(json::Writer& f, const std::string& key, const json::Value& v) {
+  if (key == "who" && v.kind == json::Value::Kind::Object) {  // the BPF sensors' writer, as Falco names it
+    if (const auto* p = v.get("tgid") ? v.get("tgid") : v.get("pid")) f.num("proc.pid", p->integer);
+    if (const auto* p = v.get("ppid")) f.num("proc.ppid", p->integer);
+    if (const auto* p = v.get("comm")) f.str("proc.name", p->string);
+    if (v.get("exe")) f.str("proc.exepath", v.bytes("exe"));
+    if (const auto* p = v.get("uid")) f.num("user.uid", p->integer);
+    if (const auto* p = v.get("loginuid")) f.num("user.loginuid", p->integer);
+    return;
+  }
+  if (key == "container" && v.kind == json::Value::Kind::Object) {
+    f.str("container.id", v.str("id")).str("container.name", v.str("name"));
+    const auto [repo, tag] = image_repository_tag(v.str("image"));
+    f.str("container.image.repository", repo);
+    if (!tag.empty()) f.str("container.image.tag", tag);
+    if (!v.str("image_digest").empty()) f.str("container.image.digest", v.str("image_digest"));
+    if (const json::Value* pod = v.get("pod")) {
+      f.str("k8s.ns.name", pod->str("namespace")).str("k8s.pod.name", pod->str("name"));
+      f.str("fimctl.container.pod_container", pod->str("container"));
+    }
+    for (const char* k : {"runtime", "pid", "baseline_key", "baseline_key_kind", "baseline_source"})
+      if (const json::Value* m = v.get(k)) flat_value(f, std::string("fimctl.container.") + k, *m);
+    return;
+  }
+  flat_value(f, "fimctl." + key, v);
+}
+
+void falco_flatten(json::Writer& f, const std::string& key, std::string_view object_json) {
+  if (auto v = json::parse(object_json)) falco_flatten(f, key, *v);
+}
+
 void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) {
+  by_severity_[rule ? static_cast<size_t>(rule->severity) + 1 : 0].fetch_add(1, std::memory_order_relaxed);
   json::Writer j;
   json::change_record(j, kind, o, n, changed, rule);
   j.members(trigger_fields(trigger_));
@@ -91,8 +151,8 @@ void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrM
     if (trigger_ && !trigger_->comm.empty()) f.str("proc.name", trigger_->comm);
     if (trigger_ && !trigger_->rescan.empty()) f.str("fimctl.rescan", trigger_->rescan);
     if (trigger_ && trigger_->open_for_write) f.boolean("fimctl.open_for_write", true);
-    if (trigger_ && !trigger_->container.empty()) f.raw("fimctl.container", trigger_->container);
-    if (!who.empty()) f.raw("fimctl.who", who);
+    if (trigger_ && !trigger_->container.empty()) falco_flatten(f, "container", trigger_->container);
+    if (!who.empty()) falco_flatten(f, "who", who);
     falco_->post(falco_payload("fimctl: file " + std::string(change_kind_name(kind)), falco_priority(rule), human, f,
                                rule ? rule->tags : std::vector<std::string>{}, host_));
   }
@@ -136,7 +196,9 @@ void StreamSink::alert(std::string_view code, std::string_view message) {
 void StreamSink::alert_with(std::string_view code, std::string_view message, const json::Writer& fields, int prio) {
   if (falco_) {
     json::Writer f = json::Writer::fields();
-    f.str("fimctl.alert", code).members(fields);
+    f.str("fimctl.alert", code);
+    if (auto v = json::parse("{" + json::Writer(fields).take() + "}"))
+      for (const auto& m : v->members) falco_flatten(f, m.key, m.value);
     falco_->post(falco_payload("fimctl: " + std::string(code), prio <= LOG_ERR ? "Error" : "Warning", message, f, {}, host_));
   }
   json::Writer j;
@@ -157,7 +219,7 @@ void StreamSink::emit(std::string_view type, json::Writer& w, const std::string&
   json::stamp(w);  // time and host, as check's records
   const std::string j = w.take();
   std::lock_guard<std::mutex> lk(mu_);
-  std::string line = ndjson_ ? j : format_time_ns(now_ns()) + " " + human;
+  std::string line = ecs_ ? ecs_document(j) : ndjson_ ? j : format_time_ns(now_ns()) + " " + human;
   // journald: the line stdout would carry (so `journalctl -o cat | jq` still reads ndjson), or
   // the JSON syslog(3) would. Either way one entry; on failure the line and syslog as before.
   bool journaled = false;

@@ -6,6 +6,8 @@
 
 #include <syslog.h>
 
+#include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -50,6 +52,12 @@ std::string_view falco_priority(const Rule* rule);
 /// priority, rule, time, source, tags, hostname and output_fields (`fields`).
 std::string falco_payload(std::string_view rule, std::string_view priority, std::string_view output,
                           const json::Writer& fields, const std::vector<std::string>& tags, const std::string& host);
+/// Falco's output_fields are flat, named as Falco names its own: a record's `who` (the BPF
+/// sensors' writer) becomes proc.pid, proc.ppid, proc.name, proc.exepath, user.uid and
+/// user.loginuid; its `container` container.id, container.name, container.image.repository,
+/// .tag and .digest, k8s.ns.name and k8s.pod.name; anything else fimctl.KEY[.SUB...].
+void falco_flatten(json::Writer& f, const std::string& key, const json::Value& v);
+void falco_flatten(json::Writer& f, const std::string& key, std::string_view object_json);
 /// "mode,sha256": the keys of the attributes in `changed`.
 std::string changed_keys(AttrMask changed);
 
@@ -61,7 +69,8 @@ class StreamSink final : public Sink {
   /// records go to journald as entries with fields instead of lines on it (once, with
   /// --syslog too). `journal`: the socket, for tests.
   StreamSink(FILE* out, Format format, bool use_syslog, Journal journal = Journal())
-      : out_(out), ndjson_(format != Format::Plain), syslog_(use_syslog), journal_(std::move(journal)) {
+      : out_(out), ndjson_(format != Format::Plain), ecs_(format == Format::Ecs), syslog_(use_syslog),
+        journal_(std::move(journal)) {
     const bool journald = journal_.available();
     journal_stdout_ = journald && out_ && is_journal_stream(::fileno(out_), std::getenv("JOURNAL_STREAM"));
     journal_syslog_ = journald && syslog_;
@@ -71,6 +80,13 @@ class StreamSink final : public Sink {
     if (syslog_) ::closelog();
   }
 
+  /// Changes reported so far by their rule's severity: [0] no rule, then info .. critical.
+  static constexpr size_t kSeverityLabels = 6;
+  std::array<uint64_t, kSeverityLabels> changes_by_severity() const {
+    std::array<uint64_t, kSeverityLabels> out{};
+    for (size_t i = 0; i < out.size(); ++i) out[i] = by_severity_[i].load(std::memory_order_relaxed);
+    return out;
+  }
   /// The trigger attached to the changes reported next (worker thread).
   void set_trigger(const Trigger* t) { trigger_ = t; }
   /// Where Falco-compatible payloads go (set before the worker starts).
@@ -99,7 +115,8 @@ class StreamSink final : public Sink {
 
   std::mutex mu_;
   FILE* out_;
-  bool ndjson_, syslog_;
+  bool ndjson_, ecs_, syslog_;
+  std::array<std::atomic<uint64_t>, kSeverityLabels> by_severity_{};
   Journal journal_;
   bool journal_stdout_ = false, journal_syslog_ = false;
   const Trigger* trigger_ = nullptr;

@@ -62,11 +62,15 @@ Bytes image_baseline_path(const Bytes& db_path, const std::string& key) {
   return join_path(images_dir(db_path), key + ".db");
 }
 
-bool image_built(const Bytes& baseline) {
-  if (::access(baseline.c_str(), F_OK) != 0) return false;
+std::string baseline_source(const Bytes& baseline) {
+  if (::access(baseline.c_str(), F_OK) != 0) return {};
   auto b = BaselineReader::open(baseline);
-  return b && (*b)->meta().source == "image";
+  if (!b) return {};
+  // Written before sources were recorded: by init --containers, the only way there was.
+  return (*b)->meta().source.empty() ? "container" : (*b)->meta().source;
 }
+
+bool image_built(const Bytes& baseline) { return baseline_source(baseline) == "image"; }
 
 Result<Summary> run_in_container(const RunOptions& opts, const Container& c, bool init, Sink& sink, ContainerRun* run) {
   if (run->image.empty()) run->image = image_key(c);

@@ -186,7 +186,10 @@ Status compare_tree(const RunOptions& opts, detail::Trusted& t, const std::vecto
   m.hashed_unchanged = std::move(hashed_unchanged);
   ScanOptions so = scan_options(opts, sel, roots, subset && roots_must_exist);
   // Not recorded from an image, not collected against one (update keeps it so).
-  if (t.base->meta().source == "image") so.strip = kNotInImage;
+  if (t.base->meta().source == "image") {
+    so.strip = kNotInImage;
+    so.strip_dir = kDirNotInImage;
+  }
   if (fast) so.plan = [fast](const WalkItem& item, CollectOptions* co) { fast->plan(item, co); };
   return detail::merge_compare(so, m);
 }
@@ -311,7 +314,10 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   const StateStore::CheckClock init_clock = detail::clock_now("");
   Ticker ticker(opts.progress);
   ScanOptions so = scan_options(opts, sel, roots, from_cli);
-  if (opts.image.source == "image") so.strip = kNotInImage;
+  if (opts.image.source == "image") {
+    so.strip = kNotInImage;
+    so.strip_dir = kDirNotInImage;
+  }
   FIM_TRY(scan(so, [&](ScanEntry& e) -> Status {
     detail::note_status(e, effective, &s, sink);
     if (e.subtree_incomplete) return {};

@@ -202,6 +202,7 @@ class ScanRun {
       CollectOptions co = collect_options_for(item.rule >= 0 ? &policy_.rules[static_cast<size_t>(item.rule)] : nullptr,
                                               opts_.collect);
       co.mask &= ~opts_.strip;
+      if (S_ISDIR(item.target.st.st_mode)) co.mask &= ~opts_.strip_dir;
       if (opts_.plan && item.kind == WalkItem::Kind::Entry) opts_.plan(item, &co);
       chunk->opts.push_back(co);
       chunk->in.push_back(std::move(item));

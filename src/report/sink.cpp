@@ -178,6 +178,7 @@ std::unique_ptr<Sink> make_sink(Format format, FILE* out, bool color, const json
     case Format::Plain: return report::make_plain_sink(out, color, spill_dir);
     case Format::Json: return report::make_json_sink(out, false, extra, spill_dir);
     case Format::Ndjson: return report::make_json_sink(out, true, extra, spill_dir);
+    case Format::Ecs: return make_ecs_sink(out, extra, spill_dir);
   }
   return report::make_plain_sink(out, color, spill_dir);
 }

@@ -115,7 +115,7 @@ def base_layers():
     upper = [member("usr/bin/.wh.gone", data=b""), member("etc", kind=d, mode=0o755),
              member("etc/.wh..wh..opq", data=b""), member("etc/new.conf", data=b"only this\n"),
              member("usr/bin/ping", data=b"ping\n", mode=0o4755, xattrs={"security.capability": CAP_NET_RAW}),
-             member("usr/bin/ping-link", kind=tarfile.LNKTYPE, link="usr/bin/ping"),
+             member("usr/bin/ping-link", kind=tarfile.LNKTYPE, link="usr/bin/ping", mode=0o4755),
              member("usr/bin/sh", kind=tarfile.SYMTYPE, link="/bin/busybox")]
     return [lower, upper]
 
@@ -194,6 +194,9 @@ def case_image_baseline_applies_whiteouts_and_is_keyed_by_manifest(ctx):
     expect(bytes(r["/usr/bin/sh"]["link"]) == b"/bin/busybox", "symlink target not recorded")
     for attr in ("inode", "ctime", "dev", "btime", "handle"):
         expect(r["/usr/bin/tool"].get(attr) is None, f"{attr} recorded for an image (it belongs to where it is unpacked)")
+    for attr in ("mtime", "nlink"):  # a directory's: the runtime's unpacking and overlay decide them
+        expect(r["/usr/bin"].get(attr) is None, f"directory {attr} recorded for an image")
+    expect(r["/usr/bin/tool"].get("mtime") is not None, "a file's mtime (the layer's) not recorded")
     m = meta(db)
     expect(m.get("source") == "image" and m.get("image_digest") == digest, f"manifest does not name the image: {m}")
     expect(not [n for n in os.listdir(f"{ctx.tmp}/ci/images") if n.startswith(".image-")], "scratch left behind")

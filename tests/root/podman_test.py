@@ -185,6 +185,8 @@ def case_image_baseline_from_podman_store_checks_its_containers(fimctl, tmp):
         db = f"{tmp}/db/images/sha256-{p.digest[7:]}.db"
         assert os.path.exists(db), os.listdir(f"{tmp}/db/images")
         clean, _ = p.run("clean")
+        listed = [x for x in json.loads(p.fimctl("containers", fmt="json").stdout)["containers"] if x["name"] == clean]
+        assert listed and listed[0]["baseline_source"] == "image", listed
         c = p.fimctl("check", "--containers")
         recs = records(c.stdout)
         assert not [r for r in ours(recs, clean) if r["type"] == "change"], ours(recs, clean)
@@ -192,6 +194,8 @@ def case_image_baseline_from_podman_store_checks_its_containers(fimctl, tmp):
         assert [(r["kind"], r["path"]) for r in planted if r["path"] != "/usr/bin"] == [("added", "/usr/bin/planted")], planted
         head = [r for r in recs if r["type"] == "container" and r["name"] == clean]
         assert head and head[0]["baseline_key_kind"] == "manifest-digest", head
+        assert head[0]["baseline_source"] == "image", head
+        assert all(r["container"]["baseline_source"] == "image" for r in planted), planted
         again = p.fimctl("init", "--containers")
         assert "built from the image itself" in again.stderr, again.stderr
         assert p.fimctl("check", "--containers").stdout.count("planted") >= 1, "init --containers replaced it"
@@ -212,6 +216,54 @@ def case_image_baseline_from_podman_store_checks_its_containers(fimctl, tmp):
             finally:
                 con.close()
         assert content(db) == content(f"{tmp}/db2/images/{built[0]}"), "oci-dir and containers-storage differ"
+
+
+def case_oci_image_whiteouts_match_podman_and_a_reappearing_file_is_drift(fimctl, tmp):
+    """An OCI layout of two layers (a whiteout, an opaque directory, a file capability, a hard
+    link) made here, pulled by podman (oci: transport, offline): init --image oci:DIR names the
+    baseline for the digest podman runs, a container of it compares clean (the kernel's overlay
+    and fimctl's agree on every whiteout), and the container bringing a whited-out file back is
+    drift."""
+    import tarfile
+    from image_test import Layout, base_layers, member
+    need_busybox = Podman.__init__  # noqa: F841 (busybox_rootfs below checks the tools)
+    busybox_rootfs(f"{tmp}/bb")
+    d = tarfile.DIRTYPE
+    with open("/bin/busybox", "rb") as f:
+        bb = f.read()
+    lower = [member("bin", kind=d, mode=0o755), member("bin/busybox", data=bb, mode=0o755),
+             member("bin/sleep", kind=tarfile.SYMTYPE, link="busybox"),
+             member("bin/sh", kind=tarfile.SYMTYPE, link="busybox")] + base_layers()[0]
+    layout = Layout(f"{tmp}/layout")
+    digest, _ = layout.image([lower, base_layers()[1]], tag="1")
+    image = f"localhost/fimtest-oci-{os.getpid()}-{os.urandom(3).hex()}:1"
+    name = image.split("/")[1].replace(":", "-")
+    policy, db = f"{tmp}/policy.toml", f"{tmp}/db/baseline.db"
+    with open(policy, "w") as f:
+        # Not /etc whole: podman adds hostname, hosts, resolv.conf and mtab to every container.
+        f.write(POLICY + '[[rule]]\npath = "/etc/old.conf"\nseverity = "medium"\n'
+                '[[rule]]\npath = "/etc/new.conf"\nseverity = "medium"\n')
+    os.makedirs(os.path.dirname(db), mode=0o700)
+    base = [fimctl, "-c", policy, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "ndjson"]
+    pulled = podman("pull", "-q", f"oci:{layout.path}:1")
+    try:
+        podman("tag", pulled, image)
+        assert podman("image", "inspect", "--format", "{{.Digest}}", image) == digest, "podman runs another manifest"
+        r = subprocess.run([*base, "init", "--image", f"oci:{layout.path}:1"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        podman("run", "-d", *RUN_LIMITS, "--name", name, image, "/bin/sleep", "600")
+        c = subprocess.run([*base, "check", "--containers"], capture_output=True, text=True, timeout=120)
+        mine = [x for x in records(c.stdout) if x.get("container", {}).get("name") == name or x.get("name") == name]
+        assert [x for x in mine if x["type"] == "container"], (c.returncode, c.stderr, c.stdout)
+        assert not [x for x in mine if x["type"] == "change"], mine
+        podman("exec", name, "/bin/sh", "-c", "echo back > /usr/bin/gone; echo old > /etc/old.conf")
+        c = subprocess.run([*base, "check", "--containers"], capture_output=True, text=True, timeout=120)
+        changes = {(x["kind"], x["path"]) for x in records(c.stdout)
+                   if x["type"] == "change" and x["container"]["name"] == name and x["file_type"] != "dir"}
+        assert changes == {("added", "/usr/bin/gone"), ("added", "/etc/old.conf")}, changes
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)
+        podman("rmi", "-f", image, pulled, check=False)
 
 
 def case_no_image_baseline_is_an_alert_naming_the_image(fimctl, tmp):

@@ -252,6 +252,7 @@ def case_containers_drift(fimctl, tmp):
         # A namespaced container of our own: no runtime metadata names it, so it is keyed by its
         # lower layers, and every record of its report says which container it is.
         assert len(head["baseline_key"]) == 64 and head["baseline_key_kind"] == "lower-layers", head
+        assert head["baseline_source"] == "container", head
         assert all(r["container"]["pid"] == c["pid"] for r in ours if r["type"] == "change"), ours
         assert head["baseline"].startswith(f"{tmp}/db/images/"), head
     finally:

@@ -8,6 +8,7 @@ Every case starts the daemon itself, makes real changes and waits (bounded) for 
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -459,6 +460,15 @@ def exposition_errors(text):
     return errors
 
 
+def promtool_clean(text):
+    """`promtool check metrics` (Debian's prometheus) finds no problem and no lint warning."""
+    promtool = shutil.which("promtool")
+    if not promtool:
+        raise AssertionError("promtool is not installed (Debian package prometheus, in scripts/lib/common.sh)")
+    p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), (p.returncode, p.stdout, p.stderr)
+
+
 def scrape(port):
     """The metrics as {sample: value} (the labels part of the sample's name), and their text."""
     import urllib.request
@@ -567,8 +577,14 @@ def case_falco_and_metrics(fimctl, tmp):
         assert ev["priority"] in ("Informational", "Notice", "Warning", "Error", "Critical"), ev
         assert ev["rule"] == "fimctl: file changed" and "sha256" in ev["output_fields"]["fimctl.changes"], ev
         assert ev["output_fields"]["fimctl.new.sha256"] == sha(b"posted"), ev
+        # Flat, as Falco's own output_fields are: no objects to unpack in a falcosidekick rule.
+        assert all(not isinstance(v, (dict, list)) for v in ev["output_fields"].values()), ev["output_fields"]
         metrics, text = scrape(mport)
         assert not exposition_errors(text), (exposition_errors(text), text)
+        promtool_clean(text)
+        assert [k for k in metrics if k.startswith("fimctl_build_info{version=")], text
+        assert metrics['fimctl_changes_by_severity_total{severity="medium"}'] >= 1, text
+        assert metrics[f'fimctl_root_dirty{{root="{tree}"}}'] == 0, text
         assert metrics["fimctl_changes_total"] >= 1 and metrics["fimctl_events_total"] >= 1, metrics
         assert metrics["fimctl_falco_posted_total"] >= 1 and metrics["fimctl_last_full_check_timestamp_seconds"] > 0, metrics
         try:
