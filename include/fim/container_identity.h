@@ -2,20 +2,25 @@
 // container_identity: a running container named as its runtime names it (docs/design.md,
 // Containers): name, image reference and manifest digest, and for Kubernetes pods the
 // namespace, pod and container from the CRI labels, read from the runtime's own metadata on
-// the host (containers-storage for podman and CRI-O, Docker's config.v2.json, the OCI bundle's
-// config.json for containerd). The manifest digest keys the baseline the container is compared
+// the host (containers-storage for podman and CRI-O, Docker's config.v2.json, containerd's
+// metadata database meta.db and its task bundle's config.json). The manifest digest keys the baseline the container is compared
 // with; without it, the digest of the overlay's lower directories does, labelled so.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fim/base/bytes.h"
 #include "fim/container.h"
 #include "fim/json.h"
 
 namespace fim {
+
+namespace bolt {
+class Db;
+}
 
 struct ContainerIdentity {
   std::string runtime;       ///< podman, cri-o, containerd, docker (from the cgroup), else empty
@@ -24,6 +29,9 @@ struct ContainerIdentity {
   std::string image;         ///< the reference it was started from (localhost/app:1, nginx:1.25)
   std::string image_id;      ///< the runtime's image id (a config digest), when it keeps one
   std::string image_digest;  ///< the manifest digest "sha256:<hex>" the runtime runs, when known
+  /// The index digest when the image's reference names an OCI index (or a Docker manifest
+  /// list) and image_digest is this machine's platform manifest in it (containerd); else empty.
+  std::string image_index_digest;
   std::string pod_namespace, pod_name, pod_container;  ///< the CRI labels (Kubernetes)
   std::string metadata;      ///< where these came from: "containers-storage", "docker", "containerd"; empty: none
 };
@@ -61,10 +69,13 @@ class RuntimeMetadata {
   void from_containers_storage(ContainerIdentity& id);
   void from_docker(ContainerIdentity& id);
   void from_containerd(ContainerIdentity& id);
+  bool from_containerd_db(ContainerIdentity& id, const std::vector<std::string>& namespaces);
   void from_annotations(ContainerIdentity& id, const json::Value& annotations);
 
   Bytes root_;
   std::map<Bytes, std::unique_ptr<json::Value>> files_;
+  std::unique_ptr<bolt::Db> containerd_db_;  ///< meta.db, opened once (null: absent or malformed)
+  bool containerd_db_tried_ = false;
 };
 
 /// The baseline key: the manifest digest's (images/sha256-<hex>.db) when the metadata named one,
@@ -72,7 +83,7 @@ class RuntimeMetadata {
 ImageBaselineKey baseline_key_of(const Container& c, const ContainerIdentity& id);
 
 /// The members of the "container" object every container record carries (open object in `w`):
-/// runtime, id, name, image, image_digest, pid, pod {namespace, name, container} (pods only),
+/// runtime, id, name, image, image_digest, image_index_digest, pid, pod {namespace, name, container} (pods only),
 /// baseline_key, baseline_key_kind.
 void container_identity_fields(json::Writer& w, const Container& c, const ContainerIdentity& id,
                                const ImageBaselineKey& key);

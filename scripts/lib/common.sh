@@ -24,6 +24,8 @@ FIM_BUILD_PACKAGES=(
 # busybox-static: the image of the namespaced containers the root tests build (no Docker).
 # podman, runc: the real container runtime of the root suite (tests/root/podman_test.py), on
 # an image imported from a busybox tree; runc because crun refuses this hosts' hybrid cgroups.
+# containerd: a real containerd (Debian's 1.6) on a private root and socket names its container by
+# the manifest digest it keeps in its bolt metadata (tests/root/containerd_test.py; ctr comes with it).
 # prometheus: promtool checks the scheduled check's node-exporter textfile (tests/cli/scheduled_test.py).
 # zsh, fish: the generated zsh and fish completion scripts are loaded and run in the real
 # shells (tests/cli/completion_test.py).
@@ -32,7 +34,7 @@ FIM_BUILD_PACKAGES=(
 # repository of their own and upgrade a package in it (tests/root/package_test.py); gpgv and
 # apt-helper, which check --packages runs, come with apt itself.
 FIM_TEST_PACKAGES=(acl attr libcap2-bin util-linux clang libclang-rt-14-dev systemd fuse3 libfuse3-dev e2fsprogs
-                   busybox-static debootstrap gpg python3-yaml podman runc prometheus zsh fish)
+                   busybox-static debootstrap gpg python3-yaml podman runc containerd prometheus zsh fish)
 
 # The Debian package (debian/; scripts/quickstart and scripts/test build it): debhelper runs
 # the build (dh with the meson build system), dpkg-dev has dpkg-buildpackage, fakeroot is not

@@ -72,6 +72,8 @@ int cmd_containers(const Options& o) {
                   c.own_pid_ns ? " with its own pid namespace" : "", id.id.empty() ? "-" : id.id.substr(0, 12).c_str(),
                   c.root_fstype.c_str(), escape_terminal(c.root_source).c_str());
       if (!id.image_digest.empty()) std::printf("  image digest: %s\n", escape_terminal(id.image_digest).c_str());
+      if (!id.image_index_digest.empty())
+        std::printf("  image index digest: %s\n", escape_terminal(id.image_index_digest).c_str());
       const auto key = key_with_source(o, c, id);
       std::printf("  baseline: images/%s.db (%s, %s)\n", key.key.c_str(), key.kind.c_str(),
                   key.source == "image"       ? "built from the image"

@@ -13,8 +13,10 @@
 //           to an image id: the manifest digest.
 //   containerd: /run/containerd/io.containerd.runtime.v2.task/<namespace>/<id>/config.json, the
 //           bundle; the CRI plugin's annotations (io.kubernetes.cri.sandbox-namespace,
-//           sandbox-name, container-name, image-name). The image's digest lives only in its
-//           bolt database, which is not read: such containers are keyed by their lower layers.
+//           sandbox-name, container-name, image-name); and the metadata database
+//           /var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db (a bbolt file, read by
+//           bolt.h, never locked nor written): the image name, its CRI labels and the image's
+//           target digest, an index followed to this machine's manifest in the content store.
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -22,7 +24,9 @@
 #include <string>
 #include <vector>
 
+#include "bolt.h"
 #include "fim/base/bytes.h"
+#include "fim/base/digest.h"
 #include "fim/base/fd.h"
 #include "fim/base/sys.h"
 #include "fim/container_identity.h"
@@ -141,23 +145,125 @@ void RuntimeMetadata::from_docker(ContainerIdentity& id) {
     }
 }
 
+namespace {
+
+const char* const kContainerdDb = "var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db";
+const char* const kContainerdBlobs = "var/lib/containerd/io.containerd.content.v1.content/blobs/sha256/";
+constexpr size_t kMaxNamespaces = 64;  // containerd namespaces looked through for one container id
+constexpr size_t kMaxIndex = size_t{4} << 20;
+
+/// This machine's OCI architecture name, as an index's platform entries spell it.
+std::string_view oci_arch() {
+#if defined(__x86_64__)
+  return "amd64";
+#elif defined(__aarch64__)
+  return "arm64";
+#elif defined(__i386__)
+  return "386";
+#else
+  return "";
+#endif
+}
+
+bool is_index_type(std::string_view t) {
+  return t == "application/vnd.oci.image.index.v1+json" ||
+         t == "application/vnd.docker.distribution.manifest.list.v2+json";
+}
+
+std::string db_string(bolt::Db& db, const bolt::Bucket& b, std::string_view key) {
+  auto v = db.get(b, key);
+  return v && *v ? **v : std::string();
+}
+
+}  // namespace
+
+/// containerd's metadata (bolt.h; containerd 1.6/1.7, metadata schema v1):
+///   v1/<namespace>/containers/<id>/image            the image name (reference)
+///   v1/<namespace>/containers/<id>/labels/<key>     the CRI labels (io.kubernetes.*)
+///   v1/<namespace>/images/<name>/target/digest      the manifest or index digest
+///   v1/<namespace>/images/<name>/target/mediatype
+/// An index target is followed in the content store (blobs/sha256/<hex>, checked against its
+/// digest) to this machine's linux platform manifest: the digest the container runs.
+bool RuntimeMetadata::from_containerd_db(ContainerIdentity& id, const std::vector<std::string>& namespaces) {
+  if (!containerd_db_tried_) {
+    containerd_db_tried_ = true;
+    if (auto db = bolt::Db::open(join_path(root_, kContainerdDb))) containerd_db_ = std::make_unique<bolt::Db>(std::move(*db));
+  }
+  if (!containerd_db_) return false;
+  bolt::Db& db = *containerd_db_;
+  std::vector<std::string> names = namespaces;
+  if (names.empty()) {  // no task bundle names it: every namespace (CRI: k8s.io; ctr: default)
+    auto v1 = db.bucket(db.root(), "v1");
+    if (!v1 || !*v1) return false;
+    (void)db.for_each(**v1, [&](const bolt::Entry& e) {
+      if (e.is_bucket) names.emplace_back(e.key);
+      return names.size() < kMaxNamespaces;
+    });
+  }
+  for (const auto& ns : names) {
+    auto c = db.bucket_at({"v1", ns, "containers", id.id});
+    if (!c || !*c) continue;
+    id.metadata = "containerd";
+    id.image = db_string(db, **c, "image");
+    if (auto labels = db.bucket(**c, "labels"); labels && *labels) {
+      id.pod_namespace = db_string(db, **labels, "io.kubernetes.pod.namespace");
+      id.pod_name = db_string(db, **labels, "io.kubernetes.pod.name");
+      id.pod_container = db_string(db, **labels, "io.kubernetes.container.name");
+    }
+    auto target = id.image.empty() ? Result<std::optional<bolt::Bucket>>(std::optional<bolt::Bucket>())
+                                   : db.bucket_at({"v1", ns, "images", id.image, "target"});
+    if (!target || !*target) return true;
+    const std::string digest = db_string(db, **target, "digest");
+    const auto key = image_digest_key(digest);
+    if (!key) return true;  // not a sha256 digest: it names no file, and no baseline
+    if (!is_index_type(db_string(db, **target, "mediatype"))) {
+      id.image_digest = digest;
+      return true;
+    }
+    id.image_index_digest = digest;
+    const std::string hex = digest.substr(7);  // checked by image_digest_key: 64 hex digits
+    auto text = read_small_file(join_path(root_, kContainerdBlobs + hex).c_str(), kMaxIndex);
+    if (!text || "sha256:" + hex_encode(sha256_of(*text)) != digest) return true;
+    auto index = json::parse(*text, kMaxIndex, 8);
+    const json::Value* ms = index ? index->get("manifests") : nullptr;
+    if (!ms || ms->kind != json::Value::Kind::Array) return true;
+    for (const auto& d : ms->items) {
+      const json::Value* p = d.get("platform");
+      if (p && p->str("os") == "linux" && p->str("architecture") == oci_arch() && !is_index_type(d.str("mediaType"))) {
+        id.image_digest = d.str("digest");
+        break;
+      }
+    }
+    return true;
+  }
+  return false;
+}
+
 void RuntimeMetadata::from_containerd(ContainerIdentity& id) {
+  // The task bundle (running containers) names the namespace and carries the CRI plugin's
+  // annotations; meta.db names the image and its digest. meta.db first: the bundle's
+  // annotations fill only what it lacks.
   const Bytes tasks = "run/containerd/io.containerd.runtime.v2.task";
-  DIR* d = ::opendir(join_path(root_, tasks).c_str());
-  if (!d) return;
-  std::vector<std::string> namespaces;
-  while (const dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') namespaces.emplace_back(e->d_name);
-  ::closedir(d);
+  std::vector<std::string> namespaces, with_bundle;
+  if (DIR* d = ::opendir(join_path(root_, tasks).c_str())) {
+    while (const dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.' && namespaces.size() < kMaxNamespaces) namespaces.emplace_back(e->d_name);
+    ::closedir(d);
+  }
+  const json::Value* annotations = nullptr;
   for (const auto& ns : namespaces) {
     const json::Value* bundle = file(tasks + "/" + ns + "/" + id.id + "/config.json");
-    const json::Value* a = bundle ? bundle->get("annotations") : nullptr;
-    if (!a) continue;
-    id.metadata = "containerd";
-    from_annotations(id, *a);
-    set_if_empty(id.name, id.pod_container);
-    return;
+    if ((annotations = bundle ? bundle->get("annotations") : nullptr)) {
+      with_bundle = {ns};
+      break;
+    }
   }
+  from_containerd_db(id, with_bundle);
+  if (annotations) {
+    id.metadata = "containerd";
+    from_annotations(id, *annotations);
+  }
+  if (!id.metadata.empty()) set_if_empty(id.name, id.pod_container);
 }
 
 ContainerIdentity RuntimeMetadata::identify(const Container& c) {
@@ -178,6 +284,7 @@ ContainerIdentity RuntimeMetadata::identify(const Container& c) {
   }
   // The digest becomes a file name: anything but a well-formed one is dropped here, once.
   if (!image_digest_key(id.image_digest)) id.image_digest.clear();
+  if (id.image_digest.empty() || !image_digest_key(id.image_index_digest)) id.image_index_digest.clear();
   return id;
 }
 
@@ -189,7 +296,7 @@ ImageBaselineKey baseline_key_of(const Container& c, const ContainerIdentity& id
 void container_identity_fields(json::Writer& w, const Container& c, const ContainerIdentity& id,
                                const ImageBaselineKey& key) {
   w.str("runtime", id.runtime).str("id", id.id).str("name", id.name).str("image", id.image);
-  w.str("image_digest", id.image_digest).num("pid", c.pid);
+  w.str("image_digest", id.image_digest).str("image_index_digest", id.image_index_digest).num("pid", c.pid);
   if (!id.pod_namespace.empty() || !id.pod_name.empty() || !id.pod_container.empty()) {
     w.object("pod").str("namespace", id.pod_namespace).str("name", id.pod_name).str("container", id.pod_container);
     w.close();

@@ -66,7 +66,7 @@ TEST_CASE("discovery starts and stops containers by upper directory, each named 
   CHECK(r.key.kind == "lower-layers");
   CHECK(r.db == "/var/lib/fimctl/images/" + r.key.key + ".db");
   // No runtime named it (no cgroup id): unnamed, keyed by its lower layers, and said so.
-  CHECK(r.field == R"({"runtime":"","id":"","name":"","image":"","image_digest":"","pid":10,"baseline_key":")" + r.key.key +
+  CHECK(r.field == R"({"runtime":"","id":"","name":"","image":"","image_digest":"","image_index_digest":"","pid":10,"baseline_key":")" + r.key.key +
                        R"(","baseline_key_kind":"lower-layers"})");
   CHECK(r.label == "container (pid 10)");
   CHECK(roots.uppers() == std::set<Bytes>{"/u/1"});
