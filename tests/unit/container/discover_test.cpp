@@ -75,7 +75,7 @@ TEST_CASE("image_digest_key: a manifest digest as a file key, nothing for anythi
   CHECK(image_digest_key("sha256:" + hex) == "sha256-" + hex);
   CHECK(image_digest_key("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") ==
         "sha256-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
-  for (const std::string bad : {std::string("sha256:") + std::string(63, 'a'), "sha256:" + hex + "a",
+  for (const std::string& bad : {std::string("sha256:") + std::string(63, 'a'), "sha256:" + hex + "a",
                                 "sha256:" + std::string(64, 'A'), "sha512:" + hex, "sha256-" + hex,
                                 "sha256:" + std::string(62, 'a') + "/.", std::string("sha256:../") + std::string(61, 'a'),
                                 std::string()}) {

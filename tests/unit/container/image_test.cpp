@@ -122,7 +122,7 @@ TEST_CASE("containers-storage: names, short names, id prefixes, the layer chain;
              R"({"id":")" + third + R"(","names":["quay.io/x/app:2"],"layer":")" + base + R"("}])");
   write_file(s + "/overlay-layers/layers.json",
              R"([{"id":")" + top + R"(","parent":")" + base + R"("},{"id":")" + base + R"("}])");
-  for (const std::string ref : {"localhost/app:1", "app:1", "aaaaaaaaaaaa"}) {
+  for (const char* ref : {"localhost/app:1", "app:1", "aaaaaaaaaaaa"}) {
     auto img = find_stored_image(s, ref);
     REQUIRE_MESSAGE(img, ref);
     CHECK(img->id == id);
