@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "fim/base/bytes.h"
 #include "fim/report.h"
 
 namespace fim {
@@ -18,21 +19,11 @@ namespace {
 
 constexpr const char* kEcsVersion = "9.4.0";
 
+/// A JSON string as every writer of the project escapes it (fim/base/bytes.h).
 std::string quoted(std::string_view s) {
-  std::string o = "\"";
-  for (const unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      o += buf;
-    } else {
-      o += static_cast<char>(c);
-    }
-  }
-  return o + "\"";
+  std::string o;
+  append_json_string(o, s);
+  return o;
 }
 
 void dump(const json::Value& v, std::string& o) {

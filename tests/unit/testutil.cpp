@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstdio>
 #include <stdexcept>
 
 #include "fim/base/digest.h"
@@ -59,6 +60,17 @@ void write_file(const std::string& path, const std::string& content) {
     throw std::runtime_error("cannot write " + path);
   }
   ::close(fd);
+}
+
+std::string read_file(const std::string& path) {
+  std::string bytes;
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw std::runtime_error("cannot read " + path);
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
+  std::fclose(f);
+  return bytes;
 }
 
 std::string sha256_hex(const std::string& data) { return hex_encode(sha256_of(data)); }

@@ -24,6 +24,8 @@ class TempDir {
 };
 
 void write_file(const std::string& path, const std::string& content);
+/// The whole content of `path` (the test fails where it cannot be read).
+std::string read_file(const std::string& path);
 std::string sha256_hex(const std::string& data);
 /// MD5 as dpkg's md5sums files write it.
 std::string md5_hex(const std::string& data);

@@ -175,14 +175,7 @@ TEST_CASE("tar: pax xattrs, sub-second mtimes and sizes; a malformed pax record 
   CHECK(seen[0].xattrs[0] == std::pair<std::string, std::string>("user.tag", "hello"));
 
   // A pax header whose record length runs past its end.
-  std::string bytes;
-  {
-    FILE* f = std::fopen(tar.c_str(), "rb");
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
-    std::fclose(f);
-  }
+  std::string bytes = fim::test::read_file(tar);
   const size_t rec = bytes.find(" mtime=");
   REQUIRE(rec != std::string::npos);
   bytes[rec - 2] = '9';  // "NN mtime=..." -> "9N mtime=...": longer than the header

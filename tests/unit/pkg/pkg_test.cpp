@@ -75,14 +75,7 @@ TEST_CASE("data.tar: files, symlinks, hard links, long names, modes, owners") {
   CHECK(m->at("/usr").type == '5');
 
   SUBCASE("a corrupted header is refused") {
-    std::string bytes;
-    {
-      FILE* f = std::fopen(tar.c_str(), "rb");
-      char buf[4096];
-      size_t n;
-      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
-      std::fclose(f);
-    }
+    std::string bytes = fim::test::read_file(tar);
     bytes[600] ^= 0x5a;  // inside the second header
     write_file(t / "bad.tar", bytes);
     UniqueFd bad(::open((t / "bad.tar").c_str(), O_RDONLY | O_CLOEXEC));
