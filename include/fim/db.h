@@ -93,6 +93,10 @@ struct BaselineMeta {
   std::string image_digest;        ///< "sha256:<hex>": the manifest the baseline was built from
   std::string image_index_digest;  ///< the OCI index it was chosen from, when there was one
   std::string image_ref;           ///< the reference init --image was given (shown, not trusted)
+  void set_image_origin(std::string src, std::string digest, std::string index_digest, std::string ref) {
+    source = std::move(src), image_digest = std::move(digest), image_index_digest = std::move(index_digest);
+    image_ref = std::move(ref);
+  }
 
   /// Appends an acceptance to the journal, chained to the last entry.
   void append_journal(const Acceptance& a);

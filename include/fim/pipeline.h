@@ -93,6 +93,12 @@ inline constexpr AttrMask kNotInImage = attr_bit(Attr::Inode) | attr_bit(Attr::D
 /// added or removed below it is reported as such.
 inline constexpr AttrMask kDirNotInImage = attr_bit(Attr::Mtime) | attr_bit(Attr::Nlink);
 
+/// What a scan of an image's root (init --image) or of a container compared with one leaves out.
+inline void not_in_image(ScanOptions* so) {
+  so->strip = kNotInImage;
+  so->strip_dir = kDirNotInImage;
+}
+
 struct RunOptions {
   Policy policy;             ///< as loaded (its digest goes into the baseline)
   Bytes db_path;

@@ -230,10 +230,7 @@ BaselineMeta successor_meta(const Policy& policy, const std::string& roots_sourc
 }
 
 void carry_image_origin(const BaselineMeta& from, BaselineMeta* to) {
-  to->source = from.source;
-  to->image_digest = from.image_digest;
-  to->image_index_digest = from.image_index_digest;
-  to->image_ref = from.image_ref;
+  to->set_image_origin(from.source, from.image_digest, from.image_index_digest, from.image_ref);
 }
 
 }  // namespace fim::detail

@@ -186,10 +186,7 @@ Status compare_tree(const RunOptions& opts, detail::Trusted& t, const std::vecto
   m.hashed_unchanged = std::move(hashed_unchanged);
   ScanOptions so = scan_options(opts, sel, roots, subset && roots_must_exist);
   // Not recorded from an image, not collected against one (update keeps it so).
-  if (t.base->meta().source == "image") {
-    so.strip = kNotInImage;
-    so.strip_dir = kDirNotInImage;
-  }
+  if (t.base->meta().source == "image") not_in_image(&so);
   if (fast) so.plan = [fast](const WalkItem& item, CollectOptions* co) { fast->plan(item, co); };
   return detail::merge_compare(so, m);
 }
@@ -314,10 +311,7 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   const StateStore::CheckClock init_clock = detail::clock_now("");
   Ticker ticker(opts.progress);
   ScanOptions so = scan_options(opts, sel, roots, from_cli);
-  if (opts.image.source == "image") {
-    so.strip = kNotInImage;
-    so.strip_dir = kDirNotInImage;
-  }
+  if (opts.image.source == "image") not_in_image(&so);
   FIM_TRY(scan(so, [&](ScanEntry& e) -> Status {
     detail::note_status(e, effective, &s, sink);
     if (e.subtree_incomplete) return {};
@@ -328,10 +322,7 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
 
   BaselineMeta meta = detail::successor_meta(opts.policy, from_cli ? "cli" : "policy", roots, *sequence, {},
                                              std::move(*replacing), "");
-  meta.source = opts.image.source;
-  meta.image_digest = opts.image.digest;
-  meta.image_index_digest = opts.image.index_digest;
-  meta.image_ref = opts.image.ref;
+  if (!opts.image.source.empty()) meta.set_image_origin(opts.image.source, opts.image.digest, opts.image.index_digest, opts.image.ref);
   const bool replacing_one = !meta.journal.empty();
   if (replacing_one) FIM_TRY(link_previous(opts.db_path));
   const Status installed = detail::commit_pinned(opts, **state, **writer, &meta, *key, sink);
