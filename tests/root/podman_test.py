@@ -234,8 +234,9 @@ def case_oci_image_whiteouts_match_podman_and_a_reappearing_file_is_drift(fimctl
     lower = [member("bin", kind=d, mode=0o755), member("bin/busybox", data=bb, mode=0o755),
              member("bin/sleep", kind=tarfile.SYMTYPE, link="busybox"),
              member("bin/sh", kind=tarfile.SYMTYPE, link="busybox")] + base_layers()[0]
-    layout = Layout(f"{tmp}/layout")
-    digest, _ = layout.image([lower, base_layers()[1]], tag="1")
+    # podman names an image pulled by oci:PATH after PATH, so PATH must be a valid reference
+    # path: mkdtemp's tmp may end in "_" or hold "._", which podman refuses.
+    layout_path = f"/tmp/fimtest-oci-{os.getpid()}-{os.urandom(4).hex()}"
     image = f"localhost/fimtest-oci-{os.getpid()}-{os.urandom(3).hex()}:1"
     name = image.split("/")[1].replace(":", "-")
     policy, db = f"{tmp}/policy.toml", f"{tmp}/db/baseline.db"
@@ -245,8 +246,11 @@ def case_oci_image_whiteouts_match_podman_and_a_reappearing_file_is_drift(fimctl
                 '[[rule]]\npath = "/etc/new.conf"\nseverity = "medium"\n')
     os.makedirs(os.path.dirname(db), mode=0o700)
     base = [fimctl, "-c", policy, "--db", db, "--keys", db + ".keys", "--unsigned", "--format", "ndjson"]
-    pulled = podman("pull", "-q", f"oci:{layout.path}:1")
+    pulled = None
     try:
+        layout = Layout(layout_path)
+        digest, _ = layout.image([lower, base_layers()[1]], tag="1")
+        pulled = podman("pull", "-q", f"oci:{layout.path}:1")
         podman("tag", pulled, image)
         assert podman("image", "inspect", "--format", "{{.Digest}}", image) == digest, "podman runs another manifest"
         r = subprocess.run([*base, "init", "--image", f"oci:{layout.path}:1"], capture_output=True, text=True, timeout=120)
@@ -263,7 +267,8 @@ def case_oci_image_whiteouts_match_podman_and_a_reappearing_file_is_drift(fimctl
         assert changes == {("added", "/usr/bin/gone"), ("added", "/etc/old.conf")}, changes
     finally:
         podman("rm", "-f", "-t", "0", name, check=False)
-        podman("rmi", "-f", image, pulled, check=False)
+        podman("rmi", "-f", image, *([pulled] if pulled else []), check=False)
+        shutil.rmtree(layout_path, ignore_errors=True)
 
 
 def case_no_image_baseline_is_an_alert_naming_the_image(fimctl, tmp):
