@@ -59,6 +59,9 @@ struct Acceptance {
   /// written before report ids). Compared with an off-host copy of the reports it tells
   /// what was signed in from which report.
   std::string report;
+  /// accept/update --ticket: the change ticket the acceptance belongs to (any text; empty:
+  /// none named). Hex in the journal's text like the other free text, so hash-chained.
+  std::string ticket;
 };
 std::string journal_text(const Acceptance& a);
 /// Whether entries are numbered 1.. and each hash chains to the one before.

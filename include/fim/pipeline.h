@@ -121,6 +121,8 @@ struct RunOptions {
   /// accept/update --report ID (a prefix of at least 12 hex digits): act on the differences
   /// of that kept report only, and refuse when they are not what is there now.
   std::string report;
+  /// accept/update --ticket ID: the change ticket, in every journal entry written and in the report.
+  std::string ticket;
   /// accept/update --yes: without --report, go on without asking (scripts that accept
   /// whatever the last check or the update's own compare found).
   bool yes = false;

@@ -65,6 +65,8 @@ struct Summary {
   /// check and update: the report's id (docs/design.md, Baseline: acceptance), 64 hex digits;
   /// 'accept --report ID' and 'update --report ID' name it. Empty for other commands.
   std::string report_id;
+  /// accept/update --ticket: the change ticket the acceptance was made under; empty: none.
+  std::string ticket;
   BaselineFacts baseline;
   int exit_code = 0;
 };

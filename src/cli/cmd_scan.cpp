@@ -73,6 +73,7 @@ Result<RunOptions> run_options(const Options& o) {
   r.force = o.force;
   r.accept_all = o.all;
   r.report = o.report;
+  r.ticket = o.ticket;
   r.yes = o.yes;
   if (o.report.empty() && !o.yes && ::isatty(STDIN_FILENO) && ::isatty(STDERR_FILENO)) r.confirm = ask_on_terminal;
   r.accept_rules = o.rules;
@@ -328,14 +329,16 @@ int cmd_log(const Options& o) {
       j.bytes("path", a.path).str("kind", a.kind);
       j.str("old_row_sha256", a.old_row).str("new_row_sha256", a.new_row);
       if (!a.report.empty()) j.str("report_id", a.report);
+      if (!a.ticket.empty()) j.str("ticket", a.ticket);
       j.str("hash", e.hash);
       std::printf("%s\n", j.take().c_str());
     } else {
-      std::printf("#%llu %s %s by %s: %s %s\n  reason: %s\n  row sha256: %s -> %s\n%s",
+      std::printf("#%llu %s %s by %s: %s %s\n  reason: %s\n  row sha256: %s -> %s\n%s%s",
                   static_cast<unsigned long long>(e.seq), format_time_ns(a.at_ns).c_str(), a.action.c_str(),
                   escape_terminal(a.who).c_str(), a.kind.c_str(), escape_terminal(a.path).c_str(),
                   escape_terminal(a.reason).c_str(), a.old_row.c_str(), a.new_row.c_str(),
-                  a.report.empty() ? "" : ("  report: " + a.report + "\n").c_str());
+                  a.report.empty() ? "" : ("  report: " + a.report + "\n").c_str(),
+                  a.ticket.empty() ? "" : ("  ticket: " + escape_terminal(a.ticket) + "\n").c_str());
     }
   }
   if (!json)

@@ -159,6 +159,19 @@ void add_baseline_commands(CLI::App& app, Options* o) {
 
 }
 
+/// accept/update --ticket: any text but none empty, bounded so a journal entry stays small.
+void add_ticket_option(CLI::App* cmd, Options* o) {
+  cmd->add_option("--ticket", o->ticket,
+                  "the change ticket this belongs to (any text up to 256 bytes): kept in every journal entry "
+                  "written (hash-chained and signed), shown by 'fimctl log' and in the report's summary")
+      ->type_name("ID")
+      ->check([](const std::string& t) {
+        if (t.empty()) return std::string("--ticket needs a ticket id (an empty one names nothing)");
+        if (t.size() > 256) return std::string("--ticket is longer than 256 bytes");
+        return std::string();
+      });
+}
+
 /// update, accept, apt-hook and log: what changes the baseline, and its journal.
 void add_journal_commands(CLI::App& app, Options* o) {
   auto* update = app.add_subcommand("update", "check, then replace the baseline with what is on disk now "
@@ -169,6 +182,7 @@ void add_journal_commands(CLI::App& app, Options* o) {
                      "the id of the report you reviewed (check prints it; 12 or more of its hex digits): the new "
                      "baseline is written only when the differences found now are exactly that report's")
       ->type_name("ID");
+  add_ticket_option(update, o);
   update->add_flag("--yes", o->yes,
                    "without --report: accept whatever differs now without asking (by default update shows the "
                    "differences and asks on a terminal, and refuses without one)");
@@ -193,6 +207,7 @@ void add_journal_commands(CLI::App& app, Options* o) {
                      "act on the report you reviewed: its id as check printed it (12 or more hex digits; state.db "
                      "keeps the last 20); an entry chosen from it that is no longer as it showed is refused")
       ->type_name("ID");
+  add_ticket_option(accept, o);
   accept->add_flag("--yes", o->yes,
                    "without --report: accept from the last report without asking (by default accept shows what "
                    "it would accept and asks on a terminal, and refuses without one)");

@@ -28,6 +28,7 @@ struct Options {
   bool force = false;           ///< init --force
   bool all = false;             ///< accept --all
   std::string report;           ///< accept/update --report ID
+  std::string ticket;           ///< accept/update --ticket ID
   bool yes = false;             ///< accept/update --yes
   std::vector<std::string> rules;  ///< accept --rule
   bool packages = false;           ///< check --packages

@@ -20,10 +20,11 @@ Bytes unhex(std::string_view h, bool* ok) {
 }  // namespace
 
 std::string journal_text(const Acceptance& a) {
-  // Free text (who, reason, path) is hex: no value can fake a line.
+  // Free text (who, reason, path, ticket) is hex: no value can fake a line.
   return "at=" + std::to_string(a.at_ns) + "\nwho=" + hex_encode(a.who) + "\naction=" + a.action +
          "\nreason=" + hex_encode(a.reason) + "\npath=" + hex_encode(a.path) + "\nkind=" + a.kind +
-         "\nold=" + a.old_row + "\nnew=" + a.new_row + "\n" + (a.report.empty() ? "" : "report=" + a.report + "\n");
+         "\nold=" + a.old_row + "\nnew=" + a.new_row + "\n" + (a.report.empty() ? "" : "report=" + a.report + "\n") +
+         (a.ticket.empty() ? "" : "ticket=" + hex_encode(a.ticket) + "\n");
 }
 
 bool parse_journal_text(std::string_view text, Acceptance* out) {
@@ -51,7 +52,9 @@ bool parse_journal_text(std::string_view text, Acceptance* out) {
   a.old_row = kv["old"];
   a.new_row = kv["new"];
   if (auto r = kv.find("report"); r != kv.end()) a.report = r->second;  // optional: entries before report ids
-  if (!ok1 || !ok2 || !ok3) return false;
+  bool ok4 = true;
+  if (auto t = kv.find("ticket"); t != kv.end()) a.ticket = unhex(t->second, &ok4);  // optional: --ticket
+  if (!ok1 || !ok2 || !ok3 || !ok4) return false;
   // One spelling per entry: keys in order, no extra keys, decimal time as written, lower-case
   // hex. What is hashed into the chain is then exactly what the fields say.
   if (journal_text(a) != text_in) return false;

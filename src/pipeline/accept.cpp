@@ -191,7 +191,7 @@ class SuccessorRows {
                                        "check' and accept from its report");
   }
   void note(const Bytes& path, const char* kind, std::string old_row, std::string new_row) {
-    journal.push_back({0, who_, "accept", why(path), path, kind, std::move(old_row), std::move(new_row), ""});
+    journal.push_back({0, who_, "accept", why(path), path, kind, std::move(old_row), std::move(new_row), "", opts_.ticket});
   }
   /// Accepted additions sort in by path, before `limit` (null: the rest).
   Status added_before(const Bytes* limit) {
@@ -312,6 +312,7 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   for (const auto& [p, _] : *now) paths.push_back(p);
   FIM_TRY(state.accepted(opts.db_path, paths, meta.content_sha256, next.content_sha256));
   s.entries = next.entry_count;
+  s.ticket = opts.ticket;
   s.baseline = detail::facts_of(opts.db_path, next);
   s.seconds = monotonic_seconds() - t0;
   s.exit_code = 0;

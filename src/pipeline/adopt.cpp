@@ -77,7 +77,7 @@ Result<BaselineMeta> run_adopt(const RunOptions& opts, const Bytes& file, Sink& 
   auto pinned = (**state).identity(opts.db_path);
   if (!pinned) return pinned.error();
   Acceptance entry{0, detail::current_user(), "adopt", reason, file, "adopted",
-                   *pinned ? (**pinned).id : std::string("-"), meta.baseline_id.empty() ? "-" : meta.baseline_id, ""};
+                   *pinned ? (**pinned).id : std::string("-"), meta.baseline_id.empty() ? "-" : meta.baseline_id, "", ""};
   return write_successor(opts, **reader, meta, **state, *key, std::move(entry), sink);
 }
 
@@ -120,7 +120,7 @@ Result<KeyRotation> run_key_rotate(const RunOptions& opts, Sink& sink) {
     return new_key.error();
   }
   Acceptance entry{0, detail::current_user(), "key rotate", opts.reason, opts.db_path, "key", out.old_key_id,
-                   out.new_key_id, ""};
+                   out.new_key_id, "", ""};
   auto next = write_successor(opts, *trusted->base, meta, **trusted->state,
                               std::optional<SigningKey>(std::move(*new_key)), std::move(entry), sink);
   if (!next) {

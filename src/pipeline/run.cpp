@@ -111,7 +111,7 @@ Result<std::vector<Acceptance>> init_replacing(const RunOptions& opts, StateStor
   }
   journal.push_back(Acceptance{0, detail::current_user(), "init --force",
                                opts.reason.empty() ? "replaced by init --force" : opts.reason, opts.db_path, "replaced",
-                               old ? (*old)->meta().content_sha256 : "-", "-", ""});
+                               old ? (*old)->meta().content_sha256 : "-", "-", "", ""});
   return journal;
 }
 
@@ -459,7 +459,7 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
     sink.change(k, o, n, changed, rule);
     StateStore::Reported r = reported_of(k, o, n, rule);
     id.add(r);
-    accepted.push_back(Acceptance{0, who, "update", opts.reason, r.path, r.kind, r.old_row, r.new_row, ""});
+    accepted.push_back(Acceptance{0, who, "update", opts.reason, r.path, r.kind, r.old_row, r.new_row, "", opts.ticket});
     found.push_back(std::move(r));
     return {};
   };
@@ -468,6 +468,7 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
   s.report_id = id.hex();
   FIM_TRY(update_reviewed(opts, *reviewed, s.report_id, found));
   for (Acceptance& a : accepted) a.report = s.report_id;  // what update reported is what it signs in
+  s.ticket = opts.ticket;
   note_verified(opts, *trusted, &s, sink);
   // The old baseline verified: its successor may now replace it.
   BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, roots,

@@ -115,6 +115,7 @@ class PlainSink final : public Sink {
                  roots.empty() ? "(none)" : roots.c_str());
     // The short form of the id: what 'accept --report' and 'update --report' take.
     if (!s.report_id.empty()) std::fprintf(out_, "report: %s\n", s.report_id.substr(0, kReportIdShown).c_str());
+    if (!s.ticket.empty()) std::fprintf(out_, "ticket: %s\n", escape_terminal(s.ticket).c_str());
     if (s.mode == "fast") std::fprintf(out_, "evidence: %s\n", evidence_line(s).c_str());
     if (s.unverified)
       std::fprintf(out_, "unverified: %llu baseline entries below directories that could not be read\n",
