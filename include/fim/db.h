@@ -34,7 +34,7 @@ class Txn;  // src/db/sqlite.h
 
 inline constexpr int32_t kBaselineAppId = 0x46494d63;  // "FIMc"
 /// The schema this build writes; src/db/schema.cpp lists every version it can migrate.
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 /// One acceptance, as recorded in the baseline's hash-chained journal: `text` is canonical
 /// "key=value" lines (journal_text()), `hash` = SHA-256(previous hash || text), hex; the
@@ -69,6 +69,15 @@ bool journal_chain_ok(const std::vector<JournalEntry>& j);
 /// Parses journal_text(); false on anything else.
 bool parse_journal_text(std::string_view text, Acceptance* out);
 
+/// What an alternative (accept --also) leaves out of the state it keeps: when and where the
+/// content was written. The same version written again (a rollback, a host of the rollout
+/// that runs it) has new times and a new inode; its content, type, mode, owner, size, link
+/// target and attributes are what make it that version.
+inline constexpr AttrMask kNotInAlternative = attr_bit(Attr::Inode) | attr_bit(Attr::Dev) | attr_bit(Attr::Ctime) |
+                                              attr_bit(Attr::Btime) | attr_bit(Attr::Handle) | attr_bit(Attr::Mtime);
+/// At most this many alternatives per entry: 'accept --drop-alternatives' makes room.
+inline constexpr size_t kMaxAlternatives = 8;
+
 struct BaselineMeta {
   int schema_version = kSchemaVersion;  ///< what the file was written in (older: open_older())
   int64_t created_ns = 0;
@@ -89,6 +98,10 @@ struct BaselineMeta {
   /// digest, which stays a function of the rows, roots, policy and journal alone.
   std::string baseline_id;
   std::vector<JournalEntry> journal;  ///< every acceptance since the first baseline, chained
+  /// accept --also (docs/design.md, Acceptance: alternatives): path -> the other good states of
+  /// its entry, alternative 2, 3, ... in order (the entry's row is the first). Each is a row
+  /// without kNotInAlternative. Covered by the content digest when not empty.
+  std::map<Bytes, std::vector<Record>> alternatives;
   /// A per-image baseline (docs/design.md, Containers): "image" when built from the image's
   /// own layers (init --image), "container" when recorded from a running container of it
   /// (init --containers); empty for a host's. Signed (manifest_text) when set.

@@ -133,7 +133,19 @@ struct Merge {
   /// check: a regular file hashed in this run and found as recorded (its hashed-at time in
   /// state.db, docs/design.md, Evidence); may be empty.
   std::function<void(const Bytes&)> hashed_unchanged;
+  /// The baseline's alternatives (BaselineMeta::alternatives; null: none). An entry that
+  /// differs from its row but is one of them is no change: the sink is told which
+  /// (Sink::alternative), and so is `on_alternative` (may be empty) with the row it differs from.
+  const std::map<Bytes, std::vector<Record>>* alternatives = nullptr;
+  std::function<void(const Record& row, const Record& now, unsigned n)> on_alternative;
 };
+
+/// `r` as an alternative keeps it: without kNotInAlternative.
+Record as_alternative(const Record& r);
+
+/// Which alternative of `alts` (2, 3, ...) `rec` is, or 0: equal in every attribute both
+/// record (an alternative keeps none of kNotInAlternative), and of the same type.
+unsigned alternative_of(const std::vector<Record>& alts, const Record& rec, bool growing);
 
 /// Walks and collects `so.roots`, compares each entry with the baseline row of the same path,
 /// and reports added, removed and changed entries. Baseline rows below a directory that could

@@ -123,6 +123,10 @@ struct RunOptions {
   std::string report;
   /// accept/update --ticket ID: the change ticket, in every journal entry written and in the report.
   std::string ticket;
+  /// accept --also: each accepted change keeps the entry's previous state as an alternative
+  /// (BaselineMeta::alternatives), still good; --drop-alternatives: `paths` lose theirs.
+  bool also = false;
+  bool drop_alternatives = false;
   /// accept/update --yes: without --report, go on without asking (scripts that accept
   /// whatever the last check or the update's own compare found).
   bool yes = false;

@@ -47,6 +47,7 @@ struct Summary {
   uint64_t incomplete = 0;    ///< entries with a failure status (exit bit 8)
   uint64_t skipped = 0;       ///< too_large / skipped_fs: policy choices, no exit bit
   uint64_t unverified = 0;    ///< baseline entries below a directory that could not be read
+  uint64_t alternatives = 0;  ///< entries found as an alternative of their row (not changes)
   uint64_t bytes_hashed = 0;
   double seconds = 0;
   bool policy_changed = false;
@@ -91,6 +92,12 @@ class Sink {
   /// An entry that could not be fully inspected (status != ok), or with `subtree` a directory
   /// whose contents could not be listed (or, skipped_fs, were not walked).
   virtual void entry_status(const Record& r, bool subtree, const Rule* rule) = 0;
+  /// An entry that differs from its baseline row but is alternative `n` (2, 3, ...) of it, a
+  /// state 'accept --also' kept as good (docs/design.md, Acceptance): not a change. Sinks
+  /// that cannot show it say nothing.
+  virtual void alternative(const Record& r, unsigned n, const Rule* rule) {
+    (void)r, (void)n, (void)rule;
+  }
   /// A warning about the whole run ("unsigned", "policy_changed"); code is a stable token.
   virtual void alert(std::string_view code, std::string_view message) = 0;
   /// Writes everything held, summary included.
@@ -136,6 +143,8 @@ namespace json {
 void change_record(Writer& w, ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
                    const Rule* rule, const PackageNote* note = nullptr);
 void status_record(Writer& w, const Record& r, bool subtree, const Rule* rule);
+/// {"type":"alternative","path":..,"alternative":N,...}: Sink::alternative.
+void alternative_record(Writer& w, const Record& r, unsigned n, const Rule* rule);
 /// A change of kind "transient" (watch): an entry added and removed again before it could be
 /// compared, labelled by the rule that would have selected it (the trigger says by whom).
 void transient_record(Writer& w, const Bytes& path, const Rule* rule);

@@ -74,6 +74,8 @@ Result<RunOptions> run_options(const Options& o) {
   r.accept_all = o.all;
   r.report = o.report;
   r.ticket = o.ticket;
+  r.also = o.also;
+  r.drop_alternatives = o.drop_alternatives;
   r.yes = o.yes;
   if (o.report.empty() && !o.yes && ::isatty(STDIN_FILENO) && ::isatty(STDERR_FILENO)) r.confirm = ask_on_terminal;
   r.accept_rules = o.rules;

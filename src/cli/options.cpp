@@ -208,6 +208,12 @@ void add_journal_commands(CLI::App& app, Options* o) {
                      "keeps the last 20); an entry chosen from it that is no longer as it showed is refused")
       ->type_name("ID");
   add_ticket_option(accept, o);
+  accept->add_flag("--also", o->also,
+                   "keep each accepted file's previous state as still good beside the new one (a rollout where "
+                   "hosts run either version): a later check reports it as 'ok (alternative N)', not changed");
+  accept->add_flag("--drop-alternatives", o->drop_alternatives,
+                   "instead of accepting: the PATHs lose the states --also kept (no report needed)")
+      ->excludes("--also");
   accept->add_flag("--yes", o->yes,
                    "without --report: accept from the last report without asking (by default accept shows what "
                    "it would accept and asks on a terminal, and refuses without one)");

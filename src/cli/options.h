@@ -29,6 +29,8 @@ struct Options {
   bool all = false;             ///< accept --all
   std::string report;           ///< accept/update --report ID
   std::string ticket;           ///< accept/update --ticket ID
+  bool also = false;            ///< accept --also
+  bool drop_alternatives = false;  ///< accept --drop-alternatives
   bool yes = false;             ///< accept/update --yes
   std::vector<std::string> rules;  ///< accept --rule
   bool packages = false;           ///< check --packages

@@ -43,6 +43,7 @@ class ContainerSink final : public Sink {
     out_.change(kind, o, n, changed, rule);
   }
   void entry_status(const Record& r, bool subtree, const Rule* rule) override { out_.entry_status(r, subtree, rule); }
+  void alternative(const Record& r, unsigned n, const Rule* rule) override { out_.alternative(r, n, rule); }
   void alert(std::string_view code, std::string_view message) override { held_.emplace_back(code, message); }
   Status finish(const Summary&) override { return {}; }
   void flush_alerts() {

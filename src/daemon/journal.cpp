@@ -38,6 +38,7 @@ constexpr std::pair<std::string_view, std::string_view> kMessageIds[] = {
     {"container_start", "c63311cc2f824e29a9cde51fa7dfffc9"},
     {"container_stop", "a38fc4bba3b24c1aada11f9e4a62cda2"},
     {"containers_watch", "86dbad2e212146a6b9bde912feedcddd"},
+    {"alternative", "8bc9104e50af4cfdb56eecba7ffdcc85"},
 };
 
 bool send_memfd(int sock, const sockaddr_un& sa, socklen_t len, const std::string& datagram) {

@@ -182,6 +182,13 @@ void StreamSink::entry_status(const Record& r, bool subtree, const Rule* rule) {
        LOG_WARNING);
 }
 
+void StreamSink::alternative(const Record& r, unsigned n, const Rule* rule) {
+  json::Writer j;
+  json::alternative_record(j, r, n, rule);
+  j.members(trigger_fields(trigger_));
+  emit("alternative", j, "ok (alternative " + std::to_string(n) + "): " + escape_terminal(r.path), LOG_INFO);
+}
+
 void StreamSink::alert(std::string_view code, std::string_view message) {
   if (falco_) {
     json::Writer f = json::Writer::fields();

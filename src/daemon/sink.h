@@ -100,6 +100,7 @@ class StreamSink final : public Sink {
   /// An entry added and removed again within one debounce (json::transient_record).
   void transient(const Bytes& path, const Rule* rule);
   void entry_status(const Record& r, bool subtree, const Rule* rule) override;
+  void alternative(const Record& r, unsigned n, const Rule* rule) override;
   void alert(std::string_view code, std::string_view message) override;
   Status finish(const Summary&) override { return {}; }
 

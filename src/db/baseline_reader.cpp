@@ -84,6 +84,7 @@ struct BaselineReader::Impl {
   Status open_db();
   Status check_version(bool older);
   Status read_manifest();
+  Status read_alternatives();
 };
 
 BaselineReader::BaselineReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -168,7 +169,7 @@ Status BaselineReader::Impl::check_version(bool older) {
                                           std::to_string(kSchemaVersion) + ")");
   if (v < 1) return not_ours("no schema version");
   version = db::schema_version(static_cast<int>(v));
-  if (v < kSchemaVersion && !older)
+  if (v < kSchemaVersion && !older && !(version && db::readable_as_is(*version)))
     return make_error(Errc::Database,
                       "baseline " + quote(path) + " was written by an older fimctl (schema " + std::to_string(v) +
                           "; this one reads " + std::to_string(kSchemaVersion) + ")" +
@@ -235,6 +236,29 @@ Status BaselineReader::Impl::read_manifest() {
   if (!journal_chain_ok(m.journal))
     return make_error(Errc::Trust, "baseline " + quote(path) + " failed verification: its acceptance journal is "
                                    "broken (an entry was edited, removed or reordered)");
+  return read_alternatives();
+}
+
+/// accept --also's states, numbered 2, 3, ... per path with no gap, each a well-formed row of
+/// its path (their bytes are then verified with the content digest, as the rows are).
+Status BaselineReader::Impl::read_alternatives() {
+  if (!version->alternatives) return {};
+  auto alts = stmt(("SELECT " + db::entry_columns(*version) + ", n FROM alternatives ORDER BY path, n").c_str());
+  if (!alts) return alts.error();
+  bool ok = true;
+  FIM_TRY(alts->for_each_row([&](sqlite3_stmt* s) {
+    Record r;
+    if (!ok || !db::read_record(s, *version, &r)) {
+      ok = false;
+      return;
+    }
+    std::vector<Record>& of = meta.alternatives[r.path];
+    ok = sqlite3_column_int64(s, db::kFirstAttrColumn + static_cast<int>(version->attrs)) ==
+             static_cast<sqlite3_int64>(of.size() + 2) &&
+         of.size() < kMaxAlternatives && !(r.have & kNotInAlternative);
+    of.push_back(std::move(r));
+  }));
+  if (!ok) return not_ours("malformed alternatives");
   return {};
 }
 

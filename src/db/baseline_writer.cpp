@@ -30,6 +30,22 @@ Status write_manifest(sqlite3* db, const BaselineMeta& meta) {
   auto journal = stmt("INSERT INTO journal(seq, entry, hash) VALUES(?, ?, ?)", "journal");
   if (!journal) return journal.error();
   for (const auto& e : meta.journal) FIM_TRY(journal->bind(e.seq, e.text, db::Text{e.hash}).exec());
+  if (!meta.alternatives.empty()) {
+    const std::string cols = db::entry_columns(*db::schema_version(kSchemaVersion));
+    std::string sql = "INSERT INTO alternatives(" + cols + ", n) VALUES(?";
+    for (size_t i = 1; i < 5 + kAttrCount; ++i) sql += ",?";
+    auto alt = stmt((sql + ")").c_str(), "alternatives");
+    if (!alt) return alt.error();
+    for (const auto& [path, alts] : meta.alternatives) {
+      for (size_t i = 0; i < alts.size(); ++i) {
+        if (alts[i].path != path) return make_error(Errc::Bug, "an alternative of " + quote(path) + " names another path");
+        sqlite3_reset(alt->get());  // binding needs a reset statement (exec leaves it done)
+        db::bind_record(alt->get(), alts[i]);
+        sqlite3_bind_int64(alt->get(), 5 + static_cast<int>(kAttrCount), static_cast<sqlite3_int64>(i + 2));
+        FIM_TRY(alt->exec());
+      }
+    }
+  }
   auto put = stmt("INSERT INTO meta(key, value) VALUES(?, ?)", "manifest");
   if (!put) return put.error();
   const std::pair<const char*, std::string> rows[] = {

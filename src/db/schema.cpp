@@ -9,6 +9,8 @@
 //   entries  one row per path: status and errno (why an entry could not be fully read), the
 //            mask of attributes collected ("have"), then one column per attribute (NULL when
 //            not collected). WITHOUT ROWID on path: the table is stored in walk order.
+//   alternatives  other good states of an entry (accept --also): the entries' columns, then
+//            n, the alternative's number (2, 3, ...: the entry's own row is the first)
 #include "schema.h"
 
 #include <cstring>
@@ -26,6 +28,7 @@ constexpr SchemaVersion kSchemaVersions[] = {
     {1, 20, false},  // the first baseline
     {2, 20, true},   // the acceptance journal (fimctl accept, update)
     {3, 23, true},   // btime, handle, verity: the identity check --fast compares, fs-verity digests
+    {4, 23, true, true},  // alternatives: states of an entry accepted beside its row (accept --also)
 };
 static_assert(std::size(kSchemaVersions) == kSchemaVersion - kOldestSchemaVersion + 1);
 static_assert(kSchemaVersions[std::size(kSchemaVersions) - 1].version == kSchemaVersion);
@@ -33,6 +36,8 @@ static_assert(kSchemaVersions[std::size(kSchemaVersions) - 1].attrs == kAttrCoun
               "an attribute was added to FIM_ATTRIBUTES: add a schema version with it");
 
 }  // namespace
+
+bool readable_as_is(const SchemaVersion& v) { return v.attrs == kAttrCount && v.journal; }
 
 const SchemaVersion* schema_version(int version) {
   for (const auto& v : kSchemaVersions)
@@ -45,19 +50,18 @@ const SchemaVersion* schema_version(int version) {
 std::vector<std::string> baseline_schema(int version) {
   const db::SchemaVersion* v = db::schema_version(version);
   if (!v) return {};
-  std::string entries =
-      "CREATE TABLE entries(\n"
-      "  path BLOB PRIMARY KEY NOT NULL,\n"
-      "  status INTEGER NOT NULL,\n"
-      "  errno INTEGER NOT NULL,\n"
-      "  have INTEGER NOT NULL";
-  for (size_t i = 0; i < v->attrs; ++i) {
-    const Attr a = static_cast<Attr>(i);
-    entries += ",\n  ";
-    entries += attr_info(a).key;
-    entries += attr_is_integer(a) ? " INTEGER" : " BLOB";
-  }
-  entries += "\n) WITHOUT ROWID";
+  const auto columns = [&](const char* path_column) {
+    std::string s = std::string(path_column) + ",\n  status INTEGER NOT NULL,\n  errno INTEGER NOT NULL,\n"
+                    "  have INTEGER NOT NULL";
+    for (size_t i = 0; i < v->attrs; ++i) {
+      const Attr a = static_cast<Attr>(i);
+      s += ",\n  ";
+      s += attr_info(a).key;
+      s += attr_is_integer(a) ? " INTEGER" : " BLOB";
+    }
+    return s;
+  };
+  const std::string entries = "CREATE TABLE entries(\n  " + columns("path BLOB PRIMARY KEY NOT NULL") + "\n) WITHOUT ROWID";
   std::vector<std::string> out = {
       "CREATE TABLE meta(\n  key TEXT PRIMARY KEY NOT NULL,\n  value BLOB NOT NULL\n) WITHOUT ROWID",
       "CREATE TABLE roots(\n  path BLOB PRIMARY KEY NOT NULL\n) WITHOUT ROWID",
@@ -66,6 +70,9 @@ std::vector<std::string> baseline_schema(int version) {
   if (v->journal)
     out.emplace_back("CREATE TABLE journal(\n  seq INTEGER PRIMARY KEY NOT NULL,\n  entry BLOB NOT NULL,\n"
                      "  hash TEXT NOT NULL\n)");
+  if (v->alternatives)
+    out.push_back("CREATE TABLE alternatives(\n  " + columns("path BLOB NOT NULL") +
+                  ",\n  n INTEGER NOT NULL,\n  PRIMARY KEY(path, n)\n) WITHOUT ROWID");
   return out;
 }
 
@@ -110,6 +117,17 @@ Bytes canonical_manifest_tail(const BaselineMeta& m) {
   if (const db::SchemaVersion* v = db::schema_version(m.schema_version); !v || v->journal) {
     put(std::to_string(m.journal.size()));
     put(m.journal_head());
+  }
+  // Only when there are any: a baseline without alternatives has the digest it had before
+  // they existed. Length-prefixed like the rest, in path and number order.
+  if (!m.alternatives.empty()) {
+    put("alternatives");
+    put(std::to_string(m.alternatives.size()));
+    for (const auto& [path, alts] : m.alternatives) {
+      put(path);
+      put(std::to_string(alts.size()));
+      for (const Record& r : alts) put(canonical_row(r));
+    }
   }
   return out;
 }

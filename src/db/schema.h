@@ -16,6 +16,7 @@ struct SchemaVersion {
   int version;
   size_t attrs;  ///< attribute columns: the first `attrs` of FIM_ATTRIBUTES
   bool journal;  ///< the acceptance journal table, covered by the content digest
+  bool alternatives = false;  ///< the alternatives table (accept --also), covered when not empty
 };
 /// The row of `version`; null for a version this build does not know.
 const SchemaVersion* schema_version(int version);
@@ -30,6 +31,9 @@ inline constexpr int kFirstAttrColumn = 4;
 void bind_record(sqlite3_stmt* st, const Record& r);
 /// Reads a row selected with entry_columns(v) into `r`. False when a value is malformed.
 bool read_record(sqlite3_stmt* st, const SchemaVersion& v, Record* r);
+/// Whether a baseline of `v` is read as it is, without 'fimctl migrate': it has every
+/// attribute column and the journal, and lacks only tables that would be empty in it.
+bool readable_as_is(const SchemaVersion& v);
 
 /// Domain separation prefix of the content digest.
 inline constexpr std::string_view kContentDigestPrefix = "fimctl-baseline-content-v1\n";

@@ -52,6 +52,12 @@ bool has_glob_chars(std::string_view s) { return s.find_first_of("*?[") != std::
 Status check_request(const RunOptions& opts) {
   if (opts.reason.empty())
     return make_error(Errc::Usage, "accept needs --reason: why these changes are legitimate goes into the journal");
+  if (opts.drop_alternatives) {
+    if (opts.paths.empty() || opts.accept_all || !opts.accept_rules.empty() || opts.package_verified || opts.also)
+      return make_error(Errc::Usage, "accept --drop-alternatives takes the PATHs whose alternatives end, and no "
+                                     "--all, --rule, --package-verified or --also");
+    return {};
+  }
   if (!opts.accept_all && opts.paths.empty() && opts.accept_rules.empty() && !opts.package_verified)
     return make_error(Errc::Usage, "name what to accept: PATHs or GLOBs, --rule FILE:LINE:COLUMN, --package-verified "
                                    "or --all");
@@ -168,16 +174,20 @@ using Compared = std::map<Bytes, std::string>;
 /// or a report of an earlier baseline) is refused: a difference is accepted only as reported.
 class SuccessorRows {
  public:
-  SuccessorRows(const RunOptions& opts, const Accepted& now, const Compared& was, const std::string& report,
-                const std::map<Bytes, std::string>& vouched, BaselineWriter& w, Summary* s, Sink& sink)
-      : opts_(opts), now_(now), was_(was), report_(report), vouched_(vouched), w_(w), s_(*s), sink_(sink),
-        next_new_(now.begin()) {}
+  SuccessorRows(const RunOptions& opts, const BaselineMeta& meta, const Accepted& now, const Compared& was,
+                const std::string& report, const std::map<Bytes, std::string>& vouched, BaselineWriter& w, Summary* s,
+                Sink& sink)
+      : alternatives(meta.alternatives), opts_(opts), now_(now), was_(was), report_(report), vouched_(vouched), w_(w),
+        s_(*s), sink_(sink), next_new_(now.begin()) {}
 
   Status write(BaselineReader& base) {
     FIM_TRY(detail::read_verified(base, [&](const Record& old) { return old_row(old); }));
     return added_before(nullptr);
   }
   std::vector<Acceptance> journal;
+  /// The successor's alternatives: the predecessor's, with --also's added and a removed
+  /// entry's dropped.
+  std::map<Bytes, std::vector<Record>> alternatives;
 
  private:
   std::string why(const Bytes& path) const {
@@ -193,10 +203,32 @@ class SuccessorRows {
   void note(const Bytes& path, const char* kind, std::string old_row, std::string new_row) {
     journal.push_back({0, who_, "accept", why(path), path, kind, std::move(old_row), std::move(new_row), "", opts_.ticket});
   }
+  Status no_previous_state(const Bytes& path, const char* kind) const {
+    return make_error(Errc::Usage, "--also keeps an entry's previous state beside its new one, but " + quote(path) +
+                                       " was " + kind + ": there are not two states to keep; nothing was accepted");
+  }
+  /// accept --also: `old` stays good as an alternative (journalled), unless it is one already.
+  Status keep_alternative(const Record& old) {
+    if (old.status != EntryStatus::Ok)
+      return make_error(Errc::Usage, "--also: the previous state of " + quote(old.path) + " was not fully read (" +
+                                         std::string(entry_status_name(old.status)) + "): nothing was accepted");
+    const Record alt = detail::as_alternative(old);
+    std::vector<Record>& of = alternatives[old.path];
+    if (detail::alternative_of(of, alt, false)) return {};
+    if (of.size() >= kMaxAlternatives)
+      return make_error(Errc::Usage, quote(old.path) + " has " + std::to_string(kMaxAlternatives) + " alternatives "
+                                     "already: drop them first ('fimctl accept --drop-alternatives PATH'); nothing was "
+                                     "accepted");
+    of.push_back(alt);
+    journal.push_back({0, who_, "accept --also", why(old.path), old.path, "alternative", "-", row_digest(alt), "",
+                       opts_.ticket});
+    return {};
+  }
   /// Accepted additions sort in by path, before `limit` (null: the rest).
   Status added_before(const Bytes* limit) {
     for (; next_new_ != now_.end() && (!limit || next_new_->first < *limit); ++next_new_) {
       FIM_TRY(as_compared(next_new_->first, "-"));  // not in the baseline
+      if (opts_.also) return no_previous_state(next_new_->first, "added");
       if (!next_new_->second) continue;
       const Record& rec = *next_new_->second;
       FIM_TRY(w_.add(rec));
@@ -213,6 +245,8 @@ class SuccessorRows {
     FIM_TRY(as_compared(old.path, row_digest(old)));
     if (next_new_ == it) ++next_new_;
     if (!it->second) {
+      if (opts_.also) return no_previous_state(old.path, "removed");
+      alternatives.erase(old.path);  // its states go with the entry
       ++s_.removed;
       sink_.change(ChangeKind::Removed, &old, nullptr, 0, nullptr);
       note(old.path, "removed", row_digest(old), "-");
@@ -222,7 +256,7 @@ class SuccessorRows {
     ++s_.changed;
     sink_.change(ChangeKind::Changed, &old, &*it->second, compare(old, *it->second), nullptr);
     note(old.path, "changed", row_digest(old), row_digest(*it->second));
-    return {};
+    return opts_.also ? keep_alternative(old) : Status{};
   }
 
   const RunOptions& opts_;
@@ -265,6 +299,49 @@ Status confirmed(const RunOptions& opts, const char* command, const std::vector<
 
 }  // namespace detail
 
+namespace {
+
+/// accept --drop-alternatives PATH...: the successor has the same rows, and the PATHs' entries
+/// have no alternatives any more (each dropped one journalled). It only narrows what is good,
+/// so it needs no report; the last report carries over to the successor.
+Result<Summary> drop_alternatives(const RunOptions& opts, const BaselineMeta& meta, detail::Trusted& trusted,
+                                  const std::optional<SigningKey>& key, Sink& sink) {
+  FIM_TRY(same_policy(opts, meta));
+  std::map<Bytes, std::vector<Record>> kept = meta.alternatives;
+  std::vector<Acceptance> journal;
+  const std::string who = detail::current_user();
+  for (const Bytes& p : opts.paths) {
+    auto it = kept.find(p);
+    if (it == kept.end())
+      return make_error(Errc::Usage, quote(p) + " has no alternatives in the baseline ('fimctl accept --also' keeps "
+                                     "them): nothing was dropped");
+    for (const Record& alt : it->second)
+      journal.push_back({0, who, "accept --drop-alternatives", opts.reason, p, "alternative", row_digest(alt), "-", "",
+                         opts.ticket});
+    kept.erase(it);
+  }
+  auto writer = BaselineWriter::create(opts.db_path, key ? &*key : nullptr);
+  if (!writer) return writer.error();
+  FIM_TRY(detail::read_verified(*trusted.base, [&](const Record& r) { return (*writer)->add(r); }));
+  if (!trusted.state) return make_error(Errc::Io, "accept needs state.db: " + trusted.state.error().describe());
+  StateStore& state = **trusted.state;
+  BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, meta.roots,
+                                             std::max(meta.sequence, trusted.last_seq), meta.journal, std::move(journal),
+                                             meta.baseline_id);
+  detail::carry_image_origin(meta, &next);
+  next.alternatives = std::move(kept);
+  FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, key, sink));
+  FIM_TRY(state.accepted(opts.db_path, {}, meta.content_sha256, next.content_sha256));
+  Summary s;
+  s.command = "accept";
+  s.entries = next.entry_count;
+  s.ticket = opts.ticket;
+  s.baseline = detail::facts_of(opts.db_path, next);
+  return s;
+}
+
+}  // namespace
+
 Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   const double t0 = monotonic_seconds();
   FIM_TRY(check_request(opts));
@@ -276,6 +353,11 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   if (!trusted) return trusted.error();
   const BaselineMeta& meta = trusted->base->meta();
   FIM_TRY(detail::check_successor_key(opts, meta, *key));
+  if (opts.drop_alternatives) {
+    auto s = drop_alternatives(opts, meta, *trusted, *key, sink);
+    if (s) s->seconds = monotonic_seconds() - t0;
+    return s;
+  }
   if (!trusted->state) return make_error(Errc::Io, "accept needs state.db, which holds the last report: " +
                                                       trusted->state.error().describe());
   StateStore& state = **trusted->state;
@@ -299,7 +381,7 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   if (!writer) return writer.error();
   Summary s;
   s.command = "accept";
-  SuccessorRows rows(opts, *now, was, src->name(), vouched, **writer, &s, sink);
+  SuccessorRows rows(opts, meta, *now, was, src->name(), vouched, **writer, &s, sink);
   FIM_TRY(rows.write(*trusted->base));
   for (Acceptance& a : rows.journal) a.report = src->id;  // --report's id; none for the last report
   // Same roots and policy: accept changes entries, nothing else.
@@ -307,6 +389,7 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
                                              std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(rows.journal),
                                              meta.baseline_id);
   detail::carry_image_origin(meta, &next);
+  next.alternatives = std::move(rows.alternatives);
   FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, *key, sink));
   std::vector<Bytes> paths;
   for (const auto& [p, _] : *now) paths.push_back(p);

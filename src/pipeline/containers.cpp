@@ -28,6 +28,7 @@ class ResponseSink final : public Sink {
     inner_.package_change(kind, o, n, changed, rule, pn);
   }
   void entry_status(const Record& r, bool subtree, const Rule* rule) override { inner_.entry_status(r, subtree, rule); }
+  void alternative(const Record& r, unsigned n, const Rule* rule) override { inner_.alternative(r, n, rule); }
   void alert(std::string_view code, std::string_view message) override { inner_.alert(code, message); }
   Status finish(const Summary& s) override { return inner_.finish(s); }
 

@@ -117,11 +117,35 @@ Status compare_entry(const Record& old_rec, const ScanEntry& e, const Rule* rule
   if (growing && (changed & attr_bit(Attr::Sha256)) && prefix_intact(old_rec, e, prefix_reader))
     changed &= ~attr_bit(Attr::Sha256);
   if (!changed) return {};
+  if (m.alternatives && comparable && rec.status == EntryStatus::Ok) {
+    if (auto a = m.alternatives->find(rec.path); a != m.alternatives->end()) {
+      if (const unsigned n = alternative_of(a->second, rec, growing)) {
+        ++m.summary->alternatives;
+        m.sink.alternative(rec, n, rule);
+        if (m.on_alternative) m.on_alternative(old_rec, rec, n);
+        return {};
+      }
+    }
+  }
   ++m.summary->changed;
   return m.report(ChangeKind::Changed, &old_rec, &rec, changed, rule);
 }
 
 }  // namespace
+
+Record as_alternative(const Record& r) {
+  Record alt = r;
+  for (size_t i = 0; i < kAttrCount; ++i)
+    if (kNotInAlternative & (AttrMask{1} << i)) alt.v[i] = {};
+  alt.have &= ~kNotInAlternative;
+  return alt;
+}
+
+unsigned alternative_of(const std::vector<Record>& alts, const Record& rec, bool growing) {
+  for (size_t i = 0; i < alts.size(); ++i)
+    if (alts[i].type() == rec.type() && compare(alts[i], rec, growing) == 0) return static_cast<unsigned>(i + 2);
+  return 0;
+}
 
 Status merge_compare(const ScanOptions& so, Merge& m) {
   Summary& s = *m.summary;

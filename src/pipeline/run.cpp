@@ -173,13 +173,15 @@ using Report = std::function<Status(ChangeKind, const Record*, const Record*, At
 Status compare_tree(const RunOptions& opts, detail::Trusted& t, const std::vector<Bytes>& roots, bool subset,
                     const Report& report, std::function<Status(const Record&)> on_entry, Summary* s, Sink& sink,
                     bool roots_must_exist = true, detail::FastPlan* fast = nullptr,
-                    std::function<void(const Bytes&)> hashed_unchanged = {}) {
+                    std::function<void(const Bytes&)> hashed_unchanged = {},
+                    std::function<void(const Record&, const Record&, unsigned)> on_alternative = {}) {
   const Policy effective = detail::effective_policy(opts.policy, t.base->meta());
   const Selector sel(effective);
   const auto selected = [&](const Bytes& path) {
     return !subset || std::any_of(roots.begin(), roots.end(), [&](const Bytes& r) { return path_within(path, r); });
   };
-  detail::Merge m{effective, sel, s, sink, {}, selected, report, std::move(on_entry), {}, {}};
+  detail::Merge m{effective, sel, s, sink, {}, selected, report, std::move(on_entry), {}, {}, &t.base->meta().alternatives,
+                  std::move(on_alternative)};
   m.next_old = [&](Record* r) { return t.base->next(r); };
   Ticker ticker(opts.progress);
   m.tick = [&](uint64_t n) { ticker.tick(n); };
@@ -463,7 +465,21 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
     found.push_back(std::move(r));
     return {};
   };
-  FIM_TRY(compare_tree(opts, *trusted, roots, false, report, [&](const Record& r) { return (*writer)->add(r); }, &s, sink));
+  // Alternatives stay good: one found in use becomes the entry's row, and the row it replaces
+  // takes its number (journalled). Those of an entry the successor no longer has end with it.
+  std::map<Bytes, std::vector<Record>> alternatives = meta.alternatives;
+  std::set<Bytes> kept;
+  const auto on_entry = [&](const Record& r) {
+    if (alternatives.count(r.path)) kept.insert(r.path);
+    return (*writer)->add(r);
+  };
+  const auto swapped = [&](const Record& row, const Record& now, unsigned n) {
+    alternatives[row.path][n - 2] = detail::as_alternative(row);
+    accepted.push_back(Acceptance{0, who, "update", "alternative " + std::to_string(n) + " in use: " + opts.reason,
+                                  row.path, "alternative", row_digest(row), row_digest(now), "", opts.ticket});
+  };
+  FIM_TRY(compare_tree(opts, *trusted, roots, false, report, on_entry, &s, sink, true, nullptr, {}, swapped));
+  std::erase_if(alternatives, [&](const auto& a) { return !kept.count(a.first); });
   FIM_TRY(trusted->base->verify());
   s.report_id = id.hex();
   FIM_TRY(update_reviewed(opts, *reviewed, s.report_id, found));
@@ -475,6 +491,7 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
                                              std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(accepted),
                                              meta.baseline_id);
   detail::carry_image_origin(meta, &next);
+  next.alternatives = std::move(alternatives);
   if (!trusted->state)
     return make_error(Errc::Io, "state.db cannot be used, so the new baseline's sequence and identity could not be "
                                 "recorded: not written (" + trusted->state.error().describe() + ")");

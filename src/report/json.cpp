@@ -101,6 +101,14 @@ void status_record(Writer& w, const Record& r, bool subtree, const Rule* rule) {
   if (!subtree) w.str("evidence", evidence_name(r.evidence));
 }
 
+void alternative_record(Writer& w, const Record& r, unsigned n, const Rule* rule) {
+  w.schema("alternative");
+  w.bytes("path", r.path);
+  w.num("alternative", n);
+  add_labels(w, rule);
+  w.str("evidence", evidence_name(r.evidence));
+}
+
 void roots_field(Writer& w, const std::vector<Bytes>& roots) {
   w.array("roots");
   for (const auto& r : roots) w.str(r);
@@ -123,6 +131,7 @@ void summary_record(Writer& w, const Summary& s) {
   w.num("incomplete", s.incomplete);
   w.num("skipped", s.skipped);
   w.num("unverified", s.unverified);
+  if (s.alternatives) w.num("alternatives", s.alternatives);
   w.num("bytes_hashed", s.bytes_hashed);
   w.fixed("seconds", s.seconds, 3);
   w.boolean("policy_changed", s.policy_changed);

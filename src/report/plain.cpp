@@ -86,6 +86,10 @@ class PlainSink final : public Sink {
     details_.line(line);
   }
 
+  void alternative(const Record& r, unsigned n, const Rule* rule) override {
+    details_.line(paint("32", "ok (alternative " + std::to_string(n) + "):") + ' ' + escape_terminal(r.path) + labels(rule));
+  }
+
   void alert(std::string_view code, std::string_view message) override {
     (void)code;
     alerts_.push_back("warning: " + std::string(message));
@@ -117,6 +121,9 @@ class PlainSink final : public Sink {
     if (!s.report_id.empty()) std::fprintf(out_, "report: %s\n", s.report_id.substr(0, kReportIdShown).c_str());
     if (!s.ticket.empty()) std::fprintf(out_, "ticket: %s\n", escape_terminal(s.ticket).c_str());
     if (s.mode == "fast") std::fprintf(out_, "evidence: %s\n", evidence_line(s).c_str());
+    if (s.alternatives)
+      std::fprintf(out_, "alternatives: %llu (entries found in a state 'accept --also' kept as good: not changes)\n",
+                   ull(s.alternatives));
     if (s.unverified)
       std::fprintf(out_, "unverified: %llu baseline entries below directories that could not be read\n",
                    ull(s.unverified));

@@ -113,6 +113,11 @@ class JsonSink final : public Sink {
     json::status_record(w, r, subtree, rule);
     spool_.line(finish_record(w));
   }
+  void alternative(const Record& r, unsigned n, const Rule* rule) override {
+    json::Writer w;
+    json::alternative_record(w, r, n, rule);
+    spool_.line(finish_record(w));
+  }
   void alert(std::string_view code, std::string_view message) override {
     json::Writer w;
     json::alert_record(w, code, message);

@@ -5,14 +5,17 @@ reports; several good states of one path (accept --also, ok (alternative N),
 --drop-alternatives), part of the signed content and kept by update.
 
 Usage: reconcile_test.py --fimctl PATH (--list | CASE)"""
+import hashlib
 import json
 import os
 import re
 import shutil
+import sqlite3
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from fimtest import expect, run_main  # noqa: E402
+from ecs_schema import Schema  # noqa: E402
+from fimtest import expect, run_fimctl, run_main  # noqa: E402
 from trust_test import Ctx as TrustCtx, journal_rows  # noqa: E402
 
 
@@ -26,6 +29,9 @@ class Ctx(TrustCtx):
     def reviewed(self, rc_want):
         """Runs check; the id of the report it printed."""
         return re.search(r"(?m)^report: ([0-9a-f]{24})$", self.ok("check", rc_want=rc_want)).group(1)
+
+
+ECS = Schema()
 
 
 def ndjson(out):
@@ -111,6 +117,178 @@ def case_ticket_cannot_forge_journal_lines_or_the_terminal(ctx):
     expect(not re.search(r"(?m)^reason=forged", out), f"the ticket made a line of its own: {out!r}")
     rc, out, err = ctx.run("--format", "ndjson", "log")
     expect(ndjson(out)[0]["ticket"] == forged, f"ndjson does not keep the exact ticket: {out}")
+
+
+# --- alternatives: several good states -------------------------------------------------------
+
+def rewrite(ctx, name, text):
+    """The file written again as a deploy writes it: a new inode, new times, the same bytes."""
+    path = os.path.join(ctx.tree, name)
+    os.unlink(path)
+    ctx.write(name, text)
+
+
+def rollout(ctx):
+    """A signed baseline of f = v1, then v2 deployed and accepted with --also."""
+    ctx.write("f", "v1\n")
+    ctx.signed_baseline()
+    ctx.write("f", "v2\n")
+    ctx.ok("accept", "--report", ctx.reviewed(4), "--reason", "rollout", "--also", ctx.tree + "/f")
+    ctx.ok("check")
+
+
+def alternative_records(out):
+    return [r for r in ndjson(out) if r["type"] == "alternative"]
+
+
+def case_alternative_reported_ok_and_nothing_else_is(ctx):
+    """After accept --also, the previous version written again is 'ok (alternative 2)' in plain,
+    json and ndjson (no exit bit, not in the report id); any other content, or the old content
+    with another mode or owner, is a change as before."""
+    rollout(ctx)
+    f = ctx.tree + "/f"
+    rewrite(ctx, "f", "v1\n")
+    os.utime(ctx.tree, ns=(0, os.stat(ctx.tree).st_mtime_ns))  # only f differs in kind, not the dir's atime
+    out = ctx.ok("check", f)
+    expect(f"ok (alternative 2): {f}" in out and "changed:" not in out, out)
+    expect(re.search(r"(?m)^alternatives: 1 ", out), out)
+    rc, out, err = ctx.run("--format", "ndjson", "check", f)
+    alts = alternative_records(out)
+    expect(rc == 0 and len(alts) == 1 and alts[0]["path"] == f and alts[0]["alternative"] == 2, out)
+    expect(not [r for r in ndjson(out) if r["type"] == "change"], out)
+    summary = [r for r in ndjson(out) if r["type"] == "summary"][0]
+    expect(summary["alternatives"] == 1 and summary["changed"] == 0, summary)
+    rc, out, err = ctx.run("--format", "json", "check", f)
+    expect(rc == 0 and json.loads(out)["summary"]["alternatives"] == 1, out)
+    rc, out, err = ctx.run("--format", "ecs", "check", f)
+    docs = ndjson(out)
+    for d in docs:
+        expect(not ECS.problems(d), f"invalid ECS document: {ECS.problems(d)}: {d}")
+    alt = [d for d in docs if d["event"]["dataset"] == "fimctl.alternative"]
+    expect(rc == 0 and len(alt) == 1 and alt[0]["file"]["path"] == f and alt[0]["fimctl"]["alternative"] == 2, docs)
+    # Not a state that was accepted: reported as changed.
+    for attack in ("mode", "content", "owner"):
+        rewrite(ctx, "f", "v1\n" if attack != "content" else "v1 with a backdoor\n")
+        if attack == "mode":
+            os.chmod(f, 0o4755)
+        if attack == "owner":
+            if os.geteuid() != 0:
+                continue
+            os.chown(f, 1, 1)
+        rc, out, err = ctx.run("--format", "ndjson", "check", f)
+        changes = [r for r in ndjson(out) if r["type"] == "change"]
+        expect(rc == 4 and len(changes) == 1 and not alternative_records(out), f"{attack}: exit {rc}: {out}")
+    # The entry's own row stays exact: v2 written again has new times, a change as before.
+    rewrite(ctx, "f", "v2\n")
+    rc, out, err = ctx.run("check", f)
+    expect(rc == 4 and "alternative" not in out and "  sha256:" not in out, f"exit {rc}: {out}")
+    # A third version, accepted with --also too: v1 and v2 are alternatives 2 and 3.
+    ctx.write("f", "v3\n")
+    ctx.ok("accept", "--report", ctx.reviewed(4), "--reason", "next wave", "--also", f)
+    for text, n in (("v1\n", 2), ("v2\n", 3)):
+        rewrite(ctx, "f", text)
+        expect(f"ok (alternative {n}): {f}" in ctx.ok("check", f), f"{text!r} is not alternative {n}")
+
+
+def case_alternatives_are_signed(ctx):
+    """An intruder who adds his version as an alternative, edits one or removes one (or strips
+    the table and calls the file schema 3) breaks the baseline's verification (18)."""
+    rollout(ctx)
+    good = ctx.db + ".good"
+    shutil.copyfile(ctx.db, good)
+    evil = hashlib.sha256(b"evil\n").digest().hex()
+    con = sqlite3.connect(ctx.db)
+    columns = ", ".join(c[1] for c in con.execute("PRAGMA table_info(alternatives)") if c[1] != "n")
+    con.close()
+    for sql in [f"UPDATE alternatives SET sha256 = X'{evil}'",
+                "DELETE FROM alternatives",
+                f"INSERT INTO alternatives SELECT {columns}, 3 FROM alternatives",
+                "DROP TABLE alternatives; PRAGMA user_version = 3; UPDATE meta SET value = '3' WHERE key = 'schema_version'"]:
+        shutil.copyfile(good, ctx.db)
+        con = sqlite3.connect(ctx.db)
+        con.executescript(sql)
+        con.commit()
+        con.close()
+        rc, out, err = ctx.run("check")
+        expect(rc in (17, 18) and out == "", f"{sql}: exit {rc}: {err}")
+    shutil.copyfile(good, ctx.db)
+    ctx.ok("check")
+
+
+def case_alternatives_survive_update(ctx):
+    """update keeps the alternatives: one found in use becomes the entry's row and the row it
+    replaces takes its number (journalled), so both versions stay good; an entry update removes
+    takes its alternatives with it."""
+    rollout(ctx)
+    f = ctx.tree + "/f"
+    rewrite(ctx, "f", "v1\n")
+    ctx.write("g", "unrelated\n")
+    out = ctx.ok("update", "--yes", "--reason", "release", rc_want=5)  # g added, the directory changed
+    expect(f"ok (alternative 2): {f}" in out, out)
+    expect(any("\nkind=alternative\n" in r[1] for r in journal_rows(ctx.db)), "the swap is not journalled")
+    ctx.ok("check")
+    rewrite(ctx, "f", "v2\n")
+    out = ctx.ok("check", f)
+    expect(f"ok (alternative 2): {f}" in out, f"v2 is no longer good after update: {out}")
+    # v1 is the entry's row now, exact as rows are: written again, only its times differ.
+    rewrite(ctx, "f", "v1\n")
+    rc, out, err = ctx.run("check", f)
+    expect(rc == 4 and "  sha256:" not in out and "alternative" not in out, f"exit {rc}: {out}")
+    os.unlink(f)
+    ctx.ok("update", "--yes", "--reason", "retired", rc_want=6)
+    con = sqlite3.connect(ctx.db)
+    expect(con.execute("SELECT count(*) FROM alternatives").fetchone()[0] == 0, "a removed entry kept its alternatives")
+    con.close()
+
+
+def case_drop_alternatives_ends_them(ctx):
+    """accept --drop-alternatives PATH: the old version is a change again; journalled; refused
+    (16, nothing written) for a path without alternatives, and with --also."""
+    rollout(ctx)
+    f = ctx.tree + "/f"
+    before = open(ctx.db, "rb").read()
+    ctx.refused(16, "has no alternatives", "accept", "--drop-alternatives", "--reason", "r", ctx.tree)
+    rc, out, err = ctx.run("accept", "--drop-alternatives", "--also", "--reason", "r", f)
+    expect(rc == 16 and "excludes" in err, f"exit {rc}: {err}")
+    expect(open(ctx.db, "rb").read() == before, "a refused drop changed the baseline")
+    ctx.ok("accept", "--drop-alternatives", "--reason", "rollout done", "--ticket", "CHG-2", f)
+    log = ctx.ok("log")
+    expect("accept --drop-alternatives by" in log and "reason: rollout done" in log, log)
+    rewrite(ctx, "f", "v1\n")
+    rc, out, err = ctx.run("check", f)
+    expect(rc == 4 and "changed: " + f in out and "alternative" not in out, f"exit {rc}: {out}")
+
+
+def case_also_refused_for_added_or_removed(ctx):
+    """--also keeps a previous state beside a new one: an added or removed entry has no two
+    states; refused (16) and nothing accepted."""
+    ctx.signed_baseline()
+    ctx.write("new", "n\n")
+    os.unlink(os.path.join(ctx.tree, "f"))
+    reviewed = ctx.reviewed(7)
+    before = open(ctx.db, "rb").read()
+    for path, kind in ((ctx.tree + "/new", "was added"), (ctx.tree + "/f", "was removed")):
+        ctx.refused(16, kind, "accept", "--report", reviewed, "--reason", "r", "--also", path)
+    expect(open(ctx.db, "rb").read() == before, "a refused --also changed the baseline")
+
+
+def case_schema_3_baseline_read_as_it_is(ctx):
+    """A baseline the fimctl before alternatives wrote (schema 3: no alternatives table) is
+    checked as it is, without 'fimctl migrate', and its successor is written in schema 4."""
+    r = run_fimctl(ctx.fimctl, "init", ctx.tree, db=ctx.db, fmt=None)
+    expect(r.rc == 0, r.stderr)
+    con = sqlite3.connect(ctx.db)
+    con.executescript("DROP TABLE alternatives; PRAGMA user_version = 3; "
+                      "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    con.close()
+    r = run_fimctl(ctx.fimctl, "check", db=ctx.db, fmt=None)
+    expect(r.rc == 0, f"a schema-3 baseline: exit {r.rc}: {r.stderr}")
+    ctx.write("f", "v2\n")
+    r = run_fimctl(ctx.fimctl, "update", "--yes", "--reason", "r", db=ctx.db, fmt=None)
+    expect(r.rc == 4, r.stderr)
+    con = sqlite3.connect(ctx.db)
+    expect(con.execute("PRAGMA user_version").fetchone()[0] == 4, "the successor is not schema 4")
+    con.close()
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}

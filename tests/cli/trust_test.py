@@ -237,6 +237,7 @@ def downgrade_to_schema_1(ctx):
     sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", os.path.join(ctx.keys, "signing.key"), "-rawin",
                           "-in", msg], capture_output=True, check=True).stdout.hex()
     con.execute("DROP TABLE journal")
+    con.execute("DROP TABLE alternatives")  # schema 4
     # Schema 1 had the first 20 attributes (schema 3 added btime, handle, verity): the table as
     # it was, the rows without the later columns and their bits.
     (sql,) = con.execute("SELECT sql FROM sqlite_schema WHERE name = 'entries'").fetchone()
@@ -294,7 +295,7 @@ def case_migrate_older_schema(ctx):
     downgrade_to_schema_1(ctx)
     old = open(ctx.db, "rb").read()
     shutil.copyfile(ctx.db, ctx.db + ".v1")
-    ctx.refused(17, "older fimctl (schema 1; this one reads 3): migrate it with fimctl --db '" + ctx.db +
+    ctx.refused(17, "older fimctl (schema 1; this one reads 4): migrate it with fimctl --db '" + ctx.db +
                 "' migrate", "check")
     ctx.refused(17, "migrate it with", "log")
     # Trust first: a row edited after signing, or no public key, and nothing is written.
@@ -304,7 +305,7 @@ def case_migrate_older_schema(ctx):
     ctx.refused(18, "no public key", "migrate", keys=os.path.join(ctx.tmp, "nokeys"))
     expect(open(ctx.db, "rb").read() == old, "a refused migration changed the baseline")
     out = ctx.ok("migrate")
-    expect("from schema 1 to 3: sequence 2, 3 entries" in out and "signed with key" in out, out)
+    expect("from schema 1 to 4: sequence 2, 3 entries" in out and "signed with key" in out, out)
     expect(sequence_of(ctx.db) == 2, "the sequence was not kept")
     # A migrated row lacks what schema 1 did not record: a removed entry's old state says less.
     for c in want[1]:
@@ -312,7 +313,7 @@ def case_migrate_older_schema(ctx):
             c.get("old", {}).pop(a, None)
     expect(verdicts(ctx) == want, lambda: f"verdicts differ after migrating:\n{verdicts(ctx)}\n{want}")
     out = ctx.ok("migrate")
-    expect("already in schema 3" in out, out)
+    expect("already in schema 4" in out, out)
     ctx.ok("log")
     expect(not [n for n in os.listdir(ctx.tmp) if ".tmp." in n], os.listdir(ctx.tmp))
 

@@ -175,6 +175,49 @@ TEST_CASE("tampering with any entry fails verification") {
   }
 }
 
+TEST_CASE("alternatives: read back as written, in the content digest only when there are any") {
+  TempDir d;
+  const std::vector<Record> rows = {sample("/r", 1), sample("/r/a", 2)};
+  const auto as_kept = [](Record r) {  // as accept --also keeps a state: no mtime
+    r.have &= ~kNotInAlternative;
+    return r;
+  };
+  const Record alt = as_kept(sample("/r/a", 7));
+  const auto write = [&](const Bytes& path, bool with_alternative) {
+    auto w = BaselineWriter::create(path);
+    REQUIRE(w.has_value());
+    for (const auto& r : rows) REQUIRE((*w)->add(r).has_value());
+    BaselineMeta m = meta_for({"/r"});
+    if (with_alternative) m.alternatives["/r/a"] = {alt, as_kept(sample("/r/a", 8))};
+    REQUIRE((*w)->commit(&m).has_value());
+    return m.content_sha256;
+  };
+  const std::string with = write(d / "with.db", true), without = write(d / "without.db", false);
+  CHECK(with != without);
+  write_baseline(d / "plain.db", rows);  // the writer as every caller without alternatives uses it
+  auto plain = BaselineReader::open(d / "plain.db");
+  REQUIRE(plain.has_value());
+  CHECK((*plain)->meta().content_sha256 == without);
+  auto r = BaselineReader::open(d / "with.db");
+  REQUIRE(r.has_value());
+  const auto& alts = (*r)->meta().alternatives;
+  REQUIRE(alts.size() == 1);
+  REQUIRE(alts.at("/r/a").size() == 2);
+  CHECK(canonical_row(alts.at("/r/a")[0]) == canonical_row(alt));
+  r->reset();
+  CHECK(read_all(d / "with.db").has_value());
+  // Numbered 2, 3, ... without a gap, and never holding what an alternative leaves out.
+  const char* malformed[] = {"DELETE FROM alternatives WHERE n = 2",
+                             "UPDATE alternatives SET mtime = 5, have = have | 32 WHERE n = 2"};
+  for (const char* edit : malformed) {
+    CAPTURE(edit);
+    const Bytes copy = d / "copy.db";
+    write(copy, true);
+    sql(copy, edit);
+    CHECK(open_error(copy) == Errc::Database);
+  }
+}
+
 TEST_CASE("malformed rows are corruption, not crashes") {
   TempDir d;
   const Bytes db = d / "b.db";
@@ -209,7 +252,7 @@ void make_schema_1(const Bytes& path, const std::vector<Record>& records) {
   // Schema 1 had the first 20 attributes (3 added btime, handle and verity): its table, rebuilt.
   std::string columns = "path, status, errno, have";
   for (size_t i = 0; i < 20; ++i) columns += std::string(", ") + std::string(attr_info(static_cast<Attr>(i)).key);
-  const std::string edit = "DROP TABLE journal; PRAGMA user_version=1;"
+  const std::string edit = "DROP TABLE journal; DROP TABLE alternatives; PRAGMA user_version=1;"
                            "ALTER TABLE entries RENAME TO entries_now;" + baseline_schema(1)[2] + ";"
                            "INSERT INTO entries SELECT " + columns + " FROM entries_now; DROP TABLE entries_now;"
                            "UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'schema_version';"
@@ -221,7 +264,7 @@ void make_schema_1(const Bytes& path, const std::vector<Record>& records) {
 
 TEST_CASE("schema versions: the old one's SQL, refusal naming migrate, migration keeping every row") {
   CHECK(baseline_schema(1).size() == 3);  // meta, roots, entries: no journal
-  CHECK(baseline_schema(kSchemaVersion).size() == 4);
+  CHECK(baseline_schema(kSchemaVersion).size() == 5);  // + journal, alternatives
   CHECK(baseline_schema(kSchemaVersion + 1).empty());
   TempDir d;
   const Bytes db = d / "old.db";
@@ -230,7 +273,7 @@ TEST_CASE("schema versions: the old one's SQL, refusal naming migrate, migration
   auto r = BaselineReader::open(db);
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().code == Errc::Database);
-  CHECK(r.error().message.find("older fimctl (schema 1; this one reads 3): migrate it with fimctl --db '" + db +
+  CHECK(r.error().message.find("older fimctl (schema 1; this one reads " + std::to_string(kSchemaVersion) + "): migrate it with fimctl --db '" + db +
                                "' migrate") != std::string::npos);
   auto old = BaselineReader::open_older(db);
   REQUIRE(old.has_value());
