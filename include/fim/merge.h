@@ -140,12 +140,39 @@ struct Merge {
   std::function<void(const Record& row, const Record& now, unsigned n)> on_alternative;
 };
 
+// --- alternatives.cpp ---
+
 /// `r` as an alternative keeps it: without kNotInAlternative.
 Record as_alternative(const Record& r);
 
-/// Which alternative of `alts` (2, 3, ...) `rec` is, or 0: equal in every attribute both
-/// record (an alternative keeps none of kNotInAlternative), and of the same type.
+/// Which alternative of `alts` (2, 3, ...) `rec` is, or 0: a fully read one of the same type
+/// that holds every attribute `rec` holds (but kNotInAlternative), each equal.
 unsigned alternative_of(const std::vector<Record>& alts, const Record& rec, bool growing);
+
+/// What a successor baseline (accept, update) carries of its predecessor's alternatives: each
+/// change to them goes to `note` (why, path, old and new row digest) for the journal.
+class SuccessorAlternatives {
+ public:
+  using Journal = std::function<void(const std::string& why, const Bytes& path, std::string old_row, std::string new_row)>;
+  SuccessorAlternatives(const BaselineMeta& from, Journal note);
+  /// update: the entry at `path` is in the successor (take(true) keeps only those).
+  void present(const Bytes& path);
+  /// update: an entry found in alternative `n` of `row`: `now` becomes its row, and `row`
+  /// takes number n (unless it was not fully read).
+  void swapped(const Record& row, const Record& now, unsigned n);
+  /// A new state accepted without --also, a removal, or --drop-alternatives: the entry's
+  /// alternatives end.
+  void ended(const Bytes& path, const std::string& why);
+  /// accept --also: `old` stays good beside the new state (unless it is one already).
+  Status also(const Record& old);
+  bool has(const Bytes& path) const { return alts_.count(path) != 0; }
+  std::map<Bytes, std::vector<Record>> take(bool only_present);
+
+ private:
+  std::map<Bytes, std::vector<Record>> alts_;
+  std::set<Bytes> present_;
+  Journal note_;
+};
 
 /// Walks and collects `so.roots`, compares each entry with the baseline row of the same path,
 /// and reports added, removed and changed entries. Baseline rows below a directory that could

@@ -331,7 +331,7 @@ int cmd_log(const Options& o) {
       j.bytes("path", a.path).str("kind", a.kind);
       j.str("old_row_sha256", a.old_row).str("new_row_sha256", a.new_row);
       if (!a.report.empty()) j.str("report_id", a.report);
-      if (!a.ticket.empty()) j.str("ticket", a.ticket);
+      if (!a.ticket.empty()) j.bytes("ticket", a.ticket);  // any bytes: ticket_b64 when not UTF-8
       j.str("hash", e.hash);
       std::printf("%s\n", j.take().c_str());
     } else {

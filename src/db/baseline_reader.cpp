@@ -255,7 +255,7 @@ Status BaselineReader::Impl::read_alternatives() {
     std::vector<Record>& of = meta.alternatives[r.path];
     ok = sqlite3_column_int64(s, db::kFirstAttrColumn + static_cast<int>(version->attrs)) ==
              static_cast<sqlite3_int64>(of.size() + 2) &&
-         of.size() < kMaxAlternatives && !(r.have & kNotInAlternative);
+         of.size() < kMaxAlternatives && !(r.have & kNotInAlternative) && r.status == EntryStatus::Ok;
     of.push_back(std::move(r));
   }));
   if (!ok) return not_ours("malformed alternatives");

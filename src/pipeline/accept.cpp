@@ -177,17 +177,21 @@ class SuccessorRows {
   SuccessorRows(const RunOptions& opts, const BaselineMeta& meta, const Accepted& now, const Compared& was,
                 const std::string& report, const std::map<Bytes, std::string>& vouched, BaselineWriter& w, Summary* s,
                 Sink& sink)
-      : alternatives(meta.alternatives), opts_(opts), now_(now), was_(was), report_(report), vouched_(vouched), w_(w),
-        s_(*s), sink_(sink), next_new_(now.begin()) {}
+      : alternatives(meta, [this](const std::string& what, const Bytes& path, std::string o, std::string n) {
+          journal.push_back({0, who_, "accept", what + ": " + why(path), path, "alternative", std::move(o), std::move(n),
+                             "", opts_.ticket});
+        }),
+        opts_(opts), now_(now), was_(was), report_(report), vouched_(vouched), w_(w), s_(*s), sink_(sink),
+        next_new_(now.begin()) {}
 
   Status write(BaselineReader& base) {
     FIM_TRY(detail::read_verified(base, [&](const Record& old) { return old_row(old); }));
     return added_before(nullptr);
   }
   std::vector<Acceptance> journal;
-  /// The successor's alternatives: the predecessor's, with --also's added and a removed
-  /// entry's dropped.
-  std::map<Bytes, std::vector<Record>> alternatives;
+  /// The successor's alternatives: the predecessor's, with --also's added, and ended for an
+  /// entry removed or changed without --also (a new state, a security fix, is the one good state).
+  detail::SuccessorAlternatives alternatives;
 
  private:
   std::string why(const Bytes& path) const {
@@ -206,23 +210,6 @@ class SuccessorRows {
   Status no_previous_state(const Bytes& path, const char* kind) const {
     return make_error(Errc::Usage, "--also keeps an entry's previous state beside its new one, but " + quote(path) +
                                        " was " + kind + ": there are not two states to keep; nothing was accepted");
-  }
-  /// accept --also: `old` stays good as an alternative (journalled), unless it is one already.
-  Status keep_alternative(const Record& old) {
-    if (old.status != EntryStatus::Ok)
-      return make_error(Errc::Usage, "--also: the previous state of " + quote(old.path) + " was not fully read (" +
-                                         std::string(entry_status_name(old.status)) + "): nothing was accepted");
-    const Record alt = detail::as_alternative(old);
-    std::vector<Record>& of = alternatives[old.path];
-    if (detail::alternative_of(of, alt, false)) return {};
-    if (of.size() >= kMaxAlternatives)
-      return make_error(Errc::Usage, quote(old.path) + " has " + std::to_string(kMaxAlternatives) + " alternatives "
-                                     "already: drop them first ('fimctl accept --drop-alternatives PATH'); nothing was "
-                                     "accepted");
-    of.push_back(alt);
-    journal.push_back({0, who_, "accept --also", why(old.path), old.path, "alternative", "-", row_digest(alt), "",
-                       opts_.ticket});
-    return {};
   }
   /// Accepted additions sort in by path, before `limit` (null: the rest).
   Status added_before(const Bytes* limit) {
@@ -246,7 +233,7 @@ class SuccessorRows {
     if (next_new_ == it) ++next_new_;
     if (!it->second) {
       if (opts_.also) return no_previous_state(old.path, "removed");
-      alternatives.erase(old.path);  // its states go with the entry
+      alternatives.ended(old.path, "alternatives ended with the entry");
       ++s_.removed;
       sink_.change(ChangeKind::Removed, &old, nullptr, 0, nullptr);
       note(old.path, "removed", row_digest(old), "-");
@@ -256,7 +243,9 @@ class SuccessorRows {
     ++s_.changed;
     sink_.change(ChangeKind::Changed, &old, &*it->second, compare(old, *it->second), nullptr);
     note(old.path, "changed", row_digest(old), row_digest(*it->second));
-    return opts_.also ? keep_alternative(old) : Status{};
+    if (opts_.also) return alternatives.also(old);
+    alternatives.ended(old.path, "alternatives ended by a new state accepted without --also");
+    return {};
   }
 
   const RunOptions& opts_;
@@ -307,18 +296,17 @@ namespace {
 Result<Summary> drop_alternatives(const RunOptions& opts, const BaselineMeta& meta, detail::Trusted& trusted,
                                   const std::optional<SigningKey>& key, Sink& sink) {
   FIM_TRY(same_policy(opts, meta));
-  std::map<Bytes, std::vector<Record>> kept = meta.alternatives;
   std::vector<Acceptance> journal;
   const std::string who = detail::current_user();
+  detail::SuccessorAlternatives kept(meta, [&](const std::string& what, const Bytes& path, std::string o, std::string n) {
+    journal.push_back({0, who, "accept", what + ": " + opts.reason, path, "alternative", std::move(o), std::move(n), "",
+                       opts.ticket});
+  });
   for (const Bytes& p : opts.paths) {
-    auto it = kept.find(p);
-    if (it == kept.end())
+    if (!kept.has(p))
       return make_error(Errc::Usage, quote(p) + " has no alternatives in the baseline ('fimctl accept --also' keeps "
                                      "them): nothing was dropped");
-    for (const Record& alt : it->second)
-      journal.push_back({0, who, "accept --drop-alternatives", opts.reason, p, "alternative", row_digest(alt), "-", "",
-                         opts.ticket});
-    kept.erase(it);
+    kept.ended(p, "alternatives dropped (--drop-alternatives)");
   }
   auto writer = BaselineWriter::create(opts.db_path, key ? &*key : nullptr);
   if (!writer) return writer.error();
@@ -329,7 +317,7 @@ Result<Summary> drop_alternatives(const RunOptions& opts, const BaselineMeta& me
                                              std::max(meta.sequence, trusted.last_seq), meta.journal, std::move(journal),
                                              meta.baseline_id);
   detail::carry_image_origin(meta, &next);
-  next.alternatives = std::move(kept);
+  next.alternatives = kept.take(false);
   FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, key, sink));
   FIM_TRY(state.accepted(opts.db_path, {}, meta.content_sha256, next.content_sha256));
   Summary s;
@@ -389,7 +377,7 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
                                              std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(rows.journal),
                                              meta.baseline_id);
   detail::carry_image_origin(meta, &next);
-  next.alternatives = std::move(rows.alternatives);
+  next.alternatives = rows.alternatives.take(false);
   FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, *key, sink));
   std::vector<Bytes> paths;
   for (const auto& [p, _] : *now) paths.push_back(p);

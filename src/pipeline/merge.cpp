@@ -133,20 +133,6 @@ Status compare_entry(const Record& old_rec, const ScanEntry& e, const Rule* rule
 
 }  // namespace
 
-Record as_alternative(const Record& r) {
-  Record alt = r;
-  for (size_t i = 0; i < kAttrCount; ++i)
-    if (kNotInAlternative & (AttrMask{1} << i)) alt.v[i] = {};
-  alt.have &= ~kNotInAlternative;
-  return alt;
-}
-
-unsigned alternative_of(const std::vector<Record>& alts, const Record& rec, bool growing) {
-  for (size_t i = 0; i < alts.size(); ++i)
-    if (alts[i].type() == rec.type() && compare(alts[i], rec, growing) == 0) return static_cast<unsigned>(i + 2);
-  return 0;
-}
-
 Status merge_compare(const ScanOptions& so, Merge& m) {
   Summary& s = *m.summary;
   // The baseline side of the merge: the next selected row, if any.

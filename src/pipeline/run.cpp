@@ -457,29 +457,28 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
   std::vector<StateStore::Reported> found;
   ReportDigest id;
   const std::string who = current_user();
+  // Alternatives stay good: one found in use becomes the entry's row and the row it replaces
+  // takes its number; a new state (or the entry's removal) ends them; all journalled.
+  detail::SuccessorAlternatives alternatives(meta, [&](const std::string& what, const Bytes& path, std::string o,
+                                                       std::string n) {
+    accepted.push_back(Acceptance{0, who, "update", what + ": " + opts.reason, path, "alternative", std::move(o),
+                                  std::move(n), "", opts.ticket});
+  });
   const Report report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
     sink.change(k, o, n, changed, rule);
     StateStore::Reported r = reported_of(k, o, n, rule);
     id.add(r);
     accepted.push_back(Acceptance{0, who, "update", opts.reason, r.path, r.kind, r.old_row, r.new_row, "", opts.ticket});
+    if (k != ChangeKind::Added) alternatives.ended(r.path, "alternatives ended by this " + r.kind + " entry");
     found.push_back(std::move(r));
     return {};
   };
-  // Alternatives stay good: one found in use becomes the entry's row, and the row it replaces
-  // takes its number (journalled). Those of an entry the successor no longer has end with it.
-  std::map<Bytes, std::vector<Record>> alternatives = meta.alternatives;
-  std::set<Bytes> kept;
   const auto on_entry = [&](const Record& r) {
-    if (alternatives.count(r.path)) kept.insert(r.path);
+    alternatives.present(r.path);
     return (*writer)->add(r);
   };
-  const auto swapped = [&](const Record& row, const Record& now, unsigned n) {
-    alternatives[row.path][n - 2] = detail::as_alternative(row);
-    accepted.push_back(Acceptance{0, who, "update", "alternative " + std::to_string(n) + " in use: " + opts.reason,
-                                  row.path, "alternative", row_digest(row), row_digest(now), "", opts.ticket});
-  };
+  const auto swapped = [&](const Record& row, const Record& now, unsigned n) { alternatives.swapped(row, now, n); };
   FIM_TRY(compare_tree(opts, *trusted, roots, false, report, on_entry, &s, sink, true, nullptr, {}, swapped));
-  std::erase_if(alternatives, [&](const auto& a) { return !kept.count(a.first); });
   FIM_TRY(trusted->base->verify());
   s.report_id = id.hex();
   FIM_TRY(update_reviewed(opts, *reviewed, s.report_id, found));
@@ -491,7 +490,7 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
                                              std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(accepted),
                                              meta.baseline_id);
   detail::carry_image_origin(meta, &next);
-  next.alternatives = std::move(alternatives);
+  next.alternatives = alternatives.take(true);
   if (!trusted->state)
     return make_error(Errc::Io, "state.db cannot be used, so the new baseline's sequence and identity could not be "
                                 "recorded: not written (" + trusted->state.error().describe() + ")");

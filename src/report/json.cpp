@@ -136,7 +136,7 @@ void summary_record(Writer& w, const Summary& s) {
   w.fixed("seconds", s.seconds, 3);
   w.boolean("policy_changed", s.policy_changed);
   if (!s.report_id.empty()) w.str("report_id", s.report_id);
-  if (!s.ticket.empty()) w.str("ticket", s.ticket);
+  if (!s.ticket.empty()) w.bytes("ticket", s.ticket);  // any bytes: ticket_b64 when not UTF-8
   if (!s.packages.empty()) {
     w.object("packages");
     for (const auto& [verdict, n] : s.packages) w.num(verdict, n);

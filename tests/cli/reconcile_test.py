@@ -253,7 +253,7 @@ def case_drop_alternatives_ends_them(ctx):
     expect(open(ctx.db, "rb").read() == before, "a refused drop changed the baseline")
     ctx.ok("accept", "--drop-alternatives", "--reason", "rollout done", "--ticket", "CHG-2", f)
     log = ctx.ok("log")
-    expect("accept --drop-alternatives by" in log and "reason: rollout done" in log, log)
+    expect("reason: alternatives dropped (--drop-alternatives): rollout done" in log, log)
     rewrite(ctx, "f", "v1\n")
     rc, out, err = ctx.run("check", f)
     expect(rc == 4 and "changed: " + f in out and "alternative" not in out, f"exit {rc}: {out}")
@@ -270,6 +270,82 @@ def case_also_refused_for_added_or_removed(ctx):
     for path, kind in ((ctx.tree + "/new", "was added"), (ctx.tree + "/f", "was removed")):
         ctx.refused(16, kind, "accept", "--report", reviewed, "--reason", "r", "--also", path)
     expect(open(ctx.db, "rb").read() == before, "a refused --also changed the baseline")
+
+
+def case_alternative_kept_under_a_weaker_rule_vouches_for_no_content(ctx):
+    """An alternative kept while the rule recorded no sha256 (perms and size only) does not
+    match once the rule hashes again: an intruder's content of the same size is a change."""
+    policy = os.path.join(ctx.tmp, "policy.toml")
+
+    def fim(attrs, *args, rc_want=0):
+        with open(policy, "w") as f:
+            f.write(f'version = 1\n[options]\ndefault_attrs = "R"\n[[rule]]\npath = "{ctx.tree}"\n{attrs}\n')
+        r = run_fimctl(ctx.fimctl, *args, config=policy, db=ctx.db, fmt=None)
+        expect(r.rc == rc_want, f"{args}: exit {r.rc}, want {rc_want}: {r.stderr} {r.stdout}")
+        return r.stdout
+
+    ctx.write("f", "v1\n")
+    weak = 'attrs = "perms + size"'
+    fim(weak, "init", ctx.tree)
+    ctx.write("f", "v2-longer\n")
+    fim(weak, "check", rc_want=4)
+    fim(weak, "accept", "--yes", "--also", "--reason", "r", ctx.tree + "/f")
+    fim("", "update", "--yes", "--reason", "hash again", rc_want=8)  # bit 8: the policy changed
+    rewrite(ctx, "f", "EV\n")  # v1's size, other bytes
+    out = fim("", "check", ctx.tree + "/f", rc_want=4)
+    expect("alternative" not in out and "  sha256:" in out, out)
+
+
+def case_unstable_alternative_in_the_table_refused(ctx):
+    """A state that was not fully read (unstable: no sha256) is never a good state: a baseline
+    holding one as an alternative is refused as malformed (update's swap never writes one:
+    tests/unit/pipeline/alternatives_test.cpp)."""
+    rollout(ctx)
+    con = sqlite3.connect(ctx.db)
+    con.execute("UPDATE alternatives SET status = 3")  # unstable: refused whatever the digest says
+    con.commit()
+    con.close()
+    rc, out, err = ctx.run("check")
+    expect(rc == 17 and "malformed alternatives" in err, f"exit {rc}: {err}")
+
+
+def case_accept_without_also_ends_the_alternatives(ctx):
+    """A new state accepted without --also (a security fix after a rollout) is the one good
+    state: the old versions are changes again, and the journal says their alternatives ended."""
+    rollout(ctx)
+    f = ctx.tree + "/f"
+    ctx.write("f", "v3 fixed\n")
+    ctx.ok("accept", "--report", ctx.reviewed(4), "--reason", "CVE fix", f)
+    expect("alternatives ended by a new state accepted without --also: CVE fix" in ctx.ok("log"), "not journalled")
+    for old in ("v1\n", "v2\n"):
+        rewrite(ctx, "f", old)
+        rc, out, err = ctx.run("check", f)
+        expect(rc == 4 and "alternative" not in out and "  sha256:" in out, f"{old!r} still good: exit {rc}: {out}")
+    # update too: a new state found by update ends the alternatives.
+    rewrite(ctx, "f", "v3 fixed\n")
+    ctx.ok("update", "--yes", "--reason", "times", rc_want=4)
+    ctx.write("f", "v4\n")
+    ctx.reviewed(4)
+    ctx.ok("accept", "--yes", "--reason", "r", "--also", f)  # v3 kept
+    ctx.write("f", "v5\n")
+    ctx.ok("update", "--yes", "--reason", "another release", rc_want=4)
+    con = sqlite3.connect(ctx.db)
+    expect(con.execute("SELECT count(*) FROM alternatives").fetchone()[0] == 0, "update kept alternatives of a new state")
+    con.close()
+
+
+def case_ticket_that_is_not_utf8_is_exact_in_json(ctx):
+    """A ticket of bytes that are not UTF-8 comes out of 'log --format ndjson' and the summary
+    with ticket_b64, the exact bytes (not a lossy string two tickets could share)."""
+    ctx.signed_baseline()
+    ctx.write("f", "v2\n")
+    ctx.reviewed(4)
+    r = run_fimctl(ctx.fimctl, "--format", "ndjson", "accept", "--yes", "--reason", "r", "--ticket", b"T\xff\xfe",
+                   "--all", db=ctx.db, keys=ctx.keys, unsigned=False, fmt=None)
+    summary = [x for x in ndjson(r.stdout) if x["type"] == "summary"]
+    expect(r.rc == 0 and summary and summary[0]["ticket_b64"] == "VP/+", f"exit {r.rc}: {r.stdout} {r.stderr}")
+    rc, out, err = ctx.run("--format", "ndjson", "log")
+    expect(ndjson(out)[0]["ticket_b64"] == "VP/+", out)
 
 
 def case_schema_3_baseline_read_as_it_is(ctx):
