@@ -109,6 +109,13 @@ Status need_review(const RunOptions& opts, const char* command);
 /// Without --report and --yes: shows `what` through RunOptions::confirm and asks; Errc::Usage
 /// when the answer is no.
 Status confirmed(const RunOptions& opts, const char* command, const std::vector<StateStore::Reported>& what);
+/// update --report ID: the kept report the operator reviewed, found before the scan (an id
+/// state.db does not keep fails at once); none without --report.
+Result<std::optional<StateStore::KeptReport>> reviewed_report(const RunOptions& opts, Trusted& t);
+/// update is bound to the differences the operator reviewed: those of --report ID exactly
+/// (`id` is the report of what it found), or confirmed on a terminal, or --yes.
+Status update_reviewed(const RunOptions& opts, const std::optional<StateStore::KeptReport>& reviewed,
+                       const std::string& id, const std::vector<StateStore::Reported>& found);
 /// "1234567890abcdef01234567": how a report id is shown in messages (kReportIdShown digits).
 std::string short_id(const std::string& id);
 

@@ -286,6 +286,47 @@ Status confirmed(const RunOptions& opts, const char* command, const std::vector<
   return make_error(Errc::Usage, std::string(command) + ": not confirmed, nothing was accepted");
 }
 
+/// update --report ID: the kept report the operator reviewed, found before the scan (an id
+/// state.db does not keep fails at once); none without --report.
+Result<std::optional<StateStore::KeptReport>> reviewed_report(const RunOptions& opts, detail::Trusted& t) {
+  if (opts.report.empty()) return std::optional<StateStore::KeptReport>();
+  if (!t.state)
+    return make_error(Errc::Io, "update --report needs state.db, which keeps the reports: " + t.state.error().describe());
+  auto kept = (*t.state)->find_report(opts.db_path, opts.report);
+  if (!kept) return kept.error();
+  return std::optional<StateStore::KeptReport>(std::move(*kept));
+}
+
+/// The paths whose difference is not the same in `a` and `b` (up to five, quoted).
+namespace {
+std::string differing(const std::vector<StateStore::Reported>& a, const std::vector<StateStore::Reported>& b) {
+  std::map<Bytes, std::string> in_a, in_b;
+  const auto key = [](const StateStore::Reported& r) { return r.kind + " " + r.old_row + " " + r.new_row; };
+  for (const auto& r : a) in_a[r.path] = key(r);
+  for (const auto& r : b) in_b[r.path] = key(r);
+  std::set<Bytes> paths;
+  for (const auto& [p, k] : in_a) if (!in_b.count(p) || in_b[p] != k) paths.insert(p);
+  for (const auto& [p, k] : in_b) if (!in_a.count(p)) paths.insert(p);
+  std::string list;
+  size_t n = 0;
+  for (auto it = paths.begin(); it != paths.end() && n < 5; ++it, ++n) list += (list.empty() ? "" : ", ") + quote(*it);
+  if (paths.size() > 5) list += ", ...";
+  return list;
+}
+}  // namespace
+
+/// update is bound to the differences the operator reviewed (docs/design.md, Baseline:
+/// acceptance): those of --report ID exactly, or confirmed on a terminal, or --yes.
+Status update_reviewed(const RunOptions& opts, const std::optional<StateStore::KeptReport>& reviewed,
+                       const std::string& id, const std::vector<StateStore::Reported>& found) {
+  if (!reviewed) return confirmed(opts, "update", found);
+  if (reviewed->id == id) return {};
+  return make_error(Errc::Usage, "the differences update finds now (report " + short_id(id) +
+                                     ") are not those of report " + short_id(reviewed->id) + " (they differ at " +
+                                     differing(reviewed->entries, found) + "): nothing was written; run 'fimctl "
+                                     "check', review its report and 'fimctl update --report ID' with its id");
+}
+
 }  // namespace detail
 
 namespace {
