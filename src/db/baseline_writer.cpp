@@ -31,10 +31,7 @@ Status write_manifest(sqlite3* db, const BaselineMeta& meta) {
   if (!journal) return journal.error();
   for (const auto& e : meta.journal) FIM_TRY(journal->bind(e.seq, e.text, db::Text{e.hash}).exec());
   if (!meta.alternatives.empty()) {
-    const std::string cols = db::entry_columns(*db::schema_version(kSchemaVersion));
-    std::string sql = "INSERT INTO alternatives(" + cols + ", n) VALUES(?";
-    for (size_t i = 1; i < 5 + kAttrCount; ++i) sql += ",?";
-    auto alt = stmt((sql + ")").c_str(), "alternatives");
+    auto alt = stmt(db::insert_record_sql("alternatives", ", n", 1).c_str(), "alternatives");
     if (!alt) return alt.error();
     for (const auto& [path, alts] : meta.alternatives) {
       for (size_t i = 0; i < alts.size(); ++i) {
@@ -146,10 +143,7 @@ Result<std::unique_ptr<BaselineWriter>> BaselineWriter::create(const Bytes& path
   if (!txn) return txn.error();
   impl->txn.emplace(std::move(*txn));
   for (const auto& stmt : baseline_schema()) FIM_TRY(db::exec(db, stmt.c_str(), Errc::Io));
-  std::string sql = "INSERT INTO entries(" + db::entry_columns(*db::schema_version(kSchemaVersion)) + ") VALUES(?";
-  for (size_t i = 1; i < 4 + kAttrCount; ++i) sql += ",?";
-  sql += ")";
-  auto st = db::prepare(db, sql, Errc::Io);
+  auto st = db::prepare(db, db::insert_record_sql("entries"), Errc::Io);
   if (!st) return st.error();
   impl->insert = std::move(st.value());
   impl->content.update(db::kContentDigestPrefix);

@@ -143,6 +143,13 @@ std::string entry_columns(const SchemaVersion& v) {
   return s;
 }
 
+std::string insert_record_sql(std::string_view table, std::string_view extra, size_t extra_count) {
+  std::string sql = "INSERT INTO " + std::string(table) + "(" + entry_columns(*schema_version(kSchemaVersion)) +
+                    std::string(extra) + ") VALUES(?";
+  for (size_t i = 1; i < 4 + kAttrCount + extra_count; ++i) sql += ",?";
+  return sql + ")";
+}
+
 void bind_record(sqlite3_stmt* st, const Record& r) {
   sqlite3_bind_blob(st, 1, r.path.data(), static_cast<int>(r.path.size()), SQLITE_STATIC);
   sqlite3_bind_int(st, 2, static_cast<int>(r.status));

@@ -26,6 +26,9 @@ inline constexpr int kOldestSchemaVersion = 1;
 /// "path, status, errno, have, type, mode, ..." in column order; used by writer and reader.
 std::string entry_columns(const SchemaVersion& v);
 inline constexpr int kFirstAttrColumn = 4;
+/// "INSERT INTO table(<entry_columns of this build's schema><extra>) VALUES(?,...)": one
+/// parameter per column, `extra` (", n") included; bind_record() binds the entry's.
+std::string insert_record_sql(std::string_view table, std::string_view extra = {}, size_t extra_count = 0);
 
 /// Binds every column of `r` to `st` (parameters 1..4 + kAttrCount).
 void bind_record(sqlite3_stmt* st, const Record& r);

@@ -297,8 +297,8 @@ Result<std::optional<StateStore::KeptReport>> reviewed_report(const RunOptions& 
   return std::optional<StateStore::KeptReport>(std::move(*kept));
 }
 
-/// The paths whose difference is not the same in `a` and `b` (up to five, quoted).
 namespace {
+/// The paths whose difference is not the same in `a` and `b` (up to five, quoted).
 std::string differing(const std::vector<StateStore::Reported>& a, const std::vector<StateStore::Reported>& b) {
   std::map<Bytes, std::string> in_a, in_b;
   const auto key = [](const StateStore::Reported& r) { return r.kind + " " + r.old_row + " " + r.new_row; };
@@ -331,6 +331,30 @@ Status update_reviewed(const RunOptions& opts, const std::optional<StateStore::K
 
 namespace {
 
+/// The successor accept writes with `w`: the same roots and policy (accept changes entries,
+/// nothing else), the journal extended by `journal`, `alternatives` as they now are; installed,
+/// pinned, and the report's `accepted` paths taken out of state.db's last report.
+Result<Summary> commit_accepted(const RunOptions& opts, const BaselineMeta& meta, detail::Trusted& trusted,
+                                BaselineWriter& w, const std::optional<SigningKey>& key, std::vector<Acceptance> journal,
+                                std::map<Bytes, std::vector<Record>> alternatives, const std::vector<Bytes>& accepted,
+                                Sink& sink) {
+  if (!trusted.state) return make_error(Errc::Io, "accept needs state.db: " + trusted.state.error().describe());
+  StateStore& state = **trusted.state;
+  BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, meta.roots,
+                                             std::max(meta.sequence, trusted.last_seq), meta.journal, std::move(journal),
+                                             meta.baseline_id);
+  detail::carry_image_origin(meta, &next);
+  next.alternatives = std::move(alternatives);
+  FIM_TRY(detail::commit_pinned(opts, state, w, &next, key, sink));
+  FIM_TRY(state.accepted(opts.db_path, accepted, meta.content_sha256, next.content_sha256));
+  Summary s;
+  s.command = "accept";
+  s.entries = next.entry_count;
+  s.ticket = opts.ticket;
+  s.baseline = detail::facts_of(opts.db_path, next);
+  return s;
+}
+
 /// accept --drop-alternatives PATH...: the successor has the same rows, and the PATHs' entries
 /// have no alternatives any more (each dropped one journalled). It only narrows what is good,
 /// so it needs no report; the last report carries over to the successor.
@@ -352,21 +376,7 @@ Result<Summary> drop_alternatives(const RunOptions& opts, const BaselineMeta& me
   auto writer = BaselineWriter::create(opts.db_path, key ? &*key : nullptr);
   if (!writer) return writer.error();
   FIM_TRY(detail::read_verified(*trusted.base, [&](const Record& r) { return (*writer)->add(r); }));
-  if (!trusted.state) return make_error(Errc::Io, "accept needs state.db: " + trusted.state.error().describe());
-  StateStore& state = **trusted.state;
-  BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, meta.roots,
-                                             std::max(meta.sequence, trusted.last_seq), meta.journal, std::move(journal),
-                                             meta.baseline_id);
-  detail::carry_image_origin(meta, &next);
-  next.alternatives = kept.take(false);
-  FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, key, sink));
-  FIM_TRY(state.accepted(opts.db_path, {}, meta.content_sha256, next.content_sha256));
-  Summary s;
-  s.command = "accept";
-  s.entries = next.entry_count;
-  s.ticket = opts.ticket;
-  s.baseline = detail::facts_of(opts.db_path, next);
-  return s;
+  return commit_accepted(opts, meta, trusted, **writer, key, std::move(journal), kept.take(false), {}, sink);
 }
 
 }  // namespace
@@ -408,26 +418,17 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
 
   auto writer = BaselineWriter::create(opts.db_path, *key ? &**key : nullptr);
   if (!writer) return writer.error();
-  Summary s;
-  s.command = "accept";
-  SuccessorRows rows(opts, meta, *now, was, src->name(), vouched, **writer, &s, sink);
+  Summary counts;  // what SuccessorRows reports: added, removed, changed
+  SuccessorRows rows(opts, meta, *now, was, src->name(), vouched, **writer, &counts, sink);
   FIM_TRY(rows.write(*trusted->base));
   for (Acceptance& a : rows.journal) a.report = src->id;  // --report's id; none for the last report
-  // Same roots and policy: accept changes entries, nothing else.
-  BaselineMeta next = detail::successor_meta(opts.policy, meta.roots_source, meta.roots,
-                                             std::max(meta.sequence, trusted->last_seq), meta.journal, std::move(rows.journal),
-                                             meta.baseline_id);
-  detail::carry_image_origin(meta, &next);
-  next.alternatives = rows.alternatives.take(false);
-  FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, *key, sink));
   std::vector<Bytes> paths;
   for (const auto& [p, _] : *now) paths.push_back(p);
-  FIM_TRY(state.accepted(opts.db_path, paths, meta.content_sha256, next.content_sha256));
-  s.entries = next.entry_count;
-  s.ticket = opts.ticket;
-  s.baseline = detail::facts_of(opts.db_path, next);
-  s.seconds = monotonic_seconds() - t0;
-  s.exit_code = 0;
+  auto s = commit_accepted(opts, meta, *trusted, **writer, *key, std::move(rows.journal), rows.alternatives.take(false),
+                           paths, sink);
+  if (!s) return s.error();
+  s->added = counts.added, s->removed = counts.removed, s->changed = counts.changed;
+  s->seconds = monotonic_seconds() - t0;
   return s;
 }
 
