@@ -40,6 +40,15 @@ struct PackageNote {
   std::string upgrade;   ///< the recorded apt run since the baseline that changed the package
 };
 
+/// What a report says about one change beyond its attributes: each member is shown by the
+/// formats that can show it, and a change without notes is Sink::change's.
+struct ChangeNotes {
+  std::optional<PackageNote> package;  ///< check --packages: the package manager's word
+  /// The maintenance window that tags it (fimctl window; docs/design.md, Reconciliation):
+  /// its id, and why it tags it ("ctime inside", "written by ansible-playbook"). Empty: none.
+  std::string window, window_why;
+};
+
 struct Summary {
   std::string command;        ///< "init" or "check"
   uint64_t entries = 0;       ///< entries inspected
@@ -82,11 +91,11 @@ class Sink {
   /// record), or null when none does (an entry only the baseline has, under a changed policy).
   virtual void change(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
                       const Rule* rule) = 0;
-  /// change() with what the package manager says about it (check --packages). Sinks that
-  /// cannot show it report the change alone.
-  virtual void package_change(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
-                              const Rule* rule, const PackageNote& note) {
-    (void)note;
+  /// change() with what else the report knows of it (a package's word, a window's tag).
+  /// Sinks that cannot show notes report the change alone.
+  virtual void noted_change(ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
+                            const Rule* rule, const ChangeNotes& notes) {
+    (void)notes;
     change(kind, old_rec, new_rec, changed, rule);
   }
   /// An entry that could not be fully inspected (status != ok), or with `subtree` a directory
@@ -141,7 +150,7 @@ std::unique_ptr<Sink> make_ecs_sink(FILE* out, const json::Writer* extra, const 
 // w.take() closes it.
 namespace json {
 void change_record(Writer& w, ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
-                   const Rule* rule, const PackageNote* note = nullptr);
+                   const Rule* rule, const ChangeNotes* notes = nullptr);
 void status_record(Writer& w, const Record& r, bool subtree, const Rule* rule);
 /// {"type":"alternative","path":..,"alternative":N,...}: Sink::alternative.
 void alternative_record(Writer& w, const Record& r, unsigned n, const Rule* rule);

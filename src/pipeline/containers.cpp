@@ -22,10 +22,10 @@ class ResponseSink final : public Sink {
     note(rule);
     inner_.change(kind, o, n, changed, rule);
   }
-  void package_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
-                      const PackageNote& pn) override {
+  void noted_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
+                    const ChangeNotes& notes) override {
     note(rule);
-    inner_.package_change(kind, o, n, changed, rule, pn);
+    inner_.noted_change(kind, o, n, changed, rule, notes);
   }
   void entry_status(const Record& r, bool subtree, const Rule* rule) override { inner_.entry_status(r, subtree, rule); }
   void alternative(const Record& r, unsigned n, const Rule* rule) override { inner_.alternative(r, n, rule); }

@@ -345,9 +345,10 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
                                                      n ? std::optional<Record>(*n) : std::nullopt, changed,
                                                      rule ? std::optional<Rule>(*rule) : std::nullopt});
     } else if (*packages) {
-      const PackageNote note = (*packages)->explain(o, n);
-      ++s.packages[note.verdict];
-      sink.package_change(k, o, n, changed, rule, note);
+      ChangeNotes notes;
+      notes.package = (*packages)->explain(o, n);
+      ++s.packages[notes.package->verdict];
+      sink.noted_change(k, o, n, changed, rule, notes);
     } else {
       sink.change(k, o, n, changed, rule);
     }
@@ -370,9 +371,10 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
   for (const auto& [path, d] : directories) {
     const Record* o = d.o ? &*d.o : nullptr;
     const Record* n = d.n ? &*d.n : nullptr;
-    const PackageNote note = (*packages)->explain_directory(o, n, detail::only_times_changed(d.changed));
-    ++s.packages[note.verdict];
-    sink.package_change(d.kind, o, n, d.changed, d.rule ? &*d.rule : nullptr, note);
+    ChangeNotes notes;
+    notes.package = (*packages)->explain_directory(o, n, detail::only_times_changed(d.changed));
+    ++s.packages[notes.package->verdict];
+    sink.noted_change(d.kind, o, n, d.changed, d.rule ? &*d.rule : nullptr, notes);
   }
   alert_package_mismatch(s, sink);
   const Status verified = trusted->base->verify();

@@ -322,9 +322,9 @@ class EcsSink final : public Sink {
   void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
     inner_->change(kind, o, n, changed, rule);
   }
-  void package_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
-                      const PackageNote& note) override {
-    inner_->package_change(kind, o, n, changed, rule, note);
+  void noted_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
+                    const ChangeNotes& notes) override {
+    inner_->noted_change(kind, o, n, changed, rule, notes);
   }
   void entry_status(const Record& r, bool subtree, const Rule* rule) override { inner_->entry_status(r, subtree, rule); }
   void alternative(const Record& r, unsigned n, const Rule* rule) override { inner_->alternative(r, n, rule); }

@@ -54,7 +54,7 @@ void package_note(Writer& w, const PackageNote& note) {
 }  // namespace
 
 void change_record(Writer& w, ChangeKind kind, const Record* old_rec, const Record* new_rec, AttrMask changed,
-                   const Rule* rule, const PackageNote* note) {
+                   const Rule* rule, const ChangeNotes* notes) {
   const Record& any = new_rec ? *new_rec : *old_rec;
   w.schema("change");
   w.str("kind", change_kind_name(kind));
@@ -77,8 +77,14 @@ void change_record(Writer& w, ChangeKind kind, const Record* old_rec, const Reco
   } else {
     record_attrs(w, kind == ChangeKind::Added ? "new" : "old", any);
   }
-  if (note) package_note(w, *note);
+  if (notes && notes->package) package_note(w, *notes->package);
   if (new_rec) w.str("evidence", evidence_name(new_rec->evidence));
+  if (notes && !notes->window.empty()) {
+    w.object("window");
+    w.str("id", notes->window);
+    w.str("why", notes->window_why);
+    w.close();
+  }
 }
 
 void transient_record(Writer& w, const Bytes& path, const Rule* rule) {

@@ -56,24 +56,32 @@ class PlainSink final : public Sink {
   }
 
   /// Changes an apt run explains, verified against their packages, are listed under that run,
-  /// one line each; every other change keeps its full block, with what its package says.
-  void package_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
-                      const PackageNote& note) override {
+  /// one line each; every other change keeps its full block, with what its package says and
+  /// the window that tags it.
+  void noted_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
+                    const ChangeNotes& notes) override {
     const Record& any = n ? *n : *o;
-    const std::string owner = note.package.empty() ? std::string()
-                                                   : escape_terminal(note.package + " " + note.version + " (" + note.arch + ")");
-    if (note.verdict == "verified" && !note.upgrade.empty()) {
-      Upgrade& u = upgrades_.try_emplace(note.upgrade, spill_dir_).first->second;
-      ++u.count;
-      u.lines.line("  " + std::string(change_kind_name(kind)) + ": " + escape_terminal(any.path) + "  " + owner + ", " +
-                   note.evidence);
-      return;
+    std::string line;
+    if (const auto& note = notes.package) {
+      const std::string owner = note->package.empty() ? std::string()
+                                                      : escape_terminal(note->package + " " + note->version + " (" + note->arch + ")");
+      if (note->verdict == "verified" && !note->upgrade.empty()) {
+        Upgrade& u = upgrades_.try_emplace(note->upgrade, spill_dir_).first->second;
+        ++u.count;
+        u.lines.line("  " + std::string(change_kind_name(kind)) + ": " + escape_terminal(any.path) + "  " + owner + ", " +
+                     note->evidence);
+        return;
+      }
+      line = render(kind, o, n, changed, rule);
+      const bool bad = note->verdict == "mismatch";
+      line += "\n  package: " + paint(bad ? "1;31" : "0", note->verdict) + (owner.empty() ? "" : " " + owner) + " [" +
+              note->evidence + "]: " + escape_terminal(note->detail);
+      if (!note->upgrade.empty()) line += " (changed by " + escape_terminal(note->upgrade) + ")";
+    } else {
+      line = render(kind, o, n, changed, rule);
     }
-    std::string line = render(kind, o, n, changed, rule);
-    const bool bad = note.verdict == "mismatch";
-    line += "\n  package: " + paint(bad ? "1;31" : "0", note.verdict) + (owner.empty() ? "" : " " + owner) + " [" +
-            note.evidence + "]: " + escape_terminal(note.detail);
-    if (!note.upgrade.empty()) line += " (changed by " + escape_terminal(note.upgrade) + ")";
+    if (!notes.window.empty())
+      line += "\n  window: " + escape_terminal(notes.window) + " (" + escape_terminal(notes.window_why) + ")";
     details_.line(line);
   }
 

@@ -102,10 +102,10 @@ class JsonSink final : public Sink {
     json::change_record(w, kind, o, n, changed, rule);
     spool_.line(finish_record(w));
   }
-  void package_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
-                      const PackageNote& note) override {
+  void noted_change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule,
+                    const ChangeNotes& notes) override {
     json::Writer w;
-    json::change_record(w, kind, o, n, changed, rule, &note);
+    json::change_record(w, kind, o, n, changed, rule, &notes);
     spool_.line(finish_record(w));
   }
   void entry_status(const Record& r, bool subtree, const Rule* rule) override {
