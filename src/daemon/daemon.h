@@ -24,6 +24,7 @@
 #include "bpf.h"
 #include "container_roots.h"
 #include "dpkg_writes.h"
+#include "window_writes.h"
 #include "servers.h"
 #include "open_writers.h"
 #include "mounts.h"
@@ -178,6 +179,7 @@ class Watcher {
   int64_t clock_high_ns_ = 0;  // main thread: the latest realtime seen; no coverage begins before it
   std::unique_ptr<ContainerRoots> containers_;  // main thread; null without --containers
   DpkgWrites dpkg_;  // main thread: the writers of an apt run in progress (written-by-dpkg)
+  WindowWrites window_writes_;  // the writers during maintenance windows that name one (own lock)
   double next_mount_alert_ = 0;
   int64_t started_ns_ = now_ns();
   double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0, next_refresh_ = 0;

@@ -63,6 +63,7 @@ Status Watcher::setup() {
     falco_ = std::make_unique<HttpPoster>(std::move(*url), 10000);
     sink_.set_falco(falco_.get());
   }
+  sink_.set_window([this](ChangeKind k, const Record* o, const Record* n) { return window_writes_.tag(k, o, n); });
   if (!o_.metrics_address.empty()) {
     auto addr = parse_listen_address(o_.metrics_address);
     if (!addr) return addr.error();
@@ -155,6 +156,7 @@ void Watcher::reload() {
 void Watcher::tick() {
   mark_new_roots();
   dpkg_.poll(*state_, [this] { (void)drain_source(*source_); });
+  window_writes_.poll(*state_);
   check_mounts(false);
   poll_containers();
   const double now = monotonic_seconds();

@@ -37,6 +37,7 @@ Status Watcher::verify_baseline(bool first) {
   // apt runs before this baseline: it took their changes (or someone decided on them).
   if (worker_state_) (void)worker_state_->prune_apt_sessions(meta.created_ns);
   const bool replaced = !first && meta.content_sha256 != baseline_sha_;
+  window_writes_.set_windows(meta.baseline_id, windows_of(meta));
   reader_ = std::move(trusted->base);
   effective_ = detail::effective_policy(*policy_, meta);
   sel_ = std::make_unique<Selector>(effective_);

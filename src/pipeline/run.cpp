@@ -331,6 +331,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
   auto evidence = detail::check_evidence(opts, *trusted, &s, sink);
   if (!evidence) return evidence.error();
   ReportDigest id;
+  const WindowTags windows = detail::window_tags(*trusted, sink);
   // With --packages a directory's verdict waits for everything that changed inside it.
   struct Deferred {
     ChangeKind kind;
@@ -344,13 +345,11 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
       directories.emplace((n ? n : o)->path, Deferred{k, o ? std::optional<Record>(*o) : std::nullopt,
                                                      n ? std::optional<Record>(*n) : std::nullopt, changed,
                                                      rule ? std::optional<Rule>(*rule) : std::nullopt});
-    } else if (*packages) {
-      ChangeNotes notes;
-      notes.package = (*packages)->explain(o, n);
-      ++s.packages[notes.package->verdict];
-      sink.noted_change(k, o, n, changed, rule, notes);
     } else {
-      sink.change(k, o, n, changed, rule);
+      ChangeNotes notes;
+      windows.note(k, o, n, &notes, &s);
+      if (*packages) ++s.packages[(notes.package = (*packages)->explain(o, n))->verdict];
+      sink.noted_change(k, o, n, changed, rule, notes);
     }
     const StateStore::Reported r = reported_of(k, o, n, rule);
     id.add(r);
@@ -372,6 +371,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     const Record* o = d.o ? &*d.o : nullptr;
     const Record* n = d.n ? &*d.n : nullptr;
     ChangeNotes notes;
+    windows.note(d.kind, o, n, &notes, &s);
     notes.package = (*packages)->explain_directory(o, n, detail::only_times_changed(d.changed));
     ++s.packages[notes.package->verdict];
     sink.noted_change(d.kind, o, n, d.changed, d.rule ? &*d.rule : nullptr, notes);
@@ -427,8 +427,11 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
     accepted.push_back(Acceptance{0, who, "update", what + ": " + opts.reason, path, "alternative", std::move(o),
                                   std::move(n), "", opts.ticket});
   });
+  const WindowTags windows = detail::window_tags(*trusted, sink);
   const Report report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
-    sink.change(k, o, n, changed, rule);
+    ChangeNotes notes;
+    windows.note(k, o, n, &notes, &s);
+    sink.noted_change(k, o, n, changed, rule, notes);
     StateStore::Reported r = reported_of(k, o, n, rule);
     id.add(r);
     accepted.push_back(Acceptance{0, who, "update", opts.reason, r.path, r.kind, r.old_row, r.new_row, "", opts.ticket});
