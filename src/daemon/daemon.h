@@ -233,11 +233,14 @@ class Watcher {
     std::vector<BpfEvent> execs;
     ContainerBatch ctr;
     bool full = false;
+    bool reverify = false;  // the baseline file was replaced: verify it again now
   };
   std::vector<Bytes> roots_;
   std::vector<std::string> degraded_;
   std::unique_ptr<Policy> new_policy_;
   bool full_due_ = false, stop_ = false, busy_ = false;
+  bool reverify_due_ = false;  // the main thread saw the baseline file replaced (tick)
+  std::pair<dev_t, ino_t> verified_file_{};  // the baseline file the worker verified last
   std::optional<Error> fatal_;
   std::string baseline_sha_;
   int64_t last_full_ns_ = 0;
