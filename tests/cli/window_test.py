@@ -13,6 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ecs_schema import Schema  # noqa: E402
 from fimtest import Skip, expect, run_main  # noqa: E402
 from trust_test import Ctx as TrustCtx, journal_rows  # noqa: E402
 
@@ -62,6 +63,10 @@ def case_window_accepts_the_deploy_not_a_change_outside_its_paths(ctx):
     nd = [json.loads(line) for line in ctx.ok("--format", "ndjson", "check", rc_want=5).splitlines()]
     summary = [r for r in nd if r["type"] == "summary"][0]
     expect(summary["windows"] == {"1": 3}, f"the summary does not count the window's changes: {summary}")
+    ecs = Schema()
+    docs = [json.loads(line) for line in ctx.ok("--format", "ecs", "check", rc_want=5).splitlines()]
+    expect(all(not ecs.problems(d) for d in docs), [ecs.problems(d) for d in docs])
+    expect(sum(1 for d in docs if d.get("fimctl", {}).get("window", {}).get("id") == "1") == 3, docs)
     out = ctx.ok("accept", "--window", "1", "--yes")
     rows = [r[1] for r in journal_rows(ctx.db)]
     accepted = [r for r in rows if "\naction=accept\n" in r]
