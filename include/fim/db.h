@@ -376,8 +376,12 @@ class StateStore {
     int64_t at_ns = 0;       ///< the last write seen
     bool by_writer = false;  ///< every write seen came from the window's writer
     std::string who;         ///< the last writer, "comm (pid N)"
+    uint64_t dev = 0, ino = 0;  ///< the file the last write went to (0: unknown, then never tagged)
     int64_t watched_from_ns = 0, watched_to_ns = 0;
     bool lossy = false;
+    /// When 'window open' found its paths as the baseline records them, after the daemon had
+    /// begun classifying (0: not yet, or they differed): nothing unseen came before.
+    int64_t clean_ns = 0;
   };
   /// The daemon: it classified the window's writes from `from_ns` to `to_ns` (0: unchanged),
   /// lost events when `lossy`, and saw `writes` (upserted: by_writer only ever goes down).
@@ -385,6 +389,10 @@ class StateStore {
                            bool lossy, const std::vector<WindowWrite>& writes);
   /// Every write recorded for the windows of `baseline_id`, each with its window's span.
   Result<std::vector<WindowWrite>> window_writes(const std::string& baseline_id);
+  /// When the daemon began classifying the window (0: it has not).
+  Result<int64_t> window_watched_from(const std::string& baseline_id, const std::string& window);
+  /// window open: its paths were as the baseline records them at `clean_ns`.
+  Status window_clean(const std::string& baseline_id, const std::string& window, int64_t clean_ns);
   /// Drops sessions (and their writes) that ended before `before_ns` (the baseline's time):
   /// the baseline has taken their changes or the operator decided on them.
   Status prune_apt_sessions(int64_t before_ns);

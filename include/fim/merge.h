@@ -41,6 +41,10 @@ Status check_signature(const RunOptions& opts, const BaselineMeta& meta, Sink& s
 /// (BaselineReader::verify at the end). Alerts (unsigned, state) go to `sink`.
 Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink);
 
+/// window open: the differences from the baseline at or below `paths` now (a compare like
+/// check's that reports nothing and records nothing), each path into `found`.
+Status differences_below(const RunOptions& opts, Trusted& t, const std::vector<Bytes>& paths, std::vector<Bytes>* found);
+
 /// The window tags of a check or update (fim/window.h): the baseline's windows, and what the
 /// watch daemon recorded of them in state.db (none when state.db cannot be read).
 WindowTags window_tags(Trusted& t, Sink& sink);

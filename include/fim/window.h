@@ -85,6 +85,8 @@ struct WindowResult {
   std::vector<Window> windows;
   std::string touched;  ///< the id opened or closed
   BaselineFacts baseline;
+  /// window open naming a writer: what the watch daemon did with it, for people.
+  std::string daemon;
 };
 Result<WindowResult> run_window(const RunOptions& opts, const std::string& action, Sink& sink);
 

@@ -86,7 +86,8 @@ int cmd_window(const Options& o) {
                   w.id.c_str(), format_time_ns(w.until_ns).c_str(), scope_text(w.paths).c_str(),
                   w.writer.empty() ? "" : (", written by " + escape_terminal(w.writer_text())).c_str(),
                   escape_terminal(w.reason).c_str(), w.id.c_str());
-    else
+    if (o.action == "open" && !res->daemon.empty()) std::printf("window %s: %s\n", w.id.c_str(), res->daemon.c_str());
+    if (o.action != "open")
       std::printf("window %s closed at %s\n", w.id.c_str(), format_time_ns(w.closed_ns).c_str());
   }
   return 0;

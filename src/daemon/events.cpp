@@ -93,19 +93,23 @@ void Watcher::by_identity(const FanInfo& object, const Event& ev, const FanInfo*
   Bytes via;
   if (!inside && dir)
     if (auto d = locator_.resolve(*dir)) via = dir->name.empty() || dir->name == "." ? *d : join_path(*d, dir->name);
+  window_writes_.on_inode(ev.pid, id.dev, id.ino);  // a write through a name outside a window's paths
   enqueue_inode(id, ev, std::move(via));
 }
 
 void Watcher::note_apt_write(const Event& ev, const Bytes& path, const FanInfo* object) {
   // Removals write nothing; a directory's own entry is weighed by what is in it.
   constexpr uint64_t kWrites = FAN_CLOSE_WRITE | FAN_MODIFY | FAN_CREATE | FAN_MOVED_TO | FAN_ATTRIB;
-  // A maintenance window's writer: removals too (a window may take them), and directories.
-  if (ev.mask & (kWrites | FAN_DELETE | FAN_MOVED_FROM)) window_writes_.on_write(ev.pid, path);
-  if (!dpkg_.active() || !(ev.mask & kWrites) || (ev.mask & FAN_ONDIR)) return;
+  const bool window = window_writes_.active() && (ev.mask & (kWrites | FAN_DELETE | FAN_MOVED_FROM));
+  const bool dpkg = dpkg_.active() && (ev.mask & kWrites) && !(ev.mask & FAN_ONDIR);
+  if (!window && !dpkg) return;
   struct stat sb{};
   // The inode the event names (not the one at the path now: it may be replaced meanwhile).
   if (object)
     if (UniqueFd fd = locator_.open_object(*object); !fd.valid() || ::fstat(fd.get(), &sb) != 0) sb = {};
+  // A maintenance window's writer: removals too (a window may take them), and directories.
+  if (window) window_writes_.on_write(ev.pid, path, sb.st_dev, static_cast<uint64_t>(sb.st_ino));
+  if (!dpkg) return;
   dpkg_.on_write(ev.pid, path, sb.st_dev, static_cast<uint64_t>(sb.st_ino));
 }
 
@@ -165,7 +169,7 @@ void Watcher::on_event(Event&& ev) {
       // The directory's own entry changed too (times, link count): a name in it came or went.
       if (named && dirent) {
         enqueue(loc.path, ev, true);
-        window_writes_.on_write(ev.pid, loc.path);
+        window_writes_.on_write(ev.pid, loc.path, 0, 0);
       }
     }
   }

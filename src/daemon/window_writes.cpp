@@ -29,28 +29,44 @@ bool is_window_writer(const std::string& writer, int32_t pid, std::string* who, 
   const auto p = pkg::read_proc(pid, proc);
   if (!p) return false;
   *who = p->comm + " (pid " + std::to_string(pid) + ")";
+  // A kernel thread (nfsd, ksmbd) writes for someone else, whatever its uid: never a writer.
+  if (pkg::proc_exe(pid, proc).empty()) return false;
   const size_t colon = writer.find(':');
   const std::string by = writer.substr(0, colon), name = writer.substr(colon + 1);
   const std::string base = std::string(proc) + "/" + std::to_string(pid);
   if (by == "process") return p->comm == name;
   if (by == "unit") {
-    // cgroup v2 "0::/system.slice/deploy.service" (v1: one line per hierarchy): the unit is a
-    // component of the path, so a process the unit started stays its own.
+    // cgroup v2 "0::/system.slice/deploy.service[/...]": a unit of the host's own service manager
+    // is a component below slices only; a user manager's (user.slice/user@UID.service/...) or a
+    // container's (machine.slice/...) unit of the same name is someone else's.
     auto cg = read_small_file((base + "/cgroup").c_str(), 16384);
     if (!cg) return false;
-    for (size_t at = 0; (at = cg->find("/" + name, at)) != std::string::npos; at += name.size() + 1) {
-      const char next = at + name.size() + 1 < cg->size() ? (*cg)[at + name.size() + 1] : '\n';
-      if (next == '/' || next == '\n') return true;
+    const size_t v2 = cg->rfind("0::/", 0) == 0 ? 0 : cg->find("\n0::/") == std::string::npos ? std::string::npos
+                                                                                             : cg->find("\n0::/") + 1;
+    if (v2 == std::string::npos) return false;
+    const std::string path = cg->substr(v2 + 4, cg->find('\n', v2) - v2 - 4);
+    size_t b = 0;
+    while (b <= path.size()) {
+      const size_t e = std::min(path.find('/', b), path.size());
+      const std::string comp = path.substr(b, e - b);
+      if (comp == name) return true;
+      const bool slice = comp.size() > 6 && comp.compare(comp.size() - 6, 6, ".slice") == 0;
+      if (!slice || comp.rfind("user", 0) == 0 || comp.rfind("machine", 0) == 0) return false;
+      b = e + 1;
     }
     return false;
   }
   if (by == "user") {
     auto st = read_small_file((base + "/status").c_str(), 16384);
     if (!st) return false;
+    // Real and effective: a process that wrote as another user and then ran a set-user-ID
+    // program has the owner's effective uid when we look, but not its real one.
     const std::string uid = status_field("\n" + *st, "Uid");  // real, effective, saved, fs
     const size_t t1 = uid.find('\t');
-    const std::string effective = t1 == std::string::npos ? "" : uid.substr(t1 + 1, uid.find('\t', t1 + 1) - t1 - 1);
-    return effective == name;
+    if (t1 == std::string::npos) return false;
+    const std::string real = uid.substr(0, t1);
+    const std::string effective = uid.substr(t1 + 1, uid.find('\t', t1 + 1) - t1 - 1);
+    return real == name && effective == name;
   }
   return false;
 }
@@ -87,6 +103,7 @@ void WindowWrites::poll(StateStore& st) {
     flush(st, a, std::min(now, end));
     it = now >= end ? active_.erase(it) : std::next(it);
   }
+  if (active_.empty()) inodes_.clear();
 }
 
 void WindowWrites::flush(StateStore& st, Active& a, int64_t to_ns) {
@@ -99,24 +116,71 @@ void WindowWrites::flush(StateStore& st, Active& a, int64_t to_ns) {
   a.pending.clear();
 }
 
-void WindowWrites::on_write(int32_t pid, const Bytes& path) {
+void WindowWrites::note(Active& a, const std::string& id, const Bytes& path, bool by_writer, const std::string& who,
+                        uint64_t dev, uint64_t ino) {
+  auto [it, fresh] = a.seen.try_emplace(path);
+  StateStore::WindowWrite& w = it->second;
+  if (fresh) {
+    w.window = id;
+    w.path = path;
+    w.by_writer = by_writer;
+  }
+  w.by_writer = w.by_writer && by_writer;
+  w.at_ns = now_ns();
+  w.who = who;
+  if (ino) w.dev = dev, w.ino = ino;
+  a.pending.push_back(path);
+  if (a.seen.size() > kMaxPaths) a.lossy = true;
+}
+
+bool WindowWrites::note_inode(const std::string& id, uint64_t dev, uint64_t ino, bool by_writer, const std::string& who) {
+  InodeWrite& f = inodes_[{dev, ino}];
+  auto [it, fresh] = f.by_writer.try_emplace(id, by_writer);
+  it->second = it->second && by_writer;
+  f.who = who;
+  return it->second;
+}
+
+bool WindowWrites::active() {
   std::lock_guard<std::mutex> lk(mu_);
+  return !active_.empty();
+}
+
+void WindowWrites::on_write(int32_t pid, const Bytes& path, uint64_t dev, uint64_t ino) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (inodes_.size() >= kMaxPaths)
+    for (auto& [id, a] : active_) a.lossy = true;  // no longer bounded: vouch for nothing
   for (auto& [id, a] : active_) {
-    if (a.lossy || !a.window->covers(path)) continue;
+    if (a.lossy) continue;
     std::string who;
-    const bool by_writer = is_window_writer(a.window->writer, pid, &who);
-    auto [it, fresh] = a.seen.try_emplace(path);
-    StateStore::WindowWrite& w = it->second;
-    if (fresh) {
-      w.window = id;
-      w.path = path;
-      w.by_writer = by_writer;
-    }
-    w.by_writer = w.by_writer && by_writer;
-    w.at_ns = now_ns();
-    w.who = who;
-    a.pending.push_back(path);
-    if (a.seen.size() > kMaxPaths) a.lossy = true;
+    bool by_writer = is_window_writer(a.window->writer, pid, &who);
+    // The file itself, under whatever name it was written before (a temp file renamed in).
+    if (ino) by_writer = note_inode(id, dev, ino, by_writer, who);
+    if (a.window->covers(path)) note(a, id, path, by_writer, who, dev, ino);
+  }
+}
+
+void WindowWrites::on_inode(int32_t pid, uint64_t dev, uint64_t ino) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (active_.empty()) return;
+  if (inodes_.size() >= kMaxPaths) {
+    for (auto& [id, a] : active_) a.lossy = true;  // no longer bounded: vouch for nothing
+    return;
+  }
+  for (auto& [id, a] : active_) {
+    std::string who;
+    note_inode(id, dev, ino, is_window_writer(a.window->writer, pid, &who), who);
+  }
+}
+
+void WindowWrites::attach(const Bytes& path, uint64_t dev, uint64_t ino) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = inodes_.find({dev, ino});
+  if (it == inodes_.end()) return;
+  for (auto& [id, a] : active_) {
+    auto by = it->second.by_writer.find(id);
+    if (a.lossy || !a.window->covers(path) || by == it->second.by_writer.end()) continue;
+    note(a, id, path, by->second, it->second.who, dev, ino);
   }
 }
 
@@ -144,6 +208,7 @@ std::optional<std::pair<std::string, std::string>> WindowWrites::tag(ChangeKind 
     if (a == active_.end() || a->second.lossy) continue;
     auto s = a->second.seen.find(any.path);
     if (s == a->second.seen.end() || !s->second.by_writer) continue;
+    if (n && (!n->has(Attr::Inode) || static_cast<uint64_t>(n->get(Attr::Inode).num) != s->second.ino)) continue;
     return std::make_pair(w.id, std::string(kind == ChangeKind::Removed ? "removed" : "written") + " by " + s->second.who);
   }
   return std::nullopt;

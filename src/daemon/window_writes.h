@@ -31,8 +31,17 @@ class WindowWrites {
   /// Main thread (the loop's timer): begins classifying for a writer window that is open,
   /// stores what was seen and the span watched, and ends the windows that closed or expired.
   void poll(StateStore& st);
-  /// Main thread: `path` written (or removed) by `pid`.
-  void on_write(int32_t pid, const Bytes& path);
+  /// Whether a window is being classified (the caller then looks up the event's inode).
+  bool active();
+  /// Main thread: `path` written (or removed) by `pid`; `dev`/`ino` the file the event names
+  /// (0: none). A path is the writer's only while every write to it, and to the file now at
+  /// it under any name, was; its row keeps that file, so another renamed over it is not.
+  void on_write(int32_t pid, const Bytes& path, uint64_t dev, uint64_t ino);
+  /// Main thread: an event by `pid` on a baseline file, whatever name it came through (a hard
+  /// link outside the window's paths): classified now, given to its names by attach().
+  void on_inode(int32_t pid, uint64_t dev, uint64_t ino);
+  /// Worker: `path` is a baseline name of that file (the compare of an inode event).
+  void attach(const Bytes& path, uint64_t dev, uint64_t ino);
   /// Events were lost: no open window vouches for anything.
   void on_loss(StateStore& st);
   /// Worker: the tag of a change the daemon reports, as check would give it (id, why).
@@ -47,6 +56,15 @@ class WindowWrites {
     std::vector<Bytes> pending;                       // not yet in state.db
   };
   void flush(StateStore& st, Active& a, int64_t to_ns);
+  void note(Active& a, const std::string& id, const Bytes& path, bool by_writer, const std::string& who, uint64_t dev,
+            uint64_t ino);
+  /// ANDs one classification into the file's, for window `id`; its result.
+  bool note_inode(const std::string& id, uint64_t dev, uint64_t ino, bool by_writer, const std::string& who);
+  struct InodeWrite {
+    std::map<std::string, bool> by_writer;  // window id -> every writer seen was its writer
+    std::string who;
+  };
+  std::map<std::pair<uint64_t, uint64_t>, InodeWrite> inodes_;  // (dev, ino) -> while windows are active
   std::mutex mu_;
   std::string baseline_id_;
   std::vector<Window> windows_;

@@ -269,6 +269,7 @@ Status Watcher::compare_batch(Batch& b) {
     for (auto& n : *names) {
       struct stat sb;
       if (lstat_path(n, &sb) != 0 || sb.st_dev != id.dev || static_cast<uint64_t>(sb.st_ino) != id.ino) continue;
+      window_writes_.attach(n, id.dev, id.ino);
       {
         std::lock_guard<std::mutex> lk(mu_);
         note_evented(n);

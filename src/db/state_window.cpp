@@ -11,10 +11,12 @@ Status create_window_tables(sqlite3* db) {
                   "CREATE TABLE IF NOT EXISTS window_watch("
                   "  baseline_id TEXT NOT NULL, window TEXT NOT NULL,"
                   "  watched_from_ns INTEGER NOT NULL, watched_to_ns INTEGER NOT NULL, lossy INTEGER NOT NULL,"
+                  "  clean_ns INTEGER NOT NULL DEFAULT 0,"
                   "  PRIMARY KEY(baseline_id, window)) WITHOUT ROWID;"
                   "CREATE TABLE IF NOT EXISTS window_writes("
                   "  baseline_id TEXT NOT NULL, window TEXT NOT NULL, path BLOB NOT NULL,"
                   "  at_ns INTEGER NOT NULL, by_writer INTEGER NOT NULL, who TEXT NOT NULL,"
+                  "  dev INTEGER NOT NULL DEFAULT 0, ino INTEGER NOT NULL DEFAULT 0,"
                   "  PRIMARY KEY(baseline_id, window, path)) WITHOUT ROWID;",
                   Errc::Io);
 }
@@ -23,25 +25,29 @@ Status StateStore::add_window_writes(const std::string& baseline_id, const std::
                                      int64_t to_ns, bool lossy, const std::vector<WindowWrite>& writes) {
   auto txn = impl_->begin();
   if (!txn) return txn.error();
-  // The span only grows from where the daemon began; lossy never clears.
+  // The span only grows from where the daemon began; lossy never clears. Another run of the
+  // daemon (another start) left a time nobody watched: the window vouches for nothing more.
   FIM_TRY(impl_->exec("INSERT INTO window_watch(baseline_id, window, watched_from_ns, watched_to_ns, lossy) "
                       "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(baseline_id, window) DO UPDATE SET "
-                      "watched_to_ns = max(watched_to_ns, excluded.watched_to_ns), lossy = max(lossy, excluded.lossy)",
+                      "watched_to_ns = max(watched_to_ns, excluded.watched_to_ns), lossy = CASE WHEN "
+                      "excluded.watched_from_ns <> window_watch.watched_from_ns THEN 1 ELSE "
+                      "max(lossy, excluded.lossy) END",
                       db::Text{baseline_id}, db::Text{window}, from_ns, to_ns, static_cast<int64_t>(lossy)));
-  auto up = impl_->stmt("INSERT INTO window_writes(baseline_id, window, path, at_ns, by_writer, who) VALUES(?,?,?,?,?,?) "
-                        "ON CONFLICT(baseline_id, window, path) DO UPDATE SET at_ns = excluded.at_ns, "
-                        "by_writer = min(by_writer, excluded.by_writer), who = excluded.who");
+  auto up = impl_->stmt("INSERT INTO window_writes(baseline_id, window, path, at_ns, by_writer, who, dev, ino) "
+                        "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(baseline_id, window, path) DO UPDATE SET "
+                        "at_ns = excluded.at_ns, by_writer = min(by_writer, excluded.by_writer), who = excluded.who, "
+                        "dev = excluded.dev, ino = excluded.ino");
   if (!up) return up.error();
   for (const auto& w : writes)
     FIM_TRY(up->bind(db::Text{baseline_id}, db::Text{window}, w.path, w.at_ns, static_cast<int64_t>(w.by_writer),
-                     db::Text{w.who})
+                     db::Text{w.who}, static_cast<int64_t>(w.dev), static_cast<int64_t>(w.ino))
                 .exec());
   return txn->commit();
 }
 
 Result<std::vector<StateStore::WindowWrite>> StateStore::window_writes(const std::string& baseline_id) {
   auto st = impl_->stmt("SELECT w.window, w.path, w.at_ns, w.by_writer, w.who, s.watched_from_ns, s.watched_to_ns, "
-                        "s.lossy FROM window_writes w JOIN window_watch s ON s.baseline_id = w.baseline_id AND "
+                        "s.lossy, s.clean_ns, w.dev, w.ino FROM window_writes w JOIN window_watch s ON s.baseline_id = w.baseline_id AND "
                         "s.window = w.window WHERE w.baseline_id = ? ORDER BY w.window, w.path",
                         false);
   if (!st) return st.error();
@@ -56,9 +62,29 @@ Result<std::vector<StateStore::WindowWrite>> StateStore::window_writes(const std
     w.watched_from_ns = sqlite3_column_int64(s, 5);
     w.watched_to_ns = sqlite3_column_int64(s, 6);
     w.lossy = sqlite3_column_int64(s, 7) != 0;
+    w.clean_ns = sqlite3_column_int64(s, 8);
+    w.dev = static_cast<uint64_t>(sqlite3_column_int64(s, 9));
+    w.ino = static_cast<uint64_t>(sqlite3_column_int64(s, 10));
     out.push_back(std::move(w));
   }));
   return out;
+}
+
+Result<int64_t> StateStore::window_watched_from(const std::string& baseline_id, const std::string& window) {
+  auto st = impl_->stmt("SELECT watched_from_ns FROM window_watch WHERE baseline_id = ? AND window = ? AND lossy = 0",
+                        false);
+  if (!st) return st.error();
+  int64_t from = 0;
+  FIM_TRY(st->bind(db::Text{baseline_id}, db::Text{window}).for_each_row([&](sqlite3_stmt* s) {
+    from = sqlite3_column_int64(s, 0);
+  }));
+  return from;
+}
+
+Status StateStore::window_clean(const std::string& baseline_id, const std::string& window, int64_t clean_ns) {
+  return impl_->exec("UPDATE window_watch SET clean_ns = ?3 WHERE baseline_id = ?1 AND window = ?2 AND "
+                     "watched_from_ns <= ?3",
+                     db::Text{baseline_id}, db::Text{window}, clean_ns);
 }
 
 }  // namespace fim

@@ -223,7 +223,7 @@ BaselineMeta successor_meta(const Policy& policy, const std::string& roots_sourc
   next.sequence = after + 1;
   next.journal = std::move(journal);
   for (auto& a : accepted) {
-    a.at_ns = next.created_ns;
+    if (!a.at_ns) a.at_ns = next.created_ns;  // window open: its start, taken before its scan
     next.append_journal(a);
   }
   return next;

@@ -193,6 +193,30 @@ Status compare_tree(const RunOptions& opts, detail::Trusted& t, const std::vecto
   return detail::merge_compare(so, m);
 }
 
+}  // namespace
+
+namespace detail {
+
+Status differences_below(const RunOptions& opts, Trusted& t, const std::vector<Bytes>& paths, std::vector<Bytes>* found) {
+  struct Quiet final : Sink {
+    void change(ChangeKind, const Record*, const Record*, AttrMask, const Rule*) override {}
+    void entry_status(const Record&, bool, const Rule*) override {}
+    void alert(std::string_view, std::string_view) override {}
+    Status finish(const Summary&) override { return {}; }
+  } quiet;
+  Summary s;
+  const Report report = [&](ChangeKind, const Record* o, const Record* n, AttrMask, const Rule*) -> Status {
+    found->push_back((n ? n : o)->path);
+    return {};
+  };
+  FIM_TRY(compare_tree(opts, t, paths, true, report, {}, &s, quiet, false));
+  return t.base->verify();
+}
+
+}  // namespace detail
+
+namespace {
+
 /// What state.db keeps of a reported difference (and update's journal): row digests.
 StateStore::Reported reported_of(ChangeKind k, const Record* o, const Record* n, const Rule* rule) {
   StateStore::Reported r;

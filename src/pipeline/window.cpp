@@ -5,6 +5,7 @@
 #include "fim/window.h"
 
 #include <pwd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -121,16 +122,24 @@ std::optional<std::string> WindowTags::why(size_t i, ChangeKind kind, const Reco
   }
   for (const StateStore::WindowWrite& ww : writes_) {
     if (ww.window != w.id || ww.path != any.path) continue;
-    if (!ww.by_writer || ww.lossy || !ww.watched_from_ns) return std::nullopt;
+    // Classified from watched_from_ns, and found as the baseline records it after that by
+    // 'window open': no write before the daemon looked is hidden behind the writer's.
+    if (!ww.by_writer || ww.lossy || !ww.watched_from_ns || ww.clean_ns < ww.watched_from_ns) return std::nullopt;
     // Seen by the daemon while it watched the window: a later write it did not see would have
     // a later ctime than the last one it saw.
     const int64_t from = std::max(w.opened_ns, ww.watched_from_ns);
     const int64_t to = std::min({w.end_ns(), ww.watched_to_ns, ww.at_ns}) + 1;
+    // The file the writer wrote, not another renamed over its name (a temp file, a directory
+    // swapped in): the same inode.
+    const auto same_file = [&](const Record& r) {
+      return ww.ino && r.has(Attr::Inode) && static_cast<uint64_t>(r.get(Attr::Inode).num) == ww.ino &&
+             (!r.has(Attr::Dev) || static_cast<uint64_t>(r.get(Attr::Dev).num) == ww.dev);
+    };
     if (kind == ChangeKind::Removed) {
       if (ww.at_ns < from || ww.at_ns >= std::min(w.end_ns(), ww.watched_to_ns + 1) || !clock_checked()) return std::nullopt;
       return "removed by " + ww.who + ", seen by watch";
     }
-    if (!inside(from, to) || !clock_checked()) return std::nullopt;
+    if (!inside(from, to) || !same_file(*n) || !clock_checked()) return std::nullopt;
     return "written by " + ww.who + ", seen by watch";
   }
   return std::nullopt;
@@ -231,6 +240,60 @@ Result<Acceptance> window_entry(const RunOptions& opts, const std::string& actio
 
 }  // namespace
 
+/// window open: what it covers must not differ from the baseline when it opens. A ctime dates
+/// a file's last change of any kind, so content planted before the window would be tagged
+/// by the deploy's own chmod of it; refused here, that content is never under a window.
+Status clean_scope(const RunOptions& opts, const BaselineMeta& meta, Sink& sink) {
+  auto probe = detail::open_trusted(opts, sink);
+  if (!probe) return probe.error();
+  std::vector<Bytes> found;
+  FIM_TRY(detail::differences_below(opts, *probe, opts.paths.empty() ? meta.roots : opts.paths, &found));
+  if (found.empty()) return {};
+  std::string list;
+  for (size_t i = 0; i < found.size() && i < 5; ++i) list += (i ? ", " : "") + quote(found[i]);
+  if (found.size() > 5) list += ", ...";
+  return make_error(Errc::Usage, std::to_string(found.size()) + " entries below the window's paths differ from the "
+                                 "baseline already (" + list + "): a window tags what changes while it is open, so "
+                                 "what changed before must be reviewed first ('fimctl check', then accept or "
+                                 "update); no window was opened");
+}
+
+/// How long 'window open' waits for the watch daemon to take a window that names a writer
+/// (it notices a successor within a second).
+constexpr int kDaemonWaitMs = 5000;
+
+/// window open naming a writer: the daemon begins classifying a moment after the window
+/// opened; what was written in between was not seen. So, once it classifies, the paths are
+/// compared with the baseline again, and only when they are as recorded does the window tag
+/// anything (state.db clean_ns). Errc::Usage when they are not: the window then tags nothing.
+Result<std::string> taken_by_daemon(const RunOptions& opts, const Window& w, Sink& sink) {
+  auto state = detail::open_state(opts.db_path);
+  if (!state) return make_error(Errc::Io, "window " + w.id + " tags nothing: state.db cannot be used (" +
+                                              state.error().describe() + ")");
+  auto probe = detail::open_trusted(opts, sink);
+  if (!probe) return probe.error();
+  const std::string baseline_id = probe->base->meta().baseline_id;
+  int64_t from = 0;
+  for (int waited = 0; waited < kDaemonWaitMs && !from; waited += 100) {
+    auto f = (*state)->window_watched_from(baseline_id, w.id);
+    if (f) from = *f;
+    if (!from) ::usleep(100 * 1000);
+  }
+  if (!from)
+    return std::string("no watch daemon took it within 5 s: it tags nothing (only 'fimctl watch', running when "
+                       "the window opens, can tell who writes)");
+  const int64_t clean = now_ns();
+  std::vector<Bytes> found;
+  FIM_TRY(detail::differences_below(opts, *probe, w.paths.empty() ? probe->base->meta().roots : w.paths, &found));
+  if (!found.empty())
+    return make_error(Errc::Usage, "window " + w.id + " is open but tags nothing: " + quote(found.front()) +
+                                       (found.size() > 1 ? " and " + std::to_string(found.size() - 1) + " more" : "") +
+                                       " changed before the watch daemon began to watch it; close it ('fimctl window "
+                                       "close " + w.id + "'), review what changed, and open another");
+  FIM_TRY((*state)->window_clean(baseline_id, w.id, clean));
+  return "the watch daemon classifies its writers since " + format_time_ns(from);
+}
+
 Result<WindowResult> run_window(const RunOptions& opts, const std::string& action, Sink& sink) {
   WindowResult out;
   if (action == "list") {
@@ -252,6 +315,12 @@ Result<WindowResult> run_window(const RunOptions& opts, const std::string& actio
   out.windows = windows_of(meta);  // trusted once the rows below verify
   auto entry = window_entry(opts, action, meta, out.windows);
   if (!entry) return entry.error();
+  if (action == "open") {
+    // It starts before its paths are found clean: what is written once the scan has read a
+    // file is inside the window, never before it.
+    entry->at_ns = now_ns();
+    FIM_TRY(clean_scope(opts, meta, sink));
+  }
   auto writer = BaselineWriter::create(opts.db_path, *key ? &**key : nullptr);
   if (!writer) return writer.error();
   FIM_TRY(detail::read_verified(*trusted->base, [&](const Record& r) { return (*writer)->add(r); }));
@@ -261,10 +330,16 @@ Result<WindowResult> run_window(const RunOptions& opts, const std::string& actio
   out.baseline = s->baseline;
   if (action == "open") {
     Window w;
-    w.id = entry->window, w.opened_ns = s->baseline.created_ns, w.until_ns = entry->window_until_ns;
+    w.id = entry->window, w.opened_ns = entry->at_ns, w.until_ns = entry->window_until_ns;
     w.paths = entry->window_paths, w.writer = entry->window_writer, w.reason = entry->reason, w.who = entry->who;
     w.ticket = entry->ticket, w.clock = entry->window_clock;
     out.windows.push_back(std::move(w));
+    if (!out.windows.back().writer.empty()) {
+      lock = make_error(Errc::Bug, "released");  // the daemon's reader and the probe need no lock
+      auto d = taken_by_daemon(opts, out.windows.back(), sink);
+      if (!d) return d.error();
+      out.daemon = *d;
+    }
   } else {
     for (Window& w : out.windows)
       if (w.id == entry->window) w.closed_ns = s->baseline.created_ns;

@@ -94,16 +94,19 @@ def case_change_after_the_window_expired_is_not_tagged(ctx):
     expect(open(ctx.db, "rb").read() == before, "a refused accept --window changed the baseline")
 
 
-def case_change_before_the_window_opened_is_not_tagged(ctx):
-    """A change made before the window opened (an intruder's, waiting for a deploy to hide
-    behind) is not tagged, though it is below the window's paths."""
+def case_content_planted_before_the_window_never_under_it(ctx):
+    """An intruder plants content below the window's paths before it opens, hoping the deploy's
+    own chmod (which moves the file's ctime into the window) gets it tagged and accepted: window
+    open refuses while anything there differs from the baseline, naming it; once that is
+    reviewed, a change before the window is still untagged."""
     ctx.setup()
     ctx.write("app/conf", "planted\n")
-    time.sleep(0.05)
-    ctx.ok("window", "open", "--for", "10m", "--reason", "deploy", ctx.app)
-    ctx.write("app/new", "deployed\n")
-    t = tags(ctx.records(rc_want=5))
-    expect(t[ctx.app + "/conf"] is None and t[ctx.app + "/new"] == "1", f"tags: {t}")
+    ctx.refused(16, "differ from the baseline already", "window", "open", "--for", "10m", "--reason", "deploy", ctx.app)
+    expect("app/conf" in ctx.run("window", "open", "--for", "10m", "--reason", "deploy", ctx.app)[2], "not named")
+    ctx.ok("window", "open", "--for", "10m", "--reason", "other", ctx.tree + "/other")  # elsewhere: clean
+    os.chmod(os.path.join(ctx.app, "conf"), 0o640)  # the deploy's chmod
+    t = tags(ctx.records(rc_want=4))
+    expect(t[ctx.app + "/conf"] is None, f"planted content tagged: {t}")
 
 
 def case_closed_window_keeps_its_tags_and_tags_nothing_after(ctx):

@@ -69,6 +69,33 @@ def case_window_takes_the_deploy_not_another_writer(fimctl, tmp):
     assert f"{tree}/f0" not in left and {f"{tree}/f1", f"{tree}/f2"} <= left, f"after accept --window: {left}"
 
 
+def case_file_renamed_in_by_the_writer_is_not_the_writers(fimctl, tmp):
+    """Another process writes a file beside the target; the named writer then renames it over
+    the target (a deploy's temp file swapped by an intruder): the content is not the writer's,
+    so neither the daemon nor check tags it, though the writer made the last change."""
+    tree, db = small_tree(fimctl, tmp)
+    deployer = os.path.join(tmp, "deployer")
+    shutil.copy("/usr/bin/python3", deployer)  # a command named 'deployer' that can rename
+    with Daemon(fimctl, tmp, db) as d:
+        r = run_fimctl(fimctl, "window", "open", "--for", "10m", "--reason", "CHG-9", "--by-process", "deployer",
+                       tree, db=db, fmt=None)
+        assert r.rc == 0 and "classifies its writers" in r.stdout, (r.rc, r.stdout, r.stderr)
+        with open(f"{tree}/.evil", "w") as f:
+            f.write("intruder")
+        time.sleep(0.3)
+        subprocess.run([deployer, "-c", "import os, sys, time; os.rename(sys.argv[1], sys.argv[2]); time.sleep(0.5)",
+                        f"{tree}/.evil", f"{tree}/f0"], check=True)
+        d.wait_for(lambda x: x["type"] == "change" and x["path"] == f"{tree}/f0", what="f0's change")
+        time.sleep(0.6)
+        tagged = [x for x in d.records() if x["type"] == "change" and x["path"] == f"{tree}/f0" and x.get("window")]
+        assert not tagged, f"the daemon tagged content another process wrote: {tagged}"
+        assert d.stop() == 0
+    r = run_fimctl(fimctl, "check", db=db)
+    assert r.rc in (4, 5), (r.rc, r.stderr)
+    recs = [x for x in json.loads(r.stdout)["records"] if x["type"] == "change" and x["path"] == f"{tree}/f0"]
+    assert recs and not recs[0].get("window"), f"check tags content another process wrote: {recs}"
+
+
 def case_writes_while_the_daemon_was_down_are_not_tagged(fimctl, tmp):
     """The deployer writes while no daemon watches: nobody saw who wrote, so nothing is tagged,
     though the window names that writer and the change is inside it."""
@@ -78,6 +105,7 @@ def case_writes_while_the_daemon_was_down_are_not_tagged(fimctl, tmp):
     r = run_fimctl(fimctl, "window", "open", "--for", "10m", "--reason", "CHG-8", "--by-process", "deployer", tree,
                    db=db, fmt=None)
     assert r.rc == 0, (r.rc, r.stderr)
+    assert "no watch daemon took it" in r.stdout, r.stdout
     write_as(deployer, f"{tree}/f0", "deployed")
     r = run_fimctl(fimctl, "check", db=db)
     assert r.rc == 4, (r.rc, r.stderr)

@@ -19,11 +19,12 @@ class Alerts final : public Sink {
   Status finish(const Summary&) override { return {}; }
 };
 
-Record file(const Bytes& path, int64_t ctime) {
+Record file(const Bytes& path, int64_t ctime, int64_t ino = 42) {
   Record r;
   r.path = path;
   r.set_num(Attr::Type, static_cast<int64_t>(FileType::File));
   r.set_num(Attr::Ctime, ctime);
+  r.set_num(Attr::Inode, ino);
   return r;
 }
 
@@ -133,6 +134,8 @@ TEST_CASE("a window naming a writer tags only what the daemon saw that writer al
   w.who = "deployer (pid 7)";
   w.watched_from_ns = opened + kMin;
   w.watched_to_ns = opened + 5 * kMin;
+  w.clean_ns = w.watched_from_ns + 1;  // window open found its paths as recorded, after that
+  w.dev = 0, w.ino = 42;
   const BaselineMeta m = with_window(opened, 6 * kMin, {"/srv"}, "process:deployer");
   Alerts sink;
   const Record written = file("/srv/a", opened + 3 * kMin - 1000);
@@ -149,6 +152,11 @@ TEST_CASE("a window naming a writer tags only what the daemon saw that writer al
   StateStore::WindowWrite lossy = w;
   lossy.lossy = true;
   CHECK_FALSE(WindowTags(m, {lossy}, sink).tag(ChangeKind::Changed, &written, &written));
+  StateStore::WindowWrite unclean = w;  // never found clean after the daemon began
+  unclean.clean_ns = 0;
+  CHECK_FALSE(WindowTags(m, {unclean}, sink).tag(ChangeKind::Changed, &written, &written));
+  const Record swapped = file("/srv/a", opened + 3 * kMin - 1000, 43);  // another file renamed over it
+  CHECK_FALSE(WindowTags(m, {w}, sink).tag(ChangeKind::Changed, &swapped, &swapped));
   StateStore::WindowWrite elsewhere = w;
   elsewhere.path = "/srv/b";
   CHECK_FALSE(WindowTags(m, {elsewhere}, sink).tag(ChangeKind::Changed, &written, &written));
