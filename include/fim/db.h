@@ -300,6 +300,8 @@ class StateStore {
   Result<bool> content_sequence(const Bytes& baseline, uint64_t seq);
   /// The version of `path` sequence `seq` recorded; none: the path has no row.
   Result<std::optional<ContentVersion>> content_version(const Bytes& baseline, uint64_t seq, const Bytes& path);
+  /// Every row of sequence `seq` (accept carries the rows of the entries it did not change).
+  Status for_each_content_version(const Bytes& baseline, uint64_t seq, const std::function<void(ContentVersion)>& each);
   /// Every content store name a kept sequence references.
   Status for_each_content_sha(const Bytes& baseline, const std::function<void(const std::string&)>& each);
 

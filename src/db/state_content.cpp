@@ -64,6 +64,15 @@ Result<std::optional<StateStore::ContentVersion>> StateStore::content_version(co
   return std::optional<ContentVersion>(std::move(c));
 }
 
+Status StateStore::for_each_content_version(const Bytes& baseline, uint64_t seq,
+                                            const std::function<void(ContentVersion)>& each) {
+  auto st = impl_->stmt("SELECT path, sha256, why FROM content_versions WHERE baseline = ? AND seq = ?", false);
+  if (!st) return st.error();
+  return st->bind(baseline, static_cast<int64_t>(seq)).for_each_row([&](sqlite3_stmt* s) {
+    each(ContentVersion{Bytes(db::column_blob(s, 0)), std::string(db::column_blob(s, 1)), std::string(db::column_blob(s, 2))});
+  });
+}
+
 Status StateStore::for_each_content_sha(const Bytes& baseline, const std::function<void(const std::string&)>& each) {
   auto st = impl_->stmt("SELECT DISTINCT sha256 FROM content_versions WHERE baseline = ? AND sha256 != ''", false);
   if (!st) return st.error();

@@ -15,6 +15,7 @@
 #include "fim/db.h"
 #include "fim/pipeline.h"
 #include "fim/merge.h"
+#include "content.h"
 
 namespace fim {
 namespace {
@@ -424,9 +425,23 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   for (Acceptance& a : rows.journal) a.report = src->id;  // --report's id; none for the last report
   std::vector<Bytes> paths;
   for (const auto& [p, _] : *now) paths.push_back(p);
+  // content = "diff": the accepted states' content is kept; the other rows keep their versions.
+  const Policy effective = detail::effective_policy(opts.policy, meta);
+  const Selector sel(effective);
+  const auto keeper = detail::ContentKeeper::make(opts, effective, sink);
+  if (keeper) {
+    keeper->carry_from(meta.sequence);
+    for (const auto& [p, rec] : *now) {
+      if (!rec) keeper->forget(p);
+      else keeper->consider(*rec, detail::rule_at(effective, sel.winner(sel.scope_of(p), rec->type(), {})));
+    }
+  }
   auto s = commit_accepted(opts, meta, *trusted, **writer, *key, std::move(rows.journal), rows.alternatives.take(false),
                            paths, sink);
   if (!s) return s.error();
+  if (keeper) {
+    if (auto seq = state.last_sequence(opts.db_path)) keeper->committed(&state, *seq);
+  }
   s->added = counts.added, s->removed = counts.removed, s->changed = counts.changed;
   s->seconds = monotonic_seconds() - t0;
   return s;

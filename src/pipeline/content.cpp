@@ -128,6 +128,13 @@ void ContentKeeper::consider(const Record& r, const Rule* rule) {
 
 void ContentKeeper::committed(StateStore* state, uint64_t seq) {
   if (!state) return;
+  if (carry_from_) {
+    std::set<Bytes> replaced(forgotten_.begin(), forgotten_.end());
+    for (const auto& v : versions_) replaced.insert(v.path);
+    (void)state->for_each_content_version(opts_.db_path, *carry_from_, [&](StateStore::ContentVersion v) {
+      if (!replaced.count(v.path)) versions_.push_back(std::move(v));
+    });
+  }
   if (auto st = state->set_content_versions(opts_.db_path, seq, versions_, kKeptSequences); !st) {
     sink_.alert("content_store", "cannot record the kept versions in state.db (show --at cannot find them): " +
                                      st.error().describe());

@@ -35,6 +35,11 @@ class ContentKeeper {
   static std::unique_ptr<ContentKeeper> make(const RunOptions& opts, const Policy& effective, Sink& sink);
   /// An entry of the new baseline and the rule that selected it (null: none).
   void consider(const Record& r, const Rule* rule);
+  /// accept: the successor holds the rows of sequence `seq` but for what was considered or
+  /// forgotten; their index rows carry over.
+  void carry_from(uint64_t seq) { carry_from_ = seq; }
+  /// accept: `path` is not in the successor.
+  void forget(const Bytes& path) { forgotten_.push_back(path); }
   /// After the baseline with sequence `seq` is installed: its versions go into state.db's
   /// index, and what neither it nor the index keeps is pruned.
   void committed(StateStore* state, uint64_t seq);
@@ -48,6 +53,8 @@ class ContentKeeper {
   uint64_t store_bytes_ = 0;
   bool full_ = false;
   std::vector<StateStore::ContentVersion> versions_;
+  std::optional<uint64_t> carry_from_;
+  std::vector<Bytes> forgotten_;
 };
 
 /// The diff a `changed` entry's record carries (notes->diff, diff_lines_omitted,

@@ -321,6 +321,23 @@ def case_show_current_and_at_sequence(ctx):
     expect(r.rc == 17 and "dir" in r.stderr, r.stderr)
 
 
+def case_accept_keeps_the_accepted_version(ctx):
+    """accept keeps the content of the states it accepts, and the successor's index carries the
+    other files' versions: the next change diffs against the accepted text; show --at works
+    for both sequences."""
+    f = ctx.write("a.conf", "one\n")
+    g = ctx.write("b.conf", "bee\n")
+    ctx.ok("init")
+    ctx.write("a.conf", "two\n")
+    ctx.ok("check", rc_want=4)
+    ctx.ok("accept", "--yes", "--reason", "r", f)
+    ctx.write("a.conf", "three\n")
+    c = ctx.changes()[f]
+    expect(c["diff"] and "-two\n+three\n" in c["diff"], c)
+    expect(ctx.ok("show", "--at", "1", f) == "one\n" and ctx.ok("show", "--at", "2", f) == "two\n", "show --at")
+    expect(ctx.ok("show", "--at", "2", g) == "bee\n", "accept did not carry the other files' versions")
+
+
 def case_store_bounded_and_pruned(ctx):
     """content_store_max: over it, nothing more is kept and an alert says so once (the run
     does not fail); versions no kept baseline references are pruned after an update."""
