@@ -193,6 +193,9 @@ void diff_notes(const RunOptions& opts, const ContentStore* store, const Policy&
     old_text = std::move(*got);
   }
   if (!old_text) return;
+  // One version per content: it may have been kept under another path's rule, so this rule's
+  // masks apply again (masking what is masked already changes nothing).
+  *old_text = mask_content(rule->masks.get(), *old_text);
   KeptText now = read_kept_text(opts.sysroot_fd, policy, *rule, new_rec);
   if (!now.text) {
     notes->diff_unavailable = "the new version is not kept: " + now.why;
@@ -242,7 +245,10 @@ Result<ShownContent> run_show(const RunOptions& opts, const Bytes& path, std::op
     if (row->type() != FileType::File || !row->has(Attr::Sha256))
       return make_error(Errc::Database, quote(path) + " is recorded as a " + std::string(file_type_name(row->type())) +
                                             " without a content digest: no content is kept for it");
-    out.sha256 = hex_encode(row->get(Attr::Sha256).bytes);  // the signed row decides, not state.db
+    // The signed row names the version, not state.db; but when this baseline's index says it
+    // was not kept (private, denied), another path's identical bytes are not shown for it.
+    if (!why.empty()) return make_error(Errc::Database, "no content kept for " + quote(path) + " at " + seq_text + ": " + why);
+    out.sha256 = hex_encode(row->get(Attr::Sha256).bytes);
   } else {
     if (!state) return make_error(Errc::Io, "state.db cannot be used: " + trusted->state.error().describe());
     auto known = state->content_sequence(opts.db_path, *at);

@@ -301,6 +301,39 @@ def case_planted_symlink_in_store_refused(ctx):
     expect(r.rc == 18, f"show through a symlinked store: {r.rc} {r.stderr}")
 
 
+def case_private_copy_of_a_kept_file_not_shown(ctx):
+    """A 0600 file with the same bytes as a kept world-readable one: one version in the store,
+    but show of the private path is refused, as its own rule decided (17)."""
+    ctx.write("public.conf", "same\n")
+    p = ctx.write("private.conf", "same\n", mode=0o600)
+    ctx.ok("init")
+    r = ctx.run("show", p)
+    expect(r.rc == 17 and "not world-readable" in r.stderr and r.stdout == "", f"{r.rc} {r.stderr}")
+
+
+def case_default_policy_diffs_etc_with_secrets_masked(ctx):
+    """The built-in default policy (share/fimctl.toml) on a host-shaped tree (--sysroot): a text
+    file in /etc keeps its content and its change carries a diff with the password masked;
+    /etc/shadow (even world-readable) and fimctl's keys are never kept."""
+    from default_policy_test import Ctx as HostCtx
+    os.mkdir(os.path.join(ctx.tmp, "host"))
+    h = HostCtx(ctx.fimctl, os.path.join(ctx.tmp, "host"))
+    h.write("/etc/app.conf", f"x=1\npassword = {SECRET}\nApi_Key: {SECRET}\n".encode())
+    h.write("/etc/shadow", f"root:{SECRET}:19000::::::\n".encode())
+    os.chmod(h.tree + "/etc/shadow", 0o644)
+    r = h.run("init")
+    expect(r.rc == 0, f"init: {r.rc} {r.stderr}")
+    ctx.store = os.path.join(os.path.dirname(h.db), "content")
+    kept = ctx.kept()
+    expect(kept and all(SECRET not in t for t in kept.values()), f"a secret in the store: {kept}")
+    expect(not any("PRIVATE KEY" in t for t in kept.values()), "fimctl's signing key was kept")
+    h.write("/etc/app.conf", f"x=2\npassword = {SECRET}\nApi_Key: {SECRET}\n".encode())
+    rc, ch, out = h.check()
+    expect(rc == 4 and SECRET not in out, f"check: {rc}")
+    d = ch["/etc/app.conf"]["diff"]
+    expect(d and "-x=1\n+x=2\n password = ***\n Api_Key: ***\n" in d, d)
+
+
 # --- show, pruning, the size limit -----------------------------------------------------------
 
 def case_show_current_and_at_sequence(ctx):
