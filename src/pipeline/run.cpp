@@ -352,8 +352,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
                                                      n ? std::optional<Record>(*n) : std::nullopt, changed,
                                                      rule ? std::optional<Rule>(*rule) : std::nullopt});
     } else {
-      if (*packages) notes.package = (*packages)->explain(o, n);
-      if (*packages) ++s.packages[notes.package->verdict];
+      if (*packages) ++s.packages[(notes.package = (*packages)->explain(o, n))->verdict];
       sink.noted_change(k, o, n, changed, rule, notes);
     }
     const StateStore::Reported r = reported_of(k, o, n, rule);
