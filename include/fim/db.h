@@ -49,7 +49,7 @@ struct JournalEntry {
 struct Acceptance {
   int64_t at_ns = 0;
   std::string who;
-  std::string action;  ///< "accept" or "update"
+  std::string action;  ///< "accept", "update", "adopt" or "window"
   std::string reason;
   Bytes path;
   std::string kind;     ///< added / removed / changed
@@ -62,6 +62,18 @@ struct Acceptance {
   /// accept/update --ticket: the change ticket the acceptance belongs to (any text; empty:
   /// none named). Hex in the journal's text like the other free text, so hash-chained.
   std::string ticket;
+  /// fimctl window (docs/design.md, Reconciliation): the window an entry of action "window"
+  /// opens or closes (kind "open", "close"), or the one an 'accept --window' took it under.
+  std::string window;
+  /// kind "open": when the window expires (at_ns + its duration), the paths it covers (empty:
+  /// the baseline's roots) and the writer it names ("process:COMM", "unit:UNIT", "user:UID";
+  /// empty: any writer). Free text in hex, like the rest.
+  int64_t window_until_ns = 0;
+  std::vector<Bytes> window_paths;
+  std::string window_writer;
+  /// kind "open": the clock when it opened, "BOOT-ID OFFSET-NS" (realtime minus boottime), so
+  /// a later check can tell a clock step since (fim/window.h).
+  std::string window_clock;
 };
 std::string journal_text(const Acceptance& a);
 /// Whether entries are numbered 1.. and each hash chains to the one before.
@@ -373,6 +385,25 @@ class StateStore {
   /// The by_dpkg writes of sessions that began at or after `since_ns`, ended by their post hook,
   /// were watched from start to end and lost nothing; each with its session.
   Result<std::vector<std::pair<DpkgWrite, AptSession>>> dpkg_writes_since(int64_t since_ns);
+
+  /// Maintenance windows that name a writer (fim/window.h): one path written while the watch
+  /// daemon classified the writes of window `window` of the baseline `baseline_id`, with the
+  /// span it watched the window and whether it lost events meanwhile.
+  struct WindowWrite {
+    std::string window;
+    Bytes path;
+    int64_t at_ns = 0;       ///< the last write seen
+    bool by_writer = false;  ///< every write seen came from the window's writer
+    std::string who;         ///< the last writer, "comm (pid N)"
+    int64_t watched_from_ns = 0, watched_to_ns = 0;
+    bool lossy = false;
+  };
+  /// The daemon: it classified the window's writes from `from_ns` to `to_ns` (0: unchanged),
+  /// lost events when `lossy`, and saw `writes` (upserted: by_writer only ever goes down).
+  Status add_window_writes(const std::string& baseline_id, const std::string& window, int64_t from_ns, int64_t to_ns,
+                           bool lossy, const std::vector<WindowWrite>& writes);
+  /// Every write recorded for the windows of `baseline_id`, each with its window's span.
+  Result<std::vector<WindowWrite>> window_writes(const std::string& baseline_id);
   /// Drops sessions (and their writes) that ended before `before_ns` (the baseline's time):
   /// the baseline has taken their changes or the operator decided on them.
   Status prune_apt_sessions(int64_t before_ns);

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "fim/pipeline.h"
+#include "fim/window.h"
 
 namespace fim::detail {
 
@@ -39,6 +40,10 @@ Status check_signature(const RunOptions& opts, const BaselineMeta& meta, Sink& s
 /// host, and a sequence not older than one seen before. The rows are verified as they stream
 /// (BaselineReader::verify at the end). Alerts (unsigned, state) go to `sink`.
 Result<Trusted> open_trusted(const RunOptions& opts, Sink& sink);
+
+/// The window tags of a check or update (fim/window.h): the baseline's windows, and what the
+/// watch daemon recorded of them in state.db (none when state.db cannot be read).
+WindowTags window_tags(Trusted& t, Sink& sink);
 
 // --- identity.cpp ---
 
@@ -116,6 +121,14 @@ Result<std::optional<StateStore::KeptReport>> reviewed_report(const RunOptions& 
 /// (`id` is the report of what it found), or confirmed on a terminal, or --yes.
 Status update_reviewed(const RunOptions& opts, const std::optional<StateStore::KeptReport>& reviewed,
                        const std::string& id, const std::vector<StateStore::Reported>& found);
+/// The successor accept (and window, --drop-alternatives) writes with `w`: the same roots and
+/// policy, the journal extended by `journal`, `alternatives` as they now are; installed,
+/// pinned, and the report's `accepted` paths taken out of state.db's last report (the rest of
+/// it carries over to the successor).
+Result<Summary> commit_accepted(const RunOptions& opts, const BaselineMeta& meta, Trusted& trusted, BaselineWriter& w,
+                                const std::optional<SigningKey>& key, std::vector<Acceptance> journal,
+                                std::map<Bytes, std::vector<Record>> alternatives, const std::vector<Bytes>& accepted,
+                                Sink& sink);
 /// "1234567890abcdef01234567": how a report id is shown in messages (kReportIdShown digits).
 std::string short_id(const std::string& id);
 

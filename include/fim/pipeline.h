@@ -127,6 +127,11 @@ struct RunOptions {
   /// (BaselineMeta::alternatives), still good; --drop-alternatives: `paths` lose theirs.
   bool also = false;
   bool drop_alternatives = false;
+  /// accept --window ID, window close ID: the maintenance window (fim/window.h); window open
+  /// --for and --by-*: its duration and writer (Window::writer).
+  std::string window;
+  int64_t window_for_ns = 0;
+  std::string window_writer;
   /// accept/update --yes: without --report, go on without asking (scripts that accept
   /// whatever the last check or the update's own compare found).
   bool yes = false;

@@ -71,6 +71,7 @@ struct Summary {
   /// rely on was not recorded; an alert says what, and exit bit 8 says the run is incomplete.
   bool state_unwritten = false;
   std::map<std::string, uint64_t> packages;  ///< check --packages: verdict -> changes
+  std::map<std::string, uint64_t> windows;   ///< maintenance window id -> changes it tags
   /// check: "full" or "fast" (docs/design.md, Evidence); empty for other commands.
   std::string mode;
   /// check: entries on disk by the evidence their verdict rests on (Evidence order), and how

@@ -16,6 +16,8 @@
 #include "fim/container.h"
 #include "fim/db.h"
 #include "fim/pipeline.h"
+#include "fim/window.h"
+#include "fim/base/duration.h"
 #include "fim_config.h"
 
 namespace fim::cli {
@@ -76,6 +78,19 @@ Result<RunOptions> run_options(const Options& o) {
   r.ticket = o.ticket;
   r.also = o.also;
   r.drop_alternatives = o.drop_alternatives;
+  r.window = o.window;
+  if (!o.window_for.empty()) {
+    auto d = parse_duration(o.window_for, DurationSpec{DurationSpec::kAllUnits, 0.001, 7 * 86400.0});
+    if (!d) return make_error(Errc::Usage, "--for: " + d.error().message);
+    r.window_for_ns = static_cast<int64_t>(*d * 1e9);
+  }
+  for (const auto& [by, name] : {std::pair<const char*, const std::string&>{"process", o.by_process},
+                                 {"unit", o.by_unit}, {"user", o.by_user}}) {
+    if (name.empty()) continue;
+    auto w = window_writer(by, name);
+    if (!w) return w.error();
+    r.window_writer = *w;
+  }
   r.yes = o.yes;
   if (o.report.empty() && !o.yes && ::isatty(STDIN_FILENO) && ::isatty(STDERR_FILENO)) r.confirm = ask_on_terminal;
   r.accept_rules = o.rules;
@@ -332,6 +347,7 @@ int cmd_log(const Options& o) {
       j.str("old_row_sha256", a.old_row).str("new_row_sha256", a.new_row);
       if (!a.report.empty()) j.str("report_id", a.report);
       if (!a.ticket.empty()) j.bytes("ticket", a.ticket);  // any bytes: ticket_b64 when not UTF-8
+      if (!a.window.empty()) window_fields(j, a);
       j.str("hash", e.hash);
       std::printf("%s\n", j.take().c_str());
     } else {
@@ -341,6 +357,7 @@ int cmd_log(const Options& o) {
                   escape_terminal(a.reason).c_str(), a.old_row.c_str(), a.new_row.c_str(),
                   a.report.empty() ? "" : ("  report: " + a.report + "\n").c_str(),
                   a.ticket.empty() ? "" : ("  ticket: " + escape_terminal(a.ticket) + "\n").c_str());
+      if (!a.window.empty()) std::printf("%s", window_lines(a).c_str());
     }
   }
   if (!json)

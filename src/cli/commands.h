@@ -53,6 +53,10 @@ int cmd_status(const Options& o);
 int cmd_containers(const Options& o);
 int cmd_apt_hook(const Options& o);
 int cmd_seal(const Options& o);
+int cmd_window(const Options& o);
+/// fimctl log: a journal entry's window (cmd_window.cpp), as ndjson fields and as lines.
+void window_fields(json::Writer& j, const Acceptance& a);
+std::string window_lines(const Acceptance& a);
 int cmd_export_image(const Options& o);
 int cmd_import_image(const Options& o);
 /// init --image REF (cmd_image.cpp).

@@ -53,6 +53,7 @@ constexpr Command kCommands[] = {
     {"export-image-baseline", fim::cli::cmd_export_image, kText, kText},
     {"import-image-baseline", fim::cli::cmd_import_image, kText, kText},
     {"seal", fim::cli::cmd_seal, kText, kText},
+    {"window", fim::cli::cmd_window, kStream, kStream},
     {"watch", fim::cli::cmd_watch, kEvents, kEvents},
     {"status", fim::cli::cmd_status, kAll, kAll},
     {"containers", fim::cli::cmd_containers, kAll, kAll},

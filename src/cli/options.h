@@ -31,6 +31,9 @@ struct Options {
   std::string ticket;           ///< accept/update --ticket ID
   bool also = false;            ///< accept --also
   bool drop_alternatives = false;  ///< accept --drop-alternatives
+  std::string window;           ///< accept --window ID, window close ID
+  std::string window_for;       ///< window open --for DURATION
+  std::string by_process, by_unit, by_user;  ///< window open --by-process|--by-unit|--by-user
   bool yes = false;             ///< accept/update --yes
   std::vector<std::string> rules;  ///< accept --rule
   bool packages = false;           ///< check --packages

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The commands that change the baseline and read its journal: update, accept, seal, adopt,
-// apt-hook and log (the rest of the command surface is options.cpp's and options_fleet.cpp's).
+// The commands that change the baseline and read its journal: update, accept, window, seal,
+// adopt, apt-hook and log (the rest of the command surface is options.cpp's and options_fleet.cpp's).
 #include <CLI/CLI.hpp>
 #include <string>
 
@@ -23,6 +23,45 @@ void add_ticket_option(CLI::App* cmd, Options* o) {
         if (t.size() > 256) return std::string("--ticket is longer than 256 bytes");
         return std::string();
       });
+}
+
+/// window open|close|list (fim/window.h).
+void add_window_command(CLI::App& app, Options* o) {
+  auto* window = app.add_subcommand("window", "maintenance windows: announce a planned change, so that what it "
+                                             "changes is tagged in reports and accepted in one step");
+  window->require_subcommand(1);
+  auto* open = window->add_subcommand("open", "open a window: a signed journal entry in the next baseline");
+  open->add_option("PATH", o->paths, "what it covers: changes below these paths (default: everything the "
+                                     "baseline records)")
+      ->type_name("PATH");
+  open->add_option("--for", o->window_for, "how long it stays open (30m, 2h, 1d; at most 7d)")
+      ->type_name("DURATION")
+      ->required();
+  open->add_option("--reason", o->reason, "the change it is for (required): kept in the journal, the default "
+                                          "reason of 'accept --window'")
+      ->type_name("TEXT");
+  add_ticket_option(open, o);
+  // Only changes this writer made (seen by 'fimctl watch'; check cannot tell writers).
+  auto* proc = open->add_option("--by-process", o->by_process, "only changes by processes of this command name, as "
+                                                               "the kernel keeps it (ps -o comm); seen by 'fimctl watch'")
+                   ->type_name("COMM");
+  auto* unit = open->add_option("--by-unit", o->by_unit, "only changes by processes of this systemd unit "
+                                                         "(deploy.service); seen by 'fimctl watch'")
+                   ->type_name("UNIT");
+  auto* user = open->add_option("--by-user", o->by_user, "only changes by processes of this effective user (name or "
+                                                         "uid); seen by 'fimctl watch'")
+                   ->type_name("USER");
+  proc->excludes(unit)->excludes(user);
+  unit->excludes(user);
+  open->footer("A change is tagged when it is below the PATHs and its ctime is inside the window (check), or\n"
+               "the watch daemon saw the named writer, and nobody else, write it while the window was open.\n"
+               "Tagged changes are still reported (with their window); 'fimctl accept --window ID' takes\n"
+               "exactly them. A change after the window ended is not tagged. A clock step or a reboot since\n"
+               "the window opened withdraws its tags (alert window_clock). Exit 0 when opened.");
+  auto* close = window->add_subcommand("close", "end a window before it expires (a signed journal entry)");
+  close->add_option("ID", o->window, "the window (default: the one open)")->type_name("ID");
+  close->add_option("--reason", o->reason, "why, for the journal (default 'closed')")->type_name("TEXT");
+  window->add_subcommand("list", "list the baseline's windows: id, state, time, scope, writer, reason");
 }
 
 }  // namespace
@@ -69,6 +108,10 @@ void add_journal_commands(CLI::App& app, Options* o) {
   accept->add_flag("--drop-alternatives", o->drop_alternatives,
                    "instead of accepting: the PATHs lose the states --also kept (no report needed)")
       ->excludes("--also");
+  accept->add_option("--window", o->window,
+                     "accept exactly the differences maintenance window ID tags (fimctl window; also after it "
+                     "closed); --reason defaults to the window's")
+      ->type_name("ID");
   accept->add_flag("--yes", o->yes,
                    "without --report: accept from the last report without asking (by default accept shows what "
                    "it would accept and asks on a terminal, and refuses without one)");
@@ -106,6 +149,7 @@ void add_journal_commands(CLI::App& app, Options* o) {
                 "trusted.fimctl.identity attribute.\n"
                 "Exit 0 when adopted.");
 
+  add_window_command(app, o);
   add_image_commands(app, o);
 
   auto* hook = app.add_subcommand("apt-hook", "record what an apt run changes (run by apt through "

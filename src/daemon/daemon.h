@@ -24,6 +24,7 @@
 #include "bpf.h"
 #include "container_roots.h"
 #include "dpkg_writes.h"
+#include "window_writes.h"
 #include "servers.h"
 #include "open_writers.h"
 #include "mounts.h"
@@ -178,6 +179,7 @@ class Watcher {
   int64_t clock_high_ns_ = 0;  // main thread: the latest realtime seen; no coverage begins before it
   std::unique_ptr<ContainerRoots> containers_;  // main thread; null without --containers
   DpkgWrites dpkg_;  // main thread: the writers of an apt run in progress (written-by-dpkg)
+  WindowWrites window_writes_;  // the writers during maintenance windows that name one (own lock)
   double next_mount_alert_ = 0;
   int64_t started_ns_ = now_ns();
   double next_full_ = 0, next_heartbeat_ = 0, next_beat_ = 0, next_refresh_ = 0;
@@ -231,11 +233,14 @@ class Watcher {
     std::vector<BpfEvent> execs;
     ContainerBatch ctr;
     bool full = false;
+    bool reverify = false;  // the baseline file was replaced: verify it again now
   };
   std::vector<Bytes> roots_;
   std::vector<std::string> degraded_;
   std::unique_ptr<Policy> new_policy_;
   bool full_due_ = false, stop_ = false, busy_ = false;
+  bool reverify_due_ = false;  // the main thread saw the baseline file replaced (tick)
+  std::pair<dev_t, ino_t> verified_file_{};  // the baseline file the worker verified last
   std::optional<Error> fatal_;
   std::string baseline_sha_;
   int64_t last_full_ns_ = 0;

@@ -99,6 +99,8 @@ void Watcher::by_identity(const FanInfo& object, const Event& ev, const FanInfo*
 void Watcher::note_apt_write(const Event& ev, const Bytes& path, const FanInfo* object) {
   // Removals write nothing; a directory's own entry is weighed by what is in it.
   constexpr uint64_t kWrites = FAN_CLOSE_WRITE | FAN_MODIFY | FAN_CREATE | FAN_MOVED_TO | FAN_ATTRIB;
+  // A maintenance window's writer: removals too (a window may take them), and directories.
+  if (ev.mask & (kWrites | FAN_DELETE | FAN_MOVED_FROM)) window_writes_.on_write(ev.pid, path);
   if (!dpkg_.active() || !(ev.mask & kWrites) || (ev.mask & FAN_ONDIR)) return;
   struct stat sb{};
   // The inode the event names (not the one at the path now: it may be replaced meanwhile).
@@ -111,6 +113,7 @@ void Watcher::on_event(Event&& ev) {
   ++events_;
   if (!ev.loss.empty()) {
     dpkg_.on_loss(*state_);
+    window_writes_.on_loss(*state_);
     if (ev.loss == "overflow") ++overflows_;
     mark_all_dirty(ev.loss, loss_since_);
     return;
@@ -160,7 +163,10 @@ void Watcher::on_event(Event&& ev) {
         if (named && info.kind != FanInfo::Kind::OldDfidName) note_apt_write(ev, path, object_of(ev));
       }
       // The directory's own entry changed too (times, link count): a name in it came or went.
-      if (named && dirent) enqueue(loc.path, ev, true);
+      if (named && dirent) {
+        enqueue(loc.path, ev, true);
+        window_writes_.on_write(ev.pid, loc.path);
+      }
     }
   }
   if (object && !named_dir) {

@@ -63,6 +63,7 @@ Status Watcher::setup() {
     falco_ = std::make_unique<HttpPoster>(std::move(*url), 10000);
     sink_.set_falco(falco_.get());
   }
+  sink_.set_window([this](ChangeKind k, const Record* o, const Record* n) { return window_writes_.tag(k, o, n); });
   if (!o_.metrics_address.empty()) {
     auto addr = parse_listen_address(o_.metrics_address);
     if (!addr) return addr.error();
@@ -155,6 +156,7 @@ void Watcher::reload() {
 void Watcher::tick() {
   mark_new_roots();
   dpkg_.poll(*state_, [this] { (void)drain_source(*source_); });
+  window_writes_.poll(*state_);
   check_mounts(false);
   poll_containers();
   const double now = monotonic_seconds();
@@ -163,6 +165,14 @@ void Watcher::tick() {
     // what happened in between was not located, so it is a gap.
     next_refresh_ = now + 1;
     if (locator_.refresh()) mark_all_dirty("root_changed", source_->last_read_ns);
+    // The baseline file replaced (a writer renames its successor over it): the worker verifies it now.
+    if (struct stat sb; ::stat(o_.run.db_path.c_str(), &sb) == 0) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (std::pair<dev_t, ino_t>{sb.st_dev, sb.st_ino} != verified_file_ && !reverify_due_) {
+        reverify_due_ = true;
+        cv_.notify_one();
+      }
+    }
   }
   if (sensors_.active()) {
     // Kernel-side loss: the same recovery as a fanotify overflow.

@@ -122,7 +122,10 @@ void falco_flatten(json::Writer& f, const std::string& key, std::string_view obj
 void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) {
   by_severity_[rule ? static_cast<size_t>(rule->severity) + 1 : 0].fetch_add(1, std::memory_order_relaxed);
   json::Writer j;
-  json::change_record(j, kind, o, n, changed, rule);
+  ChangeNotes notes;
+  if (window_)
+    if (auto t = window_(kind, o, n)) notes.window = t->first, notes.window_why = t->second;
+  json::change_record(j, kind, o, n, changed, rule, &notes);
   j.members(trigger_fields(trigger_));
   // Not for a container's paths: the sensors know host paths, and a container's /etc is not the host's.
   const bool host = !trigger_ || trigger_->container.empty();
@@ -139,6 +142,7 @@ void StreamSink::change(ChangeKind kind, const Record* o, const Record* n, AttrM
   if (trigger_ && trigger_->open_for_write) human += " (held open for writing)";
   if (trigger_ && !trigger_->rescan.empty()) human += " (rescan: " + trigger_->rescan + ")";
   if (!who_human.empty()) human += " " + who_human;
+  if (!notes.window.empty()) human += " (window " + escape_terminal(notes.window) + ": " + escape_terminal(notes.window_why) + ")";
   const int prio = rule && rule->severity >= Severity::High ? LOG_ERR : LOG_WARNING;
   if (falco_) {
     json::Writer f = json::Writer::fields();

@@ -95,6 +95,9 @@ class StreamSink final : public Sink {
   /// pid 42 (sh)"), or empty; asked for every change record (set before the worker starts).
   using WhoFn = std::function<std::pair<std::string, std::string>(const Record* o, const Record* n, int32_t pid)>;
   void set_who(WhoFn f) { who_ = std::move(f); }
+  /// The maintenance window that tags a change (id, why), or none (set before the worker starts).
+  using WindowFn = std::function<std::optional<std::pair<std::string, std::string>>(ChangeKind, const Record*, const Record*)>;
+  void set_window(WindowFn f) { window_ = std::move(f); }
 
   void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override;
   /// An entry added and removed again within one debounce (json::transient_record).
@@ -123,6 +126,7 @@ class StreamSink final : public Sink {
   const Trigger* trigger_ = nullptr;
   HttpPoster* falco_ = nullptr;
   WhoFn who_;
+  WindowFn window_;
   std::string host_ = host_name();
 };
 

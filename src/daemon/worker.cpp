@@ -18,6 +18,10 @@
 namespace fim::watchd {
 
 Status Watcher::verify_baseline(bool first) {
+  if (struct stat sb; ::stat(o_.run.db_path.c_str(), &sb) == 0) {  // what tick() compares with
+    std::lock_guard<std::mutex> lk(mu_);
+    verified_file_ = {sb.st_dev, sb.st_ino};
+  }
   // A sink that drops what open_trusted says on the way: alerts are re-issued below once.
   auto trusted = detail::open_trusted(o_.run, sink_);
   if (!trusted) return trusted.error();
@@ -37,6 +41,7 @@ Status Watcher::verify_baseline(bool first) {
   // apt runs before this baseline: it took their changes (or someone decided on them).
   if (worker_state_) (void)worker_state_->prune_apt_sessions(meta.created_ns);
   const bool replaced = !first && meta.content_sha256 != baseline_sha_;
+  window_writes_.set_windows(meta.baseline_id, windows_of(meta));
   reader_ = std::move(trusted->base);
   effective_ = detail::effective_policy(*policy_, meta);
   sel_ = std::make_unique<Selector>(effective_);
@@ -197,7 +202,8 @@ bool Watcher::take_batch(Batch* b) {
     return !pending_.empty() || !pending_dirs_.empty() || !pending_inodes_.empty() || !ctr_.work.empty();
   };
   cv_.wait(lk, [&] {
-    return stop_ || have_paths() || !dirty_.empty() || new_policy_ || full_due_ || !execs_.empty() || !ctr_.dirty.empty();
+    return stop_ || have_paths() || !dirty_.empty() || new_policy_ || full_due_ || !execs_.empty() || !ctr_.dirty.empty() ||
+           reverify_due_;
   });
   const bool stopping = stop_;
   if (stopping && !have_paths()) return false;
@@ -208,6 +214,8 @@ bool Watcher::take_batch(Batch* b) {
   }
   b->full = full_due_ && !stopping;
   full_due_ = false;
+  b->reverify = reverify_due_ && !stopping;
+  reverify_due_ = false;
   if (!stopping) b->dirty = dirty_;
   if (have_paths() && !stopping) {
     // Debounce: let a burst of events on the same files settle into one compare.
@@ -324,6 +332,9 @@ void Watcher::worker() {
         sink_.alert("read_error", d.error().describe());
     }
     Status st;
+    // A successor installed (window open, accept, update): its windows and rows are used from
+    // now, not from the next event on.
+    if (b.reverify) st = verify_baseline(false);
     for (const auto& ev : b.execs) {
       if (!st) break;
       st = check_exec(*reader_, ev, sink_);

@@ -17,6 +17,22 @@ Bytes unhex(std::string_view h, bool* ok) {
   return b ? std::move(*b) : Bytes();
 }
 
+/// The window lines of an entry: window=ID, then for an opening until=NS, scope=HEX,HEX and
+/// writer=HEX (each only when set).
+std::string window_lines(const Acceptance& a) {
+  if (a.window.empty()) return {};
+  std::string out = "window=" + hex_encode(a.window) + "\n";
+  if (a.window_until_ns) out += "until=" + std::to_string(a.window_until_ns) + "\n";
+  if (!a.window_paths.empty()) {
+    out += "scope=";
+    for (size_t i = 0; i < a.window_paths.size(); ++i) out += (i ? "," : "") + hex_encode(a.window_paths[i]);
+    out += "\n";
+  }
+  if (!a.window_writer.empty()) out += "writer=" + hex_encode(a.window_writer) + "\n";
+  if (!a.window_clock.empty()) out += "clock=" + hex_encode(a.window_clock) + "\n";
+  return out;
+}
+
 }  // namespace
 
 std::string journal_text(const Acceptance& a) {
@@ -24,7 +40,7 @@ std::string journal_text(const Acceptance& a) {
   return "at=" + std::to_string(a.at_ns) + "\nwho=" + hex_encode(a.who) + "\naction=" + a.action +
          "\nreason=" + hex_encode(a.reason) + "\npath=" + hex_encode(a.path) + "\nkind=" + a.kind +
          "\nold=" + a.old_row + "\nnew=" + a.new_row + "\n" + (a.report.empty() ? "" : "report=" + a.report + "\n") +
-         (a.ticket.empty() ? "" : "ticket=" + hex_encode(a.ticket) + "\n");
+         (a.ticket.empty() ? "" : "ticket=" + hex_encode(a.ticket) + "\n") + window_lines(a);
 }
 
 bool parse_journal_text(std::string_view text, Acceptance* out) {
@@ -55,6 +71,23 @@ bool parse_journal_text(std::string_view text, Acceptance* out) {
   bool ok4 = true;
   if (auto t = kv.find("ticket"); t != kv.end()) a.ticket = unhex(t->second, &ok4);  // optional: --ticket
   if (!ok1 || !ok2 || !ok3 || !ok4) return false;
+  if (auto w = kv.find("window"); w != kv.end()) {  // optional: fimctl window, accept --window
+    bool ok = true;
+    a.window = unhex(w->second, &ok);
+    if (auto u = kv.find("until"); u != kv.end()) a.window_until_ns = std::strtoll(u->second.c_str(), nullptr, 10);
+    if (auto sc = kv.find("scope"); sc != kv.end()) {
+      std::string_view rest = sc->second;
+      while (ok) {
+        const size_t comma = rest.find(',');
+        a.window_paths.push_back(unhex(rest.substr(0, comma), &ok));
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+      }
+    }
+    if (auto wr = kv.find("writer"); wr != kv.end()) a.window_writer = unhex(wr->second, &ok);
+    if (auto c = kv.find("clock"); c != kv.end()) a.window_clock = unhex(c->second, &ok);
+    if (!ok) return false;
+  }
   // One spelling per entry: keys in order, no extra keys, decimal time as written, lower-case
   // hex. What is hashed into the chain is then exactly what the fields say.
   if (journal_text(a) != text_in) return false;

@@ -51,6 +51,13 @@ std::optional<Record> collect_one(const Selector& sel, int root_fd, const Bytes&
 bool has_glob_chars(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
 
 Status check_request(const RunOptions& opts) {
+  if (!opts.window.empty()) {
+    if (!opts.paths.empty() || opts.accept_all || !opts.accept_rules.empty() || opts.package_verified ||
+        opts.drop_alternatives)
+      return make_error(Errc::Usage, "accept --window takes what the window tags, and no PATHs, --all, --rule, "
+                                     "--package-verified or --drop-alternatives");
+    return detail::need_review(opts, "accept");
+  }
   if (opts.reason.empty())
     return make_error(Errc::Usage, "accept needs --reason: why these changes are legitimate goes into the journal");
   if (opts.drop_alternatives) {
@@ -99,16 +106,23 @@ Result<Source> source(const RunOptions& opts, const BaselineMeta& meta, StateSto
 }
 
 /// The reported differences the command line names.
-Result<std::vector<StateStore::Reported>> choose(const RunOptions& opts, const Source& src) {
+Result<std::vector<StateStore::Reported>> choose(const RunOptions& opts, const Source& src, const Window* window) {
   const std::vector<StateStore::Reported>& rep = src.entries;
   std::vector<StateStore::Reported> chosen;
   for (const auto& r : rep) {
+    if (window) {  // what it covers; recollect() then shows which of them it tags
+      if (window->covers(r.path)) chosen.push_back(r);
+      continue;
+    }
     // --package-verified alone: every reported difference is a candidate (its package decides).
     bool take = opts.accept_all || (opts.package_verified && opts.paths.empty() && opts.accept_rules.empty());
     for (const auto& p : opts.paths) take = take || (has_glob_chars(p) ? glob_match(p, r.path) : path_within(r.path, p));
     for (const auto& rule : opts.accept_rules) take = take || r.rule == rule;
     if (take) chosen.push_back(r);
   }
+  if (chosen.empty() && window)
+    return make_error(Errc::Usage, "nothing in " + src.name() + " is below window " + window->id + "'s paths (it lists " +
+                                       std::to_string(rep.size()) + " differences; 'fimctl check' shows them)");
   if (chosen.empty())
     return make_error(Errc::Usage, "nothing in " + src.name() + " matches (it lists " + std::to_string(rep.size()) +
                                        " differences; 'fimctl check' shows them)");
@@ -164,6 +178,33 @@ Result<Accepted> recollect(const RunOptions& opts, const BaselineMeta& meta, con
   if (!src.id.empty()) return stale_report(src, stale, list, state, opts.db_path);
   return make_error(Errc::Usage, std::to_string(stale.size()) + " of the chosen entries changed again since they were "
                                  "reported (" + list + "): nothing was accepted; run 'fimctl check' and accept again");
+}
+
+/// accept --window: of the entries below the window's paths, as they are now (recollect), only
+/// those it tags stay; the rest stay reported, and an alert says how many.
+Status keep_tagged(const WindowTags& tags, const Window& w, const std::vector<StateStore::Reported>& chosen,
+                   Accepted* now, Sink& sink) {
+  size_t left = 0;
+  for (const auto& r : chosen) {
+    auto it = now->find(r.path);
+    Record gone;  // a removal: only its path counts
+    gone.path = r.path;
+    const ChangeKind kind = r.kind == "added" ? ChangeKind::Added : r.kind == "removed" ? ChangeKind::Removed
+                                                                                      : ChangeKind::Changed;
+    const Record* n = it->second ? &*it->second : nullptr;
+    if (tags.tag(kind, n ? nullptr : &gone, n, w.id)) continue;
+    now->erase(it);
+    ++left;
+  }
+  if (now->empty())
+    return make_error(Errc::Usage, "window " + w.id + " tags none of the " + std::to_string(chosen.size()) +
+                                       " differences below its paths (changed before or after it, by another "
+                                       "writer, or its tags were withdrawn): nothing was accepted");
+  if (left)
+    sink.alert("window_untagged", std::to_string(left) + " differences below window " + w.id + "'s paths are not "
+                                  "tagged by it (changed before or after it, or by another writer): not accepted, "
+                                  "still reported");
+  return {};
 }
 
 /// Path -> the row digest the report compared with ("-": the baseline had none).
@@ -328,13 +369,6 @@ Status update_reviewed(const RunOptions& opts, const std::optional<StateStore::K
                                      "check', review its report and 'fimctl update --report ID' with its id");
 }
 
-}  // namespace detail
-
-namespace {
-
-/// The successor accept writes with `w`: the same roots and policy (accept changes entries,
-/// nothing else), the journal extended by `journal`, `alternatives` as they now are; installed,
-/// pinned, and the report's `accepted` paths taken out of state.db's last report.
 Result<Summary> commit_accepted(const RunOptions& opts, const BaselineMeta& meta, detail::Trusted& trusted,
                                 BaselineWriter& w, const std::optional<SigningKey>& key, std::vector<Acceptance> journal,
                                 std::map<Bytes, std::vector<Record>> alternatives, const std::vector<Bytes>& accepted,
@@ -355,6 +389,10 @@ Result<Summary> commit_accepted(const RunOptions& opts, const BaselineMeta& meta
   s.baseline = detail::facts_of(opts.db_path, next);
   return s;
 }
+
+}  // namespace detail
+
+namespace {
 
 /// accept --drop-alternatives PATH...: the successor has the same rows, and the PATHs' entries
 /// have no alternatives any more (each dropped one journalled). It only narrows what is good,
@@ -377,7 +415,7 @@ Result<Summary> drop_alternatives(const RunOptions& opts, const BaselineMeta& me
   auto writer = BaselineWriter::create(opts.db_path, key ? &*key : nullptr);
   if (!writer) return writer.error();
   FIM_TRY(detail::read_verified(*trusted.base, [&](const Record& r) { return (*writer)->add(r); }));
-  return commit_accepted(opts, meta, trusted, **writer, key, std::move(journal), kept.take(false), {}, sink);
+  return detail::commit_accepted(opts, meta, trusted, **writer, key, std::move(journal), kept.take(false), {}, sink);
 }
 
 }  // namespace
@@ -401,13 +439,25 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   if (!trusted->state) return make_error(Errc::Io, "accept needs state.db, which holds the last report: " +
                                                       trusted->state.error().describe());
   StateStore& state = **trusted->state;
+  // accept --window ID: the window's reason unless --reason, and only what it tags.
+  std::optional<WindowTags> windows;
+  const Window* window = nullptr;
+  if (!opts.window.empty()) {
+    windows.emplace(detail::window_tags(*trusted, sink));
+    for (const Window& w : windows->windows()) if (w.id == opts.window) window = &w;
+    if (!window) return make_error(Errc::Usage, "there is no window " + quote(opts.window) + " ('fimctl window list')");
+  }
+  RunOptions with_reason;
+  const RunOptions& o = window && opts.reason.empty() ? (with_reason = opts, with_reason.reason = window->reason, with_reason)
+                                                      : opts;
   auto src = source(opts, meta, state);
   if (!src) return src.error();
-  auto chosen = choose(opts, *src);
+  auto chosen = choose(o, *src, window);
   if (!chosen) return chosen.error();
   FIM_TRY(detail::confirmed(opts, "accept", *chosen));
   auto now = recollect(opts, meta, *chosen, *src, state);
   if (!now) return now.error();
+  if (window) FIM_TRY(keep_tagged(*windows, *window, *chosen, &*now, sink));
   Compared was;
   for (const auto& r : *chosen) was[r.path] = r.old_row;
   std::map<Bytes, std::string> vouched;  // --package-verified: path -> the package's word, for the journal
@@ -420,23 +470,17 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   auto writer = BaselineWriter::create(opts.db_path, *key ? &**key : nullptr);
   if (!writer) return writer.error();
   Summary counts;  // what SuccessorRows reports: added, removed, changed
-  SuccessorRows rows(opts, meta, *now, was, src->name(), vouched, **writer, &counts, sink);
+  SuccessorRows rows(o, meta, *now, was, src->name(), vouched, **writer, &counts, sink);
   FIM_TRY(rows.write(*trusted->base));
-  for (Acceptance& a : rows.journal) a.report = src->id;  // --report's id; none for the last report
+  for (Acceptance& a : rows.journal) {
+    a.report = src->id;  // --report's id; none for the last report
+    a.window = opts.window;
+  }
   std::vector<Bytes> paths;
   for (const auto& [p, _] : *now) paths.push_back(p);
   // content = "diff": the accepted states' content is kept; the other rows keep their versions.
-  const Policy effective = detail::effective_policy(opts.policy, meta);
-  const Selector sel(effective);
-  const auto keeper = detail::ContentKeeper::make(opts, effective, sink);
-  if (keeper) {
-    keeper->carry_from(meta.sequence);
-    for (const auto& [p, rec] : *now) {
-      if (!rec) keeper->forget(p);
-      else keeper->consider(*rec, detail::rule_at(effective, sel.winner(sel.scope_of(p), rec->type(), {})));
-    }
-  }
-  auto s = commit_accepted(opts, meta, *trusted, **writer, *key, std::move(rows.journal), rows.alternatives.take(false),
+  const auto keeper = detail::ContentKeeper::accepting(opts, meta, *now, sink);
+  auto s = detail::commit_accepted(opts, meta, *trusted, **writer, *key, std::move(rows.journal), rows.alternatives.take(false),
                            paths, sink);
   if (!s) return s.error();
   if (keeper) {

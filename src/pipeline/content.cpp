@@ -95,8 +95,22 @@ std::unique_ptr<ContentKeeper> ContentKeeper::make(const RunOptions& opts, const
   return k;
 }
 
-ContentKeeper::ContentKeeper(const RunOptions& opts, const Policy& p, Sink& sink, std::unique_ptr<ContentStore> store)
-    : opts_(opts), policy_(p), sink_(sink), store_(std::move(store)) {}
+ContentKeeper::ContentKeeper(const RunOptions& opts, const Policy&, Sink& sink, std::unique_ptr<ContentStore> store)
+    : opts_(opts), sink_(sink), store_(std::move(store)) {}
+
+std::unique_ptr<ContentKeeper> ContentKeeper::accepting(const RunOptions& opts, const BaselineMeta& meta,
+                                                        const std::map<Bytes, std::optional<Record>>& now, Sink& sink) {
+  const Policy effective = effective_policy(opts.policy, meta);
+  const Selector sel(effective);
+  auto keeper = make(opts, effective, sink);
+  if (!keeper) return keeper;
+  keeper->carry_from(meta.sequence);
+  for (const auto& [path, rec] : now) {
+    if (!rec) keeper->forget(path);
+    else keeper->consider(*rec, rule_at(effective, sel.winner(sel.scope_of(path), rec->type(), {})));
+  }
+  return keeper;
+}
 
 void ContentKeeper::consider(const Record& r, const Rule* rule) {
   if (!rule || !rule->content_diff || r.type() != FileType::File) return;

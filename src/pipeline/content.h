@@ -3,6 +3,7 @@
 // files its rules name, and the diff a `changed` record of one carries. Private to pipeline/.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,10 @@ class ContentKeeper {
   /// Null when no rule of `effective` keeps content. A store that cannot be opened is an alert
   /// (content_store) and nothing is kept: the baseline is written all the same.
   static std::unique_ptr<ContentKeeper> make(const RunOptions& opts, const Policy& effective, Sink& sink);
+  /// accept: the keeper of the successor of `meta` that takes `now` (path -> accepted state,
+  /// none: removed), each considered under its rule; the other rows carry their versions over.
+  static std::unique_ptr<ContentKeeper> accepting(const RunOptions& opts, const BaselineMeta& meta,
+                                                  const std::map<Bytes, std::optional<Record>>& now, Sink& sink);
   /// An entry of the new baseline and the rule that selected it (null: none).
   void consider(const Record& r, const Rule* rule);
   /// accept: the successor holds the rows of sequence `seq` but for what was considered or
@@ -47,7 +52,6 @@ class ContentKeeper {
  private:
   ContentKeeper(const RunOptions& opts, const Policy& p, Sink& sink, std::unique_ptr<ContentStore> store);
   const RunOptions& opts_;
-  const Policy& policy_;
   Sink& sink_;
   std::unique_ptr<ContentStore> store_;
   uint64_t store_bytes_ = 0;

@@ -335,6 +335,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
   auto evidence = detail::check_evidence(opts, *trusted, &s, sink);
   if (!evidence) return evidence.error();
   ReportDigest id;
+  const WindowTags windows = detail::window_tags(*trusted, sink);
   // With --packages a directory's verdict waits for everything that changed inside it.
   struct Deferred {
     ChangeKind kind;
@@ -352,6 +353,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
                                                      n ? std::optional<Record>(*n) : std::nullopt, changed,
                                                      rule ? std::optional<Rule>(*rule) : std::nullopt});
     } else {
+      windows.note(k, o, n, &notes, &s);
       if (*packages) ++s.packages[(notes.package = (*packages)->explain(o, n))->verdict];
       sink.noted_change(k, o, n, changed, rule, notes);
     }
@@ -375,6 +377,7 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     const Record* o = d.o ? &*d.o : nullptr;
     const Record* n = d.n ? &*d.n : nullptr;
     ChangeNotes notes;
+    windows.note(d.kind, o, n, &notes, &s);
     notes.package = (*packages)->explain_directory(o, n, detail::only_times_changed(d.changed));
     ++s.packages[notes.package->verdict];
     sink.noted_change(d.kind, o, n, d.changed, d.rule ? &*d.rule : nullptr, notes);
@@ -430,10 +433,12 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
     accepted.push_back(Acceptance{0, who, "update", what + ": " + opts.reason, path, "alternative", std::move(o),
                                   std::move(n), "", opts.ticket});
   });
+  const WindowTags windows = detail::window_tags(*trusted, sink);
   const auto store = detail::store_for_diffs(opts, sink);  // the diffs update shows, as check would
   const auto keeper = detail::ContentKeeper::make(opts, opts.policy, sink);  // the successor's versions
   const Report report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
     ChangeNotes notes;
+    windows.note(k, o, n, &notes, &s);
     if (k == ChangeKind::Changed) detail::diff_notes(opts, store.get(), opts.policy, *o, *n, rule, &notes);
     sink.noted_change(k, o, n, changed, rule, notes);
     StateStore::Reported r = reported_of(k, o, n, rule);

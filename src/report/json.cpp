@@ -152,6 +152,11 @@ void summary_record(Writer& w, const Summary& s) {
   w.boolean("policy_changed", s.policy_changed);
   if (!s.report_id.empty()) w.str("report_id", s.report_id);
   if (!s.ticket.empty()) w.bytes("ticket", s.ticket);  // any bytes: ticket_b64 when not UTF-8
+  if (!s.windows.empty()) {
+    w.object("windows");  // window id -> the changes it tags
+    for (const auto& [id, n] : s.windows) w.num(id, n);
+    w.close();
+  }
   if (!s.packages.empty()) {
     w.object("packages");
     for (const auto& [verdict, n] : s.packages) w.num(verdict, n);

@@ -153,6 +153,9 @@ class PlainSink final : public Sink {
     if (s.unverified)
       std::fprintf(out_, "unverified: %llu baseline entries below directories that could not be read\n",
                    ull(s.unverified));
+    for (const auto& [id, n] : s.windows)
+      std::fprintf(out_, "window %s: tags %llu of these changes ('fimctl accept --window %s' takes them)\n",
+                   escape_terminal(id).c_str(), ull(n), escape_terminal(id).c_str());
     if (!s.packages.empty()) {
       std::string p;
       for (const auto& [verdict, n] : s.packages) p += (p.empty() ? "" : ", ") + std::to_string(n) + " " + verdict;
