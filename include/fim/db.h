@@ -298,6 +298,25 @@ class StateStore {
   /// Every hashed-at row of the baseline (path, start of the run that hashed it), in no order.
   Status for_each_hashed(const Bytes& baseline, const std::function<void(const Bytes&, int64_t)>& each);
 
+  /// content = "diff" (docs/design.md, Content store; src/db/state_content.cpp): which version
+  /// of each file the baseline of each sequence kept (sha256 hex: a content store name), or why
+  /// none (`why` non-empty), for `show --at SEQ` and pruning. Unsigned, like all of state.db.
+  struct ContentVersion {
+    Bytes path;
+    std::string sha256;  ///< hex; empty when not kept
+    std::string why;     ///< empty when kept
+  };
+  /// Replaces sequence `seq`'s versions and keeps only the newest `keep` sequences.
+  Status set_content_versions(const Bytes& baseline, uint64_t seq, const std::vector<ContentVersion>& v, size_t keep);
+  /// Whether versions of sequence `seq` were recorded.
+  Result<bool> content_sequence(const Bytes& baseline, uint64_t seq);
+  /// The version of `path` sequence `seq` recorded; none: the path has no row.
+  Result<std::optional<ContentVersion>> content_version(const Bytes& baseline, uint64_t seq, const Bytes& path);
+  /// Every row of sequence `seq` (accept carries the rows of the entries it did not change).
+  Status for_each_content_version(const Bytes& baseline, uint64_t seq, const std::function<void(ContentVersion)>& each);
+  /// Every content store name a kept sequence references.
+  Status for_each_content_sha(const Bytes& baseline, const std::function<void(const std::string&)>& each);
+
   /// The apt hook (share/apt/99fimctl): "name:arch" -> version before a dpkg run, and each
   /// run's changes as "name:arch old new" lines (old or new "-" for installs and removals).
   Status set_apt_snapshot(const std::map<std::string, std::string>& versions);

@@ -162,6 +162,9 @@ struct Merge {
   /// (Sink::alternative), and so is `on_alternative` (may be empty) with the row it differs from.
   const std::map<Bytes, std::vector<Record>>* alternatives = nullptr;
   std::function<void(const Record& row, const Record& now, unsigned n)> on_alternative;
+  /// on_entry with the rule that selected the entry (update: its content is kept when the
+  /// rule says content = "diff"); may be empty.
+  std::function<Status(const Record&, const Rule*)> on_entry_rule;
 };
 
 // --- alternatives.cpp ---

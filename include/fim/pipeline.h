@@ -247,6 +247,17 @@ Result<KeyRotation> run_key_rotate(const RunOptions& opts, Sink& sink);
 /// fimctl log: the baseline verified (signature, rows, journal chain); its meta with the journal.
 Result<BaselineMeta> run_log(const RunOptions& opts, Sink& sink);
 
+/// `fimctl show PATH [--at SEQ]` (docs/design.md, Content store): the masked text of PATH as the
+/// current (verified) baseline records it, or, with `at`, as the baseline of sequence `at`
+/// recorded it (state.db's index of kept versions). Errc::Usage: PATH not recorded, SEQ not
+/// known; Errc::Database: no content kept for it (and why, when known).
+struct ShownContent {
+  std::string text;
+  uint64_t sequence = 0;
+  std::string sha256;  ///< hex of the file's real bytes (the store's name for it)
+};
+Result<ShownContent> run_show(const RunOptions& opts, const Bytes& path, std::optional<uint64_t> at, Sink& sink);
+
 /// fimctl watch (docs/design.md, Real time): the daemon's settings.
 struct WatchOptions {
   RunOptions run;                 ///< policy, baseline, keys, jobs, --unsigned

@@ -47,6 +47,13 @@ struct ChangeNotes {
   /// The maintenance window that tags it (fimctl window; docs/design.md, Reconciliation):
   /// its id, and why it tags it ("ctime inside", "written by ansible-playbook"). Empty: none.
   std::string window, window_why;
+  /// content = "diff" (docs/design.md, Content store): the unified diff of a changed text
+  /// file's masked content, bounded (diff_lines_omitted: lines beyond it), or why there is
+  /// none (diff_unavailable, and `diff` empty). Both empty: its rule keeps no content.
+  std::string diff;
+  uint64_t diff_lines_omitted = 0;
+  std::string diff_unavailable;
+  bool has_diff_fields() const { return !diff.empty() || !diff_unavailable.empty(); }
 };
 
 struct Summary {

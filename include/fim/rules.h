@@ -66,6 +66,7 @@ struct SourcePos {
 };
 
 struct CompiledSelector;  // match.cpp
+struct ContentMasks;      // content_mask.cpp
 
 inline constexpr uint32_t kAnyDepth = UINT32_MAX;
 
@@ -98,6 +99,14 @@ struct Rule {
   /// libraries: never written in place). Only with sha256 and without `>` (checked at load).
   /// Not in the digest: it changes nothing recorded.
   bool seal = false;
+  /// content = "diff" (docs/design.md, Content store): the content of the text files it selects
+  /// is kept at baseline time (masked) and a change of one carries a unified diff. Not in the
+  /// digest: it changes nothing recorded.
+  bool content_diff = false;
+  uint64_t content_max_bytes = 64 * 1024;  ///< content_max_size: larger files are not kept
+  bool content_private = false;            ///< content_private: also files not world-readable
+  std::vector<std::string> content_mask;   ///< content_mask: regexes, as written
+  std::shared_ptr<const ContentMasks> masks;  ///< content_mask compiled (null: none)
   SourcePos where;
   std::shared_ptr<const CompiledSelector> compiled;
 
@@ -131,12 +140,32 @@ struct Policy {
   /// [options] rehash_interval: fast checks hash every entry again within this (the rolling
   /// re-hash). Not in the digest.
   double rehash_interval_seconds = 7 * 86400.0;
+  /// [options] content_deny: paths or globs whose content is never kept, on top of
+  /// kBuiltinContentDeny (a rule cannot override either). Not in the digest.
+  std::vector<std::string> content_deny;
+  /// [options] content_store_max: the content store's size limit in bytes. Not in the digest.
+  uint64_t content_store_max = 64ull << 20;
   std::string source;                  ///< for reports: "/etc/fimctl/fimctl.toml (+1 included)"
   std::vector<std::string> files;      ///< every file loaded, in order
 
   /// Where walks start: the fixed leading part of every include rule, normalised.
   std::vector<Bytes> roots() const;
 };
+
+/// Content never kept whatever the policy says (docs/design.md, Content store): globs.
+inline constexpr const char* kBuiltinContentDeny[] = {
+    "/**/shadow", "/**/gshadow", "/**/shadow-", "/**/gshadow-", "/**/ssh/ssh_host_*_key",
+    "/**/ssl/private/**", "/**/fimctl/keys/**"};  // "/**/": container roots and copies too
+
+/// Compiles content_mask patterns (POSIX extended regexes, glibc's \s \S \w allowed; a
+/// leading "(?i)" makes one case-insensitive), each checked like a rule's regex for size and
+/// back-references. Errc::Usage naming the pattern.
+Result<std::shared_ptr<const ContentMasks>> compile_content_masks(const std::vector<std::string>& patterns);
+/// `text` with every match of each mask replaced by "***", line by line; a pattern with a group
+/// keeps the text of its first group before the "***" (`(key\s*=\s*)\S+` -> "key = ***").
+std::string mask_content(const ContentMasks* masks, std::string_view text);
+/// Whether `path` is on the built-in deny list or `extra` (paths or globs).
+bool content_denied(std::string_view path, const std::vector<std::string>& extra);
 
 /// Attributes recorded when nothing narrows them: everything but `dev` (device numbers of
 /// tmpfs and some other filesystems change at every mount) and `xxh128` (not a security

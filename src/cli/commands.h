@@ -40,6 +40,8 @@ int cmd_check(const Options& o);
 int cmd_update(const Options& o);
 int cmd_accept(const Options& o);
 int cmd_log(const Options& o);
+/// show PATH [--at SEQ] (cmd_show.cpp): a kept version's masked text.
+int cmd_show(const Options& o);
 int cmd_version(const Options& o);
 int cmd_config(const Options& o);
 int cmd_explain(const Options& o);

@@ -44,6 +44,7 @@ constexpr Command kCommands[] = {
     {"update", fim::cli::cmd_update, kReports, kReports},
     {"accept", fim::cli::cmd_accept, kReports, kReports},
     {"log", fim::cli::cmd_log, kStream, kStream},
+    {"show", fim::cli::cmd_show, kText, kText},
     {"config", fim::cli::cmd_config, kText, kText},
     {"explain", fim::cli::cmd_explain, kText, kText},
     {"key", fim::cli::cmd_key, kText, kText},

@@ -20,6 +20,7 @@ namespace fim::cli {
 
 void add_watch_fleet_options(CLI::App* watch, Options* o);  // options_fleet.cpp
 void add_journal_commands(CLI::App& app, Options* o);      // options_journal.cpp
+void add_show_command(CLI::App& app, Options* o);          // options_show.cpp
 
 namespace {
 
@@ -360,6 +361,7 @@ int parse_options(int argc, char** argv, Options* o) {
   CLI::Option* cfg_opt = add_global_options(app, o, &format);
   add_baseline_commands(app, o);
   add_journal_commands(app, o);
+  add_show_command(app, o);
   add_policy_commands(app, o);
   add_status_commands(app, add_watch_command(app, o), o);
 

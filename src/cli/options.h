@@ -62,6 +62,8 @@ struct Options {
   std::string mount_events = "auto";        ///< watch --mount-events auto|poll
   std::vector<std::string> protect;         ///< watch --protect FILE...
   std::string mount_ns;                     ///< watch --mount-ns PATH (the node's: /proc/1/ns/mnt)
+  std::string show_path;                    ///< show PATH (options_show.cpp)
+  int64_t show_at = -1;                     ///< show --at SEQ (-1: the current baseline)
 };
 
 /// `fimctl version` and --version: "fimctl VERSION", then one "name: value" line per fact of

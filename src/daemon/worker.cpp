@@ -89,7 +89,7 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable,
   Summary s;
   ++pass_;
   sink_.set_trigger(&t);
-  detail::Merge m{effective_, *sel_, &s, sink_, {}, {}, {}, {}, {}, {}, &reader_->meta().alternatives, {}};
+  detail::Merge m{effective_, *sel_, &s, sink_, {}, {}, {}, {}, {}, {}, &reader_->meta().alternatives, {}, {}};
   m.next_old = [&](Record* r) { return reader_->range_next(r); };
   // A directory's own entry: the rows below it are not this compare's to judge.
   m.selected = [&](const Bytes& path) { return !entry_only || path == p; };

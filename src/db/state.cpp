@@ -100,6 +100,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const Bytes& dir) {
   FIM_TRY(create_fast_check_tables(raw));
   FIM_TRY(create_coverage_tables(raw));
   FIM_TRY(create_window_tables(raw));
+  FIM_TRY(create_content_tables(raw));
   return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
 }
 

@@ -35,5 +35,7 @@ Status create_fast_check_tables(sqlite3* db);
 /// The watch daemon's coverage per root and its evented paths (state_coverage.cpp).
 Status create_coverage_tables(sqlite3* db);
 Status create_window_tables(sqlite3* db);
+/// The index of kept content versions (state_content.cpp).
+Status create_content_tables(sqlite3* db);
 
 }  // namespace fim

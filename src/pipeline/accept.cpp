@@ -15,6 +15,7 @@
 #include "fim/db.h"
 #include "fim/pipeline.h"
 #include "fim/merge.h"
+#include "content.h"
 
 namespace fim {
 namespace {
@@ -477,9 +478,14 @@ Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   }
   std::vector<Bytes> paths;
   for (const auto& [p, _] : *now) paths.push_back(p);
+  // content = "diff": the accepted states' content is kept; the other rows keep their versions.
+  const auto keeper = detail::ContentKeeper::accepting(opts, meta, *now, sink);
   auto s = detail::commit_accepted(opts, meta, *trusted, **writer, *key, std::move(rows.journal), rows.alternatives.take(false),
                            paths, sink);
   if (!s) return s.error();
+  if (keeper) {
+    if (auto seq = state.last_sequence(opts.db_path)) keeper->committed(&state, *seq);
+  }
   s->added = counts.added, s->removed = counts.removed, s->changed = counts.changed;
   s->seconds = monotonic_seconds() - t0;
   return s;

@@ -179,6 +179,7 @@ Status merge_compare(const ScanOptions& so, Merge& m) {
       return {};
     }
     if (m.on_entry) FIM_TRY(m.on_entry(e.rec));
+    if (m.on_entry_rule) FIM_TRY(m.on_entry_rule(e.rec, rule));
     ++s.entries;
     ++s.evidence[static_cast<size_t>(e.rec.evidence)];
     if (e.rec.rolling && e.rec.evidence == EntryEvidence::Hashed) ++s.rolling;

@@ -22,6 +22,7 @@
 #include "fim/db.h"
 #include "fim/pipeline.h"
 #include "fim/merge.h"
+#include "content.h"
 #include "fast.h"
 
 namespace fim {
@@ -171,7 +172,7 @@ using Report = std::function<Status(ChangeKind, const Record*, const Record*, At
 /// The merge of the walk below `roots` with the baseline's rows, under the effective policy;
 /// with `subset`, rows outside `roots` are not compared and the roots must exist.
 Status compare_tree(const RunOptions& opts, detail::Trusted& t, const std::vector<Bytes>& roots, bool subset,
-                    const Report& report, std::function<Status(const Record&)> on_entry, Summary* s, Sink& sink,
+                    const Report& report, std::function<Status(const Record&, const Rule*)> on_entry, Summary* s, Sink& sink,
                     bool roots_must_exist = true, detail::FastPlan* fast = nullptr,
                     std::function<void(const Bytes&)> hashed_unchanged = {},
                     std::function<void(const Record&, const Record&, unsigned)> on_alternative = {}) {
@@ -180,8 +181,8 @@ Status compare_tree(const RunOptions& opts, detail::Trusted& t, const std::vecto
   const auto selected = [&](const Bytes& path) {
     return !subset || std::any_of(roots.begin(), roots.end(), [&](const Bytes& r) { return path_within(path, r); });
   };
-  detail::Merge m{effective, sel, s, sink, {}, selected, report, std::move(on_entry), {}, {}, &t.base->meta().alternatives,
-                  std::move(on_alternative)};
+  detail::Merge m{effective, sel, s, sink, {}, selected, report, {}, {}, {}, &t.base->meta().alternatives,
+                  std::move(on_alternative), std::move(on_entry)};
   m.next_old = [&](Record* r) { return t.base->next(r); };
   Ticker ticker(opts.progress);
   m.tick = [&](uint64_t n) { ticker.tick(n); };
@@ -299,9 +300,11 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   Ticker ticker(opts.progress);
   ScanOptions so = scan_options(opts, sel, roots, from_cli);
   if (opts.image.source == "image") not_in_image(&so);
+  const auto keeper = detail::ContentKeeper::make(opts, effective, sink);  // content = "diff"
   FIM_TRY(scan(so, [&](ScanEntry& e) -> Status {
     detail::note_status(e, effective, &s, sink);
     if (e.subtree_incomplete) return {};
+    if (keeper) keeper->consider(e.rec, detail::rule_at(effective, e.rule));
     ++s.entries;
     ticker.tick(s.entries);
     return (*writer)->add(e.rec);
@@ -315,6 +318,7 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   const Status installed = detail::commit_pinned(opts, **state, **writer, &meta, *key, sink);
   if (replacing_one) FIM_TRY(keep_previous(opts.db_path, installed.has_value()));
   FIM_TRY(installed);
+  if (keeper) keeper->committed(state->get(), meta.sequence);
   // Every entry was just hashed: the first fast check has a clock to compare with, and
   // hashes only what is due (docs/design.md, Evidence).
   StateStore::CheckClock clock = init_clock;
@@ -364,13 +368,15 @@ Result<Summary> run_check(const RunOptions& opts, Sink& sink) {
     std::optional<Rule> rule;  // a copy: compare_tree's effective policy ends with it
   };
   std::map<Bytes, Deferred, decltype(&detail::Packages::by_depth)> directories(&detail::Packages::by_depth);
+  const auto store = detail::store_for_diffs(opts, sink);  // content = "diff": the kept versions
   const Report report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
+    ChangeNotes notes;
+    if (k == ChangeKind::Changed) detail::diff_notes(opts, store.get(), opts.policy, *o, *n, rule, &notes);
     if (*packages && detail::is_directory_change(o, n)) {
       directories.emplace((n ? n : o)->path, Deferred{k, o ? std::optional<Record>(*o) : std::nullopt,
                                                      n ? std::optional<Record>(*n) : std::nullopt, changed,
                                                      rule ? std::optional<Rule>(*rule) : std::nullopt});
     } else {
-      ChangeNotes notes;
       windows.note(k, o, n, &notes, &s);
       if (*packages) ++s.packages[(notes.package = (*packages)->explain(o, n))->verdict];
       sink.noted_change(k, o, n, changed, rule, notes);
@@ -452,9 +458,12 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
                                   std::move(n), "", opts.ticket});
   });
   const WindowTags windows = detail::window_tags(*trusted, sink);
+  const auto store = detail::store_for_diffs(opts, sink);  // the diffs update shows, as check would
+  const auto keeper = detail::ContentKeeper::make(opts, opts.policy, sink);  // the successor's versions
   const Report report = [&](ChangeKind k, const Record* o, const Record* n, AttrMask changed, const Rule* rule) -> Status {
     ChangeNotes notes;
     windows.note(k, o, n, &notes, &s);
+    if (k == ChangeKind::Changed) detail::diff_notes(opts, store.get(), opts.policy, *o, *n, rule, &notes);
     sink.noted_change(k, o, n, changed, rule, notes);
     StateStore::Reported r = reported_of(k, o, n, rule);
     id.add(r);
@@ -463,8 +472,9 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
     found.push_back(std::move(r));
     return {};
   };
-  const auto on_entry = [&](const Record& r) {
+  const auto on_entry = [&](const Record& r, const Rule* rule) {
     alternatives.present(r.path);
+    if (keeper) keeper->consider(r, rule);
     return (*writer)->add(r);
   };
   const auto swapped = [&](const Record& row, const Record& now, unsigned n) { alternatives.swapped(row, now, n); };
@@ -487,6 +497,7 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
   StateStore& state = **trusted->state;
   // This host's own update pins what it wrote: new roots after a policy change included.
   FIM_TRY(detail::commit_pinned(opts, state, **writer, &next, *key, sink));
+  if (keeper) keeper->committed(&state, next.sequence);
   // Everything reported was accepted: the new baseline starts with an empty report.
   FIM_TRY(state.clear_report(opts.db_path, next.content_sha256));
   s.baseline = facts_of(opts.db_path, next);

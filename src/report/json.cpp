@@ -85,6 +85,15 @@ void change_record(Writer& w, ChangeKind kind, const Record* old_rec, const Reco
     w.str("why", notes->window_why);
     w.close();
   }
+  if (notes && notes->has_diff_fields()) {  // content = "diff" (docs/design.md, Content store)
+    if (notes->diff.empty()) {
+      w.raw("diff", "null");
+      w.str("diff_unavailable", notes->diff_unavailable);
+    } else {
+      w.bytes("diff", notes->diff);
+      w.num("diff_lines_omitted", notes->diff_lines_omitted);
+    }
+  }
 }
 
 void transient_record(Writer& w, const Bytes& path, const Rule* rule) {

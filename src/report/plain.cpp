@@ -47,6 +47,23 @@ std::string evidence_line(const Summary& s) {
   return out + ", " + grouped(n(EntryEvidence::Verity)) + " verity";
 }
 
+/// content = "diff" (docs/design.md, Content store): the diff indented under its entry, each
+/// line through escape_terminal, then how many lines were left out; or why there is none.
+std::string diff_lines(const ChangeNotes& notes) {
+  if (!notes.diff_unavailable.empty()) return "\n  diff: none (" + escape_terminal(notes.diff_unavailable) + ")";
+  std::string out;
+  size_t start = 0;
+  while (start < notes.diff.size()) {
+    size_t nl = notes.diff.find('\n', start);
+    if (nl == std::string::npos) nl = notes.diff.size();
+    out += "\n    " + escape_terminal(std::string_view(notes.diff).substr(start, nl - start));
+    start = nl + 1;
+  }
+  if (notes.diff_lines_omitted)
+    out += "\n    ... " + std::to_string(notes.diff_lines_omitted) + " more line" + (notes.diff_lines_omitted == 1 ? "" : "s");
+  return out;
+}
+
 class PlainSink final : public Sink {
  public:
   PlainSink(FILE* out, bool color, const Bytes& spill_dir) : out_(out), color_(color), details_(spill_dir), spill_dir_(spill_dir) {}
@@ -82,6 +99,7 @@ class PlainSink final : public Sink {
     }
     if (!notes.window.empty())
       line += "\n  window: " + escape_terminal(notes.window) + " (" + escape_terminal(notes.window_why) + ")";
+    line += diff_lines(notes);
     details_.line(line);
   }
 

@@ -165,6 +165,18 @@ void opt_auto_accept(K& c, const V& v) {
   else c.policy.auto_accept = *s == "off" ? "" : *s;
 }
 
+void opt_content_deny(K& c, const V& v) {
+  auto l = c.strings(v);
+  if (!l) return;
+  for (const auto& g : *l) {
+    if (g.empty() || g[0] != '/') c.error(v.where, c.what + ": " + quote(g) + " is not an absolute path or glob");
+    else c.policy.content_deny.push_back(g);
+  }
+}
+void opt_content_store_max(K& c, const V& v) {
+  if (auto n = size_of(c, v)) c.policy.content_store_max = *n;
+}
+
 // --- [[rule]] and [[exclude]] ---
 
 template <SelectorKind kKind>
@@ -238,6 +250,30 @@ void rule_deny_unknown_exec(K& c, const V& v) {
 void rule_seal(K& c, const V& v) {
   if (auto b = c.boolean(v)) c.rule->seal = *b;
 }
+void rule_content(K& c, const V& v) {
+  auto s = c.string(v);
+  if (!s) return;
+  if (*s != "diff" && *s != "none") c.error(v.where, c.what + ": " + quote(*s) + " is not \"diff\" or \"none\"");
+  else c.rule->content_diff = *s == "diff";
+}
+void rule_content_max_size(K& c, const V& v) {
+  auto n = size_of(c, v);
+  if (!n) return;
+  // The diff is bounded in memory by it (docs/design.md, Content store).
+  if (*n == 0 || *n > (16u << 20)) c.error(v.where, c.what + " must be 1 byte to 16 MiB");
+  else c.rule->content_max_bytes = *n;
+}
+void rule_content_private(K& c, const V& v) {
+  if (auto b = c.boolean(v)) c.rule->content_private = *b;
+}
+void rule_content_mask(K& c, const V& v) {
+  auto l = c.strings(v);
+  if (!l) return;
+  auto m = compile_content_masks(*l);
+  if (!m) return c.error(v.where, c.what + ": " + m.error().message);
+  c.rule->content_mask = *l;
+  c.rule->masks = *m;
+}
 
 /// Every key, in the order fimctl.toml(5) lists them in each table.
 const std::vector<Row>& rows() {
@@ -257,6 +293,8 @@ const std::vector<Row>& rows() {
       {kOptions, "rehash_interval", opt_rehash_interval, "duration (1s to 366d)"},
       {kOptions, "package_mirrors", opt_package_mirrors, "array of absolute paths"},
       {kOptions, "auto_accept", opt_auto_accept, "\"package-verified\" or \"off\""},
+      {kOptions, "content_deny", opt_content_deny, "array of absolute paths or globs"},
+      {kOptions, "content_store_max", opt_content_store_max, "size"},
       {kRule | kExclude, "path", rule_selector<SelectorKind::Path>, "absolute path"},
       {kRule | kExclude, "glob", rule_selector<SelectorKind::Glob>, "glob"},
       {kRule | kExclude, "regex", rule_selector<SelectorKind::Regex>, "regular expression"},
@@ -272,6 +310,10 @@ const std::vector<Row>& rows() {
       {kRule, "protect", rule_protect, "boolean"},
       {kRule, "deny_unknown_exec", rule_deny_unknown_exec, "boolean"},
       {kRule, "seal", rule_seal, "boolean"},
+      {kRule, "content", rule_content, "\"diff\" or \"none\""},
+      {kRule, "content_max_size", rule_content_max_size, "size (1 byte to 16 MiB)"},
+      {kRule, "content_private", rule_content_private, "boolean"},
+      {kRule, "content_mask", rule_content_mask, "array of regular expressions"},
   };
   return kRows;
 }

@@ -94,7 +94,7 @@ Error regex_too_complex() {
 /// `x{m,n}` into n copies of x, so stacked or nested repetitions multiply ("/a++++++...",
 /// "((a+)+)+", "(a{1,100}){1,100}" took seconds and gigabytes, fuzz-found). The size is
 /// estimated the same way and capped at kMaxRegexNodes.
-Status check_regex_size(std::string_view rx) {
+Status check_regex_size_impl(std::string_view rx) {
   if (rx.size() > kMaxRegex) return make_error(Errc::Usage, "regex longer than 1024 bytes");
   RegexSize size;
   bool after_quantifier = false;
@@ -169,8 +169,10 @@ Result<Bytes> regex_prefix(std::string_view rx) {
 
 }  // namespace
 
+Status check_regex_size(std::string_view rx) { return check_regex_size_impl(rx); }
+
 Result<Bytes> check_regex(std::string_view rx) {
-  FIM_TRY(check_regex_size(rx));
+  FIM_TRY(check_regex_size_impl(rx));
   return regex_prefix(rx);
 }
 

@@ -14,5 +14,7 @@ namespace fim::rules {
 /// anchoring group, and a pattern with no fixed beginning; returns that beginning (the
 /// literal prefix, which says where the walk starts).
 Result<Bytes> check_regex(std::string_view rx);
+/// The size and back-reference checks of check_regex alone (content_mask: no fixed beginning).
+Status check_regex_size(std::string_view rx);
 
 }  // namespace fim::rules

@@ -57,6 +57,8 @@ std::string policy_to_toml(const Policy& p) {
   }
   out += "package_mirrors = " + list(p.package_mirrors) + "\n";
   out += "auto_accept = \"" + (p.auto_accept.empty() ? std::string("off") : p.auto_accept) + "\"\n";
+  if (!p.content_deny.empty()) out += "content_deny = " + list(p.content_deny) + "\n";
+  out += "content_store_max = " + std::to_string(p.content_store_max) + "\n";
   if (!p.groups.empty()) {
     out += "\n[groups]\n";
     for (const auto& [name, set] : p.groups) out += name + " = " + toml_string(attr_set_text(set)) + "\n";
@@ -86,6 +88,11 @@ std::string policy_to_toml(const Policy& p) {
     if (r.protect) out += "protect = true\n";
     if (r.deny_unknown_exec) out += "deny_unknown_exec = true\n";
     if (r.seal) out += "seal = true\n";
+    if (r.content_diff) {
+      out += "content = \"diff\"\ncontent_max_size = " + std::to_string(r.content_max_bytes) + "\n";
+      if (r.content_private) out += "content_private = true\n";
+      if (!r.content_mask.empty()) out += "content_mask = " + list(r.content_mask) + "\n";
+    }
   }
   return out;
 }

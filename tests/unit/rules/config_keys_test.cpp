@@ -46,6 +46,12 @@ const std::map<std::string, std::string> kValues = {
     {"fstype", "\"ext4\""},
     {"attrs", "\"L\""},
     {"tags", "[\"web\"]"},
+    {"content", "\"diff\""},
+    {"content_max_size", "\"64 KiB\""},
+    {"content_private", "true"},
+    {"content_mask", "['(?i)(password=)[^ ]+']"},
+    {"content_deny", "[\"/srv/secret/**\"]"},
+    {"content_store_max", "\"64 MiB\""},
 };
 
 bool is_selector(const std::string& key) { return key == "path" || key == "glob" || key == "regex"; }
