@@ -47,6 +47,13 @@ struct JournalEntry {
 };
 
 struct Acceptance {
+  Acceptance() = default;
+  /// One entry: when (0: the successor's time), who, what, why, and the entry's row digests.
+  Acceptance(int64_t at, std::string who_, std::string action_, std::string reason_, Bytes path_, std::string kind_,
+             std::string old_row_, std::string new_row_, std::string report_, std::string ticket_)
+      : at_ns(at), who(std::move(who_)), action(std::move(action_)), reason(std::move(reason_)), path(std::move(path_)),
+        kind(std::move(kind_)), old_row(std::move(old_row_)), new_row(std::move(new_row_)), report(std::move(report_)),
+        ticket(std::move(ticket_)) {}
   int64_t at_ns = 0;
   std::string who;
   std::string action;  ///< "accept", "update", "adopt" or "window"
