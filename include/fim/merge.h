@@ -32,6 +32,16 @@ struct Trusted {
   bool read_only_media = false;
 };
 
+/// What a command that writes the next baseline (update, accept, window) holds: the key that
+/// signs it (none with --unsigned and no key), the lock, and the predecessor opened for use,
+/// whose key the successor's must match (check_successor_key).
+struct Writing {
+  std::optional<SigningKey> key;
+  BaselineLock lock;
+  Trusted trusted;
+};
+Result<Writing> open_for_writing(const RunOptions& opts, Sink& sink);
+
 /// Trust before any result (docs/design.md, Baseline): a signed baseline must verify against
 /// the configured key; an unsigned one needs --unsigned and is said to be one.
 Status check_signature(const RunOptions& opts, const BaselineMeta& meta, Sink& sink);

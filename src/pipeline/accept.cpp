@@ -423,14 +423,11 @@ Result<Summary> drop_alternatives(const RunOptions& opts, const BaselineMeta& me
 Result<Summary> run_accept(const RunOptions& opts, Sink& sink) {
   const double t0 = monotonic_seconds();
   FIM_TRY(check_request(opts));
-  auto key = detail::signing_key(opts);
-  if (!key) return key.error();
-  auto lock = BaselineLock::acquire(opts.db_path);
-  if (!lock) return lock.error();
-  auto trusted = detail::open_trusted(opts, sink);
-  if (!trusted) return trusted.error();
+  auto writing = detail::open_for_writing(opts, sink);
+  if (!writing) return writing.error();
+  const std::optional<SigningKey>* key = &writing->key;
+  detail::Trusted* trusted = &writing->trusted;
   const BaselineMeta& meta = trusted->base->meta();
-  FIM_TRY(detail::check_successor_key(opts, meta, *key));
   if (opts.drop_alternatives) {
     auto s = drop_alternatives(opts, meta, *trusted, *key, sink);
     if (s) s->seconds = monotonic_seconds() - t0;

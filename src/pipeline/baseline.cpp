@@ -229,6 +229,17 @@ BaselineMeta successor_meta(const Policy& policy, const std::string& roots_sourc
   return next;
 }
 
+Result<Writing> open_for_writing(const RunOptions& opts, Sink& sink) {
+  auto key = signing_key(opts);
+  if (!key) return key.error();
+  auto lock = BaselineLock::acquire(opts.db_path);
+  if (!lock) return lock.error();
+  auto trusted = open_trusted(opts, sink);
+  if (!trusted) return trusted.error();
+  FIM_TRY(check_successor_key(opts, trusted->base->meta(), *key));
+  return Writing{std::move(*key), std::move(*lock), std::move(*trusted)};
+}
+
 void carry_image_origin(const BaselineMeta& from, BaselineMeta* to) {
   to->set_image_origin(from.source, from.image_digest, from.image_index_digest, from.image_ref);
 }

@@ -427,14 +427,11 @@ Result<Summary> run_update(const RunOptions& opts, Sink& sink) {
   if (!opts.paths.empty())
     return make_error(Errc::Usage, "update rewrites the whole baseline: it takes no PATHs (check PATH... looks at a part)");
   FIM_TRY(detail::need_review(opts, "update"));
-  auto key = signing_key(opts);
-  if (!key) return key.error();
-  auto lock = BaselineLock::acquire(opts.db_path);
-  if (!lock) return lock.error();
-  auto trusted = open_trusted(opts, sink);
-  if (!trusted) return trusted.error();
+  auto writing = detail::open_for_writing(opts, sink);
+  if (!writing) return writing.error();
+  const std::optional<SigningKey>* key = &writing->key;
+  detail::Trusted* trusted = &writing->trusted;
   const BaselineMeta& meta = trusted->base->meta();
-  FIM_TRY(detail::check_successor_key(opts, meta, *key));
   auto reviewed = detail::reviewed_report(opts, *trusted);
   if (!reviewed) return reviewed.error();
   Summary s;

@@ -304,14 +304,11 @@ Result<WindowResult> run_window(const RunOptions& opts, const std::string& actio
     out.baseline = detail::facts_of(opts.db_path, trusted->base->meta());
     return out;
   }
-  auto key = detail::signing_key(opts);
-  if (!key) return key.error();
-  auto lock = BaselineLock::acquire(opts.db_path);
-  if (!lock) return lock.error();
-  auto trusted = detail::open_trusted(opts, sink);
-  if (!trusted) return trusted.error();
+  auto writing = detail::open_for_writing(opts, sink);
+  if (!writing) return writing.error();
+  const std::optional<SigningKey>* key = &writing->key;
+  detail::Trusted* trusted = &writing->trusted;
   const BaselineMeta& meta = trusted->base->meta();
-  FIM_TRY(detail::check_successor_key(opts, meta, *key));
   out.windows = windows_of(meta);  // trusted once the rows below verify
   auto entry = window_entry(opts, action, meta, out.windows);
   if (!entry) return entry.error();
@@ -335,7 +332,6 @@ Result<WindowResult> run_window(const RunOptions& opts, const std::string& actio
     w.ticket = entry->ticket, w.clock = entry->window_clock;
     out.windows.push_back(std::move(w));
     if (!out.windows.back().writer.empty()) {
-      lock = make_error(Errc::Bug, "released");  // the daemon's reader and the probe need no lock
       auto d = taken_by_daemon(opts, out.windows.back(), sink);
       if (!d) return d.error();
       out.daemon = *d;
