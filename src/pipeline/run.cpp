@@ -24,6 +24,7 @@
 #include "fim/merge.h"
 #include "content.h"
 #include "fast.h"
+#include "replace.h"
 
 namespace fim {
 namespace {
@@ -71,75 +72,6 @@ Summary finished(Summary s, double t0) {
 }
 
 // --- init ---
-
-/// The sequence a new baseline continues from: the one it replaces and what state.db has
-/// seen, so no baseline written here can look newer than its successor.
-Result<uint64_t> init_sequence(const RunOptions& opts, StateStore& state) {
-  auto last_seq = state.last_sequence(opts.db_path);
-  if (!last_seq) return last_seq.error();
-  uint64_t sequence = *last_seq;
-  if (auto old = BaselineReader::open(opts.db_path)) sequence = std::max(sequence, (*old)->meta().sequence);
-  return sequence;
-}
-
-/// An existing baseline at the path: init refuses to replace it without --force (Usage);
-/// with it, the journal entry of the replacement. Nothing there: no entry. The key pinned for
-/// the path survives a forced init: another key (or none) is refused (docs/design.md,
-/// Baseline: identity).
-Result<std::vector<Acceptance>> init_replacing(const RunOptions& opts, StateStore& state,
-                                               const std::optional<SigningKey>& key, Sink& sink) {
-  std::vector<Acceptance> journal;
-  struct stat st;
-  if (::lstat(opts.db_path.c_str(), &st) != 0) return journal;
-  auto old = BaselineReader::open(opts.db_path);
-  const std::string what = old ? " (" + std::to_string((*old)->meta().entry_count) + " entries, sequence " +
-                                     std::to_string((*old)->meta().sequence) + ")"
-                               : "";
-  if (!opts.force)
-    return make_error(Errc::Usage, "a baseline already exists at " + quote(opts.db_path) + what +
-                                       ": 'fimctl check' compares with it, 'fimctl update' re-baselines it (signed "
-                                       "and journalled); 'fimctl init --force' replaces it, keeping it as " +
-                                       quote(opts.db_path + ".prev"));
-  auto pinned = state.identity(opts.db_path);
-  if (!pinned) return pinned.error();
-  const std::string key_id = key ? key->key_id() : "";
-  if (*pinned && !(*pinned)->key_id.empty() && (*pinned)->key_id != key_id) {
-    const std::string msg = "this host pinned key " + escape_terminal((*pinned)->key_id) + " for " +
-                            quote(opts.db_path) + "; init --force " +
-                            (key ? "with key " + key_id : std::string("without a key")) + " would replace it";
-    sink.alert("key_changed", msg);
-    return make_error(Errc::Trust, "key_changed: " + msg + ": change keys with 'fimctl key rotate --reason TEXT' first");
-  }
-  journal.push_back(Acceptance{0, detail::current_user(), "init --force",
-                               opts.reason.empty() ? "replaced by init --force" : opts.reason, opts.db_path, "replaced",
-                               old ? (*old)->meta().content_sha256 : "-", "-", "", ""});
-  return journal;
-}
-
-/// init --force keeps the baseline it replaces as PATH.prev: hard-linked to PATH.prev.tmp
-/// before the writer's atomic rename installs the new one (no moment without a baseline),
-/// named PATH.prev once that succeeded, dropped when it did not.
-Status link_previous(const Bytes& db_path) {
-  const Bytes tmp = db_path + ".prev.tmp";
-  ::unlink(tmp.c_str());
-  if (::link(db_path.c_str(), tmp.c_str()) != 0)
-    return make_error(Errc::Io, "cannot keep the replaced baseline as " + quote(db_path + ".prev"), errno);
-  track_temp_file(tmp);  // removed by a Ctrl-C (src/cli/main.cpp)
-  return {};
-}
-
-Status keep_previous(const Bytes& db_path, bool installed) {
-  const Bytes tmp = db_path + ".prev.tmp", prev = db_path + ".prev";
-  untrack_temp_file(tmp);
-  if (!installed) {
-    ::unlink(tmp.c_str());
-    return {};
-  }
-  if (::rename(tmp.c_str(), prev.c_str()) != 0)
-    return make_error(Errc::Io, "the new baseline is installed, but the replaced one could not be kept as " +
-                                    quote(prev), errno);
-  return {};
-}
 
 // --- check and update ---
 
@@ -287,9 +219,9 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   if (!lock) return lock.error();
   auto state = open_state(opts.db_path);
   if (!state) return state.error();
-  auto sequence = init_sequence(opts, **state);
+  auto sequence = detail::init_sequence(opts, **state);
   if (!sequence) return sequence.error();
-  auto replacing = init_replacing(opts, **state, *key, sink);
+  auto replacing = detail::init_replacing(opts, **state, *key, sink);
   if (!replacing) return replacing.error();
   auto writer = BaselineWriter::create(opts.db_path, *key ? &**key : nullptr);
   if (!writer) return writer.error();
@@ -314,9 +246,9 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
                                              std::move(*replacing), "");
   if (!opts.image.source.empty()) meta.set_image_origin(opts.image.source, opts.image.digest, opts.image.index_digest, opts.image.ref);
   const bool replacing_one = !meta.journal.empty();
-  if (replacing_one) FIM_TRY(link_previous(opts.db_path));
+  if (replacing_one) FIM_TRY(detail::link_previous(opts.db_path));
   const Status installed = detail::commit_pinned(opts, **state, **writer, &meta, *key, sink);
-  if (replacing_one) FIM_TRY(keep_previous(opts.db_path, installed.has_value()));
+  if (replacing_one) FIM_TRY(detail::keep_previous(opts.db_path, installed.has_value()));
   FIM_TRY(installed);
   if (keeper) keeper->committed(state->get(), meta.sequence);
   // Every entry was just hashed: the first fast check has a clock to compare with, and
