@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fim/db.h"
+#include "fim/state.h"
 
 namespace fim {
 

@@ -11,6 +11,7 @@
 #include "fim/base/result.h"
 #include "fim/container.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/pkg.h"
 #include "fim/report.h"
 #include "fim/rules.h"

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/pipeline.h"
 #include "fim/report.h"
 

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "fim/base/sys.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/pipeline.h"
 
 namespace fim::cli {

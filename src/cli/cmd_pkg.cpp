@@ -21,6 +21,7 @@
 #include "fim/ancestry.h"
 #include "fim/base/sys.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/pkg.h"
 
 namespace fim::cli {

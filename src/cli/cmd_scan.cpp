@@ -15,6 +15,7 @@
 #include "fim/base/sys.h"
 #include "fim/container.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/pipeline.h"
 #include "fim/window.h"
 #include "fim/base/duration.h"

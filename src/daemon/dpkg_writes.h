@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "fim/db.h"
+#include "fim/state.h"
 
 namespace fim::watchd {
 

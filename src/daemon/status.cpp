@@ -14,6 +14,7 @@
 
 #include "fim/base/sys.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/json.h"
 #include "fim/pipeline.h"
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/window.h"
 
 namespace fim::watchd {

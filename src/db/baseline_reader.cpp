@@ -13,6 +13,7 @@
 #include "fim/base/digest.h"
 #include "fim/base/sys.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "schema.h"
 
 namespace fim {

@@ -5,6 +5,7 @@
 
 #include "fim/base/bytes.h"
 #include "fim/db.h"
+#include "fim/state.h"
 
 namespace fim {
 

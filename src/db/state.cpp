@@ -10,6 +10,7 @@
 
 #include "fim/base/sys.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "sqlite.h"
 #include "state_impl.h"
 

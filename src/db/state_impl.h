@@ -5,6 +5,7 @@
 
 #include "fim/base/sys.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "sqlite.h"
 
 namespace fim {

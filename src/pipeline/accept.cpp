@@ -13,6 +13,7 @@
 
 #include "fim/base/sys.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/pipeline.h"
 #include "fim/merge.h"
 #include "content.h"

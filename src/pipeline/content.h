@@ -11,6 +11,7 @@
 
 #include "fim/content_store.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/merge.h"
 #include "fim/pipeline.h"
 #include "fim/report.h"

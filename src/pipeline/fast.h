@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/merge.h"
 #include "fim/pipeline.h"
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/pipeline.h"
 
 namespace fim::detail {

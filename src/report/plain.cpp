@@ -8,6 +8,7 @@
 
 #include "fim/base/sys.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/report.h"
 #include "spool.h"
 

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "fim/db.h"
+#include "fim/state.h"
 #include "testutil.h"
 
 using namespace fim;

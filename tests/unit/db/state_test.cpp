@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "fim/db.h"
+#include "fim/state.h"
 #include "testutil.h"
 
 using namespace fim;

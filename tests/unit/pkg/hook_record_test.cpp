@@ -9,6 +9,7 @@
 #include "doctest/doctest.h"
 #include "fim/base/digest.h"
 #include "fim/db.h"
+#include "fim/state.h"
 #include "fim/merge.h"
 #include "fim/pkg.h"
 #include "testutil.h"
