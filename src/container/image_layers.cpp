@@ -23,7 +23,7 @@
 #include <map>
 #include <set>
 
-#include "../pkg/spawn.h"
+#include "fim/base/spawn.h"
 #include "fim/base/digest.h"
 #include "fim/base/sys.h"
 #include "fim/image.h"
@@ -319,7 +319,7 @@ Status unpack_layer(const ImageLayer& layer, int dir, std::vector<int> lowers) {
   if (argv.empty()) {
     FIM_TRY(read_tar(blob.get(), what, each));
   } else {
-    auto child = pkg::Child::start(argv, blob.get());
+    auto child = Child::start(argv, blob.get());
     if (!child) return child.error();
     const Status st = read_tar(child->out(), what, each);
     const Status done = child->wait();

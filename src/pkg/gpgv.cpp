@@ -19,7 +19,7 @@
 
 #include "fim/base/bytes.h"
 #include "internal.h"
-#include "spawn.h"
+#include "fim/base/spawn.h"
 
 namespace fim::pkg {
 namespace {

@@ -12,7 +12,7 @@
 #include "fim/base/digest.h"
 #include "fim/base/sys.h"
 #include "internal.h"
-#include "spawn.h"
+#include "fim/base/spawn.h"
 
 namespace fim::pkg {
 namespace {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-#include "spawn.h"
+#include "fim/base/spawn.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -13,7 +13,7 @@
 
 #include "fim/base/bytes.h"
 
-namespace fim::pkg {
+namespace fim {
 
 Result<Child> Child::start(const std::vector<std::string>& argv, int stdin_fd, const std::vector<int>& pass) {
   if (argv.empty() || argv[0].empty() || argv[0][0] != '/') return make_error(Errc::Bug, "spawn: no absolute program path");
@@ -112,4 +112,4 @@ Result<std::string> run_capture(const std::vector<std::string>& argv, int stdin_
   return out;
 }
 
-}  // namespace fim::pkg
+}  // namespace fim

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Running the package manager's own tools (gpgv, dpkg-deb, apt-helper) as children: a fixed
+// Running other programs as children (gpgv, dpkg-deb, apt-helper, an image's tools): a fixed
 // argv (no shell), a minimal environment, stdin from a file of ours, stdout to a pipe read
 // by the caller, stderr kept for the error message.
 #pragma once
@@ -12,7 +12,7 @@
 #include "fim/base/fd.h"
 #include "fim/base/result.h"
 
-namespace fim::pkg {
+namespace fim {
 
 class Child {
  public:
@@ -39,4 +39,4 @@ class Child {
 Result<std::string> run_capture(const std::vector<std::string>& argv, int stdin_fd, size_t limit,
                                 const std::vector<int>& pass = {});
 
-}  // namespace fim::pkg
+}  // namespace fim
