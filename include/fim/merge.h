@@ -221,6 +221,7 @@ Status merge_compare(const ScanOptions& so, Merge& m);
 struct Packages {
   std::unique_ptr<pkg::Verifier> verifier;
   std::map<std::string, std::string> run_of;  ///< "name:arch" -> the apt run that changed it
+  std::map<std::string, std::string> replaced;  ///< "name:arch" -> the version before the first such run ("-": none)
   std::vector<std::string> alerts;  ///< the apt hook's records that did not verify (for the report)
   /// The verdict on one change that is not a directory, as reports show it; noted under its
   /// parent directory for explain_directory().

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ struct PackageNote {
   std::string evidence;  ///< deb-sha256, derived, dpkg-md5, written-by-dpkg, dpkg-list, none
   std::string package, version, arch, detail;
   std::string upgrade;   ///< the recorded apt run since the baseline that changed the package
+  std::string from_version;  ///< the version that run replaced ("" when it installed it new)
+  /// Vouched for by a recorded apt run: verified against a package that run changed. Plain
+  /// reports list these one line per package (docs/design.md, Reports: summaries).
+  bool explained() const { return verdict == "verified" && !upgrade.empty(); }
 };
 
 /// What a report says about one change beyond its attributes: each member is shown by the
@@ -56,6 +61,50 @@ struct ChangeNotes {
   bool has_diff_fields() const { return !diff.empty() || !diff_unavailable.empty(); }
 };
 
+/// Added, removed and changed: the counts of one group of a report.
+struct ChangeCounts {
+  uint64_t added = 0, removed = 0, changed = 0;
+  uint64_t total() const { return added + removed + changed; }
+  void add(ChangeKind kind);
+};
+
+/// A report's changes grouped for its summary (docs/design.md, Reports: summaries): by the
+/// severity and the rule that selects them, and with --packages by package verdict and by
+/// the recorded apt run that explains them. Counted from what the sink is given
+/// (make_sink's sinks count every change; src/report/groups.cpp).
+struct ChangeGroups {
+  struct RuleGroup {
+    std::string where;  ///< SourcePos::text() of the rule; "" for no rule
+    Bytes pattern;
+    Severity severity = Severity::Medium;
+    ChangeCounts counts;
+  };
+  /// One package an apt run changed, as far as the report's changes go.
+  struct PackageGroup {
+    std::string name, arch, from, to;
+    uint64_t verified = 0;            ///< its files' changes that the package vouches for
+    uint64_t other = 0;               ///< its other changes (listed in full)
+    std::set<std::string> evidence;   ///< what the verified ones rest on
+  };
+  struct RunGroup {
+    ChangeCounts counts;                         ///< every change of the run's packages
+    std::map<std::string, PackageGroup> packages;  ///< "name:arch" ->
+  };
+  std::map<Severity, ChangeCounts, std::greater<>> severity;  ///< highest first
+  std::map<std::string, RuleGroup> rules;                     ///< by SourcePos::text()
+  std::map<std::string, ChangeCounts> verdicts;               ///< --packages: verdict ->
+  std::map<std::string, RunGroup> runs;                       ///< apt run label ->
+  ChangeCounts explained;    ///< PackageNote::explained()
+  ChangeCounts unexplained;  ///< every other change
+  std::optional<Severity> unexplained_severity;  ///< the highest of those with a rule
+
+  void add(ChangeKind kind, const Rule* rule, const ChangeNotes* notes);
+  /// The rules, highest severity first, then most changes first.
+  std::vector<const RuleGroup*> rules_in_order() const;
+  /// The verdicts, the most alarming first: mismatch, unverifiable, unpackaged, ..., verified.
+  std::vector<std::pair<std::string, const ChangeCounts*>> verdicts_in_order() const;
+};
+
 struct Summary {
   std::string command;        ///< "init" or "check"
   uint64_t entries = 0;       ///< entries inspected
@@ -72,6 +121,7 @@ struct Summary {
   bool state_unwritten = false;
   std::map<std::string, uint64_t> packages;  ///< check --packages: verdict -> changes
   std::map<std::string, uint64_t> windows;   ///< maintenance window id -> changes it tags
+  ChangeGroups groups;  ///< set by make_sink's sinks from the changes they were given
   /// check: "full" or "fast" (docs/design.md, Evidence); empty for other commands.
   std::string mode;
   /// check: entries on disk by the evidence their verdict rests on (Evidence order), and how
@@ -143,9 +193,11 @@ std::optional<Format> parse_format(std::string_view name);
 /// per line. `extra` (a json::Writer::fields()) is added to every JSON record: watch
 /// --containers names the container in each.
 /// `spill_dir`: where records beyond the in-memory bound are spooled (the baseline's
-/// directory; empty: the temporary directory only).
+/// directory; empty: the temporary directory only). `verbose` (-v): the plain report lists every
+/// change a recorded apt run explains, not one line per package. Every sink it makes counts
+/// the summary's groups (Summary::groups) from the changes it is given.
 std::unique_ptr<Sink> make_sink(Format format, FILE* out, bool color, const json::Writer* extra = nullptr,
-                                const Bytes& spill_dir = {});
+                                const Bytes& spill_dir = {}, bool verbose = false);
 
 /// --format ecs: the ECS 9.4 document of one fimctl.v1 record (an ndjson line), or "" for a
 /// line that is not one. The one translation every ECS output goes through (src/report/ecs.cpp).

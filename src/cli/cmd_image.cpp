@@ -18,7 +18,7 @@ int run_init_image_cli(const Options& o, const RunOptions& ro) {
     return needs_root("init --image unpacks the image's layers with their owners, devices and capabilities and mounts them");
   Bytes dir, name;
   split_path(ro.db_path, &dir, &name);
-  auto sink = make_sink(o.format, stdout, !o.no_color && ::isatty(STDOUT_FILENO), nullptr, dir);
+  auto sink = make_sink(o.format, stdout, !o.no_color && ::isatty(STDOUT_FILENO), nullptr, dir, o.verbose > 0);
   Bytes written;
   auto summary = run_init_image(ro, o.image, *sink, &written);
   if (ro.progress) std::fputs("\r\x1b[K", stderr);

@@ -118,7 +118,7 @@ std::unique_ptr<Sink> report_sink(const Options& o, const json::Writer* extra = 
   // intruder who fills /tmp must not be able to make the report vanish.
   Bytes dir, name;
   if (auto db = absolute_path(o.db)) split_path(*db, &dir, &name);
-  return make_sink(o.format, stdout, !o.no_color && ::isatty(STDOUT_FILENO), extra, dir);
+  return make_sink(o.format, stdout, !o.no_color && ::isatty(STDOUT_FILENO), extra, dir, o.verbose > 0);
 }
 
 /// A record of the container run itself (its header, its alert, its response), stamped like

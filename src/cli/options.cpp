@@ -86,7 +86,7 @@ CLI::Option* add_global_options(CLI::App& app, Options* o, std::string* format) 
       ->check(CLI::Range(1u, 1024u))
       ->type_name("N");
   app.add_flag("-q,--quiet", o->quiet, "no progress, no notices on stderr");
-  app.add_flag("-v,--verbose", o->verbose, "more detail on stderr");
+  app.add_flag("-v,--verbose", o->verbose, "more detail: on stderr, and in the plain report every change an apt run explains");
   app.add_flag("--no-color", o->no_color, "never colour the plain report");
   app.add_flag("--unsigned", o->allow_unsigned,
                "allow an unsigned baseline: init without a signing key, check of a baseline that is not "

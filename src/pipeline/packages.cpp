@@ -91,6 +91,7 @@ Result<Packages> open_packages(const RunOptions& opts, StateStore* state, int64_
       }
     }
   }
+  p.replaced = replaced;
   p.verifier->set_replaced(replaced);
   if (state) load_hook_records(opts, *state, since_ns, &p);
   if (state) p.verifier->set_written_by_dpkg(written_by_dpkg(*state, since_ns));
@@ -198,7 +199,11 @@ PackageNote Packages::shown(const pkg::Note& n, const Bytes& path) {
   out.arch = n.arch;
   out.detail = n.detail;
   if (!n.package.empty())
-    if (auto it = run_of.find(n.package + ":" + n.arch); it != run_of.end()) out.upgrade = it->second;
+    if (auto it = run_of.find(n.package + ":" + n.arch); it != run_of.end()) {
+      out.upgrade = it->second;
+      if (auto was = replaced.find(n.package + ":" + n.arch); was != replaced.end() && was->second != "-")
+        out.from_version = was->second;
+    }
   return out;
 }
 

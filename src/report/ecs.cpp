@@ -13,6 +13,7 @@
 
 #include "fim/base/bytes.h"
 #include "fim/report.h"
+#include "spool.h"
 
 namespace fim {
 namespace {
@@ -313,7 +314,7 @@ class EcsSink final : public Sink {
   EcsSink(FILE* out, const json::Writer* extra, const Bytes& spill_dir) : out_(out) {
     cookie_io_functions_t io{nullptr, ecs_write, nullptr, ecs_close};
     stream_ = ::fopencookie(new EcsCookie{out, {}}, "w", io);
-    inner_ = make_sink(Format::Ndjson, stream_ ? stream_ : out, false, extra, spill_dir);
+    inner_ = report::make_json_sink(stream_ ? stream_ : out, true, extra, spill_dir);
   }
   ~EcsSink() override {
     inner_.reset();

@@ -48,6 +48,7 @@ void package_note(Writer& w, const PackageNote& note) {
   }
   w.str("detail", note.detail);
   if (!note.upgrade.empty()) w.str("upgrade", note.upgrade);
+  if (!note.from_version.empty()) w.str("from_version", note.from_version);
   w.close();
 }
 
@@ -136,6 +137,69 @@ void alert_record(Writer& w, std::string_view code, std::string_view message) {
   w.str("message", message);
 }
 
+namespace {
+
+/// "added":N,"removed":N,"changed":N
+void counts_fields(Writer& w, const ChangeCounts& c) {
+  w.num("added", c.added);
+  w.num("removed", c.removed);
+  w.num("changed", c.changed);
+}
+
+/// The summary's "groups" (docs/design.md, Reports: summaries): each list in the plain
+/// table's order, highest severity first.
+void groups_field(Writer& w, const ChangeGroups& g) {
+  w.object("groups");
+  w.array("severity");
+  for (const auto& [sev, c] : g.severity) {
+    w.object().str("severity", severity_name(sev));
+    counts_fields(w, c);
+    w.close();
+  }
+  w.close();
+  w.array("rules");
+  for (const ChangeGroups::RuleGroup* r : g.rules_in_order()) {
+    w.object();
+    if (!r->where.empty()) w.bytes("rule", r->where).bytes("pattern", r->pattern).str("severity", severity_name(r->severity));
+    counts_fields(w, r->counts);
+    w.close();
+  }
+  w.close();
+  if (!g.verdicts.empty()) {
+    w.array("verdicts");
+    for (const auto& [verdict, c] : g.verdicts_in_order()) {
+      w.object().str("verdict", verdict);
+      counts_fields(w, *c);
+      w.close();
+    }
+    w.close();
+  }
+  if (!g.runs.empty()) {
+    w.array("apt_runs");
+    for (const auto& [run, r] : g.runs) {
+      w.object().str("run", run);
+      counts_fields(w, r.counts);
+      w.array("packages");
+      for (const auto& [key, p] : r.packages) {
+        w.object().bytes("name", p.name).bytes("arch", p.arch).bytes("from", p.from).bytes("to", p.to);
+        w.num("verified", p.verified).num("other", p.other).array("evidence");
+        for (const auto& e : p.evidence) w.str(e);
+        w.close().close();
+      }
+      w.close().close();
+    }
+    w.close();
+  }
+  w.object("explained");
+  counts_fields(w, g.explained);
+  w.close().object("unexplained");
+  counts_fields(w, g.unexplained);
+  if (g.unexplained_severity) w.str("severity", severity_name(*g.unexplained_severity));
+  w.close().close();
+}
+
+}  // namespace
+
 void summary_record(Writer& w, const Summary& s) {
   w.schema("summary");
   w.str("command", s.command);
@@ -162,6 +226,7 @@ void summary_record(Writer& w, const Summary& s) {
     for (const auto& [verdict, n] : s.packages) w.num(verdict, n);
     w.close();
   }
+  if (s.command != "init") groups_field(w, s.groups);
   if (!s.mode.empty()) {
     w.str("mode", s.mode);
     w.object("evidence");

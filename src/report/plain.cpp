@@ -4,6 +4,7 @@
 // the terminal or fake a line of the report (CVE-2025-54389).
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <map>
 
 #include "fim/base/sys.h"
@@ -67,7 +68,8 @@ std::string diff_lines(const ChangeNotes& notes) {
 
 class PlainSink final : public Sink {
  public:
-  PlainSink(FILE* out, bool color, const Bytes& spill_dir) : out_(out), color_(color), details_(spill_dir), spill_dir_(spill_dir) {}
+  PlainSink(FILE* out, bool color, bool verbose, const Bytes& spill_dir)
+      : out_(out), color_(color), verbose_(verbose), details_(spill_dir), spill_dir_(spill_dir) {}
 
   void change(ChangeKind kind, const Record* o, const Record* n, AttrMask changed, const Rule* rule) override {
     details_.line(render(kind, o, n, changed, rule));
@@ -83,9 +85,10 @@ class PlainSink final : public Sink {
     if (const auto& note = notes.package) {
       const std::string owner = note->package.empty() ? std::string()
                                                       : escape_terminal(note->package + " " + note->version + " (" + note->arch + ")");
-      if (note->verdict == "verified" && !note->upgrade.empty()) {
+      if (note->explained()) {
+        // Counted in the summary's groups; listed one by one only with --verbose.
+        if (!verbose_) return;
         Upgrade& u = upgrades_.try_emplace(note->upgrade, spill_dir_).first->second;
-        ++u.count;
         u.lines.line("  " + std::string(change_kind_name(kind)) + ": " + escape_terminal(any.path) + "  " + owner + ", " +
                      note->evidence);
         return;
@@ -163,14 +166,17 @@ class PlainSink final : public Sink {
       std::fprintf(out_, "packages: %s\n", p.c_str());
     }
     for (const auto& a : alerts_) std::fprintf(out_, "%s\n", escape_terminal(a).c_str());
+    if (s.command != "init") print_summary(s);
     if (details_.count() > 0) {
       std::fputc('\n', out_);
       FIM_TRY(details_.copy_to(out_, nullptr));
     }
-    for (auto& [run, u] : upgrades_) {
-      std::fprintf(out_, "\n%s: %llu changes, each verified against its package:\n", escape_terminal(run).c_str(),
-                   ull(u.count));
-      FIM_TRY(u.lines.copy_to(out_, nullptr));
+    for (const auto& [run, r] : s.groups.runs) {
+      if (r.counts.total() == 0) continue;
+      std::fprintf(out_, "\n%s: %s change%s of %zu package%s:\n", escape_terminal(run).c_str(), grouped(r.counts.total()).c_str(),
+                   r.counts.total() == 1 ? "" : "s", r.packages.size(), r.packages.size() == 1 ? "" : "s");
+      for (const auto& [key, p] : r.packages) std::fprintf(out_, "  %s\n", package_line(p, r).c_str());
+      if (auto u = upgrades_.find(run); u != upgrades_.end()) FIM_TRY(u->second.lines.copy_to(out_, nullptr));
     }
     if (std::fflush(out_) != 0) return make_error(Errc::Io, "cannot write the report", errno);
     return {};
@@ -178,6 +184,78 @@ class PlainSink final : public Sink {
 
  private:
   static unsigned long long ull(uint64_t v) { return v; }
+
+  /// The summary table (docs/design.md, Reports: summaries): its first line says what needs
+  /// reading ("summary: 3 unexplained changes (critical), 4,626 verified by apt"; the scheduled
+  /// check's mail takes its subject from it), then the counts by severity and rule, by package
+  /// verdict and by apt run, the highest severity first.
+  void print_summary(const Summary& s) {
+    const ChangeGroups& g = s.groups;
+    const bool packages = !g.verdicts.empty();
+    std::string line;
+    if (g.unexplained.total()) {
+      line = grouped(g.unexplained.total()) + (packages ? " unexplained change" : " change") +
+             (g.unexplained.total() == 1 ? "" : "s");
+      if (g.unexplained_severity) line += " (" + std::string(severity_name(*g.unexplained_severity)) + ")";
+    }
+    if (g.explained.total()) line += (line.empty() ? "" : ", ") + grouped(g.explained.total()) + " verified by apt";
+    if (s.incomplete) line += (line.empty() ? "" : ", ") + grouped(s.incomplete) + " incomplete";
+    std::fprintf(out_, "\nsummary: %s\n", line.empty() ? "no changes" : line.c_str());
+    if (g.unexplained.total() + g.explained.total() == 0) return;
+    // Counts first, labels last: the columns never depend on a label's length.
+    std::vector<std::pair<std::string, const ChangeCounts*>> rows;  // a null count: a heading
+    rows.emplace_back("by severity and rule", nullptr);
+    for (const auto& [sev, c] : g.severity) {
+      rows.emplace_back(std::string(severity_name(sev)), &c);
+      for (const ChangeGroups::RuleGroup* r : g.rules_in_order())
+        if (!r->where.empty() && r->severity == sev)
+          rows.emplace_back("  " + escape_terminal(r->pattern) + " (" + escape_terminal(short_where(r->where)) + ")", &r->counts);
+    }
+    if (auto none = g.rules.find(""); none != g.rules.end())
+      rows.emplace_back("no rule (not selected by this policy)", &none->second.counts);
+    if (packages) {
+      rows.emplace_back("by package verdict", nullptr);
+      for (const auto& [verdict, c] : g.verdicts_in_order()) rows.emplace_back(verdict, c);
+    }
+    if (!g.runs.empty()) {
+      rows.emplace_back("by apt run", nullptr);
+      for (const auto& [run, r] : g.runs) rows.emplace_back(escape_terminal(run), &r.counts);
+    }
+    int width = 7;  // "removed"
+    for (const auto& [label, c] : rows)
+      if (c) width = std::max({width, static_cast<int>(grouped(c->added).size()), static_cast<int>(grouped(c->removed).size()),
+                               static_cast<int>(grouped(c->changed).size())});
+    for (const auto& [label, c] : rows) {
+      if (c)
+        std::fprintf(out_, "  %*s %*s %*s  %s\n", width, grouped(c->added).c_str(), width, grouped(c->removed).c_str(), width,
+                     grouped(c->changed).c_str(), label.c_str());
+      else
+        std::fprintf(out_, "  %*s %*s %*s  %s\n", width, "added", width, "removed", width, "changed", label.c_str());
+    }
+  }
+
+  /// "/etc/fimctl/conf.d/ssh.toml:12:1" -> "ssh.toml:12": where a rule is, for the table.
+  static std::string short_where(const std::string& where) {
+    const size_t slash = where.rfind('/', where.find(':'));
+    std::string out = slash == std::string::npos ? where : where.substr(slash + 1);
+    if (const size_t c = out.rfind(':'); c != std::string::npos && out.find(':') != c) out.erase(c);
+    return out;
+  }
+
+  /// "openssl 3.0.19 -> 3.0.22: 14 files, all verified (deb-sha256)": one package of an apt run.
+  static std::string package_line(const ChangeGroups::PackageGroup& p, const ChangeGroups::RunGroup& run) {
+    size_t same_name = 0;
+    for (const auto& [key, q] : run.packages) same_name += q.name == p.name;
+    std::string out = escape_terminal(p.name) + (same_name > 1 ? ":" + escape_terminal(p.arch) : "") + " " +
+                      (p.from.empty() ? "(new)" : escape_terminal(p.from)) + " -> " + escape_terminal(p.to) + ": ";
+    std::string evidence;
+    for (const auto& e : p.evidence) evidence += (evidence.empty() ? "" : ", ") + e;
+    const uint64_t n = p.verified + p.other;
+    out += grouped(n) + (n == 1 ? " file" : " files");
+    if (p.other == 0) return out + ", all verified (" + evidence + ")";
+    if (p.verified == 0) return out + ", none verified (listed above)";
+    return out + ", " + grouped(p.verified) + " verified (" + evidence + "), " + grouped(p.other) + " not (listed above)";
+  }
   /// " [high: ssh,mitre:T1098.004]": the severity and tags of the rule that selects it.
   static std::string labels(const Rule* rule) {
     if (!rule) return {};
@@ -216,21 +294,21 @@ class PlainSink final : public Sink {
 
   struct Upgrade {
     explicit Upgrade(const Bytes& spill_dir) : lines(spill_dir) {}
-    uint64_t count = 0;
     report::Spool lines;
   };
   FILE* out_;
   bool color_;
+  bool verbose_;  // every change an apt run explains, under its run
   report::Spool details_;
   Bytes spill_dir_;
-  std::map<std::string, Upgrade> upgrades_;  // apt run -> the verified changes it explains
+  std::map<std::string, Upgrade> upgrades_;  // --verbose: apt run -> the changes it explains
   std::vector<std::string> alerts_;
 };
 
 }  // namespace
 
-std::unique_ptr<Sink> report::make_plain_sink(FILE* out, bool color, const Bytes& spill_dir) {
-  return std::make_unique<PlainSink>(out, color, spill_dir);
+std::unique_ptr<Sink> report::make_plain_sink(FILE* out, bool color, bool verbose, const Bytes& spill_dir) {
+  return std::make_unique<PlainSink>(out, color, verbose, spill_dir);
 }
 
 }  // namespace fim

@@ -178,14 +178,17 @@ std::optional<Format> parse_format(std::string_view name) {
   return std::nullopt;
 }
 
-std::unique_ptr<Sink> make_sink(Format format, FILE* out, bool color, const json::Writer* extra, const Bytes& spill_dir) {
+std::unique_ptr<Sink> make_sink(Format format, FILE* out, bool color, const json::Writer* extra, const Bytes& spill_dir,
+                                bool verbose) {
+  std::unique_ptr<Sink> sink;
   switch (format) {
-    case Format::Plain: return report::make_plain_sink(out, color, spill_dir);
-    case Format::Json: return report::make_json_sink(out, false, extra, spill_dir);
-    case Format::Ndjson: return report::make_json_sink(out, true, extra, spill_dir);
-    case Format::Ecs: return make_ecs_sink(out, extra, spill_dir);
+    case Format::Plain: sink = report::make_plain_sink(out, color, verbose, spill_dir); break;
+    case Format::Json: sink = report::make_json_sink(out, false, extra, spill_dir); break;
+    case Format::Ndjson: sink = report::make_json_sink(out, true, extra, spill_dir); break;
+    case Format::Ecs: sink = make_ecs_sink(out, extra, spill_dir); break;
   }
-  return report::make_plain_sink(out, color, spill_dir);
+  if (!sink) sink = report::make_plain_sink(out, color, verbose, spill_dir);
+  return report::with_groups(std::move(sink));
 }
 
 }  // namespace fim

@@ -38,8 +38,14 @@ class Spool {
   size_t count_ = 0;
 };
 
-/// The sinks make_sink chooses between (plain.cpp, sink.cpp).
-std::unique_ptr<Sink> make_plain_sink(FILE* out, bool color, const Bytes& spill_dir);
+/// The sinks make_sink chooses between (plain.cpp, sink.cpp). `verbose`: the plain report
+/// lists every change an apt run explains, not one line per package.
+std::unique_ptr<Sink> make_plain_sink(FILE* out, bool color, bool verbose, const Bytes& spill_dir);
 std::unique_ptr<Sink> make_json_sink(FILE* out, bool ndjson, const json::Writer* extra, const Bytes& spill_dir);
 
+}  // namespace fim::report
+
+namespace fim::report {
+/// `inner` with ChangeGroups counted from the changes it is given (groups.cpp).
+std::unique_ptr<Sink> with_groups(std::unique_ptr<Sink> inner);
 }  // namespace fim::report

@@ -111,7 +111,8 @@ def case_plain_diff_truncated_with_count(ctx):
     out = ctx.ok("check", rc_want=4)
     m = re.search(r"(?m)^    \.\.\. (\d+) more lines$", out)
     expect(m, f"no '... N more lines': {out[-500:]}")
-    diff_lines = [line for line in out.splitlines() if line.startswith("    ")]
+    entry = out.split("\nchanged: ", 1)[1]  # the summary table above is indented too
+    diff_lines = [line for line in entry.splitlines() if line.startswith("    ")]
     expect(len(diff_lines) == 201, f"{len(diff_lines)} indented lines (200 + the count)")
     c = ctx.changes()[os.path.join(ctx.tree, "big.txt")]
     expect(c["diff_lines_omitted"] == int(m.group(1)) and c["diff"].count("\n") == 200, c["diff_lines_omitted"])
