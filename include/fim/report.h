@@ -40,6 +40,9 @@ struct PackageNote {
   std::string package, version, arch, detail;
   std::string upgrade;   ///< the recorded apt run since the baseline that changed the package
   std::string from_version;  ///< the version that run replaced ("" when it installed it new)
+  /// The evidence is a chain that ends outside this host (pkg::strong_evidence); otherwise it
+  /// is dpkg's own records, which root can rewrite, and reports say so.
+  bool strong = false;
   /// Vouched for by a recorded apt run: verified against a package that run changed. Plain
   /// reports list these one line per package (docs/design.md, Reports: summaries).
   bool explained() const { return verdict == "verified" && !upgrade.empty(); }
@@ -95,6 +98,7 @@ struct ChangeGroups {
   std::map<std::string, ChangeCounts> verdicts;               ///< --packages: verdict ->
   std::map<std::string, RunGroup> runs;                       ///< apt run label ->
   ChangeCounts explained;    ///< PackageNote::explained()
+  uint64_t explained_weak = 0;  ///< of those, how many rest on dpkg's own records only
   ChangeCounts unexplained;  ///< every other change
   std::optional<Severity> unexplained_severity;  ///< the highest of those with a rule
 

@@ -194,6 +194,7 @@ PackageNote Packages::shown(const pkg::Note& n, const Bytes& path) {
   PackageNote out;
   out.verdict = std::string(pkg::verdict_name(n.verdict));
   out.evidence = std::string(pkg::evidence_name(n.evidence));
+  out.strong = pkg::strong_evidence(out.evidence);
   out.package = n.package;
   out.version = n.version;
   out.arch = n.arch;

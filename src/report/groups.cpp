@@ -47,6 +47,7 @@ void ChangeGroups::add(ChangeKind kind, const Rule* rule, const ChangeNotes* not
   }
   if (note && note->explained()) {
     explained.add(kind);
+    if (!note->strong) ++explained_weak;
     return;
   }
   unexplained.add(kind);

@@ -192,6 +192,7 @@ void groups_field(Writer& w, const ChangeGroups& g) {
   }
   w.object("explained");
   counts_fields(w, g.explained);
+  w.num("weak", g.explained_weak);
   w.close().object("unexplained");
   counts_fields(w, g.unexplained);
   if (g.unexplained_severity) w.str("severity", severity_name(*g.unexplained_severity));

@@ -198,7 +198,10 @@ class PlainSink final : public Sink {
              (g.unexplained.total() == 1 ? "" : "s");
       if (g.unexplained_severity) line += " (" + std::string(severity_name(*g.unexplained_severity)) + ")";
     }
-    if (g.explained.total()) line += (line.empty() ? "" : ", ") + grouped(g.explained.total()) + " verified by apt";
+    if (g.explained.total()) {
+      line += (line.empty() ? "" : ", ") + grouped(g.explained.total()) + " verified by apt";
+      if (g.explained_weak) line += " (" + grouped(g.explained_weak) + " only by dpkg's records)";
+    }
     if (s.incomplete) line += (line.empty() ? "" : ", ") + grouped(s.incomplete) + " incomplete";
     std::fprintf(out_, "\nsummary: %s\n", line.empty() ? "no changes" : line.c_str());
     if (g.unexplained.total() + g.explained.total() == 0) return;
