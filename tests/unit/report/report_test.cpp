@@ -225,3 +225,70 @@ TEST_CASE("spool: lines come back in order, from memory and past the bound from 
   for (int i = 0; i < 5; ++i) sp.line("line " + std::to_string(i));
   CHECK(spooled(sp, nullptr) == "line 0\nline 1\nline 2\nline 3\nline 4\n");
 }
+
+TEST_CASE("groups: by severity (highest first), rule, verdict and run; explained only when verified by a recorded run") {
+  Rule high, crit;
+  high.pattern = "/usr";
+  high.severity = Severity::High;
+  high.where = SourcePos{"/etc/fimctl/fimctl.toml", 3, 1};
+  crit.pattern = "/etc/cron.d";
+  crit.severity = Severity::Critical;
+  crit.where = SourcePos{"/etc/fimctl/fimctl.toml", 9, 1};
+  const auto note = [](const char* verdict, const char* run, const char* evidence) {
+    ChangeNotes n;
+    n.package = PackageNote{verdict, evidence, "openssl", "3.0.22", "amd64", "", run, "3.0.19", false};
+    n.package->strong = std::string_view(evidence) == "deb-sha256";
+    return n;
+  };
+  ChangeGroups g;
+  const ChangeNotes deb = note("verified", "apt run 1", "deb-sha256");
+  const ChangeNotes md5 = note("verified", "apt run 1", "dpkg-md5");
+  const ChangeNotes no_run = note("verified", "", "deb-sha256");
+  const ChangeNotes bad = note("mismatch", "apt run 1", "deb-sha256");
+  for (int i = 0; i < 3; ++i) g.add(ChangeKind::Changed, &high, &deb);
+  g.add(ChangeKind::Changed, &high, &md5);
+  g.add(ChangeKind::Changed, &high, &no_run);
+  g.add(ChangeKind::Changed, &high, &bad);
+  g.add(ChangeKind::Added, &crit, nullptr);
+  g.add(ChangeKind::Removed, nullptr, nullptr);
+  CHECK(g.explained.changed == 4);
+  CHECK(g.explained_weak == 1);
+  CHECK(g.unexplained.total() == 4);  // no run, mismatch, no notes, no rule
+  REQUIRE(g.unexplained_severity);
+  CHECK(*g.unexplained_severity == Severity::Critical);
+  REQUIRE(g.severity.size() == 2);
+  CHECK(g.severity.begin()->first == Severity::Critical);
+  const auto rules = g.rules_in_order();
+  REQUIRE(rules.size() == 3);
+  CHECK(rules[0]->pattern == "/etc/cron.d");
+  CHECK(rules[1]->counts.changed == 6);
+  CHECK(rules[2]->where.empty());  // no rule: last
+  const auto verdicts = g.verdicts_in_order();
+  REQUIRE(verdicts.size() == 2);
+  CHECK(verdicts[0].first == "mismatch");
+  const auto& pkg = g.runs.at("apt run 1").packages.at("openssl:amd64");
+  CHECK(pkg.verified == 4);
+  CHECK(pkg.other == 1);
+  CHECK(pkg.from == "3.0.19");
+  CHECK(pkg.evidence == std::set<std::string>{"deb-sha256", "dpkg-md5"});
+}
+
+TEST_CASE("plain report: the summary line and table come from what the sink was given") {
+  Summary s;
+  s.command = "check";
+  Rule r;
+  r.pattern = "/etc";
+  r.severity = Severity::High;
+  r.where = SourcePos{"p.toml", 2, 1};
+  Record a = rec("/etc/a", 0644), b = rec("/etc/b", 0644);
+  const std::string out = run_sink(Format::Plain, s, [&](Sink& sink) {
+    sink.change(ChangeKind::Added, nullptr, &a, 0, &r);
+    sink.change(ChangeKind::Removed, &b, nullptr, 0, &r);
+  });
+  CHECK(out.find("\nsummary: 2 changes (high)\n") != std::string::npos);
+  CHECK(out.find("\n        1       1       0  high\n") != std::string::npos);
+  CHECK(out.find("\n        1       1       0    /etc (p.toml:2)\n") != std::string::npos);
+  const std::string none = run_sink(Format::Plain, s, [](Sink&) {});
+  CHECK(none.find("\nsummary: no changes\n") != std::string::npos);
+  CHECK(none.find("by severity") == std::string::npos);
+}
