@@ -247,8 +247,8 @@ class BaselineReader {
   /// The next entry of the range seek() chose; false at its end.
   Result<bool> range_next(Record* out);
   /// The rows at and below `roots` (empty: all) and the sizes of the regular files among them
-  /// that have a content digest: a progress line's totals (docs/design.md, the progress line).
-  /// Not verified: only shown, never trusted.
+  /// that have a content digest: a progress line's totals (docs/design.md, Record schema: the
+  /// progress line). Not verified: only shown, never trusted.
   struct Totals {
     uint64_t entries = 0, bytes = 0;
   };

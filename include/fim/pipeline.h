@@ -152,8 +152,8 @@ struct RunOptions {
   bool recorded_runs_only = false;
   pkg::Options package_sources;   ///< where dpkg's and apt's records are
   /// Called at most every ~250 ms on the calling thread while init/check/update/accept scan,
-  /// and once with the final counts when the scan ends (docs/design.md, the progress line).
-  /// Set only when progress is shown: it also starts init's pre-walk.
+  /// and once with the final counts when the scan ends (docs/design.md, Record schema: the
+  /// progress line). Set only when progress is shown: it also starts init's pre-walk.
   std::function<void(const ScanProgress&)> progress;
   /// check: "fast" or "full" (--fast, --full); empty: the policy's check_mode.
   std::string check_mode;

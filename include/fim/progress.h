@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The progress of a scan (docs/design.md, Reports: the progress line): what init, check,
-// update and accept have done of how much, and the one line that shows it on stderr. Pure
+// The progress of a scan (docs/design.md, Record schema: the progress line): what init,
+// check, update and accept have done of how much, and the one line that shows it on stderr. Pure
 // text from numbers: nothing from a file name ever goes into it (terminal-safe by
 // construction). The command line draws it (src/cli/progress_line.cpp); the watch daemon
 // reports its rescans' progress as records at a bounded rate (RescanPacer).
@@ -19,6 +19,7 @@ struct ScanProgress {
   uint64_t total_entries = 0;  ///< entries the run will see; 0: unknown
   uint64_t total_bytes = 0;    ///< bytes of the regular files it will hash; 0: unknown (or none)
   bool counting = false;       ///< the totals are still being counted (init's pre-walk)
+  bool done = false;           ///< the scan ended: its final counts (not drawn as progress)
 };
 
 /// 1234567 -> "1,234,567".

@@ -310,8 +310,8 @@ int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
       else if (!o.quiet) std::fprintf(stderr, "fimctl: check --fast without the watch daemon's coverage: %s\n", w.error().describe().c_str());
     }
   }
-  // --progress (docs/design.md, the progress line): on stderr, gone before anything else
-  // prints there; its final line stays, above the report.
+  // --progress (docs/design.md, Record schema: the progress line): on stderr, gone before
+  // anything else prints there; its final line stays, above the report.
   const auto line = progress_line_for(o);
   if (line) ro->progress = [line](const ScanProgress& p) { line->update(p); };
   auto summary = fn(*ro, *sink);

@@ -38,6 +38,7 @@ void ProgressLine::update(const ScanProgress& p) {
   seen_ = true;
   last_ = p;
   rate_.add(now, p.entries, p.bytes);
+  if (p.done) return;  // finish() says it
   if (now - last_draw_ < (tty_ ? kTtyRefresh : interval_) || (!tty_ && now - started_ < interval_)) return;
   last_draw_ = now;
   std::string line = progress_line(command_, p, rate_.bytes_per_second(), rate_.entries_per_second(), tty_);

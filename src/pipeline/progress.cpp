@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The run's progress (progress.h; docs/design.md, Reports: the progress line).
+// The run's progress (progress.h; docs/design.md, Record schema: the progress line).
 //
 // init's pre-walk: with no earlier baseline to take the totals from, a second walk of the same
 // roots under the same policy counts entries and the bytes the scan will hash. It is the real
@@ -127,6 +127,7 @@ void ProgressTracker::finish(uint64_t entries) {
   p.bytes = bytes_->load(std::memory_order_relaxed);
   p.total_entries = p.entries;
   p.total_bytes = p.bytes;
+  p.done = true;
   f_(p);
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// What a run tells RunOptions::progress (docs/design.md, Reports: the progress line): entries
-// done, bytes hashed with the reads in flight, and the totals where they can be known cheaply
+// What a run tells RunOptions::progress (docs/design.md, Record schema: the progress line):
+// entries done, bytes hashed with the reads in flight, and the totals where they can be known cheaply
 // (a baseline's own counts, or init's pre-walk). Private to pipeline.
 #pragma once
 
