@@ -193,6 +193,8 @@ struct CollectOptions {
   /// Bumped as file data is read, so a watcher can tell a slow read from one that is stuck
   /// (a hung FUSE or network filesystem); may be null.
   std::atomic<uint64_t>* progress = nullptr;
+  /// Also bumped as file data is read: the run's byte count for its progress line; may be null.
+  std::atomic<uint64_t>* read_total = nullptr;
   /// A growing log (the `>` group): content is hashed up to the size the walk saw and that
   /// size is recorded with it, so appends during the read neither tear nor destabilise it.
   bool growing = false;

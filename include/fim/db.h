@@ -246,6 +246,13 @@ class BaselineReader {
   Status seek(const Bytes& path);
   /// The next entry of the range seek() chose; false at its end.
   Result<bool> range_next(Record* out);
+  /// The rows at and below `roots` (empty: all) and the sizes of the regular files among them
+  /// that have a content digest: a progress line's totals (docs/design.md, Record schema: the
+  /// progress line). Not verified: only shown, never trusted.
+  struct Totals {
+    uint64_t entries = 0, bytes = 0;
+  };
+  Result<Totals> totals(const std::vector<Bytes>& roots) const;
   /// Once verified: the paths recorded with inode number `ino` (hard links of one file, and
   /// namesakes on other filesystems).
   Result<std::vector<Bytes>> paths_with_inode(uint64_t ino);

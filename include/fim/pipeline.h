@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "fim/attr.h"
@@ -13,15 +14,12 @@
 #include "fim/db.h"
 #include "fim/state.h"
 #include "fim/pkg.h"
+#include "fim/progress.h"
 #include "fim/report.h"
 #include "fim/rules.h"
 #include "fim/walk.h"
 
 namespace fim {
-
-struct ScanProgress {
-  uint64_t entries = 0;  ///< entries handed to the consumer so far
-};
 
 struct ScanOptions {
   std::vector<Bytes> roots;
@@ -37,6 +35,12 @@ struct ScanOptions {
   std::function<void(const WalkItem&, CollectOptions* co)> plan;
   AttrMask strip = 0;  ///< never collected, whatever the rules select (kNotInImage for an image)
   AttrMask strip_dir = 0;  ///< ... for directories (kDirNotInImage)
+  /// Counts every byte the collectors read as they read it (the progress line); may be null.
+  /// Shared: a collector abandoned in a read that never returns may still count into it.
+  std::shared_ptr<std::atomic<uint64_t>> live_bytes;
+  /// Called on the consumer's thread about every 250 ms while it waits for the next entry
+  /// (a large or slow file), so a progress line keeps moving; may be empty.
+  std::function<void()> waiting;
 };
 
 /// One result: a collected entry, or (subtree_incomplete) a directory whose contents could
@@ -147,7 +151,10 @@ struct RunOptions {
   /// run explains (its package changed in the run, or derived from such files).
   bool recorded_runs_only = false;
   pkg::Options package_sources;   ///< where dpkg's and apt's records are
-  std::function<void(const ScanProgress&)> progress;  ///< called every ~250 ms, on the calling thread
+  /// Called at most every ~250 ms on the calling thread while init/check/update/accept scan,
+  /// and once with the final counts when the scan ends (docs/design.md, Record schema: the
+  /// progress line). Set only when progress is shown: it also starts init's pre-walk.
+  std::function<void(const ScanProgress&)> progress;
   /// check: "fast" or "full" (--fast, --full); empty: the policy's check_mode.
   std::string check_mode;
   /// check --fast: what a running watch daemon vouches for (the command line asks it).

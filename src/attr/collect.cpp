@@ -300,6 +300,8 @@ void Collector::collect(const Target& t, const CollectOptions& opts, Record* out
           impl_->digester.update(impl_->buf.data(), static_cast<size_t>(n));
           total += static_cast<uint64_t>(n);
           if (opts.progress) opts.progress->fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+          if (opts.read_total && attempt == 0)  // a re-read is not more of the run's bytes
+            opts.read_total->fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
           if (total > expected) break;  // grew, or not the file we stat'ed: retried below
           // A short read of a regular file is end of file; the fstat below proves the size.
           if (static_cast<size_t>(n) < impl_->buf.size() && total == expected) break;

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "commands.h"
+#include "progress_line.h"
 #include "fim/base/sys.h"
 #include "fim/container.h"
 #include "fim/db.h"
@@ -101,13 +102,6 @@ Result<RunOptions> run_options(const Options& o) {
   r.weak_evidence = o.weak_evidence;
   for (const auto& m : r.policy.package_mirrors) r.package_sources.mirrors.push_back(m);
   for (const auto& m : o.package_mirrors) r.package_sources.mirrors.push_back(m);
-  if (!o.quiet && ::isatty(STDERR_FILENO)) {
-    // Progress on a terminal only: "\r" updates one line, cleared before the report prints.
-    r.progress = [](const ScanProgress& p) {
-      std::fprintf(stderr, "\rfimctl: %llu entries...", static_cast<unsigned long long>(p.entries));
-      std::fflush(stderr);
-    };
-  }
   return r;
 }
 
@@ -316,8 +310,15 @@ int run(const Options& o, Result<Summary> (*fn)(const RunOptions&, Sink&)) {
       else if (!o.quiet) std::fprintf(stderr, "fimctl: check --fast without the watch daemon's coverage: %s\n", w.error().describe().c_str());
     }
   }
+  // --progress (docs/design.md, Record schema: the progress line): on stderr, gone before
+  // anything else prints there; its final line stays, above the report.
+  const auto line = progress_line_for(o);
+  if (line) ro->progress = [line](const ScanProgress& p) { line->update(p); };
   auto summary = fn(*ro, *sink);
-  if (ro->progress) std::fputs("\r\x1b[K", stderr);
+  if (line) {
+    if (summary) line->finish();
+    else line->clear();
+  }
   if (!summary) return report_error(summary.error());
   if (auto st = sink->finish(*summary); !st) return report_error(st.error());
   return summary->exit_code;

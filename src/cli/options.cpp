@@ -364,6 +364,14 @@ int parse_options(int argc, char** argv, Options* o) {
   add_show_command(app, o);
   add_policy_commands(app, o);
   add_status_commands(app, add_watch_command(app, o), o);
+  for (const char* name : {"init", "check", "update", "accept"})
+    app.get_subcommand(name)
+        ->add_option("--progress", o->progress,
+                     "progress line on stderr: auto (on a terminal), always (into a log: a plain line every 10 s), "
+                     "never; -q: never")
+        ->check(CLI::IsMember({"auto", "always", "never"}))
+        ->type_name("WHEN")
+        ->capture_default_str();
 
   // Hidden (no group): `completion bash|zsh|fish` prints that shell's completion script (meson
   // installs their output), `completion list` every command, option and policy key (the

@@ -15,6 +15,7 @@ struct Options {
   Format format = Format::Plain;  ///< --format, one row of kFormats
   unsigned jobs = 0;  ///< 0: number of online CPUs
   bool quiet = false;
+  std::string progress = "auto";  ///< init/check/update/accept --progress: auto, always, never
   int verbose = 0;
   bool no_color = false;
   bool allow_unsigned = false;

@@ -10,6 +10,7 @@
 
 #include "fim/merge.h"
 #include "fim/pipeline.h"
+#include "fim/progress.h"
 #include "daemon.h"
 
 namespace fim::watchd {
@@ -114,6 +115,22 @@ void check_container(Out out, const RunOptions& base, const ContainerRoot& root,
   // root there, as on the host: never a reason to drop the rest of the batch.
   r.paths_may_be_absent = true;
   r.progress = nullptr;
+  // A rescan's rescan_progress records (docs/design.md, Record schema), as a host rescan's:
+  // at most one every 10 s, none for a rescan shorter than that.
+  RescanPacer pacer(monotonic_seconds());
+  const double started = monotonic_seconds();
+  if (!t.rescan.empty()) {
+    r.progress = [&](const ScanProgress& p) {
+      if (!pacer.due(monotonic_seconds())) return;
+      json::Writer f = json::Writer::fields();
+      f.str("reason", t.rescan).raw("container", root.field);
+      f.num("entries", p.entries).num("bytes", p.bytes);
+      if (p.total_entries) f.num("total_entries", p.total_entries).num("total_bytes", p.total_bytes);
+      f.fixed("seconds", monotonic_seconds() - started, 3);
+      sink.event("rescan_progress", f, "rescanning " + root.label + " (" + t.rescan + "): " + group_thousands(p.entries) +
+                                           " entries, " + human_bytes(static_cast<double>(p.bytes)));
+    };
+  }
   t.container = root.field;
   t.container_label = root.label;
   const int writer = t.rescan.empty() ? t.pid : 0;

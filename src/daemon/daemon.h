@@ -138,6 +138,9 @@ class Watcher {
   /// `entry_only`: the entry at p, not what is below it.
   Status compare_path(const Bytes& p, const Trigger& t, bool cancellable, bool entry_only = false);
   Status rescan_roots(const std::vector<Bytes>& roots, const std::string& reason, bool cancellable);
+  /// The rescan under way (rescan_roots): a rescan_progress record when one is due (RescanPacer).
+  struct RescanMeter;
+  void rescan_progress();
   /// After a rescan for `reason`: when no root is still dirty for it, the gap record of the
   /// loss, from the last event read before it to now.
   /// A path an event created that is gone again, not in the baseline: a transient record.
@@ -191,6 +194,7 @@ class Watcher {
   Policy effective_;
   std::unique_ptr<Selector> sel_;
   std::unique_ptr<BaselineReader> reader_;
+  RescanMeter* rescan_ = nullptr;  // during rescan_roots: what its rescan_progress records say
   struct Reported {
     std::string key;
     uint64_t pass = 0;

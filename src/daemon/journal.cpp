@@ -29,6 +29,7 @@ constexpr std::pair<std::string_view, std::string_view> kMessageIds[] = {
     {"watch_stop", "8779c86495aa47db9d2f7a282a6d7514"},
     {"rescan_start", "dad8b9ed5eee43778d844d76498ef18b"},
     {"rescan_done", "aa64816feb2e47129677d10284fd1d34"},
+    {"rescan_progress", "d89057a22bd24d479eabb330530878d2"},
     {"gap", "17897c6caff34d9db499fda66fed944f"},
     {"degraded", "53ebde1d10aa445d875c37c67d1e0132"},
     {"restored", "74119b5a15054ccb95853b3e65a083ea"},

@@ -12,10 +12,43 @@
 #include <cerrno>
 #include <thread>
 
+#include "fim/base/sys.h"
 #include "fim/merge.h"
+#include "fim/progress.h"
 #include "daemon.h"
 
 namespace fim::watchd {
+
+/// What a rescan has done so far, for its rescan_progress records (docs/design.md, Record
+/// schema): at most one every 10 s, none for a rescan shorter than that.
+struct Watcher::RescanMeter {
+  std::string reason;
+  std::vector<Bytes> roots;
+  RescanPacer pacer{monotonic_seconds()};
+  double started = monotonic_seconds();
+  uint64_t entries = 0;
+  std::shared_ptr<std::atomic<uint64_t>> bytes = std::make_shared<std::atomic<uint64_t>>(0);
+  std::optional<BaselineReader::Totals> total;  // the baseline's rows below the roots, once asked
+};
+
+void Watcher::rescan_progress() {
+  RescanMeter& r = *rescan_;
+  if (!r.pacer.due(monotonic_seconds())) return;
+  if (!r.total) {  // asked only of a rescan that lasts: one aggregate over the rows below its roots
+    auto t = reader_->totals(r.roots);
+    r.total = t ? *t : BaselineReader::Totals{};
+  }
+  json::Writer f = json::Writer::fields();
+  f.str("reason", r.reason);
+  roots_field(f, r.roots);
+  f.num("entries", r.entries).num("bytes", r.bytes->load(std::memory_order_relaxed));
+  if (r.total->entries) f.num("total_entries", r.total->entries).num("total_bytes", r.total->bytes);
+  f.fixed("seconds", monotonic_seconds() - r.started, 3);
+  sink_.event("rescan_progress", f,
+              "rescanning " + std::to_string(r.roots.size()) + " root(s) (" + r.reason + "): " + group_thousands(r.entries) +
+                  (r.total->entries ? " of " + group_thousands(r.total->entries) : "") + " entries, " +
+                  human_bytes(static_cast<double>(r.bytes->load(std::memory_order_relaxed))));
+}
 
 Status Watcher::verify_baseline(bool first) {
   if (struct stat sb; ::stat(o_.run.db_path.c_str(), &sb) == 0) {  // what tick() compares with
@@ -86,6 +119,10 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable,
   so.walk.roots_only = entry_only;
   so.jobs = o_.run.jobs;
   so.read_timeout_seconds = policy_->read_timeout_seconds;
+  if (rescan_) {
+    so.live_bytes = rescan_->bytes;
+    so.waiting = [this] { rescan_progress(); };  // a long read: the records still come
+  }
   Summary s;
   ++pass_;
   sink_.set_trigger(&t);
@@ -114,6 +151,10 @@ Status Watcher::compare_path(const Bytes& p, const Trigger& t, bool cancellable,
   };
   m.on_entry = [&](const Record& r) -> Status {
     ++progress_;
+    if (rescan_) {
+      ++rescan_->entries;
+      rescan_progress();
+    }
     // A baseline file with a second name (made before the daemon ran, or seen now): its
     // writes are events whatever name they come through.
     if (fan_ && r.type() == FileType::File && r.has(Attr::Nlink) && r.get(Attr::Nlink).num > 1) {
@@ -169,6 +210,12 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
   sink_.event("rescan_start", f, "rescanning " + std::to_string(roots.size()) + " root(s) (" + reason + ")");
   Trigger t;
   t.rescan = reason;
+  RescanMeter meter{reason, roots};
+  rescan_ = &meter;
+  struct Unset {
+    RescanMeter*& p;
+    ~Unset() { p = nullptr; }
+  } unset{rescan_};
   for (const auto& r : roots) {
     // Directories made while events were lost were never marked (their event was among the
     // lost): marked again before the compare, as at start (where mark_root just did it).

@@ -357,6 +357,32 @@ Result<bool> BaselineReader::range_next(Record* out) {
   return true;
 }
 
+Result<BaselineReader::Totals> BaselineReader::totals(const std::vector<Bytes>& roots) const {
+  // One aggregate per root over the primary key's range (as seek(): [P + "/", P + "0")).
+  const std::string sql = "SELECT count(*), total(CASE WHEN type = " + std::to_string(static_cast<int>(FileType::File)) +
+                          " AND sha256 IS NOT NULL THEN size ELSE 0 END) FROM entries";
+  Totals t;
+  const auto add = [&](sqlite3_stmt* s) {
+    t.entries += static_cast<uint64_t>(sqlite3_column_int64(s, 0));
+    const double b = sqlite3_column_double(s, 1);
+    t.bytes += b > 0 ? static_cast<uint64_t>(b) : 0;
+  };
+  if (roots.empty()) {
+    auto st = impl_->stmt(sql);
+    if (!st) return st.error();
+    FIM_TRY(st->for_each_row(add));
+    return t;
+  }
+  auto st = impl_->stmt(sql + " WHERE path = ?1 OR (path >= ?2 AND path < ?3)");
+  if (!st) return st.error();
+  for (const Bytes& p : roots) {
+    const Bytes lo = p == "/" ? Bytes("/") : p + "/";
+    const Bytes hi = p == "/" ? Bytes("0") : p + "0";
+    FIM_TRY(st->bind(std::string_view(p), std::string_view(lo), std::string_view(hi)).for_each_row(add));
+  }
+  return t;
+}
+
 Result<std::vector<Bytes>> BaselineReader::paths_with_inode(uint64_t ino) {
   if (!impl_->verified) return make_error(Errc::Bug, "baseline read before it was verified");
   auto st = impl_->stmt("SELECT path FROM entries WHERE inode = ? ORDER BY path");

@@ -17,6 +17,7 @@
 #include "fim/pipeline.h"
 #include "fim/merge.h"
 #include "content.h"
+#include "progress.h"
 
 namespace fim {
 namespace {
@@ -27,7 +28,8 @@ using Accepted = std::map<Bytes, std::optional<Record>>;
 
 /// The current state of one path, collected as the walk would (its rule's attributes), or
 /// nothing when it is gone or no rule records it.
-std::optional<Record> collect_one(const Selector& sel, int root_fd, const Bytes& path, Collector& c) {
+std::optional<Record> collect_one(const Selector& sel, int root_fd, const Bytes& path, Collector& c,
+                                  std::atomic<uint64_t>* read_total) {
   Bytes dir, name;
   split_path(path, &dir, &name);
   UniqueFd dfd(open_in_root(root_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -44,6 +46,7 @@ std::optional<Record> collect_one(const Selector& sel, int root_fd, const Bytes&
   co.mask = r.attrs.mask | attr_bit(Attr::Type);
   co.max_hash_bytes = r.max_hash_bytes;
   co.growing = r.attrs.growing;
+  co.read_total = read_total;
   Record rec;
   c.collect(t, co, &rec);
   return rec;
@@ -164,12 +167,17 @@ Result<Accepted> recollect(const RunOptions& opts, const BaselineMeta& meta, con
   Collector collector;
   Accepted now;
   Stale stale;
+  detail::ProgressTracker progress(opts.progress);  // of the entries chosen (bytes: not known ahead)
+  progress.set_totals(chosen.size(), 0);
+  uint64_t done = 0;
   for (const auto& r : chosen) {
-    auto cur = collect_one(sel, opts.sysroot_fd, r.path, collector);
+    auto cur = collect_one(sel, opts.sysroot_fd, r.path, collector, progress.live_bytes());
     const std::string digest = cur ? row_digest(*cur) : "-";
     if (digest != r.new_row) stale[r.path] = digest;
     else now[r.path] = std::move(cur);
+    progress.tick(++done);
   }
+  progress.finish(done);
   if (stale.empty()) return now;
   std::string list;
   size_t listed = 0;

@@ -25,6 +25,7 @@
 #include "fim/merge.h"
 #include "content.h"
 #include "fast.h"
+#include "progress.h"
 #include "replace.h"
 
 namespace fim {
@@ -36,24 +37,6 @@ using detail::open_state;
 using detail::open_trusted;
 using detail::row_digest;
 using detail::signing_key;
-
-/// Calls `progress` at most every 250 ms.
-class Ticker {
- public:
-  explicit Ticker(const std::function<void(const ScanProgress&)>& f) : f_(f) {}
-  void tick(uint64_t entries) {
-    if (!f_ || (++calls_ & 255) != 0) return;
-    const double now = monotonic_seconds();
-    if (now - last_ < 0.25) return;
-    last_ = now;
-    f_(ScanProgress{entries});
-  }
-
- private:
-  const std::function<void(const ScanProgress&)>& f_;
-  uint64_t calls_ = 0;
-  double last_ = 0;
-};
 
 ScanOptions scan_options(const RunOptions& opts, const Selector& sel, std::vector<Bytes> roots, bool must_exist) {
   ScanOptions so;
@@ -117,14 +100,37 @@ Status compare_tree(const RunOptions& opts, detail::Trusted& t, const std::vecto
   detail::Merge m{effective, sel, s, sink, {}, selected, report, {}, {}, {}, &t.base->meta().alternatives,
                   std::move(on_alternative), std::move(on_entry)};
   m.next_old = [&](Record* r) { return t.base->next(r); };
-  Ticker ticker(opts.progress);
-  m.tick = [&](uint64_t n) { ticker.tick(n); };
+  detail::ProgressTracker progress(opts.progress);
+  if (progress.on()) {
+    // The baseline's own counts of what is compared (check --fast hashes only some: no bytes).
+    if (auto total = t.base->totals(subset ? roots : std::vector<Bytes>{}))
+      progress.set_totals(total->entries, fast ? 0 : total->bytes);
+  }
+  m.tick = [&](uint64_t n) { progress.tick(n); };
   m.hashed_unchanged = std::move(hashed_unchanged);
   ScanOptions so = scan_options(opts, sel, roots, subset && roots_must_exist);
   // Not recorded from an image, not collected against one (update keeps it so).
   if (t.base->meta().source == "image") not_in_image(&so);
   if (fast) so.plan = [fast](const WalkItem& item, CollectOptions* co) { fast->plan(item, co); };
-  return detail::merge_compare(so, m);
+  progress.attach(&so);
+  const Status st = detail::merge_compare(so, m);
+  progress.finish(s->entries);
+  return st;
+}
+
+/// init's totals: those of the baseline it replaces (init --force), else a pre-walk's.
+void init_totals(const RunOptions& opts, const std::vector<Bytes>& roots, const Policy& effective,
+                 detail::ProgressTracker* progress) {
+  if (!progress->on()) return;
+  if (opts.force) {
+    if (auto prev = BaselineReader::open(opts.db_path)) {
+      if (auto total = (*prev)->totals(roots); total && total->entries > 0) {
+        progress->set_totals(total->entries, total->bytes);
+        return;
+      }
+    }
+  }
+  progress->count_in_background(roots, effective, opts.sysroot_fd);
 }
 
 }  // namespace
@@ -230,18 +236,21 @@ Result<Summary> run_init(const RunOptions& opts, Sink& sink) {
   Summary s;
   s.command = "init";
   const StateStore::CheckClock init_clock = detail::clock_now("");
-  Ticker ticker(opts.progress);
   ScanOptions so = scan_options(opts, sel, roots, from_cli);
   if (opts.image.source == "image") not_in_image(&so);
   const auto keeper = detail::ContentKeeper::make(opts, effective, sink);  // content = "diff"
+  detail::ProgressTracker progress(opts.progress);
+  init_totals(opts, roots, effective, &progress);
+  progress.attach(&so);
   FIM_TRY(scan(so, [&](ScanEntry& e) -> Status {
     detail::note_status(e, effective, &s, sink);
     if (e.subtree_incomplete) return {};
     if (keeper) keeper->consider(e.rec, detail::rule_at(effective, e.rule));
     ++s.entries;
-    ticker.tick(s.entries);
+    progress.tick(s.entries);
     return (*writer)->add(e.rec);
   }, &s.bytes_hashed));
+  progress.finish(s.entries);
 
   BaselineMeta meta = detail::successor_meta(opts.policy, from_cli ? "cli" : "policy", roots, *sequence, {},
                                              std::move(*replacing), "");

@@ -68,6 +68,7 @@ struct Shared {
   bool walk_done = false;
   bool stop = false;
   std::atomic<uint64_t> hashed{0};
+  std::shared_ptr<std::atomic<uint64_t>> live_bytes;  // ScanOptions::live_bytes
 };
 
 /// A walk item that is not collected (stat failed, subtree notes): its path, type and status.
@@ -134,6 +135,7 @@ void collector_main(const std::shared_ptr<Shared>& sh, int id) {
       if (!fill_uncollected(item, e)) {
         CollectOptions o = c->opts[i];
         o.progress = &c->progress;
+        o.read_total = sh->live_bytes.get();
         collector.collect(item.target, o, &e.rec);
         if ((o.growing && e.rec.has(Attr::Sha256)) || e.rec.evidence != EntryEvidence::Hashed) {
           e.dir = item.target.dir;
@@ -158,7 +160,9 @@ void collector_main(const std::shared_ptr<Shared>& sh, int id) {
 /// One scan: the walker thread, the collectors, and the consumer loop on the caller's thread.
 class ScanRun {
  public:
-  ScanRun(const ScanOptions& opts, const Policy& policy) : opts_(opts), policy_(policy) {}
+  ScanRun(const ScanOptions& opts, const Policy& policy) : opts_(opts), policy_(policy) {
+    sh_->live_bytes = opts.live_bytes;
+  }
 
   Status run(const std::function<Status(ScanEntry&)>& consume, uint64_t* bytes_hashed) {
     std::thread walker([this] { walker_main(); });
@@ -274,6 +278,11 @@ class ScanRun {
     for (;;) {
       if ((!sh_->window.empty() && sh_->window.front()->done) || (sh_->walk_done && sh_->window.empty())) break;
       sh_->done_cv.wait_for(lk, std::chrono::milliseconds(250));
+      if (opts_.waiting) {
+        lk.unlock();
+        opts_.waiting();
+        lk.lock();
+      }
       if (!sh_->window.empty() && !sh_->window.front()->done && give_up_if_stuck(sh_->window.front())) {
         *replace = true;
         break;

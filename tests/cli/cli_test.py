@@ -51,7 +51,7 @@ from fimtest import (POLICY, SKIP, Failure, Run, Skip, expect, need_tool, run,  
 SCHEMA = "fimctl.v1"
 # docs/design.md, Record schema: the documented, append-only set of ndjson record types.
 RECORD_TYPES = {"change", "entry_status", "summary", "gap", "rescan_start", "rescan_done",
-                "degraded", "alert", "heartbeat"}
+                "rescan_progress", "degraded", "alert", "heartbeat"}
 # Every command runs in all three formats, plain last: its output is what the transcript
 # shows, and an init run last leaves the baseline the rest of the case uses.
 FORMATS = ("json", "ndjson", "plain")

@@ -61,6 +61,16 @@ TEST_CASE("ecs: gap, response and other records; lines that are not records") {
   const auto resp = doc(R"({"schema":"fimctl.v1","type":"response","action":"kill","pid":9,"killed":1,"time":"2026-12-05T00:00:00Z"})");
   CHECK(at(resp, {"event", "category"}).items[0].string == "process");
   CHECK(at(resp, {"event", "type"}).items[0].string == "end");
+  // A rescan's progress maps as its start does: a host event named by its type, the rest
+  // (counts, roots) under fimctl.*.
+  const auto start = doc(R"({"schema":"fimctl.v1","type":"rescan_start","reason":"overflow","roots":["/etc"],"time":"2026-12-05T00:00:00Z"})");
+  const auto prog = doc(R"({"schema":"fimctl.v1","type":"rescan_progress","reason":"overflow","roots":["/etc"],"entries":35012,"bytes":1200,"total_entries":100000,"total_bytes":3400,"seconds":10.001,"time":"2026-12-05T00:00:10Z"})");
+  CHECK(at(prog, {"event", "kind"}).string == at(start, {"event", "kind"}).string);
+  CHECK(at(prog, {"event", "category"}).items[0].string == at(start, {"event", "category"}).items[0].string);
+  CHECK(at(prog, {"event", "action"}).string == "rescan_progress");
+  CHECK(at(prog, {"fimctl", "reason"}).string == "overflow");
+  CHECK(at(prog, {"fimctl", "entries"}).integer == 35012);
+  CHECK(at(prog, {"fimctl", "total_entries"}).integer == 100000);
   CHECK(ecs_document("not json").empty());
   CHECK(ecs_document("[1,2]").empty());
 }
