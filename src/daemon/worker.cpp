@@ -22,6 +22,7 @@ namespace fim::watchd {
 /// What a rescan has done so far, for its rescan_progress records (docs/design.md, Record
 /// schema): at most one every 10 s, none for a rescan shorter than that.
 struct Watcher::RescanMeter {
+  RescanMeter(std::string why, std::vector<Bytes> of) : reason(std::move(why)), roots(std::move(of)) {}
   std::string reason;
   std::vector<Bytes> roots;
   RescanPacer pacer{monotonic_seconds()};
@@ -210,7 +211,7 @@ Status Watcher::rescan_roots(const std::vector<Bytes>& roots, const std::string&
   sink_.event("rescan_start", f, "rescanning " + std::to_string(roots.size()) + " root(s) (" + reason + ")");
   Trigger t;
   t.rescan = reason;
-  RescanMeter meter{reason, roots};
+  RescanMeter meter(reason, roots);
   rescan_ = &meter;
   struct Unset {
     RescanMeter*& p;

@@ -126,7 +126,7 @@ std::string progress_line(const std::string& command, const ScanProgress& p, dou
 std::string progress_final_line(const std::string& command, const ScanProgress& p, double seconds) {
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.1f s", seconds < 0 ? 0.0 : seconds);
-  return "fimctl " + command + ": " + group_thousands(p.entries) + " entries, " + human_bytes(static_cast<double>(p.bytes)) +
+  return "fimctl " + command + ": " + group_thousands(p.entries) + (p.entries == 1 ? " entry, " : " entries, ") + human_bytes(static_cast<double>(p.bytes)) +
          " in " + secs;
 }
 

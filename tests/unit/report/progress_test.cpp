@@ -103,6 +103,8 @@ TEST_CASE("the final line") {
   p.entries = 100000;
   p.bytes = 3'400'000'000;
   CHECK(progress_final_line("check", p, 12.34) == "fimctl check: 100,000 entries, 3.4 GB in 12.3 s");
+  p.entries = 1;
+  CHECK(progress_final_line("accept", p, 0.04).rfind("fimctl accept: 1 entry, ", 0) == 0);
 }
 
 TEST_CASE("rescan_progress pacing: one per interval, none for a short rescan") {
