@@ -215,7 +215,9 @@ class PlainSink final : public Sink {
           rows.emplace_back("  " + escape_terminal(r->pattern) + " (" + escape_terminal(short_where(r->where)) + ")", &r->counts);
     }
     if (auto none = g.rules.find(""); none != g.rules.end())
-      rows.emplace_back("no rule (not selected by this policy)", &none->second.counts);
+      rows.emplace_back(s.command == "accept" ? "no rule (accept does not label its entries)"
+                                              : "no rule (rows the policy no longer selects)",
+                        &none->second.counts);
     if (packages) {
       rows.emplace_back("by package verdict", nullptr);
       for (const auto& [verdict, c] : g.verdicts_in_order()) rows.emplace_back(verdict, c);
