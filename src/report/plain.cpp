@@ -9,6 +9,7 @@
 
 #include "fim/base/sys.h"
 #include "fim/db.h"
+#include "fim/progress.h"
 #include "fim/state.h"
 #include "fim/report.h"
 #include "spool.h"
@@ -29,24 +30,14 @@ std::string human_bytes(uint64_t n) {
   return buf;
 }
 
-/// 72113 -> "72,113".
-std::string grouped(uint64_t n) {
-  std::string d = std::to_string(n), out;
-  for (size_t i = 0; i < d.size(); ++i) {
-    if (i && (d.size() - i) % 3 == 0) out += ',';
-    out += d[i];
-  }
-  return out;
-}
-
 /// check --fast's header line: what the entries' verdicts rest on, the weakest (and most)
 /// first: "72,113 by stat, 4,002 watched, 3,900 hashed (120 rolling), 470 verity".
 std::string evidence_line(const Summary& s) {
   const auto n = [&](EntryEvidence e) { return s.evidence[static_cast<size_t>(e)]; };
-  std::string out = grouped(n(EntryEvidence::Stat)) + " by stat, " + grouped(n(EntryEvidence::Watched)) + " watched, " +
-                    grouped(n(EntryEvidence::Hashed)) + " hashed";
-  if (s.rolling) out += " (" + grouped(s.rolling) + " rolling)";
-  return out + ", " + grouped(n(EntryEvidence::Verity)) + " verity";
+  std::string out = group_thousands(n(EntryEvidence::Stat)) + " by stat, " + group_thousands(n(EntryEvidence::Watched)) + " watched, " +
+                    group_thousands(n(EntryEvidence::Hashed)) + " hashed";
+  if (s.rolling) out += " (" + group_thousands(s.rolling) + " rolling)";
+  return out + ", " + group_thousands(n(EntryEvidence::Verity)) + " verity";
 }
 
 /// content = "diff" (docs/design.md, Content store): the diff indented under its entry, each
@@ -173,7 +164,7 @@ class PlainSink final : public Sink {
     }
     for (const auto& [run, r] : s.groups.runs) {
       if (r.counts.total() == 0) continue;
-      std::fprintf(out_, "\n%s: %s change%s of %zu package%s:\n", escape_terminal(run).c_str(), grouped(r.counts.total()).c_str(),
+      std::fprintf(out_, "\n%s: %s change%s of %zu package%s:\n", escape_terminal(run).c_str(), group_thousands(r.counts.total()).c_str(),
                    r.counts.total() == 1 ? "" : "s", r.packages.size(), r.packages.size() == 1 ? "" : "s");
       for (const auto& [key, p] : r.packages) std::fprintf(out_, "  %s\n", package_line(p, r).c_str());
       if (auto u = upgrades_.find(run); u != upgrades_.end()) FIM_TRY(u->second.lines.copy_to(out_, nullptr));
@@ -194,15 +185,15 @@ class PlainSink final : public Sink {
     const bool packages = !g.verdicts.empty();
     std::string line;
     if (g.unexplained.total()) {
-      line = grouped(g.unexplained.total()) + (packages ? " unexplained change" : " change") +
+      line = group_thousands(g.unexplained.total()) + (packages ? " unexplained change" : " change") +
              (g.unexplained.total() == 1 ? "" : "s");
       if (g.unexplained_severity) line += " (" + std::string(severity_name(*g.unexplained_severity)) + ")";
     }
     if (g.explained.total()) {
-      line += (line.empty() ? "" : ", ") + grouped(g.explained.total()) + " verified by apt";
-      if (g.explained_weak) line += " (" + grouped(g.explained_weak) + " only by dpkg's records)";
+      line += (line.empty() ? "" : ", ") + group_thousands(g.explained.total()) + " verified by apt";
+      if (g.explained_weak) line += " (" + group_thousands(g.explained_weak) + " only by dpkg's records)";
     }
-    if (s.incomplete) line += (line.empty() ? "" : ", ") + grouped(s.incomplete) + " incomplete";
+    if (s.incomplete) line += (line.empty() ? "" : ", ") + group_thousands(s.incomplete) + " incomplete";
     std::fprintf(out_, "\nsummary: %s\n", line.empty() ? "no changes" : line.c_str());
     if (g.unexplained.total() + g.explained.total() == 0) return;
     // Counts first, labels last: the columns never depend on a label's length.
@@ -228,12 +219,12 @@ class PlainSink final : public Sink {
     }
     int width = 7;  // "removed"
     for (const auto& [label, c] : rows)
-      if (c) width = std::max({width, static_cast<int>(grouped(c->added).size()), static_cast<int>(grouped(c->removed).size()),
-                               static_cast<int>(grouped(c->changed).size())});
+      if (c) width = std::max({width, static_cast<int>(group_thousands(c->added).size()), static_cast<int>(group_thousands(c->removed).size()),
+                               static_cast<int>(group_thousands(c->changed).size())});
     for (const auto& [label, c] : rows) {
       if (c)
-        std::fprintf(out_, "  %*s %*s %*s  %s\n", width, grouped(c->added).c_str(), width, grouped(c->removed).c_str(), width,
-                     grouped(c->changed).c_str(), label.c_str());
+        std::fprintf(out_, "  %*s %*s %*s  %s\n", width, group_thousands(c->added).c_str(), width, group_thousands(c->removed).c_str(), width,
+                     group_thousands(c->changed).c_str(), label.c_str());
       else
         std::fprintf(out_, "  %*s %*s %*s  %s\n", width, "added", width, "removed", width, "changed", label.c_str());
     }
@@ -256,10 +247,10 @@ class PlainSink final : public Sink {
     std::string evidence;
     for (const auto& e : p.evidence) evidence += (evidence.empty() ? "" : ", ") + e;
     const uint64_t n = p.verified + p.other;
-    out += grouped(n) + (n == 1 ? " file" : " files");
+    out += group_thousands(n) + (n == 1 ? " file" : " files");
     if (p.other == 0) return out + ", all verified (" + evidence + ")";
     if (p.verified == 0) return out + ", none verified (listed above)";
-    return out + ", " + grouped(p.verified) + " verified (" + evidence + "), " + grouped(p.other) + " not (listed above)";
+    return out + ", " + group_thousands(p.verified) + " verified (" + evidence + "), " + group_thousands(p.other) + " not (listed above)";
   }
   /// " [high: ssh,mitre:T1098.004]": the severity and tags of the rule that selects it.
   static std::string labels(const Rule* rule) {
