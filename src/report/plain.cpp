@@ -199,9 +199,10 @@ class PlainSink final : public Sink {
     // Counts first, labels last: the columns never depend on a label's length.
     std::vector<std::pair<std::string, const ChangeCounts*>> rows;  // a null count: a heading
     rows.emplace_back("by severity and rule", nullptr);
+    const auto rules = g.rules_in_order();
     for (const auto& [sev, c] : g.severity) {
       rows.emplace_back(std::string(severity_name(sev)), &c);
-      for (const ChangeGroups::RuleGroup* r : g.rules_in_order())
+      for (const ChangeGroups::RuleGroup* r : rules)
         if (!r->where.empty() && r->severity == sev)
           rows.emplace_back("  " + escape_terminal(r->pattern) + " (" + escape_terminal(short_where(r->where)) + ")", &r->counts);
     }
