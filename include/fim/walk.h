@@ -26,6 +26,11 @@ struct WalkOptions {
   /// Called before the walk waits for directory fds held by emitted items to be released
   /// (their consumer must be handed what it holds, or the wait never ends); may be empty.
   std::function<void()> flush;
+  /// Counting only (init's pre-walk): an entry's type comes from its directory's listing
+  /// (d_type) and it is not stat'ed; `target.st` holds only st_mode's type bits (lstat's
+  /// full result where the filesystem gives no type). Selection is the same: rules decide
+  /// by path, type and filesystem, all known from the listing.
+  bool types_only = false;
 };
 
 struct WalkItem {

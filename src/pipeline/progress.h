@@ -26,8 +26,9 @@ class ProgressTracker {
   bool on() const { return static_cast<bool>(f_); }
   /// Known totals (0: unknown).
   void set_totals(uint64_t entries, uint64_t bytes);
-  /// init with no earlier baseline: a stat-only walk of the same roots under the same policy
-  /// on a low-priority thread counts the totals while the scan runs (never blocks or fails it).
+  /// init with no earlier baseline: a walk of the same roots under the same policy on a thread
+  /// of its own counts the totals while the scan runs: the entries from the listings, then the
+  /// bytes while the scan leaves CPU idle (progress.cpp; never blocks or fails the scan).
   void count_in_background(const std::vector<Bytes>& roots, const Policy& policy, int root_fd);
   /// Counts the scan's bytes as they are read and keeps the line moving during long reads.
   void attach(ScanOptions* so);

@@ -5,7 +5,8 @@
 // them); nothing else grows with the tree. Per entry: one getdents64 share and one
 // fstatat(AT_SYMLINK_NOFOLLOW); per directory: openat(O_DIRECTORY|O_NOFOLLOW), fstat, statx
 // for the mount id. Mount boundaries are found by mount id, not st_dev: a bind mount has the
-// same st_dev and inode as its source (docs/design.md, Threat model, T27).
+// same st_dev and inode as its source (docs/design.md, Threat model, T27). With types_only
+// (init's pre-walk, counting) an entry is not stat'ed: the listing's d_type is its type.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -37,6 +38,7 @@ struct Frame {
   SharedFd fd;                  // the directory being listed (unset for the roots frame)
   Bytes path;                   // its path
   std::vector<Bytes> names;     // for the roots frame: full root paths
+  std::vector<unsigned char> types;  // each name's DT_* type: the listing's, lstat where it has none
   std::vector<SharedFd> root_parents;  // roots frame only: parent of each root
   std::vector<Scope> root_scopes;       // roots frame only: scope of each root's parent
   std::vector<std::string> root_fstypes;  // roots frame only: filesystem of each root's parent
@@ -104,12 +106,13 @@ bool event_less(std::string_view a, bool da, std::string_view b, bool db) {
   return la < lb;
 }
 
-void sort_events(Frame* f, const std::vector<bool>& is_dir) {
+/// `descend`: directories are also walked into (not for roots_only's roots).
+void sort_events(Frame* f, bool descend) {
   f->events.clear();
   f->events.reserve(f->names.size() * 2);
   for (uint32_t i = 0; i < f->names.size(); ++i) {
     f->events.push_back({i, false});
-    if (is_dir[i]) f->events.push_back({i, true});
+    if (descend && f->types[i] == DT_DIR) f->events.push_back({i, true});
   }
   // Root names are full paths; the same rule orders them ("/a" < "/a.b" < "/a/").
   std::sort(f->events.begin(), f->events.end(), [&](const Event& x, const Event& y) {
@@ -125,9 +128,9 @@ uint64_t mount_id_of(int fd, dev_t fallback) {
   return static_cast<uint64_t>(fallback) | (uint64_t{1} << 63);  // kernels before 5.8
 }
 
-/// Reads all names of a directory (without "." and ".."); `is_dir` from d_type, or lstat
-/// when the filesystem does not fill d_type.
-int list_directory(int fd, std::vector<Bytes>* names, std::vector<bool>* is_dir) {
+/// Reads all names of a directory (without "." and "..") and their types: d_type, or lstat's
+/// when the filesystem does not fill d_type (DT_UNKNOWN when that fails too).
+int list_directory(int fd, std::vector<Bytes>* names, std::vector<unsigned char>* types) {
   alignas(8) static thread_local char buf[64 * 1024];
   for (;;) {
     const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
@@ -147,13 +150,13 @@ int list_directory(int fd, std::vector<Bytes>* names, std::vector<bool>* is_dir)
       const char* nm = buf + off + offsetof(linux_dirent64, d_type) + 1;
       off += d->d_reclen;
       if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
-      bool dir = d->d_type == DT_DIR;
-      if (d->d_type == DT_UNKNOWN) {
+      unsigned char type = d->d_type;
+      if (type == DT_UNKNOWN) {
         struct stat st;
-        dir = ::fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        if (::fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0) type = static_cast<unsigned char>(IFTODT(st.st_mode));
       }
       names->emplace_back(nm);
-      is_dir->push_back(dir);
+      types->push_back(type);
     }
   }
 }
@@ -166,7 +169,6 @@ class Walk {
   Status run(const std::vector<Bytes>& roots) {
     Frame top;
     top.is_roots = true;
-    std::vector<bool> is_dir;
     for (const auto& root : roots) {
       Bytes dir, name;
       split_path(root, &dir, &name);
@@ -192,9 +194,9 @@ class Walk {
       top.root_scopes.push_back(sel_.scope_of(dir));
       top.root_fstypes.push_back(fstype_of(parent.get()));
       top.root_parents.push_back(budgeted(std::move(parent), budget_));
-      is_dir.push_back(S_ISDIR(st.st_mode) && !opts_.roots_only);
+      top.types.push_back(static_cast<unsigned char>(IFTODT(st.st_mode)));
     }
-    sort_events(&top, is_dir);
+    sort_events(&top, !opts_.roots_only);
     stack_.push_back(std::move(top));
     {
       // Never below what the walk itself must hold: the roots' parents and the frames.
@@ -220,13 +222,14 @@ class Walk {
         path = join_path(f.path, name);
       }
       const bool is_root = f.is_roots;
+      const unsigned char type = f.types[ev.idx];
       const uint64_t parent_mnt = f.mnt_id;
       // The frame may move when descend() pushes: take what the callee needs first.
       sel_.child_scope(f.is_roots ? f.root_scopes[ev.idx] : f.scope, path, &scope_);
       const std::string parent_fstype = f.is_roots ? f.root_fstypes[ev.idx] : f.fstype;
       if (scope_.empty() && !(ev.descend && sel_.may_match_below(path))) continue;  // nothing here for the policy
       if (!(ev.descend ? descend(std::move(parent), std::move(name), std::move(path), is_root, parent_mnt, parent_fstype)
-                       : emit_entry(std::move(parent), std::move(name), std::move(path), parent_fstype)))
+                       : emit_entry(std::move(parent), std::move(name), std::move(path), type, parent_fstype)))
         return {};  // the consumer stopped us
     }
     return {};
@@ -246,9 +249,12 @@ class Walk {
     return w >= 0 && !sel_.policy().rules[static_cast<size_t>(w)].exclude ? w : -1;
   }
 
-  bool emit_entry(SharedFd parent, Bytes name, Bytes path, const std::string& fstype) {
+  /// `type`: the entry's DT_* type from its directory's listing.
+  bool emit_entry(SharedFd parent, Bytes name, Bytes path, unsigned char type, const std::string& fstype) {
     WalkItem item;
-    if (lstat_at(parent->get(), name.c_str(), &item.target.st, &item.target.btime_ns) != 0) {
+    if (opts_.types_only && type != DT_UNKNOWN) {
+      item.target.st.st_mode = DTTOIF(type);  // counting: the listing's type is enough
+    } else if (lstat_at(parent->get(), name.c_str(), &item.target.st, &item.target.btime_ns) != 0) {
       if (errno == ENOENT) return true;  // gone since the listing: absent, like any removed entry
       item.kind = WalkItem::Kind::StatFailed;
       item.err = errno;
@@ -310,11 +316,10 @@ class Walk {
     f.mnt_id = mnt;
     f.dev = st.st_dev;
     f.ino = st.st_ino;
-    std::vector<bool> is_dir;
-    if (const int err = list_directory(fd.get(), &f.names, &is_dir); err != 0)
+    if (const int err = list_directory(fd.get(), &f.names, &f.types); err != 0)
       return incomplete(std::move(f.path), err);
     f.fd = budgeted(std::move(fd), budget_);
-    sort_events(&f, is_dir);
+    sort_events(&f, true);
     stack_.push_back(std::move(f));
     if (stack_.size() > kFdFrames + 1) {
       Frame& far = stack_[stack_.size() - kFdFrames - 1];

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <tuple>
 
+#include "fim/rules.h"
 #include "fim/walk.h"
 #include "testutil.h"
 
@@ -136,4 +138,35 @@ TEST_CASE("a deep walk keeps few fds, and a directory moved away while the walk 
     CHECK(lost->err == ESTALE);
     for (const auto& i : items) CHECK(path_within(i.target.path, d / "t"));
   }
+}
+
+TEST_CASE("types_only (init's pre-walk): the same entries and rules as a stat walk, each typed by its listing") {
+  TempDir d;
+  for (const char* dir : {"etc", "etc/sub", "etc/skip"}) REQUIRE(::mkdir((d / dir).c_str(), 0755) == 0);
+  for (const char* f : {"etc/a", "etc/sub/b", "etc/skip/c", "etc/z.log"}) test::write_file(d / f, "x");
+  REQUIRE(::symlink("a", (d / "etc/link").c_str()) == 0);
+  REQUIRE(::mkfifo((d / "etc/fifo").c_str(), 0600) == 0);
+  // Decided by path, glob, file type: the pre-walk must drop and keep exactly what the scan does.
+  auto policy = parse_policy_text("[[rule]]\npath = \"" + d / "etc" + "\"\n"
+                                  "[[exclude]]\npath = \"" + d / "etc" + "\"\ntype = [\"symlink\", \"fifo\"]\n"
+                                  "[[exclude]]\npath = \"" + d / "etc/skip" + "\"\n"
+                                  "[[rule]]\nglob = \"" + d / "etc/*.log" + "\"\nattrs = \"perms\"\n",
+                                  "t.toml");
+  REQUIRE(policy.has_value());
+  const Selector sel(*policy);
+  const auto items = [&](bool types_only) {
+    WalkOptions o;
+    o.selector = &sel;
+    o.types_only = types_only;
+    std::vector<std::tuple<Bytes, int, mode_t>> out;
+    REQUIRE(walk({d / "etc"}, o, [&](WalkItem&& item) {
+              out.emplace_back(item.target.path, item.rule, item.target.st.st_mode & S_IFMT);
+              if (types_only) CHECK(item.target.st.st_size == 0);  // not stat'ed
+              return true;
+            }).has_value());
+    return out;
+  };
+  const auto stat_walk = items(false);
+  CHECK(stat_walk.size() == 5);  // etc, etc/a, etc/sub, etc/sub/b, etc/z.log
+  CHECK(items(true) == stat_walk);
 }
